@@ -1,0 +1,151 @@
+"""The state commitment: leaf encodings, the globals blob and the state root.
+
+    state_root = keccak(accounts_root ‖ slots_root ‖ keccak(globals) ‖ uint64 deposits_done ‖ uint64 forced_done)
+
+- accounts_root: MerkleTree(ACCOUNT_TREE_DEPTH) over keccak(encode_account(account)) by account id;
+- slots_root: MerkleTree(SLOT_TREE_DEPTH) over keccak(encode_slot(slot)) by slot id;
+- globals: config, per-market prices and funding, and the system balances and counters;
+- the queue counters sit in the top preimage so that L1 can read them from a posted root's preimage.
+
+All encodings are fixed-width big-endian (Solidity's abi.encodePacked), signed fields in two's
+complement. Leaves are never 64 bytes long, so a leaf cannot pose as an inner node.
+"""
+
+from __future__ import annotations
+
+from .constants import ACCOUNT_TREE_DEPTH, SLOT_TREE_DEPTH
+from .crypto import keccak
+from .merkle import EMPTY_LEAF, MerkleTree
+from .state import Account, Slot, State
+
+ACCOUNT_FIXED_BYTES = 20 + 16 + 16 + 8 + 32 + 1  # owner, collateral, withdrawn, nonce base, bits, count
+POSITION_BYTES = 1 + 8 + 16  # market, size, funding index
+SLOT_BYTES = 4 + 1 + 1 + 8 + 8 + 4 + 8
+MARKET_BYTES = 8 + 8 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 16
+SYSTEM_BYTES = 8 + 8 + 16 + 16 + 16 + 8 + 8
+
+
+def _int(value: int, width: int) -> bytes:
+    return value.to_bytes(width, "big", signed=True)
+
+
+def _uint(value: int, width: int) -> bytes:
+    return value.to_bytes(width, "big")
+
+
+def encode_account(account: Account) -> bytes:
+    parts = [
+        account.owner,
+        _int(account.collateral, 16),
+        _uint(account.withdrawn, 16),
+        _uint(account.nonce_base, 8),
+        _uint(account.nonce_bits, 32),
+        _uint(len(account.positions), 1),
+    ]
+    for market in sorted(account.positions):
+        position = account.positions[market]
+        parts.append(_uint(market, 1) + _int(position.size, 8) + _int(position.funding_index, 16))
+    return b"".join(parts)
+
+
+def hash_account(account: Account | None) -> bytes:
+    return EMPTY_LEAF if account is None else keccak(encode_account(account))
+
+
+def encode_slot(slot: Slot) -> bytes:
+    return (
+        _uint(slot.account_id, 4)
+        + _uint(slot.market, 1)
+        + _uint(int(slot.is_buy), 1)
+        + _uint(slot.limit_price, 8)
+        + _uint(slot.remaining, 8)
+        + _uint(slot.fee_rate, 4)
+        + _uint(slot.expiry, 8)
+    )
+
+
+def hash_slot(slot: Slot | None) -> bytes:
+    return EMPTY_LEAF if slot is None else keccak(encode_slot(slot))
+
+
+def encode_globals(state: State) -> bytes:
+    config = state.config
+    parts = [
+        config.domain_separator,
+        _uint(config.quorum, 1),
+        _uint(len(config.oracles), 1),
+        *config.oracles,
+        _uint(len(config.markets), 1),
+    ]
+    for market, dynamic in zip(config.markets, state.markets):
+        parts.append(
+            _uint(market.step_size, 8)
+            + _uint(market.tick_size, 8)
+            + _uint(market.initial_margin, 4)
+            + _uint(market.maintenance_margin, 4)
+            + _uint(market.liquidation_fee, 4)
+            + _uint(market.max_funding_rate, 8)
+            + _uint(market.max_position, 8)
+            + _uint(dynamic.price, 8)
+            + _uint(dynamic.price_time, 8)
+            + _int(dynamic.funding_index, 16)
+        )
+    parts.append(
+        _uint(state.time, 8)
+        + _uint(state.funding_time, 8)
+        + _int(state.insurance, 16)
+        + _int(state.fees, 16)
+        + _int(state.funding_pool, 16)
+        + _uint(state.next_account_id, 8)
+        + _uint(state.next_slot, 8)
+    )
+    return b"".join(parts)
+
+
+def compute_state_root_from_parts(
+    accounts_root: bytes, slots_root: bytes, globals_hash: bytes, deposits_done: int, forced_done: int
+) -> bytes:
+    return keccak(accounts_root + slots_root + globals_hash + _uint(deposits_done, 8) + _uint(forced_done, 8))
+
+
+class Commitment:
+    """The Merkle trees of a State, updated from its dirty sets once per batch (not per tx)."""
+
+    __slots__ = ("accounts", "slots")
+
+    def __init__(self) -> None:
+        self.accounts = MerkleTree(ACCOUNT_TREE_DEPTH)
+        self.slots = MerkleTree(SLOT_TREE_DEPTH)
+
+    @classmethod
+    def from_state(cls, state: State) -> "Commitment":
+        commitment = cls()
+        state.dirty_accounts.update(state.accounts)
+        state.dirty_slots.update(state.slots)
+        commitment.update(state)
+        return commitment
+
+    def update(self, state: State) -> bytes:
+        """Rehash the leaves the state marked dirty, clear the marks, return the state root."""
+        if state.dirty_accounts:
+            accounts = state.accounts
+            self.accounts.update({i: hash_account(accounts.get(i)) for i in state.dirty_accounts})
+            state.dirty_accounts.clear()
+        if state.dirty_slots:
+            slots = state.slots
+            self.slots.update({i: hash_slot(slots.get(i)) for i in state.dirty_slots})
+            state.dirty_slots.clear()
+        return compute_state_root_from_parts(
+            self.accounts.root(), self.slots.root(), keccak(encode_globals(state)), state.deposits_done, state.forced_done
+        )
+
+
+def compute_state_root(state: State) -> bytes:
+    """The state root from scratch (slow path; clears nothing it does not recompute)."""
+    accounts = MerkleTree(ACCOUNT_TREE_DEPTH)
+    accounts.update({i: hash_account(a) for i, a in state.accounts.items()})
+    slots = MerkleTree(SLOT_TREE_DEPTH)
+    slots.update({i: hash_slot(s) for i, s in state.slots.items()})
+    return compute_state_root_from_parts(
+        accounts.root(), slots.root(), keccak(encode_globals(state)), state.deposits_done, state.forced_done
+    )

@@ -1,0 +1,49 @@
+"""Typed constants of the optinode perpetuals state machine.
+
+Every quantity in the spec is an integer. The units are:
+- collateral: the smallest unit of the 6-decimal stablecoin (1e-6 USD);
+- size: a market's synthetic base unit (its resolution, set in the market config);
+- price and funding index: collateral units per base unit, fixed point with PRICE_ONE;
+- fractions (margin, fees, liquidation penalty): parts per FRACTION_ONE;
+- funding rate: per second, parts per FUNDING_RATE_ONE.
+"""
+
+from typing import Final
+
+# --- fixed point ---------------------------------------------------------------------------------
+PRICE_ONE: Final[int] = 10**8
+FRACTION_ONE: Final[int] = 10**6
+FUNDING_RATE_ONE: Final[int] = 10**12
+
+# --- tree shapes ---------------------------------------------------------------------------------
+ACCOUNT_TREE_DEPTH: Final[int] = 32
+SLOT_TREE_DEPTH: Final[int] = 32
+
+# --- explicit bounds -------------------------------------------------------------------------------
+MAX_U8: Final[int] = 2**8 - 1
+MAX_U32: Final[int] = 2**32 - 1
+MAX_U64: Final[int] = 2**64 - 1
+MAX_ACCOUNT_ID: Final[int] = 2**ACCOUNT_TREE_DEPTH - 1
+MAX_SLOT_ID: Final[int] = 2**SLOT_TREE_DEPTH - 1
+MAX_AMOUNT: Final[int] = MAX_U64  # deposits, withdrawals, order and fill sizes
+MAX_PRICE: Final[int] = MAX_U64
+MAX_TIMESTAMP: Final[int] = MAX_U64
+MAX_NONCE: Final[int] = MAX_U64
+MAX_POSITION: Final[int] = 2**63 - 1  # |size| of a position; markets set a lower risk limit
+MAX_BALANCE: Final[int] = 2**127 - 1  # |collateral| of an account or a system balance
+MAX_FUNDING_INDEX: Final[int] = 2**127 - 1
+MAX_MARKETS: Final[int] = 16
+MAX_ORACLES: Final[int] = 32
+
+# --- replay protection -----------------------------------------------------------------------------
+# Each account keeps a window of NONCE_WINDOW nonces [nonce_base, nonce_base + NONCE_WINDOW) with a
+# bitmap of the ones used. A nonce above the window slides it up; one below it is rejected.
+NONCE_WINDOW: Final[int] = 256
+
+# --- signatures ------------------------------------------------------------------------------------
+SECP256K1_N: Final[int] = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_N: Final[int] = SECP256K1_N // 2
+
+# --- EIP-712 domain --------------------------------------------------------------------------------
+EIP712_NAME: Final[str] = "optinode"
+EIP712_VERSION: Final[str] = "1"

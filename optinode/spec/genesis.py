@@ -1,0 +1,81 @@
+"""The genesis state from a plain-data description (the `[genesis]` part of a config file)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from .eip712 import compute_domain_separator
+from .state import Config, MarketConfig, MarketState, State
+
+
+class GenesisMarket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    step_size: int
+    tick_size: int
+    initial_margin: int
+    maintenance_margin: int
+    liquidation_fee: int
+    max_funding_rate: int
+    max_position: int
+    price: int
+
+
+class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    chain_id: int
+    verifying_contract: bytes  # the Rollup contract: the EIP-712 domain's verifyingContract
+    oracles: tuple[bytes, ...]
+    quorum: int
+    markets: tuple[GenesisMarket, ...]
+    time: int
+
+
+class InvalidGenesis(ValueError):
+    pass
+
+
+def check_genesis(genesis: Genesis) -> None:
+    if not 1 <= genesis.quorum <= len(genesis.oracles) <= 32:
+        raise InvalidGenesis("need 1 <= quorum <= number of oracles <= 32")
+    if not 1 <= len(genesis.markets) <= 16:
+        raise InvalidGenesis("need 1 to 16 markets")
+    if len(genesis.verifying_contract) != 20 or any(len(o) != 20 for o in genesis.oracles):
+        raise InvalidGenesis("addresses are 20 bytes")
+    for m in genesis.markets:
+        if not (0 < m.step_size < 2**64 and 0 < m.tick_size < 2**64 and 0 < m.price < 2**64):
+            raise InvalidGenesis(f"{m.name}: step, tick and price must be positive u64")
+        if not 0 < m.maintenance_margin <= m.initial_margin <= 10**6:
+            raise InvalidGenesis(f"{m.name}: need 0 < maintenance <= initial <= 1e6")
+        if not (0 <= m.liquidation_fee <= m.maintenance_margin and 0 <= m.max_funding_rate < 2**64 and 0 < m.max_position < 2**63):
+            raise InvalidGenesis(f"{m.name}: liquidation fee, funding rate or position limit out of range")
+
+
+def create_genesis_state(genesis: Genesis) -> State:
+    check_genesis(genesis)
+    config = Config(
+        domain_separator=compute_domain_separator(genesis.chain_id, genesis.verifying_contract),
+        oracles=tuple(genesis.oracles),
+        quorum=genesis.quorum,
+        markets=tuple(
+            MarketConfig(
+                name=m.name,
+                step_size=m.step_size,
+                tick_size=m.tick_size,
+                initial_margin=m.initial_margin,
+                maintenance_margin=m.maintenance_margin,
+                liquidation_fee=m.liquidation_fee,
+                max_funding_rate=m.max_funding_rate,
+                max_position=m.max_position,
+            )
+            for m in genesis.markets
+        ),
+    )
+    return State(
+        config=config,
+        markets=[MarketState(price=m.price, price_time=genesis.time, funding_index=0) for m in genesis.markets],
+        time=genesis.time,
+        funding_time=genesis.time,
+        accounts={},
+        slots={},
+        dirty_accounts=set(),
+        dirty_slots=set(),
+    )

@@ -1,0 +1,614 @@
+"""The state transition function: one transaction at a time.
+
+`state_transition` checks that the transaction is well formed and dispatches to its `process_*`
+function. Each `process_*` runs its validity rules in the numbered order (the Solidity one-step
+prover checks them in the same order, so both report the same error code), computing new values in
+locals, and writes only after the last check. An `InvalidTransaction` therefore leaves the state
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .constants import (
+    FRACTION_ONE,
+    FUNDING_RATE_ONE,
+    MAX_ACCOUNT_ID,
+    MAX_AMOUNT,
+    MAX_BALANCE,
+    MAX_FUNDING_INDEX,
+    MAX_MARKETS,
+    MAX_NONCE,
+    MAX_ORACLES,
+    MAX_PRICE,
+    MAX_SLOT_ID,
+    MAX_TIMESTAMP,
+    MAX_U32,
+    MAX_U8,
+    NONCE_WINDOW,
+    PRICE_ONE,
+)
+from .crypto import recover_signer
+from .eip712 import compute_order_digest, compute_typed_digest, hash_oracle_price, hash_withdraw
+from .errors import ErrorCode, InvalidTransaction
+from .margin import (
+    ceil_div,
+    compute_settled_funding,
+    get_total_risk,
+    get_total_value,
+    is_liquidatable,
+    is_margin_ok_after_fill,
+    with_position,
+)
+from .state import Account, Position, Slot, State, get_account, get_slot, set_account, set_slot
+from .types import (
+    Deleverage,
+    Deposit,
+    ForcedWithdraw,
+    FundingTick,
+    L1Context,
+    Liquidate,
+    Malformed,
+    OraclePrice,
+    Order,
+    OrderOrRef,
+    Receipt,
+    SlotRef,
+    Trade,
+    Transaction,
+    Withdraw,
+)
+
+APPLIED = Receipt(ErrorCode.OK, True)
+
+
+def state_transition(state: State, tx: Transaction, ctx: L1Context) -> Receipt:
+    """Apply one transaction. Invalid transactions return a receipt with `applied=False` and leave
+    the state unchanged; a forced withdrawal that is rejected is applied (its request is consumed)."""
+    try:
+        check_well_formed(tx)
+        return PROCESSORS[type(tx)](state, tx, ctx)
+    except InvalidTransaction as invalid:
+        return Receipt(invalid.code, False)
+
+
+def apply_transactions(state: State, txs: list[Transaction], ctx: L1Context) -> list[Receipt]:
+    return [state_transition(state, tx, ctx) for tx in txs]
+
+
+def require(condition: bool, code: ErrorCode, detail: str = "") -> None:
+    if not condition:
+        raise InvalidTransaction(code, detail)
+
+
+# --- well-formedness: every integer field within its declared range -----------------------------------
+
+
+def _in_range(value: int, high: int) -> bool:
+    return type(value) is int and 0 <= value <= high
+
+
+def is_well_formed_order(order: OrderOrRef) -> bool:
+    if type(order) is SlotRef:
+        return _in_range(order.slot, MAX_SLOT_ID)
+    return (
+        _in_range(order.account_id, MAX_ACCOUNT_ID)
+        and _in_range(order.market, MAX_U8)
+        and type(order.is_buy) is bool
+        and _in_range(order.size, MAX_AMOUNT)
+        and _in_range(order.limit_price, MAX_PRICE)
+        and _in_range(order.fee_rate, MAX_U32)
+        and _in_range(order.expiry, MAX_TIMESTAMP)
+        and _in_range(order.nonce, MAX_NONCE)
+        and type(order.signature) is bytes
+    )
+
+
+def is_well_formed(tx: Transaction) -> bool:
+    kind = type(tx)
+    if kind is Trade:
+        return is_well_formed_order(tx.maker) and is_well_formed_order(tx.taker) and _in_range(tx.size, MAX_AMOUNT)
+    if kind is Deposit:
+        return _in_range(tx.account_id, MAX_ACCOUNT_ID)
+    if kind is Withdraw:
+        return (
+            _in_range(tx.account_id, MAX_ACCOUNT_ID)
+            and _in_range(tx.amount, MAX_AMOUNT)
+            and _in_range(tx.expiry, MAX_TIMESTAMP)
+            and _in_range(tx.nonce, MAX_NONCE)
+        )
+    if kind is ForcedWithdraw:
+        return True
+    if kind is OraclePrice:
+        return (
+            _in_range(tx.market, MAX_U8)
+            and len(tx.samples) <= MAX_ORACLES
+            and all(
+                _in_range(s.oracle_index, MAX_U8) and _in_range(s.price, MAX_PRICE) and _in_range(s.timestamp, MAX_TIMESTAMP)
+                for s in tx.samples
+            )
+        )
+    if kind is FundingTick:
+        return (
+            _in_range(tx.timestamp, MAX_TIMESTAMP)
+            and len(tx.indices) <= MAX_MARKETS
+            and all(type(i) is int and -MAX_FUNDING_INDEX <= i <= MAX_FUNDING_INDEX for i in tx.indices)
+        )
+    if kind is Liquidate:
+        return (
+            is_well_formed_order(tx.liquidator)
+            and _in_range(tx.liquidated_id, MAX_ACCOUNT_ID)
+            and _in_range(tx.size, MAX_AMOUNT)
+        )
+    if kind is Deleverage:
+        return (
+            _in_range(tx.deleveraged_id, MAX_ACCOUNT_ID)
+            and _in_range(tx.deleverager_id, MAX_ACCOUNT_ID)
+            and _in_range(tx.market, MAX_U8)
+            and _in_range(tx.size, MAX_AMOUNT)
+        )
+    return False  # Malformed, or not a transaction at all
+
+
+def check_well_formed(tx: Transaction) -> None:
+    # A record the batch codec could not have produced is malformed, whatever its fields say.
+    require(is_well_formed(tx), ErrorCode.MALFORMED)
+
+
+# --- shared checks ---------------------------------------------------------------------------------
+
+
+def check_balance(value: int) -> None:
+    require(-MAX_BALANCE <= value <= MAX_BALANCE, ErrorCode.BALANCE_OVERFLOW)
+
+
+def check_signer(digest: bytes, signature: bytes, expected: bytes) -> None:
+    signer = recover_signer(digest, signature)
+    # The signature is 65 bytes r ‖ s ‖ v, v in {27, 28}, low s, and recovers a key.
+    require(signer is not None, ErrorCode.BAD_SIGNATURE)
+    # The recovered address is the expected signer.
+    require(signer == expected, ErrorCode.WRONG_SIGNER)
+
+
+def compute_nonce_window(account: Account, nonce: int) -> tuple[int, int]:
+    """The account's (nonce_base, nonce_bits) after using `nonce`."""
+    base, bits = account.nonce_base, account.nonce_bits
+    # The nonce is not below the window.
+    require(nonce >= base, ErrorCode.NONCE_TOO_LOW)
+    offset = nonce - base
+    if offset >= NONCE_WINDOW:  # slide the window up so that nonce is its top entry
+        shift = offset - NONCE_WINDOW + 1
+        base += shift
+        bits = bits >> shift if shift < NONCE_WINDOW else 0
+        offset = NONCE_WINDOW - 1
+    # The nonce has not been used.
+    require(not (bits >> offset) & 1, ErrorCode.NONCE_USED)
+    return base, bits | (1 << offset)
+
+
+class OrderSide:
+    """One side of a fill, resolved from a new signed order or a slot reference."""
+
+    __slots__ = ("account_id", "account", "market", "is_buy", "limit_price", "remaining", "fee_rate", "expiry", "slot_id", "nonce_state")
+
+    def __init__(self, account_id, account, market, is_buy, limit_price, remaining, fee_rate, expiry, slot_id, nonce_state):
+        self.account_id: int = account_id
+        self.account: Account = account
+        self.market: int = market
+        self.is_buy: bool = is_buy
+        self.limit_price: int = limit_price
+        self.remaining: int = remaining
+        self.fee_rate: int = fee_rate
+        self.expiry: int = expiry
+        self.slot_id: int | None = slot_id
+        self.nonce_state: tuple[int, int] | None = nonce_state
+
+
+def resolve_order(state: State, order: OrderOrRef) -> OrderSide:
+    if type(order) is SlotRef:
+        slot = get_slot(state, order.slot)
+        # (ref 1) The slot exists.
+        require(slot is not None, ErrorCode.SLOT_NOT_FOUND)
+        # (ref 2) The order still has something to fill.
+        require(slot.remaining > 0, ErrorCode.ORDER_FILLED)
+        # (ref 3) The order has not expired.
+        require(state.time <= slot.expiry, ErrorCode.EXPIRED)
+        account = get_account(state, slot.account_id)
+        return OrderSide(
+            slot.account_id, account, slot.market, slot.is_buy, slot.limit_price, slot.remaining, slot.fee_rate, slot.expiry, order.slot, None
+        )
+    markets = state.config.markets
+    # (new 1) The market exists.
+    require(order.market < len(markets), ErrorCode.MARKET_NOT_FOUND)
+    config = markets[order.market]
+    # (new 2) Size and limit price are positive multiples of the market's step and tick; fee rate <= 100%.
+    require(
+        order.size > 0
+        and order.size % config.step_size == 0
+        and order.limit_price > 0
+        and order.limit_price % config.tick_size == 0
+        and order.fee_rate <= FRACTION_ONE,
+        ErrorCode.INVALID_ORDER,
+    )
+    account = get_account(state, order.account_id)
+    # (new 3) The account exists.
+    require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+    # (new 4, 5) The order is signed by the account owner.
+    check_signer(compute_order_digest(state.config.domain_separator, order), order.signature, account.owner)
+    # (new 6) The order has not expired.
+    require(state.time <= order.expiry, ErrorCode.EXPIRED)
+    # (new 7, 8) The nonce is fresh.
+    nonce_state = compute_nonce_window(account, order.nonce)
+    return OrderSide(
+        order.account_id, account, order.market, order.is_buy, order.limit_price, order.size, order.fee_rate, order.expiry, None, nonce_state
+    )
+
+
+def check_fill_size(state: State, size: int, *sides: OrderSide) -> None:
+    step = state.config.markets[sides[0].market].step_size
+    # The fill is a positive multiple of the step and no larger than what each order has left.
+    require(size > 0 and size % step == 0 and all(size <= s.remaining for s in sides), ErrorCode.INVALID_AMOUNT)
+
+
+def compute_fee(size: int, price: int, fee_rate: int) -> int:
+    return ceil_div(size * price * fee_rate, PRICE_ONE * FRACTION_ONE)
+
+
+def write_order_side(state: State, side: OrderSide, filled: int) -> None:
+    """Record the nonce of a new order and what remains of the order (a new slot if partial)."""
+    if side.nonce_state is not None:
+        side.account.nonce_base, side.account.nonce_bits = side.nonce_state
+    remaining = side.remaining - filled
+    if side.slot_id is not None:
+        slot = get_slot(state, side.slot_id)
+        set_slot(state, side.slot_id, Slot(slot.account_id, slot.market, slot.is_buy, slot.limit_price, remaining, slot.fee_rate, slot.expiry))
+    elif remaining > 0:
+        set_slot(
+            state,
+            state.next_slot,
+            Slot(side.account_id, side.market, side.is_buy, side.limit_price, remaining, side.fee_rate, side.expiry),
+        )
+        state.next_slot += 1
+
+
+# --- process_* --------------------------------------------------------------------------------------
+
+
+def process_deposit(state: State, tx: Deposit, ctx: L1Context) -> Receipt:
+    entry = ctx.deposits.get(state.deposits_done)
+    # 1. An L1 deposit is waiting in the queue.
+    require(entry is not None, ErrorCode.NO_PENDING_DEPOSIT)
+    if tx.account_id == state.next_account_id:
+        account = None  # a new account for entry.owner
+    else:
+        account = get_account(state, tx.account_id)
+        # 2. The account exists, or the id is the next free one.
+        require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+        # 3. An existing account belongs to the depositor.
+        require(account.owner == entry.owner, ErrorCode.OWNER_MISMATCH)
+    collateral = (account.collateral if account else 0) + entry.amount
+    # 4. The amount is in range and the balance does not overflow.
+    require(0 <= entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
+    check_balance(collateral)
+    if account is None:
+        account = Account(owner=entry.owner, positions={})
+        state.next_account_id += 1
+    account.collateral = collateral
+    set_account(state, tx.account_id, account)
+    state.deposits_done += 1
+    return APPLIED
+
+
+class Party:
+    """An account taking part in a fill, with funding settled (nothing written yet)."""
+
+    __slots__ = ("account_id", "account", "collateral", "positions", "funding_paid")
+
+    def __init__(self, state: State, account_id: int, account: Account) -> None:
+        self.account_id = account_id
+        self.account = account
+        self.collateral, self.positions, self.funding_paid = compute_settled_funding(state, account)
+
+
+def compute_party_after(state: State, party: Party, market: int, size_delta: int, collateral_delta: int) -> tuple[int, dict[int, Position]]:
+    """Collateral and positions after a fill; checks the position limit and the balance range."""
+    old = party.positions.get(market)
+    new_size = (old.size if old else 0) + size_delta
+    # The new position is within the market's risk limit.
+    require(abs(new_size) <= state.config.markets[market].max_position, ErrorCode.POSITION_LIMIT)
+    collateral = party.collateral + collateral_delta
+    # The collateral stays in range.
+    check_balance(collateral)
+    return collateral, with_position(party.positions, market, new_size, state.markets[market].funding_index)
+
+
+def check_margin(state: State, party: Party, collateral: int, positions: dict[int, Position], market: int) -> None:
+    # The margin rule holds after the fill (see margin.is_margin_ok_after_fill).
+    require(
+        is_margin_ok_after_fill(state, party.collateral, party.positions, collateral, positions, market),
+        ErrorCode.INSUFFICIENT_MARGIN,
+    )
+
+
+def write_party(state: State, party: Party, collateral: int, positions: dict[int, Position]) -> None:
+    account = party.account
+    account.collateral = collateral
+    account.positions = positions
+    set_account(state, party.account_id, account)
+    state.funding_pool += party.funding_paid
+
+
+def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
+    # 1-2. Each order is a valid new signed order or a live slot (rules in resolve_order).
+    maker = resolve_order(state, tx.maker)
+    taker = resolve_order(state, tx.taker)
+    # 3. Two different accounts.
+    require(maker.account_id != taker.account_id, ErrorCode.SELF_TRADE)
+    # 4. The same market.
+    require(maker.market == taker.market, ErrorCode.MARKET_MISMATCH)
+    # 5. Opposite sides.
+    require(maker.is_buy != taker.is_buy, ErrorCode.SAME_SIDE)
+    # 6. A valid fill size for both orders.
+    size = tx.size
+    check_fill_size(state, size, maker, taker)
+    # 7. The trade executes at the maker's price, which must satisfy the taker's limit.
+    price = maker.limit_price
+    require(price <= taker.limit_price if taker.is_buy else price >= taker.limit_price, ErrorCode.PRICE_LIMIT)
+    market = maker.market
+    buyer, seller = (maker, taker) if maker.is_buy else (taker, maker)
+    buyer_party = Party(state, buyer.account_id, buyer.account)
+    seller_party = Party(state, seller.account_id, seller.account)
+    # The buyer pays the notional rounded up, the seller receives it rounded down: the dust is a fee.
+    paid = ceil_div(size * price, PRICE_ONE)
+    received = size * price // PRICE_ONE
+    buyer_fee = compute_fee(size, price, buyer.fee_rate)
+    seller_fee = compute_fee(size, price, seller.fee_rate)
+    # 8-9. Positions within the risk limit and balances in range (buyer, then seller).
+    buyer_collateral, buyer_positions = compute_party_after(state, buyer_party, market, size, -paid - buyer_fee)
+    seller_collateral, seller_positions = compute_party_after(state, seller_party, market, -size, received - seller_fee)
+    fees = state.fees + buyer_fee + seller_fee + (paid - received)
+    check_balance(fees)
+    # 10. Margin (buyer, then seller).
+    check_margin(state, buyer_party, buyer_collateral, buyer_positions, market)
+    check_margin(state, seller_party, seller_collateral, seller_positions, market)
+    # Write.
+    write_party(state, buyer_party, buyer_collateral, buyer_positions)
+    write_party(state, seller_party, seller_collateral, seller_positions)
+    write_order_side(state, maker, size)
+    write_order_side(state, taker, size)
+    state.fees = fees
+    return APPLIED
+
+
+def compute_withdrawal(state: State, account_id: int, account: Account, amount: int) -> tuple[Party, int]:
+    """The settled party and its collateral after withdrawing `amount`; checks amount and margin."""
+    # The amount is positive.
+    require(amount > 0, ErrorCode.INVALID_AMOUNT)
+    party = Party(state, account_id, account)
+    collateral = party.collateral - amount
+    # What remains covers the initial margin of the open positions (with none: collateral >= 0).
+    require(
+        get_total_value(state, collateral, party.positions) >= get_total_risk(state, party.positions, initial=True),
+        ErrorCode.INSUFFICIENT_MARGIN,
+    )
+    # The cumulative withdrawn amount stays in range.
+    check_balance(account.withdrawn + amount)
+    return party, collateral
+
+
+def write_withdrawal(state: State, party: Party, collateral: int, amount: int) -> None:
+    party.account.withdrawn += amount
+    write_party(state, party, collateral, party.positions)
+
+
+def process_withdraw(state: State, tx: Withdraw, ctx: L1Context) -> Receipt:
+    account = get_account(state, tx.account_id)
+    # 1. The account exists.
+    require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+    # 2-3. Signed by the owner.
+    check_signer(compute_typed_digest(state.config.domain_separator, hash_withdraw(tx)), tx.signature, account.owner)
+    # 4. Not expired.
+    require(state.time <= tx.expiry, ErrorCode.EXPIRED)
+    # 5-6. A fresh nonce.
+    nonce_state = compute_nonce_window(account, tx.nonce)
+    # 7-9. Amount, margin, range.
+    party, collateral = compute_withdrawal(state, tx.account_id, account, tx.amount)
+    account.nonce_base, account.nonce_bits = nonce_state
+    write_withdrawal(state, party, collateral, tx.amount)
+    return APPLIED
+
+
+def process_forced_withdraw(state: State, tx: ForcedWithdraw, ctx: L1Context) -> Receipt:
+    entry = ctx.forced.get(state.forced_done)
+    # 1. An L1 forced-withdrawal request is waiting (otherwise the transaction is invalid).
+    require(entry is not None, ErrorCode.NO_PENDING_FORCED)
+    # From here on the request is consumed whatever happens; a failed rule rejects it with a reason.
+    try:
+        account = get_account(state, entry.account_id)
+        # 2. The account exists.
+        require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+        # 3. The requester owns it.
+        require(account.owner == entry.requester, ErrorCode.OWNER_MISMATCH)
+        # 4. The amount is in range.
+        require(entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
+        # 5-7. Amount positive, margin, range.
+        party, collateral = compute_withdrawal(state, entry.account_id, account, entry.amount)
+    except InvalidTransaction as rejected:
+        state.forced_done += 1
+        return Receipt(rejected.code, True)
+    write_withdrawal(state, party, collateral, entry.amount)
+    state.forced_done += 1
+    return APPLIED
+
+
+def lower_median(values: list[int]) -> int:
+    return sorted(values)[(len(values) - 1) // 2]
+
+
+def process_oracle_price(state: State, tx: OraclePrice, ctx: L1Context) -> Receipt:
+    # 1. The market exists.
+    require(tx.market < len(state.markets), ErrorCode.MARKET_NOT_FOUND)
+    market = state.markets[tx.market]
+    oracles = state.config.oracles
+    # 2. At least a quorum of samples.
+    require(len(tx.samples) >= state.config.quorum, ErrorCode.QUORUM_NOT_MET)
+    previous_index = -1
+    for sample in tx.samples:
+        # 3. Oracle indices are known and strictly increasing (each oracle counts once).
+        require(previous_index < sample.oracle_index < len(oracles), ErrorCode.INVALID_ORACLE)
+        previous_index = sample.oracle_index
+        # 4. The price is positive.
+        require(sample.price > 0, ErrorCode.INVALID_PRICE)
+        # 5. Not later than the batch's L1 timestamp.
+        require(sample.timestamp <= ctx.l1_timestamp, ErrorCode.FUTURE_TIMESTAMP)
+        # 6. Newer than the market's current price.
+        require(sample.timestamp > market.price_time, ErrorCode.STALE_TIMESTAMP)
+        # 7-8. Signed by that oracle.
+        digest = compute_typed_digest(state.config.domain_separator, hash_oracle_price(tx.market, sample))
+        check_signer(digest, sample.signature, oracles[sample.oracle_index])
+    # The new price and its time are the lower medians: a minority of oracles moves neither.
+    market.price = lower_median([s.price for s in tx.samples])
+    market.price_time = lower_median([s.timestamp for s in tx.samples])
+    state.time = max(state.time, market.price_time)
+    return APPLIED
+
+
+def process_funding_tick(state: State, tx: FundingTick, ctx: L1Context) -> Receipt:
+    # 1. One index per market.
+    require(len(tx.indices) == len(state.markets), ErrorCode.WRONG_MARKET_COUNT)
+    # 2. Time moves forward: after the last funding tick and not before the system time.
+    require(tx.timestamp > state.funding_time and tx.timestamp >= state.time, ErrorCode.STALE_TIMESTAMP)
+    # 3. Not later than the batch's L1 timestamp.
+    require(tx.timestamp <= ctx.l1_timestamp, ErrorCode.FUTURE_TIMESTAMP)
+    elapsed = tx.timestamp - state.funding_time
+    for market, config, index in zip(state.markets, state.config.markets, tx.indices):
+        # 4. |index change| <= max rate * price * elapsed, exactly (no rounding).
+        require(
+            abs(index - market.funding_index) * FUNDING_RATE_ONE <= config.max_funding_rate * market.price * elapsed,
+            ErrorCode.FUNDING_RATE_EXCEEDED,
+        )
+    for market, index in zip(state.markets, tx.indices):
+        market.funding_index = index
+    state.funding_time = state.time = tx.timestamp
+    return APPLIED
+
+
+def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
+    # 1. The liquidator's order is a valid new signed order or a live slot.
+    liquidator = resolve_order(state, tx.liquidator)
+    liquidated_account = get_account(state, tx.liquidated_id)
+    # 2. The liquidated account exists.
+    require(liquidated_account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+    # 3. Two different accounts.
+    require(liquidator.account_id != tx.liquidated_id, ErrorCode.SELF_TRADE)
+    # 4. A valid fill size for the liquidator's order.
+    size = tx.size
+    check_fill_size(state, size, liquidator)
+    market = liquidator.market
+    liquidated = Party(state, tx.liquidated_id, liquidated_account)
+    # 5. The liquidated account is below maintenance margin.
+    require(is_liquidatable(state, liquidated.collateral, liquidated.positions), ErrorCode.NOT_LIQUIDATABLE)
+    position = liquidated.positions.get(market)
+    held = position.size if position else 0
+    # 6. The fill only shrinks the liquidated position: it takes the other side, at most all of it.
+    require(
+        held != 0 and (held > 0) == liquidator.is_buy and size <= abs(held),
+        ErrorCode.NOT_REDUCING,
+    )
+    price = liquidator.limit_price
+    oracle = state.markets[market].price
+    maintenance = state.config.markets[market].maintenance_margin
+    # 7. The price is within the maintenance band around the oracle price, so the liquidated
+    #    account is not sold out below what its margin already accounts for.
+    if held > 0:
+        require(price * FRACTION_ONE >= oracle * (FRACTION_ONE - maintenance), ErrorCode.LIQUIDATION_PRICE)
+    else:
+        require(price * FRACTION_ONE <= oracle * (FRACTION_ONE + maintenance), ErrorCode.LIQUIDATION_PRICE)
+    liquidator_party = Party(state, liquidator.account_id, liquidator.account)
+    paid = ceil_div(size * price, PRICE_ONE)
+    received = size * price // PRICE_ONE
+    liquidator_fee = compute_fee(size, price, liquidator.fee_rate)
+    if liquidator.is_buy:
+        liquidator_delta, liquidated_delta = -paid - liquidator_fee, received
+    else:
+        liquidator_delta, liquidated_delta = received - liquidator_fee, -paid
+    signed_size = size if liquidator.is_buy else -size
+    # 8. Positions within limits and balances in range (liquidator, then liquidated).
+    liquidator_collateral, liquidator_positions = compute_party_after(state, liquidator_party, market, signed_size, liquidator_delta)
+    liquidated_collateral, liquidated_positions = compute_party_after(state, liquidated, market, -signed_size, liquidated_delta)
+    # The penalty is a fraction of the oracle notional, capped by what value the account has left.
+    value_left = get_total_value(state, liquidated_collateral, liquidated_positions)
+    penalty = min(compute_fee(size, oracle, state.config.markets[market].liquidation_fee), max(0, value_left))
+    liquidated_collateral -= penalty
+    check_balance(liquidated_collateral)
+    insurance = state.insurance + penalty
+    fees = state.fees + liquidator_fee + (paid - received)
+    check_balance(insurance)
+    check_balance(fees)
+    # 9. The liquidator meets the margin rule.
+    check_margin(state, liquidator_party, liquidator_collateral, liquidator_positions, market)
+    write_party(state, liquidator_party, liquidator_collateral, liquidator_positions)
+    write_party(state, liquidated, liquidated_collateral, liquidated_positions)
+    write_order_side(state, liquidator, size)
+    state.insurance = insurance
+    state.fees = fees
+    return APPLIED
+
+
+def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
+    # 1. The market exists.
+    require(tx.market < len(state.markets), ErrorCode.MARKET_NOT_FOUND)
+    deleveraged_account = get_account(state, tx.deleveraged_id)
+    deleverager_account = get_account(state, tx.deleverager_id)
+    # 2. Both accounts exist.
+    require(deleveraged_account is not None and deleverager_account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+    # 3. Two different accounts.
+    require(tx.deleveraged_id != tx.deleverager_id, ErrorCode.SELF_TRADE)
+    size = tx.size
+    # 4. The size is positive.
+    require(size > 0, ErrorCode.INVALID_AMOUNT)
+    deleveraged = Party(state, tx.deleveraged_id, deleveraged_account)
+    deleverager = Party(state, tx.deleverager_id, deleverager_account)
+    value = get_total_value(state, deleveraged.collateral, deleveraged.positions)
+    # 5. The deleveraged account's total value is negative.
+    require(value < 0, ErrorCode.NOT_DELEVERAGEABLE)
+    a = deleveraged.positions.get(tx.market)
+    b = deleverager.positions.get(tx.market)
+    held = a.size if a else 0
+    other = b.size if b else 0
+    # 6. Opposite positions, and the size closes at most each of them.
+    require(held * other < 0 and size <= abs(held) and size <= abs(other), ErrorCode.NOT_REDUCING)
+    price = state.markets[tx.market].price
+    # At the bankruptcy price: the deleveraged account's deficit shrinks in proportion to the part
+    # of its position closed (all of it closes the deficit to zero). Rounded against the deleveraged.
+    denominator = PRICE_ONE * abs(held)
+    if held > 0:  # the deleveraged long sells `size` and receives
+        amount = (size * price * abs(held) - value * size * PRICE_ONE) // denominator
+        deleveraged_delta, signed_size = amount, -size
+    else:  # the deleveraged short buys back `size` and pays
+        amount = ceil_div(size * price * abs(held) + value * size * PRICE_ONE, denominator)
+        deleveraged_delta, signed_size = -amount, size
+    # 7. Balances in range (deleveraged, then deleverager); positions only shrink, so no limit check.
+    deleveraged_collateral, deleveraged_positions = compute_party_after(state, deleveraged, tx.market, signed_size, deleveraged_delta)
+    deleverager_collateral, deleverager_positions = compute_party_after(state, deleverager, tx.market, -signed_size, -deleveraged_delta)
+    write_party(state, deleveraged, deleveraged_collateral, deleveraged_positions)
+    write_party(state, deleverager, deleverager_collateral, deleverager_positions)
+    return APPLIED
+
+
+def process_malformed(state: State, tx: Malformed, ctx: L1Context) -> Receipt:
+    raise InvalidTransaction(ErrorCode.MALFORMED)
+
+
+PROCESSORS: dict[type, Callable[[State, Transaction, L1Context], Receipt]] = {
+    Deposit: process_deposit,
+    Trade: process_trade,
+    Withdraw: process_withdraw,
+    ForcedWithdraw: process_forced_withdraw,
+    OraclePrice: process_oracle_price,
+    FundingTick: process_funding_tick,
+    Liquidate: process_liquidate,
+    Deleverage: process_deleverage,
+    Malformed: process_malformed,
+}

@@ -1,0 +1,158 @@
+"""Wire types: orders, transactions, L1 queue entries and receipts (msgspec frozen Structs).
+
+A transaction is what a batch record decodes to. Undecodable records become `Malformed`, an explicit
+transaction that is always invalid. JSON form: `{"type": "<ClassName>", ...}`, bytes as 0x-hex
+(see `optinode.spec.serde`).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from .errors import ErrorCode
+
+
+class _Wire(msgspec.Struct, frozen=True, tag_field="type", tag=True, forbid_unknown_fields=True):
+    pass
+
+
+class Order(_Wire):
+    """An EIP-712 signed limit order (see docs/eip712.md). `signature` is 65 bytes r ‖ s ‖ v."""
+
+    account_id: int
+    market: int
+    is_buy: bool
+    size: int
+    limit_price: int
+    fee_rate: int  # parts per FRACTION_ONE of notional, charged on every fill
+    expiry: int  # last valid system time (seconds)
+    nonce: int
+    signature: bytes
+
+
+class SlotRef(_Wire):
+    """A partially filled order already recorded in the state, continued by reference."""
+
+    slot: int
+
+
+OrderOrRef = Union[Order, SlotRef]
+
+
+class PriceSample(_Wire):
+    """One oracle's EIP-712 signed price for a market."""
+
+    oracle_index: int
+    price: int
+    timestamp: int
+    signature: bytes
+
+
+class Deposit(_Wire):
+    """Credits the next L1 deposit-queue entry to `account_id` (a new id creates the account)."""
+
+    account_id: int
+
+
+class Trade(_Wire):
+    """Fills `size` between a maker and a taker order, at the maker's limit price."""
+
+    maker: OrderOrRef
+    taker: OrderOrRef
+    size: int
+
+
+class Withdraw(_Wire):
+    """An owner-signed withdrawal of collateral to the owner's L1 address."""
+
+    account_id: int
+    amount: int
+    expiry: int
+    nonce: int
+    signature: bytes
+
+
+class ForcedWithdraw(_Wire):
+    """Consumes the next L1 forced-withdrawal request: executed, or rejected with a reason."""
+
+
+class OraclePrice(_Wire):
+    """A quorum of oracle samples; the market price becomes their median."""
+
+    market: int
+    samples: tuple[PriceSample, ...]
+
+
+class FundingTick(_Wire):
+    """New funding index per market (in market order), bounded by the max rate."""
+
+    timestamp: int
+    indices: tuple[int, ...]
+
+
+class Liquidate(_Wire):
+    """The liquidator's order takes `size` of an undercollateralised account's position."""
+
+    liquidator: OrderOrRef
+    liquidated_id: int
+    size: int
+
+
+class Deleverage(_Wire):
+    """Closes `size` of a negative-value account's position against an opposite position."""
+
+    deleveraged_id: int
+    deleverager_id: int
+    market: int
+    size: int
+
+
+class Malformed(_Wire):
+    """A record that does not decode; always invalid with MALFORMED."""
+
+    data: bytes
+
+
+Transaction = Union[
+    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed
+]
+
+
+# --- L1 inputs -------------------------------------------------------------------------------------
+
+
+class DepositEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    owner: bytes  # 20-byte L1 address credited
+    amount: int
+
+
+class ForcedEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    requester: bytes  # 20-byte L1 address that asked
+    account_id: int
+    amount: int
+
+
+class L1Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a transaction may read from L1: the batch's L1 timestamp and the queue entries,
+    keyed by their absolute queue index."""
+
+    l1_timestamp: int
+    deposits: dict[int, DepositEntry] = {}
+    forced: dict[int, ForcedEntry] = {}
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """`applied` is False exactly when the state is unchanged. A rejected forced withdrawal is
+    applied (its queue entry is consumed) with a non-OK `code` naming the reason."""
+
+    code: ErrorCode
+    applied: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.code == ErrorCode.OK
