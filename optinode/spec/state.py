@@ -118,7 +118,7 @@ def set_slot(state: State, slot_id: int, slot: Slot) -> None:
 
 def copy_state(state: State) -> State:
     """A deep copy (for replay and what-if execution)."""
-    return msgspec.convert(msgspec.to_builtins(state), State)
+    return msgspec.convert(msgspec.to_builtins(state, builtin_types=(bytes,)), State)
 
 
 def get_total_collateral(state: State) -> int:
