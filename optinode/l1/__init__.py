@@ -1,0 +1,1 @@
+"""Talking to Ethereum (L1): contract artifacts and bindings, transactions, event following, anvil."""

@@ -1,0 +1,1 @@
+"""Long-running trio services, one per module, wired by bounded memory channels."""
