@@ -149,3 +149,103 @@ def compute_state_root(state: State) -> bytes:
     return compute_state_root_from_parts(
         accounts.root(), slots.root(), keccak(encode_globals(state)), state.deposits_done, state.forced_done
     )
+
+
+# --- decoding (the one-step proof reads leaves and globals from a witness) --------------------------
+
+
+class _Reader:
+    __slots__ = ("data", "at")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def take(self, width: int) -> bytes:
+        end = self.at + width
+        if end > len(self.data):
+            raise ValueError("truncated")
+        chunk = self.data[self.at : end]
+        self.at = end
+        return chunk
+
+    def uint(self, width: int) -> int:
+        return int.from_bytes(self.take(width), "big")
+
+    def int(self, width: int) -> int:
+        return int.from_bytes(self.take(width), "big", signed=True)
+
+    def done(self) -> None:
+        if self.at != len(self.data):
+            raise ValueError("trailing bytes")
+
+
+def decode_account(data: bytes) -> Account:
+    from .state import Position
+
+    r = _Reader(data)
+    account = Account(
+        owner=r.take(20), collateral=r.int(16), withdrawn=r.uint(16), nonce_base=r.uint(8), nonce_bits=r.uint(32), positions={}
+    )
+    for _ in range(r.uint(1)):
+        market = r.uint(1)
+        account.positions[market] = Position(r.int(8), r.int(16))
+    r.done()
+    return account
+
+
+def decode_slot(data: bytes) -> Slot:
+    r = _Reader(data)
+    slot = Slot(
+        account_id=r.uint(4),
+        market=r.uint(1),
+        is_buy=bool(r.uint(1)),
+        limit_price=r.uint(8),
+        remaining=r.uint(8),
+        fee_rate=r.uint(4),
+        expiry=r.uint(8),
+    )
+    r.done()
+    return slot
+
+
+def decode_globals(data: bytes) -> State:
+    """A State holding the globals only (no accounts or slots); market names are not committed."""
+    from .state import Config, MarketConfig, MarketState
+
+    r = _Reader(data)
+    domain_separator = r.take(32)
+    quorum = r.uint(1)
+    oracles = tuple(r.take(20) for _ in range(r.uint(1)))
+    configs, markets = [], []
+    for _ in range(r.uint(1)):
+        configs.append(
+            MarketConfig(
+                name="",
+                step_size=r.uint(8),
+                tick_size=r.uint(8),
+                initial_margin=r.uint(4),
+                maintenance_margin=r.uint(4),
+                liquidation_fee=r.uint(4),
+                max_funding_rate=r.uint(8),
+                max_position=r.uint(8),
+            )
+        )
+        markets.append(MarketState(price=r.uint(8), price_time=r.uint(8), funding_index=r.int(16)))
+    state = State(
+        config=Config(domain_separator=domain_separator, oracles=oracles, quorum=quorum, markets=tuple(configs)),
+        markets=markets,
+        time=r.uint(8),
+        funding_time=r.uint(8),
+        insurance=r.int(16),
+        fees=r.int(16),
+        funding_pool=r.int(16),
+        next_account_id=r.uint(8),
+        next_slot=r.uint(8),
+        accounts={},
+        slots={},
+        dirty_accounts=set(),
+        dirty_slots=set(),
+    )
+    r.done()
+    return state
