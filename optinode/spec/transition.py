@@ -86,29 +86,28 @@ def require(condition: bool, code: ErrorCode, detail: str = "") -> None:
 
 
 def _in_range(value: int, high: int) -> bool:
-    return type(value) is int and 0 <= value <= high
+    return 0 <= value <= high
 
 
 def is_well_formed_order(order: OrderOrRef) -> bool:
+    # (Types are enforced when a transaction is built or decoded; here only the ranges.)
     if type(order) is SlotRef:
-        return _in_range(order.slot, MAX_SLOT_ID)
+        return 0 <= order.slot <= MAX_SLOT_ID
     return (
-        _in_range(order.account_id, MAX_ACCOUNT_ID)
-        and _in_range(order.market, MAX_U8)
-        and type(order.is_buy) is bool
-        and _in_range(order.size, MAX_AMOUNT)
-        and _in_range(order.limit_price, MAX_PRICE)
-        and _in_range(order.fee_rate, MAX_U32)
-        and _in_range(order.expiry, MAX_TIMESTAMP)
-        and _in_range(order.nonce, MAX_NONCE)
-        and type(order.signature) is bytes
+        0 <= order.account_id <= MAX_ACCOUNT_ID
+        and 0 <= order.market <= MAX_U8
+        and 0 <= order.size <= MAX_AMOUNT
+        and 0 <= order.limit_price <= MAX_PRICE
+        and 0 <= order.fee_rate <= MAX_U32
+        and 0 <= order.expiry <= MAX_TIMESTAMP
+        and 0 <= order.nonce <= MAX_NONCE
     )
 
 
 def is_well_formed(tx: Transaction) -> bool:
     kind = type(tx)
     if kind is Trade:
-        return is_well_formed_order(tx.maker) and is_well_formed_order(tx.taker) and _in_range(tx.size, MAX_AMOUNT)
+        return is_well_formed_order(tx.maker) and is_well_formed_order(tx.taker) and 0 <= tx.size <= MAX_AMOUNT
     if kind is Deposit:
         return _in_range(tx.account_id, MAX_ACCOUNT_ID)
     if kind is Withdraw:
@@ -133,7 +132,7 @@ def is_well_formed(tx: Transaction) -> bool:
         return (
             _in_range(tx.timestamp, MAX_TIMESTAMP)
             and len(tx.indices) <= MAX_MARKETS
-            and all(type(i) is int and -MAX_FUNDING_INDEX <= i <= MAX_FUNDING_INDEX for i in tx.indices)
+            and all(-MAX_FUNDING_INDEX <= i <= MAX_FUNDING_INDEX for i in tx.indices)
         )
     if kind is Liquidate:
         return (
