@@ -1,0 +1,1 @@
+"""Test and tooling helpers (not part of the spec): a scriptable world of signed accounts."""
