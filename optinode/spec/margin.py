@@ -16,18 +16,21 @@ def ceil_div(numerator: int, denominator: int) -> int:
 
 def compute_settled_funding(state: State, account: Account) -> tuple[int, dict[int, Position], int]:
     """The account's collateral and positions after settling funding, and the amount it paid
-    (negative: received). Nothing is written."""
-    paid = 0
-    positions: dict[int, Position] = {}
+    (negative: received). Nothing is written; the positions dict returned must not be mutated."""
     markets = state.markets
-    for market, position in account.positions.items():
+    positions = account.positions
+    if all(p.funding_index == markets[m].funding_index for m, p in positions.items()):
+        return account.collateral, positions, 0  # nothing owed: the common case within a funding period
+    paid = 0
+    settled: dict[int, Position] = {}
+    for market, position in positions.items():
         index = markets[market].funding_index
         if position.funding_index != index:
             # longs pay when the index rises; ceil rounds every payment up and every receipt down
             paid += ceil_div(position.size * (index - position.funding_index), PRICE_ONE)
             position = Position(position.size, index)
-        positions[market] = position
-    return account.collateral - paid, positions, paid
+        settled[market] = position
+    return account.collateral - paid, settled, paid
 
 
 def get_total_value(state: State, collateral: int, positions: dict[int, Position]) -> int:
