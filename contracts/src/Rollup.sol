@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Bridge} from "./Bridge.sol";
+import {BatchFraming} from "./lib/BatchFraming.sol";
+import {StateCodec} from "./lib/StateCodec.sol";
+
+/// @title Rollup — the chain of batches, their finality, and the bonds behind them
+/// @notice Batch 0 is genesis (final at deployment). Each later batch carries its records (calldata
+///         only), the preimage of its post-state root, and a bond of `proposerBond` wei from one of
+///         the proposers fixed at deployment. At append the contract computes and stores the batch's
+///         transaction-tree root (BatchFraming over the calldata), its post-state root (StateCodec),
+///         the L1 timestamp and the lengths of the two Bridge queues (the L1 inputs a one-step proof
+///         may read). A batch finalizes once its challenge window has passed, its predecessor is final
+///         and no game against it is open; its bond then returns to its proposer.
+///
+///         The DisputeGame contract is the only one that can discard batches: when a challenger wins
+///         against batch i, batches i, i+1, ... are discarded (the chain resumes from batch i-1), batch
+///         i's bond is slashed — `slashRewardBps` of it credited to the challenger, the rest burned to
+///         0x…dEaD so that challenging oneself never pays — and the bonds of the discarded successors
+///         become refundable to their proposers (`refundBond`).
+///
+///         Bonds and rewards are credited, not pushed: `withdrawCredit()` pays the caller's credit.
+contract Rollup {
+    enum BondState {
+        None,
+        Posted,
+        Returned,
+        Slashed,
+        Refunded
+    }
+
+    struct Batch {
+        bytes32 stateRoot;
+        bytes32 txRoot;
+        uint64 id; // unique over all batches ever appended (indices are reused after a discard)
+        uint64 timestamp; // block.timestamp of the append: the batch's L1 time
+        uint32 txCount;
+        uint32 openGames;
+        uint64 depositsDone; // the post-state's consumed queue counters
+        uint64 forcedDone;
+        uint64 depositQueueLength; // Bridge queue lengths when the batch was appended
+        uint64 forcedQueueLength;
+    }
+
+    struct Bond {
+        address proposer;
+        uint64 batchIndex;
+        BondState state;
+    }
+
+    struct Params {
+        bytes32 genesisRoot;
+        uint256 challengeWindow; // seconds
+        uint256 proposerBond; // wei per batch
+        uint256 slashRewardBps; // share of a slashed bond credited to the winning challenger (< 10000)
+        address[] proposers;
+    }
+
+    address public constant BURN_ADDRESS = address(0xdEaD);
+    uint256 internal constant BPS = 10_000;
+
+    Bridge public immutable bridge;
+    address public immutable game;
+    uint256 public immutable challengeWindow;
+    uint256 public immutable proposerBond;
+    uint256 public immutable slashRewardBps;
+
+    mapping(address => bool) public isProposer;
+    mapping(uint256 => Batch) internal _batches;
+    /// Bond of each batch, by batch id.
+    mapping(uint64 => Bond) public bonds;
+    mapping(address => uint256) public credits;
+
+    /// Length of the chain, genesis included: batches [0, batchCount) are live.
+    uint256 public batchCount;
+    /// Batches [0, finalizedCount) are final.
+    uint256 public finalizedCount;
+    uint64 public nextBatchId;
+
+    event BatchAppended(
+        uint256 indexed index,
+        uint64 indexed id,
+        address indexed proposer,
+        bytes32 stateRoot,
+        bytes32 txRoot,
+        uint256 txCount,
+        uint64 depositQueueLength,
+        uint64 forcedQueueLength
+    );
+    /// The preimage of the batch's state root (what claims and escapes prove against).
+    event StateCommitted(
+        uint256 indexed index,
+        bytes32 accountsRoot,
+        bytes32 slotsRoot,
+        bytes32 globalsHash,
+        uint64 depositsDone,
+        uint64 forcedDone
+    );
+    event BatchFinalized(uint256 indexed index, uint64 indexed id, bytes32 stateRoot);
+    /// Batches [fromIndex, toIndex) were discarded; the chain resumes after fromIndex - 1.
+    event BatchesDiscarded(uint256 indexed fromIndex, uint256 toIndex, address indexed challenger);
+    event BondSlashed(uint64 indexed id, address indexed proposer, address indexed challenger, uint256 reward, uint256 burned);
+    event BondRefunded(uint64 indexed id, address indexed proposer);
+    event OpenGamesChanged(uint256 indexed index, uint64 indexed id, uint32 openGames);
+    event Credited(address indexed to, uint256 amount);
+    event CreditWithdrawn(address indexed to, uint256 amount);
+
+    error NotProposer();
+    error NotGame();
+    error WrongBond();
+    error RollupFrozen();
+    error CounterDecreased();
+    error CounterBeyondQueue();
+    error EmptyBatch();
+    error BatchNotFound();
+    error BatchAlreadyFinal();
+    error NotNextToFinalize();
+    error NotFinalized();
+    error ChallengeWindowOpen();
+    error ChallengeWindowClosed();
+    error GameOpen();
+    error BatchNotLive();
+    error BondNotRefundable();
+    error NothingToWithdraw();
+    error TransferFailed();
+    error InvalidParameter();
+    error WrongWiring();
+
+    modifier onlyGame() {
+        if (msg.sender != game) revert NotGame();
+        _;
+    }
+
+    constructor(Bridge bridge_, address game_, Params memory p) {
+        if (address(bridge_.rollup()) != address(this)) revert WrongWiring();
+        if (game_ == address(0) || p.slashRewardBps >= BPS || p.proposers.length == 0) revert InvalidParameter();
+        bridge = bridge_;
+        game = game_;
+        challengeWindow = p.challengeWindow;
+        proposerBond = p.proposerBond;
+        slashRewardBps = p.slashRewardBps;
+        for (uint256 i = 0; i < p.proposers.length; ++i) {
+            if (p.proposers[i] == address(0)) revert InvalidParameter();
+            isProposer[p.proposers[i]] = true;
+        }
+        Batch storage genesis = _batches[0];
+        genesis.stateRoot = p.genesisRoot;
+        genesis.timestamp = uint64(block.timestamp);
+        batchCount = 1;
+        finalizedCount = 1;
+        nextBatchId = 1;
+        emit BatchFinalized(0, 0, p.genesisRoot);
+    }
+
+    // --- proposing -----------------------------------------------------------------------------------
+
+    /// @notice Append a batch: its framed records and the preimage of its post-state root. The
+    ///         pre-state is the post-state of the previous batch. Send exactly `proposerBond` wei.
+    function appendBatch(
+        bytes calldata data,
+        bytes32 accountsRoot,
+        bytes32 slotsRoot,
+        bytes32 globalsHash,
+        uint64 depositsDone,
+        uint64 forcedDone
+    ) external payable returns (uint256 index) {
+        if (!isProposer[msg.sender]) revert NotProposer();
+        if (msg.value != proposerBond) revert WrongBond();
+        (bool frozen, uint256 depositQueueLength, uint256 forcedQueueLength) = bridge.status();
+        if (frozen) revert RollupFrozen();
+        index = batchCount;
+        {
+            Batch storage parent = _batches[index - 1];
+            if (depositsDone < parent.depositsDone || forcedDone < parent.forcedDone) revert CounterDecreased();
+        }
+        if (depositsDone > depositQueueLength || forcedDone > forcedQueueLength) revert CounterBeyondQueue();
+        (bytes32 txRoot, uint256 txCount) = BatchFraming.txRoot(data);
+        if (txCount == 0) revert EmptyBatch();
+        bytes32 stateRoot = StateCodec.stateRoot(accountsRoot, slotsRoot, globalsHash, depositsDone, forcedDone);
+        uint64 id = nextBatchId++;
+        _batches[index] = Batch({
+            stateRoot: stateRoot,
+            txRoot: txRoot,
+            id: id,
+            timestamp: uint64(block.timestamp),
+            txCount: uint32(txCount),
+            openGames: 0,
+            depositsDone: depositsDone,
+            forcedDone: forcedDone,
+            depositQueueLength: uint64(depositQueueLength),
+            forcedQueueLength: uint64(forcedQueueLength)
+        });
+        bonds[id] = Bond(msg.sender, uint64(index), BondState.Posted);
+        batchCount = index + 1;
+        emit BatchAppended(
+            index, id, msg.sender, stateRoot, txRoot, txCount, uint64(depositQueueLength), uint64(forcedQueueLength)
+        );
+        emit StateCommitted(index, accountsRoot, slotsRoot, globalsHash, depositsDone, forcedDone);
+    }
+
+    /// @notice Finalize batch `index`: the next one after the last final batch, its challenge window
+    ///         over, no game against it open, the rollup not frozen. Credits its bond back.
+    function finalize(uint256 index) external {
+        if (bridge.frozen()) revert RollupFrozen();
+        if (index >= batchCount) revert BatchNotFound();
+        if (index != finalizedCount) revert NotNextToFinalize();
+        Batch storage b = _batches[index];
+        if (block.timestamp < uint256(b.timestamp) + challengeWindow) revert ChallengeWindowOpen();
+        if (b.openGames != 0) revert GameOpen();
+        finalizedCount = index + 1;
+        Bond storage bond = bonds[b.id];
+        bond.state = BondState.Returned;
+        emit BatchFinalized(index, b.id, b.stateRoot);
+        _credit(bond.proposer, proposerBond);
+    }
+
+    /// @notice Credit the bond of a batch that was discarded as a successor of a rejected batch.
+    function refundBond(uint64 id) external {
+        Bond storage bond = bonds[id];
+        if (bond.state != BondState.Posted || isLive(bond.batchIndex, id)) revert BondNotRefundable();
+        bond.state = BondState.Refunded;
+        emit BondRefunded(id, bond.proposer);
+        _credit(bond.proposer, proposerBond);
+    }
+
+    /// @notice Pay the caller everything credited to it (returned bonds, rewards, won bonds).
+    function withdrawCredit() external {
+        uint256 amount = credits[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        credits[msg.sender] = 0;
+        emit CreditWithdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    // --- the dispute game's hooks --------------------------------------------------------------------
+
+    /// @notice Count a new game against pending batch `index` (challenge window still open) and return
+    ///         what the game needs: the batch id, its proposer, the agreed pre-state root, the disputed
+    ///         post-state root and the number of transactions.
+    function registerGame(uint256 index)
+        external
+        onlyGame
+        returns (uint64 id, address proposer, bytes32 preRoot, bytes32 postRoot, uint256 txCount)
+    {
+        if (index == 0 || index >= batchCount) revert BatchNotFound();
+        if (index < finalizedCount) revert BatchAlreadyFinal();
+        Batch storage b = _batches[index];
+        if (block.timestamp >= uint256(b.timestamp) + challengeWindow) revert ChallengeWindowClosed();
+        uint32 open = b.openGames + 1;
+        b.openGames = open;
+        id = b.id;
+        emit OpenGamesChanged(index, id, open);
+        return (id, bonds[id].proposer, _batches[index - 1].stateRoot, b.stateRoot, b.txCount);
+    }
+
+    /// @notice A game against batch (index, id) ended without rejecting it.
+    function releaseGame(uint256 index, uint64 id) external onlyGame {
+        if (!isLive(index, id)) return;
+        Batch storage b = _batches[index];
+        uint32 open = b.openGames - 1;
+        b.openGames = open;
+        emit OpenGamesChanged(index, id, open);
+    }
+
+    /// @notice A challenger won against batch (index, id): discard it and its successors, slash its bond.
+    function rejectBatch(uint256 index, uint64 id, address challenger) external onlyGame {
+        if (!isLive(index, id) || index < finalizedCount) revert BatchNotLive();
+        uint256 discardedTo = batchCount;
+        batchCount = index;
+        Bond storage bond = bonds[id];
+        bond.state = BondState.Slashed;
+        uint256 reward = proposerBond * slashRewardBps / BPS;
+        uint256 burned = proposerBond - reward;
+        emit BatchesDiscarded(index, discardedTo, challenger);
+        emit BondSlashed(id, bond.proposer, challenger, reward, burned);
+        _credit(challenger, reward);
+        if (burned != 0) {
+            (bool ok,) = BURN_ADDRESS.call{value: burned}("");
+            if (!ok) revert TransferFailed();
+        }
+    }
+
+    /// @notice Credit `to` with the attached value (the game's challenger bonds).
+    function payout(address to) external payable onlyGame {
+        _credit(to, msg.value);
+    }
+
+    // --- views ---------------------------------------------------------------------------------------
+
+    function getBatch(uint256 index) external view returns (Batch memory) {
+        if (index >= batchCount) revert BatchNotFound();
+        return _batches[index];
+    }
+
+    /// Whether batch `index` is in the current chain and still the one with id `id`.
+    function isLive(uint256 index, uint64 id) public view returns (bool) {
+        return index < batchCount && _batches[index].id == id;
+    }
+
+    /// The last final batch: its index, state root and queue counters.
+    function lastFinalized()
+        external
+        view
+        returns (uint256 index, bytes32 stateRoot, uint64 depositsDone, uint64 forcedDone)
+    {
+        index = finalizedCount - 1;
+        Batch storage b = _batches[index];
+        return (index, b.stateRoot, b.depositsDone, b.forcedDone);
+    }
+
+    /// The state root of final batch `index` (reverts unless it is final).
+    function finalizedRoot(uint256 index) external view returns (bytes32) {
+        if (index >= finalizedCount) revert NotFinalized();
+        return _batches[index].stateRoot;
+    }
+
+    // --- internals -----------------------------------------------------------------------------------
+
+    function _credit(address to, uint256 amount) private {
+        if (amount == 0) return;
+        credits[to] += amount;
+        emit Credited(to, amount);
+    }
+}

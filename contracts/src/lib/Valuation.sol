@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {StateCodec} from "./StateCodec.sol";
+
+/// @title Valuation — the escape-hatch value of an account, mirroring optinode/spec/margin.py
+/// @notice value = collateral - settled funding + Σ floor(size × price / PRICE_ONE), where the funding
+///         a position owes is ceil(size × (index - position.fundingIndex) / PRICE_ONE)
+///         (compute_settled_funding, then get_total_value). Prices and funding indices are the ones
+///         committed in the globals blob. Rounding goes against the account, as in the spec.
+library Valuation {
+    int256 internal constant PRICE_ONE = 1e8;
+
+    /// A position refers to a market the globals do not have.
+    error UnknownMarket(uint256 market);
+
+    /// spec: compute_settled_funding + get_total_value (may be negative).
+    function totalValue(StateCodec.Account memory account, StateCodec.Globals memory globals)
+        internal
+        pure
+        returns (int256 value)
+    {
+        int256 collateral = account.collateral;
+        int256 marked = 0;
+        uint256 marketCount = globals.markets.length;
+        for (uint256 i = 0; i < account.positions.length; ++i) {
+            StateCodec.Position memory p = account.positions[i];
+            if (p.market >= marketCount) revert UnknownMarket(p.market);
+            StateCodec.MarketState memory m = globals.markets[p.market];
+            int256 size = p.size;
+            if (p.fundingIndex != m.fundingIndex) {
+                // longs pay when the index rises; every payment rounds up, every receipt down
+                collateral -= ceilDiv(size * (int256(m.fundingIndex) - int256(p.fundingIndex)), PRICE_ONE);
+            }
+            marked += floorDiv(size * int256(uint256(m.price)), PRICE_ONE);
+        }
+        value = collateral + marked;
+    }
+
+    /// What the escape hatch pays for the account's state: its total value, floored at zero.
+    function escapeValue(StateCodec.Account memory account, StateCodec.Globals memory globals)
+        internal
+        pure
+        returns (uint256)
+    {
+        int256 value = totalValue(account, globals);
+        return value > 0 ? uint256(value) : 0;
+    }
+
+    /// Python's `a // b` for b > 0 (rounds toward negative infinity).
+    function floorDiv(int256 a, int256 b) internal pure returns (int256 q) {
+        q = a / b;
+        if (a % b != 0 && a < 0) q -= 1;
+    }
+
+    /// spec: ceil_div, for b > 0.
+    function ceilDiv(int256 a, int256 b) internal pure returns (int256 q) {
+        q = a / b;
+        if (a % b != 0 && a > 0) q += 1;
+    }
+}

@@ -1,0 +1,111 @@
+"""Rollup: batch append (framing and tx root mirror spec.codec), finality, and bad input."""
+
+from __future__ import annotations
+
+import random
+
+from optinode.l1.contracts import increase_time, transact
+from optinode.spec.codec import compute_tx_root, frame_records, split_records
+from optinode.spec.commitment import compute_state_root_from_parts
+
+from .support import expect_revert, parts_for
+
+
+def _events(contract_event, receipt):
+    return contract_event().process_receipt(receipt)
+
+
+def test_append_computes_tx_root_count_and_state_root(w3, system, proposer) -> None:
+    rng = random.Random(7)
+    records = [bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 5, 127, 128, 300]))) for _ in range(40)]
+    parts = parts_for("a")
+    index = system.append_batch(proposer, records, parts)
+    assert index == 1
+    b = system.batch(1)
+    assert b["txRoot"] == compute_tx_root(records)
+    assert b["txCount"] == len(records)
+    assert b["stateRoot"] == compute_state_root_from_parts(*parts.as_tuple()) == parts.root()
+    assert b["timestamp"] == w3.eth.get_block("latest")["timestamp"]
+    assert system.rollup.functions.batchCount().call() == 2
+
+
+def test_garbage_framing_matches_spec(system, proposer) -> None:
+    # Random bytes are a valid batch: framing never fails, records may be truncated.
+    rng = random.Random(11)
+    cases = [bytes(rng.randrange(256) for _ in range(n)) for n in (1, 2, 3, 50, 700)]
+    cases += [b"\x85", b"\x85\x00", b"\x05abc", b"\x81\x00" + b"x" * 10, b"\x00\x00\x00"]
+    for i, data in enumerate(cases):
+        index = system.append_batch(proposer, data, parts_for(f"g{i}"))
+        records = split_records(data)
+        b = system.batch(index)
+        assert (b["txRoot"], b["txCount"]) == (compute_tx_root(records), len(records)), data.hex()
+
+
+def test_chunk_boundaries_match_spec(system, proposer) -> None:
+    # The contract hashes leaves in chunks of 256: counts around chunk and tree boundaries.
+    rng = random.Random(5)
+    for n in (1, 2, 3, 255, 256, 257, 511, 512, 513, 1000, 4097):
+        records = [bytes(rng.randrange(256) for _ in range(rng.randrange(3))) for _ in range(n)]
+        index = system.append_batch(proposer, records, parts_for(f"n{n}"), gas=25_000_000)
+        b = system.batch(index)
+        assert (b["txRoot"], b["txCount"]) == (compute_tx_root(records), n), n
+
+
+def test_full_and_oversized_batches(system, proposer) -> None:
+    # 2^16 empty records (one zero byte each) is the largest batch; one more reverts.
+    full = bytes(2**16)
+    index = system.append_batch(proposer, full, parts_for("full"), gas=29_000_000)
+    b = system.batch(index)
+    assert b["txCount"] == 2**16
+    assert b["txRoot"] == compute_tx_root([b""] * 2**16)
+    expect_revert("TooManyTransactions", lambda: system.append_batch(proposer, bytes(2**16 + 1), parts_for("x"), gas=29_000_000))
+
+
+def test_append_bad_input(system, proposer, challenger) -> None:
+    expect_revert("NotProposer", lambda: system.append_batch(challenger, [b"\x04"], parts_for("a")))
+    expect_revert("WrongBond", lambda: system.append_batch(proposer, [b"\x04"], parts_for("a"), value=1))
+    expect_revert("EmptyBatch", lambda: system.append_batch(proposer, b"", parts_for("a")))
+    p = parts_for("a")
+    too_far = type(p)(p.accounts_root, p.slots_root, p.globals_hash, 1, 0)
+    expect_revert("CounterBeyondQueue", lambda: system.append_batch(proposer, [b"\x01\x00"], too_far))
+
+
+def test_counters_monotone(system, proposer, users) -> None:
+    system.deposit(users[0], users[0], 5)
+    system.deposit(users[0], users[0], 6)
+    p = parts_for("a")
+    two = type(p)(p.accounts_root, p.slots_root, p.globals_hash, 2, 0)
+    one = type(p)(p.accounts_root, p.slots_root, p.globals_hash, 1, 0)
+    system.append_batch(proposer, [b"\x01\x00", b"\x01\x00"], two)
+    assert system.batch(1)["depositQueueLength"] == 2
+    expect_revert("CounterDecreased", lambda: system.append_batch(proposer, [b"\x01\x00"], one))
+
+
+def test_finalize_in_order_after_window_and_bond_returns(w3, system, proposer, challenger) -> None:
+    bond = system.params.proposer_bond
+    system.append_batch(proposer, [b"\x04"], parts_for("a"))
+    system.append_batch(proposer, [b"\x04"], parts_for("b"))
+    assert w3.eth.get_balance(system.rollup.address) == 2 * bond
+    expect_revert("ChallengeWindowOpen", lambda: system.finalize(challenger, 1))
+    increase_time(w3, system.params.challenge_window)
+    expect_revert("NotNextToFinalize", lambda: system.finalize(challenger, 2))
+    expect_revert("BatchNotFound", lambda: system.finalize(challenger, 3))
+    system.finalize(challenger, 1)
+    expect_revert("NotNextToFinalize", lambda: system.finalize(challenger, 1))
+    system.finalize(challenger, 2)
+    assert system.rollup.functions.lastFinalized().call() == [2, parts_for("b").root(), 0, 0]
+    assert system.rollup.functions.credits(proposer).call() == 2 * bond
+    before = w3.eth.get_balance(proposer)
+    receipt = transact(w3, system.rollup.functions.withdrawCredit(), proposer)
+    fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert w3.eth.get_balance(proposer) == before + 2 * bond - fee
+    assert w3.eth.get_balance(system.rollup.address) == 0
+    expect_revert("NothingToWithdraw", lambda: transact(w3, system.rollup.functions.withdrawCredit(), proposer))
+
+
+def test_only_game_hooks(system, proposer) -> None:
+    r = system.rollup.functions
+    expect_revert("NotGame", lambda: transact(system.w3, r.registerGame(1), proposer))
+    expect_revert("NotGame", lambda: transact(system.w3, r.rejectBatch(1, 1, proposer), proposer))
+    expect_revert("NotGame", lambda: transact(system.w3, r.payout(proposer), proposer, value=1))
+    expect_revert("NotGame", lambda: transact(system.w3, r.releaseGame(1, 1), proposer))
