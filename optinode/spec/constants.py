@@ -33,6 +33,7 @@ MAX_POSITION: Final[int] = 2**63 - 1  # |size| of a position; markets set a lowe
 MAX_BALANCE: Final[int] = 2**127 - 1  # |collateral| of an account or a system balance
 MAX_FUNDING_INDEX: Final[int] = 2**127 - 1
 MAX_MARKETS: Final[int] = 16
+MAX_ORDER_MARKET: Final[int] = 127  # an order packs market and side into one byte
 MAX_ORACLES: Final[int] = 32
 
 # --- replay protection -----------------------------------------------------------------------------

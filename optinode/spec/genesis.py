@@ -40,6 +40,10 @@ def check_genesis(genesis: Genesis) -> None:
         raise InvalidGenesis("need 1 to 16 markets")
     if len(genesis.verifying_contract) != 20 or any(len(o) != 20 for o in genesis.oracles):
         raise InvalidGenesis("addresses are 20 bytes")
+    if len(set(genesis.oracles)) != len(genesis.oracles):
+        raise InvalidGenesis("oracle addresses must be distinct (one key must not count twice toward the quorum)")
+    if not (0 <= genesis.chain_id < 2**256 and 0 <= genesis.time < 2**64):
+        raise InvalidGenesis("chain_id must be a uint256 and time a uint64")
     for m in genesis.markets:
         if not (0 < m.step_size < 2**64 and 0 < m.tick_size < 2**64 and 0 < m.price < 2**64):
             raise InvalidGenesis(f"{m.name}: step, tick and price must be positive u64")

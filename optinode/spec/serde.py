@@ -24,11 +24,19 @@ def _hexify(value: Any) -> Any:
     return value
 
 
+def _key(key: str) -> Any:
+    # JSON object keys are strings; the spec's maps are keyed by integer ids.
+    return int(key) if key.lstrip("-").isdecimal() else key
+
+
 def _unhexify(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("0x"):
-        return bytes.fromhex(value[2:])
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            raise msgspec.ValidationError(f"invalid hex string {value[:20]!r}") from None
     if isinstance(value, dict):
-        return {k: _unhexify(v) for k, v in value.items()}
+        return {_key(k): _unhexify(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_unhexify(v) for v in value]
     return value
@@ -40,9 +48,11 @@ def to_plain(obj: Any) -> Any:
 
 
 def from_plain(data: Any, kind: type[T]) -> T:
-    """The inverse of `to_plain`: any string starting with 0x is read as hex bytes.
-    Raises msgspec.ValidationError (with the offending path) on a shape mismatch."""
-    return msgspec.convert(_unhexify(data), kind, strict=False)
+    """The inverse of `to_plain`: any string starting with 0x is read as hex bytes, decimal object
+    keys as integers; no other coercion ("5" is not 5). Raises msgspec.ValidationError (with the
+    offending path) on a shape mismatch. (msgspec would read a bytes field given a string without
+    0x as base64: callers taking untrusted JSON should require the 0x form.)"""
+    return msgspec.convert(_unhexify(data), kind, strict=True)
 
 
 def to_json(obj: Any) -> bytes:

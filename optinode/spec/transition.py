@@ -21,6 +21,7 @@ from .constants import (
     MAX_MARKETS,
     MAX_NONCE,
     MAX_ORACLES,
+    MAX_ORDER_MARKET,
     MAX_PRICE,
     MAX_SLOT_ID,
     MAX_TIMESTAMP,
@@ -95,7 +96,7 @@ def is_well_formed_order(order: OrderOrRef) -> bool:
         return 0 <= order.slot <= MAX_SLOT_ID
     return (
         0 <= order.account_id <= MAX_ACCOUNT_ID
-        and 0 <= order.market <= MAX_U8
+        and 0 <= order.market <= MAX_ORDER_MARKET
         and 0 <= order.size <= MAX_AMOUNT
         and 0 <= order.limit_price <= MAX_PRICE
         and 0 <= order.fee_rate <= MAX_U32
@@ -330,12 +331,18 @@ def check_margin(state: State, party: Party, collateral: int, positions: dict[in
     )
 
 
+def compute_funding_pool(state: State, *parties: Party) -> int:
+    """The funding pool after the parties' settlements, which must stay in range."""
+    pool = state.funding_pool + sum(party.funding_paid for party in parties)
+    check_balance(pool)
+    return pool
+
+
 def write_party(state: State, party: Party, collateral: int, positions: dict[int, Position]) -> None:
     account = party.account
     account.collateral = collateral
     account.positions = positions
     set_account(state, party.account_id, account)
-    state.funding_pool += party.funding_paid
 
 
 def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
@@ -368,6 +375,7 @@ def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     seller_collateral, seller_positions = compute_party_after(state, seller_party, market, -size, received - seller_fee)
     fees = state.fees + buyer_fee + seller_fee + (paid - received)
     check_balance(fees)
+    pool = compute_funding_pool(state, buyer_party, seller_party)
     # 10. Margin (buyer, then seller).
     check_margin(state, buyer_party, buyer_collateral, buyer_positions, market)
     check_margin(state, seller_party, seller_collateral, seller_positions, market)
@@ -377,15 +385,20 @@ def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     write_order_side(state, maker, size)
     write_order_side(state, taker, size)
     state.fees = fees
+    state.funding_pool = pool
     return APPLIED
 
 
-def compute_withdrawal(state: State, account_id: int, account: Account, amount: int) -> tuple[Party, int]:
-    """The settled party and its collateral after withdrawing `amount`; checks amount and margin."""
+def compute_withdrawal(state: State, account_id: int, account: Account, amount: int) -> tuple[Party, int, int]:
+    """The settled party, its collateral after withdrawing `amount` and the funding pool; checks
+    amount, ranges and margin."""
     # The amount is positive.
     require(amount > 0, ErrorCode.INVALID_AMOUNT)
     party = Party(state, account_id, account)
     collateral = party.collateral - amount
+    # The settled collateral and the funding pool stay in range.
+    check_balance(collateral)
+    pool = compute_funding_pool(state, party)
     # What remains covers the initial margin of the open positions (with none: collateral >= 0).
     require(
         get_total_value(state, collateral, party.positions) >= get_total_risk(state, party.positions, initial=True),
@@ -393,12 +406,13 @@ def compute_withdrawal(state: State, account_id: int, account: Account, amount: 
     )
     # The cumulative withdrawn amount stays in range.
     check_balance(account.withdrawn + amount)
-    return party, collateral
+    return party, collateral, pool
 
 
-def write_withdrawal(state: State, party: Party, collateral: int, amount: int) -> None:
+def write_withdrawal(state: State, party: Party, collateral: int, pool: int, amount: int) -> None:
     party.account.withdrawn += amount
     write_party(state, party, collateral, party.positions)
+    state.funding_pool = pool
 
 
 def process_withdraw(state: State, tx: Withdraw, ctx: L1Context) -> Receipt:
@@ -411,10 +425,10 @@ def process_withdraw(state: State, tx: Withdraw, ctx: L1Context) -> Receipt:
     require(state.time <= tx.expiry, ErrorCode.EXPIRED)
     # 5-6. A fresh nonce.
     nonce_state = compute_nonce_window(account, tx.nonce)
-    # 7-9. Amount, margin, range.
-    party, collateral = compute_withdrawal(state, tx.account_id, account, tx.amount)
+    # 7-10. Amount, ranges, margin.
+    party, collateral, pool = compute_withdrawal(state, tx.account_id, account, tx.amount)
     account.nonce_base, account.nonce_bits = nonce_state
-    write_withdrawal(state, party, collateral, tx.amount)
+    write_withdrawal(state, party, collateral, pool, tx.amount)
     return APPLIED
 
 
@@ -431,12 +445,12 @@ def process_forced_withdraw(state: State, tx: ForcedWithdraw, ctx: L1Context) ->
         require(account.owner == entry.requester, ErrorCode.OWNER_MISMATCH)
         # 4. The amount is in range.
         require(entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
-        # 5-7. Amount positive, margin, range.
-        party, collateral = compute_withdrawal(state, entry.account_id, account, entry.amount)
+        # 5-8. Amount positive, ranges, margin.
+        party, collateral, pool = compute_withdrawal(state, entry.account_id, account, entry.amount)
     except InvalidTransaction as rejected:
         state.forced_done += 1
         return Receipt(rejected.code, True)
-    write_withdrawal(state, party, collateral, entry.amount)
+    write_withdrawal(state, party, collateral, pool, entry.amount)
     state.forced_done += 1
     return APPLIED
 
@@ -545,6 +559,7 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     fees = state.fees + liquidator_fee + (paid - received)
     check_balance(insurance)
     check_balance(fees)
+    pool = compute_funding_pool(state, liquidator_party, liquidated)
     # 9. The liquidator meets the margin rule.
     check_margin(state, liquidator_party, liquidator_collateral, liquidator_positions, market)
     write_party(state, liquidator_party, liquidator_collateral, liquidator_positions)
@@ -552,6 +567,7 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     write_order_side(state, liquidator, size)
     state.insurance = insurance
     state.fees = fees
+    state.funding_pool = pool
     return APPLIED
 
 
@@ -591,8 +607,10 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     # 7. Balances in range (deleveraged, then deleverager); positions only shrink, so no limit check.
     deleveraged_collateral, deleveraged_positions = compute_party_after(state, deleveraged, tx.market, signed_size, deleveraged_delta)
     deleverager_collateral, deleverager_positions = compute_party_after(state, deleverager, tx.market, -signed_size, -deleveraged_delta)
+    pool = compute_funding_pool(state, deleveraged, deleverager)
     write_party(state, deleveraged, deleveraged_collateral, deleveraged_positions)
     write_party(state, deleverager, deleverager_collateral, deleverager_positions)
+    state.funding_pool = pool
     return APPLIED
 
 

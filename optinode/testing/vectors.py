@@ -289,6 +289,15 @@ def _():
     return w, _trade(w), "BALANCE_OVERFLOW: the seller's collateral would exceed MAX_BALANCE"
 
 
+@case("trade/funding_pool_overflow")
+def _():
+    w = base_world()
+    w.state.markets[ETH].funding_index = 1_000  # alice (long 1 ETH) pays 10,000 on settlement
+    w.state.funding_pool = MAX_BALANCE - 5
+    w.root()
+    return w, Trade(SlotRef(0), w.order("carol", is_buy=False, size=ETH_UNIT, price=ETH_PRICE), ETH_UNIT), "BALANCE_OVERFLOW: the funding pool would leave its range"
+
+
 # --- Withdraw ------------------------------------------------------------------------------------------
 @case("withdraw/ok")
 def _():
@@ -324,6 +333,16 @@ def _():
 def _():
     w = base_world()
     return w, w.withdraw("alice", 99_900 * USD), "INSUFFICIENT_MARGIN: alice's long needs 300 USD initial margin"
+
+
+@case("withdraw/settled_collateral_overflow")
+def _():
+    w = base_world()
+    w.state.markets[ETH].funding_index = 1_000  # bob (short 1 ETH) receives 10,000 on settlement
+    w.state.accounts[1].collateral = MAX_BALANCE - 10
+    w.state.dirty_accounts.add(1)
+    w.root()
+    return w, w.withdraw("bob", 1), "BALANCE_OVERFLOW: funding received pushes the settled collateral out of range"
 
 
 # --- ForcedWithdraw ------------------------------------------------------------------------------------
