@@ -317,6 +317,9 @@ class System:
     def timeout(self, sender: str, game_id: int) -> Any:
         return self._send("timeout", self.game.functions.timeout(game_id), sender)
 
+    def cancel(self, sender: str, game_id: int) -> Any:
+        return self._send("cancel", self.game.functions.cancel(game_id), sender)
+
     def game_state(self, game_id: int) -> dict[str, Any]:
         names = (
             "batchIndex", "batchId", "start", "end", "challenger", "turnStart", "phase", "proposer",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import eth_abi
 import pytest
+from web3.logs import DISCARD
 
 from optinode.l1.contracts import (
     Phase,
@@ -28,6 +30,11 @@ EMPTY_WITNESS = eth_abi.encode(
     ["(bytes32,bytes32,bytes,uint64,uint64,(uint64,bytes,bytes32[])[],(uint64,bytes,bytes32[])[])"],
     [(b"\0" * 32, b"\0" * 32, b"", 0, 0, [], [])],
 )
+# ... and one the mock rejects as not authenticating (accountsRoot all ones)
+BAD_WITNESS = eth_abi.encode(
+    ["(bytes32,bytes32,bytes,uint64,uint64,(uint64,bytes,bytes32[])[],(uint64,bytes,bytes32[])[])"],
+    [(b"\xff" * 32, b"\0" * 32, b"", 0, 0, [], [])],
+)
 
 
 def parts_for(tag: str) -> StateParts:
@@ -44,6 +51,11 @@ def mock_l1(timestamp: int, deposit: tuple[str, int] | None = None) -> tuple:
 def mock_step(pre: bytes, record: bytes, l1: tuple) -> bytes:
     """MockOneStepProver's default transition: keccak(abi.encode(pre, keccak(record), l1))."""
     return keccak(eth_abi.encode(["bytes32", "bytes32", L1_ABI], [pre, keccak(record), l1]))
+
+
+def events(event: Any, receipt: Any) -> list[Any]:
+    """The `event` logs of a receipt (other contracts' logs skipped)."""
+    return list(event().process_receipt(receipt, errors=DISCARD))
 
 
 def expect_revert(name: str, fn: Callable[[], object]) -> Reverted:
@@ -119,11 +131,12 @@ def play_game(
         g = system.game_state(game_id)
         if g["phase"] == Phase.STEP:
             break
-        assert g["phase"] == Phase.BISECT
+        assert g["phase"] in (Phase.BISECT, Phase.CHOOSE)
         points = split_points(g["start"], g["end"], arity)
         posted = [proposer.roots(p) for p in points[1:-1]]
-        system.bisect(proposer.address, game_id, posted)
-        proposer.moves.append("bisect")
+        if g["phase"] == Phase.BISECT:
+            system.bisect(proposer.address, game_id, posted)
+            proposer.moves.append("bisect")
         part = choose_part(points, posted, challenger.roots)
         system.choose(challenger.address, game_id, posted, part)
         challenger.moves.append("choose")
