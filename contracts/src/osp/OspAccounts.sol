@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {StateCodec} from "../lib/StateCodec.sol";
+import {L1Inputs} from "../interfaces/IOneStepProver.sol";
+import {OspConstants, ErrorCode, InvalidTransaction, Deposit, Withdraw, Deleverage} from "./OspTypes.sol";
+import {OspCodec} from "./OspCodec.sol";
+import {OspState} from "./OspState.sol";
+import {OspProver} from "./OspProver.sol";
+import {OspMargin} from "./OspMargin.sol";
+import {OspEip712} from "./OspEip712.sol";
+import {OspRules} from "./OspRules.sol";
+
+/// @title OspAccounts — the one-step prover of Deposit, Withdraw, ForcedWithdraw and Deleverage records
+///        (spec: process_deposit, process_withdraw, process_forced_withdraw, process_deleverage); the
+///        witness half is OspProver's.
+contract OspAccounts is OspProver {
+    int256 private constant PRICE_ONE = OspConstants.PRICE_ONE;
+
+    /// spec: state_transition (Deposit, Withdraw, ForcedWithdraw and Deleverage records)
+    function stateTransition(OspState.State memory s, bytes calldata record, L1Inputs calldata l1)
+        internal
+        pure
+        override
+        returns (uint8)
+    {
+        (uint256 kind, uint256 flags) = OspCodec.readTag(record);
+        uint256 end;
+        if (kind == OspCodec.TYPE_DEPOSIT) {
+            Deposit memory t;
+            (t, end) = OspCodec.decodeDeposit(record, 1, flags);
+            if (end == record.length) return processDeposit(s, l1, t);
+        } else if (kind == OspCodec.TYPE_WITHDRAW) {
+            Withdraw memory t;
+            (t, end) = OspCodec.decodeWithdraw(record, 1, flags);
+            if (end == record.length) return processWithdraw(s, t);
+        } else if (kind == OspCodec.TYPE_FORCED_WITHDRAW) {
+            end = OspCodec.decodeForcedWithdraw(record, 1, flags);
+            if (end == record.length) return processForcedWithdraw(s, l1);
+        } else if (kind == OspCodec.TYPE_DELEVERAGE) {
+            Deleverage memory t;
+            (t, end) = OspCodec.decodeDeleverage(record, 1, flags);
+            if (end == record.length) return processDeleverage(s, t);
+        }
+        // spec: decode_transaction -> Malformed; process_malformed. (Every field of a decoded record of
+        // these types is within its range, so check_well_formed holds: see OspMarket.)
+        revert InvalidTransaction(ErrorCode.MALFORMED);
+    }
+
+    /// spec: process_deposit
+    function processDeposit(OspState.State memory s, L1Inputs calldata l1, Deposit memory t) internal pure returns (uint8) {
+        // 1. An L1 deposit is waiting in the queue.
+        OspRules.requireValid(l1.hasDeposit, ErrorCode.NO_PENDING_DEPOSIT);
+        StateCodec.Account memory account;
+        bool isNew = t.accountId == s.g.nextAccountId; // a new account for the depositor
+        if (!isNew) {
+            bool found;
+            (account, found) = OspState.getAccount(s, t.accountId);
+            // 2. The account exists, or the id is the next free one.
+            OspRules.requireValid(found, ErrorCode.ACCOUNT_NOT_FOUND);
+            // 3. An existing account belongs to the depositor.
+            OspRules.requireValid(account.owner == l1.depositOwner, ErrorCode.OWNER_MISMATCH);
+        }
+        // 4. The amount is in range and the balance does not overflow. (The spec adds the amount first;
+        //    the range test comes first here because L1's amount is a uint256. Nothing fails in between.)
+        OspRules.requireValid(l1.depositAmount <= OspConstants.MAX_AMOUNT, ErrorCode.INVALID_AMOUNT);
+        int256 collateral = int256(account.collateral) + int256(l1.depositAmount);
+        OspRules.checkBalance(collateral);
+        if (isNew) {
+            account.owner = l1.depositOwner;
+            s.g.nextAccountId += 1;
+        }
+        account.collateral = int128(collateral);
+        OspState.setAccount(s, t.accountId, account);
+        s.depositsDone += 1;
+        return ErrorCode.OK;
+    }
+
+    /// spec: process_withdraw
+    function processWithdraw(OspState.State memory s, Withdraw memory t) internal pure returns (uint8) {
+        (StateCodec.Account memory account, bool found) = OspState.getAccount(s, t.accountId);
+        // 1. The account exists.
+        OspRules.requireValid(found, ErrorCode.ACCOUNT_NOT_FOUND);
+        // 2-3. Signed by the owner.
+        OspRules.checkSigner(
+            OspEip712.computeTypedDigest(s.g.domainSeparator, OspEip712.hashWithdraw(t)), t.signature, account.owner
+        );
+        // 4. Not expired.
+        OspRules.requireValid(s.g.time <= t.expiry, ErrorCode.EXPIRED);
+        // 5-6. A fresh nonce.
+        (uint64 nonceBase, uint256 nonceBits) = OspRules.computeNonceWindow(account, t.nonce);
+        // 7-10. Amount, ranges, margin.
+        (uint8 code, OspRules.Party memory party, int256 collateral, int256 pool) =
+            OspRules.computeWithdrawal(s, t.accountId, account, t.amount);
+        OspRules.requireValid(code == ErrorCode.OK, code);
+        account.nonceBase = nonceBase;
+        account.nonceBits = nonceBits;
+        OspRules.writeWithdrawal(s, party, collateral, pool, t.amount);
+        return ErrorCode.OK;
+    }
+
+    /// spec: process_forced_withdraw
+    function processForcedWithdraw(OspState.State memory s, L1Inputs calldata l1) internal pure returns (uint8) {
+        // 1. An L1 forced-withdrawal request is waiting (otherwise the transaction is invalid).
+        OspRules.requireValid(l1.hasForced, ErrorCode.NO_PENDING_FORCED);
+        // From here on the request is consumed whatever happens; a failed rule rejects it with a reason.
+        uint8 rejected = executeForcedWithdrawal(s, l1);
+        s.forcedDone += 1;
+        return rejected;
+    }
+
+    /// spec: process_forced_withdraw, rules 2-8 (the spec's inner try block): the code of the rule that
+    /// rejects the request, or OK after writing the withdrawal.
+    function executeForcedWithdrawal(OspState.State memory s, L1Inputs calldata l1) private pure returns (uint8) {
+        (StateCodec.Account memory account, bool found) = OspState.getAccount(s, l1.forcedAccountId);
+        // 2. The account exists.
+        if (!found) return ErrorCode.ACCOUNT_NOT_FOUND;
+        // 3. The requester owns it.
+        if (account.owner != l1.forcedRequester) return ErrorCode.OWNER_MISMATCH;
+        // 4. The amount is in range.
+        if (l1.forcedAmount > OspConstants.MAX_AMOUNT) return ErrorCode.INVALID_AMOUNT;
+        // 5-8. Amount positive, ranges, margin.
+        (uint8 code, OspRules.Party memory party, int256 collateral, int256 pool) =
+            OspRules.computeWithdrawal(s, l1.forcedAccountId, account, l1.forcedAmount);
+        if (code != ErrorCode.OK) return code;
+        OspRules.writeWithdrawal(s, party, collateral, pool, l1.forcedAmount);
+        return ErrorCode.OK;
+    }
+
+    /// Locals of process_deleverage (a struct, to stay clear of the EVM's stack limit).
+    struct DeleverageFill {
+        int256 value;
+        int256 held;
+        int256 other;
+        int256 size;
+        int256 deleveragedDelta;
+        int256 signedSize;
+        int256 deleveragedCollateral;
+        StateCodec.Position[] deleveragedPositions;
+        int256 deleveragerCollateral;
+        StateCodec.Position[] deleveragerPositions;
+    }
+
+    /// spec: process_deleverage
+    function processDeleverage(OspState.State memory s, Deleverage memory t) internal pure returns (uint8) {
+        // 1. The market exists.
+        OspRules.requireValid(t.market < s.g.markets.length, ErrorCode.MARKET_NOT_FOUND);
+        (StateCodec.Account memory deleveragedAccount, bool found1) = OspState.getAccount(s, t.deleveragedId);
+        (StateCodec.Account memory deleveragerAccount, bool found2) = OspState.getAccount(s, t.deleveragerId);
+        // 2. Both accounts exist.
+        OspRules.requireValid(found1 && found2, ErrorCode.ACCOUNT_NOT_FOUND);
+        // 3. Two different accounts.
+        OspRules.requireValid(t.deleveragedId != t.deleveragerId, ErrorCode.SELF_TRADE);
+        DeleverageFill memory f;
+        f.size = int256(uint256(t.size));
+        // 4. The size is positive.
+        OspRules.requireValid(f.size > 0, ErrorCode.INVALID_AMOUNT);
+        OspRules.Party memory deleveraged = OspRules.newParty(s, t.deleveragedId, deleveragedAccount);
+        OspRules.Party memory deleverager = OspRules.newParty(s, t.deleveragerId, deleveragerAccount);
+        f.value = OspMargin.getTotalValue(s, deleveraged.collateral, deleveraged.positions);
+        // 5. The deleveraged account's total value is negative.
+        OspRules.requireValid(f.value < 0, ErrorCode.NOT_DELEVERAGEABLE);
+        f.held = OspMargin.positionSize(deleveraged.positions, t.market);
+        f.other = OspMargin.positionSize(deleverager.positions, t.market);
+        // 6. Opposite positions, and the size closes at most each of them.
+        OspRules.requireValid(
+            f.held * f.other < 0 && f.size <= OspMargin.abs(f.held) && f.size <= OspMargin.abs(f.other),
+            ErrorCode.NOT_REDUCING
+        );
+        int256 price = int256(uint256(s.g.markets[t.market].price));
+        // At the bankruptcy price: the deleveraged account's deficit shrinks in proportion to the part
+        // of its position closed (all of it closes the deficit to zero). Rounded against the deleveraged.
+        int256 denominator = PRICE_ONE * OspMargin.abs(f.held);
+        if (f.held > 0) {
+            // the deleveraged long sells `size` and receives
+            f.deleveragedDelta =
+                OspMargin.floorDiv(f.size * price * OspMargin.abs(f.held) - f.value * f.size * PRICE_ONE, denominator);
+            f.signedSize = -f.size;
+        } else {
+            // the deleveraged short buys back `size` and pays
+            f.deleveragedDelta =
+                -OspMargin.ceilDiv(f.size * price * OspMargin.abs(f.held) + f.value * f.size * PRICE_ONE, denominator);
+            f.signedSize = f.size;
+        }
+        // 7. Balances in range (deleveraged, then deleverager); positions only shrink, so no limit check.
+        (f.deleveragedCollateral, f.deleveragedPositions) =
+            OspRules.computePartyAfter(s, deleveraged, t.market, f.signedSize, f.deleveragedDelta);
+        (f.deleveragerCollateral, f.deleveragerPositions) =
+            OspRules.computePartyAfter(s, deleverager, t.market, -f.signedSize, -f.deleveragedDelta);
+        int256 pool = OspRules.computeFundingPool(s, deleveraged, deleverager);
+        OspRules.writeParty(s, deleveraged, f.deleveragedCollateral, f.deleveragedPositions);
+        OspRules.writeParty(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions);
+        s.g.fundingPool = int128(pool);
+        return ErrorCode.OK;
+    }
+}

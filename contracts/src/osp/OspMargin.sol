@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {StateCodec} from "../lib/StateCodec.sol";
+import {OspConstants} from "./OspTypes.sol";
+import {OspState} from "./OspState.sol";
+
+/// @title OspMargin — mirrors optinode/spec/margin.py
+/// @notice Integer margin arithmetic: funding settlement, total value and total risk. Rounding always
+///         goes against the account: value rounds down (floor), risk and payments round up (ceil).
+///         Everything is computed in int256, where no product of the committed widths can overflow.
+///         Positions are kept sorted by market and are never mutated in place (like the spec's frozen
+///         Position), so arrays may share them.
+library OspMargin {
+    int256 private constant PRICE_ONE = OspConstants.PRICE_ONE;
+    int256 private constant FRACTION_ONE = OspConstants.FRACTION_ONE;
+
+    /// Python's `numerator // denominator` for denominator > 0 (Solidity's `/` truncates toward zero).
+    function floorDiv(int256 numerator, int256 denominator) internal pure returns (int256 q) {
+        q = numerator / denominator;
+        if (numerator % denominator != 0 && numerator < 0) q -= 1;
+    }
+
+    /// spec: ceil_div — ceiling of numerator / denominator for denominator > 0 (any sign of numerator).
+    function ceilDiv(int256 numerator, int256 denominator) internal pure returns (int256) {
+        return -floorDiv(-numerator, denominator);
+    }
+
+    function abs(int256 x) internal pure returns (int256) {
+        return x < 0 ? -x : x;
+    }
+
+    /// spec: `positions.get(market)` — the position's size, 0 when there is none.
+    function positionSize(StateCodec.Position[] memory positions, uint256 market) internal pure returns (int256) {
+        for (uint256 i = 0; i < positions.length; ++i) {
+            if (positions[i].market == market) return positions[i].size;
+        }
+        return 0;
+    }
+
+    /// spec: compute_settled_funding — the account's collateral and positions after settling funding, and
+    /// the amount it paid (negative: received). Nothing is written.
+    function computeSettledFunding(OspState.State memory s, StateCodec.Account memory account)
+        internal
+        pure
+        returns (int256 collateral, StateCodec.Position[] memory positions, int256 paid)
+    {
+        uint256 n = account.positions.length;
+        positions = new StateCodec.Position[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            StateCodec.Position memory position = account.positions[i];
+            int256 index = s.g.markets[position.market].fundingIndex;
+            if (position.fundingIndex != index) {
+                // longs pay when the index rises; ceil rounds every payment up and every receipt down
+                paid += ceilDiv(int256(position.size) * (index - position.fundingIndex), PRICE_ONE);
+                position = StateCodec.Position(position.market, position.size, int128(index));
+            }
+            positions[i] = position;
+        }
+        collateral = int256(account.collateral) - paid;
+    }
+
+    /// spec: get_total_value — collateral plus every position marked at the oracle price (floor).
+    function getTotalValue(OspState.State memory s, int256 collateral, StateCodec.Position[] memory positions)
+        internal
+        pure
+        returns (int256 value)
+    {
+        value = collateral;
+        for (uint256 i = 0; i < positions.length; ++i) {
+            StateCodec.Position memory position = positions[i];
+            value += floorDiv(int256(position.size) * int256(uint256(s.g.markets[position.market].price)), PRICE_ONE);
+        }
+    }
+
+    /// spec: get_total_risk — sum over positions of |size| * price * margin fraction (ceil).
+    function getTotalRisk(OspState.State memory s, StateCodec.Position[] memory positions, bool initial)
+        internal
+        pure
+        returns (int256 risk)
+    {
+        for (uint256 i = 0; i < positions.length; ++i) {
+            StateCodec.Position memory position = positions[i];
+            StateCodec.MarketConfig memory config = s.g.configs[position.market];
+            int256 fraction = int256(uint256(initial ? config.initialMargin : config.maintenanceMargin));
+            risk += ceilDiv(
+                abs(position.size) * int256(uint256(s.g.markets[position.market].price)) * fraction, PRICE_ONE * FRACTION_ONE
+            );
+        }
+    }
+
+    /// spec: is_exposure_increase — growing |size|, or flipping from long to short or back.
+    function isExposureIncrease(int256 oldSize, int256 newSize) internal pure returns (bool) {
+        return abs(newSize) > abs(oldSize) || oldSize * newSize < 0;
+    }
+
+    /// spec: is_margin_ok_after_fill — the margin rule for a party to a fill (old = after funding
+    /// settlement, before the fill). A fill that increases exposure needs total value >= initial-margin
+    /// risk afterwards. A fill that only reduces exposure passes when the account is above maintenance
+    /// afterwards, or when its maintenance excess (value - risk) did not get worse.
+    function isMarginOkAfterFill(
+        OspState.State memory s,
+        int256 oldCollateral,
+        StateCodec.Position[] memory oldPositions,
+        int256 newCollateral,
+        StateCodec.Position[] memory newPositions,
+        uint256 market
+    ) internal pure returns (bool) {
+        int256 valueAfter = getTotalValue(s, newCollateral, newPositions);
+        if (isExposureIncrease(positionSize(oldPositions, market), positionSize(newPositions, market))) {
+            return valueAfter >= getTotalRisk(s, newPositions, true);
+        }
+        int256 maintenanceAfter = getTotalRisk(s, newPositions, false);
+        if (valueAfter >= maintenanceAfter) return true;
+        int256 valueBefore = getTotalValue(s, oldCollateral, oldPositions);
+        return valueAfter - maintenanceAfter >= valueBefore - getTotalRisk(s, oldPositions, false);
+    }
+
+    /// spec: is_liquidatable
+    function isLiquidatable(OspState.State memory s, int256 collateral, StateCodec.Position[] memory positions)
+        internal
+        pure
+        returns (bool)
+    {
+        return getTotalValue(s, collateral, positions) < getTotalRisk(s, positions, false);
+    }
+
+    /// spec: with_position — a copy of `positions` with market's size replaced (removed when zero),
+    /// kept sorted by market (the spec's encode_account sorts).
+    function withPosition(StateCodec.Position[] memory positions, uint256 market, int256 size, int128 fundingIndex)
+        internal
+        pure
+        returns (StateCodec.Position[] memory updated)
+    {
+        uint256 n = positions.length;
+        uint256 pos = 0; // index of `market`, or where it would be inserted
+        while (pos < n && positions[pos].market < market) ++pos;
+        bool found = pos < n && positions[pos].market == market;
+        if (size == 0) {
+            if (!found) return copy(positions, n);
+            updated = new StateCodec.Position[](n - 1);
+            for (uint256 i = 0; i < pos; ++i) updated[i] = positions[i];
+            for (uint256 i = pos + 1; i < n; ++i) updated[i - 1] = positions[i];
+            return updated;
+        }
+        StateCodec.Position memory position = StateCodec.Position(uint8(market), OspState.toInt64(size), fundingIndex);
+        if (found) {
+            updated = copy(positions, n);
+            updated[pos] = position;
+            return updated;
+        }
+        updated = new StateCodec.Position[](n + 1);
+        for (uint256 i = 0; i < pos; ++i) updated[i] = positions[i];
+        updated[pos] = position;
+        for (uint256 i = pos; i < n; ++i) updated[i + 1] = positions[i];
+    }
+
+    function copy(StateCodec.Position[] memory positions, uint256 n)
+        private
+        pure
+        returns (StateCodec.Position[] memory out)
+    {
+        out = new StateCodec.Position[](n);
+        for (uint256 i = 0; i < n; ++i) out[i] = positions[i];
+    }
+}

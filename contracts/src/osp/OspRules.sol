@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {StateCodec} from "../lib/StateCodec.sol";
+import {OspConstants, ErrorCode, InvalidTransaction, Signature, Order, OrderOrRef} from "./OspTypes.sol";
+import {OspState} from "./OspState.sol";
+import {OspMargin} from "./OspMargin.sol";
+import {OspEip712} from "./OspEip712.sol";
+
+/// @title OspRules — mirrors the shared checks of optinode/spec/transition.py
+/// @notice `requireValid` is the spec's `require`: it reverts InvalidTransaction(code), which unwinds the
+///         whole per-type call before any write lands (the spec raises before writing, too), and
+///         OneStepProver turns it into (preRoot, code, false).
+library OspRules {
+    int256 private constant PRICE_ONE = OspConstants.PRICE_ONE;
+    int256 private constant FRACTION_ONE = OspConstants.FRACTION_ONE;
+
+    /// spec: require
+    function requireValid(bool condition, uint8 code) internal pure {
+        if (!condition) revert InvalidTransaction(code);
+    }
+
+    // --- shared checks -----------------------------------------------------------------------------
+
+    function isBalanceInRange(int256 value) internal pure returns (bool) {
+        return -OspConstants.MAX_BALANCE <= value && value <= OspConstants.MAX_BALANCE;
+    }
+
+    /// spec: check_balance
+    function checkBalance(int256 value) internal pure {
+        requireValid(isBalanceInRange(value), ErrorCode.BALANCE_OVERFLOW);
+    }
+
+    /// spec: check_signer
+    function checkSigner(bytes32 digest, Signature memory signature, address expected) internal pure {
+        address signer = OspEip712.recoverSigner(digest, signature);
+        // The signature is r ‖ s ‖ v, v in {27, 28}, low s, and recovers a key.
+        requireValid(signer != address(0), ErrorCode.BAD_SIGNATURE);
+        // The recovered address is the expected signer.
+        requireValid(signer == expected, ErrorCode.WRONG_SIGNER);
+    }
+
+    /// spec: compute_nonce_window — the account's (nonce_base, nonce_bits) after using `nonce`.
+    function computeNonceWindow(StateCodec.Account memory account, uint256 nonce) internal pure returns (uint64, uint256) {
+        uint256 base = account.nonceBase;
+        uint256 bits = account.nonceBits;
+        // The nonce is not below the window.
+        requireValid(nonce >= base, ErrorCode.NONCE_TOO_LOW);
+        uint256 offset = nonce - base;
+        if (offset >= OspConstants.NONCE_WINDOW) {
+            // slide the window up so that nonce is its top entry
+            uint256 shift = offset - OspConstants.NONCE_WINDOW + 1;
+            base += shift;
+            bits = shift < OspConstants.NONCE_WINDOW ? bits >> shift : 0;
+            offset = OspConstants.NONCE_WINDOW - 1;
+        }
+        // The nonce has not been used.
+        requireValid((bits >> offset) & 1 == 0, ErrorCode.NONCE_USED);
+        return (uint64(base), bits | (1 << offset));
+    }
+
+    // --- order sides -------------------------------------------------------------------------------
+
+    /// spec: OrderSide — one side of a fill, resolved from a new signed order or a slot reference.
+    struct OrderSide {
+        uint256 accountId;
+        StateCodec.Account account;
+        uint8 market;
+        bool isBuy;
+        uint256 limitPrice;
+        uint256 remaining;
+        uint32 feeRate;
+        uint64 expiry;
+        bool hasSlot; // spec: slot_id is not None
+        uint256 slotId;
+        bool hasNonce; // spec: nonce_state is not None
+        uint64 nonceBase;
+        uint256 nonceBits;
+    }
+
+    /// spec: resolve_order
+    function resolveOrder(OspState.State memory s, OrderOrRef memory order) internal pure returns (OrderSide memory side) {
+        if (order.isRef) {
+            (StateCodec.Slot memory slot, bool exists) = OspState.getSlot(s, order.slot);
+            // (ref 1) The slot exists.
+            requireValid(exists, ErrorCode.SLOT_NOT_FOUND);
+            // (ref 2) The order still has something to fill.
+            requireValid(slot.remaining > 0, ErrorCode.ORDER_FILLED);
+            // (ref 3) The order has not expired.
+            requireValid(s.g.time <= slot.expiry, ErrorCode.EXPIRED);
+            (StateCodec.Account memory owner,) = OspState.getAccount(s, slot.accountId);
+            side.accountId = slot.accountId;
+            side.account = owner;
+            side.market = slot.market;
+            side.isBuy = slot.isBuy;
+            side.limitPrice = slot.limitPrice;
+            side.remaining = slot.remaining;
+            side.feeRate = slot.feeRate;
+            side.expiry = slot.expiry;
+            side.hasSlot = true;
+            side.slotId = order.slot;
+            return side;
+        }
+        Order memory o = order.order;
+        // (new 1) The market exists.
+        requireValid(o.market < s.g.configs.length, ErrorCode.MARKET_NOT_FOUND);
+        StateCodec.MarketConfig memory config = s.g.configs[o.market];
+        // (new 2) Size and limit price are positive multiples of the market's step and tick; fee rate <= 100%.
+        requireValid(
+            o.size > 0 && o.size % config.stepSize == 0 && o.limitPrice > 0 && o.limitPrice % config.tickSize == 0
+                && int256(uint256(o.feeRate)) <= FRACTION_ONE,
+            ErrorCode.INVALID_ORDER
+        );
+        (StateCodec.Account memory account, bool found) = OspState.getAccount(s, o.accountId);
+        // (new 3) The account exists.
+        requireValid(found, ErrorCode.ACCOUNT_NOT_FOUND);
+        // (new 4, 5) The order is signed by the account owner.
+        checkSigner(OspEip712.computeOrderDigest(s.g.domainSeparator, o), o.signature, account.owner);
+        // (new 6) The order has not expired.
+        requireValid(s.g.time <= o.expiry, ErrorCode.EXPIRED);
+        // (new 7, 8) The nonce is fresh.
+        (side.nonceBase, side.nonceBits) = computeNonceWindow(account, o.nonce);
+        side.hasNonce = true;
+        side.accountId = o.accountId;
+        side.account = account;
+        side.market = o.market;
+        side.isBuy = o.isBuy;
+        side.limitPrice = o.limitPrice;
+        side.remaining = o.size;
+        side.feeRate = o.feeRate;
+        side.expiry = o.expiry;
+    }
+
+    /// spec: check_fill_size (one side) — a positive multiple of the step, no larger than what is left.
+    function checkFillSize(OspState.State memory s, uint256 size, OrderSide memory a) internal pure {
+        uint256 step = s.g.configs[a.market].stepSize;
+        requireValid(size > 0 && size % step == 0 && size <= a.remaining, ErrorCode.INVALID_AMOUNT);
+    }
+
+    /// spec: check_fill_size (two sides; the step is the first side's market's)
+    function checkFillSize(OspState.State memory s, uint256 size, OrderSide memory a, OrderSide memory b) internal pure {
+        uint256 step = s.g.configs[a.market].stepSize;
+        requireValid(size > 0 && size % step == 0 && size <= a.remaining && size <= b.remaining, ErrorCode.INVALID_AMOUNT);
+    }
+
+    /// spec: compute_fee — ceil(size * price * fee_rate / (PRICE_ONE * FRACTION_ONE)).
+    function computeFee(uint256 size, uint256 price, uint256 feeRate) internal pure returns (int256) {
+        return OspMargin.ceilDiv(int256(size * price * feeRate), PRICE_ONE * FRACTION_ONE);
+    }
+
+    /// spec: write_order_side — record the nonce of a new order and what remains of the order (a new
+    /// slot if partial).
+    function writeOrderSide(OspState.State memory s, OrderSide memory side, uint256 filled) internal pure {
+        if (side.hasNonce) {
+            side.account.nonceBase = side.nonceBase;
+            side.account.nonceBits = side.nonceBits;
+        }
+        uint64 remaining = uint64(side.remaining - filled);
+        if (side.hasSlot) {
+            (StateCodec.Slot memory slot,) = OspState.getSlot(s, side.slotId);
+            OspState.setSlot(
+                s,
+                side.slotId,
+                StateCodec.Slot(slot.accountId, slot.market, slot.isBuy, slot.limitPrice, remaining, slot.feeRate, slot.expiry)
+            );
+        } else if (remaining > 0) {
+            OspState.setSlot(
+                s,
+                s.g.nextSlot,
+                StateCodec.Slot(
+                    uint32(side.accountId),
+                    side.market,
+                    side.isBuy,
+                    uint64(side.limitPrice),
+                    remaining,
+                    side.feeRate,
+                    side.expiry
+                )
+            );
+            s.g.nextSlot += 1;
+        }
+    }
+
+    // --- parties -----------------------------------------------------------------------------------
+
+    /// spec: Party — an account taking part in a fill, with funding settled (nothing written yet).
+    struct Party {
+        uint256 accountId;
+        StateCodec.Account account;
+        int256 collateral;
+        StateCodec.Position[] positions;
+        int256 fundingPaid;
+    }
+
+    /// spec: Party.__init__
+    function newParty(OspState.State memory s, uint256 accountId, StateCodec.Account memory account)
+        internal
+        pure
+        returns (Party memory party)
+    {
+        party.accountId = accountId;
+        party.account = account;
+        (party.collateral, party.positions, party.fundingPaid) = OspMargin.computeSettledFunding(s, account);
+    }
+
+    /// spec: compute_party_after — collateral and positions after a fill; checks the position limit and
+    /// the balance range.
+    function computePartyAfter(
+        OspState.State memory s,
+        Party memory party,
+        uint256 market,
+        int256 sizeDelta,
+        int256 collateralDelta
+    ) internal pure returns (int256 collateral, StateCodec.Position[] memory positions) {
+        int256 newSize = OspMargin.positionSize(party.positions, market) + sizeDelta;
+        // The new position is within the market's risk limit.
+        requireValid(
+            OspMargin.abs(newSize) <= int256(uint256(s.g.configs[market].maxPosition)), ErrorCode.POSITION_LIMIT
+        );
+        collateral = party.collateral + collateralDelta;
+        // The collateral stays in range.
+        checkBalance(collateral);
+        positions = OspMargin.withPosition(party.positions, market, newSize, s.g.markets[market].fundingIndex);
+    }
+
+    /// spec: check_margin — the margin rule holds after the fill (see OspMargin.isMarginOkAfterFill).
+    function checkMargin(
+        OspState.State memory s,
+        Party memory party,
+        int256 collateral,
+        StateCodec.Position[] memory positions,
+        uint256 market
+    ) internal pure {
+        requireValid(
+            OspMargin.isMarginOkAfterFill(s, party.collateral, party.positions, collateral, positions, market),
+            ErrorCode.INSUFFICIENT_MARGIN
+        );
+    }
+
+    /// spec: compute_funding_pool — the funding pool after the parties' settlements, which must stay in
+    /// range. (compute_withdrawal's one-party case is inline there.)
+    function computeFundingPool(OspState.State memory s, Party memory a, Party memory b)
+        internal
+        pure
+        returns (int256 pool)
+    {
+        pool = s.g.fundingPool + a.fundingPaid + b.fundingPaid;
+        checkBalance(pool);
+    }
+
+    /// spec: write_party
+    function writeParty(
+        OspState.State memory s,
+        Party memory party,
+        int256 collateral,
+        StateCodec.Position[] memory positions
+    ) internal pure {
+        StateCodec.Account memory account = party.account;
+        account.collateral = OspState.toInt128(collateral);
+        account.positions = positions;
+        OspState.setAccount(s, party.accountId, account);
+    }
+
+    // --- withdrawals -------------------------------------------------------------------------------
+
+    /// spec: compute_withdrawal — the settled party, its collateral after withdrawing `amount` and the
+    /// funding pool; checks amount, ranges and margin. Returns the failed rule's code instead of raising,
+    /// so that a forced withdrawal can record it (process_withdraw raises it with requireValid).
+    /// `amount` <= MAX_AMOUNT.
+    function computeWithdrawal(
+        OspState.State memory s,
+        uint256 accountId,
+        StateCodec.Account memory account,
+        uint256 amount
+    ) internal pure returns (uint8 code, Party memory party, int256 collateral, int256 pool) {
+        // The amount is positive.
+        if (amount == 0) return (ErrorCode.INVALID_AMOUNT, party, 0, 0);
+        party = newParty(s, accountId, account);
+        collateral = party.collateral - int256(amount);
+        // The settled collateral and the funding pool stay in range.
+        if (!isBalanceInRange(collateral)) return (ErrorCode.BALANCE_OVERFLOW, party, collateral, 0);
+        pool = s.g.fundingPool + party.fundingPaid;
+        if (!isBalanceInRange(pool)) return (ErrorCode.BALANCE_OVERFLOW, party, collateral, pool);
+        // What remains covers the initial margin of the open positions (with none: collateral >= 0).
+        if (OspMargin.getTotalValue(s, collateral, party.positions) < OspMargin.getTotalRisk(s, party.positions, true)) {
+            return (ErrorCode.INSUFFICIENT_MARGIN, party, collateral, pool);
+        }
+        // The cumulative withdrawn amount stays in range.
+        if (!isBalanceInRange(int256(uint256(account.withdrawn)) + int256(amount))) {
+            return (ErrorCode.BALANCE_OVERFLOW, party, collateral, pool);
+        }
+        return (ErrorCode.OK, party, collateral, pool);
+    }
+
+    /// spec: write_withdrawal
+    function writeWithdrawal(OspState.State memory s, Party memory party, int256 collateral, int256 pool, uint256 amount)
+        internal
+        pure
+    {
+        party.account.withdrawn += uint128(amount);
+        writeParty(s, party, collateral, party.positions);
+        s.g.fundingPool = int128(pool);
+    }
+}
