@@ -67,40 +67,55 @@ library OspCodec {
     }
 
     /// `data[i]`; BAD when it does not exist (spec: IndexError).
-    function readByte(bytes calldata data, uint256 i) internal pure returns (uint256 b, uint256) {
-        if (i >= data.length) return (0, BAD);
-        return (uint8(data[i]), i + 1);
+    function readByte(bytes calldata data, uint256 i) internal pure returns (uint256 b, uint256 next) {
+        assembly ("memory-safe") {
+            next := BAD
+            if lt(i, data.length) {
+                b := byte(0, calldataload(add(data.offset, i)))
+                next := add(i, 1)
+            }
+        }
     }
 
     /// spec: _varint — minimal unsigned LEB128 at data[i], at most `maxLen` bytes and <= `high` (every
-    /// field's maximum is >= 0x7f, so a single byte never needs the range check).
+    /// field's maximum is >= 0x7f, so a single byte never needs the range check). BAD when the varint is
+    /// truncated, longer than its field allows, non-minimal (a trailing zero group) or above `high`.
     function readVarint(bytes calldata data, uint256 i, uint256 high, uint256 maxLen)
         internal
         pure
-        returns (uint256 value, uint256)
+        returns (uint256 value, uint256 next)
     {
-        if (i >= data.length) return (0, BAD);
-        uint256 b = uint8(data[i]);
-        if (b < 0x80) return (b, i + 1);
-        value = b & 0x7F;
-        uint256 shift = 7;
-        uint256 end = i + maxLen;
-        i += 1;
-        while (true) {
-            // varint longer than its field allows / truncated
-            if (i >= end || i >= data.length) return (0, BAD);
-            b = uint8(data[i]);
-            i += 1;
-            if (b < 0x80) {
-                if (b == 0) return (0, BAD); // non-minimal varint (trailing zero group)
-                value |= b << shift;
-                if (value > high) return (0, BAD); // varint above the field's maximum
-                return (value, i);
+        assembly ("memory-safe") {
+            next := BAD
+            let len := data.length
+            if lt(i, len) {
+                let b := byte(0, calldataload(add(data.offset, i)))
+                switch lt(b, 0x80)
+                case 1 {
+                    value := b
+                    next := add(i, 1)
+                }
+                default {
+                    let acc := and(b, 0x7f)
+                    let shift := 7
+                    let end := add(i, maxLen)
+                    if gt(end, len) { end := len }
+                    for { i := add(i, 1) } lt(i, end) { i := add(i, 1) } {
+                        b := byte(0, calldataload(add(data.offset, i)))
+                        acc := or(acc, shl(shift, and(b, 0x7f)))
+                        if lt(b, 0x80) {
+                            // the last group: not zero (minimal) and the value within the field
+                            if and(gt(b, 0), iszero(gt(acc, high))) {
+                                value := acc
+                                next := add(i, 1)
+                            }
+                            break
+                        }
+                        shift := add(shift, 7)
+                    }
+                }
             }
-            value |= (b & 0x7F) << shift;
-            shift += 7;
         }
-        return (0, BAD); // unreachable
     }
 
     /// spec: _signature — EIP-2098 compact: r (32 bytes), then yParity << 255 | s (32 bytes), expanded to

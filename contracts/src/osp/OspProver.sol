@@ -81,19 +81,41 @@ abstract contract OspProver {
         }
     }
 
-    /// spec: _check_proofs
+    /// spec: _check_proofs — each proof must hash to the root. The first is hashed in full; a later one
+    /// is hashed up to where its path meets the nearest earlier proof's, and compared with it from there
+    /// (OspMerkle.joinsPath: equivalent to hashing it in full).
     function checkProofs(bytes32 root, LeafProof[] calldata proofs, uint256 depth, uint8 tree) internal pure {
+        bytes32[][] memory paths = new bytes32[][](proofs.length);
         for (uint256 i = 0; i < proofs.length; ++i) {
             LeafProof calldata proof = proofs[i];
             uint256 index = proof.index;
+            // the earlier proof whose path meets this one lowest
+            uint256 nearest = i;
+            uint256 meet = depth;
             for (uint256 j = 0; j < i; ++j) {
-                if (proofs[j].index == index) revert WitnessDuplicateLeaf(tree, index);
+                uint256 other = proofs[j].index;
+                if (other == index) revert WitnessDuplicateLeaf(tree, index);
+                uint256 height = OspMerkle.highestBit(other ^ index);
+                if (height < meet) (nearest, meet) = (j, height);
             }
             if (proof.siblings.length != depth || index >> depth != 0) revert WitnessMalformedProof(tree, index);
-            if (OspMerkle.computeRootFromProof(leafHash(proof.leaf), index, proof.siblings) != root) {
-                revert WitnessProofMismatch(tree, index);
-            }
+            paths[i] = new bytes32[](depth + 1);
+            bytes32 node = OspMerkle.computePath(leafHash(proof.leaf), index, proof.siblings, meet, paths[i]);
+            bool ok = nearest == i ? node == root : joins(node, proof, proofs[nearest], paths, nearest, i, meet);
+            if (!ok) revert WitnessProofMismatch(tree, index);
         }
+    }
+
+    function joins(
+        bytes32 node,
+        LeafProof calldata proof,
+        LeafProof calldata other,
+        bytes32[][] memory paths,
+        uint256 nearest,
+        uint256 i,
+        uint256 meet
+    ) private pure returns (bool) {
+        return OspMerkle.joinsPath(node, proof.siblings, other.siblings, paths[nearest], meet, paths[i]);
     }
 
     /// spec: _leaf_hash — keccak of the encoding, or the zero leaf for an empty one.
