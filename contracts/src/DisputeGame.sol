@@ -55,7 +55,7 @@ contract DisputeGame {
         uint48 challengerTimeLeft;
         bytes32 startRoot;
         bytes32 endRoot;
-        bytes32 rootsHash; // keccak of the roots posted by the last bisect, until the challenger chooses
+        bytes32 rootsHash; // keccak of the roots posted by the last bisect (meaningful in the Choose phase)
     }
 
     /// The queue entries a step may need (ignored when the batch did not see that entry).
@@ -175,7 +175,8 @@ contract DisputeGame {
         if (part + 1 != parts) g.endRoot = roots[part];
         g.start = newStart;
         g.end = newEnd;
-        g.rootsHash = bytes32(0);
+        // rootsHash is left as is (only read in the Choose phase): the next bisect then rewrites a
+        // non-zero slot, which costs 17,100 gas less than a zero one and more than the refund.
         g.phase = newEnd - newStart == 1 ? Phase.Step : Phase.Bisect;
         emit Chosen(gameId, part, newStart, newEnd, g.startRoot, g.endRoot);
     }
