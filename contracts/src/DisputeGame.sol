@@ -115,8 +115,15 @@ contract DisputeGame {
         if (rollup_.game() != address(this)) revert WrongWiring();
         if (arity_ < 2 || arity_ > MAX_ARITY || clock_ == 0 || clock_ > type(uint48).max) revert InvalidParameter();
         if (address(prover_) == address(0)) revert InvalidParameter();
+        Bridge bridge_ = rollup_.bridge();
+        // A queue entry consumed in time must be able to reach finality before its deadline, even
+        // when its batch is challenged at the end of the window and the game runs both clocks out.
+        uint256 worstFinality = rollup_.challengeWindow() + 2 * clock_;
+        if (bridge_.forcedDeadline() <= worstFinality || bridge_.depositDeadline() <= worstFinality) {
+            revert InvalidParameter();
+        }
         rollup = rollup_;
-        bridge = rollup_.bridge();
+        bridge = bridge_;
         prover = prover_;
         arity = arity_;
         challengerBond = challengerBond_;

@@ -109,3 +109,23 @@ def test_only_game_hooks(system, proposer) -> None:
     expect_revert("NotGame", lambda: transact(system.w3, r.rejectBatch(1, 1, proposer), proposer))
     expect_revert("NotGame", lambda: transact(system.w3, r.payout(proposer), proposer, value=1))
     expect_revert("NotGame", lambda: transact(system.w3, r.releaseGame(1, 1), proposer))
+
+
+def test_deployment_checks_parameters(make_system) -> None:
+    expect_revert("InvalidParameter", lambda: make_system(slash_reward_bps=10_000))  # self-challenge would pay
+    expect_revert("InvalidParameter", lambda: make_system(arity=1))
+    expect_revert("InvalidParameter", lambda: make_system(clock=0))
+    # deadlines must leave room for a window plus a game that runs both clocks out
+    expect_revert("InvalidParameter", lambda: make_system(forced_deadline=3600 + 2 * 1800))
+    expect_revert("InvalidParameter", lambda: make_system(deposit_deadline=3600 + 2 * 1800))
+    assert make_system(forced_deadline=3600 + 2 * 1800 + 1, deposit_deadline=3600 + 2 * 1800 + 1)
+
+
+def test_wiring_is_checked(system, w3, deployer) -> None:
+    from optinode.l1.contracts import deploy_contract
+
+    me = deployer.address
+    rollup_args = (system.bridge.address, me, (b"\0" * 32, 1, 1, 0, [me]))
+    expect_revert("WrongWiring", lambda: deploy_contract(w3, "Rollup", *rollup_args, sender=me))
+    game_args = (system.rollup.address, system.prover.address, 16, 1, 100)
+    expect_revert("WrongWiring", lambda: deploy_contract(w3, "DisputeGame", *game_args, sender=me))
