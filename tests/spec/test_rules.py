@@ -24,6 +24,7 @@ from optinode.spec.constants import (
     MAX_BALANCE,
     MAX_FUNDING_INDEX,
     MAX_NONCE,
+    MAX_ORDER_MARKET,
     MAX_PRICE,
     MAX_SLOT_ID,
     MAX_TIMESTAMP,
@@ -32,7 +33,6 @@ from optinode.spec.constants import (
     NONCE_WINDOW,
     SECP256K1_N,
 )
-from optinode.spec import constants
 from optinode.spec.crypto import keccak
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode
@@ -71,9 +71,6 @@ from .conftest import (
 )
 
 E = ErrorCode
-# An order's market shares a byte with its side in the batch encoding (MAX_ORDER_MARKET, being added
-# to the spec); fall back to the EIP-712 uint8 bound where the constant does not exist yet.
-MAX_ORDER_MARKET: int = getattr(constants, "MAX_ORDER_MARKET", MAX_U8)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
