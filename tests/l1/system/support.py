@@ -18,6 +18,7 @@ from optinode.l1.contracts import (
     StateParts,
     System,
     choose_part,
+    error_selector,
     split_points,
     tx_proof,
 )
@@ -62,6 +63,8 @@ def expect_revert(name: str, fn: Callable[[], object]) -> Reverted:
     with pytest.raises(Reverted) as info:
         fn()
     assert info.value.name == name, f"expected {name}, got {info.value}"
+    if len(info.value.data) == 4:  # an error without arguments: exactly its selector
+        assert info.value.data == error_selector(f"{name}()")
     return info.value
 
 
