@@ -27,6 +27,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 from optinode.l1.artifacts import artifact_names, load_artifact
 from optinode.spec.codec import TX_TREE_DEPTH, compute_tx_root, frame_records, get_tx_proof
 from optinode.spec.crypto import keccak
+from optinode.spec.game import choose_first_disagreement, compute_split_points
 
 __all__ = [
     "BURN_ADDRESS",
@@ -385,20 +386,17 @@ def forced_acc(prev: bytes, requester: bytes, account_id: int, amount: int) -> b
 
 
 def split_points(start: int, end: int, arity: int) -> list[int]:
-    """The points start = p_0 < p_1 < ... < p_parts = end a segment is cut at (DisputeGame.choose)."""
-    length = end - start
-    parts = min(arity, length)
-    return [start + length * j // parts for j in range(parts + 1)]
+    """The points start = p_0 < p_1 < ... < p_parts = end a segment is cut at (DisputeGame.choose):
+    `optinode.spec.game.compute_split_points`."""
+    return list(compute_split_points(start, end, arity))
 
 
 def choose_part(points: Sequence[int], claimed: Sequence[bytes], true_root: Any) -> int:
     """The first part the challenger disagrees with: `claimed` are the proposer's roots at
     points[1:-1]; `true_root(i)` is the challenger's root after i transactions. The game guarantees
-    the challenger agrees at points[0] and disagrees at points[-1]."""
-    for j, root in enumerate(claimed):
-        if root != true_root(points[j + 1]):
-            return j
-    return len(points) - 2
+    the challenger agrees at points[0] and disagrees at points[-1]
+    (`optinode.spec.game.choose_first_disagreement`)."""
+    return choose_first_disagreement(points, claimed, true_root)
 
 
 def tx_proof(records: Sequence[bytes], k: int) -> list[bytes]:
