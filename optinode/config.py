@@ -71,17 +71,7 @@ class MarketSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     price: PositiveInt  # genesis price, PRICE_ONE (1e8) collateral units per base unit
 
     def to_genesis_market(self) -> GenesisMarket:
-        return GenesisMarket(
-            name=self.name,
-            step_size=self.step_size,
-            tick_size=self.tick_size,
-            initial_margin=self.initial_margin,
-            maintenance_margin=self.maintenance_margin,
-            liquidation_fee=self.liquidation_fee,
-            max_funding_rate=self.max_funding_rate,
-            max_position=self.max_position,
-            price=self.price,
-        )
+        return GenesisMarket(**{field: getattr(self, field) for field in GenesisMarket.__struct_fields__})
 
 
 class GenesisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
