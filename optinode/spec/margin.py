@@ -19,7 +19,10 @@ def compute_settled_funding(state: State, account: Account) -> tuple[int, dict[i
     (negative: received). Nothing is written; the positions dict returned must not be mutated."""
     markets = state.markets
     positions = account.positions
-    if all(p.funding_index == markets[m].funding_index for m, p in positions.items()):
+    for market, position in positions.items():
+        if position.funding_index != markets[market].funding_index:
+            break
+    else:
         return account.collateral, positions, 0  # nothing owed: the common case within a funding period
     paid = 0
     settled: dict[int, Position] = {}

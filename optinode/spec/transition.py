@@ -248,7 +248,9 @@ def resolve_order(state: State, order: OrderOrRef) -> OrderSide:
 def check_fill_size(state: State, size: int, *sides: OrderSide) -> None:
     step = state.config.markets[sides[0].market].step_size
     # The fill is a positive multiple of the step and no larger than what each order has left.
-    require(size > 0 and size % step == 0 and all(size <= s.remaining for s in sides), ErrorCode.INVALID_AMOUNT)
+    require(size > 0 and size % step == 0, ErrorCode.INVALID_AMOUNT)
+    for side in sides:
+        require(size <= side.remaining, ErrorCode.INVALID_AMOUNT)
 
 
 def compute_fee(size: int, price: int, fee_rate: int) -> int:
@@ -333,7 +335,9 @@ def check_margin(state: State, party: Party, collateral: int, positions: dict[in
 
 def compute_funding_pool(state: State, *parties: Party) -> int:
     """The funding pool after the parties' settlements, which must stay in range."""
-    pool = state.funding_pool + sum(party.funding_paid for party in parties)
+    pool = state.funding_pool
+    for party in parties:
+        pool += party.funding_paid
     check_balance(pool)
     return pool
 
