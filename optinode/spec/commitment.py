@@ -187,11 +187,24 @@ def decode_account(data: bytes) -> Account:
     account = Account(
         owner=r.take(20), collateral=r.int(16), withdrawn=r.uint(16), nonce_base=r.uint(8), nonce_bits=r.uint(32), positions={}
     )
+    previous = -1
     for _ in range(r.uint(1)):
         market = r.uint(1)
-        account.positions[market] = Position(r.int(8), r.int(16))
+        position = Position(r.int(8), r.int(16))
+        # Canonical: markets strictly increasing, no empty position (what encode_account writes).
+        if market <= previous or position.size == 0:
+            raise ValueError("non-canonical positions")
+        previous = market
+        account.positions[market] = position
     r.done()
     return account
+
+
+def _read_bool(r: _Reader) -> bool:
+    value = r.uint(1)
+    if value > 1:
+        raise ValueError("a boolean byte must be 0 or 1")
+    return value == 1
 
 
 def decode_slot(data: bytes) -> Slot:
@@ -199,7 +212,7 @@ def decode_slot(data: bytes) -> Slot:
     slot = Slot(
         account_id=r.uint(4),
         market=r.uint(1),
-        is_buy=bool(r.uint(1)),
+        is_buy=_read_bool(r),
         limit_price=r.uint(8),
         remaining=r.uint(8),
         fee_rate=r.uint(4),

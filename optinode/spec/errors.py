@@ -52,6 +52,8 @@ class ErrorCode(IntEnum):
     NOT_DELEVERAGEABLE = 31
     NOT_REDUCING = 32  # would not strictly shrink the position (or the sides do not oppose)
     LIQUIDATION_PRICE = 33  # price outside the liquidation band around the oracle price
+    # --- capacity ---
+    TREE_FULL = 34  # no slot id left for the rest of a partially filled order
 
 
 class InvalidTransaction(Exception):

@@ -253,6 +253,15 @@ def check_fill_size(state: State, size: int, *sides: OrderSide) -> None:
         require(size <= side.remaining, ErrorCode.INVALID_AMOUNT)
 
 
+def check_slot_capacity(state: State, size: int, *sides: OrderSide) -> None:
+    new_slots = 0
+    for side in sides:
+        if side.slot_id is None and side.remaining > size:
+            new_slots += 1
+    # The rest of each partially filled new order gets a slot id within the slot tree.
+    require(state.next_slot + new_slots <= MAX_SLOT_ID + 1, ErrorCode.TREE_FULL)
+
+
 def compute_fee(size: int, price: int, fee_rate: int) -> int:
     return ceil_div(size * price * fee_rate, PRICE_ONE * FRACTION_ONE)
 
@@ -383,6 +392,8 @@ def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     # 10. Margin (buyer, then seller).
     check_margin(state, buyer_party, buyer_collateral, buyer_positions, market)
     check_margin(state, seller_party, seller_collateral, seller_positions, market)
+    # 11. Room in the slot tree for partial remainders.
+    check_slot_capacity(state, size, maker, taker)
     # Write.
     write_party(state, buyer_party, buyer_collateral, buyer_positions)
     write_party(state, seller_party, seller_collateral, seller_positions)
@@ -566,6 +577,8 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     pool = compute_funding_pool(state, liquidator_party, liquidated)
     # 9. The liquidator meets the margin rule.
     check_margin(state, liquidator_party, liquidator_collateral, liquidator_positions, market)
+    # 10. Room in the slot tree for the liquidator order's remainder.
+    check_slot_capacity(state, size, liquidator)
     write_party(state, liquidator_party, liquidator_collateral, liquidator_positions)
     write_party(state, liquidated, liquidated_collateral, liquidated_positions)
     write_order_side(state, liquidator, size)
@@ -585,8 +598,8 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     # 3. Two different accounts.
     require(tx.deleveraged_id != tx.deleverager_id, ErrorCode.SELF_TRADE)
     size = tx.size
-    # 4. The size is positive.
-    require(size > 0, ErrorCode.INVALID_AMOUNT)
+    # 4. The size is a positive multiple of the market's step (what remains stays tradeable).
+    require(size > 0 and size % state.config.markets[tx.market].step_size == 0, ErrorCode.INVALID_AMOUNT)
     deleveraged = Party(state, tx.deleveraged_id, deleveraged_account)
     deleverager = Party(state, tx.deleverager_id, deleverager_account)
     value = get_total_value(state, deleveraged.collateral, deleveraged.positions)

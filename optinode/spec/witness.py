@@ -24,6 +24,7 @@ from .commitment import (
     hash_account,
     hash_slot,
 )
+from .constants import MAX_SLOT_ID
 from .crypto import keccak
 from .errors import WitnessError
 from .merkle import EMPTY_LEAF, compute_root_after_updates, compute_root_from_proof
@@ -81,7 +82,8 @@ def get_touched_leaves(state: State, tx: Transaction, ctx: L1Context) -> tuple[l
         entry = ctx.forced.get(state.forced_done)
         if entry is not None:
             accounts.add(entry.account_id)
-    slots.update(range(state.next_slot, state.next_slot + new_orders))  # where new slots would go
+    # where new slots would go (none past the tree: such a trade fails TREE_FULL before writing)
+    slots.update(i for i in range(state.next_slot, state.next_slot + new_orders) if i <= MAX_SLOT_ID)
     account_ids = sorted(i for i in accounts if isinstance(i, int) and 0 <= i <= state.next_account_id)
     return account_ids, sorted(slots)
 
@@ -153,6 +155,11 @@ def execute_witness(pre_root: bytes, witness: Witness, tx: Transaction, ctx: L1C
         state.slots = {p.index: decode_slot(p.leaf) for p in witness.slots if p.leaf}
     except ValueError as malformed:
         raise WitnessError(f"undecodable leaf or globals: {malformed}") from malformed
+    markets = len(state.markets)
+    if any(m >= markets for a in state.accounts.values() for m in a.positions) or any(
+        s.market >= markets for s in state.slots.values()
+    ):
+        raise WitnessError("a leaf refers to a market that does not exist")
     state.deposits_done, state.forced_done = witness.deposits_done, witness.forced_done
     # 4. The ordinary state transition.
     receipt = state_transition(state, tx, ctx)

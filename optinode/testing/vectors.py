@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from optinode.spec.codec import decode_transaction, encode_transaction
-from optinode.spec.constants import MAX_AMOUNT, MAX_BALANCE, PRICE_ONE
+from optinode.spec.constants import MAX_AMOUNT, MAX_BALANCE, MAX_SLOT_ID, PRICE_ONE
 from optinode.spec.errors import ErrorCode
 from optinode.spec.serde import to_plain
 from optinode.spec.state import Account
@@ -298,6 +298,14 @@ def _():
     return w, Trade(SlotRef(0), w.order("carol", is_buy=False, size=ETH_UNIT, price=ETH_PRICE), ETH_UNIT), "BALANCE_OVERFLOW: the funding pool would leave its range"
 
 
+@case("trade/tree_full")
+def _():
+    w = base_world()
+    w.state.next_slot = MAX_SLOT_ID + 1  # every slot id is taken
+    w.root()
+    return w, _trade(w), "TREE_FULL: the maker's remainder would need a slot id past the tree"
+
+
 # --- Withdraw ------------------------------------------------------------------------------------------
 @case("withdraw/ok")
 def _():
@@ -564,6 +572,12 @@ def _():
 def _():
     w = _crashed(2_500 * PRICE_ONE // 1000)
     return w, Deleverage(3, 2, ETH, 0), "INVALID_AMOUNT: zero"
+
+
+@case("deleverage/off_step")
+def _():
+    w = _crashed(2_500 * PRICE_ONE // 1000)
+    return w, Deleverage(3, 2, ETH, ETH_UNIT + 1), "INVALID_AMOUNT: not a multiple of the market's step"
 
 
 @case("deleverage/account_not_found")

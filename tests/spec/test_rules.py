@@ -1520,6 +1520,44 @@ def test_deleverage_7_funding_pool_range():
 
 
 # ======================================================================================================
+# Capacity: the slot tree has 2**32 ids; a remainder that would need one past it is TREE_FULL
+# ======================================================================================================
+
+
+def _slots_nearly_full(w: World, left: int) -> None:
+    w.state.next_slot = MAX_SLOT_ID + 1 - left  # ids below are "taken" (never referenced here)
+
+
+def test_trade_11_tree_full(funded_world):
+    w = funded_world
+    _slots_nearly_full(w, 1)
+    # Two new orders both partially filled need two ids: TREE_FULL, nothing written.
+    maker = w.order("alice", is_buy=False, size=10 * ETH_STEP, limit_price=ETH_PRICE)
+    taker = w.order("bob", size=8 * ETH_STEP, limit_price=ETH_PRICE)
+    assert_invalid(w, Trade(maker, taker, 4 * ETH_STEP), E.TREE_FULL)
+    # One remainder takes the last id.
+    assert_applied(w, Trade(maker, taker, 8 * ETH_STEP))
+    assert w.state.next_slot == MAX_SLOT_ID + 1 and w.state.slots[MAX_SLOT_ID].remaining == 2 * ETH_STEP
+    # A full fill needs no slot, so it still works; another remainder does not fit.
+    assert_applied(w, Trade(SlotRef(MAX_SLOT_ID), w.order("carol", size=2 * ETH_STEP, limit_price=ETH_PRICE), 2 * ETH_STEP))
+    assert_invalid(
+        w, Trade(w.order("alice", is_buy=False, size=4 * ETH_STEP, limit_price=ETH_PRICE), w.order("carol", size=ETH_STEP, limit_price=ETH_PRICE), ETH_STEP), E.TREE_FULL
+    )
+
+
+def test_liquidate_10_tree_full():
+    w = _underwater_long()
+    _slots_nearly_full(w, 0)
+    assert_invalid(w, Liquidate(_liquidator(w, 270_000_000), w.ids["alice"], 2 * ETH_STEP), E.TREE_FULL)
+    assert_applied(w, Liquidate(_liquidator(w, 270_000_000), w.ids["alice"], 5 * ETH_STEP))  # no remainder
+
+
+def test_deleverage_4_off_step():
+    w = _bankrupt_long()
+    assert_invalid(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, ETH_STEP + 1), E.INVALID_AMOUNT)
+
+
+# ======================================================================================================
 # Meta: every error code is asserted somewhere above
 # ======================================================================================================
 

@@ -153,8 +153,10 @@ contract OspAccounts is OspProver {
         OspRules.requireValid(t.deleveragedId != t.deleveragerId, ErrorCode.SELF_TRADE);
         DeleverageFill memory f;
         f.size = int256(uint256(t.size));
-        // 4. The size is positive.
-        OspRules.requireValid(f.size > 0, ErrorCode.INVALID_AMOUNT);
+        // 4. The size is a positive multiple of the market's step (what remains stays tradeable).
+        OspRules.requireValid(
+            f.size > 0 && uint256(f.size) % s.g.configs[t.market].stepSize == 0, ErrorCode.INVALID_AMOUNT
+        );
         OspRules.Party memory deleveraged = OspRules.newParty(s, t.deleveragedId, deleveragedAccount);
         OspRules.Party memory deleverager = OspRules.newParty(s, t.deleveragerId, deleveragerAccount);
         f.value = OspMargin.getTotalValue(s, deleveraged.collateral, deleveraged.positions);

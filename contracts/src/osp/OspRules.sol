@@ -143,6 +143,16 @@ library OspRules {
         requireValid(size > 0 && size % step == 0 && size <= a.remaining && size <= b.remaining, ErrorCode.INVALID_AMOUNT);
     }
 
+    /// spec: check_slot_capacity — whether a side needs a new slot id for its remainder.
+    function needsNewSlot(OrderSide memory side, uint256 size) internal pure returns (uint256) {
+        return !side.hasSlot && side.remaining > size ? 1 : 0;
+    }
+
+    /// spec: check_slot_capacity — the rest of each partially filled new order gets an id in the tree.
+    function checkSlotCapacity(OspState.State memory s, uint256 newSlots) internal pure {
+        requireValid(uint256(s.g.nextSlot) + newSlots <= OspConstants.MAX_SLOT_ID + 1, ErrorCode.TREE_FULL);
+    }
+
     /// spec: compute_fee — ceil(size * price * fee_rate / (PRICE_ONE * FRACTION_ONE)).
     function computeFee(uint256 size, uint256 price, uint256 feeRate) internal pure returns (int256) {
         return OspMargin.ceilDiv(int256(size * price * feeRate), PRICE_ONE * FRACTION_ONE);

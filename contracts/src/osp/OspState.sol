@@ -62,16 +62,36 @@ library OspState {
             if (leaf.length < 93 || leaf.length != 93 + 25 * uint256(uint8(leaf[92]))) {
                 revert WitnessUndecodableLeaf(OspConstants.TREE_ACCOUNTS, proofs[i].index);
             }
-            s.accounts[s.accountCount++] = AccountEntry(proofs[i].index, false, StateCodec.decodeAccount(leaf));
+            StateCodec.Account memory account = StateCodec.decodeAccount(leaf);
+            if (!isCanonicalAccount(account, s.g.markets.length)) {
+                revert WitnessUndecodableLeaf(OspConstants.TREE_ACCOUNTS, proofs[i].index);
+            }
+            s.accounts[s.accountCount++] = AccountEntry(proofs[i].index, false, account);
         }
         proofs = w.slots;
         s.slots = new SlotEntry[](proofs.length + 2);
         for (uint256 i = 0; i < proofs.length; ++i) {
             bytes calldata leaf = proofs[i].leaf;
             if (leaf.length == 0) continue;
-            if (leaf.length != 34) revert WitnessUndecodableLeaf(OspConstants.TREE_SLOTS, proofs[i].index);
+            // spec: decode_slot reads the side byte as a strict boolean; the market must exist
+            if (leaf.length != 34 || uint8(leaf[5]) > 1 || uint8(leaf[4]) >= s.g.markets.length) {
+                revert WitnessUndecodableLeaf(OspConstants.TREE_SLOTS, proofs[i].index);
+            }
             s.slots[s.slotCount++] = SlotEntry(proofs[i].index, false, StateCodec.decodeSlot(leaf));
         }
+    }
+
+    /// spec: decode_account (markets strictly increasing, no empty position) and execute_witness
+    /// (every position's market exists).
+    function isCanonicalAccount(StateCodec.Account memory account, uint256 marketCount) internal pure returns (bool) {
+        uint256 previous = type(uint256).max; // "none yet"
+        for (uint256 i = 0; i < account.positions.length; ++i) {
+            StateCodec.Position memory p = account.positions[i];
+            if (p.size == 0 || p.market >= marketCount) return false;
+            if (previous != type(uint256).max && p.market <= previous) return false;
+            previous = p.market;
+        }
+        return true;
     }
 
     /// Whether decode_globals reads `data` exactly: 32 + 1 + 1 + 20 per oracle + 1 + 76 per market + 80.

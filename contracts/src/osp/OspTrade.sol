@@ -95,6 +95,8 @@ contract OspTrade is OspProver {
         // 10. Margin (buyer, then seller).
         OspRules.checkMargin(s, buyerParty, f.buyerCollateral, f.buyerPositions, f.market);
         OspRules.checkMargin(s, sellerParty, f.sellerCollateral, f.sellerPositions, f.market);
+        // 11. Room in the slot tree for partial remainders.
+        OspRules.checkSlotCapacity(s, OspRules.needsNewSlot(maker, f.size) + OspRules.needsNewSlot(taker, f.size));
         // Write.
         OspRules.writeParty(s, buyerParty, f.buyerCollateral, f.buyerPositions);
         OspRules.writeParty(s, sellerParty, f.sellerCollateral, f.sellerPositions);
@@ -200,6 +202,8 @@ contract OspTrade is OspProver {
         f.pool = OspRules.computeFundingPool(s, liquidatorParty, liquidated);
         // 9. The liquidator meets the margin rule.
         OspRules.checkMargin(s, liquidatorParty, f.liquidatorCollateral, f.liquidatorPositions, f.market);
+        // 10. Room in the slot tree for the liquidator order's remainder.
+        OspRules.checkSlotCapacity(s, OspRules.needsNewSlot(liquidator, f.size));
         OspRules.writeParty(s, liquidatorParty, f.liquidatorCollateral, f.liquidatorPositions);
         OspRules.writeParty(s, liquidated, f.liquidatedCollateral, f.liquidatedPositions);
         OspRules.writeOrderSide(s, liquidator, f.size);

@@ -75,6 +75,7 @@ library ErrorCode {
     uint8 internal constant NOT_DELEVERAGEABLE = 31;
     uint8 internal constant NOT_REDUCING = 32;
     uint8 internal constant LIQUIDATION_PRICE = 33;
+    uint8 internal constant TREE_FULL = 34;
 }
 
 // --- errors ------------------------------------------------------------------------------------------

@@ -186,6 +186,47 @@ def test_undecodable_leaf(w3, osp) -> None:
         assert error.error_args == (2, 0)
 
 
+def _with_leaf(v: Vector, field: str, leaf: bytes) -> tuple[Witness, bytes]:
+    """v's witness with its first `field` leaf replaced, and a pre-root that authenticates it."""
+    from optinode.spec.merkle import compute_path
+
+    w = v.witness
+    proof, *others = getattr(w, field)
+    path = compute_path(keccak(leaf), proof.index, proof.siblings)
+    patched = []
+    for other in others:  # the other proofs see the new leaf where their paths meet
+        siblings = list(other.siblings)
+        siblings[(proof.index ^ other.index).bit_length() - 1] = path[(proof.index ^ other.index).bit_length() - 1]
+        patched.append(msgspec.structs.replace(other, siblings=tuple(siblings)))
+    proofs = (msgspec.structs.replace(proof, leaf=leaf), *patched)
+    bad = msgspec.structs.replace(w, **{field: proofs, f"{field}_root": path[-1]})
+    pre_root = compute_state_root_from_parts(bad.accounts_root, bad.slots_root, keccak(w.globals), w.deposits_done, w.forced_done)
+    return bad, pre_root
+
+
+def test_non_canonical_leaf(w3, osp) -> None:
+    """Leaves no honest state contains (unsorted or empty positions, unknown markets, a side byte
+    other than 0/1) are rejected on both sides rather than read in two different ways."""
+    v = next(v for v in VECTORS if v.name == "withdraw/ok")
+    leaf = v.witness.accounts[0].leaf
+    head = leaf[:92]
+
+    def positions(*items: tuple[int, int]) -> bytes:
+        body = b"".join(m.to_bytes(1, "big") + size.to_bytes(8, "big", signed=True) + bytes(16) for m, size in items)
+        return head + bytes([len(items)]) + body
+
+    for bad_leaf in (positions((1, 5), (0, 5)), positions((0, 5), (0, 6)), positions((0, 0)), positions((9, 5))):
+        bad, pre_root = _with_leaf(v, "accounts", bad_leaf)
+        _expect_revert(w3, osp, v, bad, "WitnessUndecodableLeaf", pre_root=pre_root)
+    v = next(v for v in VECTORS if v.name == "trade/ok_slot_maker")
+    slot = bytearray(v.witness.slots[0].leaf)
+    for offset, value in ((5, 2), (4, 9)):  # side byte, market
+        bad_slot = bytearray(slot)
+        bad_slot[offset] = value
+        bad, pre_root = _with_leaf(v, "slots", bytes(bad_slot))
+        _expect_revert(w3, osp, v, bad, "WitnessUndecodableLeaf", pre_root=pre_root)
+
+
 def test_out_of_gas_is_not_a_verdict(w3, osp) -> None:
     """Starving the prover of gas reverts; it never turns into an 'invalid transaction' result."""
     from optinode.l1.osp import encode_call
