@@ -24,6 +24,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
+from optinode.l1.osp import WITNESS_ABI, encode_witness  # one witness encoding for the game and the prover
 from optinode.l1.artifacts import artifact_names, load_artifact
 from optinode.spec.codec import TX_TREE_DEPTH, compute_tx_root, frame_records, get_tx_proof
 from optinode.spec.crypto import keccak
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 BURN_ADDRESS = "0x000000000000000000000000000000000000dEaD"
-WITNESS_ABI = "(bytes32,bytes32,bytes,uint64,uint64,(uint64,bytes,bytes32[])[],(uint64,bytes,bytes32[])[])"
 
 
 class Phase:
@@ -410,15 +410,3 @@ def tx_root(records: Sequence[bytes]) -> bytes:
     return compute_tx_root(records)
 
 
-def encode_witness(witness: Any) -> bytes:
-    """abi.encode(Witness) for IOneStepProver from an `optinode.spec.witness.Witness`."""
-    value = (
-        witness.accounts_root,
-        witness.slots_root,
-        witness.globals,
-        witness.deposits_done,
-        witness.forced_done,
-        [(p.index, p.leaf, list(p.siblings)) for p in witness.accounts],
-        [(p.index, p.leaf, list(p.siblings)) for p in witness.slots],
-    )
-    return eth_abi.encode([WITNESS_ABI], [value])
