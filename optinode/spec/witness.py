@@ -24,7 +24,7 @@ from .commitment import (
     hash_account,
     hash_slot,
 )
-from .constants import MAX_SLOT_ID
+from .constants import ACCOUNT_TREE_DEPTH, MAX_SLOT_ID, MAX_U64, SLOT_TREE_DEPTH
 from .crypto import keccak
 from .errors import WitnessError
 from .merkle import EMPTY_LEAF, compute_root_after_updates, compute_root_from_proof
@@ -136,8 +136,12 @@ def execute_witness(pre_root: bytes, witness: Witness, tx: Transaction, ctx: L1C
 
     Raises WitnessError when the witness does not authenticate against `pre_root` or lacks a leaf
     the transaction needs."""
-    from .constants import ACCOUNT_TREE_DEPTH, SLOT_TREE_DEPTH
-
+    # 0. The witness has the shape the prover's ABI allows: 32-byte roots, uint64 counters (one
+    #    below the top, so consuming a queue entry cannot overflow them).
+    if len(witness.accounts_root) != 32 or len(witness.slots_root) != 32:
+        raise WitnessError("tree roots are 32 bytes")
+    if not (0 <= witness.deposits_done < MAX_U64 and 0 <= witness.forced_done < MAX_U64):
+        raise WitnessError("queue counters out of range")
     globals_hash = keccak(witness.globals)
     # 1. The witness is the preimage of the agreed pre-state root.
     root = compute_state_root_from_parts(
