@@ -9,35 +9,14 @@ from optinode.spec import L1Context, State, create_genesis_state
 from optinode.spec.constants import PRICE_ONE
 from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_order_digest
-from optinode.spec.genesis import Genesis, GenesisMarket
 from optinode.spec.state import get_account
 from optinode.spec.transition import state_transition
 from optinode.spec.types import Deposit, DepositEntry, Order, SlotRef, Trade
+from optinode.testing.scenario import GENESIS_TIME, STEP, make_test_genesis
 from optinode.wallet import Key, sign_order
 
-GENESIS_TIME = 1_700_000_000
 EXPIRY = GENESIS_TIME + 30 * 86_400
-STEP = 10**6
 LOT = 10 * STEP
-
-
-def make_genesis() -> Genesis:
-    oracles = tuple(Key.from_seed(f"oracle-{i}").address for i in range(3))
-    market = dict(
-        step_size=STEP, tick_size=10**4, initial_margin=100_000, maintenance_margin=50_000, liquidation_fee=10_000,
-        max_funding_rate=100_000, max_position=10**16,
-    )
-    return Genesis(
-        chain_id=31337,
-        verifying_contract=bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"),
-        oracles=oracles,
-        quorum=2,
-        markets=(
-            GenesisMarket(name="ETH-USD", price=3 * PRICE_ONE, **market),
-            GenesisMarket(name="BTC-USD", price=6 * PRICE_ONE, **market),
-        ),
-        time=GENESIS_TIME,
-    )
 
 
 class Workload:
@@ -45,7 +24,7 @@ class Workload:
 
     def __init__(self, trades: int = 10_000, makers: int = 8, takers: int = 2_000, fills_per_order: int = 12, seed: int = 1):
         rng = random.Random(seed)
-        self.genesis = make_genesis()
+        self.genesis = make_test_genesis()
         self.state: State = create_genesis_state(self.genesis)
         ds = self.state.config.domain_separator
         keys = [Key.from_seed(f"bench-{i}") for i in range(makers + takers)]

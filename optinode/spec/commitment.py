@@ -13,6 +13,8 @@ complement. Leaves are never 64 bytes long, so a leaf cannot pose as an inner no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .constants import ACCOUNT_TREE_DEPTH, SLOT_TREE_DEPTH
 from .crypto import keccak
 from .merkle import EMPTY_LEAF, MerkleTree
@@ -119,6 +121,7 @@ class Commitment:
 
     @classmethod
     def from_state(cls, state: State) -> "Commitment":
+        """Trees over every leaf of the state (the dirty marks are cleared)."""
         commitment = cls()
         state.dirty_accounts.update(state.accounts)
         state.dirty_slots.update(state.slots)
@@ -127,28 +130,24 @@ class Commitment:
 
     def update(self, state: State) -> bytes:
         """Rehash the leaves the state marked dirty, clear the marks, return the state root."""
-        if state.dirty_accounts:
-            accounts = state.accounts
-            self.accounts.update({i: hash_account(accounts.get(i)) for i in state.dirty_accounts})
-            state.dirty_accounts.clear()
-        if state.dirty_slots:
-            slots = state.slots
-            self.slots.update({i: hash_slot(slots.get(i)) for i in state.dirty_slots})
-            state.dirty_slots.clear()
+        root = self.rehash(state, state.dirty_accounts, state.dirty_slots)
+        state.dirty_accounts.clear()
+        state.dirty_slots.clear()
+        return root
+
+    def rehash(self, state: State, account_ids: Iterable[int], slot_ids: Iterable[int]) -> bytes:
+        """Rehash the given leaves from the state and return the state root."""
+        accounts, slots = state.accounts, state.slots
+        self.accounts.update({i: hash_account(accounts.get(i)) for i in account_ids})
+        self.slots.update({i: hash_slot(slots.get(i)) for i in slot_ids})
         return compute_state_root_from_parts(
             self.accounts.root(), self.slots.root(), keccak(encode_globals(state)), state.deposits_done, state.forced_done
         )
 
 
 def compute_state_root(state: State) -> bytes:
-    """The state root from scratch (slow path; clears nothing it does not recompute)."""
-    accounts = MerkleTree(ACCOUNT_TREE_DEPTH)
-    accounts.update({i: hash_account(a) for i, a in state.accounts.items()})
-    slots = MerkleTree(SLOT_TREE_DEPTH)
-    slots.update({i: hash_slot(s) for i, s in state.slots.items()})
-    return compute_state_root_from_parts(
-        accounts.root(), slots.root(), keccak(encode_globals(state)), state.deposits_done, state.forced_done
-    )
+    """The state root from scratch (slow path; leaves the dirty marks alone)."""
+    return Commitment().rehash(state, state.accounts, state.slots)
 
 
 # --- decoding (the one-step proof reads leaves and globals from a witness) --------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import msgspec
+
 from .constants import (
     FRACTION_ONE,
     FUNDING_RATE_ONE,
@@ -272,8 +274,7 @@ def write_order_side(state: State, side: OrderSide, filled: int) -> None:
         side.account.nonce_base, side.account.nonce_bits = side.nonce_state
     remaining = side.remaining - filled
     if side.slot_id is not None:
-        slot = get_slot(state, side.slot_id)
-        set_slot(state, side.slot_id, Slot(slot.account_id, slot.market, slot.is_buy, slot.limit_price, remaining, slot.fee_rate, slot.expiry))
+        set_slot(state, side.slot_id, msgspec.structs.replace(get_slot(state, side.slot_id), remaining=remaining))
     elif remaining > 0:
         set_slot(
             state,
