@@ -27,7 +27,7 @@ class Order(_Wire):
     size: int
     limit_price: int
     fee_rate: int  # parts per FRACTION_ONE of notional, charged on every fill
-    expiry: int  # last valid system time (seconds)
+    expiry: int  # last valid L1 time of the batch that fills it (seconds)
     nonce: int
     signature: bytes
 
@@ -75,7 +75,8 @@ class Withdraw(_Wire):
 
 
 class ForcedWithdraw(_Wire):
-    """Consumes the next L1 forced-withdrawal request: executed, or rejected with a reason."""
+    """Consumes the next L1 forced request (a withdrawal, or a cancel-all when its amount word has the
+    FORCED_CANCEL_ALL bit): executed, or rejected with a reason."""
 
 
 class OraclePrice(_Wire):
@@ -109,6 +110,23 @@ class Deleverage(_Wire):
     size: int
 
 
+class CancelAll(_Wire):
+    """An owner-signed raise of the account's nonce floor: every nonce below it becomes invalid, so
+    every outstanding order and withdrawal signed with one is cancelled. Replay-safe without a nonce
+    of its own (a floor not above the current one is rejected)."""
+
+    account_id: int
+    nonce_floor: int
+    signature: bytes
+
+
+class CollectFees(_Wire):
+    """Moves the whole fee balance into an account owned by the genesis fee owner, from where it
+    withdraws like any collateral. Needs no signature: it can only pay the fee owner."""
+
+    account_id: int
+
+
 class Malformed(_Wire):
     """A record that does not decode; always invalid with MALFORMED."""
 
@@ -116,7 +134,7 @@ class Malformed(_Wire):
 
 
 Transaction = Union[
-    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed
+    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, CancelAll, CollectFees, Malformed
 ]
 
 
@@ -131,7 +149,7 @@ class DepositEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ForcedEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     requester: bytes  # 20-byte L1 address that asked
     account_id: int
-    amount: int
+    amount: int  # a withdrawal's amount, or FORCED_CANCEL_ALL | new nonce floor
 
 
 class L1Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

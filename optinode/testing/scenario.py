@@ -23,6 +23,17 @@ ETH_PRICE = 3 * PRICE_ONE  # 3000 USD per ETH with 1e-9 ETH base units
 BTC_PRICE = 6 * PRICE_ONE  # 60000 USD per BTC with 1e-10 BTC base units
 STEP = 10**6
 TICK = 10**4
+DAY = 86_400
+# The oracle, time and fee parameters of the test worlds. f = 0 (quorum 2 of 3 oracles is then valid;
+# tests/spec/test_oracle_time.py tests the devnet's f = 1). Windows of two days, because the worlds put
+# L1 time a day after the genesis prices.
+TEST_GENESIS_RULES: dict[str, Any] = dict(
+    oracle_faults=0,
+    max_sample_age=2 * DAY,
+    price_validity=2 * DAY,
+    funding_validity=2 * DAY,
+    fee_owner=Key.from_seed("account-fees").address,
+)
 
 
 def make_test_genesis(oracle_count: int = 3, quorum: int = 2) -> Genesis:
@@ -40,6 +51,7 @@ def make_test_genesis(oracle_count: int = 3, quorum: int = 2) -> Genesis:
         verifying_contract=bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"),
         oracles=tuple(Key.from_seed(f"oracle-{i}").address for i in range(oracle_count)),
         quorum=quorum,
+        **TEST_GENESIS_RULES,
         markets=(
             GenesisMarket(name="ETH-USD", price=ETH_PRICE, **common),
             GenesisMarket(name="BTC-USD", price=BTC_PRICE, **common),

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 import pytest
 
+from optinode.testing.scenario import TEST_GENESIS_RULES
 from optinode.spec import L1Context, Receipt, State, compute_state_root, create_genesis_state, state_transition
 from optinode.spec.constants import PRICE_ONE
 from optinode.spec.genesis import Genesis, GenesisMarket
@@ -46,6 +47,7 @@ GENESIS = Genesis(
     verifying_contract=bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"),
     oracles=tuple(k.address for k in ORACLE_KEYS),
     quorum=2,
+    **TEST_GENESIS_RULES,
     markets=(
         GenesisMarket(
             name="ETH-USD", step_size=ETH_STEP, tick_size=ETH_TICK, initial_margin=100_000, maintenance_margin=50_000,
@@ -160,7 +162,7 @@ class World:
 
     def set_price(self, market: int, price: int, timestamp: int | None = None) -> Receipt:
         """Move a market's oracle price (oracles 0 and 1 both sign `price`); asserts OK."""
-        ts = self.state.markets[market].price_time + 1 if timestamp is None else timestamp
+        ts = self.state.markets[market].sample_time + 1 if timestamp is None else timestamp
         receipt = self.apply(self.prices(market, [(0, price, ts), (1, price, ts)]))
         assert receipt.ok, receipt
         return receipt

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import msgspec
 from hypothesis import strategies as st
 
+from optinode.testing.scenario import TEST_GENESIS_RULES
 from optinode.spec import serde
 from optinode.spec.constants import (
     FRACTION_ONE,
@@ -122,6 +123,9 @@ GENESIS = Genesis(
     verifying_contract=ROLLUP_ADDRESS,
     oracles=tuple(k.address for k in ORACLE_KEYS),
     quorum=QUORUM,
+    # windows wider than the scenario's span: every price and funding index stays usable (the time rules
+    # have their own tests in test_rules.py and test_oracle_time.py)
+    **dict(TEST_GENESIS_RULES, max_sample_age=2 * 10**6, price_validity=2 * 10**6, funding_validity=2 * 10**6),
     markets=MARKETS,
     time=GENESIS_TIME,
 )
@@ -287,7 +291,7 @@ class Generator:
     def live_slots(self, **where: Any) -> list[int]:
         out = []
         for slot_id, slot in sorted(self.state.slots.items()):
-            if slot.remaining > 0 and slot.expiry >= self.state.time and all(getattr(slot, k) == v for k, v in where.items()):
+            if slot.remaining > 0 and slot.expiry >= L1_TIMESTAMP and all(getattr(slot, k) == v for k, v in where.items()):
                 out.append(slot_id)
         return out
 
@@ -352,9 +356,9 @@ class Generator:
         if fault == "fee-rate":
             fee_rate = FRACTION_ONE + 1
         if expiry is None:
-            expiry = self.state.time + self.draw(st.integers(300, 7_200))
+            expiry = L1_TIMESTAMP + self.draw(st.integers(300, 7_200))
         if fault == "expired":
-            expiry = self.state.time - self.draw(st.integers(1, 100))
+            expiry = L1_TIMESTAMP - self.draw(st.integers(1, 100))
         nonce = self.take_nonce(account_id, {"nonce-used": "used", "nonce-jump": "jump"}.get(fault, "fresh"))
         order = sign_order(
             self.signer_for(account_id, fault),
@@ -512,7 +516,7 @@ class Generator:
             ref = SlotRef(state.next_slot + self.draw(st.integers(0, 5)))
             maker_order, taker_order = (ref, taker_order) if self.chance(50) else (maker_order, ref)
         if fault == "dead-slot":  # a slot that exists but is filled or expired
-            dead = [s for s, slot in sorted(state.slots.items()) if slot.remaining == 0 or slot.expiry < state.time]
+            dead = [s for s, slot in sorted(state.slots.items()) if slot.remaining == 0 or slot.expiry < L1_TIMESTAMP]
             maker_order = SlotRef(self.pick(dead) if dead else state.next_slot)
         return Trade(maker=maker_order, taker=taker_order, size=fill), f"trade:{fault}"
 
@@ -529,9 +533,9 @@ class Generator:
             amount = max(free + 1, 1)
         elif fault == "zero":
             amount = 0
-        expiry = self.state.time + self.draw(st.integers(60, 3_600))
+        expiry = L1_TIMESTAMP + self.draw(st.integers(60, 3_600))
         if fault == "expired":
-            expiry = self.state.time - self.draw(st.integers(1, 100))
+            expiry = L1_TIMESTAMP - self.draw(st.integers(1, 100))
         if fault == "no-account":
             account_id = self.state.next_account_id + self.draw(st.integers(0, 3))
         nonce = self.take_nonce(account_id, "jump" if self.chance(3) else "fresh")
@@ -606,7 +610,7 @@ class Generator:
             oracles = self.pick(((), (0,), (2,)))
         elif fault == "order":
             oracles = self.pick(((1, 0), (0, 0), (0, 1, 3), (2, 1, 0)))
-        start = max(self.state.markets[market].price_time, self.state.time)
+        start = max(self.state.markets[market].sample_time, self.state.time)
         step = self.draw(st.integers(1, 600))
         samples = []
         for n, index in enumerate(oracles):
@@ -615,7 +619,7 @@ class Generator:
             if fault == "zero-price" and n == 0:
                 price = 0
             if fault == "stale" and n == len(oracles) - 1:
-                timestamp = self.state.markets[market].price_time - self.draw(st.integers(0, 10))
+                timestamp = self.state.markets[market].sample_time - self.draw(st.integers(0, 10))
             if fault == "future" and n == 0:
                 timestamp = L1_TIMESTAMP + self.draw(st.integers(1, 100))
             signer = ORACLE_KEYS[index % N_ORACLES]

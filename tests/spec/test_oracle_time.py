@@ -142,8 +142,8 @@ def test_the_fee_account_withdraws_like_any_account():
     assert fees > 0
     # The fee owner named in genesis opens an account (any deposit) and collects into it.
     owner = world.genesis.fee_owner
-    world.keys["fees"] = Key.from_seed("account-fees")
-    assert world.keys["fees"].address == owner, "devnet fee owner is the key of seed account-fees"
+    world.keys["fees"] = Key.from_seed("optinode-devnet-fees")
+    assert world.keys["fees"].address == owner, "devnet fee owner is the key of seed optinode-devnet-fees"
     fee_account = world.open_account("fees", 1)
     assert world.apply(CollectFees(fee_account)).ok
     assert world.state.fees == 0
