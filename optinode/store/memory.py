@@ -49,13 +49,13 @@ class _MemoryBatch(WriteBatch):
         self._ops = []
 
 
-class _MemorySnapshot(Snapshot):
-    def __init__(self, data: SortedDict) -> None:
-        self._data: SortedDict | None = data.copy()
+class _MemoryReader:
+    _data: SortedDict | None
+    _what = "memory store"
 
     def _live(self) -> SortedDict:
         if self._data is None:
-            raise StoreClosed("snapshot used after close")
+            raise StoreClosed(f"{self._what} used after close")
         return self._data
 
     def get(self, key: bytes) -> bytes | None:
@@ -63,27 +63,23 @@ class _MemorySnapshot(Snapshot):
 
     def iterate(self, *, prefix=None, start=None, stop=None, reverse=False):  # type: ignore[no-untyped-def]
         return _iterate(self._live(), prefix, start, stop, reverse)
+
+
+class _MemorySnapshot(_MemoryReader, Snapshot):
+    _what = "snapshot"
+
+    def __init__(self, data: SortedDict) -> None:
+        self._data = data.copy()
 
     def close(self) -> None:
         self._data = None
 
 
-class MemoryStore(KV):
+class MemoryStore(_MemoryReader, KV):
     def __init__(self, data: SortedDict | None = None) -> None:
         # ``data`` lets a test "reopen" the same contents, as a restart would find them on disk.
-        self._data: SortedDict | None = data if data is not None else SortedDict()
+        self._data = data if data is not None else SortedDict()
         self.format: StoreFormat | None = None
-
-    def _live(self) -> SortedDict:
-        if self._data is None:
-            raise StoreClosed("memory store used after close")
-        return self._data
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._live().get(key)
-
-    def iterate(self, *, prefix=None, start=None, stop=None, reverse=False):  # type: ignore[no-untyped-def]
-        return _iterate(self._live(), prefix, start, stop, reverse)
 
     def write_batch(self, *, sync: bool = True) -> WriteBatch:
         self._live()
