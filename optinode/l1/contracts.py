@@ -26,7 +26,8 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from optinode.l1.osp import WITNESS_ABI, encode_witness  # one witness encoding for the game and the prover
 from optinode.l1.artifacts import artifact_names, load_artifact
-from optinode.spec.codec import TX_TREE_DEPTH, compute_tx_root, frame_records, get_tx_proof
+from optinode.spec.batch_framing import frame_records
+from optinode.spec.tx_tree import TX_TREE_DEPTH, compute_tx_root, get_tx_proof
 from optinode.spec.crypto import keccak
 from optinode.spec.game import choose_first_disagreement, compute_split_points
 

@@ -57,7 +57,7 @@ from typing import Any
 import msgspec
 
 from optinode.spec import serde
-from optinode.spec.codec import decode_transaction, encode_transaction
+from optinode.spec.record_codec import decode_transaction, encode_transaction
 from optinode.spec.commitment import Commitment, compute_state_root
 from optinode.spec.constants import PRICE_ONE
 from optinode.spec.errors import ErrorCode

@@ -6,7 +6,7 @@ from __future__ import annotations
 from web3 import Web3
 
 from optinode.l1.contracts import StateParts
-from optinode.spec.codec import encode_transaction
+from optinode.spec.record_codec import encode_transaction
 from optinode.spec.commitment import Commitment, encode_account, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.margin import compute_settled_funding, get_total_value
