@@ -45,7 +45,8 @@ from optinode.l1.contracts import (  # noqa: E402
 )
 from optinode.spec.game import compute_split_points  # noqa: E402
 from optinode.spec.player import choose_first_disagreement  # noqa: E402
-from optinode.spec.codec import decode_transaction, encode_transaction, frame_records  # noqa: E402
+from optinode.spec.batch_framing import frame_records  # noqa: E402
+from optinode.spec.record_codec import decode_transaction, encode_transaction  # noqa: E402
 from optinode.spec.commitment import Commitment, encode_globals  # noqa: E402
 from optinode.spec.crypto import keccak  # noqa: E402
 from optinode.spec.serde import from_plain  # noqa: E402

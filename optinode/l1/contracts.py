@@ -26,8 +26,9 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from optinode.l1.osp import WITNESS_ABI, encode_witness  # one witness encoding for the game and the prover
 from optinode.l1.artifacts import artifact_names, load_artifact
-from optinode.spec.codec import frame_records, get_tx_proof
+from optinode.spec.batch_framing import frame_records
 from optinode.spec.commitment import compute_state_root_from_parts
+from optinode.spec.tx_tree import get_tx_proof
 from optinode.spec.crypto import keccak
 from optinode.spec.game import Phase  # DisputeGame.Phase: the same enum, numbered alike
 
@@ -394,5 +395,5 @@ def forced_acc(prev: bytes, requester: bytes, account_id: int, amount: int) -> b
 
 def tx_proof(records: Sequence[bytes], k: int) -> list[bytes]:
     """Siblings of record k in the batch's transaction tree, as the `bytes32[]` DisputeGame.step takes
-    (`optinode.spec.codec.get_tx_proof`)."""
+    (`optinode.spec.tx_tree.get_tx_proof`)."""
     return list(get_tx_proof(records, k))

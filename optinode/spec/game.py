@@ -37,7 +37,7 @@ from typing import Union
 
 import msgspec
 
-from .codec import MAX_BATCH_TXS
+from .tx_tree import MAX_BATCH_TXS
 from .crypto import keccak
 
 __all__ = [

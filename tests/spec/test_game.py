@@ -29,7 +29,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from optinode.spec.codec import MAX_BATCH_TXS
+from optinode.spec.tx_tree import MAX_BATCH_TXS
 from optinode.spec.crypto import keccak
 from optinode.spec.game import (
     Bisect,

@@ -3,7 +3,8 @@ pragma solidity ^0.8.24;
 
 import {Merkle} from "./Merkle.sol";
 
-/// @title BatchFraming — mirrors optinode/spec/codec.py split_records and compute_tx_root
+/// @title BatchFraming — mirrors optinode/spec/batch_framing.py split_records and
+///        optinode/spec/tx_tree.py compute_tx_root
 /// @notice A batch is a sequence of length-prefixed records. The prefix is one byte L < 0x80, or two
 ///         bytes 0x80 | L >> 8, L & 0xff. Framing never fails: a two-byte prefix cut off at the end
 ///         reads as L = 0 and a record running past the end is truncated (it decodes Malformed).

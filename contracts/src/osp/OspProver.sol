@@ -58,7 +58,7 @@ abstract contract OspProver {
     }
 
     /// spec: state_transition for this contract's record types: decode the record (spec:
-    /// codec.decode_transaction; whatever does not decode exactly is Malformed), check_well_formed, and
+    /// record_codec.decode_transaction; whatever does not decode exactly is Malformed), check_well_formed, and
     /// the type's process_*. Returns the receipt code of an applied transaction; reverts
     /// InvalidTransaction(code) for an invalid one.
     function stateTransition(OspState.State memory s, bytes calldata record, L1Inputs calldata l1)

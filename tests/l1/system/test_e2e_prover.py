@@ -18,7 +18,7 @@ from optinode.l1.contracts import (
 from optinode.spec.game import compute_split_points
 from optinode.spec.player import choose_first_disagreement
 from optinode.l1.osp import deploy_osp
-from optinode.spec.codec import decode_transaction
+from optinode.spec.record_codec import decode_transaction
 from optinode.spec.commitment import Commitment, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.state import copy_state, set_account
