@@ -17,7 +17,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from optinode.testing.scenario import TEST_GENESIS_RULES
+from optinode.testing.world import FEE_OWNER, WINDOW, test_key
 from optinode.spec import L1Context, compute_state_root, create_genesis_state, state_transition
 from optinode.spec.constants import SECP256K1_N
 from optinode.spec.crypto import recover_signer
@@ -132,7 +132,11 @@ def make_genesis() -> Genesis:
         verifying_contract=bytes.fromhex(DOMAIN["verifyingContract"][2:]),
         oracles=(bytes.fromhex(Account.from_key(ORACLE0_KEY).address[2:]), bytes.fromhex(Account.from_key(ORACLE1_KEY).address[2:])),
         quorum=2,
-        **TEST_GENESIS_RULES,
+        oracle_faults=0,
+        max_sample_age=WINDOW,
+        price_validity=WINDOW,
+        funding_validity=WINDOW,
+        fee_owner=test_key(FEE_OWNER).address,
         markets=(
             GenesisMarket(
                 name="ETH-USD", step_size=10**6, tick_size=10**4, initial_margin=100_000, maintenance_margin=50_000,

@@ -16,8 +16,7 @@ from optinode.config import load_genesis
 from optinode.spec.constants import MAX_NONCE, PRICE_ONE
 from optinode.spec.errors import ErrorCode
 from optinode.spec.types import OraclePrice, Trade
-from optinode.testing.scenario import Scenario
-from optinode.wallet import Key
+from optinode.testing.world import World, test_key
 
 DEVNET = Path(__file__).resolve().parents[2] / "configs" / "devnet.toml"
 ETH = 0
@@ -26,19 +25,16 @@ ETH_3000 = 3 * PRICE_ONE
 USD = 10**6
 
 
-def devnet_world() -> Scenario:
-    """The devnet genesis with the test oracle keys (seeds oracle-0..2), L1 time = genesis + 60 s."""
+def devnet_world() -> World:
+    """The devnet genesis (its oracles are the test driver's oracle keys), L1 time = genesis + 60 s."""
     genesis = load_genesis(DEVNET)
-    genesis = msgspec.structs.replace(genesis, oracles=tuple(Key.from_seed(f"oracle-{i}").address for i in range(len(genesis.oracles))))
-    world = Scenario(genesis)
-    world.l1_timestamp = genesis.time + 60
-    return world
+    return World(genesis, l1_timestamp=genesis.time + 60)
 
 
-def post_price(world: Scenario, prices: dict[int, int], timestamps: dict[int, int] | None = None, market: int = ETH):
+def post_price(world: World, prices: dict[int, int], timestamps: dict[int, int] | None = None, market: int = ETH):
     timestamps = timestamps or {}
     samples = tuple(
-        world.price(i, market, price, timestamps.get(i, world.l1_timestamp)) for i, price in sorted(prices.items())
+        world.sample(i, market, price, timestamps.get(i, world.l1_timestamp)) for i, price in sorted(prices.items())
     )
     return world.apply(OraclePrice(market, samples))
 
@@ -69,8 +65,8 @@ def test_a_sample_is_never_used_twice():
     assert post_price(world, {0: ETH_3000, 1: ETH_3000, 2: ETH_3000}, {0: t - 20, 1: t - 10, 2: t}).ok
     # The next update reuses oracle 2's sample (newer than the median time of the first update).
     world.l1_timestamp += 30
-    old = world.price(2, ETH, ETH_3000, t)
-    fresh = [world.price(i, ETH, 2 * PRICE_ONE, world.l1_timestamp) for i in (0, 1)]
+    old = world.sample(2, ETH, ETH_3000, t)
+    fresh = [world.sample(i, ETH, 2 * PRICE_ONE, world.l1_timestamp) for i in (0, 1)]
     receipt = world.apply(OraclePrice(ETH, (fresh[0], fresh[1], old)))
     assert not receipt.applied and receipt.code == ErrorCode.STALE_TIMESTAMP
 
@@ -86,9 +82,9 @@ def test_samples_older_than_the_maximum_age_are_rejected():
 # --- finding 5: time ---------------------------------------------------------------------------------
 
 
-def funded(world: Scenario) -> None:
+def funded(world: World) -> None:
     for name in ("alice", "bob"):
-        world.open_account(name, 10_000 * USD)
+        world.deposit(name, 10_000 * USD)
 
 
 def test_an_expired_order_is_not_filled_when_the_sequencer_withholds_prices():
@@ -141,10 +137,8 @@ def test_the_fee_account_withdraws_like_any_account():
     fees = world.state.fees
     assert fees > 0
     # The fee owner named in genesis opens an account (any deposit) and collects into it.
-    owner = world.genesis.fee_owner
-    world.keys["fees"] = Key.from_seed("optinode-devnet-fees")
-    assert world.keys["fees"].address == owner, "devnet fee owner is the key of seed optinode-devnet-fees"
-    fee_account = world.open_account("fees", 1)
+    assert test_key("fees").address == world.genesis.fee_owner, "the devnet fee owner is the test key 'fees'"
+    fee_account = world.deposit("fees", 1)
     assert world.apply(CollectFees(fee_account)).ok
     assert world.state.fees == 0
     assert world.apply(world.withdraw("fees", fees + 1)).ok
