@@ -45,7 +45,7 @@ def build() -> dict[str, Any]:
     domain = state.config.domain_separator
     t0 = genesis.time
     alice, bob = Key.from_seed("optinode-devnet-alice"), Key.from_seed("optinode-devnet-bob")
-    oracles = [Key.from_seed(f"optinode-devnet-oracle-{i}") for i in range(2)]
+    oracles = [Key.from_seed(f"optinode-devnet-oracle-{i}") for i in range(3)]  # the devnet's quorum is 3
     expiry = t0 + 86_400
 
     def order(key: Key, account_id: int, is_buy: bool, eth: int, usd: int, nonce: int):
@@ -63,7 +63,7 @@ def build() -> dict[str, Any]:
     txs = [
         Deposit(account_id=0),  # alice, queue entry 0: OK
         Deposit(account_id=1),  # bob, queue entry 1: OK
-        OraclePrice(market=ETH, samples=tuple(sign_price(k, domain, i, ETH, 301_000_000, t0 + 60) for i, k in enumerate(oracles))),
+        OraclePrice(market=ETH, samples=tuple(sign_price(k, domain, i, ETH, 301_000_000, t0 + 3500) for i, k in enumerate(oracles))),
         first_trade,  # alice bids 2 ETH @ 3010, bob sells 1: alice's other 1 ETH rests in slot 0
         Trade(maker=SlotRef(slot=0), taker=order(bob, 1, False, 1, 3010, 2), size=1 * ETH_UNIT),  # continues slot 0
         first_trade,  # replayed: NONCE_USED, invalid

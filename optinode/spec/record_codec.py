@@ -32,6 +32,8 @@ from .constants import (
 )
 from .errors import DecodeError, EncodeError
 from .types import (
+    CancelAll,
+    CollectFees,
     Deleverage,
     Deposit,
     ForcedWithdraw,
@@ -55,7 +57,7 @@ __all__ = [
 
 # --- protocol constants ------------------------------------------------------------------------------
 
-# Record types (low nibble of the tag byte). 0x0 and 0x9-0xf are undefined and decode Malformed.
+# Record types (low nibble of the tag byte). 0x0 and 0xb-0xf are undefined and decode Malformed.
 TYPE_DEPOSIT = 0x1
 TYPE_TRADE = 0x2
 TYPE_WITHDRAW = 0x3
@@ -64,6 +66,8 @@ TYPE_ORACLE_PRICE = 0x5
 TYPE_FUNDING_TICK = 0x6
 TYPE_LIQUIDATE = 0x7
 TYPE_DELEVERAGE = 0x8
+TYPE_CANCEL_ALL = 0x9
+TYPE_COLLECT_FEES = 0xA
 
 # Flags (high nibble of the tag byte); a flag not defined for the record's type must be 0.
 FLAG_MAKER_REF = 0x10  # Trade: the maker is a SlotRef
@@ -269,6 +273,22 @@ def _decode_deleverage(data: bytes, i: int, flags: int) -> tuple[Transaction, in
     return Deleverage(deleveraged_id, deleverager_id, market, size), i
 
 
+def _decode_cancel_all(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
+    if flags:
+        raise DecodeError("undefined flag")
+    account_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
+    nonce_floor, i = _varint(data, i, MAX_NONCE, _LEN_NONCE)
+    signature, i = _signature(data, i)
+    return CancelAll(account_id, nonce_floor, signature), i
+
+
+def _decode_collect_fees(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
+    if flags:
+        raise DecodeError("undefined flag")
+    account_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
+    return CollectFees(account_id), i
+
+
 _Decoder = Callable[[bytes, int, int], tuple[Transaction, int]]
 
 # Indexed by the tag's low nibble; None = undefined type.
@@ -282,8 +302,8 @@ _DECODERS: tuple[_Decoder | None, ...] = (
     _decode_funding_tick,
     _decode_liquidate,
     _decode_deleverage,
-    None,
-    None,
+    _decode_cancel_all,
+    _decode_collect_fees,
     None,
     None,
     None,
@@ -459,6 +479,20 @@ def _encode_deleverage(tx: Deleverage) -> bytes:
     return bytes(out)
 
 
+def _encode_cancel_all(tx: CancelAll) -> bytes:
+    out = bytearray((TYPE_CANCEL_ALL,))
+    _put_varint(out, _check_int(tx.account_id, MAX_ACCOUNT_ID, "account_id"))
+    _put_varint(out, _check_int(tx.nonce_floor, MAX_NONCE, "nonce_floor"))
+    _put_signature(out, tx.signature, "cancel_all")
+    return bytes(out)
+
+
+def _encode_collect_fees(tx: CollectFees) -> bytes:
+    out = bytearray((TYPE_COLLECT_FEES,))
+    _put_varint(out, _check_int(tx.account_id, MAX_ACCOUNT_ID, "account_id"))
+    return bytes(out)
+
+
 def _encode_malformed(tx: Malformed) -> bytes:
     # Posted as is, provided it really is undecodable: otherwise the verifier would read a different
     # transaction than the one the sequencer meant.
@@ -479,6 +513,8 @@ _ENCODERS: dict[type, Callable[..., bytes]] = {
     FundingTick: _encode_funding_tick,
     Liquidate: _encode_liquidate,
     Deleverage: _encode_deleverage,
+    CancelAll: _encode_cancel_all,
+    CollectFees: _encode_collect_fees,
     Malformed: _encode_malformed,
 }
 

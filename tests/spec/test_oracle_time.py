@@ -92,8 +92,8 @@ def test_an_expired_order_is_not_filled_when_the_sequencer_withholds_prices():
     world = devnet_world()
     funded(world)
     expiry = world.l1_timestamp + 60
-    maker = world.order("alice", is_buy=False, size=STEP, price=ETH_3000, expiry=expiry)
-    taker = world.order("bob", is_buy=True, size=STEP, price=ETH_3000)
+    maker = world.order("alice", is_buy=False, size=STEP, limit_price=ETH_3000, expiry=expiry)
+    taker = world.order("bob", is_buy=True, size=STEP, limit_price=ETH_3000)
     world.l1_timestamp = expiry + 172_740
     receipt = world.apply(Trade(maker, taker, STEP))
     assert not receipt.applied
@@ -114,8 +114,8 @@ def test_a_trade_never_uses_a_stale_price():
     world = devnet_world()
     funded(world)
     world.l1_timestamp += 86_400  # no price for a day
-    maker = world.order("alice", is_buy=False, size=STEP, price=ETH_3000)
-    taker = world.order("bob", is_buy=True, size=STEP, price=ETH_3000)
+    maker = world.order("alice", is_buy=False, size=STEP, limit_price=ETH_3000)
+    taker = world.order("bob", is_buy=True, size=STEP, limit_price=ETH_3000)
     receipt = world.apply(Trade(maker, taker, STEP))
     assert not receipt.applied and receipt.code == ErrorCode.STALE_PRICE
     assert post_price(world, {0: ETH_3000, 1: ETH_3000, 2: ETH_3000}).ok
@@ -131,8 +131,8 @@ def test_the_fee_account_withdraws_like_any_account():
 
     world = devnet_world()
     funded(world)
-    maker = world.order("alice", is_buy=False, size=STEP, price=ETH_3000, fee_rate=1_000)
-    taker = world.order("bob", is_buy=True, size=STEP, price=ETH_3000, fee_rate=1_000)
+    maker = world.order("alice", is_buy=False, size=STEP, limit_price=ETH_3000, fee_rate=1_000)
+    taker = world.order("bob", is_buy=True, size=STEP, limit_price=ETH_3000, fee_rate=1_000)
     assert world.apply(Trade(maker, taker, STEP)).ok
     fees = world.state.fees
     assert fees > 0

@@ -1712,7 +1712,6 @@ def test_forced_cancel_all(funded_world):
 
 def test_collect_fees_and_withdraw_them(funded_world):
     from optinode.spec.types import CollectFees
-    from optinode.wallet import Key
 
     w = funded_world
     assert_applied(w, trade(w, "alice", "bob", 10 * ETH_STEP, maker_fields=dict(fee_rate=1000), taker_fields=dict(fee_rate=1000)))
@@ -1721,8 +1720,7 @@ def test_collect_fees_and_withdraw_them(funded_world):
     # 3. Nothing to collect until there are fees; 2. only into an account of the fee owner.
     assert_invalid(w, CollectFees(w.ids["carol"]), E.OWNER_MISMATCH)
     assert_invalid(w, CollectFees(99), E.ACCOUNT_NOT_FOUND)
-    w.keys["fees"] = Key.from_seed("account-fees")  # the test genesis's fee owner
-    w.deposit("fees", 1)
+    w.deposit("fees", 1)  # test_key("fees") is the genesis fee owner
     assert_applied(w, CollectFees(w.ids["fees"]))
     assert w.state.fees == 0 and w.collateral("fees") == fees + 1
     assert_invalid(w, CollectFees(w.ids["fees"]), E.INVALID_AMOUNT)
