@@ -20,8 +20,9 @@ library StateCodec {
 
     struct MarketState {
         uint64 price;
-        uint64 priceTime;
+        uint64 priceTime; // lower median of the last update's sample times
         int128 fundingIndex;
+        uint64 sampleTime; // newest sample time of the last update (no sample is used twice)
     }
 
     struct Globals {
@@ -37,6 +38,11 @@ library StateCodec {
         int128 fundingPool;
         uint64 nextAccountId;
         uint64 nextSlot;
+        // the time and fee parameters (config, committed after the system fields)
+        address feeOwner;
+        uint64 maxSampleAge;
+        uint64 priceValidity;
+        uint64 fundingValidity;
     }
 
     struct Position {
@@ -125,9 +131,10 @@ library StateCodec {
             g.markets[i] = MarketState({
                 price: uint64(readUint(data, at + 44, 8)),
                 priceTime: uint64(readUint(data, at + 52, 8)),
-                fundingIndex: readInt128(data, at + 60)
+                fundingIndex: readInt128(data, at + 60),
+                sampleTime: uint64(readUint(data, at + 76, 8))
             });
-            at += 76;
+            at += 84;
         }
         g.time = uint64(readUint(data, at, 8));
         g.fundingTime = uint64(readUint(data, at + 8, 8));
@@ -136,7 +143,11 @@ library StateCodec {
         g.fundingPool = readInt128(data, at + 48);
         g.nextAccountId = uint64(readUint(data, at + 64, 8));
         g.nextSlot = uint64(readUint(data, at + 72, 8));
-        if (at + 80 != data.length) revert MalformedEncoding();
+        g.feeOwner = address(uint160(readUint(data, at + 80, 20)));
+        g.maxSampleAge = uint64(readUint(data, at + 100, 8));
+        g.priceValidity = uint64(readUint(data, at + 108, 8));
+        g.fundingValidity = uint64(readUint(data, at + 116, 8));
+        if (at + 124 != data.length) revert MalformedEncoding();
     }
 
     /// spec: encode_globals
@@ -154,12 +165,13 @@ library StateCodec {
                 abi.encodePacked(
                     c.stepSize, c.tickSize, c.initialMargin, c.maintenanceMargin, c.liquidationFee, c.maxFundingRate, c.maxPosition
                 ),
-                abi.encodePacked(m.price, m.priceTime, m.fundingIndex)
+                abi.encodePacked(m.price, m.priceTime, m.fundingIndex, m.sampleTime)
             );
         }
         out = bytes.concat(
             out,
-            abi.encodePacked(g.time, g.fundingTime, g.insurance, g.fees, g.fundingPool, g.nextAccountId, g.nextSlot)
+            abi.encodePacked(g.time, g.fundingTime, g.insurance, g.fees, g.fundingPool, g.nextAccountId, g.nextSlot),
+            abi.encodePacked(g.feeOwner, g.maxSampleAge, g.priceValidity, g.fundingValidity)
         );
     }
 
