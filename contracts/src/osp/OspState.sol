@@ -94,13 +94,12 @@ library OspState {
         return true;
     }
 
-    /// Whether decode_globals reads `data` exactly: 32 + 1 + 1 + 20 per oracle + 1 + 84 per market + 80
-    /// (system fields) + 44 (fee owner, max sample age, price and funding validity).
+    /// Whether decode_globals reads `data` exactly (StateCodec.globalsLength of its two counts).
     function isGlobalsEncoding(bytes calldata data) internal pure returns (bool) {
         if (data.length < 34) return false;
         uint256 pos = 34 + 20 * uint256(uint8(data[33]));
         if (data.length <= pos) return false;
-        return data.length == pos + 1 + 84 * uint256(uint8(data[pos])) + 124;
+        return data.length == StateCodec.globalsLength(uint8(data[33]), uint8(data[pos]));
     }
 
     /// spec: get_account — (the account, true), or found = false when no account has that id.
