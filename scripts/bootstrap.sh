@@ -69,7 +69,7 @@ is_root() { [[ ${OPTINODE_NO_APT:-0} != 1 && $(id -u) -eq 0 ]] && command -v apt
 # Prerequisites of building plyvel from source: LevelDB headers and library, a C++ compiler and the
 # interpreter's own headers. Installed with apt-get when we are root; otherwise one clear message.
 ensure_plyvel_build_deps() {
-  local ver include missing=() pkgs=()
+  local why=$1 ver include missing=() pkgs=()
   ver=$(py_version "$VENV/bin/python")
   include=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   [[ -f /usr/include/leveldb/db.h || -f /usr/local/include/leveldb/db.h ]] || { missing+=("LevelDB headers (leveldb/db.h)"); pkgs+=(libleveldb-dev); }
@@ -77,12 +77,12 @@ ensure_plyvel_build_deps() {
   [[ -f $include/Python.h ]] || { missing+=("Python $ver headers ($include/Python.h)"); pkgs+=("python$ver-dev"); }
   ((${#missing[@]})) || return 0
   if is_root; then
-    say "Python $ver has no plyvel wheel: installing what its source build needs: ${pkgs[*]}"
+    say "$why: installing what its source build needs: ${pkgs[*]}"
     apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends "${pkgs[@]}"; } \
       || die "apt-get install ${pkgs[*]} failed; install them by hand, or use Python 3.12/3.11 (PYTHON=python3.12, after rm -rf $VENV)"
   else
-    die "plyvel must be built from source on Python $ver (its wheels stop at $WHEELS_UP_TO), and this machine lacks: ${missing[*]}.
+    die "$why, and this machine lacks: ${missing[*]}.
   Either install them:   sudo apt-get install ${pkgs[*]}     (Fedora: sudo dnf install leveldb-devel gcc-c++ python3-devel; macOS: brew install leveldb)
   or use a Python with wheels:  rm -rf $VENV && PYTHON=python3.12 scripts/bootstrap.sh   (3.11 works too)"
   fi
@@ -93,8 +93,10 @@ want=$(sha256_of pyproject.toml)
 if [[ ! -f $PIP_STAMP || $(cat "$PIP_STAMP") != "$want" ]]; then
   say "installing optinode and its pinned dependencies into $VENV (pyproject.toml changed)"
   rm -f "$PIP_STAMP"
-  if ! has_all_wheels "$VENV/bin/python" || [[ ,${PIP_NO_BINARY:-}, == *,plyvel,* || ${PIP_NO_BINARY:-} == ":all:" ]]; then
-    ensure_plyvel_build_deps
+  if ! has_all_wheels "$VENV/bin/python"; then
+    ensure_plyvel_build_deps "plyvel must be built from source on Python $(py_version "$VENV/bin/python") (its wheels stop at $WHEELS_UP_TO)"
+  elif [[ ,${PIP_NO_BINARY:-}, == *,plyvel,* || ${PIP_NO_BINARY:-} == ":all:" ]]; then
+    ensure_plyvel_build_deps "PIP_NO_BINARY asks for plyvel to be built from source"
   fi
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e '.[test]' \
     || die "pip install failed (above). With Python $(py_version "$VENV/bin/python") a failed plyvel build usually means missing LevelDB headers: apt-get install libleveldb-dev g++ python$(py_version "$VENV/bin/python")-dev, or recreate $VENV with PYTHON=python3.12"
