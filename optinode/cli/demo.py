@@ -276,10 +276,10 @@ class _Demo:
             raise DemoInvariantBroken("collateral is not conserved")
         console.print("final state root (the incremental commitment equals the root computed from scratch):")
         console.print(f"[bold]0x{self.root.hex()}[/]", highlight=False)
-        from optinode.spec import codec
+        from optinode.spec import batch_framing
 
-        encoded = codec.encode_batch(self.batch)
-        decoded = codec.decode_batch(encoded)
+        encoded = batch_framing.encode_batch(self.batch)
+        decoded = batch_framing.decode_batch(encoded)
         as_json = len(serde.to_json(self.batch))
         same = "decodes back to the same transactions" if decoded == self.batch else "[red]DOES NOT decode back[/]"
         console.print(f"batch: {len(self.batch)} transactions encode to [bold]{len(encoded)} bytes[/] of L1 calldata "

@@ -17,7 +17,7 @@ import typer
 
 from optinode.errors import InvalidInput
 from optinode.spec import serde
-from optinode.spec.codec import decode_batch
+from optinode.spec.batch_framing import decode_batch
 from optinode.spec.errors import ErrorCode
 from optinode.spec.genesis import Genesis, create_genesis_state
 from optinode.spec.state import State
