@@ -55,7 +55,7 @@ from optinode.spec.types import (
     Withdraw,
 )
 
-from .conftest import (
+from optinode.testing.world import (
     BTC,
     BTC_PRICE,
     BTC_STEP,
