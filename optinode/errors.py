@@ -20,8 +20,10 @@ The tree (each class lives next to the code that raises it)::
     └── DemoConfigError               cli.demo         a config the demo cannot narrate
 
 Not in the tree, on purpose: `spec.errors.EncodeError` (our own code built a value the batch format
-cannot hold) and the L1 layer's errors (`AnvilError`, `ArtifactError`, reverts of our own
-transactions): those are bugs or environment failures, not someone else's bad input.
+cannot hold), the L1 layer's errors (`AnvilError`, `ArtifactError`, reverts of our own
+transactions) and the store's (`optinode.store.errors.StoreError`: the node's own data directory is
+unusable, which an operator must fix): those are bugs or environment failures, not someone else's
+bad input to turn away and carry on from.
 
 Service errors go here as they are written: one subclass per kind of hostile input a service turns
 away (for example an ``RpcInvalidParams(InvalidInput)`` for the JSON-RPC API, mapped to code -32602),

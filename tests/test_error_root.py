@@ -27,6 +27,13 @@ NOT_INPUT = {
     "optinode.l1.artifacts.ArtifactError": "the compiled contracts are missing or stale",
     "optinode.l1.contracts.Reverted": "one of our own L1 transactions reverted",
     "optinode.l1.osp.OneStepReverted": "the one-step prover reverted a call we made",
+    # The node's own data directory: an operator's problem to fix (the message says what to do), not
+    # someone else's input to turn away and carry on from.
+    "optinode.store.errors.StoreError": "the data directory cannot be used as it is",
+    "optinode.store.errors.StoreCorrupt": "LevelDB reports corruption in our own data",
+    "optinode.store.errors.StoreForeign": "the directory is not this node's store",
+    "optinode.store.errors.StoreLocked": "another process holds the database",
+    "optinode.store.errors.StoreClosed": "the store was used after close(): a bug",
 }
 
 # The expected rejections the issue names, wherever they live (a rename must keep them under the root).

@@ -16,9 +16,10 @@ from __future__ import annotations
 from .commitment import compute_state_root_from_parts, encode_account, encode_globals, encode_slot
 from .errors import InvalidState
 from .genesis import Genesis, GenesisMarket, InvalidGenesis, check_genesis
-from .state import State
+from .state import MarketConfig, State
 
-DOMAIN_SEPARATOR_BYTES = 32
+# Byte lengths of the fields checked here.
+HASH_BYTES = 32  # keccak256: the domain separator and the tree roots
 ADDRESS_BYTES = 20
 
 
@@ -27,6 +28,7 @@ def _genesis_of(state: State) -> Genesis:
 
     The rules for a config are the genesis rules, stated once in `genesis.check_genesis`; the chain id
     and verifying contract are already folded into the domain separator, so neutral values stand in.
+    A GenesisMarket is a MarketConfig plus its genesis price (the current price stands in).
     """
     config = state.config
     return Genesis(
@@ -35,17 +37,7 @@ def _genesis_of(state: State) -> Genesis:
         oracles=config.oracles,
         quorum=config.quorum,
         markets=tuple(
-            GenesisMarket(
-                name=market.name,
-                step_size=market.step_size,
-                tick_size=market.tick_size,
-                initial_margin=market.initial_margin,
-                maintenance_margin=market.maintenance_margin,
-                liquidation_fee=market.liquidation_fee,
-                max_funding_rate=market.max_funding_rate,
-                max_position=market.max_position,
-                price=dynamic.price,
-            )
+            GenesisMarket(**{field: getattr(market, field) for field in MarketConfig.__struct_fields__}, price=dynamic.price)
             for market, dynamic in zip(config.markets, state.markets)
         ),
         time=state.time,
@@ -63,8 +55,8 @@ def check_state(state: State) -> None:
     n_markets = len(config.markets)
 
     # 1. The EIP-712 domain separator is a 32-byte hash.
-    if len(config.domain_separator) != DOMAIN_SEPARATOR_BYTES:
-        raise InvalidState(f"config.domain_separator: expected {DOMAIN_SEPARATOR_BYTES} bytes, got {len(config.domain_separator)}")
+    if len(config.domain_separator) != HASH_BYTES:
+        raise InvalidState(f"config.domain_separator: expected {HASH_BYTES} bytes, got {len(config.domain_separator)}")
 
     # 2. One dynamic market state per configured market.
     if len(state.markets) != n_markets:
@@ -121,6 +113,6 @@ def check_state(state: State) -> None:
     except OverflowError as error:
         raise InvalidState(f"globals: a value is out of its encoded range ({error})") from None
     try:
-        compute_state_root_from_parts(bytes(32), bytes(32), bytes(32), state.deposits_done, state.forced_done)
+        compute_state_root_from_parts(bytes(HASH_BYTES), bytes(HASH_BYTES), bytes(HASH_BYTES), state.deposits_done, state.forced_done)
     except OverflowError as error:
         raise InvalidState(f"deposits_done/forced_done: out of the u64 range ({error})") from None
