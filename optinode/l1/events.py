@@ -21,6 +21,7 @@ from typing import Any, Union
 import eth_abi
 import msgspec
 
+from optinode.errors import InvalidInput
 from optinode.l1.artifacts import load_artifact
 from optinode.l1.rpc import Log
 from optinode.spec.crypto import keccak
@@ -125,8 +126,9 @@ def __getattr__(name: str) -> type[L1Event]:
         raise AttributeError(name) from None
 
 
-class UnknownLog(Exception):
-    """A log from one of our addresses that no ABI event matches (or whose data does not decode)."""
+class UnknownLog(InvalidInput):
+    """A log from one of our addresses that no ABI event matches (or whose data does not decode):
+    hostile or unexpected L1 data, skipped with a warning."""
 
 
 def decode_log(contracts: Mapping[bytes, str], log: Log) -> L1Event:

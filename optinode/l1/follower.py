@@ -44,16 +44,9 @@ from optinode.store import keys
 from optinode.store.codec import Codec
 from optinode.store.kv import KV
 
-__all__ = ["BlockRecord", "Follower", "FollowerCritical", "Head", "Reorg", "run"]
+__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "run"]
 
 log = logging.getLogger("optinode.l1.follower")
-
-
-class BlockRecord(msgspec.Struct, frozen=True, array_like=True):
-    number: int
-    hash: bytes
-    parent_hash: bytes
-    timestamp: int
 
 
 class Head(msgspec.Struct, frozen=True):
@@ -73,15 +66,11 @@ class Reorg(msgspec.Struct, frozen=True):
 
 Output = Union[L1Event, Head, Reorg]
 
-BLOCK = Codec(BlockRecord)
+BLOCK = Codec(Block)  # recorded blocks: the headers as read
 
 
 class FollowerCritical(Exception):
     """A reorg deeper than the recorded window, or a deployment block that left the chain."""
-
-
-def _record(block: Block) -> BlockRecord:
-    return BlockRecord(block.number, block.hash, block.parent_hash, block.timestamp)
 
 
 class Follower:
@@ -107,11 +96,11 @@ class Follower:
     # --- state -----------------------------------------------------------------------------------
 
     @property
-    def position(self) -> BlockRecord | None:
+    def position(self) -> Block | None:
         """The last block fully read (None: nothing read yet; reading starts at ``start_block``)."""
         return self.store.get_value(keys.L1_HEAD, BLOCK)
 
-    def recorded_blocks(self) -> list[BlockRecord]:
+    def recorded_blocks(self) -> list[Block]:
         prefix = keys.prefix_of(keys.Prefix.L1_BLOCK)
         return [BLOCK.decode(v, key=k) for k, v in self.store.iterate(prefix=prefix)]
 
@@ -138,7 +127,7 @@ class Follower:
         outputs = await self._read_range(first, last, position)
         return outputs, last >= target and bool(outputs)
 
-    async def _read_range(self, first: int, last: int, position: BlockRecord | None) -> list[Output]:
+    async def _read_range(self, first: int, last: int, position: Block | None) -> list[Output]:
         # Headers of the blocks that will be recorded (the last `window` of the range) plus `last`.
         keep_from = max(first, last - self.window + 1)
         headers = await self.rpc.get_blocks(range(keep_from, last + 1))
@@ -172,18 +161,18 @@ class Follower:
         # `window` blocks deep, beyond any reorg this node is configured to survive.
         with self.store.write_batch(sync=False) as batch:
             for block in blocks:
-                batch.put(keys.l1_block(block.number), BLOCK.encode(_record(block)))
+                batch.put(keys.l1_block(block.number), BLOCK.encode(block))
             for event in events:
                 batch.put(keys.l1_event(event.block_number, event.log_index), EVENT_CODEC.encode(event))
             for key, _ in self.store.iterate(start=keys.l1_block(0), stop=keys.l1_block(max(0, tip.number - self.window + 1))):
                 batch.delete(key)
-            batch.put(keys.L1_HEAD, BLOCK.encode(_record(tip)))
+            batch.put(keys.L1_HEAD, BLOCK.encode(tip))
         return [*events, Head(tip.number, tip.hash, tip.timestamp)]
 
     async def _reset(self) -> Reorg:
         recorded = self.recorded_blocks()
         canonical = await self.rpc.get_blocks([r.number for r in recorded])
-        ancestor: BlockRecord | None = None
+        ancestor: Block | None = None
         for record, block in zip(reversed(recorded), reversed(canonical)):
             if block is not None and block.hash == record.hash:
                 ancestor = record
