@@ -73,6 +73,7 @@ from optinode.spec.types import (
     Order,
     PriceSample,
     Receipt,
+    Trade,
     Transaction,
     Withdraw,
 )
@@ -247,6 +248,24 @@ class World:
         if "nonce" not in values:
             values["nonce"] = self.next_nonce(name)
         return sign_order(self.key(signer or name), self.domain, **values)
+
+    def trade(
+        self,
+        maker: str,
+        taker: str,
+        size: int,
+        *,
+        maker_buys: bool = False,
+        maker_fields: Mapping[str, Any] | None = None,
+        taker_fields: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Trade:
+        """A Trade of `size` between two new orders of exactly `size`: `maker` sells and `taker` buys
+        (`maker_buys=True` the other way round), both with `fields` (market, limit_price, fee_rate, ...)
+        and each side's own overrides. The maker signs first."""
+        maker_order = self.order(maker, **{"is_buy": maker_buys, "size": size, **fields, **(maker_fields or {})})
+        taker_order = self.order(taker, **{"is_buy": not maker_buys, "size": size, **fields, **(taker_fields or {})})
+        return Trade(maker_order, taker_order, size)
 
     def withdraw(self, name: str, amount: int, *, signer: str | None = None, **fields: int) -> Withdraw:
         values = dict(account_id=self.ids.get(name, 0), amount=amount, expiry=FAR_EXPIRY)
