@@ -54,9 +54,12 @@ async def test_reorg_removes_a_batch_and_a_deposit(depth, rpc, store, contracts,
 
     out = await drain(follower)
     reorg = out[0]
-    assert isinstance(reorg, Reorg) and reorg.common_ancestor == tip - depth
+    # An empty block rebuilt with the same parent and timestamp has the same hash: it is not removed,
+    # so the common ancestor may be above tip - depth, but never at or above a changed block.
+    assert isinstance(reorg, Reorg) and tip - depth <= reorg.common_ancestor < tip
     assert 123_456 in deposited(reorg.removed)
     assert (1 in appended(reorg.removed)) == batch_removed
+    assert reorg.common_ancestor < (mined.block_number if batch_removed else tip)
 
     await sender.poll()  # re-posts what the reorg dropped
     record = await sender.wait(1)
