@@ -38,14 +38,15 @@ from optinode.l1.contracts import (  # noqa: E402
     QueueEntries,
     StateParts,
     SystemParams,
-    choose_part,
     deploy_system,
     encode_witness,
-    split_points,
     transact,
     tx_proof,
 )
-from optinode.spec.codec import decode_transaction, encode_transaction, frame_records  # noqa: E402
+from optinode.spec.game import compute_split_points  # noqa: E402
+from optinode.spec.player import choose_first_disagreement  # noqa: E402
+from optinode.spec.batch_framing import frame_records  # noqa: E402
+from optinode.spec.record_codec import decode_transaction, encode_transaction  # noqa: E402
 from optinode.spec.commitment import Commitment, encode_globals  # noqa: E402
 from optinode.spec.crypto import keccak  # noqa: E402
 from optinode.spec.serde import from_plain  # noqa: E402
@@ -171,10 +172,10 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         g = system.game_state(game_id)
         if g["end"] - g["start"] == 1:
             break
-        points = split_points(g["start"], g["end"], arity)
+        points = compute_split_points(g["start"], g["end"], arity)
         posted = [bad.roots[p] for p in points[1:-1]]
         record("bisect", transact(w3, system.game.functions.bisect(game_id, posted), proposer))
-        part = choose_part(points, posted, lambda i: honest.roots[i])
+        part = choose_first_disagreement(points, posted, lambda i: honest.roots[i])
         record("choose", transact(w3, system.game.functions.choose(game_id, posted, part), challenger))
     k = system.game_state(game_id)["start"]
     assert k == 2, k

@@ -164,9 +164,9 @@ def load_txs(data: bytes, name: str) -> tuple[list[Transaction], str]:
             raise InputError(f'{name}: "batch" must be a 0x-prefixed hex string')
         check_hex(batch, name, "$.batch")
         try:
-            from optinode.spec.codec import decode_batch
+            from optinode.spec.batch_framing import decode_batch
         except ImportError as error:
-            raise InputError(f"{name}: decoding a batch needs optinode.spec.codec ({error})") from None
+            raise InputError(f"{name}: decoding a batch needs optinode.spec.batch_framing ({error})") from None
         return list(decode_batch(bytes.fromhex(batch[2:]))), "batch"
     raise InputError(f'{name}: expected a JSON list of transactions or {{"batch": "0x…"}}')
 
@@ -516,12 +516,12 @@ class _Demo:
         console.print("final state root (the incremental commitment equals the root computed from scratch):")
         console.print(f"[bold]0x{self.root.hex()}[/]", highlight=False)
         try:
-            from optinode.spec import codec
+            from optinode.spec import batch_framing
         except ImportError:
-            console.print("batch encoding: optinode.spec.codec is not available", highlight=False)
+            console.print("batch encoding: optinode.spec.batch_framing is not available", highlight=False)
             return
-        encoded = codec.encode_batch(self.batch)
-        decoded = codec.decode_batch(encoded)
+        encoded = batch_framing.encode_batch(self.batch)
+        decoded = batch_framing.decode_batch(encoded)
         as_json = len(serde.to_json(self.batch))
         same = "decodes back to the same transactions" if decoded == self.batch else "[red]DOES NOT decode back[/]"
         console.print(f"batch: {len(self.batch)} transactions encode to [bold]{len(encoded)} bytes[/] of L1 calldata "

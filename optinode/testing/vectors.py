@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from optinode.spec.codec import decode_transaction, encode_transaction
+from optinode.spec.record_codec import decode_transaction, encode_transaction
 from optinode.spec.constants import MAX_AMOUNT, MAX_BALANCE, MAX_SLOT_ID, PRICE_ONE
 from optinode.spec.errors import ErrorCode
 from optinode.spec.serde import to_plain

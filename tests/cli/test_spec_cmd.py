@@ -97,7 +97,6 @@ def test_apply_from_stdin() -> None:
 
 
 def test_apply_batch_equals_json_list() -> None:
-    pytest.importorskip("optinode.spec.codec")
     by_batch = invoke("apply", "--pre", str(PRE), "--txs", str(BATCH), "--l1", str(L1), "--json")
     by_list = invoke("apply", "--pre", str(PRE), "--txs", str(TXS), "--l1", str(L1), "--json")
     assert by_batch.exit_code == 0, by_batch.output
@@ -105,7 +104,6 @@ def test_apply_batch_equals_json_list() -> None:
 
 
 def test_garbage_batch_records_are_malformed_transactions() -> None:
-    pytest.importorskip("optinode.spec.codec")
     result = invoke("apply", "--pre", str(PRE), "--txs", "-", "--json", input='{"batch": "0x0102ff"}')
     assert result.exit_code == 0, result.output
     receipts = json.loads(result.stdout)["receipts"]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from optinode.l1.osp import OneStep, OneStepReverted, call_one_step_batch
 from optinode.spec.commitment import Commitment
-from optinode.spec.codec import decode_transaction, encode_transaction
+from optinode.spec.record_codec import decode_transaction, encode_transaction
 from optinode.spec.errors import EncodeError, WitnessError
 from optinode.spec.transition import state_transition
 from optinode.spec.types import Transaction

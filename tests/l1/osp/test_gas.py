@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from optinode.l1.osp import encode_call, estimate_one_step_gas
-from optinode.spec.codec import encode_transaction
+from optinode.spec.record_codec import encode_transaction
 from optinode.spec.genesis import Genesis, GenesisMarket
 from optinode.spec.types import FundingTick, Liquidate, OraclePrice, Trade
 from optinode.spec.witness import build_witness, execute_witness

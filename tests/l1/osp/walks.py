@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from hypothesis import strategies as st
 
-from optinode.spec.codec import decode_transaction, encode_transaction
+from optinode.spec.record_codec import decode_transaction, encode_transaction
 from optinode.spec.constants import FRACTION_ONE, FUNDING_RATE_ONE, PRICE_ONE
 from optinode.spec.errors import WitnessError
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value, is_liquidatable

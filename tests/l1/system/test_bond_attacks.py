@@ -9,7 +9,7 @@ fraudulent batch minus what it can recover through the games its puppets held op
 
 from __future__ import annotations
 
-from optinode.l1.contracts import BURN_ADDRESS, Phase, Reverted, increase_time, split_points, transact
+from optinode.l1.contracts import BURN_ADDRESS, Phase, Reverted, increase_time, transact
 
 from .support import MockBatch, Player, parts_for, play_game, post_mock_batch
 
@@ -136,8 +136,6 @@ def test_a_bond_is_settled_once(system, proposer, challenger, users) -> None:
     top = system.append_batch(proposer, [b"\x04"], parts_for("top"))
     ids = [system.batch(i)["id"] for i in (good.index, bad.index, top)]
     game = system.open_game(challenger, bad.index)
-    points = split_points(0, 5, p.arity)
-    assert len(points) == 6
     assert play_game(system, game, bad, Player(system, proposer, lying_from(bad, 1)), Player(system, challenger, truthful(bad))) == Phase.CHALLENGER_WON
     for _ in range(2):
         settle_everything(system, users[0], ids)

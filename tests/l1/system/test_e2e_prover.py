@@ -12,13 +12,13 @@ from optinode.l1.contracts import (
     Phase,
     QueueEntries,
     StateParts,
-    choose_part,
     encode_witness,
-    split_points,
     tx_proof,
 )
+from optinode.spec.game import compute_split_points
+from optinode.spec.player import choose_first_disagreement
 from optinode.l1.osp import deploy_osp
-from optinode.spec.codec import decode_transaction
+from optinode.spec.record_codec import decode_transaction
 from optinode.spec.commitment import Commitment, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.state import copy_state, set_account
@@ -110,10 +110,10 @@ def _play(system, world, game_id, proposer, challenger, proposer_roots, challeng
     arity = system.params.arity
     while system.game_state(game_id)["phase"] != Phase.STEP:
         g = system.game_state(game_id)
-        points = split_points(g["start"], g["end"], arity)
+        points = compute_split_points(g["start"], g["end"], arity)
         posted = [proposer_roots[p] for p in points[1:-1]]
         system.bisect(proposer, game_id, posted)
-        system.choose(challenger, game_id, posted, choose_part(points, posted, lambda i: challenger_roots[i]))
+        system.choose(challenger, game_id, posted, choose_first_disagreement(points, posted, lambda i: challenger_roots[i]))
     k = system.game_state(game_id)["start"]
     witness, state = replay.witness(k)
     dd = state.deposits_done

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from web3 import Web3
 
 from optinode.l1.contracts import StateParts
-from optinode.spec.codec import encode_transaction
+from optinode.spec.record_codec import encode_transaction
 from optinode.spec.commitment import encode_account, encode_globals
 from optinode.spec.constants import PRICE_ONE
 from optinode.spec.crypto import keccak
