@@ -58,6 +58,7 @@ __all__ = [
     "get_credits_owed",
     "get_game_held",
     "get_held",
+    "get_reserved_shares",
     "get_rollup_held",
     "is_live",
     "process_append",
@@ -182,11 +183,21 @@ def compute_forfeit(params: BondParams, games: int) -> tuple[int, int]:
     return per_game, params.proposer_bond - per_game * games
 
 
+def get_reserved_shares(ledger: Ledger) -> int:
+    """Shares of forfeited bonds kept for games still running against the discarded batch (each
+    is credited when its game is voided)."""
+    return sum(
+        ledger.bonds[g.batch_id].reward_per_game
+        for g in ledger.games
+        if g.open and ledger.bonds[g.batch_id].state == BondState.FORFEITED
+    )
+
+
 def get_bonds_outstanding(ledger: Ledger) -> int:
-    """Wei locked in bonds not yet settled: posted proposer bonds and the stakes of running games."""
-    posted = sum(1 for b in ledger.bonds.values() if b.state == BondState.POSTED)
+    """Wei locked in bonds not yet settled: posted proposer bonds, the shares reserved for running
+    games, and those games' challenger bonds."""
     stakes = sum(1 for g in ledger.games if g.open)
-    return posted * ledger.params.proposer_bond + stakes * ledger.params.challenger_bond
+    return _posted(ledger) + get_reserved_shares(ledger) + stakes * ledger.params.challenger_bond
 
 
 def get_credits_owed(ledger: Ledger) -> int:
@@ -194,9 +205,8 @@ def get_credits_owed(ledger: Ledger) -> int:
 
 
 def get_rollup_held(ledger: Ledger) -> int:
-    """What the Rollup must hold: the posted proposer bonds and every credit."""
-    posted = sum(1 for b in ledger.bonds.values() if b.state == BondState.POSTED)
-    return posted * ledger.params.proposer_bond + get_credits_owed(ledger)
+    """What the Rollup must hold: the posted proposer bonds, the reserved shares and every credit."""
+    return _posted(ledger) + get_reserved_shares(ledger) + get_credits_owed(ledger)
 
 
 def get_game_held(ledger: Ledger) -> int:
@@ -210,6 +220,10 @@ def get_held(ledger: Ledger) -> int:
 
 
 # --- internals ----------------------------------------------------------------------------------------
+
+
+def _posted(ledger: Ledger) -> int:
+    return sum(1 for b in ledger.bonds.values() if b.state == BondState.POSTED) * ledger.params.proposer_bond
 
 
 def _credit(credits: Mapping[str, int], to: str, amount: int) -> Mapping[str, int]:
