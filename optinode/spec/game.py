@@ -43,6 +43,7 @@ import msgspec
 
 from .tx_tree import MAX_BATCH_TXS
 from .crypto import keccak
+from .errors import InvalidInput
 
 __all__ = [
     "MAX_ARITY",
@@ -120,7 +121,7 @@ class GameError(StrEnum):
     TOO_MANY_TRANSACTIONS = "TooManyTransactions"  # BatchFraming: more than MAX_BATCH_TXS records
 
 
-class InvalidMove(Exception):
+class InvalidMove(InvalidInput):
     """A move the contract would revert. The game is unchanged (moves return a new `Game`).
 
     `values` are the arguments of the contract's custom error, in its order (for example

@@ -19,16 +19,16 @@ from optinode.spec.game import compute_split_points
 from optinode.spec.player import choose_first_disagreement
 from optinode.l1.osp import deploy_osp
 from optinode.spec.record_codec import decode_transaction
-from optinode.spec.commitment import Commitment, encode_globals
+from optinode.spec.commitment import Commitment
 from optinode.spec.crypto import keccak
 from optinode.spec.state import copy_state, set_account
 from optinode.spec.transition import state_transition
 from optinode.spec.types import DepositEntry, L1Context
 from optinode.spec.witness import build_witness
-from optinode.testing.scenario import Scenario
+from optinode.testing.world import World
 
 from .support import events
-from .world import build_world
+from .world import build_world, state_parts
 
 
 class Replay:
@@ -57,13 +57,7 @@ class Replay:
         self.commitment = commitment
 
     def parts(self) -> StateParts:
-        return StateParts(
-            self.commitment.accounts.root(),
-            self.commitment.slots.root(),
-            keccak(encode_globals(self.final_state)),
-            self.final_state.deposits_done,
-            self.final_state.forced_done,
-        )
+        return state_parts(self.final_state, self.commitment)
 
     def witness(self, k: int):
         """abi.encode(Witness) for transaction k against the replayed pre-state, and that state."""
@@ -94,7 +88,7 @@ def _append(system, world, proposer, corrupt_at):
         l1_timestamp=timestamp,
         deposits={i: DepositEntry(bytes.fromhex(o[2:]), a) for i, (o, a) in enumerate(world.deposits)},
     )
-    genesis = Scenario()  # the genesis state the world started from
+    genesis = World()  # the genesis state the world started from
     records = world.records()
     honest = Replay(genesis.state, records, ctx)
     assert honest.roots[-1] == world.parts().root()
