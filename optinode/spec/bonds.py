@@ -40,6 +40,7 @@ from enum import IntEnum, StrEnum
 
 import msgspec
 
+from .errors import InvalidInput
 from .game import Phase
 
 __all__ = [
@@ -96,7 +97,7 @@ class BondError(StrEnum):
     NOTHING_TO_WITHDRAW = "NothingToWithdraw"
 
 
-class BondRuleError(Exception):
+class BondRuleError(InvalidInput):
     """A call the contract would revert; the ledger is unchanged (processes return a new one)."""
 
     def __init__(self, code: BondError, detail: str = "") -> None:
