@@ -6,6 +6,7 @@ import msgspec
 
 from .constants import MAX_ORACLES, MAX_U64
 from .eip712 import compute_domain_separator
+from .errors import InvalidInput
 from .state import Config, MarketConfig, MarketState, State
 
 
@@ -35,8 +36,8 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     time: int
 
 
-class InvalidGenesis(ValueError):
-    pass
+class InvalidGenesis(InvalidInput):
+    """A genesis description breaks a rule of `check_genesis`."""
 
 
 def check_oracle_rule(oracle_count: int, quorum: int, faults: int) -> None:

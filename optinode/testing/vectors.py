@@ -50,8 +50,7 @@ def base_world() -> World:
     w.deposit("alice", 100_000 * USD)
     w.deposit("bob", 100_000 * USD)
     w.deposit("carol", 1_000_000 * USD)
-    maker = w.order("alice", is_buy=True, size=3 * ETH_UNIT, limit_price=ETH_PRICE)
-    w.must(Trade(maker, w.order("bob", is_buy=False, size=ETH_UNIT, limit_price=ETH_PRICE), ETH_UNIT))
+    w.must(w.trade("alice", "bob", ETH_UNIT, maker_buys=True, maker_fields=dict(size=3 * ETH_UNIT)))
     w.root()
     return w
 
@@ -60,13 +59,7 @@ def leveraged_world() -> World:
     """dave: 1,000 USD, long 3 ETH at 3000 (9,000 USD notional, initial margin 900) against carol."""
     w = base_world()
     w.deposit("dave", 1_000 * USD)
-    w.must(
-        Trade(
-            w.order("carol", is_buy=False, size=3 * ETH_UNIT, limit_price=ETH_PRICE),
-            w.order("dave", is_buy=True, size=3 * ETH_UNIT, limit_price=ETH_PRICE),
-            3 * ETH_UNIT,
-        )
-    )
+    w.must(w.trade("carol", "dave", 3 * ETH_UNIT))
     w.root()
     return w
 

@@ -27,13 +27,15 @@ one key-seed scheme and one nonce convention:
 Writing a rule test (tests/spec/test_rules.py style; fixtures `world`, `funded_world` in tests/spec/conftest.py):
 
     w = World()
-    w.deposit("alice", 300 * USD)                        # queue an L1 deposit and apply it (asserts OK)
+    w.deposit("alice", 1_000 * USD)                      # queue an L1 deposit and apply it (asserts OK)
     w.deposit("bob", 10_000 * USD)
-    ask = w.order("bob", is_buy=False, size=ETH_UNIT)    # signed; defaults: ETH at the oracle price,
+    ask = w.order("bob", is_buy=False, size=ETH_UNIT)    # signed; defaults: ETH at its genesis price,
     bid = w.order("alice", size=ETH_UNIT)                #   fee 0, far expiry, the next nonce
     w.must(Trade(ask, bid, ETH_UNIT))                    # apply, assert OK (w.apply returns the receipt)
+    w.must(w.trade("bob", "alice", ETH_UNIT))            # the same in one call (bob sells to alice)
     w.set_price(ETH, price_of(ETH, "2800"))              # oracles 0 and 1 sign; asserts OK
-    assert w.apply(w.withdraw("alice", 1)).code == ErrorCode.INSUFFICIENT_MARGIN
+    receipt = w.apply(w.withdraw("alice", 100 * USD))    # value 600 USD, initial margin 560 USD
+    assert receipt.code == ErrorCode.INSUFFICIENT_MARGIN
 
 Writing a shared vector case (optinode/testing/vectors.py; `python -m optinode.testing.vectors` writes
 tests/vectors/<group>/<name>.json): the case builds its pre-state on a World, names the transaction and
@@ -73,6 +75,7 @@ from optinode.spec.types import (
     Order,
     PriceSample,
     Receipt,
+    Trade,
     Transaction,
     Withdraw,
 )
@@ -259,6 +262,24 @@ class World:
         if "nonce" not in values:
             values["nonce"] = self.next_nonce(name)
         return sign_order(self.key(signer or name), self.domain, **values)
+
+    def trade(
+        self,
+        maker: str,
+        taker: str,
+        size: int,
+        *,
+        maker_buys: bool = False,
+        maker_fields: Mapping[str, Any] | None = None,
+        taker_fields: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Trade:
+        """A Trade of `size` between two new orders of exactly `size`: `maker` sells and `taker` buys
+        (`maker_buys=True` the other way round), both with `fields` (market, limit_price, fee_rate, ...)
+        and each side's own overrides. The maker signs first."""
+        maker_order = self.order(maker, **{"is_buy": maker_buys, "size": size, **fields, **(maker_fields or {})})
+        taker_order = self.order(taker, **{"is_buy": not maker_buys, "size": size, **fields, **(taker_fields or {})})
+        return Trade(maker_order, taker_order, size)
 
     def withdraw(self, name: str, amount: int, *, signer: str | None = None, **fields: int) -> Withdraw:
         values = dict(account_id=self.ids.get(name, 0), amount=amount, expiry=FAR_EXPIRY)

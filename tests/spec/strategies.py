@@ -29,48 +29,16 @@ import msgspec
 from hypothesis import strategies as st
 
 from optinode.spec.constants import (
-    FRACTION_ONE,
-    FUNDING_RATE_ONE,
-    MAX_ACCOUNT_ID,
-    MAX_AMOUNT,
-    MAX_FUNDING_INDEX,
-    MAX_SLOT_ID,
-    MAX_U8,
-    NONCE_WINDOW,
-    PRICE_ONE,
-    SECP256K1_N,
+    FRACTION_ONE, FUNDING_RATE_ONE, MAX_ACCOUNT_ID, MAX_AMOUNT, MAX_FUNDING_INDEX, MAX_SLOT_ID, MAX_U8,
+    NONCE_WINDOW, PRICE_ONE, SECP256K1_N,
 )
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value, is_liquidatable
 from optinode.spec.types import (
-    Deleverage,
-    Deposit,
-    DepositEntry,
-    ForcedEntry,
-    ForcedWithdraw,
-    FundingTick,
-    L1Context,
-    Liquidate,
-    Malformed,
-    OraclePrice,
-    Order,
-    OrderOrRef,
-    PriceSample,
-    SlotRef,
-    Trade,
-    Transaction,
-    Withdraw,
+    Deleverage, Deposit, DepositEntry, ForcedEntry, ForcedWithdraw, FundingTick, L1Context, Liquidate, Malformed,
+    OraclePrice, Order, OrderOrRef, PriceSample, SlotRef, Trade, Transaction, Withdraw,
 )
 from optinode.testing.world import (
-    BTC,
-    ETH,
-    GENESIS,
-    GENESIS_TIME,
-    Recording,
-    World,
-    consumed_deposits,
-    describe,
-    make_genesis,
-    test_key,
+    BTC, ETH, GENESIS, GENESIS_TIME, Recording, World, consumed_deposits, describe, make_genesis, test_key,
 )
 from optinode.wallet import Key, sign_order, sign_withdraw
 

@@ -11,8 +11,8 @@ from optinode.spec.commitment import Commitment, encode_account, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.margin import compute_settled_funding, get_total_value
 from optinode.spec.state import State
-from optinode.spec.types import FundingTick, Trade
-from optinode.testing.world import ETH, ETH_PRICE, ETH_UNIT, GENESIS_TIME, USD, World, price_of
+from optinode.spec.types import FundingTick
+from optinode.testing.world import ETH, ETH_UNIT, GENESIS_TIME, USD, World, price_of
 from optinode.wallet import Key
 
 NAMES = ("alice", "bob", "carol", "dave")
@@ -76,20 +76,8 @@ def build_world(private_keys: list[str]) -> L1World:
     w.deposit("bob", 10_000 * USD)
     w.deposit("carol", 20_000 * USD)
     w.deposit("dave", 1_000 * USD)
-    w.must(
-        Trade(
-            w.order("alice", is_buy=True, size=2 * ETH_UNIT, limit_price=ETH_PRICE),
-            w.order("bob", is_buy=False, size=2 * ETH_UNIT, limit_price=ETH_PRICE),
-            2 * ETH_UNIT,
-        )
-    )
-    w.must(
-        Trade(
-            w.order("carol", is_buy=False, size=3 * ETH_UNIT, limit_price=ETH_PRICE, fee_rate=1000),
-            w.order("dave", is_buy=True, size=3 * ETH_UNIT, limit_price=ETH_PRICE, fee_rate=1000),
-            3 * ETH_UNIT,
-        )
-    )
+    w.must(w.trade("alice", "bob", 2 * ETH_UNIT, maker_buys=True))
+    w.must(w.trade("carol", "dave", 3 * ETH_UNIT, fee_rate=1000))
     w.must(FundingTick(GENESIS_TIME + 1000, (20_001, 0)))
     # dave: 1,000 - 9 fee - 1,000.5 loss - 0.6 funding < 0
     w.set_price(ETH, price_of(ETH, "2666.5"), GENESIS_TIME + 2000)
