@@ -19,7 +19,8 @@ one key-seed scheme and one nonce convention:
 - **nonces**: each name counts its signed operations (orders and withdrawals share the counter, as the
   account's nonce window does) from 0; pass `nonce=` to choose one.
 - **time**: the state starts at `GENESIS_TIME`; the batch's L1 time (`w.l1_timestamp`) is one day later
-  unless set; orders and withdrawals default to `FAR_EXPIRY`.
+  unless set; orders and withdrawals default to `FAR_EXPIRY` (a year after the genesis time). Expiries
+  and price ages count against that L1 time (docs/risk.md, time rules).
 - **root** `w.root()` is the incremental commitment (as the sequencer computes it once per batch),
   checked against the root computed from scratch. A test that edits `w.state` by hand marks what it
   touched with `w.touch(account_id)` (globals are always rehashed).
@@ -194,6 +195,11 @@ class World:
         self.txs: list[Transaction] = []  # every transaction applied, in order
         self.receipts: list[Receipt] = []
 
+    @property
+    def far_expiry(self) -> int:
+        """The default expiry: a year after the genesis time (FAR_EXPIRY for GENESIS)."""
+        return self.genesis.time + (FAR_EXPIRY - GENESIS_TIME)
+
     # --- identities ---------------------------------------------------------------------------------
 
     @property
@@ -256,7 +262,7 @@ class World:
         markets = self.genesis.markets
         values: dict[str, Any] = dict(
             account_id=self.ids.get(name, 0), market=market, is_buy=True, size=markets[0].step_size,
-            limit_price=markets[market if market < len(markets) else 0].price, fee_rate=0, expiry=FAR_EXPIRY,
+            limit_price=markets[market if market < len(markets) else 0].price, fee_rate=0, expiry=self.far_expiry,
         )
         values.update(fields)
         if "nonce" not in values:
@@ -282,7 +288,7 @@ class World:
         return Trade(maker_order, taker_order, size)
 
     def withdraw(self, name: str, amount: int, *, signer: str | None = None, **fields: int) -> Withdraw:
-        values = dict(account_id=self.ids.get(name, 0), amount=amount, expiry=FAR_EXPIRY)
+        values = dict(account_id=self.ids.get(name, 0), amount=amount, expiry=self.far_expiry)
         values.update(fields)
         if "nonce" not in values:
             values["nonce"] = self.next_nonce(name)
