@@ -156,3 +156,63 @@ def test_no_nonce_value_bricks_an_account():
     for _ in range(300):
         nonce += 1
         assert world.apply(world.withdraw("alice", 1, nonce=nonce)).ok
+
+
+# --- property: no coalition of f oracles plus the sequencer moves the price outside the honest samples --
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from optinode.spec.genesis import InvalidGenesis, check_oracle_rule  # noqa: E402
+from optinode.spec.transition import lower_median  # noqa: E402
+from optinode.testing.world import make_genesis  # noqa: E402
+
+PRICES = st.integers(1, 10**12)
+GENESIS = load_genesis(DEVNET).time
+# 300 examples by default; HYPOTHESIS_PROFILE=thorough (2,000) scales them up.
+ORACLE_PROPERTY = settings(max_examples=max(300, settings.default.max_examples), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def oracle_attacks(draw):
+    """A genesis (N, f, quorum) that check_oracle_rule accepts, honest prices, up to f lies (any values,
+    chosen after seeing the honest ones) and the subset of at least a quorum the sequencer includes."""
+    faults = draw(st.integers(0, 3))
+    quorum = draw(st.integers(2 * faults + 1, 2 * faults + 3))
+    n = draw(st.integers(quorum, min(quorum + 3, 10)))
+    liars = draw(st.sets(st.integers(0, n - 1), max_size=faults))
+    honest = {i: draw(PRICES) for i in range(n) if i not in liars}
+    low, high = min(honest.values(), default=1), max(honest.values(), default=1)
+    lie = st.one_of(st.integers(1, max(1, low - 1)), st.integers(high + 1, 2 * 10**12), PRICES)
+    prices = {**honest, **{i: draw(lie) for i in liars}}
+    included = draw(st.sets(st.sampled_from(range(n)), min_size=quorum, max_size=n))
+    # the sequencer keeps every lie it can (it picks the subset; the lies are its coalition's)
+    if draw(st.booleans()):
+        extra = sorted(liars - included)
+        included = included | set(extra)
+    return n, faults, quorum, liars, prices, sorted(included)
+
+
+@ORACLE_PROPERTY
+@given(oracle_attacks())
+def test_no_coalition_of_f_oracles_and_the_sequencer_moves_the_price_outside_the_honest_samples(attack):
+    n, faults, quorum, liars, prices, included = attack
+    check_oracle_rule(n, quorum, faults)  # the generated genesis is valid
+    w = World(make_genesis(oracle_count=n, quorum=quorum, oracle_faults=faults), l1_timestamp=GENESIS + 60)
+    t = w.l1_timestamp
+    receipt = w.apply(OraclePrice(ETH, tuple(w.sample(i, ETH, prices[i], t - i) for i in included)))
+    assert receipt.ok, receipt
+    honest = [prices[i] for i in included if i not in liars]
+    assert min(honest) <= w.state.markets[ETH].price <= max(honest)
+
+
+@ORACLE_PROPERTY
+@given(st.integers(1, 4), st.data())
+def test_every_quorum_the_genesis_refuses_has_a_winning_attack(faults, data):
+    """The oracle rule is tight: with quorum <= 2f the sequencer includes f lies and quorum - f honest
+    samples, and the lower median is a lie below every honest sample."""
+    quorum = data.draw(st.integers(1, 2 * faults))
+    with pytest.raises(InvalidGenesis):
+        check_oracle_rule(max(quorum, 2 * faults + 1), quorum, faults)
+    lies, honest = [1] * min(faults, quorum), [3 * PRICE_ONE] * (quorum - min(faults, quorum))
+    assert lower_median(lies + honest) < min(honest, default=2)
