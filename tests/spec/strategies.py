@@ -30,17 +30,17 @@ from hypothesis import strategies as st
 
 from optinode.spec.constants import (
     FRACTION_ONE, FUNDING_RATE_ONE, MAX_ACCOUNT_ID, MAX_AMOUNT, MAX_FUNDING_INDEX, MAX_SLOT_ID, MAX_U8,
-    NONCE_WINDOW, PRICE_ONE, SECP256K1_N,
+    FORCED_CANCEL_ALL, NONCE_HORIZON, NONCE_WINDOW, PRICE_ONE, SECP256K1_N,
 )
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value, is_liquidatable
 from optinode.spec.types import (
-    Deleverage, Deposit, DepositEntry, ForcedEntry, ForcedWithdraw, FundingTick, L1Context, Liquidate, Malformed,
+    CancelAll, CollectFees, Deleverage, Deposit, DepositEntry, ForcedEntry, ForcedWithdraw, FundingTick, L1Context, Liquidate, Malformed,
     OraclePrice, Order, OrderOrRef, PriceSample, SlotRef, Trade, Transaction, Withdraw,
 )
 from optinode.testing.world import (
     BTC, ETH, GENESIS, GENESIS_TIME, Recording, World, consumed_deposits, describe, make_genesis, test_key,
 )
-from optinode.wallet import Key, sign_order, sign_withdraw
+from optinode.wallet import Key, sign_cancel_all, sign_order, sign_withdraw
 
 __all__ = ["TX_TYPES", "Scenario", "consumed_deposits", "describe", "scenarios"]
 
@@ -51,9 +51,13 @@ N_ORACLES = len(GENESIS.oracles)
 MAX_TRADERS = 6
 MAX_ACCOUNTS = 8  # traders may open a second account with a deposit to the next free id
 
+TRADER_KEYS = tuple(test_key(f"trader-{i}") for i in range(MAX_TRADERS))
+
 # The driver's genesis with 100x its funding rates, so that funding moves margins within the few
-# minutes of system time a scenario spans (the test genesis's rates take days to matter).
+# minutes of system time a scenario spans (the test genesis's rates take days to matter). Trader 0 is
+# the fee owner (its accounts can CollectFees).
 STRATEGY_GENESIS = make_genesis(
+    fee_owner=TRADER_KEYS[0].address,
     # windows wider than the scenario's span: every price and funding index stays usable (the time rules
     # have their own tests in test_rules.py and test_oracle_time.py)
     max_sample_age=2 * 10**6,
@@ -63,10 +67,11 @@ STRATEGY_GENESIS = make_genesis(
 )
 MARKETS = STRATEGY_GENESIS.markets
 GENESIS_PRICES = tuple(m.price for m in MARKETS)
-TRADER_KEYS = tuple(test_key(f"trader-{i}") for i in range(MAX_TRADERS))
 STRANGER = test_key("stranger")
 
-TX_TYPES: tuple[type, ...] = (Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed)
+TX_TYPES: tuple[type, ...] = (
+    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, CancelAll, CollectFees, Malformed
+)
 Scenario = Recording  # what `scenarios()` draws: a genesis, one L1 context, the transactions and their notes
 
 
@@ -433,7 +438,9 @@ class Generator:
         if self.forced_closed or self.chance(2):
             self.forced_closed = True
             return ForcedWithdraw(), "forced:queue-empty"
-        fault = self.weighted([(60, "ok"), (8, "wrong-requester"), (6, "no-account"), (10, "too-much"), (3, "zero"), (3, "huge")])
+        fault = self.weighted(
+            [(60, "ok"), (8, "wrong-requester"), (6, "no-account"), (10, "too-much"), (3, "zero"), (3, "huge"), (8, "cancel-all")]
+        )
         account_id = self.pick(self.account_ids())
         requester = self.key_of(account_id).address
         free = self.free_margin(account_id)
@@ -448,8 +455,40 @@ class Generator:
             amount = 0
         elif fault == "huge":
             amount = MAX_AMOUNT + 1
+        elif fault == "cancel-all":  # a censored user's cancel-all: the floor rises past every nonce issued
+            amount = FORCED_CANCEL_ALL | self.raise_floor(account_id)
         self.forced[index] = ForcedEntry(requester=requester, account_id=account_id, amount=amount)
         return ForcedWithdraw(), f"forced:{fault}"
+
+    def raise_floor(self, account_id: int) -> int:
+        """A new nonce floor above every nonce issued to the account (later nonces continue from it)."""
+        floor = self.next_nonce.get(account_id, 0) + self.draw(st.integers(1, 300))
+        self.next_nonce[account_id] = floor
+        return floor
+
+    def gen_cancel_all(self) -> tuple[Transaction, str]:
+        fault = self.weighted([(60, "ok"), (8, "replay"), (6, "too-high"), (6, "wrong-signer"), (4, "bad-signature"), (4, "no-account")])
+        account_id = self.pick(self.account_ids())
+        if fault == "no-account":
+            account_id = self.state.next_account_id + self.draw(st.integers(0, 3))
+        if fault == "replay":  # a floor that does not rise
+            account = self.state.accounts.get(account_id)
+            floor = account.nonce_base if account is not None else 0
+        elif fault == "too-high":
+            account = self.state.accounts.get(account_id)
+            floor = (account.nonce_base if account is not None else 0) + NONCE_HORIZON + 1 + self.draw(st.integers(0, 10))
+        else:
+            floor = self.raise_floor(account_id)
+        tx = sign_cancel_all(self.signer_for(account_id, fault), self.domain, account_id, floor)
+        if fault == "bad-signature":
+            tx = msgspec.structs.replace(tx, signature=self.corrupt(tx.signature))
+        return tx, f"cancel-all:{fault}"
+
+    def gen_collect_fees(self) -> tuple[Transaction, str]:
+        fee_accounts = [a for a in self.account_ids() if self.key_of(a) is TRADER_KEYS[0]]
+        if fee_accounts and self.chance(80):
+            return CollectFees(self.pick(fee_accounts)), "collect-fees:owner"
+        return CollectFees(self.pick(self.account_ids())), "collect-fees:any"
 
     def target_price(self, market: int) -> int:
         """The next oracle price: a small move, or a shock big enough to liquidate leveraged accounts."""
@@ -648,6 +687,8 @@ class Generator:
         FundingTick: "gen_funding",
         Liquidate: "gen_liquidate",
         Deleverage: "gen_deleverage",
+        CancelAll: "gen_cancel_all",
+        CollectFees: "gen_collect_fees",
         Malformed: "gen_malformed",
     }
 
@@ -681,6 +722,8 @@ class Generator:
                 (3, Malformed),
                 (14 if liquidatable else 2, Liquidate),
                 (14 if underwater else 2, Deleverage),
+                (2, CancelAll),
+                (2, CollectFees),
             ]
         )
         tx, note = getattr(self, self.GENERATORS[kind])()
