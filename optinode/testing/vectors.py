@@ -531,6 +531,50 @@ def _():
     return w, Liquidate(w.order("carol", is_buy=True, size=ETH_UNIT, price=2_700 * PRICE_ONE // 1000), 30, ETH_UNIT), "ACCOUNT_NOT_FOUND"
 
 
+@case("liquidate/into_debt")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)
+    edge = 2_584 * PRICE_ONE // 1000  # 0.95 x the oracle: inside the band
+    return w, Liquidate(w.order("carol", is_buy=True, size=3 * ETH_UNIT, price=edge), 3, 3 * ETH_UNIT), "INSUFFICIENT_MARGIN: the band's edge would leave dave at -248 USD with nothing open"
+
+
+@case("liquidate/ratio_worse")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)
+    return w, Liquidate(w.order("carol", is_buy=True, size=ETH_UNIT, price=2_600 * PRICE_ONE // 1000), 3, ETH_UNIT), "INSUFFICIENT_MARGIN: dave's value/risk ratio would fall from 160/408 to 40/272"
+
+
+@case("liquidate/penalty_room")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)
+    return w, Liquidate(w.order("carol", is_buy=True, size=ETH_UNIT, price=2_680 * PRICE_ONE // 1000), 3, ETH_UNIT), "the penalty is capped at 13.33 USD, the room that keeps dave's value/risk ratio"
+
+
+def _insured(price: int) -> Scenario:
+    """dave is liquidated at 2720 (81.6 USD penalty to the fund); erin (300 USD) buys 1 ETH from carol
+    at 2720; then the oracle gaps to `price`."""
+    w = _crashed(2_720 * PRICE_ONE // 1000)
+    at = 2_720 * PRICE_ONE // 1000
+    w.must(Liquidate(w.order("carol", is_buy=True, size=3 * ETH_UNIT, price=at), 3, 3 * ETH_UNIT))
+    w.open_account("erin", 300 * USD)
+    w.must(Trade(w.order("carol", is_buy=False, size=ETH_UNIT, price=at), w.order("erin", is_buy=True, size=ETH_UNIT, price=at), ETH_UNIT))
+    w.root()
+    set_price(w, ETH, price)
+    return w
+
+
+@case("liquidate/insurance_cover")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    return w, Liquidate(w.order("bob", is_buy=True, size=ETH_UNIT, price=2_400 * PRICE_ONE // 1000), 4, ETH_UNIT), "the insurance fund pays erin's 20 USD debt as bob closes her"
+
+
+@case("liquidate/insurance_short")
+def _():
+    w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD, the fund holds 81.6
+    return w, Liquidate(w.order("bob", is_buy=True, size=ETH_UNIT, price=2_000 * PRICE_ONE // 1000), 4, ETH_UNIT), "INSUFFICIENT_MARGIN: the fund cannot cover erin's debt: deleverage instead"
+
+
 # --- Deleverage ----------------------------------------------------------------------------------------
 @case("deleverage/ok")
 def _():
@@ -584,6 +628,57 @@ def _():
 def _():
     w = _crashed(2_500 * PRICE_ONE // 1000)
     return w, Deleverage(3, 99, ETH, ETH_UNIT), "ACCOUNT_NOT_FOUND"
+
+
+@case("deleverage/insurance_first")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    return w, Deleverage(4, 2, ETH, ETH_UNIT), "the fund pays erin's 20 USD debt: carol is closed at the oracle price"
+
+
+@case("deleverage/insurance_partial")
+def _():
+    w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD
+    return w, Deleverage(4, 2, ETH, ETH_UNIT), "the fund pays 81.6 USD of erin's debt, carol the other 338.4"
+
+
+@case("deleverage/deleverager_margin")
+def _():
+    w = _insured(2_000 * PRICE_ONE // 1000)
+    w.state.accounts[2].collateral = 2_100 * USD  # carol: value 100 USD, short 1 ETH
+    w.state.dirty_accounts.add(2); w.root()
+    return w, Deleverage(4, 2, ETH, ETH_UNIT), "INSUFFICIENT_MARGIN: carol cannot take 338.4 USD with 100 USD of value"
+
+
+@case("deleverage/cross_market_share")
+def _():
+    w = leveraged_world()
+    milli = 10**7  # 0.001 BTC
+    w.must(Trade(w.order("alice", market=BTC, is_buy=False, size=milli, price=6 * PRICE_ONE), w.order("dave", market=BTC, is_buy=True, size=milli, price=6 * PRICE_ONE), milli))
+    w.root()
+    set_price(w, ETH, 2_500 * PRICE_ONE // 1000)  # dave at -500 USD, nearly all of it from ETH
+    return w, Deleverage(3, 0, BTC, milli), "alice takes only the BTC leg's share (0.8%) of dave's ETH-made deficit"
+
+
+@case("trade/healthier")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)  # dave: value 160, maintenance 408
+    p = 2_670 * PRICE_ONE // 1000
+    return w, Trade(w.order("bob", is_buy=True, size=ETH_UNIT, price=p), w.order("dave", is_buy=False, size=ETH_UNIT, price=p), ETH_UNIT), "dave sells 1 ETH below the oracle: still under maintenance, but healthier (110/272 >= 160/408)"
+
+
+@case("trade/not_healthier")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)
+    p = 2_660 * PRICE_ONE // 1000
+    return w, Trade(w.order("bob", is_buy=True, size=ETH_UNIT, price=p), w.order("dave", is_buy=False, size=ETH_UNIT, price=p), ETH_UNIT), "INSUFFICIENT_MARGIN: dave's value/risk ratio would fall (100/272 < 160/408)"
+
+
+@case("trade/close_into_debt")
+def _():
+    w = _crashed(2_600 * PRICE_ONE // 1000)  # dave at -200 USD
+    p = 2_600 * PRICE_ONE // 1000
+    return w, Trade(w.order("bob", is_buy=True, size=3 * ETH_UNIT, price=p), w.order("dave", is_buy=False, size=3 * ETH_UNIT, price=p), 3 * ETH_UNIT), "INSUFFICIENT_MARGIN: closing would leave dave at -200 USD with nothing open"
 
 
 # --- Malformed -----------------------------------------------------------------------------------------
