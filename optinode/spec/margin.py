@@ -108,8 +108,11 @@ def is_margin_ok_after_fill(
     value_after = get_total_value(state, new_collateral, new_positions)
     if is_exposure_increase(old.size if old else 0, new.size if new else 0):
         return value_after >= get_total_risk(state, new_positions, initial=True)
+    risk_after = get_total_risk(state, new_positions, initial=False)
+    if is_healthy(value_after, risk_after):
+        return True  # (the common case: the state before need not be valued)
     value_before, risk_before = get_value_and_risk(state, old_collateral, old_positions)
-    return is_healthy_or_healthier(value_before, risk_before, value_after, get_total_risk(state, new_positions, initial=False))
+    return is_healthier(value_before, risk_before, value_after, risk_after)
 
 
 def is_liquidatable(state: State, collateral: int, positions: dict[int, Position]) -> bool:

@@ -567,10 +567,11 @@ class Generator:
         return ForcedWithdraw(), f"forced:{fault}"
 
     def target_price(self, market: int) -> int:
-        """The next oracle price: a small move, or a shock big enough to liquidate leveraged accounts."""
+        """The next oracle price: a small move, a shock big enough to liquidate leveraged accounts, or a
+        gap that jumps past liquidation straight into bad debt."""
         price = self.oracle(market)
         base = GENESIS_PRICES[market]
-        kind = self.weighted([(5, "small"), (4, "shock")])
+        kind = self.weighted([(5, "small"), (4, "shock"), (1, "gap")])
         if kind == "small":
             bps = self.draw(st.integers(-300, 300))
         else:
@@ -581,7 +582,7 @@ class Generator:
             else:
                 down = self.draw(st.booleans())
             down = down if base // 2 <= price <= 2 * base else price > base
-            bps = self.draw(st.integers(600, 3_000)) * (-1 if down else 1)
+            bps = self.draw(st.integers(600, 3_000) if kind == "shock" else st.integers(3_000, 6_000)) * (-1 if down else 1)
         return max(1, price + price * bps // 10_000)
 
     def gen_oracle(self) -> tuple[Transaction, str]:
@@ -632,7 +633,9 @@ class Generator:
     def gen_funding(self) -> tuple[Transaction, str]:
         fault = self.weighted([(70, "ok"), (8, "exceeded"), (5, "stale"), (3, "future"), (4, "count")])
         state = self.state
-        timestamp = max(state.funding_time + 1, state.time) + self.draw(st.integers(0, 900))
+        # mostly a funding period; sometimes days at once (funding over a long time)
+        elapsed = self.draw(st.integers(0, 900) if self.chance(85) else st.integers(900, 200_000))
+        timestamp = max(state.funding_time + 1, state.time) + elapsed
         if fault == "stale":
             timestamp = self.pick([state.funding_time, max(0, state.time - 1)])
         elif fault == "future":

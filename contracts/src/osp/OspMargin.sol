@@ -144,8 +144,10 @@ library OspMargin {
         if (isExposureIncrease(positionSize(oldPositions, market), positionSize(newPositions, market))) {
             return valueAfter >= getTotalRisk(s, newPositions, true);
         }
+        int256 riskAfter = getTotalRisk(s, newPositions, false);
+        if (isHealthy(valueAfter, riskAfter)) return true; // (the common case: the state before need not be valued)
         (int256 valueBefore, int256 riskBefore) = getValueAndRisk(s, oldCollateral, oldPositions);
-        return isHealthyOrHealthier(valueBefore, riskBefore, valueAfter, getTotalRisk(s, newPositions, false));
+        return isHealthier(valueBefore, riskBefore, valueAfter, riskAfter);
     }
 
     /// spec: compute_ratio_value — ceil(TV_before * TR_after / TR_before) (riskBefore > 0).
