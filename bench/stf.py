@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.workload import Workload  # noqa: E402
 from optinode.spec import Commitment  # noqa: E402
-from optinode.spec.codec import encode_batch  # noqa: E402
+from optinode.spec.batch_framing import encode_batch  # noqa: E402
 from optinode.spec.crypto import recover_signer  # noqa: E402
 from optinode.spec.eip712 import compute_order_digest  # noqa: E402
 from optinode.spec.transition import state_transition  # noqa: E402

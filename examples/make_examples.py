@@ -79,7 +79,7 @@ def build() -> dict[str, Any]:
         "l1.json": serde.to_plain(l1),
     }
     try:
-        from optinode.spec.codec import encode_batch
+        from optinode.spec.batch_framing import encode_batch
     except ImportError:
         pass
     else:

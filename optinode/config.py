@@ -37,6 +37,7 @@ import msgspec
 
 from optinode.spec.constants import FRACTION_ONE, MAX_MARKETS, MAX_ORACLES
 from optinode.spec.crypto import keccak
+from optinode.spec.errors import InvalidInput
 from optinode.spec.genesis import Genesis, GenesisMarket, InvalidGenesis, check_genesis
 
 _I64_MAX = 2**63 - 1
@@ -51,7 +52,7 @@ Fraction = Annotated[int, msgspec.Meta(ge=0, le=FRACTION_ONE, description="parts
 MarketName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """A config file that cannot be read, parsed or validated. The message is one line:
     ``<file>: <key path>: <problem>``."""
 

@@ -1,4 +1,4 @@
-"""`optinode spec apply` and `optinode spec demo` (optinode/cli/spec_cmd.py).
+"""`optinode spec apply` and `optinode spec demo` (optinode/cli/spec_cmd.py, spec_apply.py, demo.py).
 
 `apply` on the committed examples must give exactly what the spec computes directly; bad input must
 give exit code 2 and a one-line message, never a traceback.
@@ -97,7 +97,6 @@ def test_apply_from_stdin() -> None:
 
 
 def test_apply_batch_equals_json_list() -> None:
-    pytest.importorskip("optinode.spec.codec")
     by_batch = invoke("apply", "--pre", str(PRE), "--txs", str(BATCH), "--l1", str(L1), "--json")
     by_list = invoke("apply", "--pre", str(PRE), "--txs", str(TXS), "--l1", str(L1), "--json")
     assert by_batch.exit_code == 0, by_batch.output
@@ -105,7 +104,6 @@ def test_apply_batch_equals_json_list() -> None:
 
 
 def test_garbage_batch_records_are_malformed_transactions() -> None:
-    pytest.importorskip("optinode.spec.codec")
     result = invoke("apply", "--pre", str(PRE), "--txs", "-", "--json", input='{"batch": "0x0102ff"}')
     assert result.exit_code == 0, result.output
     receipts = json.loads(result.stdout)["receipts"]

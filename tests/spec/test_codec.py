@@ -1,4 +1,4 @@
-"""Batch codec (optinode/spec/codec.py, docs/codec.md): round trips, canonical encodings, garbage
+"""Batch codec (optinode/spec/record_codec.py, batch_framing.py, tx_tree.py; docs/codec.md): round trips, canonical encodings, garbage
 tolerance, exact malformed cases, framing, and the transaction Merkle tree.
 
 `_reference_decode` is a second, deliberately naive decoder written straight from docs/codec.md
@@ -14,19 +14,9 @@ from coincurve import PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optinode.spec.codec import (
-    MAX_BATCH_TXS,
-    TX_TREE_DEPTH,
-    compute_tx_root,
-    decode_batch,
-    decode_transaction,
-    encode_batch,
-    encode_transaction,
-    frame_records,
-    get_tx_proof,
-    split_records,
-    verify_tx_proof,
-)
+from optinode.spec.batch_framing import decode_batch, encode_batch, frame_records, split_records
+from optinode.spec.record_codec import decode_transaction, encode_transaction
+from optinode.spec.tx_tree import MAX_BATCH_TXS, TX_TREE_DEPTH, compute_tx_root, get_tx_proof, verify_tx_proof
 from optinode.spec.constants import (
     MAX_ACCOUNT_ID,
     MAX_AMOUNT,

@@ -23,7 +23,7 @@ from optinode.spec.serde import from_plain
 from optinode.spec.state import Account, Position, Slot
 from optinode.spec.types import L1Context
 from optinode.spec.witness import Witness, execute_witness
-from optinode.spec.codec import decode_transaction
+from optinode.spec.record_codec import decode_transaction
 from optinode.testing.vectors import VECTORS_DIR
 
 OWNER = b"\x11" * 20

@@ -13,11 +13,7 @@ from optinode.spec.errors import ErrorCode
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value
 from optinode.spec.types import Deleverage, Liquidate, Trade
 
-from .conftest import BTC, ETH, World
-
-USD = 10**6
-ETH_UNIT = 10**9  # base units per ETH
-BTC_UNIT = 10**8  # base units per BTC (conftest: BTC at 600 * PRICE_ONE = 60,000 USD)
+from optinode.testing.world import BTC, BTC_UNIT, ETH, ETH_UNIT, USD, World
 
 
 def eth(usd: int) -> int:
@@ -91,8 +87,7 @@ def test_finding_1_penalty_only_takes_what_keeps_the_account_healthier():
 
 def test_finding_2_self_dealing_at_a_discount_is_refused():
     w = alice_long_one_eth_at_3000()
-    w.keys["alice2"] = w.key("alice")  # a second account of the same owner
-    w.deposit("alice2", 1_000 * USD)
+    w.deposit("alice2", 1_000 * USD, owner="alice")  # a second account of the same owner
     buyer = w.order("alice2", size=ETH_UNIT, limit_price=eth(2660))
     receipt = w.apply(Trade(buyer, w.order("alice", is_buy=False, size=ETH_UNIT, limit_price=eth(2660)), ETH_UNIT))
     # The old rule ("value minus maintenance risk not worse") let alice end at -40 USD, no position.

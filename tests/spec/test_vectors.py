@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from optinode.spec.codec import decode_transaction
+from optinode.spec.record_codec import decode_transaction
 from optinode.spec.errors import ErrorCode, WitnessError
 from optinode.spec.serde import from_plain
 from optinode.spec.types import L1Context, Transaction

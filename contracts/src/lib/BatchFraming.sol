@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title BatchFraming — mirrors optinode/spec/codec.py split_records and compute_tx_root
+import {Merkle} from "./Merkle.sol";
+
+/// @title BatchFraming — mirrors optinode/spec/batch_framing.py split_records and
+///        optinode/spec/tx_tree.py compute_tx_root
 /// @notice A batch is a sequence of length-prefixed records. The prefix is one byte L < 0x80, or two
 ///         bytes 0x80 | L >> 8, L & 0xff. Framing never fails: a two-byte prefix cut off at the end
 ///         reads as L = 0 and a record running past the end is truncated (it decodes Malformed).
@@ -142,22 +145,7 @@ library BatchFraming {
         returns (bool)
     {
         if (index >= MAX_BATCH_TXS || siblings.length != TX_TREE_DEPTH) return false;
-        bytes32 node = keccak256(record);
-        for (uint256 h = 0; h < TX_TREE_DEPTH; ++h) {
-            bytes32 sibling = siblings[h];
-            assembly {
-                switch and(shr(h, index), 1)
-                case 1 {
-                    mstore(0x00, sibling)
-                    mstore(0x20, node)
-                }
-                default {
-                    mstore(0x00, node)
-                    mstore(0x20, sibling)
-                }
-                node := keccak256(0x00, 0x40)
-            }
-        }
+        bytes32 node = Merkle.computeRoot(keccak256(record), index, siblings);
         return node == root;
     }
 }

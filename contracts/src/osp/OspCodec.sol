@@ -16,7 +16,7 @@ import {
     Deleverage
 } from "./OspTypes.sol";
 
-/// @title OspCodec — mirrors the decoding half of optinode/spec/codec.py
+/// @title OspCodec — mirrors the decoding half of optinode/spec/record_codec.py
 /// @notice A record is a tag byte (low nibble: type, high nibble: flags) followed by the type's fields;
 ///         integers are minimal unsigned LEB128 varints; signatures are EIP-2098 compact (64 bytes).
 ///         Every function returns the position after what it read. Where the spec raises DecodeError

@@ -103,7 +103,7 @@ error WitnessMissingLeaf(uint8 tree, uint256 index);
 /// a value does not fit its committed width (the spec's encoder would raise OverflowError)
 error ValueOutOfRange();
 
-// --- decoded transactions (spec: types.py; the record decoding is spec: codec.py) ----------------------
+// --- decoded transactions (spec: types.py; the record decoding is spec: record_codec.py) ---------------
 
 /// A 65-byte r ‖ s ‖ v signature, expanded from the record's EIP-2098 compact form.
 struct Signature {

@@ -1,6 +1,6 @@
 """Hypothesis strategies for batch records built field by field, for the codec differential.
 
-`records()` writes a record of any type (or an undefined one) the way spec/codec.py lays it out, but
+`records()` writes a record of any type (or an undefined one) the way spec/record_codec.py lays it out, but
 each varint may be written minimally, with a trailing zero group (non-minimal), in more bytes than
 its field allows, above its field's maximum, or cut short; tags get undefined flag bits, counts go
 past their limits, and a record may lose or gain trailing bytes. The spec's decode_transaction and
@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from hypothesis import strategies as st
 
-from optinode.spec.codec import (
+from optinode.spec.record_codec import (
     FLAG_LIQUIDATOR_REF,
     FLAG_MAKER_REF,
     FLAG_SIZE_OMITTED,

@@ -1,5 +1,5 @@
 """The prover's record decoder on the codec's boundaries: each record here sits on one side of a rule
-of spec/codec.py (a count limit, a varint bound, minimality, a flag rule, the end of the record).
+of spec/record_codec.py (a count limit, a varint bound, minimality, a flag rule, the end of the record).
 The spec's verdict and the prover's must be identical, MALFORMED or not."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from optinode.l1.osp import OneStep, call_one_step_batch
-from optinode.spec.codec import decode_transaction, encode_transaction
+from optinode.spec.record_codec import decode_transaction, encode_transaction
 from optinode.spec.constants import MAX_ACCOUNT_ID, MAX_AMOUNT, MAX_FUNDING_INDEX, MAX_NONCE, MAX_SLOT_ID
 from optinode.spec.errors import ErrorCode
 from optinode.spec.types import Deleverage, Deposit, FundingTick, Liquidate, Malformed, OraclePrice, SlotRef, Trade
@@ -20,9 +20,9 @@ from .records import minimal
 def _cases() -> list[tuple[str, bytes, bool]]:
     """(name, record, malformed?)"""
     w = base_world()
-    sample = w.price(0, 0, 3 * 10**8, w.state.time + 1)
-    order = w.order("carol", is_buy=False, size=10**9, price=3 * 10**8)
-    taker = w.order("bob", is_buy=True, size=5 * 10**8, price=3 * 10**8)
+    sample = w.sample(0, 0, 3 * 10**8, w.state.time + 1)
+    order = w.order("carol", is_buy=False, size=10**9, limit_price=3 * 10**8)
+    taker = w.order("bob", is_buy=True, size=5 * 10**8, limit_price=3 * 10**8)
     cases: list[tuple[str, bytes, bool]] = []
 
     def add(name: str, record: bytes, malformed: bool) -> None:

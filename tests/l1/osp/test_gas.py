@@ -11,11 +11,11 @@ from __future__ import annotations
 import msgspec
 
 from optinode.l1.osp import encode_call, estimate_one_step_gas
-from optinode.spec.codec import encode_transaction
+from optinode.spec.record_codec import encode_transaction
 from optinode.spec.genesis import Genesis, GenesisMarket
 from optinode.spec.types import Deleverage, FundingTick, Liquidate, OraclePrice, Trade
 from optinode.spec.witness import build_witness, execute_witness
-from optinode.testing.scenario import GENESIS_TIME, STEP, TICK, Scenario, make_test_genesis
+from optinode.testing.world import ETH_STEP as STEP, ETH_TICK as TICK, GENESIS_TIME, World, make_genesis
 
 from .conftest import Vector
 
@@ -50,7 +50,7 @@ def test_gas_per_type(w3, osp, vectors: list[Vector]) -> None:
 # --- constructed worst cases -------------------------------------------------------------------------
 
 
-def _estimate(w3, osp, w: Scenario, tx) -> int:
+def _estimate(w3, osp, w: World, tx) -> int:
     pre_root = w.root()
     witness = build_witness(w.state, w.commitment, tx, w.ctx)
     _, receipt = execute_witness(pre_root, witness, tx, w.ctx)
@@ -59,7 +59,7 @@ def _estimate(w3, osp, w: Scenario, tx) -> int:
 
 
 def _sixteen_markets() -> Genesis:
-    base = make_test_genesis(oracle_count=3, quorum=2)
+    base = make_genesis(oracle_count=3, quorum=2)
     market = base.markets[0]
     markets = tuple(msgspec.structs.replace(market, name=f"M{i}-USD") for i in range(16))
     return msgspec.structs.replace(base, markets=markets)
@@ -69,48 +69,45 @@ def test_gas_worst_cases(w3, osp) -> None:
     """Upper bounds outside the vectors: 32 oracle samples; parties holding positions in all 16 markets
     that settle funding in every one of them."""
     # OraclePrice signed by 32 oracles
-    w = Scenario(make_test_genesis(oracle_count=32, quorum=17))
+    w = World(make_genesis(oracle_count=32, quorum=17))
     price = w.state.markets[0].price
-    oracle32 = OraclePrice(0, tuple(w.price(i, 0, price + i * TICK, GENESIS_TIME + 10) for i in range(32)))
+    oracle32 = OraclePrice(0, tuple(w.sample(i, 0, price + i * TICK, GENESIS_TIME + 10) for i in range(32)))
     oracle_gas = _estimate(w3, osp, w, oracle32)
 
     # Trade and Liquidate between accounts with 16 positions each, after a funding tick; dan, long a
     # little in every market with hardly more than the initial margin, is the risk engine's worst case.
-    w = Scenario(_sixteen_markets())
-    w.open_account("ann", 10**12)
-    w.open_account("ben", 10**12)
-    w.open_account("cat", 10**12)
-    dan = w.open_account("dan", 490 * 10**6)  # initial margin of 16 x 300 USD at 10%: 480 USD
+    w = World(_sixteen_markets())
+    w.deposit("ann", 10**12)
+    w.deposit("ben", 10**12)
+    w.deposit("cat", 10**12)
+    dan = w.deposit("dan", 490 * 10**6)  # initial margin of 16 x 300 USD at 10%: 480 USD
     for market in range(16):
         p = w.state.markets[market].price
-        w.must(Trade(w.order("ann", market=market, is_buy=True, size=100 * STEP, price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, price=p), 100 * STEP))
-        w.must(Trade(w.order("cat", market=market, is_buy=True, size=100 * STEP, price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, price=p), 100 * STEP))
-        w.must(Trade(w.order("dan", market=market, is_buy=True, size=100 * STEP, price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, price=p), 100 * STEP))
+        for buyer in ("ann", "cat", "dan"):
+            w.must(Trade(w.order(buyer, market=market, is_buy=True, size=100 * STEP, limit_price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, limit_price=p), 100 * STEP))
     w.root()
     w.must(FundingTick(GENESIS_TIME + 100, tuple(1_000 for _ in range(16))))
     w.root()
     p = w.state.markets[5].price
-    trade = Trade(w.order("ann", market=5, is_buy=True, size=30 * STEP, price=p), w.order("ben", market=5, is_buy=False, size=10 * STEP, price=p), 10 * STEP)
+    trade = Trade(w.order("ann", market=5, is_buy=True, size=30 * STEP, limit_price=p), w.order("ben", market=5, is_buy=False, size=10 * STEP, limit_price=p), 10 * STEP)
     trade_gas = _estimate(w3, osp, w, trade)
 
-    def crash(world: Scenario, percent: int) -> int:
+    def crash(world: World, percent: int) -> int:
         for market in range(16):
-            price = world.state.markets[market].price * (100 - percent) // 100 // TICK * TICK
-            t = GENESIS_TIME + 200
-            world.must(OraclePrice(market, (world.price(0, market, price, t), world.price(1, market, price, t))))
+            world.set_price(market, world.state.markets[market].price * (100 - percent) // 100 // TICK * TICK, GENESIS_TIME + 200)
         world.root()
         return world.state.markets[5].price
 
     # dan 10% down (below maintenance, solvent) sells at the oracle: healthier, so both valuations run
     below = w.fork()
     p = crash(below, 10)
-    healthier = Trade(below.order("cat", market=5, is_buy=True, size=50 * STEP, price=p), below.order("dan", market=5, is_buy=False, size=50 * STEP, price=p), 50 * STEP)
+    healthier = below.trade("dan", "cat", 50 * STEP, market=5, limit_price=p)
     healthier_gas = _estimate(w3, osp, below, healthier)
     # dan 20% down (bankrupt): a liquidation that the insurance fund covers, and a deleverage against ben
     p = crash(w, 20)
     w.state.insurance = 10**12
     w.root()
-    covered = Liquidate(w.order("cat", market=5, is_buy=True, size=50 * STEP, price=p), dan, 50 * STEP)
+    covered = Liquidate(w.order("cat", market=5, is_buy=True, size=50 * STEP, limit_price=p), dan, 50 * STEP)
     covered_gas = _estimate(w3, osp, w, covered)
     deleverage_gas = _estimate(w3, osp, w, Deleverage(dan, w.ids["ben"], 5, 50 * STEP))
     print(

@@ -12,7 +12,7 @@ import pytest
 
 from optinode.l1.osp import OneStep, OneStepReverted, call_one_step, call_one_step_batch
 from optinode.spec.commitment import compute_state_root_from_parts
-from optinode.spec.codec import decode_transaction
+from optinode.spec.record_codec import decode_transaction
 from optinode.spec.crypto import keccak
 from optinode.spec.errors import WitnessError
 from optinode.spec.merkle import compute_root_from_proof

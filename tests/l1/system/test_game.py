@@ -6,7 +6,8 @@ from __future__ import annotations
 import eth_abi
 import pytest
 
-from optinode.l1.contracts import BURN_ADDRESS, Phase, QueueEntries, split_points, transact, tx_proof, increase_time
+from optinode.l1.contracts import BURN_ADDRESS, Phase, QueueEntries, transact, tx_proof, increase_time
+from optinode.spec.game import compute_split_points
 from optinode.spec.crypto import keccak
 
 from .support import (
@@ -147,7 +148,7 @@ def test_silent_proposer_loses_on_its_clock(system, proposer, challenger) -> Non
     increase_time(system.w3, p.clock - 5)
     expect_revert("ClockNotExpired", lambda: system.timeout(challenger, game_id))
     increase_time(system.w3, 10)
-    points = split_points(0, len(RECORDS), p.arity)
+    points = compute_split_points(0, len(RECORDS), p.arity)
     roots = [batch.true_roots[x] for x in points[1:-1]]
     expect_revert("ClockExpired", lambda: system.bisect(proposer, game_id, roots))
     system.timeout(challenger, game_id)
@@ -164,7 +165,7 @@ def test_silent_challenger_loses_on_its_clock(system, proposer, challenger) -> N
     game_id = system.open_game(challenger, batch.index)
     # the proposer uses 100 s of its clock, then the challenger never answers
     increase_time(system.w3, 100)
-    points = split_points(0, len(RECORDS), p.arity)
+    points = compute_split_points(0, len(RECORDS), p.arity)
     roots = [garbage(x) for x in points[1:-1]]
     system.bisect(proposer, game_id, roots)
     left = system.game.functions.timeLeft(game_id).call()
@@ -182,7 +183,7 @@ def test_clocks_accumulate_per_side(system, proposer, challenger) -> None:
     p = system.params
     batch = post_mock_batch(system, proposer, RECORDS, valid=True, tag="good")
     game_id = system.open_game(challenger, batch.index)
-    points = split_points(0, len(RECORDS), p.arity)
+    points = compute_split_points(0, len(RECORDS), p.arity)
     roots = [batch.true_roots[x] for x in points[1:-1]]
     increase_time(system.w3, 600)
     system.bisect(proposer, game_id, roots)
@@ -206,7 +207,7 @@ def test_two_challengers_on_an_invalid_batch(system, proposer, challenger, chall
     assert system.rollup.functions.getBatch(batch.index).call()[5] == 2
     liar = Player(system, proposer, lying_from(batch, 50))
     # both games progress in parallel
-    points = split_points(0, len(RECORDS), p.arity)
+    points = compute_split_points(0, len(RECORDS), p.arity)
     for gid in (g1, g2):
         system.bisect(proposer, gid, [liar.roots(x) for x in points[1:-1]])
     assert play_game(system, g1, batch, liar, Player(system, challenger, truthful(batch))) == Phase.CHALLENGER_WON
@@ -230,7 +231,7 @@ def test_two_false_challengers_pay_the_proposer_and_block_finality_until_resolve
     # game 1 is played to the end; in game 2 the proposer answers and challenger 2 goes silent
     troll = Player(system, challenger, lambda i: garbage(i) if i else batch.true_roots[0])
     assert play_game(system, g1, batch, honest, troll) == Phase.PROPOSER_WON
-    points = split_points(0, len(RECORDS), p.arity)
+    points = compute_split_points(0, len(RECORDS), p.arity)
     system.bisect(proposer, g2, [batch.true_roots[x] for x in points[1:-1]])
     increase_time(system.w3, p.challenge_window)
     expect_revert("GameOpen", lambda: system.finalize(proposer, batch.index))
@@ -302,7 +303,7 @@ def test_bad_moves_revert_with_named_errors(system, proposer, challenger, users)
     expect_revert("BatchNotFound", lambda: system.open_game(challenger, 2))
     expect_revert("GameNotFound", lambda: system.bisect(proposer, 0, []))
     gid = system.open_game(challenger, batch.index)
-    points = split_points(0, len(RECORDS), p.arity)
+    points = compute_split_points(0, len(RECORDS), p.arity)
     roots = [garbage(x) for x in points[1:-1]]
     # out of turn
     expect_revert("NotYourTurn", lambda: system.bisect(challenger, gid, roots))
@@ -321,7 +322,7 @@ def test_bad_moves_revert_with_named_errors(system, proposer, challenger, users)
     # down to a single transaction
     while system.game_state(gid)["phase"] == Phase.BISECT:
         g = system.game_state(gid)
-        pts = split_points(g["start"], g["end"], p.arity)
+        pts = compute_split_points(g["start"], g["end"], p.arity)
         rs = [garbage(x) for x in pts[1:-1]]
         system.bisect(proposer, gid, rs)
         system.choose(challenger, gid, rs, 0)

@@ -4,8 +4,9 @@ Random games — one or two challengers per batch, played interleaved, by truthf
 players, sent by the right side or the wrong one, on time or after a clock ran out, with valid and
 invalid roots and parts, steps, timeouts and cancels — are sent to the contract and applied to the
 spec. Every attempt is first run as an `eth_call` on the pending block with its timestamp pinned
-(`evm_setNextBlockTimestamp`): if the spec raises `InvalidMove(code)` the contract must revert with
-the error named `code`; otherwise the transaction is mined at exactly that timestamp and the
+(`evm_setNextBlockTimestamp`): if the spec raises `InvalidMove(code, *values)` the contract must
+revert with the error named `code` carrying the same arguments (the batch's index and id, which
+the spec's game does not hold, excepted); otherwise the transaction is mined at exactly that timestamp and the
 contract's game (segment, roots, phase, turn start, both clocks, rootsHash) must equal the spec's.
 The L1 facts the spec takes as arguments come from the chain: `now` is the block's timestamp,
 `batch_live` is `Rollup.isLive`, and a step's post-root is what the prover returns.
@@ -20,8 +21,9 @@ from typing import Any
 import pytest
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from optinode.l1.contracts import System, error_name, tx_proof
+from optinode.l1.contracts import System, error_args, error_name, tx_proof
 from optinode.spec import game as spec
+from optinode.spec.player import choose_first_disagreement
 from optinode.spec.crypto import keccak
 
 from .support import EMPTY_WITNESS, MockBatch, mock_l1, post_mock_batch
@@ -46,13 +48,21 @@ class Live:
     challenger_view: Any  # i -> the root the challenger believes at i
 
 
-def revert_of(fn: Any, sender: str) -> str | None:
-    """None if the call succeeds on the pending block, else the custom error's name."""
+# errors whose arguments name the batch (index, id): the spec's game is not about a batch index
+BATCH_ERRORS = {"BatchNotLive", "BatchStillLive"}
+
+
+def revert_of(fn: Any, sender: str) -> tuple[str, tuple] | None:
+    """None if the call succeeds on the pending block, else the custom error's name and arguments."""
     try:
         fn.call({"from": sender}, block_identifier="pending")
     except (ContractCustomError, ContractLogicError) as exc:
         data = exc.data if isinstance(exc.data, str) else ""
-        return error_name(bytes.fromhex(data[2:])) if data.startswith("0x") else f"unknown: {exc}"
+        if not data.startswith("0x"):
+            return (f"unknown: {exc}", ())
+        raw = bytes.fromhex(data[2:])
+        name = error_name(raw)
+        return (name, () if name in BATCH_ERRORS else error_args(raw))
     return None
 
 
@@ -83,11 +93,11 @@ def attempt(system: System, live: Live, move: spec.Move, fn: Any, sender: str, n
         after = spec.on_move(live.game, move, now, batch_live=batch_live)
         expected = None
     except spec.InvalidMove as exc:
-        expected = exc.code.value
+        expected = (exc.code.value, tuple(exc.values))
     pin_time(system, now)
     assert revert_of(fn, sender) == expected, (move, sender, now, live.game)
     if expected is not None:
-        return expected
+        return expected[0]
     pin_time(system, now)
     receipt = system.w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "gas": GAS}))
     assert receipt["status"] == 1
@@ -124,7 +134,7 @@ def pick_move(
             roots = roots[::-1] if len(roots) > 1 else roots + [garbage(9)]
         if game.phase == spec.Phase.CHOOSE and rng.random() < 0.7:
             points = spec.compute_split_points(game.start, game.end, game.arity)
-            part = spec.choose_first_disagreement(points, game.roots, live.challenger_view)
+            part = choose_first_disagreement(points, game.roots, live.challenger_view)
         else:
             part = rng.randint(0, len(roots) + 1)
         return spec.Choose(part, tuple(roots), by), system.game.functions.choose(live.gid, roots, part), sides[by]

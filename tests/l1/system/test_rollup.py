@@ -1,11 +1,12 @@
-"""Rollup: batch append (framing and tx root mirror spec.codec), finality, and bad input."""
+"""Rollup: batch append (framing and tx root mirror spec.batch_framing and spec.tx_tree), finality, and bad input."""
 
 from __future__ import annotations
 
 import random
 
 from optinode.l1.contracts import increase_time, transact
-from optinode.spec.codec import compute_tx_root, frame_records, split_records
+from optinode.spec.batch_framing import frame_records, split_records
+from optinode.spec.tx_tree import compute_tx_root
 from optinode.spec.commitment import compute_state_root_from_parts
 
 from .support import expect_revert, parts_for

@@ -1,25 +1,21 @@
-"""Batch codec: transactions <-> compact byte records, records <-> framed batches, and the
-transaction Merkle tree that lets L1 prove "transaction k of this batch". Documented in docs/codec.md.
+"""Record codec: one transaction <-> one compact byte record (the payload behind a batch's length
+prefix). Documented in docs/codec.md; mirrored by contracts/src/osp/OspCodec.sol byte for byte.
 
-The L1 contracts mirror this byte for byte, so every rule here is part of the protocol:
-
-- A batch is a sequence of length-prefixed records (`split_records`). Framing never fails: a
-  truncated record is still a record, and it decodes to `Malformed`.
 - A record is a tag byte (low nibble: type, high nibble: flags) followed by the type's fields.
   `decode_transaction` never raises: anything that does not decode exactly becomes
   `Malformed(data=record)`, an explicit, always-invalid transaction.
 - Every transaction that is not `Malformed` has exactly one encoding (minimal varints, undefined flags
   zero, no trailing bytes, the Trade "size omitted" flag forced when it applies), so
   `encode_transaction(decode_transaction(r)) == r` whenever `r` decodes to a real transaction.
-- The transaction tree has depth TX_TREE_DEPTH; leaf k = keccak(record k), absent leaves are zero.
 
 Integers are unsigned LEB128 ("varints"): ids, fees and nonces are small and prices and sizes rarely
 need all 64 bits, so this removes the zero padding a fixed-width layout would post (and pay for) on L1.
+The batch framing is in `batch_framing`, the transaction tree in `tx_tree`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 from .constants import (
     MAX_ACCOUNT_ID,
@@ -34,9 +30,7 @@ from .constants import (
     MAX_U8,
     MAX_U32,
 )
-from .crypto import keccak
 from .errors import DecodeError, EncodeError
-from .merkle import ZERO_HASHES, compute_root_from_proof
 from .types import (
     Deleverage,
     Deposit,
@@ -55,25 +49,11 @@ from .types import (
 )
 
 __all__ = [
-    "MAX_BATCH_TXS",
-    "MAX_RECORD_LEN",
-    "TX_TREE_DEPTH",
-    "compute_tx_root",
-    "decode_batch",
     "decode_transaction",
-    "encode_batch",
     "encode_transaction",
-    "frame_records",
-    "get_tx_proof",
-    "split_records",
-    "verify_tx_proof",
 ]
 
 # --- protocol constants ------------------------------------------------------------------------------
-
-TX_TREE_DEPTH = 16
-MAX_BATCH_TXS = 2**TX_TREE_DEPTH
-MAX_RECORD_LEN = 0x7FFF  # the longest length a two-byte prefix can carry
 
 # Record types (low nibble of the tag byte). 0x0 and 0x9-0xf are undefined and decode Malformed.
 TYPE_DEPOSIT = 0x1
@@ -330,37 +310,6 @@ def decode_transaction(record: bytes) -> Transaction:
     return Malformed(record)
 
 
-def split_records(data: bytes) -> list[bytes]:
-    """Cut a batch into its records. Each record is prefixed by its length L: one byte if L < 0x80,
-    else two bytes 0x80 | L >> 8, L & 0xff. Never fails: a two-byte prefix cut off at the end reads as
-    L = 0, and a record running past the end is truncated (it then decodes Malformed)."""
-    if type(data) is not bytes:
-        data = bytes(data)
-    records = []
-    append = records.append
-    n = len(data)
-    i = 0
-    while i < n:
-        b = data[i]
-        if b < 0x80:
-            length = b
-            i += 1
-        elif i + 1 < n:
-            length = ((b & 0x7F) << 8) | data[i + 1]
-            i += 2
-        else:
-            length = 0
-            i += 1
-        append(data[i : i + length])  # a slice stops at the end of data by itself
-        i += length
-    return records
-
-
-def decode_batch(data: bytes) -> list[Transaction]:
-    """Every record of a batch, decoded. Never raises."""
-    return [decode_transaction(record) for record in split_records(data)]
-
-
 # --- encoding ----------------------------------------------------------------------------------------
 #
 # Strict about types (int, not bool; bytes, not bytearray; tuples for sequences) so that
@@ -542,78 +491,3 @@ def encode_transaction(tx: Transaction) -> bytes:
     if encoder is None:
         raise EncodeError(f"not a transaction: {type(tx).__name__}")
     return encoder(tx)
-
-
-def frame_records(records: Sequence[bytes]) -> bytes:
-    """Concatenate records, each behind the shortest length prefix. Raises EncodeError for a record
-    longer than MAX_RECORD_LEN or more than MAX_BATCH_TXS records."""
-    if len(records) > MAX_BATCH_TXS:
-        raise EncodeError(f"a batch holds at most {MAX_BATCH_TXS} transactions")
-    out = bytearray()
-    for record in records:
-        length = len(record)
-        if length < 0x80:
-            out.append(length)
-        elif length <= MAX_RECORD_LEN:
-            out.append(0x80 | length >> 8)
-            out.append(length & 0xFF)
-        else:
-            raise EncodeError(f"record of {length} bytes exceeds MAX_RECORD_LEN")
-        out += record
-    return bytes(out)
-
-
-def encode_batch(txs: Sequence[Transaction]) -> bytes:
-    """The framed batch: each transaction's record behind its shortest length prefix."""
-    return frame_records([encode_transaction(tx) for tx in txs])
-
-
-# --- transaction tree ----------------------------------------------------------------------------------
-#
-# Depth TX_TREE_DEPTH, leaf k = keccak(record k), absent leaves EMPTY_LEAF, node = keccak(left ‖ right):
-# the same shape as optinode.spec.merkle, so its ZERO_HASHES and compute_root_from_proof apply. The
-# contract can then check any one record against the batch's tx root with 16 hashes.
-
-
-def _tx_levels(records: Sequence[bytes]) -> list[list[bytes]]:
-    """All occupied levels, leaves first (levels[h] holds the nodes of height h that have a non-empty
-    descendant; anything to their right is ZERO_HASHES[h]). levels[TX_TREE_DEPTH] is [root]."""
-    if len(records) > MAX_BATCH_TXS:
-        raise ValueError(f"{len(records)} records exceed MAX_BATCH_TXS ({MAX_BATCH_TXS})")
-    level = [keccak(record) for record in records]
-    levels = [level]
-    for height in range(TX_TREE_DEPTH):
-        if len(level) & 1:
-            level = level + [ZERO_HASHES[height]]
-        level = [keccak(level[j] + level[j + 1]) for j in range(0, len(level), 2)]
-        levels.append(level)
-    if not level:
-        levels[TX_TREE_DEPTH] = [ZERO_HASHES[TX_TREE_DEPTH]]
-    return levels
-
-
-def compute_tx_root(records: Sequence[bytes]) -> bytes:
-    """Root of the transaction tree over a batch's records (payloads without length prefixes)."""
-    return _tx_levels(records)[TX_TREE_DEPTH][0]
-
-
-def get_tx_proof(records: Sequence[bytes], k: int) -> tuple[bytes, ...]:
-    """The TX_TREE_DEPTH siblings of leaf k, leaf level first (k may be an absent leaf)."""
-    if not 0 <= k < MAX_BATCH_TXS:
-        raise ValueError(f"tx index {k} outside [0, {MAX_BATCH_TXS})")
-    levels = _tx_levels(records)
-    siblings = []
-    for height in range(TX_TREE_DEPTH):
-        index = (k >> height) ^ 1
-        level = levels[height]
-        siblings.append(level[index] if index < len(level) else ZERO_HASHES[height])
-    return tuple(siblings)
-
-
-def verify_tx_proof(root: bytes, k: int, record: bytes, siblings: Sequence[bytes]) -> bool:
-    """Whether `record` is transaction k of the batch whose tx root is `root`."""
-    if not 0 <= k < MAX_BATCH_TXS or len(siblings) != TX_TREE_DEPTH:
-        return False
-    if any(type(s) is not bytes or len(s) != 32 for s in siblings):
-        return False
-    return compute_root_from_proof(keccak(bytes(record)), k, tuple(siblings)) == root
