@@ -504,23 +504,27 @@ def _():
     return w.vector(Liquidate(w.order("carol", is_buy=True, size=ETH_UNIT, limit_price=2_700 * PRICE_ONE // 1000), 30, ETH_UNIT), expect=E.ACCOUNT_NOT_FOUND)
 
 
+def _liquidation(w: World, usd: int, size: int = ETH_UNIT, *, by: str = "carol", victim: int = 3) -> Liquidate:
+    """`by` buys `size` of `victim`'s long at `usd` dollars per ETH (an order of exactly that size)."""
+    return Liquidate(w.order(by, is_buy=True, size=size, limit_price=usd * PRICE_ONE // 1000), victim, size)
+
+
 @case("liquidate/into_debt")
 def _():
-    w = _crashed(2_720 * PRICE_ONE // 1000)
-    edge = 2_584 * PRICE_ONE // 1000  # 0.95 x the oracle: inside the band
-    return w.vector(Liquidate(w.order("carol", is_buy=True, size=3 * ETH_UNIT, limit_price=edge), 3, 3 * ETH_UNIT), expect=E.INSUFFICIENT_MARGIN, description="the band's edge would leave dave at -248 USD with nothing open")
+    w = _crashed(2_720 * PRICE_ONE // 1000)  # 2584 = 0.95 x the oracle: inside the band
+    return w.vector(_liquidation(w, 2_584, 3 * ETH_UNIT), expect=E.INSUFFICIENT_MARGIN, description="the band's edge would leave dave at -248 USD with nothing open")
 
 
 @case("liquidate/ratio_worse")
 def _():
-    w = _crashed(2_720 * PRICE_ONE // 1000)
-    return w.vector(Liquidate(w.order("carol", is_buy=True, size=ETH_UNIT, limit_price=2_600 * PRICE_ONE // 1000), 3, ETH_UNIT), expect=E.INSUFFICIENT_MARGIN, description="dave's value/risk ratio would fall from 160/408 to 40/272")
+    tx = _liquidation(w := _crashed(2_720 * PRICE_ONE // 1000), 2_600)
+    return w.vector(tx, expect=E.INSUFFICIENT_MARGIN, description="dave's value/risk ratio would fall from 160/408 to 40/272")
 
 
 @case("liquidate/penalty_room")
 def _():
-    w = _crashed(2_720 * PRICE_ONE // 1000)
-    return w.vector(Liquidate(w.order("carol", is_buy=True, size=ETH_UNIT, limit_price=2_680 * PRICE_ONE // 1000), 3, ETH_UNIT), expect=E.OK, description="the penalty is capped at 13.33 USD, the room that keeps dave's value/risk ratio")
+    tx = _liquidation(w := _crashed(2_720 * PRICE_ONE // 1000), 2_680)
+    return w.vector(tx, expect=E.OK, description="the penalty is capped at 13.33 USD, the room that keeps dave's value/risk ratio")
 
 
 def _insured(price: int) -> World:
@@ -528,7 +532,7 @@ def _insured(price: int) -> World:
     at 2720; then the oracle gaps to `price`."""
     w = _crashed(2_720 * PRICE_ONE // 1000)
     at = 2_720 * PRICE_ONE // 1000
-    w.must(Liquidate(w.order("carol", is_buy=True, size=3 * ETH_UNIT, limit_price=at), 3, 3 * ETH_UNIT))
+    w.must(_liquidation(w, 2_720, 3 * ETH_UNIT))
     w.deposit("erin", 300 * USD)
     w.must(w.trade("carol", "erin", ETH_UNIT, limit_price=at))
     w.set_price(ETH, price)
@@ -539,13 +543,13 @@ def _insured(price: int) -> World:
 @case("liquidate/insurance_cover")
 def _():
     w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
-    return w.vector(Liquidate(w.order("bob", is_buy=True, size=ETH_UNIT, limit_price=2_400 * PRICE_ONE // 1000), 4, ETH_UNIT), expect=E.OK, description="the insurance fund pays erin's 20 USD debt as bob closes her")
+    return w.vector(_liquidation(w, 2_400, by="bob", victim=4), expect=E.OK, description="the insurance fund pays erin's 20 USD debt as bob closes her")
 
 
 @case("liquidate/insurance_short")
 def _():
     w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD, the fund holds 81.6
-    return w.vector(Liquidate(w.order("bob", is_buy=True, size=ETH_UNIT, limit_price=2_000 * PRICE_ONE // 1000), 4, ETH_UNIT), expect=E.INSUFFICIENT_MARGIN, description="the fund cannot cover erin's debt: deleverage instead")
+    return w.vector(_liquidation(w, 2_000, by="bob", victim=4), expect=E.INSUFFICIENT_MARGIN, description="the fund cannot cover erin's debt: deleverage instead")
 
 
 # --- Deleverage ----------------------------------------------------------------------------------------
