@@ -15,9 +15,11 @@ The tree (each class lives next to the code that raises it)::
     ├── InvalidState                  spec.errors      a state from outside is not whole/encodable (spec.state_check)
     ├── InvalidGenesis                spec.genesis     a genesis breaks check_genesis
     ├── InvalidMove                   spec.game        a dispute-game move the contract would revert
+    ├── BondRuleError                 spec.bonds       a bond call (append, open, finalize, forfeit, withdraw) the contracts would revert
     ├── ConfigError                   optinode.config  a TOML config that cannot be read or validated
     ├── InputError                    cli.spec_apply   a file or stdin given to `optinode spec apply`
-    └── DemoConfigError               cli.demo         a config the demo cannot narrate
+    ├── DemoConfigError               cli.demo         a config the demo cannot narrate
+    └── UnknownLog                    l1.events        an L1 log of a followed contract that matches no ABI event
 
 Not in the tree, on purpose: `spec.errors.EncodeError` (our own code built a value the batch format
 cannot hold), the L1 layer's errors (`AnvilError`, `ArtifactError`, reverts of our own

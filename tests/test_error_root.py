@@ -34,6 +34,11 @@ NOT_INPUT = {
     "optinode.store.errors.StoreForeign": "the directory is not this node's store",
     "optinode.store.errors.StoreLocked": "another process holds the database",
     "optinode.store.errors.StoreClosed": "the store was used after close(): a bug",
+    "optinode.l1.rpc.RpcError": "the L1 endpoint answered a call of ours with an error",
+    "optinode.l1.rpc.RpcUnavailable": "the L1 endpoint stayed unreachable for the whole retry budget",
+    "optinode.l1.rpc._Temporary": "internal: one failed HTTP attempt, retried",
+    "optinode.l1.follower.FollowerCritical": "an L1 reorg deeper than the recorded window: the operator must resync",
+    "optinode.l1.sender.SendRejected": "a transaction of ours would revert (eth_estimateGas refused it)",
 }
 
 # The expected rejections the issue names, wherever they live (a rename must keep them under the root).

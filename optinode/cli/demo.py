@@ -16,9 +16,8 @@ from optinode.errors import InvalidInput
 from optinode.spec import serde
 from optinode.spec.commitment import compute_state_root
 from optinode.spec.errors import ErrorCode
-from optinode.spec.genesis import create_genesis_state
-from optinode.spec.transition import state_transition
-from optinode.spec.types import L1Context, Receipt, Transaction
+from optinode.spec.types import Receipt, Transaction
+from optinode.testing.world import World, consumed_deposits, oracle_key, price_of, size_of, total_withdrawn
 
 
 class DemoConfigError(InvalidInput):
@@ -33,48 +32,37 @@ class _Demo:
     """Drives the spec through a short session and prints each step with rich."""
 
     def __init__(self, config: Any, console: Any) -> None:
-        from optinode.spec.commitment import Commitment
-        from optinode.wallet import Key
-
         self.console = console
         self.genesis = config.genesis.to_genesis()
         self.markets = config.genesis.markets
-        self.state = create_genesis_state(self.genesis)
-        self.commitment = Commitment.from_state(self.state)
-        self.domain = self.state.config.domain_separator
-        self.oracle_keys = [Key.from_seed(f"optinode-devnet-oracle-{i}") for i in range(len(self.genesis.oracles))]
-        if [k.address for k in self.oracle_keys] != list(self.genesis.oracles):
+        if [oracle_key(i).address for i in range(len(self.genesis.oracles))] != list(self.genesis.oracles):
             raise DemoConfigError("the demo signs prices with the devnet oracle keys, but the config's [genesis] oracles differ")
         names = [m.name for m in self.markets]
         if "ETH-USD" not in names:
             raise DemoConfigError("the demo trades a market named ETH-USD, which the config does not have")
         self.eth = names.index("ETH-USD")
-        self.keys = {name: Key.from_seed(f"optinode-devnet-{name}") for name in ("alice", "bob", "carol")}
-        self.ids: dict[str, int] = {}
-        self.deposit_queue: dict[int, Any] = {}
-        self.l1_timestamp = self.genesis.time
-        self.deposited = 0
-        self.withdrawn = 0
-        self.nonces = {name: 0 for name in self.keys}
-        self.batch: list[Transaction] = []
-        self.root = compute_state_root(self.state)
+        self.decimals = tuple(m.base_decimals for m in self.markets)
+        # The test driver, on the config's genesis: the devnet keys (alice, bob, carol and the oracles),
+        # nonces from 0, the batch's L1 time set by each step, the incremental root checked at each step.
+        self.w = World(self.genesis, l1_timestamp=self.genesis.time)
+        self.state = self.w.state
+        self.root = self.w.root()
 
     # --- units ---
 
-    def size(self, amount: str, market: int | None = None) -> int:
-        from decimal import Decimal
+    def size(self, amount: str) -> int:
+        """An ETH amount in the config's ETH-USD base units."""
+        try:
+            return size_of(self.eth, amount, self.decimals)
+        except ValueError as error:
+            raise DemoConfigError(f"the config's ETH-USD market: {error}") from None
 
-        decimals = self.markets[self.eth if market is None else market].base_decimals
-        return int(Decimal(amount) * 10**decimals)
-
-    def price(self, usd: str, market: int | None = None) -> int:
-        """A USD-per-whole-asset price in PRICE_ONE units per base unit."""
-        from decimal import Decimal
-
-        from optinode.spec.constants import PRICE_ONE
-
-        decimals = self.markets[self.eth if market is None else market].base_decimals
-        return int(Decimal(usd) * PRICE_ONE * 10**6 / 10**decimals)
+    def price(self, usd: str) -> int:
+        """A USD-per-ETH price in PRICE_ONE units per base unit of the config's ETH-USD market."""
+        try:
+            return price_of(self.eth, usd, self.decimals)
+        except ValueError as error:
+            raise DemoConfigError(f"the config's ETH-USD market: {error}") from None
 
     def fmt_size(self, size: int, market: int) -> str:
         asset = self.markets[market].name.split("-")[0]
@@ -93,31 +81,19 @@ class _Demo:
     # --- transactions ---
 
     def order(self, name: str, is_buy: bool, size: str, price: str, fee_rate: int, expiry_in: int = 86_400) -> Any:
-        from optinode.wallet import sign_order
-
-        self.nonces[name] += 1
-        return sign_order(
-            self.keys[name], self.domain, account_id=self.ids[name], market=self.eth, is_buy=is_buy,
-            size=self.size(size), limit_price=self.price(price), fee_rate=fee_rate,
-            expiry=self.genesis.time + expiry_in, nonce=self.nonces[name],
+        return self.w.order(
+            name, market=self.eth, is_buy=is_buy, size=self.size(size), limit_price=self.price(price),
+            fee_rate=fee_rate, expiry=self.genesis.time + expiry_in,
         )
 
     def prices(self, usd: list[str], timestamp: int) -> Any:
-        from optinode.spec.types import OraclePrice
-        from optinode.wallet import sign_price
-
-        samples = tuple(
-            sign_price(self.oracle_keys[i], self.domain, i, self.eth, self.price(p), timestamp) for i, p in enumerate(usd)
-        )
-        return OraclePrice(market=self.eth, samples=samples)
+        return self.w.prices(self.eth, [(i, self.price(p), timestamp) for i, p in enumerate(usd)])
 
     def step(self, title: str, story: str, txs: list[tuple[str, Transaction]]) -> list[Receipt]:
         from rich.table import Table
 
-        ctx = L1Context(l1_timestamp=self.l1_timestamp, deposits=dict(self.deposit_queue))
-        receipts = [state_transition(self.state, tx, ctx) for _, tx in txs]
-        self.batch += [tx for _, tx in txs]
-        root = self.commitment.update(self.state)
+        receipts = [self.w.apply(tx) for _, tx in txs]
+        root = self.w.root()
         console = self.console
         console.rule(f"[bold]{title}")
         console.print(story, highlight=False)
@@ -125,7 +101,7 @@ class _Demo:
         table.add_column("#", justify="right")
         table.add_column("transaction")
         table.add_column("receipt")
-        first = len(self.batch) - len(txs)
+        first = len(self.w.txs) - len(txs)
         for offset, ((label, tx), receipt) in enumerate(zip(txs, receipts)):
             if receipt.code == ErrorCode.OK:
                 result = "[green]OK[/]"
@@ -151,7 +127,7 @@ class _Demo:
         for column, justify in [("account", "left"), ("collateral $", "right"), ("position", "right"),
                                 ("value $", "right"), ("maint. $", "right"), ("status", "left")]:
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
-        for name, account_id in self.ids.items():
+        for name, account_id in self.w.ids.items():
             account = state.accounts[account_id]
             collateral, positions, _ = compute_settled_funding(state, account)
             value = get_total_value(state, collateral, positions)
@@ -174,7 +150,7 @@ class _Demo:
 
     def run(self, config_name: str) -> None:
         from optinode.spec.state import get_total_collateral
-        from optinode.spec.types import Deposit, DepositEntry, FundingTick, Liquidate, SlotRef, Trade
+        from optinode.spec.types import Deposit, FundingTick, Liquidate, SlotRef, Trade
 
         console, state, g = self.console, self.state, self.genesis
         eth_config = self.markets[self.eth]
@@ -190,12 +166,10 @@ class _Demo:
         funds = {"alice": "100000", "bob": "100000", "carol": "5000"}
         txs = []
         for name, usd in funds.items():
-            self.ids[name] = state.next_account_id + len(txs)
-            amount = int(usd) * 10**6
-            self.deposit_queue[len(self.deposit_queue)] = DepositEntry(owner=self.keys[name].address, amount=amount)
-            self.deposited += amount
-            txs.append((f"{name} ${int(usd):,} from 0x{self.keys[name].address.hex()[:8]}…", Deposit(self.ids[name])))
-        self.l1_timestamp = g.time + 60
+            self.w.ids[name] = state.next_account_id + len(txs)
+            self.w.queue_deposit(name, int(usd) * 10**6)
+            txs.append((f"{name} ${int(usd):,} from 0x{self.w.address(name).hex()[:8]}…", Deposit(self.w.ids[name])))
+        self.w.l1_timestamp = g.time + 60
         self.step("1. Deposits", "Three L1 deposits wait in the bridge's queue; each Deposit consumes the next entry "
                   "and opens an account for its owner.", txs)
 
@@ -215,14 +189,14 @@ class _Demo:
                   [("slot 0 (carol) buys 5 ETH from alice @ 3000", Trade(maker=SlotRef(0), taker=alice_ask, size=self.size("5")))])
 
         # 4. oracle update
-        self.l1_timestamp = g.time + 180
+        self.w.l1_timestamp = g.time + 180
         update = self.prices(["3005", "3010", "3020"], g.time + 120)
-        self.step("4. Oracle update", f"All {len(self.oracle_keys)} oracles sign an ETH price (3005, 3010, 3020); the "
+        self.step("4. Oracle update", f"All {len(self.genesis.oracles)} oracles sign an ETH price (3005, 3010, 3020); the "
                   "market takes the lower median, so no single oracle moves it. The system time advances to the "
                   "samples' median time.", [("ETH-USD median 3010", update)])
 
         # 5. funding
-        self.l1_timestamp = g.time + 3600
+        self.w.l1_timestamp = g.time + 3600
         elapsed = g.time + 3600 - state.funding_time
         bound = eth_config.max_funding_rate * state.markets[self.eth].price * elapsed // 10**12
         indices_too_far = tuple(m.funding_index + (bound + 1 if i == self.eth else 0) for i, m in enumerate(state.markets))
@@ -235,15 +209,9 @@ class _Demo:
                    ("index +90% of bound", FundingTick(timestamp=g.time + 3600, indices=indices))])
 
         # 6. withdrawal
-        from optinode.wallet import sign_withdraw
-
-        self.nonces["alice"] += 1
-        amount = 1000 * 10**6
-        withdraw = sign_withdraw(self.keys["alice"], self.domain, self.ids["alice"], amount, g.time + 86_400, self.nonces["alice"])
-        receipts = self.step("6. Withdrawal", "Alice signs a Withdraw of $1,000: it leaves the state now and is paid by "
-                             "the L1 bridge once the batch finalizes.", [("alice $1,000", withdraw)])
-        if receipts[0].ok:
-            self.withdrawn += amount
+        withdraw = self.w.withdraw("alice", 1000 * 10**6, expiry=g.time + 86_400)
+        self.step("6. Withdrawal", "Alice signs a Withdraw of $1,000: it leaves the state now and is paid by "
+                  "the L1 bridge once the batch finalizes.", [("alice $1,000", withdraw)])
 
         # 7. replay
         self.step("7. Replay", "A malicious sequencer re-posts the first trade. Carol's order nonce is already used: "
@@ -251,7 +219,7 @@ class _Demo:
                   [("replay of trade #3", trade_a)])
 
         # 8. crash
-        self.l1_timestamp = g.time + 3720
+        self.w.l1_timestamp = g.time + 3720
         self.step("8. Price crash", "ETH falls to 2785. Carol (15 ETH long on $5,000) is now below her 5% maintenance "
                   "margin.", [("ETH-USD median 2785", self.prices(["2780", "2785", "2790"], g.time + 3700))])
 
@@ -260,16 +228,17 @@ class _Demo:
         self.step("9. Liquidation", "Bob's signed bid takes over under-margined positions. Against healthy Alice it is "
                   "invalid (and does not use up its nonce); against Carol it closes her 15 ETH at 2760, within the "
                   "5% band around the oracle price, and 1% of the notional goes to the insurance fund.",
-                  [("bob takes alice's position", Liquidate(liquidator=bob_bid, liquidated_id=self.ids["alice"], size=self.size("5"))),
-                   ("bob takes carol's 15 ETH @ 2760", Liquidate(liquidator=bob_bid, liquidated_id=self.ids["carol"], size=self.size("15")))])
+                  [("bob takes alice's position", Liquidate(liquidator=bob_bid, liquidated_id=self.w.ids["alice"], size=self.size("5"))),
+                   ("bob takes carol's 15 ETH @ 2760", Liquidate(liquidator=bob_bid, liquidated_id=self.w.ids["carol"], size=self.size("15")))])
 
         # summary
         console.rule("[bold]Summary")
         held = get_total_collateral(state)
-        owed = self.deposited - self.withdrawn
+        deposited, withdrawn = consumed_deposits(self.w.ctx, state), total_withdrawn(state)
+        owed = deposited - withdrawn
         mark = "[green]holds[/]" if held == owed else "[red]DOES NOT hold[/]"
-        console.print(f"conservation {mark}: collateral in the state ${self.usd(held)} = deposits ${self.usd(self.deposited)} "
-                      f"- withdrawals ${self.usd(self.withdrawn)}", highlight=False)
+        console.print(f"conservation {mark}: collateral in the state ${self.usd(held)} = deposits ${self.usd(deposited)} "
+                      f"- withdrawals ${self.usd(withdrawn)}", highlight=False)
         if compute_state_root(state) != self.root:
             raise DemoInvariantBroken("the incremental state root differs from the root computed from scratch")
         if held != owed:
@@ -278,12 +247,12 @@ class _Demo:
         console.print(f"[bold]0x{self.root.hex()}[/]", highlight=False)
         from optinode.spec import batch_framing
 
-        encoded = batch_framing.encode_batch(self.batch)
+        encoded = batch_framing.encode_batch(self.w.txs)
         decoded = batch_framing.decode_batch(encoded)
-        as_json = len(serde.to_json(self.batch))
-        same = "decodes back to the same transactions" if decoded == self.batch else "[red]DOES NOT decode back[/]"
-        console.print(f"batch: {len(self.batch)} transactions encode to [bold]{len(encoded)} bytes[/] of L1 calldata "
-                      f"({len(encoded) / len(self.batch):.0f} B/tx; {as_json} bytes as JSON), {same}", highlight=False)
+        as_json = len(serde.to_json(self.w.txs))
+        same = "decodes back to the same transactions" if decoded == self.w.txs else "[red]DOES NOT decode back[/]"
+        console.print(f"batch: {len(self.w.txs)} transactions encode to [bold]{len(encoded)} bytes[/] of L1 calldata "
+                      f"({len(encoded) / len(self.w.txs):.0f} B/tx; {as_json} bytes as JSON), {same}", highlight=False)
 
 
 def run_demo(config: Any, config_name: str) -> None:
