@@ -25,6 +25,7 @@ command deploys to anvil or to a public testnet; only standard ``eth_*`` calls a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -122,18 +123,9 @@ def deploy(w3: Web3, account: Any, config: Config, *, config_bytes: bytes = b"")
         genesis_time = w3.eth.get_block("latest")["timestamp"]
         genesis = deployed_genesis(config, bytes.fromhex(rollup[2:]), genesis_time)
         root = compute_state_root(create_genesis_state(genesis))
-        params = SystemParams(
-            genesis_root=root,
-            proposers=tuple(l1.proposers),
-            challenge_window=l1.challenge_window,
-            proposer_bond=l1.proposer_bond,
-            challenger_bond=l1.challenger_bond,
-            slash_reward_bps=l1.slash_reward_bps,
-            clock=l1.clock,
-            arity=l1.arity,
-            forced_deadline=l1.forced_deadline,
-            deposit_deadline=l1.deposit_deadline,
-        )
+        # [l1] names each contract parameter as SystemParams does: copy them by name.
+        shared = {f.name: getattr(l1, f.name) for f in dataclasses.fields(SystemParams) if f.name not in ("genesis_root", "proposers")}
+        params = SystemParams(genesis_root=root, proposers=tuple(l1.proposers), **shared)
         system = deploy_system(w3, sender, params, token=token, prover=prover)
     finally:
         w3.middleware_onion.remove("optinode-signer")
