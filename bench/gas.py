@@ -38,13 +38,13 @@ from optinode.l1.contracts import (  # noqa: E402
     QueueEntries,
     StateParts,
     SystemParams,
-    choose_part,
     deploy_system,
     encode_witness,
-    split_points,
     transact,
     tx_proof,
 )
+from optinode.spec.game import compute_split_points  # noqa: E402
+from optinode.spec.player import choose_first_disagreement  # noqa: E402
 from optinode.spec.batch_framing import frame_records  # noqa: E402
 from optinode.spec.record_codec import decode_transaction, encode_transaction  # noqa: E402
 from optinode.spec.commitment import Commitment, encode_globals  # noqa: E402
@@ -54,13 +54,11 @@ from optinode.spec.state import copy_state, set_account  # noqa: E402
 from optinode.spec.transition import state_transition  # noqa: E402
 from optinode.spec.types import Deposit, DepositEntry, ForcedWithdraw, L1Context, Trade  # noqa: E402
 from optinode.spec.witness import Witness, build_witness  # noqa: E402
-from optinode.testing.scenario import ETH_PRICE, Scenario  # noqa: E402
+from optinode.testing.world import ETH_PRICE, ETH_UNIT, USD, World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"
 EIP7825_TX_GAS_CAP = 2**24
-USD = 10**6
-ETH_UNIT = 10**9
 
 
 def real_prover_available() -> bool:
@@ -90,7 +88,7 @@ class Replay:
     """Roots after every transaction of a batch, from the spec. `tamper_after`: the sequencer adds one
     unit of collateral to account 0 after that transaction (a wrong root from there on)."""
 
-    def __init__(self, pre: Scenario, records: list[bytes], ctx: L1Context, tamper_after: int | None = None) -> None:
+    def __init__(self, pre: World, records: list[bytes], ctx: L1Context, tamper_after: int | None = None) -> None:
         state = copy_state(pre.state)
         state.dirty_accounts.clear()
         state.dirty_slots.clear()
@@ -132,7 +130,7 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
     """Append a batch of n transactions with a root that is wrong from index 3 on, and lose it to
     an honest challenger. Returns gas figures and the number of L1 transactions of the game."""
     proposer, challenger, depositor = accounts[1], accounts[2], accounts[3]
-    w = Scenario()
+    w = World()
     entries = []
     for name in ("alice", "bob"):
         owner = Web3.to_checksum_address(w.key(name).address)
@@ -140,8 +138,8 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         entries.append((owner, 10_000 * USD))
         w.ids[name] = len(w.ids)
     trade = Trade(
-        w.order("alice", is_buy=True, size=ETH_UNIT, price=ETH_PRICE),
-        w.order("bob", is_buy=False, size=ETH_UNIT, price=ETH_PRICE),
+        w.order("alice", is_buy=True, size=ETH_UNIT, limit_price=ETH_PRICE),
+        w.order("bob", is_buy=False, size=ETH_UNIT, limit_price=ETH_PRICE),
         ETH_UNIT,
     )
     txs = [Deposit(0), Deposit(1), trade]
@@ -172,10 +170,10 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         g = system.game_state(game_id)
         if g["end"] - g["start"] == 1:
             break
-        points = split_points(g["start"], g["end"], arity)
+        points = compute_split_points(g["start"], g["end"], arity)
         posted = [bad.roots[p] for p in points[1:-1]]
         record("bisect", transact(w3, system.game.functions.bisect(game_id, posted), proposer))
-        part = choose_part(points, posted, lambda i: honest.roots[i])
+        part = choose_first_disagreement(points, posted, lambda i: honest.roots[i])
         record("choose", transact(w3, system.game.functions.choose(game_id, posted, part), challenger))
     k = system.game_state(game_id)["start"]
     assert k == 2, k
@@ -217,7 +215,7 @@ def main() -> None:
             osp_source = "MockOneStepProver: contracts/src/osp/OneStepProver is not built yet"
         results = {}
         for log_n in (10, 16):
-            genesis = Scenario()
+            genesis = World()
             params = SystemParams(genesis_root=genesis.root(), proposers=(accounts[1],), arity=args.arity)
             system = deploy_system(w3, accounts[0], params, prover=prover)
             results[log_n] = play_game(system, w3, accounts, 2**log_n)

@@ -2,8 +2,10 @@
 pragma solidity ^0.8.24;
 
 import {Rollup} from "./Rollup.sol";
+import {Merkle} from "./lib/Merkle.sol";
 import {StateCodec} from "./lib/StateCodec.sol";
 import {Valuation} from "./lib/Valuation.sol";
+import {OspConstants} from "./osp/OspTypes.sol";
 
 /// @notice The part of ERC-20 the bridge uses.
 interface IBridgeToken {
@@ -47,10 +49,6 @@ contract Bridge {
         bytes leaf; // StateCodec account encoding
         bytes32[] siblings; // leaf level first
     }
-
-    uint256 internal constant ACCOUNT_TREE_DEPTH = 32;
-    uint256 internal constant MAX_ACCOUNT_ID = type(uint32).max;
-    uint256 internal constant MAX_AMOUNT = type(uint64).max;
 
     IBridgeToken public immutable token;
     Rollup public immutable rollup;
@@ -114,7 +112,7 @@ contract Bridge {
     function deposit(address owner, uint256 amount) external returns (uint256 index) {
         if (frozen) revert RollupFrozen();
         if (owner == address(0)) revert ZeroAddress();
-        if (amount == 0 || amount > MAX_AMOUNT) revert InvalidAmount();
+        if (amount == 0 || amount > OspConstants.MAX_AMOUNT) revert InvalidAmount();
         index = depositCount;
         bytes32 acc = keccak256(abi.encodePacked(index == 0 ? bytes32(0) : _deposits[index - 1].acc, owner, amount));
         _deposits[index] = QueueEntry(acc, uint64(block.timestamp));
@@ -128,8 +126,8 @@ contract Bridge {
     ///         `forcedDeadline`, or the rollup can be frozen.
     function requestForcedWithdrawal(uint256 accountId, uint256 amount) external returns (uint256 index) {
         if (frozen) revert RollupFrozen();
-        if (accountId > MAX_ACCOUNT_ID) revert InvalidAccountId();
-        if (amount == 0 || amount > MAX_AMOUNT) revert InvalidAmount();
+        if (accountId > OspConstants.MAX_ACCOUNT_ID) revert InvalidAccountId();
+        if (amount == 0 || amount > OspConstants.MAX_AMOUNT) revert InvalidAmount();
         index = forcedCount;
         bytes32 acc =
             keccak256(abi.encodePacked(index == 0 ? bytes32(0) : _forced[index - 1].acc, msg.sender, accountId, amount));
@@ -268,15 +266,8 @@ contract Bridge {
         returns (StateCodec.Account memory)
     {
         if (proof.leaf.length == 0) revert EmptyAccount();
-        if (proof.accountId > MAX_ACCOUNT_ID || proof.siblings.length != ACCOUNT_TREE_DEPTH) revert BadAccountProof();
-        bytes32 node = keccak256(proof.leaf);
-        uint256 index = proof.accountId;
-        for (uint256 h = 0; h < ACCOUNT_TREE_DEPTH; ++h) {
-            bytes32 sibling = proof.siblings[h];
-            node = (index >> h) & 1 == 1
-                ? keccak256(abi.encodePacked(sibling, node))
-                : keccak256(abi.encodePacked(node, sibling));
-        }
+        if (proof.accountId > OspConstants.MAX_ACCOUNT_ID || proof.siblings.length != OspConstants.ACCOUNT_TREE_DEPTH) revert BadAccountProof();
+        bytes32 node = Merkle.computeRoot(keccak256(proof.leaf), proof.accountId, proof.siblings);
         if (node != accountsRoot) revert BadAccountProof();
         return StateCodec.decodeAccount(proof.leaf);
     }

@@ -27,9 +27,10 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 from optinode.l1.osp import WITNESS_ABI, encode_witness  # one witness encoding for the game and the prover
 from optinode.l1.artifacts import artifact_names, load_artifact
 from optinode.spec.batch_framing import frame_records
-from optinode.spec.tx_tree import TX_TREE_DEPTH, compute_tx_root, get_tx_proof
+from optinode.spec.commitment import compute_state_root_from_parts
+from optinode.spec.tx_tree import get_tx_proof
 from optinode.spec.crypto import keccak
-from optinode.spec.game import choose_first_disagreement, compute_split_points
+from optinode.spec.game import Phase  # DisputeGame.Phase: the same enum, numbered alike
 
 __all__ = [
     "BURN_ADDRESS",
@@ -40,7 +41,6 @@ __all__ = [
     "System",
     "SystemParams",
     "WITNESS_ABI",
-    "choose_part",
     "deploy_contract",
     "deploy_system",
     "deposit_acc",
@@ -50,29 +50,26 @@ __all__ = [
     "forced_acc",
     "increase_time",
     "predict_create_address",
-    "split_points",
     "transact",
+    "tx_proof",
 ]
 
 BURN_ADDRESS = "0x000000000000000000000000000000000000dEaD"
-
-
-class Phase:
-    """DisputeGame.Phase."""
-
-    NONE, BISECT, CHOOSE, STEP, CHALLENGER_WON, PROPOSER_WON, CANCELLED = range(7)
 
 
 # --- errors -------------------------------------------------------------------------------------------
 
 
 class Reverted(Exception):
-    """A transaction or call reverted. `name` is the custom error's name when it is known."""
+    """A transaction or call reverted. `name` is the custom error's name when it is known, `values`
+    its decoded arguments (what explains it, e.g. ClockExpired(spent, left))."""
 
     def __init__(self, name: str | None, data: bytes, message: str = "") -> None:
         self.name = name
         self.data = data
-        super().__init__(f"reverted with {name or '0x' + data[:4].hex()} {message}".strip())
+        self.values = error_args(data)
+        shown = f"{name}{self.values}" if self.values else (name or "0x" + data[:4].hex())
+        super().__init__(f"reverted with {shown} {message}".strip())
 
 
 def error_selector(signature: str) -> bytes:
@@ -81,13 +78,17 @@ def error_selector(signature: str) -> bytes:
 
 
 @cache
-def _error_table() -> dict[bytes, str]:
-    table: dict[bytes, str] = {error_selector("Error(string)"): "Error", error_selector("Panic(uint256)"): "Panic"}
+def _error_table() -> dict[bytes, tuple[str, tuple[str, ...]]]:
+    """selector -> (error name, argument types), from every compiled contract's ABI."""
+    table: dict[bytes, tuple[str, tuple[str, ...]]] = {
+        error_selector("Error(string)"): ("Error", ("string",)),
+        error_selector("Panic(uint256)"): ("Panic", ("uint256",)),
+    }
     for name in artifact_names():
         for item in load_artifact(name)["abi"]:
             if item.get("type") == "error":
-                sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
-                table[error_selector(sig)] = item["name"]
+                types = tuple(_abi_type(i) for i in item["inputs"])
+                table[error_selector(f"{item['name']}({','.join(types)})")] = (item["name"], types)
     return table
 
 
@@ -99,7 +100,19 @@ def _abi_type(item: dict[str, Any]) -> str:
 
 def error_name(data: bytes) -> str | None:
     """The custom error a revert's data names (from every compiled contract), or None."""
-    return _error_table().get(bytes(data[:4])) if len(data) >= 4 else None
+    entry = _error_table().get(bytes(data[:4])) if len(data) >= 4 else None
+    return entry[0] if entry else None
+
+
+def error_args(data: bytes) -> tuple[Any, ...]:
+    """The decoded arguments of the custom error in a revert's data (empty if unknown or malformed)."""
+    entry = _error_table().get(bytes(data[:4])) if len(data) >= 4 else None
+    if entry is None or not entry[1]:
+        return ()
+    try:
+        return tuple(eth_abi.decode(list(entry[1]), bytes(data[4:])))
+    except Exception:  # noqa: BLE001 - revert data is hostile input: undecodable means "no values"
+        return ()
 
 
 def _revert_data(exc: Exception) -> bytes:
@@ -155,7 +168,7 @@ def predict_create_address(sender: str, nonce: int) -> str:
     def rlp_int(n: int) -> bytes:
         if n == 0:
             return b"\x80"
-        if n < 0x80:
+        if n < 0x80:  # format: RLP, a single byte below 0x80 is its own encoding
             return bytes((n,))
         body = n.to_bytes((n.bit_length() + 7) // 8, "big")
         return bytes((0x80 + len(body),)) + body
@@ -206,13 +219,7 @@ class StateParts:
     forced_done: int
 
     def root(self) -> bytes:
-        return keccak(
-            self.accounts_root
-            + self.slots_root
-            + self.globals_hash
-            + self.deposits_done.to_bytes(8, "big")
-            + self.forced_done.to_bytes(8, "big")
-        )
+        return compute_state_root_from_parts(*self.as_tuple())
 
     def as_tuple(self) -> tuple[bytes, bytes, bytes, int, int]:
         return (self.accounts_root, self.slots_root, self.globals_hash, self.deposits_done, self.forced_done)
@@ -386,28 +393,7 @@ def forced_acc(prev: bytes, requester: bytes, account_id: int, amount: int) -> b
     return keccak(prev + requester + account_id.to_bytes(32, "big") + amount.to_bytes(32, "big"))
 
 
-def split_points(start: int, end: int, arity: int) -> list[int]:
-    """The points start = p_0 < p_1 < ... < p_parts = end a segment is cut at (DisputeGame.choose):
-    `optinode.spec.game.compute_split_points`."""
-    return list(compute_split_points(start, end, arity))
-
-
-def choose_part(points: Sequence[int], claimed: Sequence[bytes], true_root: Any) -> int:
-    """The first part the challenger disagrees with: `claimed` are the proposer's roots at
-    points[1:-1]; `true_root(i)` is the challenger's root after i transactions. The game guarantees
-    the challenger agrees at points[0] and disagrees at points[-1]
-    (`optinode.spec.game.choose_first_disagreement`)."""
-    return choose_first_disagreement(points, claimed, true_root)
-
-
 def tx_proof(records: Sequence[bytes], k: int) -> list[bytes]:
-    """Siblings of record k in the batch's transaction tree (depth TX_TREE_DEPTH)."""
-    proof = list(get_tx_proof(records, k))
-    assert len(proof) == TX_TREE_DEPTH
-    return proof
-
-
-def tx_root(records: Sequence[bytes]) -> bytes:
-    return compute_tx_root(records)
-
-
+    """Siblings of record k in the batch's transaction tree, as the `bytes32[]` DisputeGame.step takes
+    (`optinode.spec.tx_tree.get_tx_proof`)."""
+    return list(get_tx_proof(records, k))

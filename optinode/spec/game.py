@@ -15,12 +15,18 @@ arguments: nothing here reads a clock or a chain. docs/dispute-game.md explains 
     game = on_timeout(game, now)                     # anyone, once the side to move is out of time
     get_winner(game)                                 # Side.PROPOSER, Side.CHALLENGER or None
 
+The honest strategies that play these rules are in `spec/player.py` (rules here, strategy there).
+
 Root(i) is the state root after the first i transactions of the batch: root(0) is the parent
 batch's post-state root (agreed), root(n) the batch's post-state root (disputed). The segment
 [start, end] always has an agreed `start_root` and a disputed `end_root`.
 
-What the contract does that is not the game's business stays outside: bonds and payouts (Rollup
-credits), which batch a game may open against (`Rollup.registerGame`), and the step's evidence —
+What the contract does that is not the game's business stays outside: bonds and payouts are
+`spec/bonds.py`'s (`process_game_end(ledger, game_id, game.phase)` turns the terminal phase a game
+reaches here into the Rollup's credits: CHALLENGER_WON forfeits the batch's bond, shared between
+every game open against it; PROPOSER_WON pays the challenger bond to the proposer; CANCELLED — the
+batch was discarded meanwhile — returns the challenger bond with the game's share), which batch a
+game may open against (`Rollup.registerGame`, `bonds.process_open_game`), and the step's evidence —
 the record's proof against the batch's tx root, the witness, the queue entries and the one-step
 execution itself. `on_step` receives the root the one-step prover computed (`spec.witness` computes
 the same root in Python). Game ids (`GameNotFound`) and senders are replaced by the `Game` value
@@ -29,7 +35,7 @@ and a `Side`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from enum import IntEnum, StrEnum
 from typing import Union
 
@@ -37,6 +43,7 @@ import msgspec
 
 from .constants import HASH_LEN
 from .crypto import keccak
+from .errors import InvalidInput
 from .tx_tree import MAX_BATCH_TXS
 
 __all__ = [
@@ -53,11 +60,9 @@ __all__ = [
     "Side",
     "Step",
     "Timeout",
-    "choose_first_disagreement",
+    "compute_split_point",
     "compute_split_points",
     "get_winner",
-    "honest_challenger_move",
-    "honest_proposer_move",
     "is_over",
     "is_timed_out",
     "max_moves",
@@ -117,18 +122,22 @@ class GameError(StrEnum):
     TOO_MANY_TRANSACTIONS = "TooManyTransactions"  # BatchFraming: more than MAX_BATCH_TXS records
 
 
-class InvalidMove(Exception):
-    """A move the contract would revert. The game is unchanged (moves return a new `Game`)."""
+class InvalidMove(InvalidInput):
+    """A move the contract would revert. The game is unchanged (moves return a new `Game`).
 
-    def __init__(self, code: GameError, detail: str = "") -> None:
-        super().__init__(f"{code.value}: {detail}" if detail else code.value)
+    `values` are the arguments of the contract's custom error, in its order (for example
+    `ClockExpired(spent, left)`): what explains the rejection, the same on both sides."""
+
+    def __init__(self, code: GameError, *values: int | bytes) -> None:
+        shown = ", ".join(f"0x{v.hex()}" if isinstance(v, bytes) else str(v) for v in values)
+        super().__init__(f"{code.value}({shown})")
         self.code = code
-        self.detail = detail
+        self.values = values
 
 
-def require(condition: bool, code: GameError, detail: str = "") -> None:
+def require(condition: bool, code: GameError, *values: int | bytes) -> None:
     if not condition:
-        raise InvalidMove(code, detail)
+        raise InvalidMove(code, *values)
 
 
 class Game(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -161,17 +170,23 @@ def parts_of(start: int, end: int, arity: int) -> int:
     return length if length < arity else arity
 
 
+def compute_split_point(start: int, end: int, parts: int, j: int) -> int:
+    """Split point j (0 <= j <= parts) of the segment [start, end] cut into `parts` parts:
+    p_j = start + (end - start)·j // parts. The one formula the rules (`on_choose`), the players and
+    the bindings use. # sol: DisputeGame.splitPoint"""
+    return start + (end - start) * j // parts
+
+
 def compute_split_points(start: int, end: int, arity: int) -> tuple[int, ...]:
-    """The points start = p_0 < p_1 < ... < p_parts = end of the segment [start, end]:
-    p_j = start + (end - start)·j // parts, parts = min(arity, end - start). The proposer posts the
-    roots at p_1 … p_{parts-1}; part j is [p_j, p_{j+1}]. # sol: DisputeGame.choose (newStart/newEnd)"""
+    """The points start = p_0 < p_1 < ... < p_parts = end of the segment [start, end], parts =
+    min(arity, end - start). The proposer posts the roots at p_1 … p_{parts-1}; part j is
+    [p_j, p_{j+1}]."""
     if not (0 <= start < end):
         raise ValueError(f"not a segment: [{start}, {end}]")
     if arity < 2:
         raise ValueError(f"arity {arity} < 2")
-    length = end - start
     parts = parts_of(start, end, arity)
-    return tuple(start + length * j // parts for j in range(parts + 1))
+    return tuple(compute_split_point(start, end, parts, j) for j in range(parts + 1))
 
 
 def max_rounds(tx_count: int, arity: int) -> int:
@@ -251,13 +266,13 @@ def _elapsed(game: Game, now: int) -> int:
 
 def _require_active(game: Game) -> None:
     """sol: DisputeGame._active (GameNotFound has no counterpart: the caller holds the game)."""
-    require(not is_over(game), GameError.GAME_OVER)
+    require(not is_over(game), GameError.GAME_OVER, game.phase)
 
 
 def _spend(game: Game, left: int, now: int) -> int:
     """Charge the mover for the time since its turn began. # sol: DisputeGame._spend"""
     spent = _elapsed(game, now)
-    require(spent <= left, GameError.CLOCK_EXPIRED, f"{spent} s spent, {left} s left")
+    require(spent <= left, GameError.CLOCK_EXPIRED, spent, left)
     return left - spent
 
 
@@ -313,12 +328,12 @@ def on_bisect(game: Game, roots: Sequence[bytes], now: int, *, by: Side = Side.P
     # 1. The game is not over.
     _require_active(game)
     # 2. It is the bisect phase and the proposer moves.
-    require(game.phase == Phase.BISECT and by == Side.PROPOSER, GameError.NOT_YOUR_TURN)
+    require(game.phase == Phase.BISECT and by == Side.PROPOSER, GameError.NOT_YOUR_TURN, game.phase)
     # 3. The proposer's clock has not run out; it is charged the time since its turn began.
     left = _spend(game, game.proposer_time_left, now)
     # 4. One root per inner split point: parts - 1 of them.
     expected = parts_of(game.start, game.end, game.arity) - 1
-    require(len(roots) == expected, GameError.WRONG_ROOT_COUNT, f"{len(roots)} roots, expected {expected}")
+    require(len(roots) == expected, GameError.WRONG_ROOT_COUNT, len(roots), expected)
     # The challenger's turn begins.
     return msgspec.structs.replace(game, proposer_time_left=left, turn_start=now, roots=roots, phase=Phase.CHOOSE)
 
@@ -331,17 +346,16 @@ def on_choose(game: Game, part: int, roots: Sequence[bytes], now: int, *, by: Si
     # 1. The game is not over.
     _require_active(game)
     # 2. It is the choose phase and the challenger moves.
-    require(game.phase == Phase.CHOOSE and by == Side.CHALLENGER, GameError.NOT_YOUR_TURN)
+    require(game.phase == Phase.CHOOSE and by == Side.CHALLENGER, GameError.NOT_YOUR_TURN, game.phase)
     # 3. The challenger's clock has not run out; it is charged the time since its turn began.
     left = _spend(game, game.challenger_time_left, now)
     # 4. The roots are those of the last bisect (the contract compares their keccak with rootsHash).
-    require(roots == game.roots, GameError.ROOTS_MISMATCH)
+    require(roots == game.roots, GameError.ROOTS_MISMATCH, keccak(b"".join(roots)), roots_hash(game))
     # 5. The part exists (a uint256 on chain: negative values cannot be sent, and are out of range here).
     parts = len(roots) + 1
-    require(0 <= part < parts, GameError.INDEX_OUT_OF_RANGE, f"part {part} of {parts}")
-    length = game.end - game.start
-    new_start = game.start + length * part // parts
-    new_end = game.start + length * (part + 1) // parts
+    require(0 <= part < parts, GameError.INDEX_OUT_OF_RANGE, part, parts)
+    new_start = compute_split_point(game.start, game.end, parts, part)
+    new_end = compute_split_point(game.start, game.end, parts, part + 1)
     start_root = roots[part - 1] if part != 0 else game.start_root
     end_root = roots[part] if part + 1 != parts else game.end_root
     # The segment becomes the part; a one-transaction part goes to the step (still the challenger's
@@ -370,9 +384,10 @@ def on_step(game: Game, post_root: bytes, now: int, *, batch_live: bool = True) 
     # 1. The game is not over.
     _require_active(game)
     # 2. The segment is one transaction.
-    require(game.phase == Phase.STEP, GameError.NOT_YOUR_TURN)
+    require(game.phase == Phase.STEP, GameError.NOT_YOUR_TURN, game.phase)
     # 3. The challenger's clock has not run out (not charged: the game ends now).
-    require(_elapsed(game, now) <= game.challenger_time_left, GameError.CLOCK_EXPIRED)
+    spent = _elapsed(game, now)
+    require(spent <= game.challenger_time_left, GameError.CLOCK_EXPIRED, spent, game.challenger_time_left)
     # 4. The batch is still in the chain.
     require(batch_live, GameError.BATCH_NOT_LIVE)
     # 5. Resolution: a result other than the proposer's claim proves the claim wrong.
@@ -386,7 +401,8 @@ def on_timeout(game: Game, now: int, *, batch_live: bool = True) -> Game:
     _require_active(game)
     # 2. The side to move has spent strictly more than what it had left (at exactly its time left
     #    it may still move, so the two never overlap).
-    require(is_timed_out(game, now), GameError.CLOCK_NOT_EXPIRED)
+    left = game.proposer_time_left if game.phase == Phase.BISECT else game.challenger_time_left
+    require(is_timed_out(game, now), GameError.CLOCK_NOT_EXPIRED, _elapsed(game, now), left)
     proposer_turn = game.phase == Phase.BISECT
     # 3. Resolution: the proposer ran out -> the challenger wins, and vice versa.
     return _resolve(game, proposer_turn, batch_live)
@@ -446,56 +462,3 @@ def on_move(game: Game, move: Move, now: int, *, batch_live: bool = True) -> Gam
     if kind is Cancel:
         return on_cancel(game, batch_live=batch_live)
     raise TypeError(f"not a move: {move!r}")
-
-
-# --- honest strategies ----------------------------------------------------------------------------------
-#
-# `true_roots[i]` is the correct state root after i transactions of the batch (anything indexable:
-# a verifier replays the batch lazily). Both strategies return the move to make now, or None when
-# there is nothing to do but wait. With `now`, they also claim a win on the opponent's clock.
-
-
-def choose_first_disagreement(points: Sequence[int], claimed: Sequence[bytes], root_at: Callable[[int], bytes]) -> int:
-    """The first part whose end root the challenger disputes: `claimed` are the proposer's roots at
-    points[1:-1], `root_at(i)` the challenger's root after i transactions. The game guarantees the
-    challenger agrees at points[0] and disagrees at points[-1], so with none of the inner roots
-    wrong it is the last part."""
-    for j, root in enumerate(claimed):
-        if root != root_at(points[j + 1]):
-            return j
-    return len(points) - 2
-
-
-def _opponent_timed_out(game: Game, me: Side, now: int | None) -> bool:
-    side = turn(game)
-    return now is not None and side is not None and side != me and is_timed_out(game, now)
-
-
-def honest_proposer_move(game: Game, true_roots: Sequence[bytes], now: int | None = None) -> Move | None:
-    """Post the true roots at the split points on the proposer's turn. In the step phase it waits:
-    the challenger (or anyone) steps, or the challenger's clock runs out. A proposer whose batch is
-    right keeps every root it ever posted true, so the segment's end root is always true and the
-    step, executed from a true start root, can only confirm it."""
-    if _opponent_timed_out(game, Side.PROPOSER, now):
-        return Timeout()
-    if game.phase != Phase.BISECT:
-        return None
-    points = compute_split_points(game.start, game.end, game.arity)
-    return Bisect(tuple(true_roots[p] for p in points[1:-1]))
-
-
-def honest_challenger_move(game: Game, true_roots: Sequence[bytes], now: int | None = None) -> Move | None:
-    """Choose the first part whose end root is wrong; step a one-transaction segment. An honest
-    challenger only opens a game whose pre-root is true and posted root is not, and keeps that
-    invariant: the start root it agrees with is true and the end root it disputes is not. Its step
-    executes a true start root, so the prover returns true_roots[start + 1], which differs from the
-    proposer's end root."""
-    if _opponent_timed_out(game, Side.CHALLENGER, now):
-        return Timeout()
-    if game.phase == Phase.CHOOSE:
-        points = compute_split_points(game.start, game.end, game.arity)
-        part = choose_first_disagreement(points, game.roots, true_roots.__getitem__)
-        return Choose(part, game.roots)
-    if game.phase == Phase.STEP:
-        return Step(true_roots[game.start + 1])
-    return None

@@ -6,6 +6,7 @@ import msgspec
 
 from .constants import ADDRESS_LEN, FRACTION_ONE, MAX_MARKETS, MAX_ORACLES, MAX_POSITION, MAX_U64, MAX_U256
 from .eip712 import compute_domain_separator
+from .errors import InvalidInput
 from .fields import Address
 from .state import Config, MarketConfig, MarketState, State
 
@@ -31,8 +32,8 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     time: int
 
 
-class InvalidGenesis(ValueError):
-    pass
+class InvalidGenesis(InvalidInput):
+    """A genesis description breaks a rule of `check_genesis`."""
 
 
 def check_genesis(genesis: Genesis) -> None:

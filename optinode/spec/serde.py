@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_typ
 
 import msgspec
 
+from .errors import InvalidInput
 from .fields import find_field_error
 
 __all__ = ["InvalidJson", "from_json", "from_plain", "to_json", "to_plain"]
@@ -27,11 +28,12 @@ T = TypeVar("T")
 
 _json_encoder = msgspec.json.Encoder()
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_SHOWN = 20  # characters of a bad value quoted in a message
 
 
-class InvalidJson(msgspec.ValidationError):
+class InvalidJson(InvalidInput):
     """Plain data (usually decoded JSON) that does not describe a value of the requested type. The
-    message names the field. (A msgspec.ValidationError, so callers catching that still catch it.)"""
+    message starts with the path of the offending field."""
 
 
 # --- writing -----------------------------------------------------------------------------------------
@@ -79,16 +81,19 @@ def _pick_member(data: dict, members: tuple[type, ...]) -> type | None:
     return None  # msgspec reports the missing or unknown tag
 
 
+def _shown(value: str) -> str:
+    return repr(value[:_SHOWN] + ("…" if len(value) > _SHOWN else ""))
+
+
 def _hex_bytes(value: str, path: str) -> bytes:
     if not value.startswith("0x"):
-        shown = value[:20] + ("…" if len(value) > 20 else "")
+        shown = _shown(value)
         if value[:2] == "0X":
-            raise InvalidJson(f"{path}: expected 0x-prefixed hex bytes, got {shown!r} (the prefix is a lowercase 0x)")
-        raise InvalidJson(f"{path}: expected 0x-prefixed hex bytes, got {shown!r} (no 0x prefix)")
+            raise InvalidJson(f"{path}: expected 0x-prefixed hex bytes, got {shown} (the prefix is a lowercase 0x)")
+        raise InvalidJson(f"{path}: expected 0x-prefixed hex bytes, got {shown} (no 0x prefix)")
     body = value[2:]
     if len(body) % 2 or not _HEX_DIGITS.issuperset(body):
-        shown = value[:20] + ("…" if len(value) > 20 else "")
-        raise InvalidJson(f"{path}: {shown!r} is not whole bytes of hex")
+        raise InvalidJson(f"{path}: {_shown(value)} is not whole bytes of hex")
     return bytes.fromhex(body)
 
 
@@ -98,7 +103,7 @@ def _int_key(key: Any, path: str) -> Any:
         return key
     if key.isascii() and (key.isdigit() or key[:1] == "-" and key[1:].isdigit()) and str(int(key)) == key:
         return int(key)
-    raise InvalidJson(f"{path}: key {key[:20]!r} is not a canonical decimal integer")
+    raise InvalidJson(f"{path}: key {_shown(key)} is not a canonical decimal integer")
 
 
 def _unhex(data: Any, kind: Any, path: str) -> Any:

@@ -42,11 +42,9 @@ from optinode.spec.game import (
     Side,
     Step,
     Timeout,
-    choose_first_disagreement,
+    compute_split_point,
     compute_split_points,
     get_winner,
-    honest_challenger_move,
-    honest_proposer_move,
     is_timed_out,
     max_moves,
     max_rounds,
@@ -62,6 +60,7 @@ from optinode.spec.game import (
     time_left,
     turn,
 )
+from optinode.spec.player import choose_first_disagreement, honest_challenger_move, honest_proposer_move
 
 T0 = 1_700_000_000
 GAMES = settings(max_examples=max(150, settings.default.max_examples), deadline=None)
@@ -95,8 +94,7 @@ def osp(truth: TrueRoots, s: int, pre_root: bytes) -> bytes:
 
 
 def contract_split_points(start: int, end: int, arity: int) -> list[int]:
-    """DisputeGame's formula, transcribed independently (partsOf and choose's newStart/newEnd); also
-    what optinode.l1.contracts.split_points computed before it called the spec."""
+    """DisputeGame's formula, transcribed independently (partsOf and splitPoint)."""
     length = end - start
     parts = length if length < arity else arity
     return [start + length * j // parts for j in range(parts + 1)]
@@ -457,6 +455,33 @@ def test_choose_errors_in_the_contracts_order() -> None:
     assert first.phase == last.phase == Phase.BISECT and first.roots == roots  # roots kept, like rootsHash
 
 
+def values_of(fn) -> tuple:
+    with pytest.raises(InvalidMove) as info:
+        fn()
+    return (info.value.code, *info.value.values)
+
+
+def test_errors_carry_the_values_that_explain_them() -> None:
+    # the same arguments as DisputeGame's custom errors (compared on anvil by the differential test)
+    game = opened()
+    roots = [garbage(p) for p in compute_split_points(0, 300, 16)[1:-1]]
+    assert values_of(lambda: on_bisect(game, roots[:-1], T0)) == (GameError.WRONG_ROOT_COUNT, 14, 15)
+    assert values_of(lambda: on_bisect(game, roots, T0 + 1801)) == (GameError.CLOCK_EXPIRED, 1801, 1800)
+    assert values_of(lambda: on_bisect(game, roots, T0, by=Side.CHALLENGER)) == (GameError.NOT_YOUR_TURN, Phase.BISECT)
+    assert values_of(lambda: on_timeout(game, T0 + 1800)) == (GameError.CLOCK_NOT_EXPIRED, 1800, 1800)
+    chosen = bisected(game)
+    assert values_of(lambda: on_choose(chosen, 16, chosen.roots, T0)) == (GameError.INDEX_OUT_OF_RANGE, 16, 16)
+    swapped = chosen.roots[::-1]
+    assert values_of(lambda: on_choose(chosen, 0, swapped, T0)) == (
+        GameError.ROOTS_MISMATCH,
+        keccak(b"".join(swapped)),
+        roots_hash(chosen),
+    )
+    over = on_timeout(game, T0 + 1801)
+    assert values_of(lambda: on_bisect(over, roots, T0 + 1801)) == (GameError.GAME_OVER, Phase.CHALLENGER_WON)
+    assert str(InvalidMove(GameError.WRONG_ROOT_COUNT, 14, 15)) == "WrongRootCount(14, 15)"
+
+
 def test_step_timeout_cancel_errors() -> None:
     game = opened()
     assert code_of(lambda: on_step(game, garbage(1), T0)) == GameError.NOT_YOUR_TURN
@@ -572,20 +597,30 @@ def test_split_points_match_the_contract_formula(end, data, arity) -> None:
     assert len(points) - 1 == parts_of(start, end, arity) == min(arity, end - start)
 
 
-def test_l1_helpers_are_the_spec() -> None:
-    # optinode.l1.contracts.split_points/choose_part (used by bench/gas.py and the system tests)
-    # answer as the spec does (they were compared with it before they were made to call it).
-    from optinode.l1.contracts import choose_part, split_points
-
+def test_choose_moves_to_the_split_points() -> None:
+    # on_choose's new segment is part `part` of compute_split_points: one formula for rules and players
     rng = random.Random(7)
     for _ in range(2000):
-        end = rng.randint(1, MAX_BATCH_TXS)
-        start, arity = rng.randint(0, end - 1), rng.randint(2, 256)
-        points = split_points(start, end, arity)
-        assert points == contract_split_points(start, end, arity)
-        truth = TrueRoots(rng.randint(0, 99), end, rng.randint(1, 5), rng.randint(1, 3))
-        claimed = [truth[p] if rng.random() < 0.7 else garbage(p) for p in points[1:-1]]
-        assert choose_part(points, claimed, truth.__getitem__) == choose_first_disagreement(points, claimed, truth.__getitem__)
+        end = rng.randint(2, MAX_BATCH_TXS)
+        start, arity = rng.randint(0, end - 2), rng.randint(2, 256)
+        game = msgspec.structs.replace(opened(MAX_BATCH_TXS, arity), start=start, end=end)
+        game = bisected(game)
+        points = compute_split_points(start, end, arity)
+        part = rng.randrange(len(points) - 1)
+        chosen = on_choose(game, part, game.roots, T0)
+        assert (chosen.start, chosen.end) == (points[part], points[part + 1])
+        assert points[part] == compute_split_point(start, end, len(points) - 1, part)
+
+
+def test_l1_bindings_declare_no_twin_of_the_spec() -> None:
+    # the bindings' Phase is the spec's enum and StateParts.root the spec's commitment
+    from optinode.l1 import contracts
+    from optinode.spec.commitment import compute_state_root_from_parts
+
+    assert contracts.Phase is Phase
+    parts = contracts.StateParts(garbage(1), garbage(2), garbage(3), 4, 5)
+    assert parts.root() == compute_state_root_from_parts(garbage(1), garbage(2), garbage(3), 4, 5)
+    assert not hasattr(contracts, "split_points") and not hasattr(contracts, "choose_part")
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Merkle} from "./Merkle.sol";
+
 /// @title BatchFraming — mirrors optinode/spec/batch_framing.py split_records and
 ///        optinode/spec/tx_tree.py compute_tx_root
 /// @notice A batch is a sequence of length-prefixed records. The prefix is one byte L < 0x80, or two
@@ -143,22 +145,7 @@ library BatchFraming {
         returns (bool)
     {
         if (index >= MAX_BATCH_TXS || siblings.length != TX_TREE_DEPTH) return false;
-        bytes32 node = keccak256(record);
-        for (uint256 h = 0; h < TX_TREE_DEPTH; ++h) {
-            bytes32 sibling = siblings[h];
-            assembly {
-                switch and(shr(h, index), 1)
-                case 1 {
-                    mstore(0x00, sibling)
-                    mstore(0x20, node)
-                }
-                default {
-                    mstore(0x00, node)
-                    mstore(0x20, sibling)
-                }
-                node := keccak256(0x00, 0x40)
-            }
-        }
+        bytes32 node = Merkle.computeRoot(keccak256(record), index, siblings);
         return node == root;
     }
 }

@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {StateCodec} from "./StateCodec.sol";
+import {OspConstants} from "../osp/OspTypes.sol";
+import {OspMargin} from "../osp/OspMargin.sol";
 
 /// @title Valuation — the escape-hatch value of an account, mirroring optinode/spec/margin.py
 /// @notice value = collateral - settled funding + Σ floor(size × price / PRICE_ONE), where the funding
@@ -9,7 +11,7 @@ import {StateCodec} from "./StateCodec.sol";
 ///         (compute_settled_funding, then get_total_value). Prices and funding indices are the ones
 ///         committed in the globals blob. Rounding goes against the account, as in the spec.
 library Valuation {
-    int256 internal constant PRICE_ONE = 1e8;
+    int256 private constant PRICE_ONE = OspConstants.PRICE_ONE;
 
     /// A position refers to a market the globals do not have.
     error UnknownMarket(uint256 market);
@@ -30,9 +32,9 @@ library Valuation {
             int256 size = p.size;
             if (p.fundingIndex != m.fundingIndex) {
                 // longs pay when the index rises; every payment rounds up, every receipt down
-                collateral -= ceilDiv(size * (int256(m.fundingIndex) - int256(p.fundingIndex)), PRICE_ONE);
+                collateral -= OspMargin.ceilDiv(size * (int256(m.fundingIndex) - int256(p.fundingIndex)), PRICE_ONE);
             }
-            marked += floorDiv(size * int256(uint256(m.price)), PRICE_ONE);
+            marked += OspMargin.floorDiv(size * int256(uint256(m.price)), PRICE_ONE);
         }
         value = collateral + marked;
     }
@@ -45,17 +47,5 @@ library Valuation {
     {
         int256 value = totalValue(account, globals);
         return value > 0 ? uint256(value) : 0;
-    }
-
-    /// Python's `a // b` for b > 0 (rounds toward negative infinity).
-    function floorDiv(int256 a, int256 b) internal pure returns (int256 q) {
-        q = a / b;
-        if (a % b != 0 && a < 0) q -= 1;
-    }
-
-    /// spec: ceil_div, for b > 0.
-    function ceilDiv(int256 a, int256 b) internal pure returns (int256 q) {
-        q = a / b;
-        if (a % b != 0 && a > 0) q += 1;
     }
 }

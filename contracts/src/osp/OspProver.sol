@@ -15,7 +15,7 @@ import {
     WitnessUndecodableLeaf,
     WitnessMissingLeaf
 } from "./OspTypes.sol";
-import {OspMerkle} from "./OspMerkle.sol";
+import {Merkle} from "../lib/Merkle.sol";
 import {OspState} from "./OspState.sol";
 
 /// @title OspProver — spec: witness.execute_witness, for the transaction types of one contract
@@ -83,7 +83,7 @@ abstract contract OspProver {
 
     /// spec: _check_proofs — each proof must hash to the root. The first is hashed in full; a later one
     /// is hashed up to where its path meets the nearest earlier proof's, and compared with it from there
-    /// (OspMerkle.joinsPath: equivalent to hashing it in full).
+    /// (Merkle.joinsPath: equivalent to hashing it in full).
     function checkProofs(bytes32 root, LeafProof[] calldata proofs, uint256 depth, uint8 tree) internal pure {
         bytes32[][] memory paths = new bytes32[][](proofs.length);
         for (uint256 i = 0; i < proofs.length; ++i) {
@@ -95,12 +95,12 @@ abstract contract OspProver {
             for (uint256 j = 0; j < i; ++j) {
                 uint256 other = proofs[j].index;
                 if (other == index) revert WitnessDuplicateLeaf(tree, index);
-                uint256 height = OspMerkle.highestBit(other ^ index);
+                uint256 height = Merkle.highestBit(other ^ index);
                 if (height < meet) (nearest, meet) = (j, height);
             }
             if (proof.siblings.length != depth || index >> depth != 0) revert WitnessMalformedProof(tree, index);
             paths[i] = new bytes32[](depth + 1);
-            bytes32 node = OspMerkle.computePath(leafHash(proof.leaf), index, proof.siblings, meet, paths[i]);
+            bytes32 node = Merkle.computePath(leafHash(proof.leaf), index, proof.siblings, meet, paths[i]);
             bool ok = nearest == i ? node == root : joins(node, proof, proofs[nearest], paths, nearest, i, meet);
             if (!ok) revert WitnessProofMismatch(tree, index);
         }
@@ -115,7 +115,7 @@ abstract contract OspProver {
         uint256 i,
         uint256 meet
     ) private pure returns (bool) {
-        return OspMerkle.joinsPath(node, proof.siblings, other.siblings, paths[nearest], meet, paths[i]);
+        return Merkle.joinsPath(node, proof.siblings, other.siblings, paths[nearest], meet, paths[i]);
     }
 
     /// spec: _leaf_hash — keccak of the encoding, or the zero leaf for an empty one.
@@ -146,6 +146,6 @@ abstract contract OspProver {
             if (p == proofs.length) revert WitnessMissingLeaf(tree, indices[u]); // written but not in the witness
             siblings[u] = proofs[p].siblings;
         }
-        return OspMerkle.computeRootAfterUpdates(indices, leaves, siblings);
+        return Merkle.computeRootAfterUpdates(indices, leaves, siblings);
     }
 }

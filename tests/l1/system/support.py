@@ -17,11 +17,11 @@ from optinode.l1.contracts import (
     Reverted,
     StateParts,
     System,
-    choose_part,
     error_selector,
-    split_points,
     tx_proof,
 )
+from optinode.spec.game import compute_split_points
+from optinode.spec.player import choose_first_disagreement
 from optinode.spec.crypto import keccak
 
 L1_ABI = "(uint64,bool,address,uint256,bool,address,uint256,uint256)"
@@ -135,12 +135,12 @@ def play_game(
         if g["phase"] == Phase.STEP:
             break
         assert g["phase"] in (Phase.BISECT, Phase.CHOOSE)
-        points = split_points(g["start"], g["end"], arity)
+        points = compute_split_points(g["start"], g["end"], arity)
         posted = [proposer.roots(p) for p in points[1:-1]]
         if g["phase"] == Phase.BISECT:
             system.bisect(proposer.address, game_id, posted)
             proposer.moves.append("bisect")
-        part = choose_part(points, posted, challenger.roots)
+        part = choose_first_disagreement(points, posted, challenger.roots)
         system.choose(challenger.address, game_id, posted, part)
         challenger.moves.append("choose")
     g = system.game_state(game_id)

@@ -8,7 +8,7 @@ import pytest
 from optinode.l1.contracts import deposit_acc, forced_acc, increase_time, transact
 
 from .support import events, expect_revert, parts_for
-from .world import USD, World, build_world
+from .world import USD, L1World, build_world
 
 MAX_U64 = 2**64 - 1
 
@@ -18,7 +18,7 @@ def balance(system, who: str) -> int:
 
 
 @pytest.fixture
-def world(anvil) -> World:
+def world(anvil) -> L1World:
     return build_world(list(anvil.private_keys[4:8]))
 
 
@@ -136,7 +136,7 @@ def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, 
     # alice claims her withdrawal before the freeze; carol does not
     transact(system.w3, b.claimWithdrawal(1, world.parts().as_tuple(), world.proof("alice")), alice)
     # bob asks for his money; the sequencer ignores him
-    transact(system.w3, b.requestForcedWithdrawal(world.scenario.ids["bob"], 500 * USD), bob)
+    transact(system.w3, b.requestForcedWithdrawal(world.ids["bob"], 500 * USD), bob)
     expect_revert("NothingOverdue", lambda: transact(system.w3, b.freeze(), users[5]))
     expect_revert("NotFrozen", lambda: transact(system.w3, b.escape(world.globals(), *world.parts().as_tuple()[:2], 4, 0, world.proof("bob")), bob))
     increase_time(system.w3, p.forced_deadline - 10)
@@ -181,7 +181,7 @@ def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, 
     # every account is out; what remains is the system's fees, less dave's shortfall and rounding dust
     remaining = sum(a for _, a in world.deposits) - 1_000 * USD - paid
     assert balance(system, system.bridge.address) == remaining
-    state = world.scenario.state
+    state = world.state
     assert 0 < remaining <= state.fees + state.insurance
 
 

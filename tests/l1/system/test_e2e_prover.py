@@ -12,23 +12,23 @@ from optinode.l1.contracts import (
     Phase,
     QueueEntries,
     StateParts,
-    choose_part,
     encode_witness,
-    split_points,
     tx_proof,
 )
+from optinode.spec.game import compute_split_points
+from optinode.spec.player import choose_first_disagreement
 from optinode.l1.osp import deploy_osp
 from optinode.spec.record_codec import decode_transaction
-from optinode.spec.commitment import Commitment, encode_globals
+from optinode.spec.commitment import Commitment
 from optinode.spec.crypto import keccak
 from optinode.spec.state import copy_state, set_account
 from optinode.spec.transition import state_transition
 from optinode.spec.types import DepositEntry, L1Context
 from optinode.spec.witness import build_witness
-from optinode.testing.scenario import Scenario
+from optinode.testing.world import World
 
 from .support import events
-from .world import build_world
+from .world import build_world, state_parts
 
 
 class Replay:
@@ -57,13 +57,7 @@ class Replay:
         self.commitment = commitment
 
     def parts(self) -> StateParts:
-        return StateParts(
-            self.commitment.accounts.root(),
-            self.commitment.slots.root(),
-            keccak(encode_globals(self.final_state)),
-            self.final_state.deposits_done,
-            self.final_state.forced_done,
-        )
+        return state_parts(self.final_state, self.commitment)
 
     def witness(self, k: int):
         """abi.encode(Witness) for transaction k against the replayed pre-state, and that state."""
@@ -94,7 +88,7 @@ def _append(system, world, proposer, corrupt_at):
         l1_timestamp=timestamp,
         deposits={i: DepositEntry(bytes.fromhex(o[2:]), a) for i, (o, a) in enumerate(world.deposits)},
     )
-    genesis = Scenario()  # the genesis state the world started from
+    genesis = World()  # the genesis state the world started from
     records = world.records()
     honest = Replay(genesis.state, records, ctx)
     assert honest.roots[-1] == world.parts().root()
@@ -110,10 +104,10 @@ def _play(system, world, game_id, proposer, challenger, proposer_roots, challeng
     arity = system.params.arity
     while system.game_state(game_id)["phase"] != Phase.STEP:
         g = system.game_state(game_id)
-        points = split_points(g["start"], g["end"], arity)
+        points = compute_split_points(g["start"], g["end"], arity)
         posted = [proposer_roots[p] for p in points[1:-1]]
         system.bisect(proposer, game_id, posted)
-        system.choose(challenger, game_id, posted, choose_part(points, posted, lambda i: challenger_roots[i]))
+        system.choose(challenger, game_id, posted, choose_first_disagreement(points, posted, lambda i: challenger_roots[i]))
     k = system.game_state(game_id)["start"]
     witness, state = replay.witness(k)
     dd = state.deposits_done

@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title OspMerkle — mirrors optinode/spec/merkle.py (the same trees as lib/Merkle.sol)
-/// @notice node(l+1, i) = keccak(node(l, 2i) ‖ node(l, 2i+1)); siblings from the leaf level up. A one-step
-///         proof would hash ~200 tree nodes, so the loops are in assembly, read siblings straight from
-///         calldata, and skip the hashes that proofs of nearby leaves share (see `joinsPath` and
-///         computeRootAfterUpdates): the results are exactly the spec's.
-library OspMerkle {
+/// @title Merkle — the one Merkle-path library: mirrors optinode/spec/merkle.py
+/// @notice node(l+1, i) = keccak(node(l, 2i) ‖ node(l, 2i+1)); siblings from the leaf level up. Used by the
+///         one-step prover (account and slot trees), BatchFraming (the transaction tree) and the Bridge
+///         (account proofs of withdrawals and escapes). A one-step proof would hash ~200 tree nodes, so
+///         the loops are in assembly, read siblings straight from calldata, and skip the hashes that
+///         proofs of nearby leaves share (see `joinsPath` and computeRootAfterUpdates): the results are
+///         exactly the spec's. There are two loops, one over calldata siblings (`computePath`, which
+///         `computeRoot` calls) and one over memory siblings that later updates patch in place
+///         (`computeRootAfterUpdates`).
+library Merkle {
+    /// spec: compute_root_from_proof — the root a leaf's proof hashes to (every sibling is used, so the
+    /// tree's depth is siblings.length: callers check it).
+    function computeRoot(bytes32 leaf, uint256 index, bytes32[] calldata siblings) internal pure returns (bytes32) {
+        bytes32[] memory path = new bytes32[](siblings.length + 1);
+        return computePath(leaf, index, siblings, siblings.length, path);
+    }
+
     /// The nodes on a leaf's path: path[0] = leaf, path[h + 1] = hash of path[h] with siblings[h], for
     /// h < top (path must hold top + 1 words). Returns path[top]. (spec: compute_path, up to `top`)
     function computePath(bytes32 leaf, uint256 index, bytes32[] calldata siblings, uint256 top, bytes32[] memory path)

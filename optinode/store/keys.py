@@ -1,0 +1,136 @@
+"""Every key the node stores, in one place: the only module that knows key layouts.
+
+A key is one prefix byte (the table) followed by fixed-width big-endian unsigned integers (and,
+where a table needs one, a fixed-width byte string such as a 20-byte address). Fixed width and
+big-endian mean that LevelDB's byte order is numeric order, so ``table(n) .. table(m)`` is a range
+scan and the last key of a prefix is the highest number (py-evm's schema uses decimal text, which
+does not sort; we do not).
+
+Prefix ranges are reserved per subsystem so that new tables never collide:
+
+==========  ===================================================================
+0x00        store metadata (format marker)
+0x01-0x0f   L1 follower: position, block hashes, events by block
+0x10-0x1f   L1 sender: transactions per key and per logical item
+0x20-0x3f   sequencer engine: command log, checkpoints
+0x40-0x5f   batches (posted / pending / final)
+0x60-0x7f   verifier and dispute player
+==========  ===================================================================
+
+Adding a table: a new ``Prefix`` member in its subsystem's range, a builder (and a parser if
+something iterates over it), and a line in the test that checks prefixes are distinct.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from optinode.spec.constants import ADDRESS_LEN
+
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+
+
+class Prefix(IntEnum):
+    META = 0x00
+    L1_HEAD = 0x01  # () -> follower position: the last block fully read (number, hash)
+    L1_BLOCK = 0x02  # (u64 number) -> the block's hash and parent hash as read
+    L1_EVENT = 0x03  # (u64 block, u32 log index) -> one decoded contract event
+    SENDER_NONCE = 0x10  # (address) -> next nonce this node will use for the key
+    SENDER_ITEM = 0x11  # (address, u64 item id) -> the send record of one logical item
+    SENDER_BY_NONCE = 0x12  # (address, u64 nonce) -> item id using that nonce
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+
+def _u(value: int, width: int) -> bytes:
+    # A key outside its width is a bug in the caller, not bad input: it would alias another key.
+    if not 0 <= value < 1 << (8 * width):
+        raise ValueError(f"key component {value} does not fit in {width} bytes")
+    return value.to_bytes(width, "big")
+
+
+def _addr(address: bytes) -> bytes:
+    if len(address) != ADDRESS_LEN:
+        raise ValueError(f"an address key component is {ADDRESS_LEN} bytes, got {len(address)}")
+    return address
+
+
+def prefix_of(prefix: Prefix) -> bytes:
+    """The bytes every key of a table starts with (for prefix iteration)."""
+    return bytes([prefix])
+
+
+# --- metadata ------------------------------------------------------------------------------------
+
+FORMAT = bytes([Prefix.META]) + b"optinode-store-format"
+
+
+# --- L1 follower ---------------------------------------------------------------------------------
+
+L1_HEAD = bytes([Prefix.L1_HEAD])
+
+
+def l1_block(number: int) -> bytes:
+    return bytes([Prefix.L1_BLOCK]) + _u(number, 8)
+
+
+def parse_l1_block(key: bytes) -> int:
+    return int.from_bytes(key[1:9], "big")
+
+
+def l1_event(block: int, log_index: int) -> bytes:
+    return bytes([Prefix.L1_EVENT]) + _u(block, 8) + _u(log_index, 4)
+
+
+def l1_events_from(block: int) -> bytes:
+    """The first key of the events of ``block`` and later blocks (a range start)."""
+    return bytes([Prefix.L1_EVENT]) + _u(block, 8)
+
+
+def parse_l1_event(key: bytes) -> tuple[int, int]:
+    return int.from_bytes(key[1:9], "big"), int.from_bytes(key[9:13], "big")
+
+
+# --- L1 sender -----------------------------------------------------------------------------------
+
+
+def sender_nonce(address: bytes) -> bytes:
+    return bytes([Prefix.SENDER_NONCE]) + _addr(address)
+
+
+def sender_item(address: bytes, item: int) -> bytes:
+    return bytes([Prefix.SENDER_ITEM]) + _addr(address) + _u(item, 8)
+
+
+def sender_items(address: bytes) -> bytes:
+    """The prefix of one key's send records."""
+    return bytes([Prefix.SENDER_ITEM]) + _addr(address)
+
+
+def parse_sender_item(key: bytes) -> int:
+    return int.from_bytes(key[21:29], "big")
+
+
+def sender_by_nonce(address: bytes, nonce: int) -> bytes:
+    return bytes([Prefix.SENDER_BY_NONCE]) + _addr(address) + _u(nonce, 8)
+
+
+def sender_by_nonce_prefix(address: bytes) -> bytes:
+    return bytes([Prefix.SENDER_BY_NONCE]) + _addr(address)
+
+
+def parse_sender_by_nonce(key: bytes) -> int:
+    return int.from_bytes(key[21:29], "big")
+
+
+# --- ranges --------------------------------------------------------------------------------------
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no such key)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
