@@ -112,7 +112,11 @@ def _unhex(data: Any, kind: Any, path: str) -> Any:
     for msgspec to report."""
     kind = _strip(kind)
     if kind is bytes:
-        return _hex_bytes(data, path) if isinstance(data, str) else data
+        if isinstance(data, str):
+            return _hex_bytes(data, path)
+        if not isinstance(data, (bytes, bytearray)):  # here, so that the message has the exact path
+            raise InvalidJson(f"{path}: expected 0x-prefixed hex bytes, got {type(data).__name__}")
+        return data
     members = _struct_members(kind)
     if members:
         if not isinstance(data, dict):
