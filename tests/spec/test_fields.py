@@ -23,7 +23,7 @@ from optinode.spec import fields, serde
 from optinode.spec.constants import MAX_U8
 from optinode.spec.errors import EncodeError
 from optinode.spec.fields import Bound, Count, Length, get_field_specs
-from optinode.spec.record_codec import decode_transaction, encode_transaction
+from optinode.spec.record_codec import _put_varint, decode_transaction, encode_transaction
 from optinode.spec.transition import is_well_formed
 from optinode.spec.types import (
     Deleverage,
@@ -138,10 +138,7 @@ def _json_path(path: tuple) -> str:
 
 def _varint(value: int) -> bytes:
     out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+    _put_varint(out, value)  # the encoder's own LEB128 (its format is test_codec.py's business)
     return bytes(out)
 
 
