@@ -21,7 +21,6 @@ as a literal (tests/spec/test_fields.py checks).
 
 from __future__ import annotations
 
-from itertools import product
 from operator import attrgetter, rshift
 from typing import Annotated, Any, Callable, NamedTuple, Union, get_args, get_origin, get_type_hints
 
@@ -162,113 +161,122 @@ def _struct_types(kind: Any) -> tuple[type, ...]:
     return tuple(m for m in members if isinstance(m, type) and hasattr(m, "__struct_fields__"))
 
 
-def _leaves(struct_type: type, prefix: str, chosen: dict[str, type]) -> list[tuple[str, FieldSpec]]:
-    """Every bounded int or list field reachable from `struct_type`, as (dotted path, spec), taking
-    for each union field the member type `chosen` names."""
-    out = []
-    for s in get_field_specs(struct_type):
-        path = prefix + s.name
-        if s.kind is int and type(s.bound) is Bound or s.item is not None:
-            out.append((path, s))
-        elif _struct_types(s.kind):
-            out += _leaves(chosen.get(path, s.kind), path + ".", chosen)
-    return out
-
-
 def _is_power_bound(bound: Bound) -> bool:
     return bound.low == 0 and bound.high & (bound.high + 1) == 0  # [0, 2^k - 1]
 
 
-def _flat_check(struct_type: type, chosen: dict[str, type]) -> Callable[[Any], bool]:
-    """The range check of one shape of `struct_type` (each union field fixed to one member)."""
-    leaves = _leaves(struct_type, "", chosen)
-    powers = [(path, s.bound) for path, s in leaves if s.item is None and _is_power_bound(s.bound)]
-    rest = [(attrgetter(path), s) for path, s in leaves if s.item is not None or not _is_power_bound(s.bound)]
-    # A Bound [0, 2^k - 1] holds exactly when value >> k == 0 (a negative value shifts to -1): all
-    # such fields are read by one attrgetter and shifted by one map, in C.
-    paths = [path for path, _ in powers]
-    shifts = tuple(bound.high.bit_length() for _, bound in powers)
-    if len(paths) == 1:
-        paths *= 2  # attrgetter of one name returns the bare value; of two, a tuple
-        shifts *= 2
-    get_powers = attrgetter(*paths) if paths else None
-    if get_powers is not None and not rest:  # the common case, kept to one call
+def _ints_check(specs: list[FieldSpec]) -> Callable[[Any], bool] | None:
+    """The Bound check of a struct's own integer fields, or None if it has none. A Bound
+    [0, 2^k - 1] holds exactly when value >> k == 0 (a negative value shifts to -1): such fields are
+    read by one attrgetter and shifted by one map, in C. Any other Bound is compared."""
+    powers = [s for s in specs if _is_power_bound(s.bound)]
+    others = [(attrgetter(s.name), s.bound.low, s.bound.high) for s in specs if not _is_power_bound(s.bound)]
+    shifts = tuple(s.bound.high.bit_length() for s in powers)
+    if len(powers) == 1 and not others:
+        get_one, shift = attrgetter(powers[0].name), shifts[0]
+        return lambda value: not get_one(value) >> shift
+    get_powers = attrgetter(*(s.name for s in powers)) if len(powers) > 1 else None
+    if get_powers is not None and not others:
         return lambda value: not any(map(rshift, get_powers(value), shifts))
+    if not powers and not others:
+        return None
+    if len(powers) == 1:
+        others.append((attrgetter(powers[0].name), 0, powers[0].bound.high))
 
     def check(value: Any) -> bool:
         if get_powers is not None and any(map(rshift, get_powers(value), shifts)):
             return False
-        for get, spec in rest:
-            field = get(value)
-            if spec.item is None:
-                if not spec.bound.low <= field <= spec.bound.high:
-                    return False
-            elif not _list_in_bounds(field, spec):
-                return False
-        return True
+        return all(low <= get(value) <= high for get, low, high in others)
 
     return check
 
 
-def _list_in_bounds(items: Any, spec: FieldSpec) -> bool:
-    if type(spec.bound) is Count and len(items) > spec.bound.high:
-        return False
+def _list_check(spec: FieldSpec) -> Callable[[Any], bool]:
+    """The Count of a list field and the bounds of its items."""
+    get = attrgetter(spec.name)
+    high = spec.bound.high if type(spec.bound) is Count else None
     item = spec.item
     assert item is not None
+    item_check: Callable[[Any], bool] | None = None
     if item.kind is int and type(item.bound) is Bound:
-        low, high = item.bound
-        return all(low <= x <= high for x in items)
-    members = _struct_types(item.kind)
-    if members:
-        checks = {member: get_range_check(member) for member in members}
-        return all(type(x) in checks and checks[type(x)](x) for x in items)
-    return True
+        low, top = item.bound
+        item_check = lambda x: low <= x <= top  # noqa: E731
+    elif _struct_types(item.kind):
+        checks = {member: get_range_check(member) for member in _struct_types(item.kind)}
+        item_check = lambda x: type(x) in checks and checks[type(x)](x)  # noqa: E731
+
+    def check(value: Any) -> bool:
+        items = get(value)
+        if high is not None and len(items) > high:
+            return False
+        return item_check is None or all(map(item_check, items))
+
+    return check
+
+
+def _union_check(spec: FieldSpec) -> tuple[Callable[[Any], Any], dict[type, Callable[[Any], bool]]]:
+    return attrgetter(spec.name), {member: get_range_check(member) for member in _struct_types(spec.kind)}
+
+
+_RANGE_CHECKS: dict[type, Callable[[Any], bool]] = {}
 
 
 def get_range_check(struct_type: type) -> Callable[[Any], bool]:
     """A predicate: every integer field of a value of `struct_type` (and of the structs it holds)
     lies within its Bound, and every list within its Count. Types are not checked (they are enforced
-    where a value is built or decoded), nor byte lengths (a signature of the wrong length is the state
-    transition's BAD_SIGNATURE). `state_transition` calls this for every transaction, so the work is
-    done once per type: one flat check per shape (a Trade's maker and taker are each an Order or a
-    SlotRef: four shapes), picked by the types of the union fields."""
-    unions = [(s.name, _struct_types(s.kind)) for s in get_field_specs(struct_type) if _struct_types(s.kind)]
-    if not unions:
-        return _flat_check(struct_type, {})
-    names = [name for name, _ in unions]
-    shapes = {
-        combo: _flat_check(struct_type, dict(zip(names, combo))) for combo in product(*(members for _, members in unions))
-    }
-    if len(names) == 1:
-        get_one = attrgetter(names[0])
-        by_type = {combo[0]: shape_check for combo, shape_check in shapes.items()}
-
-        def check_one(value: Any) -> bool:
-            shape_check = by_type.get(type(get_one(value)))
-            return shape_check is not None and shape_check(value)
-
-        return check_one
-    if len(names) == 2:  # a Trade: dispatch on the maker's type, then the taker's
-        get_first, get_second = attrgetter(names[0]), attrgetter(names[1])
-        by_types: dict[type, dict[type, Callable[[Any], bool]]] = {}
-        for (first, second), shape_check in shapes.items():
-            by_types.setdefault(first, {})[second] = shape_check
-
-        def check_two(value: Any) -> bool:
-            shape_check = by_types.get(type(get_first(value)), _NO_SHAPES).get(type(get_second(value)))
-            return shape_check is not None and shape_check(value)
-
-        return check_two
-    get_members = attrgetter(*names)
-
-    def check(value: Any) -> bool:
-        shape_check = shapes.get(tuple(map(type, get_members(value))))
-        return shape_check is not None and shape_check(value)
-
+    where a value is built or decoded), nor byte lengths (a signature of the wrong length is the
+    state transition's BAD_SIGNATURE). `state_transition` calls this for every transaction, so it is
+    assembled once per type from the few shapes below, with no loop over fields at call time."""
+    check = _RANGE_CHECKS.get(struct_type)
+    if check is None:
+        check = _assemble(struct_type)
+        _RANGE_CHECKS[struct_type] = check
     return check
 
 
-_NO_SHAPES: dict[type, Callable[[Any], bool]] = {}
+def _assemble(struct_type: type) -> Callable[[Any], bool]:
+    specs = get_field_specs(struct_type)
+    own = _ints_check([s for s in specs if s.kind is int and type(s.bound) is Bound])
+    lists = [_list_check(s) for s in specs if s.item is not None]
+    unions = [_union_check(s) for s in specs if _struct_types(s.kind)]
+    parts = ([own] if own is not None else []) + lists
+    if len(unions) > 2 or len(parts) > 1:  # an OraclePrice or FundingTick (a byte and a list): rare, so general
+
+        def check_all(value: Any) -> bool:
+            for get, members in unions:
+                inner = get(value)
+                inner_check = members.get(type(inner))
+                if inner_check is None or not inner_check(inner):
+                    return False
+            return all(part(value) for part in parts)
+
+        return check_all
+    first = parts[0] if parts else None
+    if not unions:
+        return first if first is not None else (lambda value: True)
+    if len(unions) == 1:  # a Liquidate: its liquidator is an Order or a SlotRef
+        (get_a, members_a), = unions
+
+        def check_one(value: Any) -> bool:
+            a = get_a(value)
+            check_a = members_a.get(type(a))
+            return check_a is not None and (first is None or first(value)) and check_a(a)
+
+        return check_one
+    (get_a, members_a), (get_b, members_b) = unions  # a Trade: maker and taker
+
+    def check_two(value: Any) -> bool:
+        a, b = get_a(value), get_b(value)
+        check_a, check_b = members_a.get(type(a)), members_b.get(type(b))
+        return (
+            check_a is not None
+            and check_b is not None
+            and (first is None or first(value))
+            and check_a(a)
+            and check_b(b)
+        )
+
+    return check_two
 
 
 # --- the full check: types as well as bounds ---------------------------------------------------------
