@@ -9,7 +9,7 @@ exactly as it was.
 
 from __future__ import annotations
 
-from typing import Callable, get_args
+from typing import Callable
 
 import msgspec
 
@@ -25,7 +25,6 @@ from .constants import (
 from .crypto import recover_signer
 from .eip712 import compute_order_digest, compute_typed_digest, hash_oracle_price, hash_withdraw
 from .errors import ErrorCode, InvalidTransaction
-from .fields import get_range_check
 from .margin import (
     ceil_div,
     compute_settled_funding,
@@ -53,6 +52,7 @@ from .types import (
     Transaction,
     Withdraw,
 )
+from .well_formed import RANGE_CHECKS
 
 APPLIED = Receipt(ErrorCode.OK, True)
 
@@ -78,17 +78,13 @@ def require(condition: bool, code: ErrorCode, detail: str = "") -> None:
 
 # --- well-formedness: every field within its bound in the field table (spec/fields.py) -------------
 
-# One range check per transaction type, derived from the bounds its fields declare in types.py.
-_RANGE_CHECKS: dict[type, Callable[[Transaction], bool]] = {
-    kind: get_range_check(kind) for kind in get_args(Transaction) if kind is not Malformed
-}
-
 
 def is_well_formed(tx: Transaction) -> bool:
     """Every integer field within its Bound and every list within its Count (the record codec can
-    produce nothing else, so this only ever rejects a transaction built some other way). Malformed,
-    or anything that is not a transaction, is never well formed."""
-    check = _RANGE_CHECKS.get(type(tx))
+    produce nothing else, so this only ever rejects a transaction built some other way). The checks
+    are rendered from the field table into well_formed.py. Malformed, or anything that is not a
+    transaction, is never well formed."""
+    check = RANGE_CHECKS.get(type(tx))
     return check is not None and check(tx)
 
 

@@ -217,9 +217,22 @@ def test_list_counts_agree_with_the_table(base: Transaction, field: str, item: A
         serde.from_plain(serde.to_plain(over), Transaction)
 
 
+def test_the_rendered_range_checks_are_current() -> None:
+    # transition.is_well_formed runs the checks in spec/well_formed.py, rendered from the table.
+    rendered = fields.render_range_checks(tuple(t for t in get_args(Transaction) if t is not Malformed))
+    committed = (REPO / "optinode" / "spec" / "well_formed.py").read_text()
+    assert committed == rendered, "the field table changed: run scripts/generate_well_formed.py"
+
+
+def test_every_transaction_type_has_a_base_case() -> None:
+    # So that a new transaction type is checked at every field's boundary as soon as it exists.
+    assert {type(b) for b in BASES} == set(get_args(Transaction)) - {Malformed}
+
+
 # --- no literal bound outside the table ----------------------------------------------------------------
 
-TABLE_MODULES = {"optinode/spec/fields.py", "optinode/spec/constants.py"}
+# The table, the constants it reads, and the range checks rendered from it.
+TABLE_MODULES = {"optinode/spec/fields.py", "optinode/spec/constants.py", "optinode/spec/well_formed.py"}
 
 
 def _bound_values() -> set[int]:
