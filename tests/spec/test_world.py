@@ -12,7 +12,7 @@ from optinode.config import load_genesis
 from optinode.spec.commitment import compute_state_root
 from optinode.spec.errors import ErrorCode
 from optinode.spec.transition import state_transition
-from optinode.spec.types import Trade
+from optinode.spec.types import ForcedWithdraw, Trade
 from optinode.testing import vectors
 from optinode.testing import world as world_module
 from optinode.testing.world import (
@@ -99,3 +99,15 @@ def test_recording_replays_to_the_same_state(funded_world) -> None:
     assert receipts == w.receipts and compute_state_root(state) == w.root()
     genesis, ctx, txs = recording.decode_json(recording.to_json())
     assert (genesis, ctx, txs) == (recording.genesis, recording.ctx, list(recording.txs))
+
+
+def test_a_vector_case_must_state_its_outcome() -> None:
+    """`World.vector` refuses a case whose stated outcome is not what happens (code, or applied)."""
+    w = vectors.base_world()
+    with pytest.raises(AssertionError, match="expected OK"):
+        w.fork().vector(w.withdraw("carol", 0), expect=ErrorCode.OK)
+    w.queue_forced("carol", 10**18)  # more than carol has: consumed but refused
+    with pytest.raises(AssertionError, match="applied=False"):
+        w.fork().vector(ForcedWithdraw(), expect=ErrorCode.INSUFFICIENT_MARGIN)
+    vector = w.fork().vector(ForcedWithdraw(), expect=ErrorCode.INSUFFICIENT_MARGIN, applied=True)
+    assert vector["expected"]["applied"] is True
