@@ -546,6 +546,12 @@ def _():
     return w.vector(_liquidation(w, 2_400, by="bob", victim=4), expect=E.OK, description="the insurance fund pays erin's 20 USD debt as bob closes her")
 
 
+@case("liquidate/bankrupt_discount")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    return w.vector(_liquidation(w, 2_350, by="bob", victim=4), expect=E.INSUFFICIENT_MARGIN, description="the fund pays erin's debt at the oracle price, never bob's discount")
+
+
 @case("liquidate/insurance_short")
 def _():
     w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD, the fund holds 81.6

@@ -212,6 +212,15 @@ def test_finding_6a_a_liquidation_of_a_bankrupt_account_is_covered_by_the_insura
     w.check_conservation()
 
 
+def test_finding_6a_the_fund_never_pays_a_liquidators_discount():
+    w = insured_world()
+    w.set_price(ETH, eth(2450))  # dave at -50 USD
+    # At 2400 (inside the band) frank would gain 50 USD at the fund's expense on top of dave's debt.
+    receipt = w.apply(Liquidate(w.order("frank", size=ETH_UNIT, limit_price=eth(2400)), w.ids["dave"], ETH_UNIT))
+    assert receipt == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
+    assert w.state.insurance == 280 * USD
+
+
 def test_finding_6a_a_deleverage_spends_the_insurance_fund_before_the_counterparty():
     w = insured_world()
     w.set_price(ETH, eth(2400))  # dave at -100 USD
