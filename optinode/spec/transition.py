@@ -682,9 +682,14 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     check_balance(deleverager_collateral)
     # 7b. The funding pool stays in range.
     check_balance(pool)
-    # 8. The deleverager ends healthy or healthier: its share is bounded by its position in this
-    #    market at this market's bankruptcy price, and it is never made to take more than it can.
-    check_margin(state, deleverager, deleverager_collateral, deleverager_positions, tx.market)
+    # 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
+    #    market at this market's bankruptcy price); or, the last resort once the insurance fund is
+    #    spent, with a non-negative value: the socialized loss never takes more than it has.
+    require(
+        is_margin_ok_after_fill(state, deleverager.collateral, deleverager.positions, deleverager_collateral, deleverager_positions, tx.market)
+        or (insurance == 0 and get_total_value(state, deleverager_collateral, deleverager_positions) >= 0),
+        ErrorCode.INSUFFICIENT_MARGIN,
+    )
     write_party(state, deleveraged, deleveraged_collateral, deleveraged_positions)
     write_party(state, deleverager, deleverager_collateral, deleverager_positions)
     state.insurance = insurance

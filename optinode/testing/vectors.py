@@ -634,6 +634,15 @@ def _():
     return w.vector(Deleverage(4, 2, ETH, ETH_UNIT), expect=E.INSUFFICIENT_MARGIN, description="carol cannot take 338.4 USD with 100 USD of value")
 
 
+@case("deleverage/last_resort")
+def _():
+    w = _insured(2_000 * PRICE_ONE // 1000)
+    w.state.accounts[2].collateral = 2_150 * USD  # carol: value 150 USD, short 1 ETH
+    w.touch(2)
+    w.root()
+    return w.vector(Deleverage(4, 2, ETH, ETH_UNIT // 2), expect=E.OK, description="the fund spent, carol takes 128.4 USD of erin's debt and ends below maintenance, never below zero")
+
+
 @case("deleverage/cross_market_share")
 def _():
     w = leveraged_world()

@@ -145,6 +145,19 @@ contract OspAccounts is OspProver {
         int256 deleveragerCollateral;
         StateCodec.Position[] deleveragerPositions;
         int256 pool;
+        int256 insurance;
+    }
+
+    /// spec: process_deleverage rule 8 (inline there).
+    function isDeleveragerMarginOk(
+        OspState.State memory s,
+        DeleverageFill memory f,
+        OspRules.Party memory deleverager,
+        uint256 market
+    ) private pure returns (bool) {
+        return OspMargin.isMarginOkAfterFill(
+            s, deleverager.collateral, deleverager.positions, f.deleveragerCollateral, f.deleveragerPositions, market
+        ) || (f.insurance == 0 && OspMargin.getTotalValue(s, f.deleveragerCollateral, f.deleveragerPositions) >= 0);
     }
 
     /// spec: process_deleverage
@@ -201,12 +214,14 @@ contract OspAccounts is OspProver {
         OspRules.checkBalance(f.deleveragerCollateral);
         // 7b. The funding pool stays in range.
         OspRules.checkBalance(f.pool);
-        // 8. The deleverager ends healthy or healthier: its share is bounded by its position in this
-        //    market at this market's bankruptcy price, and it is never made to take more than it can.
-        OspRules.checkMargin(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions, t.market);
+        f.insurance = s.g.insurance - f.cover;
+        // 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
+        //    market at this market's bankruptcy price); or, the last resort once the insurance fund is
+        //    spent, with a non-negative value: the socialized loss never takes more than it has.
+        OspRules.requireValid(isDeleveragerMarginOk(s, f, deleverager, t.market), ErrorCode.INSUFFICIENT_MARGIN);
         OspRules.writeParty(s, deleveraged, f.deleveragedCollateral, f.deleveragedPositions);
         OspRules.writeParty(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions);
-        s.g.insurance = int128(s.g.insurance - f.cover);
+        s.g.insurance = int128(f.insurance);
         s.g.fundingPool = int128(f.pool);
         return ErrorCode.OK;
     }
