@@ -14,6 +14,7 @@ The tree (each class lives next to the code that raises it)::
     ├── WitnessError                  spec.errors      a one-step witness does not authenticate
     ├── InvalidState                  spec.errors      a state from outside is not whole/encodable (spec.state_check)
     ├── InvalidGenesis                spec.genesis     a genesis breaks check_genesis
+    ├── InvalidJson                   spec.serde       JSON that is not a spec value: a field of the wrong type, out of its bound, or bytes not as 0x-hex
     ├── InvalidMove                   spec.game        a dispute-game move the contract would revert
     ├── BondRuleError                 spec.bonds       a bond call (append, open, finalize, forfeit, withdraw) the contracts would revert
     ├── ConfigError                   optinode.config  a TOML config that cannot be read or validated

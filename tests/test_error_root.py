@@ -49,6 +49,7 @@ NAMED = [
     "optinode.spec.errors.InvalidState",
     "optinode.spec.game.InvalidMove",
     "optinode.spec.genesis.InvalidGenesis",
+    "optinode.spec.serde.InvalidJson",
     "optinode.config.ConfigError",
     "optinode.cli.spec_apply.InputError",
     "optinode.cli.demo.DemoConfigError",

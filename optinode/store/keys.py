@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from optinode.spec.constants import ADDRESS_LEN
+
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 
@@ -50,8 +52,8 @@ def _u(value: int, width: int) -> bytes:
 
 
 def _addr(address: bytes) -> bytes:
-    if len(address) != 20:
-        raise ValueError(f"an address key component is 20 bytes, got {len(address)}")
+    if len(address) != ADDRESS_LEN:
+        raise ValueError(f"an address key component is {ADDRESS_LEN} bytes, got {len(address)}")
     return address
 
 
