@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import trio
 
+from optinode.spec.batch_framing import frame_records
+
 __all__ = ["APPEND_BASE_GAS", "BatchPolicy", "Pending", "estimate_append_gas", "framed_size", "run"]
 
 # appendBatch's cost, measured with bench/l1cost.py on anvil (docs/benchmarks.md) and rounded up:
@@ -37,7 +39,8 @@ GAS_PER_BYTE = 40  # calldata at the EIP-7623 floor price for a non-zero byte (a
 
 
 def framed_size(record: bytes) -> int:
-    return len(record) + (1 if len(record) < 0x80 else 2)
+    """Bytes the record takes in the framed batch (its length prefix included): the spec's framing."""
+    return len(frame_records((record,)))
 
 
 def estimate_append_gas(records: int, data_bytes: int) -> int:
