@@ -21,7 +21,11 @@ The tree (each class lives next to the code that raises it)::
     ├── InputError                    cli.spec_apply   a file or stdin given to `optinode spec apply`
     ├── DemoConfigError               cli.demo         a config the demo cannot narrate
     ├── UnknownLog                    l1.events        an L1 log of a followed contract that matches no ABI event
-    └── DeploymentError               l1.deploy        a deployment file, or a deploy the config and the chain refuse
+    ├── DeploymentError               l1.deploy        a deployment file, or a deploy the config and the chain refuse
+    ├── Rejected                      services.engine  a submitted transaction the spec refuses (carries its ErrorCode)
+    ├── FaultRefused                  services.faults  a fault-injection switch on a non-devnet chain, or an unknown point
+    ├── ClaimUnavailable              services.claims  a withdrawal claim for a batch or account the store does not have
+    └── AdminRpcError                 services.admin_rpc  a bad admin JSON-RPC request (mapped to its JSON-RPC code)
 
 Not in the tree, on purpose: `spec.errors.EncodeError` (our own code built a value the batch format
 cannot hold), the L1 layer's errors (`AnvilError`, `ArtifactError`, reverts of our own
