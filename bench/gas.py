@@ -36,7 +36,7 @@ from optinode.l1.anvil import run_anvil  # noqa: E402
 from optinode.l1.artifacts import artifact_names, load_artifact  # noqa: E402
 from optinode.l1.contracts import (  # noqa: E402
     QueueEntries,
-    StateParts,
+    increase_time,
     SystemParams,
     deploy_system,
     encode_witness,
@@ -46,21 +46,17 @@ from optinode.l1.contracts import (  # noqa: E402
 from optinode.spec.game import compute_split_points  # noqa: E402
 from optinode.spec.player import choose_first_disagreement  # noqa: E402
 from optinode.spec.batch_framing import frame_records  # noqa: E402
-from optinode.spec.record_codec import decode_transaction, encode_transaction  # noqa: E402
-from optinode.spec.commitment import Commitment, encode_globals  # noqa: E402
-from optinode.spec.crypto import keccak  # noqa: E402
+from optinode.spec.record_codec import encode_transaction  # noqa: E402
 from optinode.spec.serde import from_plain  # noqa: E402
-from optinode.spec.state import copy_state, set_account  # noqa: E402
-from optinode.spec.transition import state_transition  # noqa: E402
 from optinode.spec.types import Deposit, DepositEntry, ForcedWithdraw, L1Context, Trade  # noqa: E402
-from optinode.spec.witness import Witness, build_witness  # noqa: E402
-from optinode.testing.scenario import ETH_PRICE, Scenario  # noqa: E402
+from optinode.spec.witness import Witness  # noqa: E402
+from optinode.spec.commitment import encode_account, encode_globals  # noqa: E402
+from optinode.testing.replay import Replay, state_parts  # noqa: E402
+from optinode.testing.world import ETH_PRICE, ETH_UNIT, USD, World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"
 EIP7825_TX_GAS_CAP = 2**24
-USD = 10**6
-ETH_UNIT = 10**9
 
 
 def real_prover_available() -> bool:
@@ -86,53 +82,11 @@ def measure_osp(w3: Web3, prover_address: str) -> dict[str, int]:
     return per_type
 
 
-class Replay:
-    """Roots after every transaction of a batch, from the spec. `tamper_after`: the sequencer adds one
-    unit of collateral to account 0 after that transaction (a wrong root from there on)."""
-
-    def __init__(self, pre: Scenario, records: list[bytes], ctx: L1Context, tamper_after: int | None = None) -> None:
-        state = copy_state(pre.state)
-        state.dirty_accounts.clear()
-        state.dirty_slots.clear()
-        commitment = Commitment.from_state(state)
-        self.records = records
-        self.ctx = ctx
-        self.roots = [commitment.update(state)]
-        self.pre_states = {}
-        for k, record in enumerate(records):
-            if k < 8:
-                self.pre_states[k] = copy_state(state)
-            receipt = state_transition(state, decode_transaction(record), ctx)
-            if tamper_after == k:
-                account = state.accounts[0]
-                account.collateral += 1
-                set_account(state, 0, account)
-            elif not receipt.applied:
-                self.roots.append(self.roots[-1])  # unchanged state, unchanged root
-                continue
-            self.roots.append(commitment.update(state))
-        self.parts = StateParts(
-            commitment.accounts.root(),
-            commitment.slots.root(),
-            keccak(encode_globals(state)),
-            state.deposits_done,
-            state.forced_done,
-        )
-        assert self.parts.root() == self.roots[-1]
-
-    def witness(self, k: int) -> bytes:
-        state = copy_state(self.pre_states[k])
-        state.dirty_accounts.clear()
-        state.dirty_slots.clear()
-        commitment = Commitment.from_state(state)
-        return encode_witness(build_witness(state, commitment, decode_transaction(self.records[k]), self.ctx))
-
-
 def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object]:
     """Append a batch of n transactions with a root that is wrong from index 3 on, and lose it to
     an honest challenger. Returns gas figures and the number of L1 transactions of the game."""
     proposer, challenger, depositor = accounts[1], accounts[2], accounts[3]
-    w = Scenario()
+    w = World()
     entries = []
     for name in ("alice", "bob"):
         owner = Web3.to_checksum_address(w.key(name).address)
@@ -140,8 +94,8 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         entries.append((owner, 10_000 * USD))
         w.ids[name] = len(w.ids)
     trade = Trade(
-        w.order("alice", is_buy=True, size=ETH_UNIT, price=ETH_PRICE),
-        w.order("bob", is_buy=False, size=ETH_UNIT, price=ETH_PRICE),
+        w.order("alice", is_buy=True, size=ETH_UNIT, limit_price=ETH_PRICE),
+        w.order("bob", is_buy=False, size=ETH_UNIT, limit_price=ETH_PRICE),
         ETH_UNIT,
     )
     txs = [Deposit(0), Deposit(1), trade]
@@ -151,13 +105,13 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         l1_timestamp=timestamp,
         deposits={i: DepositEntry(bytes.fromhex(o[2:]), a) for i, (o, a) in enumerate(entries)},
     )
-    honest = Replay(w, records, ctx)
-    bad = Replay(w, records, ctx, tamper_after=2)
+    honest = Replay(w.state, records, ctx)
+    bad = Replay(w.state, records, ctx, tamper_after=2)
     assert honest.roots[:3] == bad.roots[:3] and honest.roots[3] != bad.roots[3]
 
     before = dict(system.gas)
     w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
-    index = system.append_batch(proposer, records, bad.parts, gas=60_000_000)
+    index = system.append_batch(proposer, records, bad.parts(), gas=60_000_000)
     append_gas = system.gas["appendBatch"] - before.get("appendBatch", 0)
 
     moves: list[tuple[str, int]] = []
@@ -179,8 +133,9 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         record("choose", transact(w3, system.game.functions.choose(game_id, posted, part), challenger))
     k = system.game_state(game_id)["start"]
     assert k == 2, k
-    witness = honest.witness(k)
-    dd = honest.pre_states[k].deposits_done
+    witness, pre_state = honest.witness(k)
+    witness = encode_witness(witness)
+    dd = pre_state.deposits_done
     queue = QueueEntries(*entries[dd]) if dd < len(entries) else QueueEntries()
     fn = system.game.functions.step(game_id, records[k], tx_proof(records, k), witness, queue.as_tuple())
     record("step", transact(w3, fn, challenger))
@@ -192,6 +147,38 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         "l1_txs": len(moves),
         "moves": moves,
     }
+
+
+def measure_escape(w3: Web3, accounts: list[str]) -> dict[str, int]:
+    """Gas of one account's way out of a frozen rollup: registering its claim (proof under the final
+    root, globals decoded, one position valued) and its payout (the first one fixes the pool)."""
+    proposer, user = accounts[1], accounts[3]
+    w = World()
+    genesis_root = w.root()
+    w.deposit("alice", 10_000 * USD)
+    w.deposit("bob", 10_000 * USD)
+    w.must(w.trade("alice", "bob", ETH_UNIT, maker_buys=True))
+    params = SystemParams(genesis_root=genesis_root, proposers=(proposer,))
+    system = deploy_system(w3, accounts[0], params)
+    for name in ("alice", "bob"):
+        system.deposit(user, Web3.to_checksum_address(w.key(name).address), 10_000 * USD)
+    system.deposit(user, user, 1)  # never consumed: it freezes the rollup when overdue
+    w.root()
+    parts = state_parts(w.state, w.commitment)
+    system.append_batch(proposer, [b"\x01\x00"] * 3, parts)
+    increase_time(w3, params.challenge_window)
+    system.finalize(proposer, 1)
+    increase_time(w3, params.deposit_deadline + 1)
+    system.freeze(user)
+    gas = {}
+    for name in ("alice", "bob"):
+        i = w.ids[name]
+        proof = (i, encode_account(w.state.accounts[i]), list(w.commitment.accounts.proof(i)))
+        gas[f"register_{name}"] = system.register_claim(user, encode_globals(w.state), parts, proof)["gasUsed"]
+    increase_time(w3, params.claim_period + 1)
+    first = system.escape(user, w.ids["alice"])["gasUsed"]
+    later = system.escape(user, w.ids["bob"])["gasUsed"]
+    return {"register_claim": gas["register_alice"], "first_payout": first, "payout": later, "total": gas["register_alice"] + first}
 
 
 def main() -> None:
@@ -217,11 +204,12 @@ def main() -> None:
             osp_source = "MockOneStepProver: contracts/src/osp/OneStepProver is not built yet"
         results = {}
         for log_n in (10, 16):
-            genesis = Scenario()
+            genesis = World()
             params = SystemParams(genesis_root=genesis.root(), proposers=(accounts[1],), arity=args.arity)
             system = deploy_system(w3, accounts[0], params, prover=prover)
             results[log_n] = play_game(system, w3, accounts, 2**log_n)
             print(f"2^{log_n}: {json.dumps({k: v for k, v in results[log_n].items()})}", file=sys.stderr)
+        escape = measure_escape(w3, accounts)
         sizes = {
             name: (len(load_artifact(name)["deployedBytecode"]) - 2) // 2 for name in ("Bridge", "Rollup", "DisputeGame")
         }
@@ -240,6 +228,8 @@ def main() -> None:
         "osp_gas": osp_gas,
         "osp_gas_max": max(osp_gas.values()) if osp_gas else None,
         "append_gas_per_tx": round(big["append_gas"] / 2**16, 1),
+        "escape_gas": escape["total"],
+        "escape_gas_parts": escape,
         "append_2p16_gas": big["append_gas"],
         "append_2p16_under_eip7825_cap": big["append_gas"] <= EIP7825_TX_GAS_CAP,
         "append_2p16_calldata_bytes": big["calldata_bytes"],

@@ -23,13 +23,23 @@ Sections
 TOML integers are 64-bit signed, so no value here can exceed 2**63 - 1 (the spec's u64 fields are
 therefore bounded a little tighter than the spec itself requires; no realistic value comes close).
 
+``[node]`` (optional; every key has a default, see :class:`NodeSection`): what a running node needs
+besides the genesis: ``data_dir``, the L1 endpoint (``l1_rpc`` or ``l1_rpc_env``; the CLI's
+``--rpc`` overrides both, `resolve_l1_rpc`), ``poll_interval``, ``confirmation_depth``,
+``reorg_window``, ``log_block_range``, ``[node.batch]`` (batch limits: records, bytes, gas, age, and
+the queue-deadline margin), ``[node.sender]`` (fee bumps and caps) and ``[node.keys]`` (one key source
+per role: ``{ env = "VAR" }`` or ``{ keystore = "file.json", password_env = "VAR" }``, loaded by
+`load_key` into a `Secret` whose repr shows only its address).
+
 New sections are added as new fields of :class:`Config`; an unknown top-level table is an error so
 that a typo never silently falls back to a default.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +47,7 @@ import msgspec
 
 from optinode.spec.constants import FRACTION_ONE, MAX_MARKETS, MAX_ORACLES
 from optinode.spec.crypto import keccak
+from optinode.spec.errors import InvalidInput
 from optinode.spec.genesis import Genesis, GenesisMarket, InvalidGenesis, check_genesis
 
 _I64_MAX = 2**63 - 1
@@ -51,7 +62,7 @@ Fraction = Annotated[int, msgspec.Meta(ge=0, le=FRACTION_ONE, description="parts
 MarketName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """A config file that cannot be read, parsed or validated. The message is one line:
     ``<file>: <key path>: <problem>``."""
 
@@ -95,10 +106,79 @@ class GenesisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         )
 
 
+
+# --- [node]: the services around the spec ---------------------------------------------------------
+
+# The L1 limits a batch transaction must stay under: EIP-7825 caps one transaction's gas at 2**24,
+# and clients (geth's txpool) refuse transactions larger than 128 KiB. The batch's own bytes leave
+# room for the call's ABI envelope and signature.
+L1_TX_GAS_CAP = 2**24
+L1_TX_SIZE_CAP = 128 * 1024
+BATCH_BYTES_CAP = L1_TX_SIZE_CAP - 4096
+
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=86_400, description="seconds")]
+EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=128, description="environment variable name")]
+
+
+class KeySource(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where one L1 key comes from: ``{ env = "VAR" }`` (0x-hex private key in the environment) or
+    ``{ keystore = "path.json", password_env = "VAR" }`` (an eth-account / geth V3 keystore file).
+    The key itself never appears in a config file, a log line or an error message."""
+
+    env: EnvName | None = None
+    keystore: str | None = None
+    password_env: EnvName | None = None
+
+
+class KeysSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[node.keys]``: one source per role that sends L1 transactions (each key gets its own
+    sender: nonces are per key)."""
+
+    proposer: KeySource | None = None  # the sequencer's: appends batches with their bond, finalizes, defends
+    challenger: KeySource | None = None  # a verifier's: opens and plays games
+    deployer: KeySource | None = None  # `optinode l1 deploy`
+
+
+class BatchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[node.batch]``: when the batcher cuts a batch (whichever limit is reached first)."""
+
+    max_records: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 4096
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=BATCH_BYTES_CAP)] = 120_000
+    max_gas: Annotated[int, msgspec.Meta(ge=200_000, le=L1_TX_GAS_CAP)] = 15_000_000
+    max_age: Seconds = 2.0  # from the batch's first command
+    # consume each L1 queue entry (deposit, forced request) at least this long before its deadline
+    queue_margin: Seconds = 60.0
+
+
+class SenderSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[node.sender]``: how L1 transactions are priced, replaced and awaited."""
+
+    resubmit_after: Seconds = 24.0  # not mined this long after sending: replace it with bumped fees
+    fee_bump_percent: Annotated[int, msgspec.Meta(ge=10, le=300)] = 15  # clients need >= 10% on both fees
+    max_fee_per_gas_gwei: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500  # never bid above this
+    priority_fee_gwei: Annotated[float, msgspec.Meta(ge=0, le=1_000)] = 1.0  # tip when eth_maxPriorityFeePerGas is unavailable
+
+
+class NodeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[node]``: what a running node (sequencer or verifier) needs besides the genesis."""
+
+    data_dir: Annotated[str, msgspec.Meta(min_length=1)] = "data"  # relative paths: against the working directory
+    l1_rpc: Annotated[str, msgspec.Meta(pattern=r"^https?://")] | None = None  # `--rpc` overrides it
+    l1_rpc_env: EnvName | None = None  # or read the URL from this variable (it may embed an API key)
+    poll_interval: Seconds = 1.0  # how often the follower asks for new L1 blocks
+    confirmation_depth: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0  # blocks behind the head to act at
+    reorg_window: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 256  # recent block hashes kept for reorg checks
+    log_block_range: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000  # blocks per eth_getLogs
+    batch: BatchSection = msgspec.field(default_factory=BatchSection)
+    sender: SenderSection = msgspec.field(default_factory=SenderSection)
+    keys: KeysSection = msgspec.field(default_factory=KeysSection)
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A whole config file."""
 
     genesis: GenesisSection
+    node: NodeSection = msgspec.field(default_factory=NodeSection)
 
 
 # --- addresses -------------------------------------------------------------------------------------
@@ -169,6 +249,22 @@ def check_genesis_section(section: GenesisSection, source: str) -> None:
             raise _fail(source, f"{where}.liquidation_fee", "must not exceed maintenance_margin")
 
 
+def check_node_section(node: NodeSection, source: str) -> None:
+    if node.l1_rpc is not None and node.l1_rpc_env is not None:
+        raise _fail(source, "node", "give l1_rpc or l1_rpc_env, not both")
+    for role in KeysSection.__struct_fields__:
+        key = getattr(node.keys, role)
+        if key is None:
+            continue
+        where = f"node.keys.{role}"
+        if (key.env is None) == (key.keystore is None):
+            raise _fail(source, where, "give exactly one of env or keystore")
+        if key.keystore is not None and key.password_env is None:
+            raise _fail(source, where, "a keystore needs password_env (the variable holding its password)")
+        if key.env is not None and key.password_env is not None:
+            raise _fail(source, where, "password_env belongs to a keystore source")
+
+
 def parse_config(text: str | bytes, source: str = "<config>") -> Config:
     """Parse and validate TOML text; `source` names it in error messages."""
     try:
@@ -179,6 +275,7 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
     except msgspec.DecodeError as error:
         raise _fail(source, "", f"invalid TOML: {error}") from None
     check_genesis_section(config.genesis, source)
+    check_node_section(config.node, source)
     try:
         check_genesis(config.genesis.to_genesis())
     except InvalidGenesis as error:
@@ -200,3 +297,94 @@ def load_genesis(path: str | Path) -> Genesis:
     """The spec Genesis of a config file's ``[genesis]`` table."""
     return load_config(path).genesis.to_genesis()
 
+
+
+# --- resolving [node] values from the environment ----------------------------------------------------
+
+
+def resolve_l1_rpc(node: NodeSection, override: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The L1 JSON-RPC URL: ``override`` (the CLI's ``--rpc``), else ``l1_rpc``, else ``$l1_rpc_env``."""
+    environ = os.environ if environ is None else environ
+    if override:
+        return override
+    if node.l1_rpc:
+        return node.l1_rpc
+    if node.l1_rpc_env:
+        url = environ.get(node.l1_rpc_env, "")
+        if not url:
+            raise ConfigError(f"node.l1_rpc_env: environment variable {node.l1_rpc_env} is not set (it should hold the L1 RPC URL)")
+        return url
+    raise ConfigError("node: no L1 RPC URL: pass --rpc, or set node.l1_rpc or node.l1_rpc_env")
+
+
+class Secret:
+    """A private key that does not print: ``repr``/``str`` show only its address."""
+
+    __slots__ = ("_key", "address")
+
+    def __init__(self, key: bytes) -> None:
+        from eth_account import Account
+
+        self._key = key
+        self.address: str = Account.from_key(key).address
+
+    def account(self):  # type: ignore[no-untyped-def]
+        """The eth-account LocalAccount (signs transactions and typed data)."""
+        from eth_account import Account
+
+        return Account.from_key(self._key)
+
+    def __repr__(self) -> str:
+        return f"Secret(address={self.address}, key=<hidden>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        raise TypeError("a Secret is not serialized")
+
+
+_HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+def load_key(node: NodeSection, role: str, *, environ: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Secret:
+    """The key of ``role`` (a field of ``[node.keys]``). Errors name the role and the source, never
+    the key or the password."""
+    environ = os.environ if environ is None else environ
+    where = f"node.keys.{role}"
+    source = getattr(node.keys, role, None)
+    if source is None:
+        raise ConfigError(f"{where}: no key source configured (add {{ env = \"VAR\" }} or {{ keystore = \"file\", password_env = \"VAR\" }})")
+    if source.env is not None:
+        text = environ.get(source.env, "").strip()
+        if not text:
+            raise ConfigError(f"{where}: environment variable {source.env} is not set")
+        if not _HEX_KEY.match(text):
+            raise ConfigError(f"{where}: {source.env} does not hold a 32-byte hex private key")
+        key = bytes.fromhex(text.removeprefix("0x"))
+    else:
+        path = Path(source.keystore)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        password = environ.get(source.password_env or "")
+        if password is None:
+            raise ConfigError(f"{where}: environment variable {source.password_env} (the keystore password) is not set")
+        try:
+            keyfile = msgspec.json.decode(path.read_bytes())
+        except OSError as error:
+            raise ConfigError(f"{where}: cannot read keystore {path}: {error.strerror or error}") from None
+        except msgspec.DecodeError:
+            raise ConfigError(f"{where}: {path} is not a JSON keystore file") from None
+        from eth_account import Account
+
+        try:
+            key = bytes(Account.decrypt(keyfile, password))
+        except ValueError:
+            raise ConfigError(f"{where}: cannot decrypt {path}: wrong password or damaged keystore") from None
+        except (KeyError, TypeError):
+            raise ConfigError(f"{where}: {path} is not an eth-account (V3) keystore") from None
+    if not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
+        raise ConfigError(f"{where}: the key is not a valid secp256k1 private key")
+    return Secret(key)
+
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

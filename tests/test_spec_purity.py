@@ -50,14 +50,11 @@ def violations(source: str, filename: str = "<string>") -> list[str]:
 
 
 def spec_files() -> list[Path]:
-    return sorted(SPEC_DIR.rglob("*.py")) if SPEC_DIR.is_dir() else []
+    return sorted(SPEC_DIR.rglob("*.py"))
 
 
 def test_spec_package_is_pure() -> None:
-    if not SPEC_DIR.exists():
-        # optinode/spec is being written; nothing to check yet (the checker is tested below).
-        return
-    assert SPEC_DIR.is_dir(), f"{SPEC_DIR} exists but is not a directory"
+    assert SPEC_DIR.is_dir(), f"{SPEC_DIR} is missing"
     assert (SPEC_DIR / "__init__.py").is_file(), "optinode/spec must be a package (missing __init__.py)"
     problems: list[str] = []
     for path in spec_files():

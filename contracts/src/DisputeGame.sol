@@ -26,11 +26,12 @@ import {BatchFraming} from "./lib/BatchFraming.sol";
 ///
 ///         Chess clocks: each side has `clock` seconds in total; the side whose turn it is spends its
 ///         own time. When it runs out, `timeout` makes the other side win.
-///         Challenger wins: the Rollup discards the batch and its successors and slashes its bond
-///         (part to the challenger, the rest burned); the challenger's bond is returned.
-///         Proposer wins: the challenger's bond is credited to the proposer.
+///         Challenger wins: the Rollup discards the batch and its successors and forfeits its bond
+///         (shared between every game open against it, the rest burned); the challenger's bond is
+///         returned. Proposer wins: the challenger's bond is credited to the proposer.
 ///         A game whose batch was discarded meanwhile (by another game) is void: `cancel` returns the
-///         challenger's bond. All payments are credits in the Rollup (`Rollup.withdrawCredit`).
+///         challenger's bond with the game's share of the forfeit bond. All payments are credits in
+///         the Rollup (`Rollup.withdrawCredit`).
 ///
 ///         The rules are optinode/spec/game.py's, function by function (`spec:` tags): each move checks
 ///         the same numbered rules in the same order, and each error carries the values the spec's
@@ -400,6 +401,7 @@ contract DisputeGame {
     function _cancel(uint256 gameId, Game storage g) private {
         g.phase = Phase.Cancelled;
         emit GameResolved(gameId, Phase.Cancelled);
-        if (challengerBond != 0) rollup.payout{value: challengerBond}(g.challenger);
+        // The bond returns with the game's share of the discarded batch's forfeit bond.
+        rollup.voidGame{value: challengerBond}(g.batchIndex, g.batchId, g.challenger);
     }
 }

@@ -16,9 +16,14 @@ import {StateCodec} from "./lib/StateCodec.sol";
 ///
 ///         The DisputeGame contract is the only one that can discard batches: when a challenger wins
 ///         against batch i, batches i, i+1, ... are discarded (the chain resumes from batch i-1), batch
-///         i's bond is slashed — `slashRewardBps` of it credited to the challenger, the rest burned to
-///         0x…dEaD so that challenging oneself never pays — and the bonds of the discarded successors
-///         become refundable to their proposers (`refundBond`).
+///         i-1 (spec: bonds.process_reject). Every discarded batch's bond is forfeit, the rejected one's
+///         and every successor's alike (spec: bonds.compute_forfeit): `slashRewardBps` of it is split
+///         equally between the games open against that batch when it was discarded — whichever of them
+///         won first — and the rest, rounding dust included, is burned to 0x…dEaD, so that challenging
+///         oneself never pays and nothing of a discarded bond returns to a proposer key. The rejected
+///         batch's bond is settled at once; a successor's when a game against it is voided, when its
+///         index is reused by a new append, or by anyone with `forfeitBond` (discarding stays O(1),
+///         whatever the number of successors).
 ///
 ///         Bonds and rewards are credited, not pushed: `withdrawCredit()` pays the caller's credit.
 ///
@@ -27,13 +32,14 @@ import {StateCodec} from "./lib/StateCodec.sol";
 ///         drops pending batches from the top of the chain, once no game against them is open, and sends
 ///         their bonds to the Bridge, which shares them out with the escape payouts.
 contract Rollup {
+    /// spec: bonds.BondState (same numbers). Posted -> Returned (finalized) | Forfeited (discarded)
+    /// | Escaped (pending at a freeze).
     enum BondState {
         None,
         Posted,
         Returned,
-        Slashed,
-        Refunded,
-        Escaped // pending at the freeze: released to the Bridge for the escaping users
+        Forfeited,
+        Escaped // pending at the freeze: released to the Bridge for the escaping users (releaseFrozenBonds)
     }
 
     struct Batch {
@@ -53,6 +59,9 @@ contract Rollup {
         address proposer;
         uint64 batchIndex;
         BondState state;
+        /// Set when the bond is forfeited: what each game open against the batch at its discard is
+        /// credited when it ends (the winner's at the rejection, the others' when they are voided).
+        uint128 rewardPerGame;
     }
 
     struct Params {
@@ -106,8 +115,8 @@ contract Rollup {
     event BatchFinalized(uint256 indexed index, uint64 indexed id, bytes32 stateRoot);
     /// Batches [fromIndex, toIndex) were discarded; the chain resumes after fromIndex - 1.
     event BatchesDiscarded(uint256 indexed fromIndex, uint256 toIndex, address indexed challenger);
-    event BondSlashed(uint64 indexed id, address indexed proposer, address indexed challenger, uint256 reward, uint256 burned);
-    event BondRefunded(uint64 indexed id, address indexed proposer);
+    /// Batch `id`'s bond is forfeit: `rewardPerGame` to each of the `games` open against it, `burned` burned.
+    event BondForfeited(uint64 indexed id, address indexed proposer, uint256 games, uint256 rewardPerGame, uint256 burned);
     event OpenGamesChanged(uint256 indexed index, uint64 indexed id, uint32 openGames);
     event BondEscaped(uint64 indexed id, uint256 indexed index, address indexed proposer);
     event Credited(address indexed to, uint256 amount);
@@ -131,7 +140,7 @@ contract Rollup {
     error ChallengeWindowClosed();
     error GameOpen();
     error BatchNotLive();
-    error BondNotRefundable();
+    error BondNotForfeitable();
     error NothingToWithdraw();
     error TransferFailed();
     error InvalidParameter();
@@ -200,6 +209,12 @@ contract Rollup {
         if (depositsDone > depositQueueLength || forcedDone > forcedQueueLength) revert CounterBeyondQueue();
         (bytes32 txRoot, uint256 txCount) = BatchFraming.txRoot(data);
         if (txCount == 0) revert EmptyBatch();
+        {
+            // A discarded batch still at this index is settled before its record (the game count
+            // its forfeit divides by) is overwritten. spec: bonds.process_append
+            uint64 previous = _batches[index].id;
+            if (previous != 0 && bonds[previous].state == BondState.Posted) _forfeit(previous, bonds[previous]);
+        }
         bytes32 stateRoot = StateCodec.stateRoot(accountsRoot, slotsRoot, globalsHash, depositsDone, forcedDone);
         uint64 id = nextBatchId++;
         _batches[index] = Batch({
@@ -214,7 +229,7 @@ contract Rollup {
             depositQueueLength: uint64(depositQueueLength),
             forcedQueueLength: uint64(forcedQueueLength)
         });
-        bonds[id] = Bond(msg.sender, uint64(index), BondState.Posted);
+        bonds[id] = Bond(msg.sender, uint64(index), BondState.Posted, 0);
         batchCount = index + 1;
         emit BatchAppended(
             index, id, msg.sender, stateRoot, txRoot, txCount, uint64(depositQueueLength), uint64(forcedQueueLength)
@@ -238,13 +253,13 @@ contract Rollup {
         _credit(bond.proposer, proposerBond);
     }
 
-    /// @notice Credit the bond of a batch that was discarded as a successor of a rejected batch.
-    function refundBond(uint64 id) external {
+    /// @notice Settle the bond of a discarded batch (anyone; at most once): forfeit it, as the rejection
+    ///         of an earlier batch left it. spec: bonds.process_forfeit
+    function forfeitBond(uint64 id) external {
         Bond storage bond = bonds[id];
-        if (bond.state != BondState.Posted || isLive(bond.batchIndex, id)) revert BondNotRefundable();
-        bond.state = BondState.Refunded;
-        emit BondRefunded(id, bond.proposer);
-        _credit(bond.proposer, proposerBond);
+        // 1. The bond is still posted and its batch is no longer in the chain (a discarded batch).
+        if (bond.state != BondState.Posted || isLive(bond.batchIndex, id)) revert BondNotForfeitable();
+        _forfeit(id, bond);
     }
 
     /// @notice Once frozen, send the bonds of up to `maxCount` batches pending at the freeze to the Bridge
@@ -313,22 +328,25 @@ contract Rollup {
         emit OpenGamesChanged(index, id, open);
     }
 
-    /// @notice A challenger won against batch (index, id): discard it and its successors, slash its bond.
+    /// @notice A challenger won against batch (index, id): discard it and its successors, forfeit its
+    ///         bond and credit the winner its share. spec: bonds.process_reject
     function rejectBatch(uint256 index, uint64 id, address challenger) external onlyGame {
         if (!isLive(index, id) || index < finalizedCount) revert BatchNotLive();
         uint256 discardedTo = batchCount;
         batchCount = index;
-        Bond storage bond = bonds[id];
-        bond.state = BondState.Slashed;
-        uint256 reward = proposerBond * slashRewardBps / BPS;
-        uint256 burned = proposerBond - reward;
         emit BatchesDiscarded(index, discardedTo, challenger);
-        emit BondSlashed(id, bond.proposer, challenger, reward, burned);
-        _credit(challenger, reward);
-        if (burned != 0) {
-            (bool ok,) = BURN_ADDRESS.call{value: burned}("");
-            if (!ok) revert TransferFailed();
-        }
+        Bond storage bond = bonds[id];
+        _forfeit(id, bond);
+        _credit(challenger, bond.rewardPerGame);
+    }
+
+    /// @notice A game against batch (index, id), discarded meanwhile, was voided: return the
+    ///         attached challenger bond with the game's share of the forfeit bond. spec: bonds.process_void_game
+    function voidGame(uint256 index, uint64 id, address challenger) external payable onlyGame {
+        if (isLive(index, id)) revert BatchNotLive();
+        Bond storage bond = bonds[id];
+        if (bond.state == BondState.Posted) _forfeit(id, bond);
+        _credit(challenger, msg.value + bond.rewardPerGame);
     }
 
     /// @notice Credit `to` with the attached value (the game's challenger bonds).
@@ -366,6 +384,22 @@ contract Rollup {
     }
 
     // --- internals -----------------------------------------------------------------------------------
+
+    /// Forfeit a discarded batch's bond: the reward share split equally between the games that were
+    /// open against it (frozen since its discard: releaseGame ignores a batch that is not live), the
+    /// rest burned. spec: bonds.compute_forfeit
+    function _forfeit(uint64 id, Bond storage bond) private {
+        uint256 games = _batches[bond.batchIndex].openGames;
+        uint256 perGame = games == 0 ? 0 : proposerBond * slashRewardBps / BPS / games;
+        uint256 burned = proposerBond - perGame * games;
+        bond.state = BondState.Forfeited;
+        bond.rewardPerGame = uint128(perGame);
+        emit BondForfeited(id, bond.proposer, games, perGame, burned);
+        if (burned != 0) {
+            (bool ok,) = BURN_ADDRESS.call{value: burned}("");
+            if (!ok) revert TransferFailed();
+        }
+    }
 
     function _credit(address to, uint256 amount) private {
         if (amount == 0) return;

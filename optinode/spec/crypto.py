@@ -32,6 +32,6 @@ def recover_signer(digest: bytes, signature: bytes) -> bytes | None:
         key = PublicKey.from_signature_and_message(
             signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None
         )
-    except Exception:  # coincurve raises a bare Exception when no point recovers
+    except ValueError:  # coincurve: no point recovers for this r (hostile input, not a bug)
         return None
     return keccak(key.format(compressed=False)[1:])[12:]

@@ -3,9 +3,16 @@
 `ErrorCode` values are part of the protocol: they appear in receipts, in the shared test vectors and
 in the Solidity one-step prover, so a number is never reused or renumbered.
 
-`InvalidTransaction` is the expected outcome of a transaction that breaks a validity rule: the state
-is left untouched. Anything else raised from the spec is a bug (or, for `WitnessError`, a witness
-that does not match the pre-state root).
+`InvalidInput` is the one root of every *expected* rejection of outside input: a transaction that
+breaks a validity rule (`InvalidTransaction`: the state is left untouched), a record that does not
+decode (`DecodeError`), a witness that does not authenticate (`WitnessError`), a game move the contract
+would revert (`game.InvalidMove`), a genesis or pre-state that is not whole (`genesis.InvalidGenesis`,
+`InvalidState`), and outside the spec the config, CLI and service errors (see `optinode/errors.py`).
+Anything else raised from the spec is a bug: callers write one `except InvalidInput` for hostile data
+and let every other exception crash loudly.
+
+The root lives here, inside the spec, because the spec is pure and self-contained (it imports nothing
+from the rest of optinode; tests/test_spec_purity.py); `optinode.errors` re-exports it for the rest.
 """
 
 from enum import IntEnum
@@ -56,7 +63,12 @@ class ErrorCode(IntEnum):
     TREE_FULL = 34  # no slot id left for the rest of a partially filled order
 
 
-class InvalidTransaction(Exception):
+class InvalidInput(Exception):
+    """Outside input broke a documented rule. The message says which input and which rule; a caller
+    reports it (a receipt code, a JSON-RPC error, exit status 2) and carries on. Never a bug."""
+
+
+class InvalidTransaction(InvalidInput):
     """A validity rule failed. Raised before any write, so the state is unchanged."""
 
     def __init__(self, code: ErrorCode, detail: str = "") -> None:
@@ -65,13 +77,18 @@ class InvalidTransaction(Exception):
         self.detail = detail
 
 
-class WitnessError(Exception):
+class WitnessError(InvalidInput):
     """A one-step witness does not authenticate against the pre-state root, or lacks a leaf."""
 
 
-class DecodeError(Exception):
+class DecodeError(InvalidInput):
     """Internal to the codec: a record is malformed. Never escapes `decode_*` (they return Malformed)."""
 
 
 class EncodeError(Exception):
-    """A value cannot be represented by the batch encoding (a bug in the caller)."""
+    """A value cannot be represented by the batch encoding (a bug in the caller: our own sequencer
+    built the transaction). Deliberately not an `InvalidInput`."""
+
+
+class InvalidState(InvalidInput):
+    """A state from outside (a file, a checkpoint, a peer) is not whole and encodable (`state_check`)."""

@@ -21,8 +21,12 @@ Root(i) is the state root after the first i transactions of the batch: root(0) i
 batch's post-state root (agreed), root(n) the batch's post-state root (disputed). The segment
 [start, end] always has an agreed `start_root` and a disputed `end_root`.
 
-What the contract does that is not the game's business stays outside: bonds and payouts (Rollup
-credits), which batch a game may open against (`Rollup.registerGame`), and the step's evidence —
+What the contract does that is not the game's business stays outside: bonds and payouts are
+`spec/bonds.py`'s (`process_game_end(ledger, game_id, game.phase)` turns the terminal phase a game
+reaches here into the Rollup's credits: CHALLENGER_WON forfeits the batch's bond, shared between
+every game open against it; PROPOSER_WON pays the challenger bond to the proposer; CANCELLED — the
+batch was discarded meanwhile — returns the challenger bond with the game's share), which batch a
+game may open against (`Rollup.registerGame`, `bonds.process_open_game`), and the step's evidence —
 the record's proof against the batch's tx root, the witness, the queue entries and the one-step
 execution itself. `on_step` receives the root the one-step prover computed (`spec.witness` computes
 the same root in Python). Game ids (`GameNotFound`) and senders are replaced by the `Game` value
@@ -39,6 +43,7 @@ import msgspec
 
 from .tx_tree import MAX_BATCH_TXS
 from .crypto import keccak
+from .errors import InvalidInput
 
 __all__ = [
     "MAX_ARITY",
@@ -116,7 +121,7 @@ class GameError(StrEnum):
     TOO_MANY_TRANSACTIONS = "TooManyTransactions"  # BatchFraming: more than MAX_BATCH_TXS records
 
 
-class InvalidMove(Exception):
+class InvalidMove(InvalidInput):
     """A move the contract would revert. The game is unchanged (moves return a new `Game`).
 
     `values` are the arguments of the contract's custom error, in its order (for example

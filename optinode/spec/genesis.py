@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from .eip712 import compute_domain_separator
+from .errors import InvalidInput
 from .state import Config, MarketConfig, MarketState, State
 
 
@@ -29,8 +30,8 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     time: int
 
 
-class InvalidGenesis(ValueError):
-    pass
+class InvalidGenesis(InvalidInput):
+    """A genesis description breaks a rule of `check_genesis`."""
 
 
 def check_genesis(genesis: Genesis) -> None:

@@ -1,4 +1,4 @@
-"""`optinode spec apply` and `optinode spec demo` (optinode/cli/spec_cmd.py).
+"""`optinode spec apply` and `optinode spec demo` (optinode/cli/spec_cmd.py, spec_apply.py, demo.py).
 
 `apply` on the committed examples must give exactly what the spec computes directly; bad input must
 give exit code 2 and a one-line message, never a traceback.

@@ -1,9 +1,11 @@
 """Hypothesis strategies: small exchange worlds and random transaction sequences.
 
-`scenarios()` draws a `Scenario`: a genesis (2 markets, 3 oracles with quorum 2), one L1Context
+`scenarios()` draws a `Scenario` (the driver's `Recording`): the test driver's genesis
+(`optinode.testing.world`: ETH-USD and BTC-USD, 3 oracles with quorum 2; here with 100x its funding
+rates, `STRATEGY_GENESIS`), one L1Context
 (the deposit and forced-withdrawal queues of the whole run) and a sequence of transactions of every
 type, a mix of valid and invalid ones. It starts by funding 3-6 traders through the deposit queue,
-then draws each transaction against a *shadow* state that it advances with the spec itself, so that
+then draws each transaction against a *shadow* `World` that it advances with the spec itself, so that
 it can aim at the interesting paths: fills sized near the margin limit, SlotRef continuations of live
 slots, liquidations of accounts a price shock pushed under maintenance, deleverages of accounts with
 negative value, withdrawals near the free margin... Each transaction is then, with some probability,
@@ -13,176 +15,54 @@ scenario name the intent of each transaction (useful in failure reports and cove
 The shadow run only steers generation: tests replay `scenario.txs` on a fresh genesis state. The
 queue entries a transaction reads are fixed before it is drawn, so the replay sees the same inputs.
 
-Everything is deterministic given the hypothesis choices (keys come from `Key.from_seed`), and a
+Everything is deterministic given the hypothesis choices (keys are the driver's `test_key`s, each
+account's nonces count from 0 as the driver's do), and a
 scenario serializes with `optinode.spec.serde` (`Scenario.to_json`), so the same strategy can drive
 differential tests against the Solidity one-step prover.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Callable
 
 import msgspec
 from hypothesis import strategies as st
 
-from optinode.spec import serde
 from optinode.spec.constants import (
-    FRACTION_ONE,
-    FUNDING_RATE_ONE,
-    MAX_ACCOUNT_ID,
-    MAX_AMOUNT,
-    MAX_FUNDING_INDEX,
-    MAX_SLOT_ID,
-    MAX_U8,
-    NONCE_WINDOW,
-    PRICE_ONE,
-    SECP256K1_N,
+    FRACTION_ONE, FUNDING_RATE_ONE, MAX_ACCOUNT_ID, MAX_AMOUNT, MAX_FUNDING_INDEX, MAX_SLOT_ID, MAX_U8,
+    NONCE_WINDOW, PRICE_ONE, SECP256K1_N,
 )
-from optinode.spec.genesis import Genesis, GenesisMarket, create_genesis_state
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value, is_liquidatable
-from optinode.spec.state import State
-from optinode.spec.transition import state_transition
 from optinode.spec.types import (
-    Deleverage,
-    Deposit,
-    DepositEntry,
-    ForcedEntry,
-    ForcedWithdraw,
-    FundingTick,
-    L1Context,
-    Liquidate,
-    Malformed,
-    OraclePrice,
-    Order,
-    OrderOrRef,
-    PriceSample,
-    SlotRef,
-    Trade,
-    Transaction,
-    Withdraw,
+    Deleverage, Deposit, DepositEntry, ForcedEntry, ForcedWithdraw, FundingTick, L1Context, Liquidate, Malformed,
+    OraclePrice, Order, OrderOrRef, PriceSample, SlotRef, Trade, Transaction, Withdraw,
 )
-from optinode.wallet import Key, sign_order, sign_price, sign_withdraw
+from optinode.testing.world import (
+    BTC, ETH, GENESIS, GENESIS_TIME, Recording, World, consumed_deposits, describe, make_genesis, test_key,
+)
+from optinode.wallet import Key, sign_order, sign_withdraw
+
+__all__ = ["TX_TYPES", "Scenario", "consumed_deposits", "describe", "scenarios"]
 
 # --- the world -------------------------------------------------------------------------------------
 
-GENESIS_TIME = 1_700_000_000
 L1_TIMESTAMP = GENESIS_TIME + 1_000_000  # the batch's L1 time: oracle/funding timestamps stay below it
-CHAIN_ID = 31337
-ROLLUP_ADDRESS = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
-N_ORACLES = 3
-QUORUM = 2
+N_ORACLES = len(GENESIS.oracles)
 MAX_TRADERS = 6
 MAX_ACCOUNTS = 8  # traders may open a second account with a deposit to the next free id
 
-BTC, ETH = 0, 1
-MARKETS = (
-    # 1 base unit = 1 satoshi at $30,000/BTC = 300 collateral units (1e-6 USD); step 10 sat; tick $0.001/BTC.
-    # Step x tick is not a multiple of PRICE_ONE, so notionals and fees round (and leave dust).
-    GenesisMarket(
-        name="BTC-USD",
-        step_size=10,
-        tick_size=1_000,
-        initial_margin=100_000,  # 10%
-        maintenance_margin=50_000,  # 5%
-        liquidation_fee=10_000,  # 1%
-        max_funding_rate=10_000_000,  # 1e-5 of the price per second
-        max_position=2_000_000_000,
-        price=300 * PRICE_ONE,
-    ),
-    # 1 base unit = 1e-6 ETH at $2,000/ETH = 2,000 collateral units; step 1e-4 ETH; tick $0.000001/ETH.
-    GenesisMarket(
-        name="ETH-USD",
-        step_size=100,
-        tick_size=100,
-        initial_margin=150_000,  # 15%
-        maintenance_margin=75_000,  # 7.5%
-        liquidation_fee=15_000,
-        max_funding_rate=20_000_000,
-        max_position=500_000_000,
-        price=2_000 * PRICE_ONE,
-    ),
+# The driver's genesis with 100x its funding rates, so that funding moves margins within the few
+# minutes of system time a scenario spans (the test genesis's rates take days to matter).
+STRATEGY_GENESIS = make_genesis(
+    markets=tuple(msgspec.structs.replace(m, max_funding_rate=100 * m.max_funding_rate) for m in GENESIS.markets)
 )
+MARKETS = STRATEGY_GENESIS.markets
 GENESIS_PRICES = tuple(m.price for m in MARKETS)
-
-
-@lru_cache(maxsize=None)
-def get_key(name: str) -> Key:
-    """A cached deterministic test key ("trader-0", "oracle-2", "stranger", ...)."""
-    return Key.from_seed(name)
-
-
-ORACLE_KEYS = tuple(get_key(f"oracle-{i}") for i in range(N_ORACLES))
-TRADER_KEYS = tuple(get_key(f"trader-{i}") for i in range(MAX_TRADERS))
-STRANGER = get_key("stranger")
-
-GENESIS = Genesis(
-    chain_id=CHAIN_ID,
-    verifying_contract=ROLLUP_ADDRESS,
-    oracles=tuple(k.address for k in ORACLE_KEYS),
-    quorum=QUORUM,
-    markets=MARKETS,
-    time=GENESIS_TIME,
-)
-
-
-# --- scenarios -------------------------------------------------------------------------------------
+TRADER_KEYS = tuple(test_key(f"trader-{i}") for i in range(MAX_TRADERS))
+STRANGER = test_key("stranger")
 
 TX_TYPES: tuple[type, ...] = (Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed)
-
-
-@dataclass(frozen=True, eq=False)
-class Scenario:
-    genesis: Genesis
-    ctx: L1Context
-    txs: tuple[Transaction, ...]
-    notes: tuple[str, ...]  # the generator's intent per transaction ("trade:ok", "withdraw:wrong-signer", ...)
-
-    def genesis_state(self) -> State:
-        return create_genesis_state(self.genesis)
-
-    def to_json(self) -> bytes:
-        """[genesis, ctx, txs] in the spec's JSON form (bytes as 0x-hex)."""
-        return serde.to_json([self.genesis, self.ctx, list(self.txs)])
-
-    @staticmethod
-    def decode_json(data: bytes) -> tuple[Genesis, L1Context, list[Transaction]]:
-        genesis, ctx, txs = msgspec.json.decode(data)
-        return serde.from_plain(genesis, Genesis), serde.from_plain(ctx, L1Context), serde.from_plain(txs, list[Transaction])
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis prints falsifying examples with this
-        printer.text(repr(self))
-
-    def __repr__(self) -> str:
-        lines = [f"Scenario({len(self.txs)} txs, deposits={len(self.ctx.deposits)}, forced={len(self.ctx.forced)})"]
-        lines += [f"  [{i}] {note}: {describe(tx)}" for i, (tx, note) in enumerate(zip(self.txs, self.notes))]
-        lines += [f"  deposit[{i}] = {e.owner.hex()[:8]}.. {e.amount}" for i, e in sorted(self.ctx.deposits.items())]
-        lines += [
-            f"  forced[{i}] = {e.requester.hex()[:8]}.. acct {e.account_id} {e.amount}" for i, e in sorted(self.ctx.forced.items())
-        ]
-        return "\n".join(lines)
-
-
-def describe(value: Any) -> str:
-    """A compact one-line form of a transaction (signatures shortened)."""
-
-    def short(v: Any) -> Any:
-        if isinstance(v, bytes):
-            return "0x" + v.hex()[:8] + (".." if len(v) > 4 else "")
-        if isinstance(v, msgspec.Struct):
-            fields = ", ".join(f"{f}={short(getattr(v, f))}" for f in v.__struct_fields__)
-            return f"{type(v).__name__}({fields})"
-        if isinstance(v, (tuple, list)):
-            return "(" + ", ".join(str(short(x)) for x in v) + ")"
-        return v
-
-    return str(short(value))
-
-
-def consumed_deposits(ctx: L1Context, state: State) -> int:
-    """Total amount of the deposit-queue entries the state has consumed."""
-    return sum(ctx.deposits[i].amount for i in range(state.deposits_done))
+Scenario = Recording  # what `scenarios()` draws: a genesis, one L1 context, the transactions and their notes
 
 
 # --- the generator ---------------------------------------------------------------------------------
@@ -195,11 +75,12 @@ class Generator:
 
     def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
         self.draw = draw
-        self.genesis = GENESIS
-        self.state = create_genesis_state(GENESIS)
-        self.domain = self.state.config.domain_separator
-        self.deposits: dict[int, DepositEntry] = {}
-        self.forced: dict[int, ForcedEntry] = {}
+        self.world = World(STRATEGY_GENESIS, l1_timestamp=L1_TIMESTAMP)  # the shadow run
+        self.genesis = self.world.genesis
+        self.state = self.world.state
+        self.domain = self.world.domain
+        self.deposits = self.world.deposit_queue
+        self.forced = self.world.forced_queue
         self.deposits_closed = False  # once a Deposit found the queue empty, no entry is appended
         self.forced_closed = False
         self.owner_keys: dict[int, Key] = {}  # account id -> owner key
@@ -207,8 +88,7 @@ class Generator:
         self.next_nonce: dict[int, int] = {}
         self.issued_nonces: dict[int, list[int]] = {}
         self.withdrawals: list[Withdraw] = []  # signed earlier, for replays
-        self.txs: list[Transaction] = []
-        self.notes: list[str] = []
+        self.notes: list[str] = []  # the intent of each transaction the world applied
         self.broken = False  # the spec raised: stop generating (the tests report it)
 
     # --- drawing helpers ---
@@ -233,7 +113,7 @@ class Generator:
 
     @property
     def ctx(self) -> L1Context:
-        return L1Context(l1_timestamp=L1_TIMESTAMP, deposits=self.deposits, forced=self.forced)
+        return self.world.ctx
 
     def account_ids(self) -> list[int]:
         return sorted(self.state.accounts)
@@ -618,10 +498,10 @@ class Generator:
                 timestamp = self.state.markets[market].price_time - self.draw(st.integers(0, 10))
             if fault == "future" and n == 0:
                 timestamp = L1_TIMESTAMP + self.draw(st.integers(1, 100))
-            signer = ORACLE_KEYS[index % N_ORACLES]
+            signer = index % N_ORACLES
             if fault == "wrong-signer" and n == len(oracles) - 1:
-                signer = ORACLE_KEYS[(index + 1) % N_ORACLES]
-            sample = sign_price(signer, self.domain, index, market, price, timestamp)
+                signer = (index + 1) % N_ORACLES
+            sample = self.world.sample(index, market, price, timestamp, signer=signer)
             if fault == "bad-signature" and n == 0:
                 sample = msgspec.structs.replace(sample, signature=self.corrupt(sample.signature))
             samples.append(sample)
@@ -769,10 +649,9 @@ class Generator:
     # --- driving ---
 
     def push(self, tx: Transaction, note: str) -> None:
-        self.txs.append(tx)
         self.notes.append(note)
         try:
-            state_transition(self.state, tx, self.ctx)
+            self.world.apply(tx)
         except Exception:  # a spec bug: keep the tx (the properties report it) and stop here
             self.broken = True
 
@@ -803,12 +682,7 @@ class Generator:
         self.push(tx, note)
 
     def scenario(self) -> Scenario:
-        return Scenario(
-            genesis=self.genesis,
-            ctx=L1Context(l1_timestamp=L1_TIMESTAMP, deposits=dict(self.deposits), forced=dict(self.forced)),
-            txs=tuple(self.txs),
-            notes=tuple(self.notes),
-        )
+        return self.world.recording(self.notes)
 
 
 @st.composite

@@ -18,20 +18,8 @@ from coincurve import PublicKey
 
 from optinode.spec import Receipt, compute_state_root
 from optinode.spec.constants import (
-    FRACTION_ONE,
-    MAX_ACCOUNT_ID,
-    MAX_AMOUNT,
-    MAX_BALANCE,
-    MAX_FUNDING_INDEX,
-    MAX_NONCE,
-    MAX_ORDER_MARKET,
-    MAX_PRICE,
-    MAX_SLOT_ID,
-    MAX_TIMESTAMP,
-    MAX_U32,
-    MAX_U8,
-    NONCE_WINDOW,
-    SECP256K1_N,
+    FRACTION_ONE, MAX_ACCOUNT_ID, MAX_AMOUNT, MAX_BALANCE, MAX_FUNDING_INDEX, MAX_NONCE, MAX_ORDER_MARKET,
+    MAX_PRICE, MAX_SLOT_ID, MAX_TIMESTAMP, MAX_U32, MAX_U8, NONCE_WINDOW, SECP256K1_N,
 )
 from optinode.spec.crypto import keccak
 from optinode.spec.eip712 import compute_order_digest
@@ -40,34 +28,12 @@ from optinode.spec.genesis import GenesisMarket
 from optinode.spec.margin import get_total_value
 from optinode.spec.state import Position, Slot, copy_state
 from optinode.spec.types import (
-    Deleverage,
-    Deposit,
-    DepositEntry,
-    ForcedWithdraw,
-    FundingTick,
-    Liquidate,
-    Malformed,
-    OraclePrice,
-    Order,
-    PriceSample,
-    SlotRef,
-    Trade,
-    Withdraw,
+    Deleverage, Deposit, DepositEntry, ForcedWithdraw, FundingTick, Liquidate, Malformed, OraclePrice, Order,
+    PriceSample, SlotRef, Trade, Withdraw,
 )
 
-from .conftest import (
-    BTC,
-    BTC_PRICE,
-    BTC_STEP,
-    ETH,
-    ETH_PRICE,
-    ETH_STEP,
-    ETH_TICK,
-    FAR_EXPIRY,
-    FUNDS,
-    GENESIS,
-    GENESIS_TIME,
-    World,
+from optinode.testing.world import (
+    BTC, BTC_PRICE, BTC_STEP, ETH, ETH_PRICE, ETH_STEP, ETH_TICK, FAR_EXPIRY, FUNDS, GENESIS, GENESIS_TIME, World,
 )
 
 E = ErrorCode
@@ -99,15 +65,6 @@ def assert_forced_rejected(w: World, code: ErrorCode) -> None:
     assert receipt == Receipt(code, True), receipt
     assert {i: (a.collateral, a.withdrawn, dict(a.positions)) for i, a in w.state.accounts.items()} == accounts
     assert w.root() == compute_state_root(expected)
-
-
-def trade(w: World, maker: str, taker: str, size: int, *, maker_fields: dict | None = None, taker_fields: dict | None = None) -> Trade:
-    """A Trade where `maker` sells and `taker` buys `size` on ETH at the oracle price (override with *_fields)."""
-    mf = dict(is_buy=False, size=size)
-    mf.update(maker_fields or {})
-    tf = dict(is_buy=True, size=size)
-    tf.update(taker_fields or {})
-    return Trade(w.order(maker, **mf), w.order(taker, **tf), size)
 
 
 def with_signature(message, signature: bytes):
@@ -403,8 +360,8 @@ def test_trade_rounding_dust_goes_to_fees(funded_world):
 
 def test_trade_closing_a_position_removes_it(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", 2 * ETH_STEP))
-    assert_applied(w, trade(w, "bob", "alice", 2 * ETH_STEP))
+    assert_applied(w, w.trade("alice", "bob", 2 * ETH_STEP))
+    assert_applied(w, w.trade("bob", "alice", 2 * ETH_STEP))
     assert w.account("alice").positions == {} and w.account("bob").positions == {}
     assert w.collateral("alice") == FUNDS and w.collateral("bob") == FUNDS
 
@@ -458,7 +415,7 @@ def test_trade_new2_invalid_order(funded_world, side, fields):
 
 def test_trade_fee_rate_of_exactly_100pct_is_valid(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, taker_fields=dict(fee_rate=FRACTION_ONE)))
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, taker_fields=dict(fee_rate=FRACTION_ONE)))
     assert w.collateral("bob") == FUNDS - 3_000_000 - 3_000_000  # notional 3e6, fee 100% of it
 
 
@@ -509,27 +466,27 @@ def test_trade_new6_expired(funded_world, side):
 
 def test_trade_order_expiring_exactly_now_is_valid(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(expiry=w.state.time), taker_fields=dict(expiry=w.state.time)))
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(expiry=w.state.time), taker_fields=dict(expiry=w.state.time)))
 
 
 def test_trade_new8_nonce_used(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(nonce=5)))
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(nonce=5)))
     # A different order (other size) with the same nonce.
-    assert_invalid(w, trade(w, "alice", "bob", 2 * ETH_STEP, maker_fields=dict(nonce=5)), E.NONCE_USED)
+    assert_invalid(w, w.trade("alice", "bob", 2 * ETH_STEP, maker_fields=dict(nonce=5)), E.NONCE_USED)
     # The same nonce on the taker side.
-    assert_invalid(w, trade(w, "carol", "alice", ETH_STEP, taker_fields=dict(nonce=5)), E.NONCE_USED)
+    assert_invalid(w, w.trade("carol", "alice", ETH_STEP, taker_fields=dict(nonce=5)), E.NONCE_USED)
 
 
 def test_trade_new7_nonce_window_slides(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(nonce=3)))
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(nonce=1000)))
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(nonce=3)))
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(nonce=1000)))
     # 1000 >= 0 + 256: the window slides so that 1000 is its top: base = 1000 - 255 = 745.
     assert w.account("alice").nonce_base == 745 and w.account("alice").nonce_bits == 1 << 255
-    assert_invalid(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(nonce=3)), E.NONCE_TOO_LOW)
-    assert_invalid(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(nonce=744)), E.NONCE_TOO_LOW)
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(nonce=745)))
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(nonce=3)), E.NONCE_TOO_LOW)
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(nonce=744)), E.NONCE_TOO_LOW)
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(nonce=745)))
 
 
 def test_trade_maker_rules_before_taker_rules(funded_world):
@@ -546,7 +503,7 @@ def test_trade_maker_rules_before_taker_rules(funded_world):
 
 def test_trade_3_self_trade(funded_world):
     w = funded_world
-    assert_invalid(w, trade(w, "alice", "alice", ETH_STEP), E.SELF_TRADE)
+    assert_invalid(w, w.trade("alice", "alice", ETH_STEP), E.SELF_TRADE)
 
 
 def test_trade_3_self_trade_through_a_slot(funded_world):
@@ -566,7 +523,7 @@ def test_trade_4_market_mismatch(funded_world):
 def test_trade_5_same_side(funded_world, is_buy):
     w = funded_world
     side = dict(is_buy=is_buy)
-    assert_invalid(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=side, taker_fields=side), E.SAME_SIDE)
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP, maker_fields=side, taker_fields=side), E.SAME_SIDE)
 
 
 @pytest.mark.parametrize(
@@ -594,18 +551,18 @@ def test_trade_6_fill_above_slot_remaining(funded_world):
 def test_trade_7_price_limit_taker_buys(funded_world):
     w = funded_world
     maker = dict(limit_price=ETH_PRICE + ETH_TICK)
-    assert_invalid(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(limit_price=ETH_PRICE)), E.PRICE_LIMIT)
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(limit_price=ETH_PRICE + ETH_TICK)))
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(limit_price=ETH_PRICE)), E.PRICE_LIMIT)
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(limit_price=ETH_PRICE + ETH_TICK)))
 
 
 def test_trade_7_price_limit_taker_sells(funded_world):
     w = funded_world
     maker = dict(is_buy=True, limit_price=ETH_PRICE)
     taker_high = dict(is_buy=False, limit_price=ETH_PRICE + ETH_TICK)
-    assert_invalid(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=taker_high), E.PRICE_LIMIT)
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(is_buy=False, limit_price=ETH_PRICE)))
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=taker_high), E.PRICE_LIMIT)
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(is_buy=False, limit_price=ETH_PRICE)))
     # A taker selling with a lower limit gets the maker's (better) price.
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(is_buy=False, limit_price=ETH_PRICE - 10 * ETH_TICK)))
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=maker, taker_fields=dict(is_buy=False, limit_price=ETH_PRICE - 10 * ETH_TICK)))
     assert w.collateral("bob") == FUNDS + 2 * 3_000_000  # 1e6 * 3e8 / 1e8 each time, at the maker's price
 
 
@@ -619,31 +576,31 @@ def _big_world() -> World:
 def test_trade_8_position_limit_buyer():
     w = _big_world()
     limit = GENESIS.markets[ETH].max_position  # 10**15
-    assert_invalid(w, trade(w, "alice", "bob", limit + ETH_STEP), E.POSITION_LIMIT)
+    assert_invalid(w, w.trade("alice", "bob", limit + ETH_STEP), E.POSITION_LIMIT)
     # Exactly at the limit is allowed (margin: 3e15 notional needs 3e14 < 1e15 collateral).
-    assert_applied(w, trade(w, "alice", "bob", limit))
+    assert_applied(w, w.trade("alice", "bob", limit))
     assert w.size("bob") == limit and w.size("alice") == -limit
 
 
 def test_trade_8_position_limit_seller():
     w = _big_world()
     limit = GENESIS.markets[ETH].max_position
-    assert_applied(w, trade(w, "alice", "bob", limit))
+    assert_applied(w, w.trade("alice", "bob", limit))
     # carol buys (fine), alice would go to -(limit + step).
-    assert_invalid(w, trade(w, "alice", "carol", ETH_STEP), E.POSITION_LIMIT)
+    assert_invalid(w, w.trade("alice", "carol", ETH_STEP), E.POSITION_LIMIT)
 
 
 def test_trade_9_balance_overflow_seller(funded_world):
     # Unreachable with real deposits (see test_deposit_4_balance_overflow): crafted.
     w = funded_world
     w.account("alice").collateral = MAX_BALANCE - 2_999_999  # receives 3_000_000
-    assert_invalid(w, trade(w, "alice", "bob", ETH_STEP), E.BALANCE_OVERFLOW)
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP), E.BALANCE_OVERFLOW)
 
 
 def test_trade_9_balance_overflow_fees(funded_world):
     w = funded_world
     w.state.fees = MAX_BALANCE
-    assert_invalid(w, trade(w, "alice", "bob", ETH_STEP, taker_fields=dict(fee_rate=1)), E.BALANCE_OVERFLOW)
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP, taker_fields=dict(fee_rate=1)), E.BALANCE_OVERFLOW)
 
 
 # ======================================================================================================
@@ -658,7 +615,7 @@ def test_trade_10_initial_margin_on_increase(deposit, code, alice_buys):
     w.deposit("alice", deposit)
     w.deposit("bob", FUNDS)
     # 5e6 at 3e8: notional 15_000_000, initial margin 10% = 1_500_000; value after = the deposit.
-    tx = trade(w, "bob", "alice", 5 * ETH_STEP) if alice_buys else trade(w, "alice", "bob", 5 * ETH_STEP)
+    tx = w.trade("bob", "alice", 5 * ETH_STEP) if alice_buys else w.trade("alice", "bob", 5 * ETH_STEP)
     if code is E.OK:
         assert_applied(w, tx)
     else:
@@ -672,7 +629,7 @@ def _underwater_long() -> World:
     w.deposit("alice", 2_000_000)
     w.deposit("bob", FUNDS)
     w.deposit("carol", FUNDS)
-    assert_applied(w, trade(w, "bob", "alice", 5 * ETH_STEP))
+    assert_applied(w, w.trade("bob", "alice", 5 * ETH_STEP))
     assert w.collateral("alice") == -13_000_000
     w.set_price(ETH, 270_000_000)
     return w
@@ -683,7 +640,7 @@ def test_trade_10_reducing_trade_below_maintenance_allowed_when_not_worse():
     # Sells 1e6 at 2.7e8: collateral -10_300_000, size 4e6: value 500_000 < maintenance 540_000,
     # but the excess -40_000 is better than before (500_000 - 675_000 = -175_000).
     px = dict(limit_price=270_000_000)
-    assert_applied(w, trade(w, "alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
+    assert_applied(w, w.trade("alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
     assert w.collateral("alice") == -10_300_000 and w.size("alice") == 4 * ETH_STEP
 
 
@@ -691,14 +648,14 @@ def test_trade_10_reducing_trade_that_worsens_below_maintenance():
     w = _underwater_long()
     # Sells 1e6 at 2.5e8: collateral -10_500_000, value 300_000, excess -240_000 < -175_000.
     px = dict(limit_price=250_000_000)
-    tx = trade(w, "alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px)
+    tx = w.trade("alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px)
     assert_invalid(w, tx, E.INSUFFICIENT_MARGIN)
 
 
 def test_trade_10_increasing_trade_of_an_underwater_account():
     w = _underwater_long()
     px = dict(limit_price=270_000_000)
-    assert_invalid(w, trade(w, "carol", "alice", ETH_STEP, maker_fields=px, taker_fields=px), E.INSUFFICIENT_MARGIN)
+    assert_invalid(w, w.trade("carol", "alice", ETH_STEP, maker_fields=px, taker_fields=px), E.INSUFFICIENT_MARGIN)
 
 
 def test_trade_10_flip_counts_as_increase():
@@ -707,7 +664,7 @@ def test_trade_10_flip_counts_as_increase():
     # collateral -13e6 + 24.3e6 = 11_300_000, value 500_000 < initial 1_080_000 -> rejected,
     # although as a "reduction" (maintenance 540_000, excess -40_000 > -175_000) it would pass.
     px = dict(limit_price=270_000_000)
-    assert_invalid(w, trade(w, "alice", "carol", 9 * ETH_STEP, maker_fields=px, taker_fields=px), E.INSUFFICIENT_MARGIN)
+    assert_invalid(w, w.trade("alice", "carol", 9 * ETH_STEP, maker_fields=px, taker_fields=px), E.INSUFFICIENT_MARGIN)
 
 
 @pytest.mark.parametrize("deposit, code", [(37_035_002, E.OK), (37_035_001, E.INSUFFICIENT_MARGIN)])
@@ -721,7 +678,7 @@ def test_trade_10_margin_risk_rounds_up(deposit, code):
     # deposit - 740_700_013 + 740_700_012 = deposit - 1; initial risk = ceil(740_700_012.345 * 5%)
     # = ceil(37_035_000.61725) = 37_035_001.
     btc = dict(market=BTC, limit_price=price)
-    tx = trade(w, "bob", "alice", 1_234_500, maker_fields=btc, taker_fields=btc)
+    tx = w.trade("bob", "alice", 1_234_500, maker_fields=btc, taker_fields=btc)
     if code is E.OK:
         assert_applied(w, tx)
     else:
@@ -733,29 +690,29 @@ def test_trade_10_reduction_landing_exactly_on_maintenance_is_allowed():
     w.deposit("alice", 2_000_000)
     w.deposit("bob", FUNDS)
     w.deposit("carol", FUNDS)
-    assert_applied(w, trade(w, "bob", "alice", 5 * ETH_STEP))  # value 2_000_000, maintenance 750_000
+    assert_applied(w, w.trade("bob", "alice", 5 * ETH_STEP))  # value 2_000_000, maintenance 750_000
     # Selling 1e6 at 1.6e8: collateral -13e6 + 1_600_000, size 4e6 -> value 600_000 == maintenance
     # 600_000: allowed although the excess fell from 1_250_000 to 0. One tick lower: 599_900 < 600_000
     # and worse than before -> rejected.
     low = dict(limit_price=160_000_000 - ETH_TICK)
-    assert_invalid(w, trade(w, "alice", "carol", ETH_STEP, maker_fields=low, taker_fields=low), E.INSUFFICIENT_MARGIN)
+    assert_invalid(w, w.trade("alice", "carol", ETH_STEP, maker_fields=low, taker_fields=low), E.INSUFFICIENT_MARGIN)
     px = dict(limit_price=160_000_000)
-    assert_applied(w, trade(w, "alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
+    assert_applied(w, w.trade("alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
 
 
 def test_trade_10_reduction_with_equal_excess_below_maintenance_is_allowed():
     w = _underwater_long()  # value 500_000, maintenance 675_000: excess -175_000
     # Selling 1e6 at 2.565e8: value 500_000 - 135_000 = 365_000, maintenance 540_000: excess -175_000 (equal).
     low = dict(limit_price=256_500_000 - ETH_TICK)
-    assert_invalid(w, trade(w, "alice", "carol", ETH_STEP, maker_fields=low, taker_fields=low), E.INSUFFICIENT_MARGIN)
+    assert_invalid(w, w.trade("alice", "carol", ETH_STEP, maker_fields=low, taker_fields=low), E.INSUFFICIENT_MARGIN)
     px = dict(limit_price=256_500_000)
-    assert_applied(w, trade(w, "alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
+    assert_applied(w, w.trade("alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
 
 
 def test_trade_10_closing_an_underwater_position_is_allowed():
     w = _bankrupt_long()  # alice: value -500_000 at 2.5e8
     px = dict(limit_price=250_000_000)
-    assert_applied(w, trade(w, "alice", "carol", 5 * ETH_STEP, maker_fields=px, taker_fields=px))
+    assert_applied(w, w.trade("alice", "carol", 5 * ETH_STEP, maker_fields=px, taker_fields=px))
     assert w.collateral("alice") == -500_000 and w.account("alice").positions == {}
 
 
@@ -764,7 +721,7 @@ def test_trade_10_seller_margin():
     w.deposit("alice", 1)
     w.deposit("bob", FUNDS)
     # alice sells 5e6 with 1 unit of collateral; bob is fine.
-    assert_invalid(w, trade(w, "alice", "bob", 5 * ETH_STEP), E.INSUFFICIENT_MARGIN)
+    assert_invalid(w, w.trade("alice", "bob", 5 * ETH_STEP), E.INSUFFICIENT_MARGIN)
 
 
 # ======================================================================================================
@@ -789,7 +746,7 @@ def test_withdraw_everything_without_positions(funded_world):
 
 def test_withdraw_9_keeps_initial_margin(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "bob", "alice", 5 * ETH_STEP))
+    assert_applied(w, w.trade("bob", "alice", 5 * ETH_STEP))
     # alice: collateral 985_000_000, value 1_000_000_000, initial margin 1_500_000.
     assert_invalid(w, w.withdraw("alice", 998_500_001), E.INSUFFICIENT_MARGIN)
     assert_applied(w, w.withdraw("alice", 998_500_000))
@@ -845,7 +802,7 @@ def test_withdraw_5_6_nonce_window(funded_world):
 
 def test_withdraw_nonces_are_shared_with_orders(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", ETH_STEP, maker_fields=dict(nonce=4)))
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(nonce=4)))
     assert_invalid(w, w.withdraw("alice", 1, nonce=4), E.NONCE_USED)
 
 
@@ -921,7 +878,7 @@ def test_forced_withdraw_7_insufficient_margin(funded_world):
 
 def test_forced_withdraw_7_rejection_does_not_settle_funding(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "bob", "alice", 5 * ETH_STEP))
+    assert_applied(w, w.trade("bob", "alice", 5 * ETH_STEP))
     assert_applied(w, FundingTick(GENESIS_TIME + 100, (3000, 0)))
     w.queue_forced("alice", FUNDS)
     assert_forced_rejected(w, E.INSUFFICIENT_MARGIN)
@@ -1077,7 +1034,7 @@ def test_funding_tick_3_future_timestamp(world):
 
 def test_funding_is_settled_on_the_next_touch(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", 4 * ETH_STEP))  # bob long 4e6, alice short, at index 0
+    assert_applied(w, w.trade("alice", "bob", 4 * ETH_STEP))  # bob long 4e6, alice short, at index 0
     assert_applied(w, FundingTick(T + 100, (2_999, 0)))
     # Nothing is settled by the tick itself.
     assert w.position("bob") == Position(4 * ETH_STEP, 0) and w.collateral("bob") == FUNDS - 12_000_000
@@ -1096,9 +1053,9 @@ def test_funding_is_settled_on_the_next_touch(funded_world):
 
 def test_funding_settled_before_margin_in_a_trade(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "alice", "bob", 4 * ETH_STEP))
+    assert_applied(w, w.trade("alice", "bob", 4 * ETH_STEP))
     assert_applied(w, FundingTick(T + 100, (-3_000, 0)))  # now shorts pay: alice pays 4e6 * 3000 / 1e8 = 120
-    assert_applied(w, trade(w, "alice", "carol", ETH_STEP))
+    assert_applied(w, w.trade("alice", "carol", ETH_STEP))
     assert w.collateral("alice") == FUNDS + 12_000_000 - 120 + 3_000_000
     assert w.position("alice") == Position(-5 * ETH_STEP, -3_000)
     assert w.position("carol") == Position(ETH_STEP, -3_000)
@@ -1167,7 +1124,7 @@ def _underwater_short(deposit: int = 2_000_000) -> World:
     w = World()
     for name, amount in (("dave", deposit), ("bob", FUNDS), ("carol", FUNDS)):
         w.deposit(name, amount)
-    assert_applied(w, trade(w, "dave", "bob", 5 * ETH_STEP))
+    assert_applied(w, w.trade("dave", "bob", 5 * ETH_STEP))
     w.set_price(ETH, 330_000_000)
     return w
 
@@ -1179,7 +1136,7 @@ def test_liquidate_rounding_dust_goes_to_fees():
     w.deposit("carol", FUNDS)
     btc = dict(market=BTC, limit_price=BTC_PRICE)
     # alice buys 1e6 at 6e10: collateral 4e7 - 6e8 = -560_000_000, value 4e7 >= initial 3e7.
-    assert_applied(w, trade(w, "bob", "alice", 1_000_000, maker_fields=btc, taker_fields=btc))
+    assert_applied(w, w.trade("bob", "alice", 1_000_000, maker_fields=btc, taker_fields=btc))
     w.set_price(BTC, 57_000_000_000)  # value -5.6e8 + 5.7e8 = 10_000_000 < maintenance 14_250_000
     liquidator = w.order("carol", market=BTC, is_buy=True, size=123_400, limit_price=57_000_001_000)
     assert_applied(w, Liquidate(liquidator, w.ids["alice"], 123_400))
@@ -1248,7 +1205,7 @@ def test_liquidate_5_value_equal_to_maintenance_is_not_liquidatable():
     w.deposit("alice", 1_700_000)
     w.deposit("bob", FUNDS)
     w.deposit("carol", FUNDS)
-    assert_applied(w, trade(w, "bob", "alice", 5 * ETH_STEP))  # collateral -13_300_000
+    assert_applied(w, w.trade("bob", "alice", 5 * ETH_STEP))  # collateral -13_300_000
     w.set_price(ETH, 280_000_000)  # value -13_300_000 + 14_000_000 = 700_000 == maintenance 700_000
     assert_invalid(w, Liquidate(_liquidator(w, 280_000_000), w.ids["alice"], ETH_STEP), E.NOT_LIQUIDATABLE)
     w.set_price(ETH, 280_000_000 - ETH_TICK)  # value 699_500 < maintenance ceil(699_975) = 699_975
@@ -1305,9 +1262,9 @@ def _bankrupt_long(deposit: int = 2_000_000) -> World:
     w.deposit("alice", deposit)
     for name in ("bob", "carol", "dave", "erin"):
         w.deposit(name, FUNDS)
-    assert_applied(w, trade(w, "bob", "alice", 3 * ETH_STEP))
-    assert_applied(w, trade(w, "erin", "alice", 2 * ETH_STEP))
-    assert_applied(w, trade(w, "carol", "dave", 8 * ETH_STEP))
+    assert_applied(w, w.trade("bob", "alice", 3 * ETH_STEP))
+    assert_applied(w, w.trade("erin", "alice", 2 * ETH_STEP))
+    assert_applied(w, w.trade("carol", "dave", 8 * ETH_STEP))
     w.set_price(ETH, 250_000_000)
     return w
 
@@ -1452,8 +1409,7 @@ FAR = dict(expiry=MAX_TIMESTAMP)
 
 
 def _extreme_trade(w: World, seller: str, buyer: str, size: int) -> Trade:
-    px = dict(size=size, limit_price=2**64 - 1, **FAR)
-    return Trade(w.order(seller, is_buy=False, **px), w.order(buyer, **px), size)
+    return w.trade(seller, buyer, size, limit_price=2**64 - 1, **FAR)
 
 
 @pytest.mark.parametrize("forced", [False, True], ids=["withdraw", "forced_withdraw"])
@@ -1493,7 +1449,7 @@ def _pool_full(w: World) -> None:
 
 def test_withdraw_8_funding_pool_range(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "bob", "alice", 5 * ETH_STEP))
+    assert_applied(w, w.trade("bob", "alice", 5 * ETH_STEP))
     _pool_full(w)  # alice owes ceil(5e6 * 100 / 1e8) = 5
     assert_invalid(w, w.withdraw("alice", 1), E.BALANCE_OVERFLOW)
     assert_applied(w, w.withdraw("bob", 1))  # bob receives 5: the pool shrinks
@@ -1501,9 +1457,9 @@ def test_withdraw_8_funding_pool_range(funded_world):
 
 def test_trade_9_funding_pool_range_crafted(funded_world):
     w = funded_world
-    assert_applied(w, trade(w, "bob", "alice", 5 * ETH_STEP))
+    assert_applied(w, w.trade("bob", "alice", 5 * ETH_STEP))
     _pool_full(w)
-    assert_invalid(w, trade(w, "carol", "alice", ETH_STEP), E.BALANCE_OVERFLOW)
+    assert_invalid(w, w.trade("carol", "alice", ETH_STEP), E.BALANCE_OVERFLOW)
 
 
 def test_liquidate_8_funding_pool_range():

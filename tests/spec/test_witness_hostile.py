@@ -8,12 +8,12 @@ import pytest
 from optinode.spec.errors import WitnessError
 from optinode.spec.types import Deposit, ForcedWithdraw
 from optinode.spec.witness import build_witness, execute_witness
-from optinode.testing.scenario import Scenario
+from optinode.testing.world import World
 
 
 def _deposit_witness():
-    s = Scenario()
-    s.open_account("alice", 10**9)
+    s = World()
+    s.deposit("alice", 10**9)
     s.queue_deposit("alice", 5 * 10**8)
     pre_root = s.root()
     tx = Deposit(s.ids["alice"])
@@ -37,9 +37,9 @@ def test_hostile_witness_counter_out_of_range_raises_witness_error(field, value)
 
 def test_hostile_witness_counter_out_of_range_forced_withdraw():
     """The same for a ForcedWithdraw, which reads forced_done from the witness."""
-    s = Scenario()
-    account = s.open_account("alice", 10**9)
-    s.queue_forced("alice", account, 10**6)
+    s = World()
+    account = s.deposit("alice", 10**9)
+    s.queue_forced("alice", 10**6, account_id=account)
     pre_root = s.root()
     tx = ForcedWithdraw()
     witness = build_witness(s.state, s.commitment, tx, s.ctx)

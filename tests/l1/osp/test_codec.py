@@ -20,9 +20,9 @@ from .records import minimal
 def _cases() -> list[tuple[str, bytes, bool]]:
     """(name, record, malformed?)"""
     w = base_world()
-    sample = w.price(0, 0, 3 * 10**8, w.state.time + 1)
-    order = w.order("carol", is_buy=False, size=10**9, price=3 * 10**8)
-    taker = w.order("bob", is_buy=True, size=5 * 10**8, price=3 * 10**8)
+    sample = w.sample(0, 0, 3 * 10**8, w.state.time + 1)
+    order = w.order("carol", is_buy=False, size=10**9, limit_price=3 * 10**8)
+    taker = w.order("bob", is_buy=True, size=5 * 10**8, limit_price=3 * 10**8)
     cases: list[tuple[str, bytes, bool]] = []
 
     def add(name: str, record: bytes, malformed: bool) -> None:

@@ -181,8 +181,8 @@ def test_differential_records(w3, osp) -> None:
 
     world = base_world()
     world.queue_deposit("bob", 5 * 10**6)
-    world.queue_forced("carol", 2, 10**6)
-    order = world.order("carol", is_buy=False, size=10**9, price=3 * 10**8)
+    world.queue_forced("carol", 10**6)
+    order = world.order("carol", is_buy=False, size=10**9, limit_price=3 * 10**8)
     withdraw = world.withdraw("bob", 10**6)
     good = (_compact(order.signature), _compact(withdraw.signature))
     pre_root = world.root()

@@ -15,7 +15,7 @@ from optinode.spec.record_codec import encode_transaction
 from optinode.spec.genesis import Genesis, GenesisMarket
 from optinode.spec.types import FundingTick, Liquidate, OraclePrice, Trade
 from optinode.spec.witness import build_witness, execute_witness
-from optinode.testing.scenario import GENESIS_TIME, STEP, TICK, Scenario, make_test_genesis
+from optinode.testing.world import ETH_STEP as STEP, ETH_TICK as TICK, GENESIS_TIME, World, make_genesis
 
 from .conftest import Vector
 
@@ -50,7 +50,7 @@ def test_gas_per_type(w3, osp, vectors: list[Vector]) -> None:
 # --- constructed worst cases -------------------------------------------------------------------------
 
 
-def _estimate(w3, osp, w: Scenario, tx) -> int:
+def _estimate(w3, osp, w: World, tx) -> int:
     pre_root = w.root()
     witness = build_witness(w.state, w.commitment, tx, w.ctx)
     _, receipt = execute_witness(pre_root, witness, tx, w.ctx)
@@ -59,7 +59,7 @@ def _estimate(w3, osp, w: Scenario, tx) -> int:
 
 
 def _sixteen_markets() -> Genesis:
-    base = make_test_genesis(oracle_count=3, quorum=2)
+    base = make_genesis(oracle_count=3, quorum=2)
     market = base.markets[0]
     markets = tuple(msgspec.structs.replace(market, name=f"M{i}-USD") for i in range(16))
     return msgspec.structs.replace(base, markets=markets)
@@ -69,25 +69,25 @@ def test_gas_worst_cases(w3, osp) -> None:
     """Upper bounds outside the vectors: 32 oracle samples; parties holding positions in all 16 markets
     that settle funding in every one of them."""
     # OraclePrice signed by 32 oracles
-    w = Scenario(make_test_genesis(oracle_count=32, quorum=17))
+    w = World(make_genesis(oracle_count=32, quorum=17))
     price = w.state.markets[0].price
-    oracle32 = OraclePrice(0, tuple(w.price(i, 0, price + i * TICK, GENESIS_TIME + 10) for i in range(32)))
+    oracle32 = OraclePrice(0, tuple(w.sample(i, 0, price + i * TICK, GENESIS_TIME + 10) for i in range(32)))
     oracle_gas = _estimate(w3, osp, w, oracle32)
 
     # Trade and Liquidate between accounts with 16 positions each, after a funding tick
-    w = Scenario(_sixteen_markets())
-    w.open_account("ann", 10**12)
-    w.open_account("ben", 10**12)
-    w.open_account("cat", 10**12)
+    w = World(_sixteen_markets())
+    w.deposit("ann", 10**12)
+    w.deposit("ben", 10**12)
+    w.deposit("cat", 10**12)
     for market in range(16):
         p = w.state.markets[market].price
-        w.must(Trade(w.order("ann", market=market, is_buy=True, size=100 * STEP, price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, price=p), 100 * STEP))
-        w.must(Trade(w.order("cat", market=market, is_buy=True, size=100 * STEP, price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, price=p), 100 * STEP))
+        w.must(Trade(w.order("ann", market=market, is_buy=True, size=100 * STEP, limit_price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, limit_price=p), 100 * STEP))
+        w.must(Trade(w.order("cat", market=market, is_buy=True, size=100 * STEP, limit_price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, limit_price=p), 100 * STEP))
     w.root()
     w.must(FundingTick(GENESIS_TIME + 100, tuple(1_000 for _ in range(16))))
     w.root()
     p = w.state.markets[5].price
-    trade = Trade(w.order("ann", market=5, is_buy=True, size=30 * STEP, price=p), w.order("ben", market=5, is_buy=False, size=10 * STEP, price=p), 10 * STEP)
+    trade = Trade(w.order("ann", market=5, is_buy=True, size=30 * STEP, limit_price=p), w.order("ben", market=5, is_buy=False, size=10 * STEP, limit_price=p), 10 * STEP)
     trade_gas = _estimate(w3, osp, w, trade)
     print(
         f"\nworst cases: OraclePrice with 32 samples {oracle_gas:,} gas; "

@@ -1,6 +1,6 @@
 """Edge-seeking random walks for the differential test (complements tests/spec/strategies.py).
 
-A walk drives `optinode.testing.scenario.Scenario` (two markets, three oracles, quorum two) through
+A walk drives `optinode.testing.world.World` (two markets, three oracles, quorum two) through
 transactions chosen to sit on the boundaries where integer rounding and rule order matter: fills that
 flip a position or close it exactly, fills sized around the margin limit, fee rates up to 100%,
 continuations of resting orders, oracle shocks that push accounts under maintenance or below zero,
@@ -32,7 +32,7 @@ from optinode.spec.types import (
     Transaction,
 )
 from optinode.spec.witness import build_witness, execute_witness
-from optinode.testing.scenario import GENESIS_TIME, Scenario
+from optinode.testing.world import GENESIS_TIME, World
 
 NAMES = ("ann", "ben", "cat", "whale")  # the whale is the usual counterparty and liquidator
 USD = 10**6
@@ -55,12 +55,12 @@ class Step:
 class Walk:
     def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
         self.draw = draw
-        self.w = Scenario()
+        self.w = World()
         self.time = GENESIS_TIME
         self.steps: list[Step] = []
         for name in NAMES:
             amount = 50_000_000 if name == "whale" else self.draw(st.sampled_from([300, 2_000, 20_000, 200_000]))
-            self.w.open_account(name, amount * USD)
+            self.w.deposit(name, amount * USD)
         self.w.root()
 
     # --- helpers ---
@@ -149,10 +149,10 @@ class Walk:
             size = step * self.draw(st.integers(1, 50_000))
         size = max(step, size // step * step)
         rest = self.pick([0, 0, step, size])  # a partial maker leaves a slot
-        maker_order = self.w.order(a, market=market, is_buy=maker_buys, size=size + rest, price=price, fee_rate=fee)
+        maker_order = self.w.order(a, market=market, is_buy=maker_buys, size=size + rest, limit_price=price, fee_rate=fee)
         slack = self.tick(market) * self.draw(st.integers(-1, 3))
         taker_price = price + slack if not maker_buys else max(self.tick(market), price - slack)
-        taker = self.w.order(b, market=market, is_buy=not maker_buys, size=size + self.pick([0, step]), price=taker_price, fee_rate=self.pick([0, 500, FRACTION_ONE]))
+        taker = self.w.order(b, market=market, is_buy=not maker_buys, size=size + self.pick([0, step]), limit_price=taker_price, fee_rate=self.pick([0, 500, FRACTION_ONE]))
         maker: Any = maker_order
         live = [
             (i, s) for i, s in self.state.slots.items() if s.remaining > 0 and s.account_id != self.w.ids[b] and s.market == market
@@ -162,7 +162,7 @@ class Walk:
             maker = SlotRef(slot_id)
             size = min(size, slot.remaining) // step * step or step
             taker = self.w.order(
-                b, market=market, is_buy=not slot.is_buy, size=size, price=slot.limit_price, fee_rate=self.pick([0, 500])
+                b, market=market, is_buy=not slot.is_buy, size=size, limit_price=slot.limit_price, fee_rate=self.pick([0, 500])
             )
         return Trade(maker, taker, size)
 
@@ -177,7 +177,7 @@ class Walk:
         oracles = self.pick([(0, 1), (0, 2), (1, 2), (0, 1, 2)])
         jitter = self.pick([0, 5])
         samples = tuple(
-            self.w.price(i, market, max(1, price + self.draw(st.integers(-jitter, jitter))), self.time + self.draw(st.integers(0, 2)))
+            self.w.sample(i, market, max(1, price + self.draw(st.integers(-jitter, jitter))), self.time + self.draw(st.integers(0, 2)))
             for i in oracles
         )
         return OraclePrice(market, samples)
@@ -203,7 +203,7 @@ class Walk:
     def forced(self) -> Transaction:
         name = self.pick(NAMES)
         free = self.free_margin(name)
-        self.w.queue_forced(self.pick([name, name, "stranger"]), self.w.ids[name], max(0, free + self.pick([0, 1, -7])))
+        self.w.queue_forced(name, max(0, free + self.pick([0, 1, -7])), requester=self.pick([name, name, "stranger"]))
         return ForcedWithdraw()
 
     def deposit(self) -> Transaction:
@@ -223,7 +223,7 @@ class Walk:
         tick = self.tick(market)
         price = max(tick, band // tick * tick + tick * self.draw(st.integers(-1, 2)))
         size = max(step, abs(held) * self.pick([1, 3, 10, 10]) // 10 // step * step)
-        order = self.w.order(liquidator, market=market, is_buy=held > 0, size=size + self.pick([0, step]), price=price, fee_rate=self.pick([0, 700]))
+        order = self.w.order(liquidator, market=market, is_buy=held > 0, size=size + self.pick([0, step]), limit_price=price, fee_rate=self.pick([0, 700]))
         return Liquidate(order, self.w.ids[victim], size)
 
     def deleverage(self) -> Transaction:

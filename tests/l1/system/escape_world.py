@@ -23,7 +23,8 @@ from optinode.spec.commitment import Commitment, encode_account, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.escape import compute_bond_share, compute_escape_payout, get_escape_claims
 from optinode.spec.state import Account, MarketState, Position, State
-from optinode.testing.scenario import Scenario
+from optinode.testing.replay import state_parts
+from optinode.testing.world import World
 
 from .support import events, parts_for
 
@@ -57,8 +58,7 @@ class EscapeWorld:
         return sum(self.claims.values())
 
     def parts(self) -> StateParts:
-        c = self.commitment
-        return StateParts(c.accounts.root(), c.slots.root(), keccak(encode_globals(self.state)), self.state.deposits_done, 0)
+        return state_parts(self.state, self.commitment)
 
     def proof(self, account_id: int) -> tuple[int, bytes, list[bytes]]:
         return (account_id, encode_account(self.state.accounts[account_id]), list(self.commitment.accounts.proof(account_id)))
@@ -128,7 +128,7 @@ class EscapeWorld:
 
 
 def _state_with(accounts: dict[int, Account], *, insurance: int = 0, fees: int = 0, markets: list[MarketState] | None = None) -> State:
-    state = Scenario().state
+    state = World().state
     if markets is not None:
         state.markets = markets
     state.accounts = accounts
@@ -151,7 +151,7 @@ def build_insolvent_world(*, owed: list[int], held: int, seed: int = 1) -> Escap
 
 def random_world(rng: random.Random, seed: int) -> EscapeWorld:
     """A random finalized state and L1 history (see the module docstring)."""
-    template = Scenario().state
+    template = World().state
     markets = [
         MarketState(price=rng.randint(1, 10**14), price_time=m.price_time, funding_index=rng.randint(-(10**12), 10**12))
         for m in template.markets

@@ -11,7 +11,7 @@ from optinode.spec.escape import compute_escape_payout
 
 from .escape_world import build_insolvent_world
 from .support import events, expect_revert, parts_for
-from .world import USD, World, build_world
+from .world import USD, L1World, build_world
 
 MAX_U64 = 2**64 - 1
 
@@ -21,7 +21,7 @@ def balance(system, who: str) -> int:
 
 
 @pytest.fixture
-def world(anvil) -> World:
+def world(anvil) -> L1World:
     return build_world(list(anvil.private_keys[4:8]))
 
 
@@ -144,7 +144,7 @@ def escape_all(system, world, names, sender) -> dict[str, tuple[int, int]]:
     for name in names:
         who = world.addresses[name]
         before, eth_before = balance(system, who), system.w3.eth.get_balance(who)
-        receipt = system.escape(sender, world.scenario.ids[name])
+        receipt = system.escape(sender, world.ids[name])
         (ev,) = events(system.bridge.events.Escaped, receipt)
         out[name] = (balance(system, who) - before, system.w3.eth.get_balance(who) - eth_before)
         assert out[name] == (ev.args.amount, ev.args.bondShare), name
@@ -159,7 +159,7 @@ def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, 
     # alice claims her withdrawal before the freeze; carol does not
     transact(system.w3, b.claimWithdrawal(1, world.parts().as_tuple(), world.proof("alice")), alice)
     # bob asks for his money; the sequencer ignores him
-    transact(system.w3, b.requestForcedWithdrawal(world.scenario.ids["bob"], 500 * USD), bob)
+    transact(system.w3, b.requestForcedWithdrawal(world.ids["bob"], 500 * USD), bob)
     expect_revert("NothingOverdue", lambda: transact(system.w3, b.freeze(), users[5]))
     expect_revert("NotFrozen", lambda: system.register_claim(bob, world.globals(), world.parts(), world.proof("bob")))
     expect_revert("NotFrozen", lambda: system.escape(bob, 1))
@@ -198,12 +198,12 @@ def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, 
     for name, amount in expected.items():
         assert paid[name] == (amount, amount * bond // total), name
     for name in expected:
-        expect_revert("AlreadyEscaped", lambda: system.escape(users[0], world.scenario.ids[name]))
+        expect_revert("AlreadyEscaped", lambda: system.escape(users[0], world.ids[name]))
     assert balance(system, system.bridge.address) == bridge_before - total
     # every account is out; what remains is the system's fees, less dave's shortfall and rounding dust
     remaining = sum(a for _, a in world.deposits) - 1_000 * USD - total
     assert balance(system, system.bridge.address) == remaining
-    state = world.scenario.state
+    state = world.state
     assert 0 < remaining <= state.fees + state.insurance
     assert system.w3.eth.get_balance(system.bridge.address) == bond - sum(e for _, e in paid.values()) < 4
 
@@ -234,7 +234,7 @@ def test_claim_and_payout_phases(finalized, world, users) -> None:
     frozen_at = b.frozenAt().call()
     end = frozen_at + system.params.claim_period
     parts = world.parts()
-    alice = world.scenario.ids["alice"]
+    alice = world.ids["alice"]
     system.register_claim(users[1], world.globals(), parts, world.proof("alice"))  # anyone, for anyone
     err = expect_revert("AlreadyClaimed", lambda: system.register_claim(users[2], world.globals(), parts, world.proof("alice")))
     assert err.values == (alice,)
@@ -243,8 +243,8 @@ def test_claim_and_payout_phases(finalized, world, users) -> None:
     increase_time(system.w3, system.params.claim_period + 1)
     err = expect_revert("ClaimPhaseOver", lambda: system.register_claim(users[2], world.globals(), parts, world.proof("bob")))
     assert err.values[1] == end
-    err = expect_revert("NoClaim", lambda: system.escape(users[0], world.scenario.ids["bob"]))
-    assert err.values == (world.scenario.ids["bob"],)
+    err = expect_revert("NoClaim", lambda: system.escape(users[0], world.ids["bob"]))
+    assert err.values == (world.ids["bob"],)
     system.escape(users[0], alice)
     expect_revert("AlreadyEscaped", lambda: system.escape(users[0], alice))
 
@@ -302,7 +302,7 @@ def test_bonds_of_batches_pending_at_the_freeze_go_to_the_escapers(finalized, wo
     increase_time(w3, p.forced_deadline + 1)
     system.freeze(users[0])
     expect_revert("RollupFrozen", lambda: system.open_game(challenger, 3))  # no game opens once frozen
-    expect_revert("BondNotRefundable", lambda: transact(w3, system.rollup.functions.refundBond(3), users[0]))
+    expect_revert("BondNotForfeitable", lambda: transact(w3, system.rollup.functions.forfeitBond(3), users[0]))
     rollup_before = w3.eth.get_balance(system.rollup.address)
     # batch 3 (the top) is released; batch 2 waits for its game
     receipt = system.release_frozen_bonds(users[1])
@@ -319,7 +319,7 @@ def test_bonds_of_batches_pending_at_the_freeze_go_to_the_escapers(finalized, wo
     assert w3.eth.get_balance(system.bridge.address) == 2 * p.proposer_bond
     # the Rollup keeps the finalized batch's returned bond and the challenger bond the proposer won
     assert w3.eth.get_balance(system.rollup.address) == rollup_before - 2 * p.proposer_bond + p.challenger_bond
-    assert system.rollup.functions.bonds(2).call()[2] == system.rollup.functions.bonds(3).call()[2] == 5  # Escaped
+    assert system.rollup.functions.bonds(2).call()[2] == system.rollup.functions.bonds(3).call()[2] == 4  # Escaped
     # the escapers share both bonds pro rata to their claims; the Rollup keeps only what it credited
     names = ["alice", "bob", "carol", "dave"]
     paid = escape_all(system, world, names, users[5])

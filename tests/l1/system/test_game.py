@@ -74,9 +74,9 @@ def test_invalid_root_loses_to_honest_challenger(system, proposer, challenger) -
     receipt = transact(system.w3, system.rollup.functions.withdrawCredit(), challenger)
     assert eth(system, challenger) == before + reward + p.challenger_bond - receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert eth(system, system.rollup.address) == 0
-    # the slashed bond can never be refunded
+    # the forfeit bond is settled: it cannot be forfeited (or paid) again
     bond_id = system.batch(0)["id"] + 1
-    expect_revert("BondNotRefundable", lambda: transact(system.w3, system.rollup.functions.refundBond(bond_id), proposer))
+    expect_revert("BondNotForfeitable", lambda: transact(system.w3, system.rollup.functions.forfeitBond(bond_id), proposer))
 
 
 def test_step_result_uses_l1_inputs_from_storage(system, proposer, challenger, users) -> None:
@@ -211,14 +211,15 @@ def test_two_challengers_on_an_invalid_batch(system, proposer, challenger, chall
     for gid in (g1, g2):
         system.bisect(proposer, gid, [liar.roots(x) for x in points[1:-1]])
     assert play_game(system, g1, batch, liar, Player(system, challenger, truthful(batch))) == Phase.CHALLENGER_WON
-    # game 2's batch is gone: moves still go on, but it can only end cancelled, bond returned
+    # game 2's batch is gone: moves still go on, but it can only end cancelled: bond returned with
+    # its half of the reward (both games were open when the batch was rejected)
     expect_revert("BatchNotLive", lambda: play_game(system, g2, batch, liar, Player(system, challenger2, truthful(batch))))
     system.cancel(challenger, g2)
     assert system.game_state(g2)["phase"] == Phase.CANCELLED
-    reward = p.proposer_bond * p.slash_reward_bps // 10_000
-    assert credits(system, challenger) == reward + p.challenger_bond
-    assert credits(system, challenger2) == p.challenger_bond
-    assert eth(system, system.rollup.address) == reward + 2 * p.challenger_bond
+    share = p.proposer_bond * p.slash_reward_bps // 10_000 // 2
+    assert credits(system, challenger) == share + p.challenger_bond
+    assert credits(system, challenger2) == share + p.challenger_bond
+    assert eth(system, system.rollup.address) == 2 * (share + p.challenger_bond)
     assert eth(system, system.game.address) == 0
 
 
@@ -256,14 +257,15 @@ def test_honest_proposer_that_stops_answering_loses(system, proposer, challenger
     assert system.rollup.functions.batchCount().call() == 1
 
 
-def test_lost_game_discards_successors_and_refunds_their_bonds(system, proposer, challenger) -> None:
+def test_lost_game_discards_successors_and_forfeits_their_bonds(system, proposer, challenger, challenger2) -> None:
     p = system.params
     b1 = post_mock_batch(system, proposer, RECORDS[:10], valid=True, tag="1")
     b2 = post_mock_batch(system, proposer, RECORDS[:40], valid=False, tag="2")
     b3 = post_mock_batch(system, proposer, RECORDS[:5], valid=True, tag="3")
     b4 = post_mock_batch(system, proposer, RECORDS[:5], valid=True, tag="4")
     ids = {i: system.batch(i)["id"] for i in (1, 2, 3, 4)}
-    g3 = system.open_game(challenger, b3.index)  # a game against a successor
+    burned_before = eth(system, BURN_ADDRESS)
+    g3 = system.open_game(challenger2, b3.index)  # a game against a successor
     g2 = system.open_game(challenger, b2.index)
     assert play_game(system, g2, b2, Player(system, proposer, lying_from(b2, 17)), Player(system, challenger, truthful(b2))) == Phase.CHALLENGER_WON
     assert system.rollup.functions.batchCount().call() == 2  # genesis and batch 1 remain
@@ -271,17 +273,20 @@ def test_lost_game_discards_successors_and_refunds_their_bonds(system, proposer,
     for i in (2, 3, 4):
         assert not system.rollup.functions.isLive(i, ids[i]).call()
     expect_revert("BatchNotFound", lambda: system.open_game(challenger, 3))
-    # the game against batch 3 is void
-    system.cancel(proposer, g3)
-    # successor bonds are refundable once, the rejected batch's is not
-    for i in (3, 4):
-        transact(system.w3, system.rollup.functions.refundBond(ids[i]), challenger)
-        expect_revert("BondNotRefundable", lambda: transact(system.w3, system.rollup.functions.refundBond(ids[i]), challenger))
-    expect_revert("BondNotRefundable", lambda: transact(system.w3, system.rollup.functions.refundBond(ids[2]), challenger))
-    expect_revert("BondNotRefundable", lambda: transact(system.w3, system.rollup.functions.refundBond(ids[1]), challenger))
     reward = p.proposer_bond * p.slash_reward_bps // 10_000
-    assert credits(system, proposer) == 2 * p.proposer_bond
-    assert credits(system, challenger) == reward + 2 * p.challenger_bond
+    # the rejected batch's bond is forfeit at once; the successors' are still held
+    assert system.rollup.functions.bonds(ids[2]).call()[2] == 3  # Forfeited
+    assert [system.rollup.functions.bonds(ids[i]).call()[2] for i in (3, 4)] == [1, 1]  # Posted
+    # the game against batch 3 is void: its bond returns with batch 3's reward (its only game)
+    system.cancel(proposer, g3)
+    assert credits(system, challenger2) == p.challenger_bond + reward
+    # batch 4 had no game: anyone settles it, all burned; nothing is forfeited twice
+    transact(system.w3, system.rollup.functions.forfeitBond(ids[4]), challenger)
+    for i in (1, 2, 3, 4):
+        expect_revert("BondNotForfeitable", lambda: transact(system.w3, system.rollup.functions.forfeitBond(ids[i]), challenger))
+    assert credits(system, proposer) == 0
+    assert credits(system, challenger) == reward + p.challenger_bond
+    assert eth(system, BURN_ADDRESS) - burned_before == 3 * p.proposer_bond - 2 * reward
     # the chain resumes from batch 1: a new batch 2 has a fresh id; batch 1 still finalizes
     new2 = post_mock_batch(system, proposer, RECORDS[:3], valid=True, tag="2b")
     assert new2.index == 2 and system.batch(2)["id"] == max(ids.values()) + 1
@@ -289,9 +294,29 @@ def test_lost_game_discards_successors_and_refunds_their_bonds(system, proposer,
     increase_time(system.w3, p.challenge_window)
     system.finalize(proposer, 1)
     system.finalize(proposer, 2)
-    assert credits(system, proposer) == 4 * p.proposer_bond
-    # everything held is owed: credits of proposer and challenger
-    assert eth(system, system.rollup.address) == 4 * p.proposer_bond + reward + 2 * p.challenger_bond
+    assert credits(system, proposer) == 2 * p.proposer_bond
+    # everything held is owed: credits of proposer and challengers
+    assert eth(system, system.rollup.address) == 2 * p.proposer_bond + 2 * (reward + p.challenger_bond)
+
+
+def test_reusing_an_index_settles_the_discarded_batch_first(system, proposer, challenger, challenger2) -> None:
+    # A successor's game count is read from its batch record: appending at its index forfeits it
+    # first, so the share of a game still open against it survives the overwrite.
+    p = system.params
+    bad = post_mock_batch(system, proposer, RECORDS[:8], valid=False, tag="bad")
+    top = post_mock_batch(system, proposer, RECORDS[:8], valid=False, tag="top")
+    top_id = system.batch(top.index)["id"]
+    g_top = system.open_game(challenger2, top.index)
+    g_bad = system.open_game(challenger, bad.index)
+    assert play_game(system, g_bad, bad, Player(system, proposer, lying_from(bad, 2)), Player(system, challenger, truthful(bad))) == Phase.CHALLENGER_WON
+    post_mock_batch(system, proposer, RECORDS[:3], valid=True, tag="again1")
+    again = post_mock_batch(system, proposer, RECORDS[:3], valid=True, tag="again2")
+    assert again.index == top.index and system.batch(top.index)["openGames"] == 0
+    assert system.rollup.functions.bonds(top_id).call()[2] == 3  # Forfeited by the append
+    system.cancel(challenger2, g_top)
+    reward = p.proposer_bond * p.slash_reward_bps // 10_000
+    assert credits(system, challenger2) == p.challenger_bond + reward
+    assert credits(system, challenger) == p.challenger_bond + reward
 
 
 def test_bad_moves_revert_with_named_errors(system, proposer, challenger, users) -> None:

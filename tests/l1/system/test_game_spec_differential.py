@@ -10,6 +10,12 @@ the spec's game does not hold, excepted); otherwise the transaction is mined at 
 contract's game (segment, roots, phase, turn start, both clocks, rootsHash) must equal the spec's.
 The L1 facts the spec takes as arguments come from the chain: `now` is the block's timestamp,
 `batch_live` is `Rollup.isLive`, and a step's post-root is what the prover returns.
+
+The bond flows follow `optinode.spec.bonds`: every append, open and game end (the terminal phase
+the spec's game reached) is applied to a `bonds.Ledger` too, and after every move each bond
+(state, share per game), each party's credit, the burned total and the ETH each contract holds
+must equal the ledger's. After the last round every discarded bond is forfeited and every credit
+withdrawn through both, and the contracts are left holding exactly the bonds still posted.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 import pytest
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from optinode.l1.contracts import System, error_args, error_name, tx_proof
+from optinode.l1.contracts import BURN_ADDRESS, System, error_args, error_name, transact, tx_proof
+from optinode.spec import bonds
 from optinode.spec import game as spec
 from optinode.spec.player import choose_first_disagreement
 from optinode.spec.crypto import keccak
@@ -152,16 +159,72 @@ def pick_move(
     return spec.Cancel(), system.game.functions.cancel(live.gid), sender
 
 
+@dataclass
+class Books:
+    """The spec's bond ledger next to the chain, and the check that they agree."""
+
+    system: System
+    ledger: bonds.Ledger
+    parties: list[str]
+    burned_before: int
+
+    def check(self) -> None:
+        w3, rollup, ledger = self.system.w3, self.system.rollup, self.ledger
+        for batch_id, bond in ledger.bonds.items():
+            proposer, index, state, per_game = rollup.functions.bonds(batch_id).call()
+            assert (proposer, index, state, per_game) == (bond.proposer, bond.batch_index, int(bond.state), bond.reward_per_game)
+        for who in self.parties:
+            assert rollup.functions.credits(who).call() == ledger.credits.get(who, 0), who
+        assert w3.eth.get_balance(BURN_ADDRESS) - self.burned_before == ledger.burned
+        assert w3.eth.get_balance(rollup.address) == bonds.get_rollup_held(ledger)
+        assert w3.eth.get_balance(self.system.game.address) == bonds.get_game_held(ledger)
+
+    def settle(self, sender: str) -> None:
+        """Forfeit every bond both sides can forfeit, then withdraw every credit, through both."""
+        for batch_id in list(self.ledger.bonds):
+            fn = self.system.rollup.functions.forfeitBond(batch_id)
+            try:
+                self.ledger = bonds.process_forfeit_bond(self.ledger, batch_id)
+                expected = None
+            except bonds.BondRuleError as exc:
+                expected = (exc.code.value, ())
+            got = revert_of(fn, sender)
+            assert ((got[0], ()) if got else None) == expected, (batch_id, got, expected)
+            if expected is None:
+                transact(self.system.w3, fn, sender)
+        for who in self.parties:
+            try:
+                self.ledger, _ = bonds.process_withdraw(self.ledger, who)
+                expected = None
+            except bonds.BondRuleError as exc:
+                expected = exc.code.value
+            fn = self.system.rollup.functions.withdrawCredit()
+            got = revert_of(fn, who)
+            assert (got[0] if got else None) == expected
+            if expected is None:
+                transact(self.system.w3, fn, who)
+        self.check()
+
+
 @pytest.mark.parametrize(("seed", "arity"), CASES)
 def test_contract_and_spec_agree_on_random_games(make_system, proposer, challenger, challenger2, users, seed, arity) -> None:
     rng = random.Random(seed)
     clock = rng.choice([30, 600, 1800])
     system = make_system(arity=arity, clock=clock)
+    p = system.params
+    books = Books(
+        system,
+        bonds.genesis_ledger(bonds.BondParams(p.proposer_bond, p.challenger_bond, p.slash_reward_bps)),
+        [proposer, challenger, challenger2, users[0]],
+        system.w3.eth.get_balance(BURN_ADDRESS),
+    )
     outcomes: dict[str, int] = {}
     for round_ in range(3):
         n = rng.choice([1, 2, 3, 17, 40, 130, 300])
         valid = rng.random() < 0.5
         batch = post_mock_batch(system, proposer, RECORDS[:n], valid=valid, tag=f"{seed}-{round_}")
+        books.ledger, index = bonds.process_append(books.ledger, proposer, value=p.proposer_bond)
+        assert index == batch.index
         batch_id, batch_time = system.batch(batch.index)["id"], system.batch(batch.index)["timestamp"]
         truth = batch.true_roots.__getitem__
         lie_from = rng.randint(1, n)
@@ -172,6 +235,8 @@ def test_contract_and_spec_agree_on_random_games(make_system, proposer, challeng
             now = latest_time(system) + rng.randint(1, 5)
             pin_time(system, now)
             gid = system.open_game(who, batch.index)
+            books.ledger, ledger_gid = bonds.process_open_game(books.ledger, batch.index, who, value=p.challenger_bond, window_open=True)
+            assert ledger_gid == gid
             game = spec.on_open(n, batch.true_roots[0], batch.posted_root, now, arity=arity, clock=clock)
             live = Live(gid, who, game, truth if valid else liar, troll if valid else truth)
             assert_same(system, live)
@@ -188,12 +253,20 @@ def test_contract_and_spec_agree_on_random_games(make_system, proposer, challeng
                 now = latest_time(system)
             now = max(now, latest_time(system) + 1)
             move, fn, sender = pick_move(rng, system, live, batch, batch_time, users, proposer)
+            was_over = spec.is_over(live.game)
             outcome = attempt(system, live, move, fn, sender, now, batch.index, batch_id)
+            if spec.is_over(live.game) and not was_over:
+                books.ledger = bonds.process_game_end(books.ledger, live.gid, live.game.phase)
+            books.check()
             key = f"{type(move).__name__}:{outcome}"
             outcomes[key] = outcomes.get(key, 0) + 1
             if not running:
                 break
         assert all(spec.is_over(g.game) for g in games), [g.game for g in games]
+    books.settle(users[0])
+    # every game is over: what the Rollup still holds is the bonds of the batches still pending
+    assert bonds.get_credits_owed(books.ledger) == bonds.get_reserved_shares(books.ledger) == 0
+    assert system.w3.eth.get_balance(system.rollup.address) == bonds.get_bonds_outstanding(books.ledger)
     # the run exercised accepted moves of every kind and several rejections
     assert {"Bisect:ok", "Choose:ok"} <= outcomes.keys(), outcomes
     assert any(k.endswith(":ok") and k.startswith(("Step", "Timeout")) for k in outcomes), outcomes

@@ -11,7 +11,7 @@ from optinode.l1.contracts import deploy_contract
 from optinode.spec.commitment import encode_account, encode_globals
 from optinode.spec.margin import compute_settled_funding, get_total_value
 from optinode.spec.state import Account, Position
-from optinode.testing.scenario import Scenario
+from optinode.testing.world import World
 
 MAX_POSITION = 2**63 - 1
 MAX_INDEX = 2**100
@@ -33,7 +33,7 @@ def _case(rng: random.Random, state) -> Account:
 
 def test_valuation_matches_spec(harness) -> None:
     rng = random.Random(2024)
-    state = Scenario().state
+    state = World().state
     for _ in range(60):
         for market in state.markets:
             market.price = rng.choice([1, 10**8 - 1, rng.randrange(1, 2**64), 2**64 - 1])
