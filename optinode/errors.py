@@ -19,7 +19,8 @@ The tree (each class lives next to the code that raises it)::
     ├── ConfigError                   optinode.config  a TOML config that cannot be read or validated
     ├── InputError                    cli.spec_apply   a file or stdin given to `optinode spec apply`
     ├── DemoConfigError               cli.demo         a config the demo cannot narrate
-    └── UnknownLog                    l1.events        an L1 log of a followed contract that matches no ABI event
+    ├── UnknownLog                    l1.events        an L1 log of a followed contract that matches no ABI event
+    └── DeploymentError               l1.deploy        a deployment file, or a deploy the config and the chain refuse
 
 Not in the tree, on purpose: `spec.errors.EncodeError` (our own code built a value the batch format
 cannot hold), the L1 layer's errors (`AnvilError`, `ArtifactError`, reverts of our own
