@@ -53,7 +53,7 @@ def test_a_direct_append_is_rebuildable_from_its_input(system, proposer) -> None
     assert rebuilt == records and compute_tx_root(rebuilt) == system.batch(index)["txRoot"]
 
 
-def test_a_relay_contract_cannot_append(w3, deployer, proposer) -> None:
+def test_a_relay_contract_cannot_append(w3, deployer, proposer, snapshot) -> None:
     relay = deploy_contract(w3, "BatchRelay", sender=deployer.address)
     system = _system(w3, deployer, relay.address)  # the relay itself is the whitelisted proposer
     err = expect_revert("CalldataUnavailable", lambda: transact(w3, _relay_call(relay, system, b"\x11" * 32), proposer, value=BOND))
@@ -61,7 +61,7 @@ def test_a_relay_contract_cannot_append(w3, deployer, proposer) -> None:
     assert system.rollup.functions.batchCount().call() == 1
 
 
-def test_a_7702_delegated_proposer_cannot_append(w3, deployer, accounts) -> None:
+def test_a_7702_delegated_proposer_cannot_append(w3, deployer, accounts, snapshot) -> None:
     eoa = accounts[1]
     relay = deploy_contract(w3, "BatchRelay", sender=deployer.address)
     system = _system(w3, deployer, eoa.address)
