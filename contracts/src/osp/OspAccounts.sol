@@ -130,15 +130,22 @@ contract OspAccounts is OspProver {
     /// Locals of process_deleverage (a struct, to stay clear of the EVM's stack limit).
     struct DeleverageFill {
         int256 value;
+        int256 risk;
         int256 held;
         int256 other;
         int256 size;
-        int256 deleveragedDelta;
         int256 signedSize;
+        int256 target;
+        int256 deleveragedDelta;
+        int256 atOracle;
+        int256 cover;
+        int256 deleveragedSize;
         int256 deleveragedCollateral;
         StateCodec.Position[] deleveragedPositions;
+        int256 deleveragerSize;
         int256 deleveragerCollateral;
         StateCodec.Position[] deleveragerPositions;
+        int256 pool;
     }
 
     /// spec: process_deleverage
@@ -159,7 +166,7 @@ contract OspAccounts is OspProver {
         );
         OspRules.Party memory deleveraged = OspRules.newParty(s, t.deleveragedId, deleveragedAccount);
         OspRules.Party memory deleverager = OspRules.newParty(s, t.deleveragerId, deleveragerAccount);
-        f.value = OspMargin.getTotalValue(s, deleveraged.collateral, deleveraged.positions);
+        (f.value, f.risk) = OspMargin.getValueAndRisk(s, deleveraged.collateral, deleveraged.positions);
         // 5. The deleveraged account's total value is negative.
         OspRules.requireValid(f.value < 0, ErrorCode.NOT_DELEVERAGEABLE);
         f.held = OspMargin.positionSize(deleveraged.positions, t.market);
@@ -169,30 +176,39 @@ contract OspAccounts is OspProver {
             f.held * f.other < 0 && f.size <= OspMargin.abs(f.held) && f.size <= OspMargin.abs(f.other),
             ErrorCode.NOT_REDUCING
         );
-        int256 price = int256(uint256(s.g.markets[t.market].price));
-        // At the bankruptcy price: the deleveraged account's deficit shrinks in proportion to the part
-        // of its position closed (all of it closes the deficit to zero). Rounded against the deleveraged.
-        int256 denominator = PRICE_ONE * OspMargin.abs(f.held);
-        if (f.held > 0) {
-            // the deleveraged long sells `size` and receives
-            f.deleveragedDelta =
-                OspMargin.floorDiv(f.size * price * OspMargin.abs(f.held) - f.value * f.size * PRICE_ONE, denominator);
-            f.signedSize = -f.size;
-        } else {
-            // the deleveraged short buys back `size` and pays
-            f.deleveragedDelta =
-                -OspMargin.ceilDiv(f.size * price * OspMargin.abs(f.held) + f.value * f.size * PRICE_ONE, denominator);
-            f.signedSize = f.size;
-        }
-        // 7. Balances in range (deleveraged, then deleverager); positions only shrink, so no limit check.
-        (f.deleveragedCollateral, f.deleveragedPositions) =
+        f.signedSize = f.held > 0 ? -f.size : f.size; // the deleveraged side's change
+        // At the market's bankruptcy price: the deleveraged account keeps its value/risk ratio, so the part
+        // of its deficit that moves is this position's share of its risk (all of it when nothing stays
+        // open). Rounded for the deleveraged (it must end healthier), i.e. against the deleverager.
+        StateCodec.Position[] memory remaining = OspMargin.withPosition(
+            deleveraged.positions, t.market, f.held + f.signedSize, s.g.markets[t.market].fundingIndex
+        );
+        f.target = OspMargin.computeRatioValue(f.value, f.risk, OspMargin.getTotalRisk(s, remaining, false));
+        f.deleveragedDelta = f.target - OspMargin.getTotalValue(s, deleveraged.collateral, remaining);
+        // What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
+        // deleverager only the rest.
+        int256 notional = int256(uint256(s.g.markets[t.market].price)) * f.size;
+        f.atOracle = f.held > 0 ? notional / PRICE_ONE : -OspMargin.ceilDiv(notional, PRICE_ONE);
+        f.cover = f.deleveragedDelta - f.atOracle;
+        if (s.g.insurance < f.cover) f.cover = s.g.insurance;
+        if (f.cover < 0) f.cover = 0;
+        (f.deleveragedSize, f.deleveragedCollateral, f.deleveragedPositions) =
             OspRules.computePartyAfter(s, deleveraged, t.market, f.signedSize, f.deleveragedDelta);
-        (f.deleveragerCollateral, f.deleveragerPositions) =
-            OspRules.computePartyAfter(s, deleverager, t.market, -f.signedSize, -f.deleveragedDelta);
-        int256 pool = OspRules.computeFundingPool(s, deleveraged, deleverager);
+        (f.deleveragerSize, f.deleveragerCollateral, f.deleveragerPositions) =
+            OspRules.computePartyAfter(s, deleverager, t.market, -f.signedSize, f.cover - f.deleveragedDelta);
+        f.pool = OspRules.computeFundingPool(s, deleveraged, deleverager);
+        // 7. Balances in range (deleveraged, then deleverager, then the funding pool); positions only
+        //    shrink, so no limit check.
+        OspRules.checkBalance(f.deleveragedCollateral);
+        OspRules.checkBalance(f.deleveragerCollateral);
+        OspRules.checkBalance(f.pool);
+        // 8. The deleverager ends healthy or healthier: its share is bounded by its position in this
+        //    market at this market's bankruptcy price, and it is never made to take more than it can.
+        OspRules.checkMargin(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions, t.market);
         OspRules.writeParty(s, deleveraged, f.deleveragedCollateral, f.deleveragedPositions);
         OspRules.writeParty(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions);
-        s.g.fundingPool = int128(pool);
+        s.g.insurance = int128(s.g.insurance - f.cover);
+        s.g.fundingPool = int128(f.pool);
         return ErrorCode.OK;
     }
 }
