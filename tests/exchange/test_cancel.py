@@ -19,8 +19,8 @@ EIP712_DOMAIN = [
     {"name": "chainId", "type": "uint256"},
     {"name": "verifyingContract", "type": "address"},
 ]
-ORDER_HASH = "0xbfc1067e540a73d23987c7c825a56e133235d3b1451699163ffeef52528149b3"  # alice's example order
-DOC_CANCEL_ORDER_DIGEST = "0xa486f309a0108599b9d599118ed88f0f6bed37d17c1646e6a247bc42d93ae30d"
+ORDER_HASH = "0x963a75263cced50278a47d87be5c5e28b759aa1ea344dff0760b036caeee1735"  # the digest of alice's example order
+DOC_CANCEL_ORDER_DIGEST = "0xd24486aab0361ae33f0bd9fb8dff7e02b68f81a85107f91e27994c084b860756"
 DOC_CANCEL_ALL_DIGEST = "0x21bd308b23dcbceb7c76dd40a0c9da7b5bfc61f7a04c28a6419983bef5bb1938"
 
 
