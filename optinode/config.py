@@ -152,6 +152,9 @@ class BatchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     max_age: Seconds = 2.0  # from the batch's first command
     # consume each L1 queue entry (deposit, forced request) at least this long before its deadline
     queue_margin: Seconds = 60.0
+    # consume a queue entry only once its block is this deep: a reorg shallower than this can never
+    # remove an entry the log already consumed (Arbitrum's sequencer waits for its delayed inbox too)
+    queue_confirmations: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 12
 
 
 class SenderSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -72,6 +72,16 @@ class Deployment(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     params: L1Section
     config_sha256: str  # of the config file's bytes at deploy time (informational)
 
+    def followed_contracts(self) -> dict[bytes, str]:
+        """{address: contract name} of what the L1 follower reads."""
+        c = self.contracts
+        return {parse_address(c.bridge): "Bridge", parse_address(c.rollup): "Rollup", parse_address(c.game): "DisputeGame"}
+
+    def store_identity(self, role: str) -> str:
+        """The store's identity for a node of ``role`` on this deployment: a data directory is never
+        reused by another role or deployment (optinode.store.kv.check_format)."""
+        return f"{role} chain={self.chain_id} rollup={self.contracts.rollup}"
+
     def genesis(self, config: Config) -> Genesis:
         """The genesis of ``config`` as deployed (verifying contract and time from here); refuses a
         config whose genesis does not produce the deployed root."""

@@ -16,19 +16,9 @@ import msgspec
 from .constants import (
     FRACTION_ONE,
     FUNDING_RATE_ONE,
-    MAX_ACCOUNT_ID,
     MAX_AMOUNT,
     MAX_BALANCE,
-    MAX_FUNDING_INDEX,
-    MAX_MARKETS,
-    MAX_NONCE,
-    MAX_ORACLES,
-    MAX_ORDER_MARKET,
-    MAX_PRICE,
     MAX_SLOT_ID,
-    MAX_TIMESTAMP,
-    MAX_U32,
-    MAX_U8,
     NONCE_WINDOW,
     PRICE_ONE,
 )
@@ -66,6 +56,7 @@ from .types import (
     Transaction,
     Withdraw,
 )
+from .well_formed import RANGE_CHECKS
 
 APPLIED = Receipt(ErrorCode.OK, True)
 
@@ -89,72 +80,16 @@ def require(condition: bool, code: ErrorCode, detail: str = "") -> None:
         raise InvalidTransaction(code, detail)
 
 
-# --- well-formedness: every integer field within its declared range -----------------------------------
-
-
-def _in_range(value: int, high: int) -> bool:
-    return 0 <= value <= high
-
-
-def is_well_formed_order(order: OrderOrRef) -> bool:
-    # (Types are enforced when a transaction is built or decoded; here only the ranges.)
-    if type(order) is SlotRef:
-        return 0 <= order.slot <= MAX_SLOT_ID
-    return (
-        0 <= order.account_id <= MAX_ACCOUNT_ID
-        and 0 <= order.market <= MAX_ORDER_MARKET
-        and 0 <= order.size <= MAX_AMOUNT
-        and 0 <= order.limit_price <= MAX_PRICE
-        and 0 <= order.fee_rate <= MAX_U32
-        and 0 <= order.expiry <= MAX_TIMESTAMP
-        and 0 <= order.nonce <= MAX_NONCE
-    )
+# --- well-formedness: every field within its bound in the field table (spec/fields.py) -------------
 
 
 def is_well_formed(tx: Transaction) -> bool:
-    kind = type(tx)
-    if kind is Trade:
-        return is_well_formed_order(tx.maker) and is_well_formed_order(tx.taker) and 0 <= tx.size <= MAX_AMOUNT
-    if kind is Deposit:
-        return _in_range(tx.account_id, MAX_ACCOUNT_ID)
-    if kind is Withdraw:
-        return (
-            _in_range(tx.account_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.amount, MAX_AMOUNT)
-            and _in_range(tx.expiry, MAX_TIMESTAMP)
-            and _in_range(tx.nonce, MAX_NONCE)
-        )
-    if kind is ForcedWithdraw:
-        return True
-    if kind is OraclePrice:
-        return (
-            _in_range(tx.market, MAX_U8)
-            and len(tx.samples) <= MAX_ORACLES
-            and all(
-                _in_range(s.oracle_index, MAX_U8) and _in_range(s.price, MAX_PRICE) and _in_range(s.timestamp, MAX_TIMESTAMP)
-                for s in tx.samples
-            )
-        )
-    if kind is FundingTick:
-        return (
-            _in_range(tx.timestamp, MAX_TIMESTAMP)
-            and len(tx.indices) <= MAX_MARKETS
-            and all(-MAX_FUNDING_INDEX <= i <= MAX_FUNDING_INDEX for i in tx.indices)
-        )
-    if kind is Liquidate:
-        return (
-            is_well_formed_order(tx.liquidator)
-            and _in_range(tx.liquidated_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.size, MAX_AMOUNT)
-        )
-    if kind is Deleverage:
-        return (
-            _in_range(tx.deleveraged_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.deleverager_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.market, MAX_U8)
-            and _in_range(tx.size, MAX_AMOUNT)
-        )
-    return False  # Malformed, or not a transaction at all
+    """Every integer field within its Bound and every list within its Count (the record codec can
+    produce nothing else, so this only ever rejects a transaction built some other way). The checks
+    are rendered from the field table into well_formed.py. Malformed, or anything that is not a
+    transaction, is never well formed."""
+    check = RANGE_CHECKS.get(type(tx))
+    return check is not None and check(tx)
 
 
 def check_well_formed(tx: Transaction) -> None:

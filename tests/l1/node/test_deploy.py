@@ -78,8 +78,13 @@ def test_deploy_writes_a_file_that_matches_the_chain(deployed, w3, anvil) -> Non
 async def test_a_follower_from_the_deployment_block_sees_the_genesis(deployed, anvil) -> None:
     deployment, _ = deployed
     c = deployment.contracts
-    contracts = {bytes.fromhex(a[2:]): n for a, n in ((c.bridge, "Bridge"), (c.rollup, "Rollup"), (c.game, "DisputeGame"))}
-    follower = Follower(RpcClient(anvil.url, retry_for=20), open_memory(), contracts, start_block=deployment.deployment_block)
+    assert deployment.followed_contracts() == {
+        bytes.fromhex(a[2:]): n for a, n in ((c.bridge, "Bridge"), (c.rollup, "Rollup"), (c.game, "DisputeGame"))
+    }
+    node = load_config(DEVNET).node
+    store = open_memory(deployment.store_identity("verifier"))
+    follower = Follower.for_deployment(RpcClient(anvil.url, retry_for=20), store, deployment, node)
+    assert (follower.start_block, follower.window, follower.max_range) == (deployment.deployment_block, node.reorg_window, node.log_block_range)
     with trio.fail_after(30):
         outputs, _ = await follower.poll()
     finalized = [e for e in outputs if isinstance(e, events.BatchFinalized)]
