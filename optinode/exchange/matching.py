@@ -21,7 +21,7 @@ from __future__ import annotations
 from sortedcontainers import SortedList
 
 from optinode.spec.eip712 import compute_order_digest
-from optinode.spec.errors import ErrorCode
+from optinode.spec.errors import ErrorCode, InvalidInput
 from optinode.spec.state import State, get_account
 from optinode.spec.transition import state_transition
 from optinode.spec.types import L1Context, Order, SlotRef, Trade
@@ -47,7 +47,7 @@ from .probe import PROBE_CTX, probe_side
 DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
 
 
-class UnknownOrder(Exception):
+class UnknownOrder(InvalidInput):
     """A cancel named an order that is not live for that account (an expected client error)."""
 
 
@@ -91,7 +91,7 @@ class Matcher:
         order_hash = self.order_hash(order)
         rejection = self._check_placement(placement, order_hash)
         if rejection is not None:
-            return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection))
+            return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection), logged=False)
         state = self.state
         account = get_account(state, order.account_id)
         assert account is not None  # the probe in _check_placement passed
@@ -190,7 +190,7 @@ class Matcher:
         if placement.tif is not TimeInForce.IOC and len(self.by_account.get(order.account_id, ())) >= self.max_open_orders:
             return Reason.TOO_MANY_OPEN_ORDERS
         if placement.tif is TimeInForce.POST_ONLY:
-            best = self._best_live(order.market, not order.is_buy)
+            best = self._best_unexpired(order.market, not order.is_buy)
             if best is not None and self._crosses(order.is_buy, order.limit_price, best.price):
                 return Reason.POST_ONLY_WOULD_CROSS
         return None
@@ -199,13 +199,13 @@ class Matcher:
     def _crosses(taker_buys: bool, taker_price: int, maker_price: int) -> bool:
         return maker_price <= taker_price if taker_buys else maker_price >= taker_price
 
-    def _best_live(self, market: int, is_buy: bool) -> RestingOrder | None:
-        """The best resting order on a side, dropping expired ones on the way (deterministic: the
-        spec's system time decides)."""
-        book = self.books[market]
-        while (best := book.best(is_buy)) is not None and best.expiry < self.state.time:
-            self._remove(best, ErrorCode.EXPIRED)
-        return best
+    def _best_unexpired(self, market: int, is_buy: bool) -> RestingOrder | None:
+        """The best resting order on a side that has not expired, without changing the book (a
+        refused order must leave no trace: it is not logged)."""
+        for order in self.books[market].side(is_buy).values():
+            if order.expiry >= self.state.time:
+                return order
+        return None
 
     def _reducible(self, account_id: int, market: int, is_buy: bool) -> int:
         """How much an order on this side can fill without opening or growing the position."""

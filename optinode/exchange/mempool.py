@@ -1,7 +1,7 @@
 """Mempool intake: the checks an order passes before the engine sees it, cheapest first.
 
 1. per-account limits: items per request, a token bucket of items per second, pending items;
-2. stateless checks: the spec's field ranges (`is_well_formed_order`), a known market, not expired
+2. stateless checks: the spec's field table (`fields.find_field_error`: types, bounds, lengths), a known market, not expired
    against the spec's system time;
 3. signature recovery across both cores: worker threads calling the spec's `recover_signer`
    (coincurve's libsecp256k1 call releases the GIL; measured against trio-parallel worker
@@ -12,7 +12,7 @@
    the same order pending twice;
 5. a fair queue: one round-robin turn per account, so a flood from one account delays only itself.
 
-Every rejection is a `Rejected` carrying the spec `ErrorCode` or the exchange's `Reason`. The engine
+Every rejection is a `IntakeRejected` carrying the spec `ErrorCode` or the exchange's `Reason`. The engine
 stays the judge: everything here is re-checked by the matcher and the spec; the mempool only
 refuses early and cheaply. See docs/matching.md, "Intake".
 """
@@ -30,7 +30,9 @@ from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import State, get_account
-from optinode.spec.transition import compute_nonce_window, is_well_formed_order
+from optinode.spec.fields import find_field_error
+from optinode.spec.transition import compute_nonce_window
+from optinode.spec.types import Order
 
 from .orders import Placement, Reason, reason_name
 
@@ -44,7 +46,7 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     workers: int = 2  # threads recovering signatures at once (the machine's cores)
 
 
-class Rejected(InvalidInput):
+class IntakeRejected(InvalidInput):
     """An item turned away at intake, with the name a client sees (spec ErrorCode or exchange Reason)."""
 
     def __init__(self, reason: Reason | ErrorCode, detail: str = "") -> None:
@@ -93,7 +95,7 @@ class FairQueue:
             queue = self.queues[account_id] = deque()
             self.turns.append(account_id)
         if len(queue) >= self.max_per_account:
-            raise Rejected(Reason.QUEUE_FULL, f"account {account_id} has {len(queue)} items waiting")
+            raise IntakeRejected(Reason.QUEUE_FULL, f"account {account_id} has {len(queue)} items waiting")
         queue.append(item)
         self.size += 1
 
@@ -134,37 +136,38 @@ class Mempool:
     def check_request(self, placements: Sequence[Placement]) -> None:
         """A request as a whole: its size (each item's account is rate-limited in `check_stateless`)."""
         if len(placements) > self.limits.max_request_items:
-            raise Rejected(Reason.REQUEST_TOO_LARGE, f"{len(placements)} items, at most {self.limits.max_request_items}")
+            raise IntakeRejected(Reason.REQUEST_TOO_LARGE, f"{len(placements)} items, at most {self.limits.max_request_items}")
 
     def check_stateless(self, placement: Placement) -> bytes:
         """Shape, ranges, market, expiry and the account's rate; returns the order's hash."""
         order = placement.order
-        if not is_well_formed_order(order) or len(order.signature) != 65:
-            raise Rejected(ErrorCode.MALFORMED, "a field is out of its range")
+        problem = find_field_error(order, Order)  # the spec's field table: types, bounds, signature length
+        if problem is not None:
+            raise IntakeRejected(ErrorCode.MALFORMED, problem)
         if order.market >= len(self.state.config.markets):
-            raise Rejected(ErrorCode.MARKET_NOT_FOUND, f"market {order.market}")
+            raise IntakeRejected(ErrorCode.MARKET_NOT_FOUND, f"market {order.market}")
         if order.expiry < self.state.time:
-            raise Rejected(ErrorCode.EXPIRED, f"expiry {order.expiry} is before the system time {self.state.time}")
+            raise IntakeRejected(ErrorCode.EXPIRED, f"expiry {order.expiry} is before the system time {self.state.time}")
         if not self.rate.take(order.account_id, 1):
-            raise Rejected(Reason.RATE_LIMITED, f"account {order.account_id}: over {self.limits.items_per_second:g} items/s")
+            raise IntakeRejected(Reason.RATE_LIMITED, f"account {order.account_id}: over {self.limits.items_per_second:g} items/s")
         return compute_order_digest(self.state.config.domain_separator, order)
 
     def check_replay(self, placement: Placement, order_hash: bytes, signer: bytes | None) -> None:
         """Signer, account and nonce against the engine's state, with the spec's own functions."""
         order = placement.order
         if signer is None:
-            raise Rejected(ErrorCode.BAD_SIGNATURE)
+            raise IntakeRejected(ErrorCode.BAD_SIGNATURE)
         account = get_account(self.state, order.account_id)
         if account is None:
-            raise Rejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {order.account_id}")
+            raise IntakeRejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {order.account_id}")
         if signer != account.owner:
-            raise Rejected(ErrorCode.WRONG_SIGNER, f"signed by 0x{signer.hex()}")
+            raise IntakeRejected(ErrorCode.WRONG_SIGNER, f"signed by 0x{signer.hex()}")
         try:
             compute_nonce_window(account, order.nonce)
         except InvalidTransaction as invalid:
-            raise Rejected(invalid.code, f"nonce {order.nonce}") from None
+            raise IntakeRejected(invalid.code, f"nonce {order.nonce}") from None
         if order_hash in self.pending:
-            raise Rejected(Reason.DUPLICATE_ORDER, "already waiting for the engine")
+            raise IntakeRejected(Reason.DUPLICATE_ORDER, "already waiting for the engine")
 
     async def recover(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[bytes | None]:
         """Signers of many (digest, signature) pairs, on worker threads in chunks."""
@@ -183,17 +186,17 @@ class Mempool:
 
     # --- intake and hand-off -----------------------------------------------------------------------
 
-    async def submit(self, placements: Sequence[Placement]) -> list[Rejected | bytes]:
+    async def submit(self, placements: Sequence[Placement]) -> list[IntakeRejected | bytes]:
         """Check a request's orders and queue the good ones for the engine. Returns, per order, its
         hash (queued) or why it was turned away."""
         self.check_request(placements)
-        outcomes: list[Rejected | bytes] = []
+        outcomes: list[IntakeRejected | bytes] = []
         to_recover: list[int] = []
         for i, placement in enumerate(placements):
             try:
                 outcomes.append(self.check_stateless(placement))
                 to_recover.append(i)
-            except Rejected as rejected:
+            except IntakeRejected as rejected:
                 outcomes.append(rejected)
         signers = await self.recover(
             [(outcomes[i], placements[i].order.signature) for i in to_recover]  # type: ignore[misc]
@@ -203,7 +206,7 @@ class Mempool:
             try:
                 self.check_replay(placement, order_hash, signer)  # type: ignore[arg-type]
                 self.queue.put(placement.order.account_id, (placement, order_hash))
-            except Rejected as rejected:
+            except IntakeRejected as rejected:
                 outcomes[i] = rejected
                 continue
             self.pending.add(order_hash)  # type: ignore[arg-type]

@@ -114,6 +114,10 @@ class PlaceResult(msgspec.Struct, frozen=True):
     reason: str | None = None  # for REJECTED, or CANCELLED (why the rest is off the book)
     cancelled: tuple[Cancelled, ...] = ()  # resting orders of others removed while matching
     remaining: int = 0  # what still rests on the book
+    # The command changed the book or the state, so the engine must log it (replay needs it). False
+    # only for an order refused before matching, which changed nothing. A REJECTED result can be
+    # logged: self-trade prevention or expiry may have removed resting orders before it stopped.
+    logged: bool = True
 
     @property
     def trades(self) -> list[Trade]:

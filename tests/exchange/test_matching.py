@@ -204,3 +204,14 @@ def test_too_many_open_orders() -> None:
     desk.place("bob", buy=False, lots=1, ticks=2)
     assert desk.place("bob", buy=False, lots=1, ticks=3).reason == "TOO_MANY_OPEN_ORDERS"
     assert desk.place("bob", buy=True, lots=1, ticks=-50, tif=TimeInForce.IOC).status == Status.CANCELLED
+
+
+def test_a_refused_order_leaves_no_trace_even_past_an_expired_top_of_book(desk: Desk) -> None:
+    now = desk.w.state.time
+    desk.place("bob", buy=False, lots=1, expiry=now + 1)
+    desk.place("carol", buy=False, lots=1, ticks=2)
+    desk.w.set_price(ETH, ETH_PRICE, timestamp=now + 5)  # bob's ask has expired, still on the book
+    before = desk.m.snapshot()
+    refused = desk.place("alice", buy=True, lots=1, ticks=3, tif=TimeInForce.POST_ONLY)
+    assert refused.reason == "POST_ONLY_WOULD_CROSS" and not refused.logged  # crosses carol, not bob
+    assert desk.m.snapshot() == before

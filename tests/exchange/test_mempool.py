@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from optinode.exchange.matching import Matcher
-from optinode.exchange.mempool import FairQueue, Limits, Mempool, Rejected, TokenBucket
+from optinode.exchange.mempool import FairQueue, Limits, Mempool, IntakeRejected, TokenBucket
 from optinode.exchange.orders import Placement
 from optinode.testing.world import ETH_STEP, FUNDS, World
 
@@ -27,7 +27,7 @@ def funded(names=("alice", "bob", "carol")) -> World:
 
 
 def reasons(outcomes) -> list[str | None]:
-    return [o.reason if isinstance(o, Rejected) else None for o in outcomes]
+    return [o.reason if isinstance(o, IntakeRejected) else None for o in outcomes]
 
 
 @pytest.mark.trio
@@ -71,7 +71,7 @@ async def test_nonce_checks_use_the_accounts_window() -> None:
 async def test_request_size_limit() -> None:
     w = funded()
     pool = Mempool(w.state, Limits(max_request_items=3))
-    with pytest.raises(Rejected, match="REQUEST_TOO_LARGE"):
+    with pytest.raises(IntakeRejected, match="REQUEST_TOO_LARGE"):
         await pool.submit([Placement(w.order("alice")) for _ in range(4)])
 
 
@@ -117,7 +117,7 @@ def test_fair_queue_bounds_each_account() -> None:
     queue = FairQueue(max_per_account=2)
     queue.put(1, "a")
     queue.put(1, "b")
-    with pytest.raises(Rejected, match="QUEUE_FULL"):
+    with pytest.raises(IntakeRejected, match="QUEUE_FULL"):
         queue.put(1, "c")
     queue.put(2, "x")
     assert queue.pop(10) == ["a", "x", "b"] and len(queue) == 0
