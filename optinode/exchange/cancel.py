@@ -14,6 +14,7 @@ import msgspec
 
 from optinode.spec.crypto import keccak, recover_signer
 from optinode.spec.eip712 import compute_typed_digest
+from optinode.spec.fields import AccountId, Hash32, Nonce, Signature, find_field_error
 
 CANCEL_ORDER_TYPE = b"CancelOrder(uint32 accountId,bytes32 orderHash)"
 CANCEL_ALL_TYPE = b"CancelAll(uint32 accountId,uint64 nonceBelow)"
@@ -26,18 +27,18 @@ _U_WORD = Struct(">24xQ")
 class SignedCancelOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Cancel one order, named by its hash (the order's EIP-712 digest), of the signer's account."""
 
-    account_id: int
-    order_hash: bytes  # 32 bytes
-    signature: bytes  # 65 bytes r ‖ s ‖ v, as for orders
+    account_id: AccountId  # uint32
+    order_hash: Hash32
+    signature: Signature  # 65 bytes r ‖ s ‖ v, as for orders
 
 
 class SignedCancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Cancel every live order of the account with a nonce below `nonce_below`, and refuse such
     nonces from then on."""
 
-    account_id: int
-    nonce_below: int
-    signature: bytes
+    account_id: AccountId
+    nonce_below: Nonce  # uint64, as the order nonces it compares with
+    signature: Signature
 
 
 def hash_cancel(message: SignedCancelOrder | SignedCancelAll) -> bytes:
@@ -50,16 +51,13 @@ def compute_cancel_digest(domain_separator: bytes, message: SignedCancelOrder | 
     return compute_typed_digest(domain_separator, hash_cancel(message))
 
 
-def is_well_formed_cancel(message: SignedCancelOrder | SignedCancelAll) -> bool:
-    if not 0 <= message.account_id < 2**32:
-        return False
-    if type(message) is SignedCancelOrder:
-        return len(message.order_hash) == 32
-    return 0 <= message.nonce_below < 2**64
+def find_cancel_error(message: SignedCancelOrder | SignedCancelAll) -> str | None:
+    """What is wrong with the message's fields (types, bounds, lengths from the spec's field table), or None."""
+    return find_field_error(message, type(message))
 
 
 def recover_cancel_signer(domain_separator: bytes, message: SignedCancelOrder | SignedCancelAll) -> bytes | None:
     """The signer's 20-byte address, or None for a malformed message or signature."""
-    if not is_well_formed_cancel(message):
+    if find_cancel_error(message) is not None:
         return None
     return recover_signer(compute_cancel_digest(domain_separator, message), message.signature)
