@@ -56,7 +56,7 @@ def reason_name(reason: Reason | ErrorCode) -> str:
     return reason.name if isinstance(reason, ErrorCode) else reason.value
 
 
-class Placement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Placement(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=True):
     """One command of the order book: place a signed order (what the log records)."""
 
     order: Order
@@ -64,25 +64,25 @@ class Placement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reduce_only: bool = False
 
 
-class CancelOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class CancelOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=True):
     """Cancel one live order (signature checked at intake: optinode.exchange.cancel)."""
 
     account_id: int
     order_hash: bytes
 
 
-class CancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class CancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=True):
     """Cancel every live order of the account with nonce < nonce_below, and refuse such nonces from now on."""
 
     account_id: int
     nonce_below: int
 
 
-class ExpireOrders(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ExpireOrders(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=True):
     """Drop resting orders whose signed expiry is before the state's system time (after a time tick)."""
 
 
-Command = Placement | CancelOrder | CancelAll | ExpireOrders
+Command = Placement | CancelOrder | CancelAll | ExpireOrders  # tagged: the log decodes `Command` directly
 
 
 class Fill(msgspec.Struct, frozen=True):
