@@ -18,12 +18,14 @@ See docs/matching.md for order types, priority, self-trade prevention and the ma
 
 from __future__ import annotations
 
+import heapq
+
 from sortedcontainers import SortedList
 
 from optinode.spec.eip712 import compute_order_digest
-from optinode.spec.errors import ErrorCode, InvalidInput
+from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import State, get_account
-from optinode.spec.transition import state_transition
+from optinode.spec.transition import resolve_order, state_transition
 from optinode.spec.types import L1Context, Order, SlotRef, Trade
 
 from .book import MarketBook, RestingOrder
@@ -64,7 +66,7 @@ class Matcher:
         # Every order accepted (live or not) until its signed expiry has passed: a cancelled order
         # that never filled has an unused nonce, so without this its signature could be replayed.
         self.seen: dict[bytes, int] = {}
-        self.seen_by_expiry: SortedList = SortedList()  # (expiry, hash)
+        self.seen_by_expiry: list[tuple[int, bytes]] = []  # a heap of (expiry, hash)
         self.seq = 0
 
     # --- commands --------------------------------------------------------------------------------
@@ -92,28 +94,31 @@ class Matcher:
         rejection = self._check_placement(placement, order_hash)
         if rejection is not None:
             return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection), logged=False)
-        state = self.state
-        account = get_account(state, order.account_id)
-        assert account is not None  # the probe in _check_placement passed
+        account = get_account(self.state, order.account_id)
+        assert account is not None  # resolve_order in _check_placement found it
         self.seq += 1
         taker = RestingOrder(
             order_hash, order.account_id, account.owner, order.market, order.is_buy, order.limit_price,
             order.size, self.seq, order, placement.reduce_only, order.expiry, order.nonce,
         )
+        # Remembered whatever the outcome (a result that changed nothing is not logged and leaves
+        # no trace, so it is forgotten again below).
         self._remember(order_hash, order.expiry)
         fills, cancelled, stop = self._match(taker, ctx)
         if stop is None and taker.remaining > 0:
-            if placement.tif is TimeInForce.IOC:
-                stop = Reason.IOC_UNFILLED
-            else:
+            stop = Reason.IOC_UNFILLED if placement.tif is TimeInForce.IOC else self._check_rest(taker)
+            if stop is None:
                 self._rest(taker)
                 status = Status.PARTIALLY_FILLED if fills else Status.RESTING
                 return PlaceResult(order_hash, status, tuple(fills), None, tuple(cancelled), taker.remaining)
         if stop is None:
             return PlaceResult(order_hash, Status.FILLED, tuple(fills), None, tuple(cancelled))
-        if not fills and stop is not Reason.IOC_UNFILLED:
-            return PlaceResult(order_hash, Status.REJECTED, (), reason_name(stop), tuple(cancelled))
-        return PlaceResult(order_hash, Status.CANCELLED, tuple(fills), reason_name(stop), tuple(cancelled))
+        if fills or stop is Reason.IOC_UNFILLED:
+            return PlaceResult(order_hash, Status.CANCELLED, tuple(fills), reason_name(stop), tuple(cancelled))
+        if not cancelled:  # nothing happened after all: leave no trace, so it need not be logged
+            self.seq -= 1
+            self._forget(order_hash, order.expiry)
+        return PlaceResult(order_hash, Status.REJECTED, (), reason_name(stop), tuple(cancelled), logged=bool(cancelled))
 
     def cancel(self, account_id: int, order_hash: bytes) -> Cancelled:
         order = self.orders.get(order_hash)
@@ -136,8 +141,9 @@ class Matcher:
         while self.by_expiry and self.by_expiry[0][0] < now:
             removed.append(self._remove(self.orders[self.by_expiry[0][2]], ErrorCode.EXPIRED))
         while self.seen_by_expiry and self.seen_by_expiry[0][0] < now:
-            _, order_hash = self.seen_by_expiry.pop(0)
-            del self.seen[order_hash]
+            expiry, order_hash = heapq.heappop(self.seen_by_expiry)
+            if self.seen.get(order_hash) == expiry:  # (else forgotten already)
+                del self.seen[order_hash]
         return removed
 
     # --- views -----------------------------------------------------------------------------------
@@ -167,7 +173,7 @@ class Matcher:
     # --- matching --------------------------------------------------------------------------------
 
     def _check_placement(self, placement: Placement, order_hash: bytes) -> Reason | ErrorCode | None:
-        """Why the order cannot be accepted, or None. The spec's rules come from probe_side."""
+        """Why the order cannot be accepted at all, or None. Changes nothing."""
         order = placement.order
         if order_hash in self.seen:
             return Reason.DUPLICATE_ORDER
@@ -176,16 +182,13 @@ class Matcher:
         if (order.account_id, order.nonce) in self.reserved:
             return Reason.NONCE_IN_USE
         state = self.state
-        size = order.size
-        if placement.reduce_only and order.market < len(self.books):
-            size = min(size, self._reducible(order.account_id, order.market, order.is_buy))
-        # Every rule of the spec for this order (market, step and tick, account, signature, expiry,
-        # nonce, position limit, balances) and the margin of a full fill at its own limit price —
-        # the worst price it can fill at — against a neutral counterparty.
-        receipt = probe_side(state, order, size or order.size, order.limit_price)
-        if not receipt.ok:
-            return receipt.code
-        if placement.reduce_only and size == 0:
+        try:
+            # The spec's rules of the order itself: market, step and tick, fee rate, account,
+            # signature (memoised at intake), expiry, nonce window. Nothing is written.
+            resolve_order(state, order)
+        except InvalidTransaction as invalid:
+            return invalid.code
+        if placement.reduce_only and self._reducible(order.account_id, order.market, order.is_buy) == 0:
             return Reason.REDUCE_ONLY
         if placement.tif is not TimeInForce.IOC and len(self.by_account.get(order.account_id, ())) >= self.max_open_orders:
             return Reason.TOO_MANY_OPEN_ORDERS
@@ -193,7 +196,24 @@ class Matcher:
             best = self._best_unexpired(order.market, not order.is_buy)
             if best is not None and self._crosses(order.is_buy, order.limit_price, best.price):
                 return Reason.POST_ONLY_WOULD_CROSS
+            # It will rest in full: its margin now, as for any order that rests (_check_rest).
+            receipt = probe_side(state, order, self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only), order.limit_price)
+            if not receipt.ok:
+                return receipt.code
         return None
+
+    def _resting_size(self, account_id: int, market: int, is_buy: bool, remaining: int, reduce_only: bool) -> int:
+        return min(remaining, self._reducible(account_id, market, is_buy)) if reduce_only else remaining
+
+    def _check_rest(self, order: RestingOrder) -> Reason | ErrorCode | None:
+        """Why what is left of an order may not rest, or None. A resting order executes at its own
+        limit price, so the spec is asked about exactly that fill: all of the rest, at that price
+        (for reduce-only, what it can still reduce)."""
+        size = self._resting_size(order.account_id, order.market, order.is_buy, order.remaining, order.reduce_only)
+        if size == 0:
+            return Reason.REDUCE_ONLY
+        receipt = probe_side(self.state, order.handle, size, order.price)
+        return None if receipt.ok else receipt.code
 
     @staticmethod
     def _crosses(taker_buys: bool, taker_price: int, maker_price: int) -> bool:
@@ -248,11 +268,12 @@ class Matcher:
             if receipt.ok:
                 fills.append(self._filled(maker, taker, trade, next_slot))
                 continue
-            # The fill is invalid and the state unchanged. Whose fault is it? The taker passed every
-            # rule of its own at placement and nothing of it changes while it matches, so ask the
-            # spec about the maker alone: a maker that fails (its margin after a price move, its
-            # nonce used by another of its orders, ...) is cancelled with the spec's code and
-            # matching goes on; otherwise the taker (or a global limit) stops here.
+            # The fill is invalid and the state unchanged. Whose fault is it? The taker's order
+            # passed the spec's order rules at placement and nothing of them changes while it
+            # matches, so ask the spec about the maker alone: a maker that fails (its margin after
+            # a price move, its nonce used by another of its orders, ...) is cancelled with the
+            # spec's code and matching goes on; otherwise the taker fails at this fill (its margin,
+            # its position limit) or a global limit is hit, and the taker stops here.
             maker_receipt = probe_side(state, maker.handle, size, maker.price)
             if not maker_receipt.ok:
                 cancelled.append(self._remove(maker, maker_receipt.code))
@@ -284,7 +305,10 @@ class Matcher:
 
     def _remember(self, order_hash: bytes, expiry: int) -> None:
         self.seen[order_hash] = expiry
-        self.seen_by_expiry.add((expiry, order_hash))
+        heapq.heappush(self.seen_by_expiry, (expiry, order_hash))
+
+    def _forget(self, order_hash: bytes, expiry: int) -> None:
+        del self.seen[order_hash]  # its heap entry is skipped when it comes up
 
     def _rest(self, order: RestingOrder) -> None:
         self.books[order.market].add(order)

@@ -120,14 +120,37 @@ def test_self_trade_prevention_covers_accounts_of_the_same_owner() -> None:
     assert taker.status == Status.RESTING and desk.w.size("alice") == 0
 
 
-def test_an_order_that_would_fail_margin_is_rejected_with_the_spec_code(desk: Desk) -> None:
-    desk.place("bob", buy=False, lots=100)
-    root = desk.w.root()
+def test_an_order_that_would_fail_margin_is_rejected_with_the_spec_code() -> None:
+    desk = Desk()
+    desk.w.deposit("whale", 100 * FUNDS)
+    desk.place("whale", buy=False, lots=5000)
+    root, book = desk.w.root(), desk.m.snapshot()
     # 1000 USD covers the 10% initial margin of ~3.3 ETH; 4 ETH = 4000 lots does not.
     big = desk.place("alice", buy=True, lots=4000)
     assert big.status == Status.REJECTED and big.reason == ErrorCode.INSUFFICIENT_MARGIN.name
-    assert big.fills == () and desk.w.root() == root
-    assert desk.m.depth(ETH, 5)["asks"] == [(ETH_PRICE, 100 * ETH_STEP, 1)]  # the maker untouched
+    assert big.fills == () and not big.logged
+    assert desk.w.root() == root and desk.m.snapshot() == book  # nothing executed, the maker untouched
+    resting = desk.place("carol", buy=True, lots=4000, ticks=-10)  # would rest: checked at its own price
+    assert resting.status == Status.REJECTED and resting.reason == "INSUFFICIENT_MARGIN"
+    post_only = desk.place("carol", buy=True, lots=4000, ticks=-10, tif=TimeInForce.POST_ONLY)
+    assert post_only.reason == "INSUFFICIENT_MARGIN"
+    assert desk.m.snapshot() == book
+
+
+def test_what_cannot_rest_for_margin_is_cancelled_after_the_fills_that_passed(desk: Desk) -> None:
+    desk.place("bob", buy=False, lots=100)
+    order = desk.place("alice", buy=True, lots=4000)  # 100 lots fill; 3900 more would not be covered
+    assert order.status == Status.CANCELLED and order.reason == "INSUFFICIENT_MARGIN"
+    assert sum(f.size for f in order.fills) == 100 * ETH_STEP and desk.m.get(order.order_hash) is None
+
+
+def test_an_aggressive_limit_is_judged_at_the_price_it_fills_at(desk: Desk) -> None:
+    # alice can afford ~3.3 ETH at 3000; at her limit of 3300 a full fill would need more margin
+    # than at the maker's 3000: each fill is checked at its own (maker's) price.
+    desk.place("bob", buy=False, lots=300)
+    desk.place("carol", buy=False, lots=3000)
+    ioc = desk.place("alice", buy=True, lots=3300, ticks=3000, tif=TimeInForce.IOC)
+    assert ioc.status == Status.FILLED and {f.price for f in ioc.fills} == {ETH_PRICE}
 
 
 def test_a_maker_that_fails_margin_after_a_price_move_is_cancelled_and_matching_goes_on(desk: Desk) -> None:
