@@ -6,7 +6,7 @@ emitted (returned in `PlaceResult.fills`, to be logged and batched) only if its 
 an invalid Trade leaves the state untouched (a spec guarantee), so an emitted Trade is never
 invalid and nothing here re-implements a rule. When a fill fails, `probe.probe_side` asks the spec
 whose side failed: a failing maker is cancelled and matching goes on, a failing taker stops with the
-spec's ErrorCode.
+spec's ErrorCode. What is about to rest is probed the same way at its own limit price.
 
 Determinism: the books, the emitted Trades and the state are a function of the initial state and the
 sequence of commands (`apply`) and spec transactions the engine interleaves with them (price and

@@ -9,8 +9,8 @@ the margin rule of `spec.margin`) runs exactly as it will on the real state; the
 all of its own by construction. So the receipt's code is the spec's answer for that side alone, and
 when i7-risk changes the margin rules the pre-check changes with them.
 
-Used for (docs/matching.md): the order-level margin check at placement (a full fill at the order's
-own limit price), and to attribute a failed fill to the maker or the taker.
+Used for (docs/matching.md): the margin check of what is about to rest (all of it, at its own limit
+price: the fill a resting order will execute), and to tell whether a failed fill is the maker's fault.
 """
 
 from __future__ import annotations
