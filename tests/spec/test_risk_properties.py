@@ -90,9 +90,9 @@ def withdrawable(state: State) -> int:
 
 def run_waterfall(state: State, ctx: L1Context) -> list[int]:
     """Deleverage every bankrupt account against opposite holders (the richest first; the whole
-    overlap, else halves of it) until none is left or no deleverage applies. Returns the bankrupt
+    overlap, else halves of it down to 1/64) until none is left or no deleverage applies. Returns the bankrupt
     accounts that remain (no opposite holder has value left to absorb them)."""
-    for _ in range(256):
+    for _ in range(64):
         progressed = False
         for victim in sorted(state.accounts):
             value, _, _, positions = health(state, victim)
@@ -108,7 +108,7 @@ def run_waterfall(state: State, ctx: L1Context) -> list[int]:
                 for other in others:
                     overlap = min(abs(position.size), abs(state.accounts[other].positions[market].size))
                     size = overlap
-                    while size > 0:  # the whole overlap, else halves of it down to one step
+                    while size > 0 and size * 64 >= overlap:  # the whole overlap, else halves of it down to 1/64
                         if state_transition(state, Deleverage(victim, other, market, size), ctx).ok:
                             progressed = True
                             break
