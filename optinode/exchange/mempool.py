@@ -32,7 +32,7 @@ import trio
 from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
-from optinode.spec.state import State, get_account
+from optinode.spec.state import Account, State, get_account
 from optinode.spec.fields import find_field_error
 from optinode.spec.transition import compute_nonce_window
 from optinode.spec.types import Order
@@ -154,20 +154,28 @@ class Mempool:
             raise IntakeRejected(ErrorCode.MARKET_NOT_FOUND, f"market {order.market}")
         if order.expiry < self.state.time:
             raise IntakeRejected(ErrorCode.EXPIRED, f"expiry {order.expiry} is before the system time {self.state.time}")
-        if not self.rate.take(order.account_id, 1):
-            raise IntakeRejected(Reason.RATE_LIMITED, f"account {order.account_id}: over {self.limits.items_per_second:g} items/s")
+        self.check_rate(order.account_id)
         return compute_order_digest(self.state.config.domain_separator, order)
+
+    def check_rate(self, account_id: int) -> None:
+        if not self.rate.take(account_id, 1):
+            raise IntakeRejected(Reason.RATE_LIMITED, f"account {account_id}: over {self.limits.items_per_second:g} items/s")
+
+    def check_signer(self, account_id: int, signer: bytes | None) -> Account:
+        """The account exists and `signer` (None: no key recovered) is its owner."""
+        if signer is None:
+            raise IntakeRejected(ErrorCode.BAD_SIGNATURE)
+        account = get_account(self.state, account_id)
+        if account is None:
+            raise IntakeRejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {account_id}")
+        if signer != account.owner:
+            raise IntakeRejected(ErrorCode.WRONG_SIGNER, f"signed by 0x{signer.hex()}")
+        return account
 
     def check_replay(self, placement: Placement, order_hash: bytes, signer: bytes | None) -> None:
         """Signer, account and nonce against the engine's state, with the spec's own functions."""
         order = placement.order
-        if signer is None:
-            raise IntakeRejected(ErrorCode.BAD_SIGNATURE)
-        account = get_account(self.state, order.account_id)
-        if account is None:
-            raise IntakeRejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {order.account_id}")
-        if signer != account.owner:
-            raise IntakeRejected(ErrorCode.WRONG_SIGNER, f"signed by 0x{signer.hex()}")
+        account = self.check_signer(order.account_id, signer)
         try:
             compute_nonce_window(account, order.nonce)
         except InvalidTransaction as invalid:
@@ -246,17 +254,10 @@ class Mempool:
         problem = find_cancel_error(message)
         if problem is not None:
             raise IntakeRejected(ErrorCode.MALFORMED, problem)
-        if not self.rate.take(message.account_id, 1):
-            raise IntakeRejected(Reason.RATE_LIMITED, f"account {message.account_id}: over {self.limits.items_per_second:g} items/s")
+        self.check_rate(message.account_id)
         digest = compute_cancel_digest(self.state.config.domain_separator, message)
         [signer] = await self.recover([(digest, message.signature)])
-        if signer is None:
-            raise IntakeRejected(ErrorCode.BAD_SIGNATURE)
-        account = get_account(self.state, message.account_id)
-        if account is None:
-            raise IntakeRejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {message.account_id}")
-        if signer != account.owner:
-            raise IntakeRejected(ErrorCode.WRONG_SIGNER, f"signed by 0x{signer.hex()}")
+        self.check_signer(message.account_id, signer)
         if type(message) is SignedCancelOrder:
             queued = message.order_hash in self.pending and message.order_hash not in self.withdrawn
             if queued:
