@@ -37,7 +37,7 @@ from optinode.spec.types import (
     SlotRef,
     Trade,
 )
-from optinode.testing.world import BTC, ETH, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, WINDOW, World
+from optinode.testing.world import BTC, ETH, ETH_MARKET, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, WINDOW, World, make_genesis
 from optinode.wallet import sign_cancel_all
 
 E = ErrorCode
@@ -657,6 +657,26 @@ def _():
 def _():
     tx = Deleverage(4, 2, ETH, ETH_UNIT // 2)
     return _poor_carol(150).vector(tx, expect=E.OK, description="the fund spent, carol takes 128.4 USD of erin's debt and ends below maintenance, never below zero")
+
+
+def _dust_market_world() -> World:
+    """ETH and a market priced at 1 unit: alice (in debt, crafted) long 10^9 units of it from bob, whose
+    maintenance risk ceil(10^9 x 1 x 5% / 10^8) = 1 does not change when 1,000 units close."""
+    dust = replace(ETH_MARKET, name="DUST-USD", step_size=1_000, tick_size=1, price=1)
+    w = World(make_genesis(markets=(ETH_MARKET, dust)))
+    w.deposit("alice", 100 * USD)
+    w.deposit("bob", 100 * USD)
+    w.must(w.trade("bob", "alice", 10**9, market=1, limit_price=1))
+    w.state.accounts[0].collateral = -100
+    w.touch(0)
+    w.root()
+    return w
+
+
+@case("deleverage/risk_unchanged")
+def _():
+    w = _dust_market_world()
+    return w.vector(Deleverage(0, 1, 1, 1_000), expect=E.NOT_REDUCING, description="closing one step leaves alice's rounded risk unchanged")
 
 
 @case("deleverage/cross_market_share")
