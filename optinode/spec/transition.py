@@ -207,6 +207,13 @@ def compute_fee(size: int, price: int, fee_rate: int) -> int:
     return ceil_div(size * price * fee_rate, PRICE_ONE * FRACTION_ONE)
 
 
+def compute_close_at_oracle(state: State, market: int, size: int, closing_long: bool) -> int:
+    """The collateral change of closing `size` at the oracle price: a long sells and receives the
+    notional rounded down, a short buys back and pays it rounded up."""
+    notional = state.markets[market].price * size
+    return notional // PRICE_ONE if closing_long else -ceil_div(notional, PRICE_ONE)
+
+
 def write_order_side(state: State, side: OrderSide, filled: int) -> None:
     """Record the nonce of a new order and what remains of the order (a new slot if partial)."""
     if side.nonce_state is not None:
@@ -521,9 +528,11 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     # 8. Positions within limits and balances in range (liquidator, then liquidated).
     check_party_after(state, market, liquidator_size, liquidator_collateral)
     check_party_after(state, market, liquidated_size, liquidated_collateral)
-    # Bad debt: a bankrupt account's shortfall on what closes is paid by the insurance fund first.
+    # Bad debt: a bankrupt account's shortfall on what closes is paid by the insurance fund first,
+    # valued at the oracle price (the fund never pays a liquidator's discount).
     value_filled, risk_after = get_value_and_risk(state, liquidated_collateral, liquidated_positions)
-    cover = compute_bad_debt_cover(value_before, risk_before, value_filled, risk_after, state.insurance)
+    value_at_oracle = value_filled - liquidated_delta + compute_close_at_oracle(state, market, size, held > 0)
+    cover = compute_bad_debt_cover(value_before, risk_before, max(value_filled, value_at_oracle), risk_after, state.insurance)
     # The penalty is a fraction of the oracle notional, capped so that the account stays healthy or
     # healthier and never pays more than the value it has left.
     room = compute_liquidation_room(value_before, risk_before, value_filled + cover, risk_after)
@@ -532,10 +541,13 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     insurance = state.insurance + penalty - cover
     fees = state.fees + liquidator_fee + (paid - received)
     pool = compute_funding_pool(state, liquidator_party, liquidated)
-    # 8a. The liquidated collateral, insurance fund, fee account and funding pool stay in range.
+    # 8a. The liquidated account's collateral stays in range.
     check_balance(liquidated_collateral)
+    # 8b. The insurance fund stays in range.
     check_balance(insurance)
+    # 8c. The fee account stays in range.
     check_balance(fees)
+    # 8d. The funding pool stays in range.
     check_balance(pool)
     # 9. The liquidator meets the margin rule.
     check_margin(state, liquidator_party, liquidator_collateral, liquidator_positions, market)
@@ -589,8 +601,7 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     deleveraged_delta = target - get_total_value(state, deleveraged.collateral, remaining)
     # What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
     # deleverager only the rest.
-    notional = state.markets[tx.market].price * size
-    at_oracle = notional // PRICE_ONE if held > 0 else -ceil_div(notional, PRICE_ONE)
+    at_oracle = compute_close_at_oracle(state, tx.market, size, held > 0)
     cover = max(0, min(state.insurance, deleveraged_delta - at_oracle))
     deleveraged_size, deleveraged_collateral, deleveraged_positions = compute_party_after(
         state, deleveraged, tx.market, signed_size, deleveraged_delta
@@ -600,14 +611,20 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     )
     insurance = state.insurance - cover
     pool = compute_funding_pool(state, deleveraged, deleverager)
-    # 7. Balances in range (deleveraged, then deleverager, then the funding pool); positions only
-    #    shrink, so no limit check.
+    # 7. The deleveraged account's collateral stays in range (positions only shrink: no limit check).
     check_balance(deleveraged_collateral)
+    # 7a. The deleverager's collateral stays in range.
     check_balance(deleverager_collateral)
+    # 7b. The funding pool stays in range.
     check_balance(pool)
-    # 8. The deleverager ends healthy or healthier: its share is bounded by its position in this
-    #    market at this market's bankruptcy price, and it is never made to take more than it can.
-    check_margin(state, deleverager, deleverager_collateral, deleverager_positions, tx.market)
+    # 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
+    #    market at this market's bankruptcy price); or, the last resort once the insurance fund is
+    #    spent, with a non-negative value: the socialized loss never takes more than it has.
+    require(
+        is_margin_ok_after_fill(state, deleverager.collateral, deleverager.positions, deleverager_collateral, deleverager_positions, tx.market)
+        or (insurance == 0 and get_total_value(state, deleverager_collateral, deleverager_positions) >= 0),
+        ErrorCode.INSUFFICIENT_MARGIN,
+    )
     write_party(state, deleveraged, deleveraged_collateral, deleveraged_positions)
     write_party(state, deleverager, deleverager_collateral, deleverager_positions)
     state.insurance = insurance

@@ -546,6 +546,12 @@ def _():
     return w.vector(_liquidation(w, 2_400, by="bob", victim=4), expect=E.OK, description="the insurance fund pays erin's 20 USD debt as bob closes her")
 
 
+@case("liquidate/bankrupt_discount")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    return w.vector(_liquidation(w, 2_350, by="bob", victim=4), expect=E.INSUFFICIENT_MARGIN, description="the fund pays erin's debt at the oracle price, never bob's discount")
+
+
 @case("liquidate/insurance_short")
 def _():
     w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD, the fund holds 81.6
@@ -619,13 +625,25 @@ def _():
     return w.vector(Deleverage(4, 2, ETH, ETH_UNIT), expect=E.OK, description="the fund pays 81.6 USD of erin's debt, carol the other 338.4")
 
 
-@case("deleverage/deleverager_margin")
-def _():
+def _poor_carol(value_usd: int) -> World:
+    """_insured at 2000 (erin at -420 USD, the fund at 81.6) with carol, short 1 ETH, worth `value_usd`."""
     w = _insured(2_000 * PRICE_ONE // 1000)
-    w.state.accounts[2].collateral = 2_100 * USD  # carol: value 100 USD, short 1 ETH
+    w.state.accounts[2].collateral = (2_000 + value_usd) * USD
     w.touch(2)
     w.root()
-    return w.vector(Deleverage(4, 2, ETH, ETH_UNIT), expect=E.INSUFFICIENT_MARGIN, description="carol cannot take 338.4 USD with 100 USD of value")
+    return w
+
+
+@case("deleverage/deleverager_margin")
+def _():
+    tx = Deleverage(4, 2, ETH, ETH_UNIT)
+    return _poor_carol(100).vector(tx, expect=E.INSUFFICIENT_MARGIN, description="carol cannot take 338.4 USD with 100 USD of value")
+
+
+@case("deleverage/last_resort")
+def _():
+    tx = Deleverage(4, 2, ETH, ETH_UNIT // 2)
+    return _poor_carol(150).vector(tx, expect=E.OK, description="the fund spent, carol takes 128.4 USD of erin's debt and ends below maintenance, never below zero")
 
 
 @case("deleverage/cross_market_share")

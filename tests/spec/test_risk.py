@@ -173,10 +173,33 @@ def test_finding_3_a_deleverager_that_cannot_absorb_its_share_is_refused():
     seventy = 70 * ETH_UNIT
     lender_sells = w.order("lender", is_buy=False, size=seventy, limit_price=eth(3000))
     assert w.apply(Trade(lender_sells, w.order("bear", size=seventy, limit_price=eth(3000)), seventy)).ok
-    w.set_price(ETH, eth(2800))  # the bear: value 10,000 against maintenance 10,800
-    # Taking the whale's 10,000 USD deficit would leave the bear at 0 with 9,800 of risk: worse.
+    w.set_price(ETH, eth(2790))  # the bear: value 9,300 against maintenance 10,765
+    # Taking the whale's 10,000 USD deficit would leave the bear at -700: not even the last resort
+    # makes a counterparty pay more than it has.
     receipt = w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, BTC_UNIT))
     assert receipt == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
+    # Half of it (5,000 of the deficit) leaves the bear at 4,300 with 10,265 of risk: worse, but with
+    # the insurance fund empty this is the socialized loss, and the bear keeps a non-negative value.
+    half = BTC_UNIT // 2
+    assert w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, half)).ok
+    bear_value, bear_risk = value_and_risk(w, "bear")
+    assert 0 <= bear_value < bear_risk
+    w.check_conservation()
+
+
+def test_the_last_resort_takes_the_fund_first_and_never_more_than_the_counterparty_has():
+    w = insured_world()  # the fund holds 280 USD; bob is short 11 ETH
+    w.set_price(ETH, eth(2000))  # dave at -500 USD
+    bob = w.ids["bob"]
+    w.state.accounts[bob].collateral = 22_100 * USD  # bob: value 100 USD
+    w.touch(bob)
+    # The fund pays 280 of dave's 500; bob would pay the other 220 with 100 of value: refused.
+    assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)) == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
+    w.state.accounts[bob].collateral = 22_300 * USD  # value 300: it ends at 80 USD, below maintenance
+    w.touch(bob)
+    assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)).ok
+    assert value_and_risk(w, "bob")[0] == 80 * USD and w.state.insurance == 0
+    assert (w.collateral("dave"), w.size("dave")) == (0, 0)
 
 
 # --- finding 6a: the insurance fund pays bad debt first ----------------------------------------------
@@ -210,6 +233,15 @@ def test_finding_6a_a_liquidation_of_a_bankrupt_account_is_covered_by_the_insura
     assert (w.collateral("dave"), w.size("dave")) == (0, 0)
     assert w.state.insurance == 230 * USD
     w.check_conservation()
+
+
+def test_finding_6a_the_fund_never_pays_a_liquidators_discount():
+    w = insured_world()
+    w.set_price(ETH, eth(2450))  # dave at -50 USD
+    # At 2400 (inside the band) frank would gain 50 USD at the fund's expense on top of dave's debt.
+    receipt = w.apply(Liquidate(w.order("frank", size=ETH_UNIT, limit_price=eth(2400)), w.ids["dave"], ETH_UNIT))
+    assert receipt == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
+    assert w.state.insurance == 280 * USD
 
 
 def test_finding_6a_a_deleverage_spends_the_insurance_fund_before_the_counterparty():

@@ -8,6 +8,8 @@ long times, liquidations across the whole band, deleverages. After every transac
 - no account holds negative collateral with nothing open (no rule here needs the last resort);
 - healthy or healthier: every party to an applied trade, liquidation or deleverage ends healthy, or
   with strictly lower risk and a value/risk ratio not worse (an exposure increase: initial margin);
+  the one exception is the last resort: a deleverager, once the insurance fund is spent, ends with a
+  non-negative value;
 - a liquidation never leaves a solvent account insolvent, and its penalty never exceeds what is left;
 - deleverage fairness: the deleverager pays, beyond the oracle price, at most the deleveraged
   account's deficit in proportion to the risk closed (its share at that market's bankruptcy price),
@@ -85,10 +87,10 @@ def withdrawable(state: State) -> int:
 
 
 def run_waterfall(state: State, ctx: L1Context) -> list[int]:
-    """Deleverage every bankrupt account against opposite holders (the richest first; whole, half or
-    a quarter of the overlap) until none is left or no deleverage applies. Returns the bankrupt
-    accounts that remain (the documented last resort: no counterparty can absorb them)."""
-    for _ in range(64):
+    """Deleverage every bankrupt account against opposite holders (the richest first; the whole
+    overlap, else halves of it) until none is left or no deleverage applies. Returns the bankrupt
+    accounts that remain (no opposite holder has value left to absorb them)."""
+    for _ in range(256):
         progressed = False
         for victim in sorted(state.accounts):
             value, _, _, positions = health(state, victim)
@@ -103,10 +105,12 @@ def run_waterfall(state: State, ctx: L1Context) -> list[int]:
                 others.sort(key=lambda a: -health(state, a)[0])
                 for other in others:
                     overlap = min(abs(position.size), abs(state.accounts[other].positions[market].size))
-                    for size in (overlap, overlap // 2 // step * step, overlap // 4 // step * step):
-                        if size > 0 and state_transition(state, Deleverage(victim, other, market, size), ctx).ok:
+                    size = overlap
+                    while size > 0:  # the whole overlap, else halves of it down to one step
+                        if state_transition(state, Deleverage(victim, other, market, size), ctx).ok:
                             progressed = True
                             break
+                        size = size // 2 // step * step
                     if progressed:
                         break
                 if progressed:
@@ -123,9 +127,10 @@ def check_waterfall(state: State, ctx: L1Context) -> None:
     stuck = run_waterfall(after, ctx)
     held = get_total_collateral(after)
     if stuck:
-        # The last resort: the remaining deficit stays on accounts no counterparty could absorb; what
-        # others can take out exceeds what is held by at most that deficit (docs/risk.md).
-        event("waterfall: bankrupt account left for the last resort")
+        # Every opposite holder is out of value: the remaining deficit stays on the bankrupt account
+        # (open, marked at the oracle); what others can take out exceeds what is held by at most that
+        # deficit (docs/risk.md).
+        event("waterfall: a bankrupt account no opposite holder can absorb")
         deficit = sum(-health(after, a)[0] for a in stuck)
         assert withdrawable(after) <= held + deficit
     else:
@@ -140,9 +145,13 @@ def check_party(before: State, after: State, tx: Transaction, account_id: int, m
     if type(tx) is not Deleverage and is_exposure_increase(old.size if old else 0, new.size if new else 0):
         assert value_a >= initial_a, f"account {account_id} increased exposure below initial margin"
         return
-    assert is_healthy_or_healthier(value_b, risk_b, value_a, risk_a), (
+    if is_healthy_or_healthier(value_b, risk_b, value_a, risk_a):
+        return
+    # The only exception: the deleverager under the last resort (the fund spent, its value >= 0).
+    assert type(tx) is Deleverage and account_id == tx.deleverager_id and after.insurance == 0 and value_a >= 0, (
         f"account {account_id}: ({value_b}, {risk_b}) -> ({value_a}, {risk_a}) is neither healthy nor healthier"
     )
+    event("deleverage under the last resort")
 
 
 @RISK

@@ -15,7 +15,6 @@ import {OspRules} from "./OspRules.sol";
 ///        (spec: process_deposit, process_withdraw, process_forced_withdraw, process_deleverage); the
 ///        witness half is OspProver's.
 contract OspAccounts is OspProver {
-    int256 private constant PRICE_ONE = OspConstants.PRICE_ONE;
 
     /// spec: state_transition (Deposit, Withdraw, ForcedWithdraw and Deleverage records)
     function stateTransition(OspState.State memory s, bytes calldata record, L1Inputs calldata l1)
@@ -146,6 +145,19 @@ contract OspAccounts is OspProver {
         int256 deleveragerCollateral;
         StateCodec.Position[] deleveragerPositions;
         int256 pool;
+        int256 insurance;
+    }
+
+    /// spec: process_deleverage rule 8 (inline there).
+    function isDeleveragerMarginOk(
+        OspState.State memory s,
+        DeleverageFill memory f,
+        OspRules.Party memory deleverager,
+        uint256 market
+    ) private pure returns (bool) {
+        return OspMargin.isMarginOkAfterFill(
+            s, deleverager.collateral, deleverager.positions, f.deleveragerCollateral, f.deleveragerPositions, market
+        ) || (f.insurance == 0 && OspMargin.getTotalValue(s, f.deleveragerCollateral, f.deleveragerPositions) >= 0);
     }
 
     /// spec: process_deleverage
@@ -187,8 +199,7 @@ contract OspAccounts is OspProver {
         f.deleveragedDelta = f.target - OspMargin.getTotalValue(s, deleveraged.collateral, remaining);
         // What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
         // deleverager only the rest.
-        int256 notional = int256(uint256(s.g.markets[t.market].price)) * f.size;
-        f.atOracle = f.held > 0 ? notional / PRICE_ONE : -OspMargin.ceilDiv(notional, PRICE_ONE);
+        f.atOracle = OspRules.computeCloseAtOracle(s, t.market, uint256(f.size), f.held > 0);
         f.cover = f.deleveragedDelta - f.atOracle;
         if (s.g.insurance < f.cover) f.cover = s.g.insurance;
         if (f.cover < 0) f.cover = 0;
@@ -197,17 +208,20 @@ contract OspAccounts is OspProver {
         (f.deleveragerSize, f.deleveragerCollateral, f.deleveragerPositions) =
             OspRules.computePartyAfter(s, deleverager, t.market, -f.signedSize, f.cover - f.deleveragedDelta);
         f.pool = OspRules.computeFundingPool(s, deleveraged, deleverager);
-        // 7. Balances in range (deleveraged, then deleverager, then the funding pool); positions only
-        //    shrink, so no limit check.
+        // 7. The deleveraged account's collateral stays in range (positions only shrink: no limit check).
         OspRules.checkBalance(f.deleveragedCollateral);
+        // 7a. The deleverager's collateral stays in range.
         OspRules.checkBalance(f.deleveragerCollateral);
+        // 7b. The funding pool stays in range.
         OspRules.checkBalance(f.pool);
-        // 8. The deleverager ends healthy or healthier: its share is bounded by its position in this
-        //    market at this market's bankruptcy price, and it is never made to take more than it can.
-        OspRules.checkMargin(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions, t.market);
+        f.insurance = s.g.insurance - f.cover;
+        // 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
+        //    market at this market's bankruptcy price); or, the last resort once the insurance fund is
+        //    spent, with a non-negative value: the socialized loss never takes more than it has.
+        OspRules.requireValid(isDeleveragerMarginOk(s, f, deleverager, t.market), ErrorCode.INSUFFICIENT_MARGIN);
         OspRules.writeParty(s, deleveraged, f.deleveragedCollateral, f.deleveragedPositions);
         OspRules.writeParty(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions);
-        s.g.insurance = int128(s.g.insurance - f.cover);
+        s.g.insurance = int128(f.insurance);
         s.g.fundingPool = int128(f.pool);
         return ErrorCode.OK;
     }

@@ -158,6 +158,17 @@ library OspRules {
         return OspMargin.ceilDiv(int256(size * price * feeRate), PRICE_ONE * FRACTION_ONE);
     }
 
+    /// spec: compute_close_at_oracle — the collateral change of closing `size` at the oracle price: a
+    /// long sells and receives the notional rounded down, a short buys back and pays it rounded up.
+    function computeCloseAtOracle(OspState.State memory s, uint256 market, uint256 size, bool closingLong)
+        internal
+        pure
+        returns (int256)
+    {
+        int256 notional = int256(uint256(s.g.markets[market].price) * size);
+        return closingLong ? notional / PRICE_ONE : -OspMargin.ceilDiv(notional, PRICE_ONE);
+    }
+
     /// spec: write_order_side — record the nonce of a new order and what remains of the order (a new
     /// slot if partial).
     function writeOrderSide(OspState.State memory s, OrderSide memory side, uint256 filled) internal pure {

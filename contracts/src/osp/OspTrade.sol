@@ -202,9 +202,14 @@ contract OspTrade is OspProver {
         // 8. Positions within limits and balances in range (liquidator, then liquidated).
         OspRules.checkPartyAfter(s, f.market, f.liquidatorSize, f.liquidatorCollateral);
         OspRules.checkPartyAfter(s, f.market, f.liquidatedSize, f.liquidatedCollateral);
-        // Bad debt: a bankrupt account's shortfall on what closes is paid by the insurance fund first.
+        // Bad debt: a bankrupt account's shortfall on what closes is paid by the insurance fund first,
+        // valued at the oracle price (the fund never pays a liquidator's discount).
         (f.valueFilled, f.riskAfter) = OspMargin.getValueAndRisk(s, f.liquidatedCollateral, f.liquidatedPositions);
-        f.cover = OspMargin.computeBadDebtCover(f.valueBefore, f.riskBefore, f.valueFilled, f.riskAfter, s.g.insurance);
+        int256 valueAtOracle =
+            f.valueFilled - f.liquidatedDelta + OspRules.computeCloseAtOracle(s, f.market, f.size, f.held > 0);
+        f.cover = OspMargin.computeBadDebtCover(
+            f.valueBefore, f.riskBefore, valueAtOracle > f.valueFilled ? valueAtOracle : f.valueFilled, f.riskAfter, s.g.insurance
+        );
         // The penalty is a fraction of the oracle notional, capped so that the account stays healthy or
         // healthier and never pays more than the value it has left.
         f.penalty = OspRules.computeFee(f.size, f.oracle, s.g.configs[f.market].liquidationFee);
@@ -214,10 +219,13 @@ contract OspTrade is OspProver {
         f.insurance = s.g.insurance + f.penalty - f.cover;
         f.fees = s.g.fees + f.liquidatorFee + (f.paid - f.received);
         f.pool = OspRules.computeFundingPool(s, liquidatorParty, liquidated);
-        // 8a. The liquidated collateral, insurance fund, fee account and funding pool stay in range.
+        // 8a. The liquidated account's collateral stays in range.
         OspRules.checkBalance(f.liquidatedCollateral);
+        // 8b. The insurance fund stays in range.
         OspRules.checkBalance(f.insurance);
+        // 8c. The fee account stays in range.
         OspRules.checkBalance(f.fees);
+        // 8d. The funding pool stays in range.
         OspRules.checkBalance(f.pool);
         // 9. The liquidator meets the margin rule.
         OspRules.checkMargin(s, liquidatorParty, f.liquidatorCollateral, f.liquidatorPositions, f.market);
