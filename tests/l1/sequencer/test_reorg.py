@@ -25,6 +25,8 @@ def test_reorg_removing_a_posted_batch_and_a_deposit(depth, chain, node, users, 
     node.wait_for(lambda: chain.batch_count() >= 2 and node.status()["pending_entries"] == 0, "batch 1 on L1", timeout=60)
     before = chain.l1_batches()
     posted_tx = before[-1].tx_hash
+    nonce = lambda h: chain.w3.eth.get_transaction(h)["nonce"]  # noqa: E731
+    before_nonces = [nonce(b.tx_hash) for b in before]
     batch_block = chain.w3.eth.get_transaction_receipt(posted_tx)["blockNumber"]
 
     chain.deposit(bob, 700 * USD)  # three blocks: mint, approve, deposit
@@ -34,7 +36,11 @@ def test_reorg_removing_a_posted_batch_and_a_deposit(depth, chain, node, users, 
     assert chain.bridge.functions.depositCount().call() == 1  # bob's deposit is gone from the chain
     # the sender sees its receipt vanish and re-broadcasts the same signed transaction
     node.wait_for(lambda: chain.batch_count() == 1 + len(before), "batch 1 re-posted", mine_every=0.5)
-    assert [b.tx_hash for b in chain.l1_batches()] == [b.tx_hash for b in before]
+    again = chain.l1_batches()
+    # the same batch (records, root) with the same nonce: the original transaction, or a fee-bumped
+    # replacement of it if the machine was slow, never a second append
+    assert [(b.records, b.state_root) for b in again] == [(b.records, b.state_root) for b in before]
+    assert [nonce(b.tx_hash) for b in again] == before_nonces
 
     chain.deposit(bob, 700 * USD)  # bob deposits again (his first attempt was dropped with the blocks)
     chain.mine(confirmations)
