@@ -16,6 +16,8 @@ stopped; then, from L1 and from the stopped node's store:
   appear on L1 more than once;
 - **lost**: log entries whose records are not on L1 in log order, plus acknowledged submissions
   that are not in the log at the sequence number they were acknowledged with;
+- **final**: after settling, L1 time moves past the window and every batch must finalize (the
+  proposer must find batches appended before a restart);
 - **mismatched**: L1 batches whose root differs from a clean replay of the log from genesis
   (cut at L1's batch boundaries), or from the spec's replay of L1's own calldata.
 
@@ -111,6 +113,9 @@ def settle(chain: DevChain, node: Sequencer, timeout: float = 120.0) -> None:
                 and (batches == 0 or chain.l1_batches()[-1].deposits_done == deposits))
 
     node.wait_for(done, "everything posted", timeout=timeout, mine_every=0.5)
+    # and finalized: the proposer must pick up batches appended before its restarts too
+    chain.travel(chain.deployment.params.challenge_window + 1)
+    node.wait_for(lambda: chain.finalized_count() == chain.batch_count(), "every batch final", timeout=timeout, mine_every=0.5)
 
 
 def check(chain: DevChain, data_dir: Path, acks: list[tuple[int, bytes]]) -> dict[str, int]:
