@@ -325,15 +325,16 @@ def _compile(kind: Any) -> Validator:
 
 def _compile_int(bound: Bound | None) -> Validator:
     if bound is None:
-        return lambda value: None if type(value) is int else f"expected an int, got {value!r}"
+        return lambda value: None if type(value) is int else f"expected an int, got {type(value).__name__}"
     low, high = bound
 
     def check_int(value: Any) -> str | None:
         if type(value) is int and low <= value <= high:
             return None
         if type(value) is not int:
-            return f"expected an int, got {value!r}"
-        return f"expected an int in [{low}, {high}], got {value}"
+            return f"expected an int, got {type(value).__name__}"
+        shown = value if value.bit_length() <= 512 else f"an int of {value.bit_length()} bits"  # str() of a huge int raises
+        return f"expected an int in [{low}, {high}], got {shown}"
 
     return check_int
 
