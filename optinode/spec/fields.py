@@ -63,6 +63,7 @@ __all__ = [
     "SlotId",
     "Timestamp",
     "find_field_error",
+    "describe",
     "get_field_specs",
     "render_range_checks",
     "get_validator",
@@ -149,6 +150,15 @@ def get_field_specs(struct_type: type) -> tuple[FieldSpec, ...]:
         specs = tuple(_spec(name, hints[name]) for name in struct_type.__struct_fields__)
         _SPECS[struct_type] = specs
     return specs
+
+
+def describe(value: object) -> str:
+    """A value for an error message: a huge int by its size (str() of an int of more than 4300 digits
+    raises ValueError), anything else by its repr, cut short."""
+    if type(value) is int and value.bit_length() > 512:
+        return f"an int of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def get_varint_len(bound: Bound) -> int:
@@ -333,8 +343,7 @@ def _compile_int(bound: Bound | None) -> Validator:
             return None
         if type(value) is not int:
             return f"expected an int, got {type(value).__name__}"
-        shown = value if value.bit_length() <= 512 else f"an int of {value.bit_length()} bits"  # str() of a huge int raises
-        return f"expected an int in [{low}, {high}], got {shown}"
+        return f"expected an int in [{low}, {high}], got {describe(value)}"
 
     return check_int
 
