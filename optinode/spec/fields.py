@@ -153,12 +153,11 @@ def get_field_specs(struct_type: type) -> tuple[FieldSpec, ...]:
 
 
 def describe(value: object) -> str:
-    """A value for an error message: a huge int by its size (str() of an int of more than 4300 digits
-    raises ValueError), anything else by its repr, cut short."""
-    if type(value) is int and value.bit_length() > 512:
+    """A value for an error message: an int wider than any field (MAX_U256) by its size, since str() of
+    an int of more than 4300 digits raises ValueError; anything else by its repr."""
+    if type(value) is int and value.bit_length() > MAX_U256.bit_length():
         return f"an int of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return repr(value)
 
 
 def get_varint_len(bound: Bound) -> int:
