@@ -105,7 +105,8 @@ class RiskWorld:
         price = self.price_near(oracle, self.draw(st.sampled_from((-200, -10, -1, 0, 0, 0, 0, 1, 10, 200))))
         config = self.state.config.markets[market]
         # up to about the seller's and buyer's budget at the initial margin, or their whole position
-        budget = max(self.health(seller)[0], self.health(buyer)[0], 1)
+        values = (self.health(seller)[0], self.health(buyer)[0])
+        budget = max(min(values) if self.draw(st.booleans()) else max(values), 1)  # min: both can open it
         limit = budget * FRACTION_ONE * 10**8 // max(1, price * config.initial_margin)
         held = abs(self.held(seller, market)) or abs(self.held(buyer, market))
         size = self.size_up_to(market, min(config.max_position, self.pick([limit, held or limit, limit * 2])))
@@ -122,6 +123,8 @@ class RiskWorld:
             permille = self.draw(st.sampled_from((-900, -500, -300, -100, -60, -20, 20, 60, 100, 300, 1_000, 3_000)))
         self.w.set_price(market, self.price_near(oracle, permille))
         self.notes.append("oracle")
+        if self.draw(st.booleans()):  # liquidators act at once, while an account is still solvent
+            self.liquidate()
 
     def funding(self) -> None:
         state = self.state
