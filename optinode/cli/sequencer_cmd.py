@@ -31,6 +31,7 @@ def sequencer(
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="L1 JSON-RPC URL (default: node.l1_rpc / node.l1_rpc_env).")] = None,
     admin_port: Annotated[Optional[int], typer.Option("--admin-port", help="Devnet only: serve the admin JSON-RPC on 127.0.0.1:PORT.")] = None,
     crash_at: Annotated[Optional[str], typer.Option("--crash-at", help="Devnet only: SIGKILL at a named point (NAME[:N]).")] = None,
+    fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: corrupt:BATCH:TX posts a wrong root and defends it.")] = None,
 ) -> None:
     """Run the sequencer: consume L1 queues, apply transactions, post and finalize batches."""
     import trio
@@ -49,6 +50,7 @@ def sequencer(
         url = resolve_l1_rpc(loaded.node, rpc)
         key = load_key(loaded.node, "proposer", base_dir=config.parent)
         faults = Faults.parse(crash_at or os.environ.get("OPTINODE_CRASH_AT"), chain_id=deployed.chain_id)
+        faults.with_fault(fault, chain_id=deployed.chain_id)
     except InvalidInput as error:
         reject(error)
     if admin_port is not None and deployed.chain_id not in DEVNET_CHAIN_IDS:

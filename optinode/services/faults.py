@@ -40,11 +40,41 @@ class FaultRefused(InvalidInput):
     """A fault switch on a chain that is not a devnet, or an unknown point."""
 
 
+FAULT_KINDS = ("corrupt", "challenge")
+
+
 @dataclass
 class Faults:
     crash_at: str | None = None
     after: int = 1  # crash the after-th time the point is reached
     hits: dict[str, int] = field(default_factory=dict)
+    # ``corrupt:B:K`` (sequencer): batch B's state gains one unit of collateral on account 0 after
+    # transaction K (a wrong root from index K + 1 on); the proposer defends those roots.
+    corrupt: tuple[int, int] | None = None
+    # ``challenge:B:K`` (verifier): challenge batch B whatever its verdict, with roots wrong from K + 1 on.
+    challenge: tuple[int, int] | None = None
+
+    def with_fault(self, spec: str | None, *, chain_id: int) -> Faults:
+        """Add a ``--fault KIND:B:K`` switch (devnet only)."""
+        if not spec:
+            return self
+        if chain_id not in DEVNET_CHAIN_IDS:
+            raise FaultRefused(f"fault injection (--fault {spec}) is refused on chain {chain_id}: devnets only")
+        kind, _, rest = spec.partition(":")
+        if kind not in FAULT_KINDS:
+            raise FaultRefused(f"--fault: unknown kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}")
+        try:
+            batch, tx = (int(v) for v in rest.split(":"))
+        except ValueError:
+            raise FaultRefused(f"--fault {spec}: expected {kind}:BATCH:TX with two integers") from None
+        if batch < 1 or tx < 0:
+            raise FaultRefused(f"--fault {spec}: batch >= 1 and tx >= 0")
+        setattr(self, kind, (batch, tx))
+        return self
+
+    def tamper_after(self, batch_index: int) -> int | None:
+        """The transaction after which batch ``batch_index``'s state is corrupted (None: not this one)."""
+        return self.corrupt[1] if self.corrupt is not None and self.corrupt[0] == batch_index else None
 
     @classmethod
     def parse(cls, spec: str | None, *, chain_id: int) -> Faults:

@@ -34,7 +34,8 @@ from optinode.l1.deploy import DEVNET_CHAIN_IDS, Deployment
 from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
-from optinode.services import admin_rpc, batcher, engine, l1_router, proposer
+from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer
+from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
 from optinode.services.engine import Deadlines, Engine, Submitter
 from optinode.services.faults import Faults
@@ -109,7 +110,15 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             submitter = Submitter(engine_send.clone())
             await nursery.start(engine.run, the_engine, engine_receive, proposer_send.clone())
             await nursery.start(batcher.run, BatcherDeps(the_engine, policy), engine_send.clone())
-            await nursery.start(l1_router.run, outputs_receive, engine_send.clone(), proposer_send)
+            # The dispute player defends our batches (same key and sender as the proposer: one nonce sequence).
+            view = DefenceView(deps.journal, rpc, parse_address(c.rollup), follower.stored_events, settings.faults)
+            player = dispute.Player(dispute.PlayerDeps(rpc=rpc, sender=sender, game_address=parse_address(c.game), arity=params.arity,
+                                                       challenger_bond=params.challenger_bond, clock_warning=max(1, params.clock // 3)),
+                                    roots=view.roots, stored=follower.stored_events)
+            player.load(follower.stored_events())
+            player_send, player_receive = trio.open_memory_channel(PROPOSER_INBOX)
+            await nursery.start(dispute.run, player, player_receive)
+            await nursery.start(l1_router.run, outputs_receive, engine_send.clone(), proposer_send, player_send)
             await nursery.start(partial(follower_mod.run, poll_interval=node.poll_interval), follower, outputs_send)
             port = None
             if settings.admin_port is not None:
