@@ -12,9 +12,7 @@ node cleanly (exit 0).
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,18 +34,15 @@ def sequencer(
     """Run the sequencer: consume L1 queues, apply transactions, post and finalize batches."""
     import trio
 
-    from optinode.config import load_config, load_key, resolve_l1_rpc
-    from optinode.l1.deploy import DEVNET_CHAIN_IDS, load_deployment
+    from optinode.cli.node_inputs import load_node_inputs
+    from optinode.config import load_key
+    from optinode.l1.deploy import DEVNET_CHAIN_IDS
     from optinode.services.faults import Faults
     from optinode.services.sequencer import SequencerSettings, run_sequencer
     from optinode.store.errors import StoreError
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        loaded = load_config(config)
-        deployed = load_deployment(deployment)
-        deployed.genesis(loaded)  # refuses a config that is not the deployed one
-        url = resolve_l1_rpc(loaded.node, rpc)
+        loaded, deployed, url = load_node_inputs(config, deployment, rpc)
         key = load_key(loaded.node, "proposer", base_dir=config.parent)
         faults = Faults.parse(crash_at or os.environ.get("OPTINODE_CRASH_AT"), chain_id=deployed.chain_id)
         faults.with_fault(fault, chain_id=deployed.chain_id)

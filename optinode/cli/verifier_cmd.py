@@ -13,8 +13,6 @@ clocks, bonds at stake. ``--fault`` is refused unless the deployment's chain is 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,18 +36,14 @@ def run(
     """Run the verifier: follow L1, replay every batch, challenge the first invalid one."""
     import trio
 
-    from optinode.config import load_config, load_key, resolve_l1_rpc
-    from optinode.l1.deploy import load_deployment
+    from optinode.cli.node_inputs import load_node_inputs
+    from optinode.config import load_key
     from optinode.services.faults import Faults
     from optinode.services.verifier import VerifierSettings, run_verifier
     from optinode.store.errors import StoreError
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        loaded = load_config(config)
-        deployed = load_deployment(deployment)
-        deployed.genesis(loaded)  # refuses a config that is not the deployed one
-        url = resolve_l1_rpc(loaded.node, rpc)
+        loaded, deployed, url = load_node_inputs(config, deployment, rpc)
         key = None if watch_only else load_key(loaded.node, "challenger", base_dir=config.parent)
         faults = Faults().with_fault(fault, chain_id=deployed.chain_id)
     except InvalidInput as error:

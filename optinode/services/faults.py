@@ -43,6 +43,16 @@ class FaultRefused(InvalidInput):
 FAULT_KINDS = ("corrupt", "challenge")
 
 
+def _devnet_switch(option: str, what: str, spec: str, names: tuple[str, ...], chain_id: int) -> tuple[str, str]:
+    """Refuse a fault switch off a devnet or with an unknown name; return (name, the rest after ':')."""
+    if chain_id not in DEVNET_CHAIN_IDS:
+        raise FaultRefused(f"fault injection ({option} {spec}) is refused on chain {chain_id}: devnets only")
+    name, _, rest = spec.partition(":")
+    if name not in names:
+        raise FaultRefused(f"{option}: unknown {what} {name!r}; {what}s: {', '.join(names)}")
+    return name, rest
+
+
 @dataclass
 class Faults:
     crash_at: str | None = None
@@ -58,11 +68,7 @@ class Faults:
         """Add a ``--fault KIND:B:K`` switch (devnet only)."""
         if not spec:
             return self
-        if chain_id not in DEVNET_CHAIN_IDS:
-            raise FaultRefused(f"fault injection (--fault {spec}) is refused on chain {chain_id}: devnets only")
-        kind, _, rest = spec.partition(":")
-        if kind not in FAULT_KINDS:
-            raise FaultRefused(f"--fault: unknown kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}")
+        kind, rest = _devnet_switch("--fault", "kind", spec, FAULT_KINDS, chain_id)
         try:
             batch, tx = (int(v) for v in rest.split(":"))
         except ValueError:
@@ -80,11 +86,7 @@ class Faults:
     def parse(cls, spec: str | None, *, chain_id: int) -> Faults:
         if not spec:
             return cls()
-        if chain_id not in DEVNET_CHAIN_IDS:
-            raise FaultRefused(f"fault injection (--crash-at {spec}) is refused on chain {chain_id}: devnets only")
-        name, _, count = spec.partition(":")
-        if name not in POINTS:
-            raise FaultRefused(f"--crash-at: unknown point {name!r}; points: {', '.join(POINTS)}")
+        name, count = _devnet_switch("--crash-at", "point", spec, POINTS, chain_id)
         try:
             after = int(count) if count else 1
         except ValueError:

@@ -20,7 +20,6 @@ on the shutdown.
 from __future__ import annotations
 
 import logging
-import signal
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -40,6 +39,7 @@ from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
 from optinode.services.engine import Deadlines, Engine, Submitter
 from optinode.services.faults import Faults
+from optinode.services.signals import stop_on_signal
 from optinode.services.journal import Journal
 from optinode.spec.genesis import create_genesis_state
 from optinode.store.db import open_store
@@ -67,14 +67,6 @@ class SequencerSettings:
 def identity(deployment: Deployment) -> str:
     return f"sequencer chain={deployment.chain_id} rollup={deployment.contracts.rollup}"
 
-
-async def _stop_on_signal(scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            log.info("%s: shutting down", signal.Signals(signum).name)
-            scope.cancel()
-            return
 
 
 async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -106,7 +98,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
                                      known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
         async with trio.open_nursery() as nursery:
-            await nursery.start(_stop_on_signal, nursery.cancel_scope)
+            await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
             await nursery.start(proposer.run, deps, proposer_receive)
             submitter = Submitter(engine_send.clone())

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -45,6 +44,7 @@ from optinode.l1.sender import Sender, SenderPolicy
 from optinode.services import dispute
 from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
 from optinode.services.faults import Faults
+from optinode.services.signals import stop_on_signal
 from optinode.services.replayer import INVALID, VALID, Replayer, live_batches
 from optinode.spec.crypto import keccak
 from optinode.spec.genesis import create_genesis_state
@@ -251,14 +251,6 @@ async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], p
                 await player.send(output)
 
 
-async def _stop_on_signal(scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            log.info("%s: shutting down", signal.Signals(signum).name)
-            scope.cancel()
-            return
-
 
 async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     deployment, node = settings.deployment, settings.config.node
@@ -271,7 +263,7 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
         verifier = Verifier(settings, store, rpc, follower)
         outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
         async with trio.open_nursery() as nursery:
-            await nursery.start(_stop_on_signal, nursery.cancel_scope)
+            await nursery.start(stop_on_signal, nursery.cancel_scope)
             player_send = None
             if settings.challenger_key is not None:
                 sender = Sender(rpc, store, settings.challenger_key.account(), chain_id=deployment.chain_id,

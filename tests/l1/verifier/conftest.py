@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from optinode.testing.seqnode import DevChain, optinode_command, optinode_env
-from optinode.testing.world import World
-from optinode.wallet import Key
+from optinode.testing.seqnode import DevChain, Sequencer, optinode_command, optinode_env
+
+from ..sequencer.conftest import chain, users, world  # noqa: F401 - the same fixtures
 
 CHALLENGER_KEYS = (5, 6)  # anvil accounts used as challengers (alice, bob are 2 and 3)
 
@@ -49,40 +49,14 @@ class VerifierProc:
         if self.process.poll() is not None:
             raise RuntimeError(f"the verifier exited ({self.process.returncode}):\n{self.log_tail()}")
 
-    def stop(self, sig: int = 15) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-    def log_tail(self, n: int = 6000) -> str:
-        self._log.flush()
-        return self.log_path.read_bytes()[-n:].decode(errors="replace")
+    stop = Sequencer.stop  # the same shutdown and log reading as the sequencer's process
+    log_tail = Sequencer.log_tail
 
     def alerts(self, name: str) -> list[str]:
         self._log.flush()
         return [line for line in self.log_path.read_text(errors="replace").splitlines() if f"alert={name}" in line]
 
 
-@pytest.fixture
-def chain(anvil, snapshot, tmp_path) -> DevChain:
-    return DevChain.deploy(anvil.url, tmp_path / "chain")
-
-
-@pytest.fixture
-def users(anvil) -> dict[str, str]:
-    return {"alice": Account.from_key(anvil.private_keys[2]).address, "bob": Account.from_key(anvil.private_keys[3]).address}
-
-
-@pytest.fixture
-def world(chain, anvil) -> World:
-    keys = {"alice": Key(bytes.fromhex(anvil.private_keys[2][2:])), "bob": Key(bytes.fromhex(anvil.private_keys[3][2:]))}
-    return World(chain.genesis, keys=keys)
 
 
 @pytest.fixture
