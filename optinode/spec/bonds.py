@@ -257,13 +257,15 @@ def _forfeit(ledger: Ledger, batch_id: int) -> Ledger:
 # --- processes ----------------------------------------------------------------------------------------
 
 
-def process_append(ledger: Ledger, proposer: str, *, value: int) -> tuple[Ledger, int]:
+def process_append(ledger: Ledger, proposer: str, *, value: int, frozen: bool = False) -> tuple[Ledger, int]:
     """A proposer appends a batch with its bond; returns the batch's index. The other checks of
-    appendBatch (proposer set, freeze, counters, framing) are not bond rules. # sol: Rollup.appendBatch"""
+    appendBatch (the sender, the queue counters, the framing) are not bond rules. # sol: Rollup.appendBatch"""
     # 1. The bond is exactly proposer_bond.
     require(value == ledger.params.proposer_bond, BondError.WRONG_BOND, f"{value} sent")
+    # 2. The rollup is not frozen.
+    require(not frozen, BondError.ROLLUP_FROZEN)
     index = ledger.batch_count
-    # 2. A discarded batch still at this index is forfeited before its slot is overwritten.
+    # 3. A discarded batch still at this index is forfeited before its slot is overwritten.
     if index < len(ledger.slots):
         previous = ledger.slots[index].batch_id
         if ledger.bonds[previous].state == BondState.POSTED:
