@@ -36,7 +36,6 @@ from optinode.l1.anvil import run_anvil  # noqa: E402
 from optinode.l1.artifacts import artifact_names, load_artifact  # noqa: E402
 from optinode.l1.contracts import (  # noqa: E402
     QueueEntries,
-    StateParts,
     SystemParams,
     deploy_system,
     encode_witness,
@@ -46,14 +45,11 @@ from optinode.l1.contracts import (  # noqa: E402
 from optinode.spec.game import compute_split_points  # noqa: E402
 from optinode.spec.player import choose_first_disagreement  # noqa: E402
 from optinode.spec.batch_framing import frame_records  # noqa: E402
-from optinode.spec.record_codec import decode_transaction, encode_transaction  # noqa: E402
-from optinode.spec.commitment import Commitment, encode_globals  # noqa: E402
-from optinode.spec.crypto import keccak  # noqa: E402
+from optinode.spec.record_codec import encode_transaction  # noqa: E402
 from optinode.spec.serde import from_plain  # noqa: E402
-from optinode.spec.state import copy_state, set_account  # noqa: E402
-from optinode.spec.transition import state_transition  # noqa: E402
 from optinode.spec.types import Deposit, DepositEntry, ForcedWithdraw, L1Context, Trade  # noqa: E402
-from optinode.spec.witness import Witness, build_witness  # noqa: E402
+from optinode.spec.witness import Witness  # noqa: E402
+from optinode.testing.replay import Replay  # noqa: E402
 from optinode.testing.world import ETH_PRICE, ETH_UNIT, USD, World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,48 +80,6 @@ def measure_osp(w3: Web3, prover_address: str) -> dict[str, int]:
     return per_type
 
 
-class Replay:
-    """Roots after every transaction of a batch, from the spec. `tamper_after`: the sequencer adds one
-    unit of collateral to account 0 after that transaction (a wrong root from there on)."""
-
-    def __init__(self, pre: World, records: list[bytes], ctx: L1Context, tamper_after: int | None = None) -> None:
-        state = copy_state(pre.state)
-        state.dirty_accounts.clear()
-        state.dirty_slots.clear()
-        commitment = Commitment.from_state(state)
-        self.records = records
-        self.ctx = ctx
-        self.roots = [commitment.update(state)]
-        self.pre_states = {}
-        for k, record in enumerate(records):
-            if k < 8:
-                self.pre_states[k] = copy_state(state)
-            receipt = state_transition(state, decode_transaction(record), ctx)
-            if tamper_after == k:
-                account = state.accounts[0]
-                account.collateral += 1
-                set_account(state, 0, account)
-            elif not receipt.applied:
-                self.roots.append(self.roots[-1])  # unchanged state, unchanged root
-                continue
-            self.roots.append(commitment.update(state))
-        self.parts = StateParts(
-            commitment.accounts.root(),
-            commitment.slots.root(),
-            keccak(encode_globals(state)),
-            state.deposits_done,
-            state.forced_done,
-        )
-        assert self.parts.root() == self.roots[-1]
-
-    def witness(self, k: int) -> bytes:
-        state = copy_state(self.pre_states[k])
-        state.dirty_accounts.clear()
-        state.dirty_slots.clear()
-        commitment = Commitment.from_state(state)
-        return encode_witness(build_witness(state, commitment, decode_transaction(self.records[k]), self.ctx))
-
-
 def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object]:
     """Append a batch of n transactions with a root that is wrong from index 3 on, and lose it to
     an honest challenger. Returns gas figures and the number of L1 transactions of the game."""
@@ -149,13 +103,13 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         l1_timestamp=timestamp,
         deposits={i: DepositEntry(bytes.fromhex(o[2:]), a) for i, (o, a) in enumerate(entries)},
     )
-    honest = Replay(w, records, ctx)
-    bad = Replay(w, records, ctx, tamper_after=2)
+    honest = Replay(w.state, records, ctx)
+    bad = Replay(w.state, records, ctx, tamper_after=2)
     assert honest.roots[:3] == bad.roots[:3] and honest.roots[3] != bad.roots[3]
 
     before = dict(system.gas)
     w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
-    index = system.append_batch(proposer, records, bad.parts, gas=60_000_000)
+    index = system.append_batch(proposer, records, bad.parts(), gas=60_000_000)
     append_gas = system.gas["appendBatch"] - before.get("appendBatch", 0)
 
     moves: list[tuple[str, int]] = []
@@ -177,8 +131,9 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
         record("choose", transact(w3, system.game.functions.choose(game_id, posted, part), challenger))
     k = system.game_state(game_id)["start"]
     assert k == 2, k
-    witness = honest.witness(k)
-    dd = honest.pre_states[k].deposits_done
+    witness, pre_state = honest.witness(k)
+    witness = encode_witness(witness)
+    dd = pre_state.deposits_done
     queue = QueueEntries(*entries[dd]) if dd < len(entries) else QueueEntries()
     fn = system.game.functions.step(game_id, records[k], tx_proof(records, k), witness, queue.as_tuple())
     record("step", transact(w3, fn, challenger))

@@ -31,6 +31,10 @@ the queue-deadline margin), ``[node.sender]`` (fee bumps and caps) and ``[node.k
 per role: ``{ env = "VAR" }`` or ``{ keystore = "file.json", password_env = "VAR" }``, loaded by
 `load_key` into a `Secret` whose repr shows only its address).
 
+``[l1]`` (optional; `optinode l1 deploy` needs it): the contracts' parameters (:class:`L1Section`):
+``token`` (absent: a DevToken is deployed, devnet chains only), ``proposers``, ``challenge_window``,
+bonds, ``slash_reward_bps``, the game's ``clock`` and ``arity``, the queue deadlines.
+
 New sections are added as new fields of :class:`Config`; an unknown top-level table is an error so
 that a typo never silently falls back to a default.
 """
@@ -148,6 +152,9 @@ class BatchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     max_age: Seconds = 2.0  # from the batch's first command
     # consume each L1 queue entry (deposit, forced request) at least this long before its deadline
     queue_margin: Seconds = 60.0
+    # consume a queue entry only once its block is this deep: a reorg shallower than this can never
+    # remove an entry the log already consumed (Arbitrum's sequencer waits for its delayed inbox too)
+    queue_confirmations: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 12
 
 
 class SenderSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -174,11 +181,27 @@ class NodeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     keys: KeysSection = msgspec.field(default_factory=KeysSection)
 
 
+class L1Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[l1]``: the parameters `optinode l1 deploy` gives the contracts (docs/contracts.md)."""
+
+    token: Address | None = None  # the collateral ERC-20 (6 decimals); absent: deploy DevToken (devnet chains only)
+    proposers: Annotated[list[Address], msgspec.Meta(min_length=1, max_length=16)]
+    challenge_window: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 3600  # seconds
+    proposer_bond: Annotated[int, msgspec.Meta(ge=1, le=_I64_MAX)] = 10**18  # wei per batch
+    challenger_bond: Annotated[int, msgspec.Meta(ge=1, le=_I64_MAX)] = 10**17  # wei per game
+    slash_reward_bps: Annotated[int, msgspec.Meta(ge=0, le=9_999)] = 5000  # of a slashed bond, to the challenger
+    clock: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 1800  # each side's game time budget, seconds
+    arity: Annotated[int, msgspec.Meta(ge=2, le=256)] = 16  # k-ary dissection
+    forced_deadline: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 86_400  # seconds to serve a forced request
+    deposit_deadline: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 86_400  # seconds to consume a deposit
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A whole config file."""
 
     genesis: GenesisSection
     node: NodeSection = msgspec.field(default_factory=NodeSection)
+    l1: L1Section | None = None  # needed by `optinode l1 deploy` only
 
 
 # --- addresses -------------------------------------------------------------------------------------
@@ -249,6 +272,24 @@ def check_genesis_section(section: GenesisSection, source: str) -> None:
             raise _fail(source, f"{where}.liquidation_fee", "must not exceed maintenance_margin")
 
 
+def check_l1_section(l1: L1Section | None, node: NodeSection, source: str) -> None:
+    if l1 is None:
+        return
+    for key, value in ([("token", l1.token)] if l1.token else []) + [(f"proposers[{i}]", p) for i, p in enumerate(l1.proposers)]:
+        if not is_checksum_valid(value):
+            raise _fail(source, f"l1.{key}", f"bad EIP-55 checksum in {value} (expected {to_checksum_address(parse_address(value))})")
+    if len({parse_address(p) for p in l1.proposers}) != len(l1.proposers):
+        raise _fail(source, "l1.proposers", "duplicate proposer")
+    # DisputeGame's constructor rule: an entry consumed in time must reach finality before its deadline
+    # even when its batch is challenged at the end of the window and the game runs both clocks out.
+    worst_finality = l1.challenge_window + 2 * l1.clock
+    for key in ("forced_deadline", "deposit_deadline"):
+        if getattr(l1, key) <= worst_finality:
+            raise _fail(source, f"l1.{key}", f"must exceed challenge_window + 2 * clock = {worst_finality} s (a challenged batch must finalize first)")
+    if node.batch.queue_margin >= min(l1.forced_deadline, l1.deposit_deadline):
+        raise _fail(source, "node.batch.queue_margin", "must be shorter than l1.forced_deadline and l1.deposit_deadline")
+
+
 def check_node_section(node: NodeSection, source: str) -> None:
     if node.l1_rpc is not None and node.l1_rpc_env is not None:
         raise _fail(source, "node", "give l1_rpc or l1_rpc_env, not both")
@@ -276,6 +317,7 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
         raise _fail(source, "", f"invalid TOML: {error}") from None
     check_genesis_section(config.genesis, source)
     check_node_section(config.node, source)
+    check_l1_section(config.l1, config.node, source)
     try:
         check_genesis(config.genesis.to_genesis())
     except InvalidGenesis as error:

@@ -14,12 +14,18 @@ The tree (each class lives next to the code that raises it)::
     ├── WitnessError                  spec.errors      a one-step witness does not authenticate
     ├── InvalidState                  spec.errors      a state from outside is not whole/encodable (spec.state_check)
     ├── InvalidGenesis                spec.genesis     a genesis breaks check_genesis
+    ├── InvalidJson                   spec.serde       JSON that is not a spec value: a field of the wrong type, out of its bound, or bytes not as 0x-hex
     ├── InvalidMove                   spec.game        a dispute-game move the contract would revert
     ├── BondRuleError                 spec.bonds       a bond call (append, open, finalize, forfeit, withdraw) the contracts would revert
     ├── ConfigError                   optinode.config  a TOML config that cannot be read or validated
     ├── InputError                    cli.spec_apply   a file or stdin given to `optinode spec apply`
     ├── DemoConfigError               cli.demo         a config the demo cannot narrate
-    └── UnknownLog                    l1.events        an L1 log of a followed contract that matches no ABI event
+    ├── UnknownLog                    l1.events        an L1 log of a followed contract that matches no ABI event
+    ├── DeploymentError               l1.deploy        a deployment file, or a deploy the config and the chain refuse
+    ├── Rejected                      services.engine  a submitted transaction the spec refuses (carries its ErrorCode)
+    ├── FaultRefused                  services.faults  a fault-injection switch on a non-devnet chain, or an unknown point
+    ├── ClaimUnavailable              services.claims  a withdrawal claim for a batch or account the store does not have
+    └── AdminRpcError                 services.admin_rpc  a bad admin JSON-RPC request (mapped to its JSON-RPC code)
 
 Not in the tree, on purpose: `spec.errors.EncodeError` (our own code built a value the batch format
 cannot hold), the L1 layer's errors (`AnvilError`, `ArtifactError`, reverts of our own

@@ -10,6 +10,8 @@
 #   3. npm ci       when node_modules is missing or package-lock.json changed
 #                                                              (stamp: node_modules/.optinode-npm.sha256)
 #   4. contracts    node contracts/build.js (skips itself when contracts/artifacts/sources.sha256 matches)
+# Usage: scripts/bootstrap.sh [--which-python]   (--which-python: print the interpreter a new .venv
+#        would get, and exit)
 # Environment: PYTHON=/path/to/python3.x to choose the interpreter for a new .venv (only that one);
 #              OPTINODE_NO_APT=1 never installs system packages (prints the command instead);
 #              PIP_NO_BINARY=plyvel (pip's own variable) builds plyvel from source on any Python.
@@ -36,24 +38,29 @@ if [[ -x $VENV/bin/python ]] && ! py_ok "$VENV/bin/python"; then
   say "$VENV is broken or older than Python 3.11: recreating it"
   rm -rf "$VENV"
 fi
-if [[ ! -x $VENV/bin/python ]]; then
-  PY=""
+choose_python() {  # prints the interpreter for a new .venv, or dies with what to install
+  local cand fallback=""
   if [[ -n ${PYTHON:-} ]]; then
     command -v "$PYTHON" >/dev/null 2>&1 && py_ok "$PYTHON" \
       || die "PYTHON=$PYTHON is not a Python >= 3.11 (found: $("$PYTHON" --version 2>&1 || echo 'not found'))"
-    PY=$PYTHON
-  else
-    # First an interpreter with every wheel (no compiler needed), then any other >= 3.11.
-    fallback=""
-    for cand in python3.12 python3.11 python3 python3.13 python3.14; do
-      command -v "$cand" >/dev/null 2>&1 && py_ok "$cand" || continue
-      if has_all_wheels "$cand"; then PY=$cand; break; fi
-      [[ -n $fallback ]] || fallback=$cand
-    done
-    PY=${PY:-$fallback}
+    echo "$PYTHON"; return
   fi
-  [[ -n $PY ]] || die "Python >= 3.11 is required (found: $(python3 --version 2>&1 || echo 'no python3')).
+  # First an interpreter with every wheel (no compiler needed), then any other >= 3.11.
+  for cand in python3.12 python3.11 python3 python3.13 python3.14; do
+    command -v "$cand" >/dev/null 2>&1 && py_ok "$cand" || continue
+    if has_all_wheels "$cand"; then echo "$cand"; return; fi
+    [[ -n $fallback ]] || fallback=$cand
+  done
+  [[ -n $fallback ]] || die "Python >= 3.11 is required (found: $(python3 --version 2>&1 || echo 'no python3')).
   Install python3.12 or python3.11 (every dependency has a wheel for them), or set PYTHON=/path/to/python3.11+"
+  echo "$fallback"
+}
+if [[ ${1:-} == --which-python ]]; then  # for tests and the curious: the choice, nothing installed
+  choose_python; exit 0
+fi
+
+if [[ ! -x $VENV/bin/python ]]; then
+  PY=$(choose_python)
   say "creating $VENV with Python $(py_version "$PY") ($(command -v "$PY"))"
   rm -rf "$VENV"
   if ! "$PY" -m venv "$VENV" 2>/tmp/optinode-venv.$$; then

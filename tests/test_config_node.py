@@ -68,6 +68,15 @@ def test_node_section_defaults_when_absent() -> None:
         ("[node.keys]\nproposer = { env = 'lower-case' }\n", "node.keys.proposer.env", "matching regex"),
         ("[node.keys]\nsequencer = { env = 'A' }\n", "node.keys", "unknown key `sequencer`"),
         ("[node.keys]\nproposer = { key = '0xabc' }\n", "node.keys.proposer", "unknown key `key`"),
+        ("[l1]\nproposers = []\n", "l1.proposers", "length >= 1"),
+        ("[l1]\nproposers = ['0x70997970c51812dc3a010c7d01b50e0d17dc79C8']\n", "l1.proposers[0]", "bad EIP-55 checksum"),
+        ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001', '0x0000000000000000000000000000000000000001']\n", "l1.proposers", "duplicate proposer"),
+        ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\nchallenge_window = 100\nclock = 50\nforced_deadline = 200\n",
+         "l1.forced_deadline", "must exceed challenge_window + 2 * clock = 200 s"),
+        ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\nslash_reward_bps = 10000\n", "l1.slash_reward_bps", "<= 9999"),
+        ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\narity = 1\n", "l1.arity", ">= 2"),
+        ("[node.batch]\nqueue_margin = 200.0\n[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\n"
+         "challenge_window = 10\nclock = 10\nforced_deadline = 100\n", "node.batch.queue_margin", "shorter than"),
     ],
 )
 def test_bad_node_values_name_the_key(node: str, where: str, problem: str) -> None:

@@ -39,6 +39,9 @@ NOT_INPUT = {
     "optinode.l1.rpc._Temporary": "internal: one failed HTTP attempt, retried",
     "optinode.l1.follower.FollowerCritical": "an L1 reorg deeper than the recorded window: the operator must resync",
     "optinode.l1.sender.SendRejected": "a transaction of ours would revert (eth_estimateGas refused it)",
+    "optinode.services.journal.ReplayMismatch": "the sequencer's own log does not replay to what it recorded",
+    "optinode.testing.seqnode.AdminError": "test tooling: the sequencer under test answered with a JSON-RPC error",
+    "optinode.services.engine.EngineCritical": "an L1 reorg removed a queue entry the log consumed: the operator must act",
 }
 
 # The expected rejections the issue names, wherever they live (a rename must keep them under the root).
@@ -49,6 +52,7 @@ NAMED = [
     "optinode.spec.errors.InvalidState",
     "optinode.spec.game.InvalidMove",
     "optinode.spec.genesis.InvalidGenesis",
+    "optinode.spec.serde.InvalidJson",
     "optinode.config.ConfigError",
     "optinode.cli.spec_apply.InputError",
     "optinode.cli.demo.DemoConfigError",

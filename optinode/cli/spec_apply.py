@@ -53,26 +53,12 @@ def parse_json(data: bytes, name: str) -> Any:
         raise InputError(f"{name}: invalid JSON: {error}") from None
 
 
-def check_hex(value: Any, name: str, path: str = "$") -> None:
-    """Every string that starts with 0x (serde reads those as bytes) must be whole bytes of hex."""
-    if isinstance(value, str):
-        if value.startswith("0x"):
-            body = value[2:]
-            if len(body) % 2 or any(c not in "0123456789abcdefABCDEF" for c in body):
-                raise InputError(f"{name}: {path}: {value[:20]!r}{'…' if len(value) > 20 else ''} is not 0x-prefixed hex bytes")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_hex(item, name, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_hex(item, name, f"{path}[{index}]")
-
-
 def convert(plain: Any, kind: Any, name: str) -> Any:
-    check_hex(plain, name)
+    """serde's strict reading (byte fields only as 0x-hex, every field within the field table's bound);
+    its message already names the field."""
     try:
         return serde.from_plain(plain, kind)
-    except msgspec.ValidationError as error:
+    except serde.InvalidJson as error:
         raise InputError(f"{name}: {error}") from None
 
 
@@ -103,17 +89,17 @@ def load_pre(data: bytes, name: str) -> State:
     return state
 
 
+class _Batch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    batch: bytes  # the bytes of a batch as posted to L1
+
+
 def load_txs(data: bytes, name: str) -> list[Transaction]:
     """A JSON list of transactions, or `{"batch": "0x…"}` (records that do not decode become Malformed)."""
     plain = parse_json(data, name)
     if isinstance(plain, list):
         return convert(plain, list[Transaction], name)
     if isinstance(plain, dict) and set(plain) == {"batch"}:
-        batch = plain["batch"]
-        if not isinstance(batch, str) or not batch.startswith("0x"):
-            raise InputError(f'{name}: "batch" must be a 0x-prefixed hex string')
-        check_hex(batch, name, "$.batch")
-        return decode_batch(bytes.fromhex(batch[2:]))
+        return decode_batch(convert(plain, _Batch, name).batch)
     raise InputError(f'{name}: expected a JSON list of transactions or {{"batch": "0x…"}}')
 
 

@@ -168,7 +168,7 @@ def predict_create_address(sender: str, nonce: int) -> str:
     def rlp_int(n: int) -> bytes:
         if n == 0:
             return b"\x80"
-        if n < 0x80:
+        if n < 0x80:  # format: RLP, a single byte below 0x80 is its own encoding
             return bytes((n,))
         body = n.to_bytes((n.bit_length() + 7) // 8, "big")
         return bytes((0x80 + len(body),)) + body

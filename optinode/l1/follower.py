@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Union
+from typing import Any, Union
 
 import msgspec
 import trio
@@ -92,6 +92,19 @@ class Follower:
         self.depth = confirmation_depth
         self.window = window
         self.max_range = max_range
+
+    @classmethod
+    def for_deployment(cls, rpc: RpcClient, store: KV, deployment: Any, node: Any) -> Follower:
+        """Wired from a `deploy.Deployment` and the config's ``[node]`` (NodeSection)."""
+        return cls(
+            rpc,
+            store,
+            deployment.followed_contracts(),
+            start_block=deployment.deployment_block,
+            confirmation_depth=node.confirmation_depth,
+            window=node.reorg_window,
+            max_range=node.log_block_range,
+        )
 
     # --- state -----------------------------------------------------------------------------------
 

@@ -151,6 +151,18 @@ class Sender:
         self._open: set[int] = set()  # items not settled/conflict: what poll looks at
         self._lock = trio.Lock()  # submit and poll never interleave their read-modify-write
 
+    @classmethod
+    def for_role(
+        cls, rpc: RpcClient, store: KV, node: Any, role: str, *, chain_id: int, environ: Any = None, base_dir: Any = None
+    ) -> Sender:
+        """The sender of ``role``'s key (``[node.keys]``), with ``[node.sender]``'s policy; a mined
+        transaction is watched for reorgs over the follower's window (``node.reorg_window``)."""
+        from optinode.config import load_key
+
+        secret = load_key(node, role, environ=environ, base_dir=base_dir)
+        policy = SenderPolicy.from_config(node.sender, settle_depth=node.reorg_window)
+        return cls(rpc, store, secret.account(), chain_id=chain_id, policy=policy)
+
     # --- records ---------------------------------------------------------------------------------
 
     def record(self, item: int) -> SendRecord | None:

@@ -5,7 +5,7 @@ Read `transition.state_transition` first; docs/spec.md walks through the rules.
 """
 
 from .commitment import Commitment, compute_state_root
-from .errors import ErrorCode, InvalidTransaction, WitnessError
+from .errors import ErrorCode, InvalidInput, InvalidTransaction, WitnessError
 from .genesis import Genesis, GenesisMarket, create_genesis_state
 from .state import State
 from .transition import apply_transactions, state_transition
@@ -16,6 +16,7 @@ __all__ = [
     "ErrorCode",
     "Genesis",
     "GenesisMarket",
+    "InvalidInput",
     "InvalidTransaction",
     "L1Context",
     "Receipt",

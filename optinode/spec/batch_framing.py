@@ -38,7 +38,7 @@ def split_records(data: bytes) -> list[bytes]:
     i = 0
     while i < n:
         b = data[i]
-        if b < 0x80:
+        if b < 0x80:  # format: a one-byte length prefix
             length = b
             i += 1
         elif i + 1 < n:
@@ -65,7 +65,7 @@ def frame_records(records: Sequence[bytes]) -> bytes:
     out = bytearray()
     for record in records:
         length = len(record)
-        if length < 0x80:
+        if length < 0x80:  # format: fits a one-byte prefix
             out.append(length)
         elif length <= MAX_RECORD_LEN:
             out.append(0x80 | length >> 8)

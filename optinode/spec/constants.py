@@ -23,6 +23,7 @@ SLOT_TREE_DEPTH: Final[int] = 32
 MAX_U8: Final[int] = 2**8 - 1
 MAX_U32: Final[int] = 2**32 - 1
 MAX_U64: Final[int] = 2**64 - 1
+MAX_U256: Final[int] = 2**256 - 1
 MAX_ACCOUNT_ID: Final[int] = 2**ACCOUNT_TREE_DEPTH - 1
 MAX_SLOT_ID: Final[int] = 2**SLOT_TREE_DEPTH - 1
 MAX_AMOUNT: Final[int] = MAX_U64  # deposits, withdrawals, order and fill sizes
@@ -35,6 +36,11 @@ MAX_FUNDING_INDEX: Final[int] = 2**127 - 1
 MAX_MARKETS: Final[int] = 16
 MAX_ORDER_MARKET: Final[int] = 127  # an order packs market and side into one byte
 MAX_ORACLES: Final[int] = 32
+
+# --- byte widths -----------------------------------------------------------------------------------
+ADDRESS_LEN: Final[int] = 20  # an L1 address
+HASH_LEN: Final[int] = 32  # keccak256: roots, leaf hashes, the EIP-712 domain separator
+SIGNATURE_LEN: Final[int] = 65  # r (32) ‖ s (32) ‖ v (1)
 
 # --- replay protection -----------------------------------------------------------------------------
 # Each account keeps a window of NONCE_WINDOW nonces [nonce_base, nonce_base + NONCE_WINDOW) with a

@@ -5,7 +5,7 @@ from functools import lru_cache
 from coincurve import PublicKey
 from sha3 import keccak_256  # safe-pysha3: ~7x faster than the pycryptodome backend here
 
-from .constants import SECP256K1_HALF_N, SECP256K1_N
+from .constants import SECP256K1_HALF_N, SECP256K1_N, SIGNATURE_LEN
 
 
 def keccak(data: bytes) -> bytes:
@@ -14,7 +14,7 @@ def keccak(data: bytes) -> bytes:
 
 def is_valid_signature_form(signature: bytes) -> bool:
     """65 bytes r ‖ s ‖ v with v in {27, 28}, 0 < r < n and 0 < s <= n/2 (low s, as EIP-2)."""
-    if len(signature) != 65 or signature[64] not in (27, 28):
+    if len(signature) != SIGNATURE_LEN or signature[SIGNATURE_LEN - 1] not in (27, 28):
         return False
     r = int.from_bytes(signature[0:32], "big")
     s = int.from_bytes(signature[32:64], "big")

@@ -41,9 +41,10 @@ from typing import Union
 
 import msgspec
 
-from .tx_tree import MAX_BATCH_TXS
+from .constants import HASH_LEN
 from .crypto import keccak
 from .errors import InvalidInput
+from .tx_tree import MAX_BATCH_TXS
 
 __all__ = [
     "MAX_ARITY",
@@ -285,8 +286,8 @@ def _resolve(game: Game, challenger_wins: bool, batch_live: bool) -> Game:
 def _check_roots(roots: Sequence[bytes]) -> tuple[bytes, ...]:
     # bytes32[] in the ABI: anything else cannot even be sent.
     out = tuple(roots)
-    if not all(isinstance(r, bytes) and len(r) == 32 for r in out):
-        raise TypeError("roots are 32-byte values")
+    if not all(isinstance(r, bytes) and len(r) == HASH_LEN for r in out):
+        raise TypeError(f"roots are {HASH_LEN}-byte values")
     return out
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
+from .constants import ADDRESS_LEN, FRACTION_ONE, MAX_MARKETS, MAX_ORACLES, MAX_POSITION, MAX_U64, MAX_U256
 from .eip712 import compute_domain_separator
 from .errors import InvalidInput
+from .fields import Address
 from .state import Config, MarketConfig, MarketState, State
 
 
@@ -23,8 +25,8 @@ class GenesisMarket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chain_id: int
-    verifying_contract: bytes  # the Rollup contract: the EIP-712 domain's verifyingContract
-    oracles: tuple[bytes, ...]
+    verifying_contract: Address  # the Rollup contract: the EIP-712 domain's verifyingContract
+    oracles: tuple[Address, ...]
     quorum: int
     markets: tuple[GenesisMarket, ...]
     time: int
@@ -35,22 +37,22 @@ class InvalidGenesis(InvalidInput):
 
 
 def check_genesis(genesis: Genesis) -> None:
-    if not 1 <= genesis.quorum <= len(genesis.oracles) <= 32:
-        raise InvalidGenesis("need 1 <= quorum <= number of oracles <= 32")
-    if not 1 <= len(genesis.markets) <= 16:
-        raise InvalidGenesis("need 1 to 16 markets")
-    if len(genesis.verifying_contract) != 20 or any(len(o) != 20 for o in genesis.oracles):
-        raise InvalidGenesis("addresses are 20 bytes")
+    if not 1 <= genesis.quorum <= len(genesis.oracles) <= MAX_ORACLES:
+        raise InvalidGenesis(f"need 1 <= quorum <= number of oracles <= {MAX_ORACLES}")
+    if not 1 <= len(genesis.markets) <= MAX_MARKETS:
+        raise InvalidGenesis(f"need 1 to {MAX_MARKETS} markets")
+    if len(genesis.verifying_contract) != ADDRESS_LEN or any(len(o) != ADDRESS_LEN for o in genesis.oracles):
+        raise InvalidGenesis(f"addresses are {ADDRESS_LEN} bytes")
     if len(set(genesis.oracles)) != len(genesis.oracles):
         raise InvalidGenesis("oracle addresses must be distinct (one key must not count twice toward the quorum)")
-    if not (0 <= genesis.chain_id < 2**256 and 0 <= genesis.time < 2**64):
+    if not (0 <= genesis.chain_id <= MAX_U256 and 0 <= genesis.time <= MAX_U64):
         raise InvalidGenesis("chain_id must be a uint256 and time a uint64")
     for m in genesis.markets:
-        if not (0 < m.step_size < 2**64 and 0 < m.tick_size < 2**64 and 0 < m.price < 2**64):
+        if not (0 < m.step_size <= MAX_U64 and 0 < m.tick_size <= MAX_U64 and 0 < m.price <= MAX_U64):
             raise InvalidGenesis(f"{m.name}: step, tick and price must be positive u64")
-        if not 0 < m.maintenance_margin <= m.initial_margin <= 10**6:
+        if not 0 < m.maintenance_margin <= m.initial_margin <= FRACTION_ONE:
             raise InvalidGenesis(f"{m.name}: need 0 < maintenance <= initial <= 1e6")
-        if not (0 <= m.liquidation_fee <= m.maintenance_margin and 0 <= m.max_funding_rate < 2**64 and 0 < m.max_position < 2**63):
+        if not (0 <= m.liquidation_fee <= m.maintenance_margin and 0 <= m.max_funding_rate <= MAX_U64 and 0 < m.max_position <= MAX_POSITION):
             raise InvalidGenesis(f"{m.name}: liquidation fee, funding rate or position limit out of range")
 
 

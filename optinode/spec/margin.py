@@ -62,6 +62,35 @@ def is_exposure_increase(old_size: int, new_size: int) -> bool:
     return abs(new_size) > abs(old_size) or old_size * new_size < 0
 
 
+# --- health: the StarkEx / Starknet Perpetual rule -------------------------------------------------
+#
+# An account's *total value* TV is its collateral plus its positions marked at the oracle; its *total
+# risk* TR is the maintenance requirement of those positions. It is healthy when TV >= TR,
+# liquidatable when TV < TR and deleverageable (bankrupt) when TV < 0. A transaction may leave an
+# account unhealthy only if it made the account *healthier*: strictly lower risk and a value-to-risk
+# ratio that is not worse. Ratios are compared cross-multiplied (TR > 0 on both sides of a healthier
+# change: TR_before > TR_after >= 0), so negative values compare correctly and TR_after = 0 demands
+# TV_after >= 0: no transaction ever leaves an account in debt with nothing open.
+
+
+def get_value_and_risk(state: State, collateral: int, positions: dict[int, Position]) -> tuple[int, int]:
+    """(total value, maintenance total risk)."""
+    return get_total_value(state, collateral, positions), get_total_risk(state, positions, initial=False)
+
+
+def is_healthy(value: int, risk: int) -> bool:
+    return value >= risk
+
+
+def is_healthier(value_before: int, risk_before: int, value_after: int, risk_after: int) -> bool:
+    """Strictly lower risk, and TV_after / TR_after >= TV_before / TR_before."""
+    return risk_after < risk_before and value_after * risk_before >= value_before * risk_after
+
+
+def is_healthy_or_healthier(value_before: int, risk_before: int, value_after: int, risk_after: int) -> bool:
+    return is_healthy(value_after, risk_after) or is_healthier(value_before, risk_before, value_after, risk_after)
+
+
 def is_margin_ok_after_fill(
     state: State,
     old_collateral: int,
@@ -72,23 +101,47 @@ def is_margin_ok_after_fill(
 ) -> bool:
     """The margin rule for a party to a fill (old = after funding settlement, before the fill).
 
-    A fill that increases exposure needs total value >= initial-margin risk afterwards. A fill that
-    only reduces exposure passes when the account is above maintenance afterwards, or when its
-    maintenance excess (value - risk) did not get worse."""
+    A fill that increases exposure in `market` needs total value >= initial-margin risk afterwards.
+    Any other fill must leave the account healthy or healthier (maintenance risk)."""
     old = old_positions.get(market)
     new = new_positions.get(market)
     value_after = get_total_value(state, new_collateral, new_positions)
     if is_exposure_increase(old.size if old else 0, new.size if new else 0):
         return value_after >= get_total_risk(state, new_positions, initial=True)
-    maintenance_after = get_total_risk(state, new_positions, initial=False)
-    if value_after >= maintenance_after:
-        return True
-    value_before = get_total_value(state, old_collateral, old_positions)
-    return value_after - maintenance_after >= value_before - get_total_risk(state, old_positions, initial=False)
+    risk_after = get_total_risk(state, new_positions, initial=False)
+    if is_healthy(value_after, risk_after):
+        return True  # (the common case: the state before need not be valued)
+    value_before, risk_before = get_value_and_risk(state, old_collateral, old_positions)
+    return is_healthier(value_before, risk_before, value_after, risk_after)
 
 
 def is_liquidatable(state: State, collateral: int, positions: dict[int, Position]) -> bool:
     return get_total_value(state, collateral, positions) < get_total_risk(state, positions, initial=False)
+
+
+def compute_ratio_value(value_before: int, risk_before: int, risk_after: int) -> int:
+    """The least total value at `risk_after` whose value/risk ratio is not below the one before
+    (risk_before > 0): ceil(TV_before * TR_after / TR_before); 0 when nothing stays open."""
+    return ceil_div(value_before * risk_after, risk_before)
+
+
+def compute_liquidation_room(value_before: int, risk_before: int, value_after: int, risk_after: int) -> int:
+    """The most a liquidation may take from the liquidated account after its fill (the penalty)
+    while it stays healthy or healthier, and never more than the value it has left; 0 if none."""
+    room = value_after - risk_after  # stays healthy
+    if risk_after < risk_before:  # or stays healthier
+        room = max(room, value_after - compute_ratio_value(value_before, risk_before, risk_after))
+    return max(0, min(room, value_after))
+
+
+def compute_bad_debt_cover(value_before: int, risk_before: int, value_after: int, risk_after: int, insurance: int) -> int:
+    """What the insurance fund pays into a bankrupt account (TV < 0) whose positions shrink from
+    risk_before to risk_after: the shortfall below the value that keeps its value/risk ratio (all of
+    its debt when nothing stays open), as far as the fund reaches. Nothing for a solvent account."""
+    if value_before >= 0 or risk_after >= risk_before:
+        return 0
+    shortfall = compute_ratio_value(value_before, risk_before, risk_after) - value_after
+    return max(0, min(insurance, shortfall))
 
 
 def with_position(positions: dict[int, Position], market: int, size: int, funding_index: int) -> dict[int, Position]:

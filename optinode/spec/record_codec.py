@@ -15,22 +15,11 @@ The batch framing is in `batch_framing`, the transaction tree in `tx_tree`.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from .constants import (
-    MAX_ACCOUNT_ID,
-    MAX_AMOUNT,
-    MAX_FUNDING_INDEX,
-    MAX_MARKETS,
-    MAX_NONCE,
-    MAX_ORACLES,
-    MAX_PRICE,
-    MAX_SLOT_ID,
-    MAX_TIMESTAMP,
-    MAX_U8,
-    MAX_U32,
-)
+from .constants import SIGNATURE_LEN
 from .errors import DecodeError, EncodeError
+from .fields import Bound, Count, get_field_specs, get_varint_len
 from .types import (
     Deleverage,
     Deposit,
@@ -71,13 +60,57 @@ FLAG_TAKER_REF = 0x20  # Trade: the taker is a SlotRef
 FLAG_SIZE_OMITTED = 0x40  # Trade: size omitted, it equals the new taker order's size
 FLAG_LIQUIDATOR_REF = 0x10  # Liquidate: the liquidator is a SlotRef
 
-COMPACT_SIGNATURE_LEN = 64
-# Zigzag image of the largest |funding index|: zz(x) = 2x (x >= 0), -2x - 1 (x < 0).
-MAX_ZIGZAG_FUNDING = 2 * MAX_FUNDING_INDEX
-
-_S_MASK = (1 << 255) - 1
+COMPACT_SIGNATURE_LEN = SIGNATURE_LEN - 1  # EIP-2098: v folds into the top bit of s
+_R_LEN = 32  # r, then yParity << 255 | s, each 32 bytes
+_Y_PARITY_BIT = 0x80  # the top bit of the second word's first byte (the decoder spells it, for speed)
 _V27 = b"\x1b"
 _V28 = b"\x1c"
+
+
+# --- field bounds, from the field table (spec/fields.py) ---------------------------------------------
+
+
+class _Field(NamedTuple):
+    """An unsigned integer field as the record stores it: its maximum and, for a varint, the most
+    bytes it may take (ceil(bits / 7))."""
+
+    high: int
+    max_len: int
+
+
+def _fields(struct_type: type) -> dict[str, _Field]:
+    """Every integer field of `struct_type`, with the bound its declaration names."""
+    out = {}
+    for spec in get_field_specs(struct_type):
+        if spec.kind is int and type(spec.bound) is Bound:
+            assert spec.bound.low == 0, f"{struct_type.__name__}.{spec.name} is signed: not a plain varint"
+            out[spec.name] = _Field(spec.bound.high, get_varint_len(spec.bound))
+    return out
+
+
+def _list_spec(struct_type: type, name: str) -> tuple[int, Bound | None]:
+    """A list field of `struct_type`: the Count it declares, and the Bound of its items if they are ints."""
+    spec = next(spec for spec in get_field_specs(struct_type) if spec.name == name)
+    assert type(spec.bound) is Count and spec.item is not None
+    return spec.bound.high, spec.item.bound if type(spec.item.bound) is Bound else None
+
+
+_DEPOSIT = _fields(Deposit)
+_ORDER = _fields(Order)
+_SLOT_REF = _fields(SlotRef)
+_TRADE = _fields(Trade)
+_WITHDRAW = _fields(Withdraw)
+_ORACLE_PRICE = _fields(OraclePrice)
+_SAMPLE = _fields(PriceSample)
+_FUNDING_TICK = _fields(FundingTick)
+_LIQUIDATE = _fields(Liquidate)
+_DELEVERAGE = _fields(Deleverage)
+MAX_SAMPLES, _ = _list_spec(OraclePrice, "samples")
+MAX_INDICES, _FUNDING_INDEX = _list_spec(FundingTick, "indices")
+assert _FUNDING_INDEX is not None and _FUNDING_INDEX.low == -_FUNDING_INDEX.high  # zigzag needs it symmetric
+# Zigzag image of the largest |funding index|: zz(x) = 2x (x >= 0), -2x - 1 (x < 0).
+MAX_ZIGZAG_FUNDING = 2 * _FUNDING_INDEX.high
+_ZIGZAG = _Field(MAX_ZIGZAG_FUNDING, get_varint_len(Bound(0, MAX_ZIGZAG_FUNDING)))
 
 
 # --- decoding ----------------------------------------------------------------------------------------
@@ -88,12 +121,14 @@ _V28 = b"\x1c"
 # so every slice is length-checked explicitly).
 
 
-def _varint(data: bytes, i: int, high: int, max_len: int) -> tuple[int, int]:
-    """Minimal unsigned LEB128 at data[i], at most `max_len` bytes and <= `high` (every field's
-    maximum is >= 0x7f, so a single byte never needs the range check). Returns (value, next index)."""
+def _varint(data: bytes, i: int, field: _Field) -> tuple[int, int]:
+    """Minimal unsigned LEB128 at data[i], at most `field.max_len` bytes and <= `field.high` (every
+    varint field's maximum is >= 0x7f, so a single byte never needs the range check; test_fields
+    checks it). Returns (value, next index)."""
     b = data[i]
-    if b < 0x80:
+    if b < 0x80:  # format: LEB128's "more follows" bit (literals here: this runs ~20 times per trade)
         return b, i + 1
+    high, max_len = field
     value = b & 0x7F
     shift = 7
     end = i + max_len
@@ -103,7 +138,7 @@ def _varint(data: bytes, i: int, high: int, max_len: int) -> tuple[int, int]:
             raise DecodeError("varint longer than its field allows")
         b = data[i]
         i += 1
-        if b < 0x80:
+        if b < 0x80:  # format: the last byte of the varint
             if b == 0:
                 raise DecodeError("non-minimal varint (trailing zero group)")
             value |= b << shift
@@ -114,17 +149,6 @@ def _varint(data: bytes, i: int, high: int, max_len: int) -> tuple[int, int]:
         shift += 7
 
 
-# Bytes each bounded field may take: ceil(bits / 7).
-_LEN_ACCOUNT = (MAX_ACCOUNT_ID.bit_length() + 6) // 7  # 5
-_LEN_SLOT = (MAX_SLOT_ID.bit_length() + 6) // 7  # 5
-_LEN_AMOUNT = (MAX_AMOUNT.bit_length() + 6) // 7  # 10
-_LEN_PRICE = (MAX_PRICE.bit_length() + 6) // 7  # 10
-_LEN_TIMESTAMP = (MAX_TIMESTAMP.bit_length() + 6) // 7  # 10
-_LEN_NONCE = (MAX_NONCE.bit_length() + 6) // 7  # 10
-_LEN_U32 = (MAX_U32.bit_length() + 6) // 7  # 5
-_LEN_ZIGZAG = (MAX_ZIGZAG_FUNDING.bit_length() + 6) // 7  # 19
-
-
 def _signature(data: bytes, i: int) -> tuple[bytes, int]:
     """EIP-2098 compact signature: r (32 bytes), then yParity << 255 | s (32 bytes). Expanded to the
     65-byte r ‖ s ‖ v (v = 27 + yParity) the rest of the spec uses. Any 64 bytes decode; whether the
@@ -132,21 +156,21 @@ def _signature(data: bytes, i: int) -> tuple[bytes, int]:
     end = i + COMPACT_SIGNATURE_LEN
     if end > len(data):
         raise DecodeError("truncated signature")
-    high = data[i + 32]
-    if high < 0x80:
+    top = data[i + 32]  # the first byte of yParity << 255 | s
+    if top < 0x80:  # format: yParity = 0
         return data[i:end] + _V27, end
-    return data[i : i + 32] + bytes((high & 0x7F,)) + data[i + 33 : end] + _V28, end
+    return data[i : i + 32] + bytes((top & 0x7F,)) + data[i + 33 : end] + _V28, end
 
 
 def _order(data: bytes, i: int) -> tuple[Order, int]:
     """A new signed order. The market and side share a byte (market << 1 | is_buy)."""
-    account_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
+    account_id, i = _varint(data, i, _ORDER["account_id"])
     market_side = data[i]
-    size, i = _varint(data, i + 1, MAX_AMOUNT, _LEN_AMOUNT)
-    limit_price, i = _varint(data, i, MAX_PRICE, _LEN_PRICE)
-    fee_rate, i = _varint(data, i, MAX_U32, _LEN_U32)
-    expiry, i = _varint(data, i, MAX_TIMESTAMP, _LEN_TIMESTAMP)
-    nonce, i = _varint(data, i, MAX_NONCE, _LEN_NONCE)
+    size, i = _varint(data, i + 1, _ORDER["size"])
+    limit_price, i = _varint(data, i, _ORDER["limit_price"])
+    fee_rate, i = _varint(data, i, _ORDER["fee_rate"])
+    expiry, i = _varint(data, i, _ORDER["expiry"])
+    nonce, i = _varint(data, i, _ORDER["nonce"])
     signature, i = _signature(data, i)
     order = Order(
         account_id, market_side >> 1, (market_side & 1) == 1, size, limit_price, fee_rate, expiry, nonce, signature
@@ -156,14 +180,14 @@ def _order(data: bytes, i: int) -> tuple[Order, int]:
 
 def _slot_ref(data: bytes, i: int) -> tuple[SlotRef, int]:
     """A resting order continued by its slot id: a few bytes instead of ~90 for the signed order."""
-    slot, i = _varint(data, i, MAX_SLOT_ID, _LEN_SLOT)
+    slot, i = _varint(data, i, _SLOT_REF["slot"])
     return SlotRef(slot), i
 
 
 def _decode_deposit(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
     if flags:
         raise DecodeError("undefined flag")
-    account_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
+    account_id, i = _varint(data, i, _DEPOSIT["account_id"])
     return Deposit(account_id), i
 
 
@@ -181,14 +205,14 @@ def _decode_trade(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
         if flags & FLAG_SIZE_OMITTED:
             raise DecodeError("size omitted, but the taker is a slot reference")
         taker, i = _slot_ref(data, i)
-        size, i = _varint(data, i, MAX_AMOUNT, _LEN_AMOUNT)
+        size, i = _varint(data, i, _TRADE["size"])
     else:
         new_taker, i = _order(data, i)
         taker = new_taker
         if flags & FLAG_SIZE_OMITTED:
             size = new_taker.size
         else:
-            size, i = _varint(data, i, MAX_AMOUNT, _LEN_AMOUNT)
+            size, i = _varint(data, i, _TRADE["size"])
             if size == new_taker.size:
                 raise DecodeError("explicit size equal to the new taker's size (must use the omitted-size flag)")
     return Trade(maker, taker, size), i
@@ -197,10 +221,10 @@ def _decode_trade(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
 def _decode_withdraw(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
     if flags:
         raise DecodeError("undefined flag")
-    account_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
-    amount, i = _varint(data, i, MAX_AMOUNT, _LEN_AMOUNT)
-    expiry, i = _varint(data, i, MAX_TIMESTAMP, _LEN_TIMESTAMP)
-    nonce, i = _varint(data, i, MAX_NONCE, _LEN_NONCE)
+    account_id, i = _varint(data, i, _WITHDRAW["account_id"])
+    amount, i = _varint(data, i, _WITHDRAW["amount"])
+    expiry, i = _varint(data, i, _WITHDRAW["expiry"])
+    nonce, i = _varint(data, i, _WITHDRAW["nonce"])
     signature, i = _signature(data, i)
     return Withdraw(account_id, amount, expiry, nonce, signature), i
 
@@ -217,14 +241,14 @@ def _decode_oracle_price(data: bytes, i: int, flags: int) -> tuple[Transaction, 
         raise DecodeError("undefined flag")
     market = data[i]
     count = data[i + 1]
-    if count > MAX_ORACLES:
-        raise DecodeError("more samples than MAX_ORACLES")
+    if count > MAX_SAMPLES:
+        raise DecodeError("more samples than OraclePrice.samples allows")
     i += 2
     samples = []
     for _ in range(count):
         oracle_index = data[i]
-        price, i = _varint(data, i + 1, MAX_PRICE, _LEN_PRICE)
-        timestamp, i = _varint(data, i, MAX_TIMESTAMP, _LEN_TIMESTAMP)
+        price, i = _varint(data, i + 1, _SAMPLE["price"])
+        timestamp, i = _varint(data, i, _SAMPLE["timestamp"])
         signature, i = _signature(data, i)
         samples.append(PriceSample(oracle_index, price, timestamp, signature))
     return OraclePrice(market, tuple(samples)), i
@@ -234,14 +258,14 @@ def _decode_funding_tick(data: bytes, i: int, flags: int) -> tuple[Transaction, 
     # Indices are signed and usually small relative to 2^127: zigzag keeps them short either way.
     if flags:
         raise DecodeError("undefined flag")
-    timestamp, i = _varint(data, i, MAX_TIMESTAMP, _LEN_TIMESTAMP)
+    timestamp, i = _varint(data, i, _FUNDING_TICK["timestamp"])
     count = data[i]
-    if count > MAX_MARKETS:
-        raise DecodeError("more indices than MAX_MARKETS")
+    if count > MAX_INDICES:
+        raise DecodeError("more indices than FundingTick.indices allows")
     i += 1
     indices = []
     for _ in range(count):
-        zz, i = _varint(data, i, MAX_ZIGZAG_FUNDING, _LEN_ZIGZAG)
+        zz, i = _varint(data, i, _ZIGZAG)
         indices.append(-((zz + 1) >> 1) if zz & 1 else zz >> 1)
     return FundingTick(timestamp, tuple(indices)), i
 
@@ -254,18 +278,18 @@ def _decode_liquidate(data: bytes, i: int, flags: int) -> tuple[Transaction, int
         liquidator, i = _slot_ref(data, i)
     else:
         liquidator, i = _order(data, i)
-    liquidated_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
-    size, i = _varint(data, i, MAX_AMOUNT, _LEN_AMOUNT)
+    liquidated_id, i = _varint(data, i, _LIQUIDATE["liquidated_id"])
+    size, i = _varint(data, i, _LIQUIDATE["size"])
     return Liquidate(liquidator, liquidated_id, size), i
 
 
 def _decode_deleverage(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
     if flags:
         raise DecodeError("undefined flag")
-    deleveraged_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
-    deleverager_id, i = _varint(data, i, MAX_ACCOUNT_ID, _LEN_ACCOUNT)
+    deleveraged_id, i = _varint(data, i, _DELEVERAGE["deleveraged_id"])
+    deleverager_id, i = _varint(data, i, _DELEVERAGE["deleverager_id"])
     market = data[i]
-    size, i = _varint(data, i + 1, MAX_AMOUNT, _LEN_AMOUNT)
+    size, i = _varint(data, i + 1, _DELEVERAGE["size"])
     return Deleverage(deleveraged_id, deleverager_id, market, size), i
 
 
@@ -316,15 +340,15 @@ def decode_transaction(record: bytes) -> Transaction:
 # decode(encode(tx)) == tx and the decoded transaction behaves identically in the state transition.
 
 
-def _check_int(value: object, high: int, name: str) -> int:
-    if type(value) is not int or not 0 <= value <= high:
-        raise EncodeError(f"{name} must be an int in [0, {high}], got {value!r}")
+def _check_int(value: object, field: _Field, name: str) -> int:
+    if type(value) is not int or not 0 <= value <= field.high:
+        raise EncodeError(f"{name} must be an int in [0, {field.high}], got {value!r}")
     return value
 
 
 def _put_varint(out: bytearray, value: int) -> None:
     """Unsigned LEB128, minimal by construction: 7 bits per byte, low group first, high bit = more."""
-    while value >= 0x80:
+    while value >= 0x80:  # format: more than 7 bits left
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
@@ -333,39 +357,39 @@ def _put_varint(out: bytearray, value: int) -> None:
 def _put_signature(out: bytearray, signature: object, name: str) -> None:
     """EIP-2098 compact form: v (27/28) folds into the top bit of s, which is always clear for a
     low-s signature, so a 65-byte signature costs 64 bytes and the contract re-expands it cheaply."""
-    if type(signature) is not bytes or len(signature) != 65:
-        raise EncodeError(f"{name}: signature must be 65 bytes r ‖ s ‖ v")
-    v = signature[64]
+    if type(signature) is not bytes or len(signature) != SIGNATURE_LEN:
+        raise EncodeError(f"{name}: signature must be {SIGNATURE_LEN} bytes r ‖ s ‖ v")
+    v = signature[COMPACT_SIGNATURE_LEN]
     if v not in (27, 28):
         raise EncodeError(f"{name}: signature v must be 27 or 28, got {v}")
-    if signature[32] >= 0x80:
+    if signature[_R_LEN] & _Y_PARITY_BIT:
         raise EncodeError(f"{name}: signature s must be < 2^255 to fit the compact form")
     if v == 27:
-        out += signature[:64]
+        out += signature[:COMPACT_SIGNATURE_LEN]
     else:
-        out += signature[:32]
-        out.append(signature[32] | 0x80)
-        out += signature[33:64]
+        out += signature[:_R_LEN]
+        out.append(signature[_R_LEN] | _Y_PARITY_BIT)
+        out += signature[_R_LEN + 1 : COMPACT_SIGNATURE_LEN]
 
 
 def _put_order(out: bytearray, order: Order) -> None:
-    _put_varint(out, _check_int(order.account_id, MAX_ACCOUNT_ID, "order.account_id"))
-    market = _check_int(order.market, 0x7F, "order.market")  # shares a byte with the side
+    _put_varint(out, _check_int(order.account_id, _ORDER["account_id"], "order.account_id"))
+    market = _check_int(order.market, _ORDER["market"], "order.market")  # shares a byte with the side
     if type(order.is_buy) is not bool:
         raise EncodeError(f"order.is_buy must be a bool, got {order.is_buy!r}")
     out.append(market << 1 | order.is_buy)
-    _put_varint(out, _check_int(order.size, MAX_AMOUNT, "order.size"))
-    _put_varint(out, _check_int(order.limit_price, MAX_PRICE, "order.limit_price"))
-    _put_varint(out, _check_int(order.fee_rate, MAX_U32, "order.fee_rate"))
-    _put_varint(out, _check_int(order.expiry, MAX_TIMESTAMP, "order.expiry"))
-    _put_varint(out, _check_int(order.nonce, MAX_NONCE, "order.nonce"))
+    _put_varint(out, _check_int(order.size, _ORDER["size"], "order.size"))
+    _put_varint(out, _check_int(order.limit_price, _ORDER["limit_price"], "order.limit_price"))
+    _put_varint(out, _check_int(order.fee_rate, _ORDER["fee_rate"], "order.fee_rate"))
+    _put_varint(out, _check_int(order.expiry, _ORDER["expiry"], "order.expiry"))
+    _put_varint(out, _check_int(order.nonce, _ORDER["nonce"], "order.nonce"))
     _put_signature(out, order.signature, "order")
 
 
 def _put_order_or_ref(out: bytearray, order: object, ref_flag: int, name: str) -> int:
     """Append a new order or a slot reference; return `ref_flag` if it was a reference, else 0."""
     if type(order) is SlotRef:
-        _put_varint(out, _check_int(order.slot, MAX_SLOT_ID, f"{name}.slot"))
+        _put_varint(out, _check_int(order.slot, _SLOT_REF["slot"], f"{name}.slot"))
         return ref_flag
     if type(order) is Order:
         _put_order(out, order)
@@ -375,7 +399,7 @@ def _put_order_or_ref(out: bytearray, order: object, ref_flag: int, name: str) -
 
 def _encode_deposit(tx: Deposit) -> bytes:
     out = bytearray((TYPE_DEPOSIT,))
-    _put_varint(out, _check_int(tx.account_id, MAX_ACCOUNT_ID, "account_id"))
+    _put_varint(out, _check_int(tx.account_id, _DEPOSIT["account_id"], "account_id"))
     return bytes(out)
 
 
@@ -386,7 +410,7 @@ def _encode_trade(tx: Trade) -> bytes:
     out = bytearray(1)
     flags = _put_order_or_ref(out, tx.maker, FLAG_MAKER_REF, "maker")
     flags |= _put_order_or_ref(out, tx.taker, FLAG_TAKER_REF, "taker")
-    size = _check_int(tx.size, MAX_AMOUNT, "size")
+    size = _check_int(tx.size, _TRADE["size"], "size")
     if type(tx.taker) is Order and size == tx.taker.size:
         flags |= FLAG_SIZE_OMITTED
     else:
@@ -397,10 +421,10 @@ def _encode_trade(tx: Trade) -> bytes:
 
 def _encode_withdraw(tx: Withdraw) -> bytes:
     out = bytearray((TYPE_WITHDRAW,))
-    _put_varint(out, _check_int(tx.account_id, MAX_ACCOUNT_ID, "account_id"))
-    _put_varint(out, _check_int(tx.amount, MAX_AMOUNT, "amount"))
-    _put_varint(out, _check_int(tx.expiry, MAX_TIMESTAMP, "expiry"))
-    _put_varint(out, _check_int(tx.nonce, MAX_NONCE, "nonce"))
+    _put_varint(out, _check_int(tx.account_id, _WITHDRAW["account_id"], "account_id"))
+    _put_varint(out, _check_int(tx.amount, _WITHDRAW["amount"], "amount"))
+    _put_varint(out, _check_int(tx.expiry, _WITHDRAW["expiry"], "expiry"))
+    _put_varint(out, _check_int(tx.nonce, _WITHDRAW["nonce"], "nonce"))
     _put_signature(out, tx.signature, "withdraw")
     return bytes(out)
 
@@ -413,16 +437,16 @@ def _encode_forced_withdraw(tx: ForcedWithdraw) -> bytes:
 def _encode_oracle_price(tx: OraclePrice) -> bytes:
     # Market and oracle index are single bytes (both are uint8 in the signed EIP-712 struct).
     out = bytearray((TYPE_ORACLE_PRICE,))
-    out.append(_check_int(tx.market, MAX_U8, "market"))
-    if type(tx.samples) is not tuple or len(tx.samples) > MAX_ORACLES:
-        raise EncodeError(f"samples must be a tuple of at most {MAX_ORACLES} PriceSample")
+    out.append(_check_int(tx.market, _ORACLE_PRICE["market"], "market"))
+    if type(tx.samples) is not tuple or len(tx.samples) > MAX_SAMPLES:
+        raise EncodeError(f"samples must be a tuple of at most {MAX_SAMPLES} PriceSample")
     out.append(len(tx.samples))
     for sample in tx.samples:
         if type(sample) is not PriceSample:
             raise EncodeError(f"samples must hold PriceSample, got {type(sample).__name__}")
-        out.append(_check_int(sample.oracle_index, MAX_U8, "sample.oracle_index"))
-        _put_varint(out, _check_int(sample.price, MAX_PRICE, "sample.price"))
-        _put_varint(out, _check_int(sample.timestamp, MAX_TIMESTAMP, "sample.timestamp"))
+        out.append(_check_int(sample.oracle_index, _SAMPLE["oracle_index"], "sample.oracle_index"))
+        _put_varint(out, _check_int(sample.price, _SAMPLE["price"], "sample.price"))
+        _put_varint(out, _check_int(sample.timestamp, _SAMPLE["timestamp"], "sample.timestamp"))
         _put_signature(out, sample.signature, "sample")
     return bytes(out)
 
@@ -430,13 +454,13 @@ def _encode_oracle_price(tx: OraclePrice) -> bytes:
 def _encode_funding_tick(tx: FundingTick) -> bytes:
     # zigzag (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) keeps small negative indices short.
     out = bytearray((TYPE_FUNDING_TICK,))
-    _put_varint(out, _check_int(tx.timestamp, MAX_TIMESTAMP, "timestamp"))
-    if type(tx.indices) is not tuple or len(tx.indices) > MAX_MARKETS:
-        raise EncodeError(f"indices must be a tuple of at most {MAX_MARKETS} ints")
+    _put_varint(out, _check_int(tx.timestamp, _FUNDING_TICK["timestamp"], "timestamp"))
+    if type(tx.indices) is not tuple or len(tx.indices) > MAX_INDICES:
+        raise EncodeError(f"indices must be a tuple of at most {MAX_INDICES} ints")
     out.append(len(tx.indices))
     for index in tx.indices:
-        if type(index) is not int or not -MAX_FUNDING_INDEX <= index <= MAX_FUNDING_INDEX:
-            raise EncodeError(f"funding index must be an int with |x| <= MAX_FUNDING_INDEX, got {index!r}")
+        if type(index) is not int or not _FUNDING_INDEX.low <= index <= _FUNDING_INDEX.high:
+            raise EncodeError(f"funding index must be an int in [{_FUNDING_INDEX.low}, {_FUNDING_INDEX.high}], got {index!r}")
         _put_varint(out, 2 * index if index >= 0 else -2 * index - 1)
     return bytes(out)
 
@@ -444,18 +468,18 @@ def _encode_funding_tick(tx: FundingTick) -> bytes:
 def _encode_liquidate(tx: Liquidate) -> bytes:
     out = bytearray(1)
     flags = _put_order_or_ref(out, tx.liquidator, FLAG_LIQUIDATOR_REF, "liquidator")
-    _put_varint(out, _check_int(tx.liquidated_id, MAX_ACCOUNT_ID, "liquidated_id"))
-    _put_varint(out, _check_int(tx.size, MAX_AMOUNT, "size"))
+    _put_varint(out, _check_int(tx.liquidated_id, _LIQUIDATE["liquidated_id"], "liquidated_id"))
+    _put_varint(out, _check_int(tx.size, _LIQUIDATE["size"], "size"))
     out[0] = TYPE_LIQUIDATE | flags
     return bytes(out)
 
 
 def _encode_deleverage(tx: Deleverage) -> bytes:
     out = bytearray((TYPE_DELEVERAGE,))
-    _put_varint(out, _check_int(tx.deleveraged_id, MAX_ACCOUNT_ID, "deleveraged_id"))
-    _put_varint(out, _check_int(tx.deleverager_id, MAX_ACCOUNT_ID, "deleverager_id"))
-    out.append(_check_int(tx.market, MAX_U8, "market"))
-    _put_varint(out, _check_int(tx.size, MAX_AMOUNT, "size"))
+    _put_varint(out, _check_int(tx.deleveraged_id, _DELEVERAGE["deleveraged_id"], "deleveraged_id"))
+    _put_varint(out, _check_int(tx.deleverager_id, _DELEVERAGE["deleverager_id"], "deleverager_id"))
+    out.append(_check_int(tx.market, _DELEVERAGE["market"], "market"))
+    _put_varint(out, _check_int(tx.size, _DELEVERAGE["size"], "size"))
     return bytes(out)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from .errors import WitnessError
+from .fields import Address, Hash32
 
 
 class MarketConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -31,8 +32,8 @@ class MarketConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Parameters fixed at genesis and committed in the state root."""
 
-    domain_separator: bytes  # EIP-712 domain separator (32 bytes)
-    oracles: tuple[bytes, ...]  # 20-byte oracle signer addresses
+    domain_separator: Hash32  # EIP-712 domain separator
+    oracles: tuple[Address, ...]  # oracle signer addresses
     quorum: int
     markets: tuple[MarketConfig, ...]
 
@@ -49,7 +50,7 @@ class Position(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Account(msgspec.Struct, forbid_unknown_fields=True):
-    owner: bytes
+    owner: Address
     collateral: int = 0
     withdrawn: int = 0  # cumulative amount withdrawn to L1; the bridge pays the unpaid part
     nonce_base: int = 0

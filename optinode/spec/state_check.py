@@ -14,13 +14,10 @@ A witness-backed state (one-step proof) holds only some leaves on purpose and is
 from __future__ import annotations
 
 from .commitment import compute_state_root_from_parts, encode_account, encode_globals, encode_slot
+from .constants import ADDRESS_LEN, HASH_LEN
 from .errors import InvalidState
 from .genesis import Genesis, GenesisMarket, InvalidGenesis, check_genesis
 from .state import MarketConfig, State
-
-# Byte lengths of the fields checked here.
-HASH_BYTES = 32  # keccak256: the domain separator and the tree roots
-ADDRESS_BYTES = 20
 
 
 def _genesis_of(state: State) -> Genesis:
@@ -33,7 +30,7 @@ def _genesis_of(state: State) -> Genesis:
     config = state.config
     return Genesis(
         chain_id=0,
-        verifying_contract=bytes(ADDRESS_BYTES),
+        verifying_contract=bytes(ADDRESS_LEN),
         oracles=config.oracles,
         quorum=config.quorum,
         markets=tuple(
@@ -55,8 +52,8 @@ def check_state(state: State) -> None:
     n_markets = len(config.markets)
 
     # 1. The EIP-712 domain separator is a 32-byte hash.
-    if len(config.domain_separator) != HASH_BYTES:
-        raise InvalidState(f"config.domain_separator: expected {HASH_BYTES} bytes, got {len(config.domain_separator)}")
+    if len(config.domain_separator) != HASH_LEN:
+        raise InvalidState(f"config.domain_separator: expected {HASH_LEN} bytes, got {len(config.domain_separator)}")
 
     # 2. One dynamic market state per configured market.
     if len(state.markets) != n_markets:
@@ -80,8 +77,8 @@ def check_state(state: State) -> None:
 
     for account_id, account in state.accounts.items():
         # 6. An account's owner is an address.
-        if len(account.owner) != ADDRESS_BYTES:
-            raise InvalidState(f"accounts.{account_id}.owner: expected {ADDRESS_BYTES} bytes, got {len(account.owner)}")
+        if len(account.owner) != ADDRESS_LEN:
+            raise InvalidState(f"accounts.{account_id}.owner: expected {ADDRESS_LEN} bytes, got {len(account.owner)}")
         # 7. Positions are in configured markets and never of size zero (a closed position is deleted).
         for market, position in account.positions.items():
             if not 0 <= market < n_markets:
@@ -113,6 +110,6 @@ def check_state(state: State) -> None:
     except OverflowError as error:
         raise InvalidState(f"globals: a value is out of its encoded range ({error})") from None
     try:
-        compute_state_root_from_parts(bytes(HASH_BYTES), bytes(HASH_BYTES), bytes(HASH_BYTES), state.deposits_done, state.forced_done)
+        compute_state_root_from_parts(bytes(HASH_LEN), bytes(HASH_LEN), bytes(HASH_LEN), state.deposits_done, state.forced_done)
     except OverflowError as error:
         raise InvalidState(f"deposits_done/forced_done: out of the u64 range ({error})") from None

@@ -16,19 +16,9 @@ import msgspec
 from .constants import (
     FRACTION_ONE,
     FUNDING_RATE_ONE,
-    MAX_ACCOUNT_ID,
     MAX_AMOUNT,
     MAX_BALANCE,
-    MAX_FUNDING_INDEX,
-    MAX_MARKETS,
-    MAX_NONCE,
-    MAX_ORACLES,
-    MAX_ORDER_MARKET,
-    MAX_PRICE,
     MAX_SLOT_ID,
-    MAX_TIMESTAMP,
-    MAX_U32,
-    MAX_U8,
     NONCE_WINDOW,
     PRICE_ONE,
 )
@@ -37,10 +27,14 @@ from .eip712 import compute_order_digest, compute_typed_digest, hash_oracle_pric
 from .errors import ErrorCode, InvalidTransaction
 from .margin import (
     ceil_div,
+    compute_bad_debt_cover,
+    compute_liquidation_room,
+    compute_ratio_value,
     compute_settled_funding,
     get_total_risk,
     get_total_value,
-    is_liquidatable,
+    get_value_and_risk,
+    is_healthy_or_healthier,
     is_margin_ok_after_fill,
     with_position,
 )
@@ -62,6 +56,7 @@ from .types import (
     Transaction,
     Withdraw,
 )
+from .well_formed import RANGE_CHECKS
 
 APPLIED = Receipt(ErrorCode.OK, True)
 
@@ -85,72 +80,16 @@ def require(condition: bool, code: ErrorCode, detail: str = "") -> None:
         raise InvalidTransaction(code, detail)
 
 
-# --- well-formedness: every integer field within its declared range -----------------------------------
-
-
-def _in_range(value: int, high: int) -> bool:
-    return 0 <= value <= high
-
-
-def is_well_formed_order(order: OrderOrRef) -> bool:
-    # (Types are enforced when a transaction is built or decoded; here only the ranges.)
-    if type(order) is SlotRef:
-        return 0 <= order.slot <= MAX_SLOT_ID
-    return (
-        0 <= order.account_id <= MAX_ACCOUNT_ID
-        and 0 <= order.market <= MAX_ORDER_MARKET
-        and 0 <= order.size <= MAX_AMOUNT
-        and 0 <= order.limit_price <= MAX_PRICE
-        and 0 <= order.fee_rate <= MAX_U32
-        and 0 <= order.expiry <= MAX_TIMESTAMP
-        and 0 <= order.nonce <= MAX_NONCE
-    )
+# --- well-formedness: every field within its bound in the field table (spec/fields.py) -------------
 
 
 def is_well_formed(tx: Transaction) -> bool:
-    kind = type(tx)
-    if kind is Trade:
-        return is_well_formed_order(tx.maker) and is_well_formed_order(tx.taker) and 0 <= tx.size <= MAX_AMOUNT
-    if kind is Deposit:
-        return _in_range(tx.account_id, MAX_ACCOUNT_ID)
-    if kind is Withdraw:
-        return (
-            _in_range(tx.account_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.amount, MAX_AMOUNT)
-            and _in_range(tx.expiry, MAX_TIMESTAMP)
-            and _in_range(tx.nonce, MAX_NONCE)
-        )
-    if kind is ForcedWithdraw:
-        return True
-    if kind is OraclePrice:
-        return (
-            _in_range(tx.market, MAX_U8)
-            and len(tx.samples) <= MAX_ORACLES
-            and all(
-                _in_range(s.oracle_index, MAX_U8) and _in_range(s.price, MAX_PRICE) and _in_range(s.timestamp, MAX_TIMESTAMP)
-                for s in tx.samples
-            )
-        )
-    if kind is FundingTick:
-        return (
-            _in_range(tx.timestamp, MAX_TIMESTAMP)
-            and len(tx.indices) <= MAX_MARKETS
-            and all(-MAX_FUNDING_INDEX <= i <= MAX_FUNDING_INDEX for i in tx.indices)
-        )
-    if kind is Liquidate:
-        return (
-            is_well_formed_order(tx.liquidator)
-            and _in_range(tx.liquidated_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.size, MAX_AMOUNT)
-        )
-    if kind is Deleverage:
-        return (
-            _in_range(tx.deleveraged_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.deleverager_id, MAX_ACCOUNT_ID)
-            and _in_range(tx.market, MAX_U8)
-            and _in_range(tx.size, MAX_AMOUNT)
-        )
-    return False  # Malformed, or not a transaction at all
+    """Every integer field within its Bound and every list within its Count (the record codec can
+    produce nothing else, so this only ever rejects a transaction built some other way). The checks
+    are rendered from the field table into well_formed.py. Malformed, or anything that is not a
+    transaction, is never well formed."""
+    check = RANGE_CHECKS.get(type(tx))
+    return check is not None and check(tx)
 
 
 def check_well_formed(tx: Transaction) -> None:
@@ -268,6 +207,13 @@ def compute_fee(size: int, price: int, fee_rate: int) -> int:
     return ceil_div(size * price * fee_rate, PRICE_ONE * FRACTION_ONE)
 
 
+def compute_close_at_oracle(state: State, market: int, size: int, closing_long: bool) -> int:
+    """The collateral change of closing `size` at the oracle price: a long sells and receives the
+    notional rounded down, a short buys back and pays it rounded up."""
+    notional = state.markets[market].price * size
+    return notional // PRICE_ONE if closing_long else -ceil_div(notional, PRICE_ONE)
+
+
 def write_order_side(state: State, side: OrderSide, filled: int) -> None:
     """Record the nonce of a new order and what remains of the order (a new slot if partial)."""
     if side.nonce_state is not None:
@@ -323,20 +269,24 @@ class Party:
         self.collateral, self.positions, self.funding_paid = compute_settled_funding(state, account)
 
 
-def compute_party_after(state: State, party: Party, market: int, size_delta: int, collateral_delta: int) -> tuple[int, dict[int, Position]]:
-    """Collateral and positions after a fill; checks the position limit and the balance range."""
+def compute_party_after(state: State, party: Party, market: int, size_delta: int, collateral_delta: int) -> tuple[int, int, dict[int, Position]]:
+    """The party's new size in `market`, collateral and positions after a fill (nothing checked)."""
     old = party.positions.get(market)
     new_size = (old.size if old else 0) + size_delta
+    collateral = party.collateral + collateral_delta
+    return new_size, collateral, with_position(party.positions, market, new_size, state.markets[market].funding_index)
+
+
+def check_party_after(state: State, market: int, new_size: int, collateral: int) -> None:
     # The new position is within the market's risk limit.
     require(abs(new_size) <= state.config.markets[market].max_position, ErrorCode.POSITION_LIMIT)
-    collateral = party.collateral + collateral_delta
     # The collateral stays in range.
     check_balance(collateral)
-    return collateral, with_position(party.positions, market, new_size, state.markets[market].funding_index)
 
 
 def check_margin(state: State, party: Party, collateral: int, positions: dict[int, Position], market: int) -> None:
-    # The margin rule holds after the fill (see margin.is_margin_ok_after_fill).
+    # The margin rule holds after the fill: initial margin after an exposure increase, otherwise
+    # healthy or healthier (see margin.is_margin_ok_after_fill).
     require(
         is_margin_ok_after_fill(state, party.collateral, party.positions, collateral, positions, market),
         ErrorCode.INSUFFICIENT_MARGIN,
@@ -344,11 +294,10 @@ def check_margin(state: State, party: Party, collateral: int, positions: dict[in
 
 
 def compute_funding_pool(state: State, *parties: Party) -> int:
-    """The funding pool after the parties' settlements, which must stay in range."""
+    """The funding pool after the parties' settlements (checked by the caller with check_balance)."""
     pool = state.funding_pool
     for party in parties:
         pool += party.funding_paid
-    check_balance(pool)
     return pool
 
 
@@ -384,13 +333,19 @@ def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     received = size * price // PRICE_ONE
     buyer_fee = compute_fee(size, price, buyer.fee_rate)
     seller_fee = compute_fee(size, price, seller.fee_rate)
+    buyer_size, buyer_collateral, buyer_positions = compute_party_after(state, buyer_party, market, size, -paid - buyer_fee)
+    seller_size, seller_collateral, seller_positions = compute_party_after(state, seller_party, market, -size, received - seller_fee)
     # 8-9. Positions within the risk limit and balances in range (buyer, then seller).
-    buyer_collateral, buyer_positions = compute_party_after(state, buyer_party, market, size, -paid - buyer_fee)
-    seller_collateral, seller_positions = compute_party_after(state, seller_party, market, -size, received - seller_fee)
+    check_party_after(state, market, buyer_size, buyer_collateral)
+    check_party_after(state, market, seller_size, seller_collateral)
     fees = state.fees + buyer_fee + seller_fee + (paid - received)
+    # 9a. The fee account stays in range.
     check_balance(fees)
     pool = compute_funding_pool(state, buyer_party, seller_party)
-    # 10. Margin (buyer, then seller).
+    # 9b. The funding pool stays in range.
+    check_balance(pool)
+    # 10. Margin: initial margin after an exposure increase, otherwise healthy or healthier (buyer,
+    #     then seller).
     check_margin(state, buyer_party, buyer_collateral, buyer_positions, market)
     check_margin(state, seller_party, seller_collateral, seller_positions, market)
     # 11. Room in the slot tree for partial remainders.
@@ -415,6 +370,7 @@ def compute_withdrawal(state: State, account_id: int, account: Account, amount: 
     # The settled collateral and the funding pool stay in range.
     check_balance(collateral)
     pool = compute_funding_pool(state, party)
+    check_balance(pool)
     # What remains covers the initial margin of the open positions (with none: collateral >= 0).
     require(
         get_total_value(state, collateral, party.positions) >= get_total_risk(state, party.positions, initial=True),
@@ -536,8 +492,9 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     check_fill_size(state, size, liquidator)
     market = liquidator.market
     liquidated = Party(state, tx.liquidated_id, liquidated_account)
+    value_before, risk_before = get_value_and_risk(state, liquidated.collateral, liquidated.positions)
     # 5. The liquidated account is below maintenance margin.
-    require(is_liquidatable(state, liquidated.collateral, liquidated.positions), ErrorCode.NOT_LIQUIDATABLE)
+    require(value_before < risk_before, ErrorCode.NOT_LIQUIDATABLE)
     position = liquidated.positions.get(market)
     held = position.size if position else 0
     # 6. The fill only shrinks the liquidated position: it takes the other side, at most all of it.
@@ -548,8 +505,7 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     price = liquidator.limit_price
     oracle = state.markets[market].price
     maintenance = state.config.markets[market].maintenance_margin
-    # 7. The price is within the maintenance band around the oracle price, so the liquidated
-    #    account is not sold out below what its margin already accounts for.
+    # 7. The price is within the maintenance band around the oracle price (rule 10 bounds it further).
     if held > 0:
         require(price * FRACTION_ONE >= oracle * (FRACTION_ONE - maintenance), ErrorCode.LIQUIDATION_PRICE)
     else:
@@ -563,22 +519,45 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     else:
         liquidator_delta, liquidated_delta = received - liquidator_fee, -paid
     signed_size = size if liquidator.is_buy else -size
+    liquidator_size, liquidator_collateral, liquidator_positions = compute_party_after(
+        state, liquidator_party, market, signed_size, liquidator_delta
+    )
+    liquidated_size, liquidated_collateral, liquidated_positions = compute_party_after(
+        state, liquidated, market, -signed_size, liquidated_delta
+    )
     # 8. Positions within limits and balances in range (liquidator, then liquidated).
-    liquidator_collateral, liquidator_positions = compute_party_after(state, liquidator_party, market, signed_size, liquidator_delta)
-    liquidated_collateral, liquidated_positions = compute_party_after(state, liquidated, market, -signed_size, liquidated_delta)
-    # The penalty is a fraction of the oracle notional, capped by what value the account has left.
-    value_left = get_total_value(state, liquidated_collateral, liquidated_positions)
-    penalty = min(compute_fee(size, oracle, state.config.markets[market].liquidation_fee), max(0, value_left))
-    liquidated_collateral -= penalty
-    check_balance(liquidated_collateral)
-    insurance = state.insurance + penalty
+    check_party_after(state, market, liquidator_size, liquidator_collateral)
+    check_party_after(state, market, liquidated_size, liquidated_collateral)
+    # Bad debt: a bankrupt account's shortfall on what closes is paid by the insurance fund first,
+    # valued at the oracle price (the fund never pays a liquidator's discount).
+    value_filled, risk_after = get_value_and_risk(state, liquidated_collateral, liquidated_positions)
+    value_at_oracle = value_filled - liquidated_delta + compute_close_at_oracle(state, market, size, held > 0)
+    cover = compute_bad_debt_cover(value_before, risk_before, max(value_filled, value_at_oracle), risk_after, state.insurance)
+    # The penalty is a fraction of the oracle notional, capped so that the account stays healthy or
+    # healthier and never pays more than the value it has left.
+    room = compute_liquidation_room(value_before, risk_before, value_filled + cover, risk_after)
+    penalty = min(compute_fee(size, oracle, state.config.markets[market].liquidation_fee), room)
+    liquidated_collateral += cover - penalty
+    insurance = state.insurance + penalty - cover
     fees = state.fees + liquidator_fee + (paid - received)
-    check_balance(insurance)
-    check_balance(fees)
     pool = compute_funding_pool(state, liquidator_party, liquidated)
+    # 8a. The liquidated account's collateral stays in range.
+    check_balance(liquidated_collateral)
+    # 8b. The insurance fund stays in range.
+    check_balance(insurance)
+    # 8c. The fee account stays in range.
+    check_balance(fees)
+    # 8d. The funding pool stays in range.
+    check_balance(pool)
     # 9. The liquidator meets the margin rule.
     check_margin(state, liquidator_party, liquidator_collateral, liquidator_positions, market)
-    # 10. Room in the slot tree for the liquidator order's remainder.
+    # 10. The liquidated account ends healthy or healthier (after the fund's cover and the penalty):
+    #     a solvent account is never left in debt, and no discount deepens a bankrupt one's.
+    require(
+        is_healthy_or_healthier(value_before, risk_before, value_filled + cover - penalty, risk_after),
+        ErrorCode.INSUFFICIENT_MARGIN,
+    )
+    # 11. Room in the slot tree for the liquidator order's remainder.
     check_slot_capacity(state, size, liquidator)
     write_party(state, liquidator_party, liquidator_collateral, liquidator_positions)
     write_party(state, liquidated, liquidated_collateral, liquidated_positions)
@@ -603,7 +582,7 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     require(size > 0 and size % state.config.markets[tx.market].step_size == 0, ErrorCode.INVALID_AMOUNT)
     deleveraged = Party(state, tx.deleveraged_id, deleveraged_account)
     deleverager = Party(state, tx.deleverager_id, deleverager_account)
-    value = get_total_value(state, deleveraged.collateral, deleveraged.positions)
+    value, risk = get_value_and_risk(state, deleveraged.collateral, deleveraged.positions)
     # 5. The deleveraged account's total value is negative.
     require(value < 0, ErrorCode.NOT_DELEVERAGEABLE)
     a = deleveraged.positions.get(tx.market)
@@ -612,22 +591,43 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     other = b.size if b else 0
     # 6. Opposite positions, and the size closes at most each of them.
     require(held * other < 0 and size <= abs(held) and size <= abs(other), ErrorCode.NOT_REDUCING)
-    price = state.markets[tx.market].price
-    # At the bankruptcy price: the deleveraged account's deficit shrinks in proportion to the part
-    # of its position closed (all of it closes the deficit to zero). Rounded against the deleveraged.
-    denominator = PRICE_ONE * abs(held)
-    if held > 0:  # the deleveraged long sells `size` and receives
-        amount = (size * price * abs(held) - value * size * PRICE_ONE) // denominator
-        deleveraged_delta, signed_size = amount, -size
-    else:  # the deleveraged short buys back `size` and pays
-        amount = ceil_div(size * price * abs(held) + value * size * PRICE_ONE, denominator)
-        deleveraged_delta, signed_size = -amount, size
-    # 7. Balances in range (deleveraged, then deleverager); positions only shrink, so no limit check.
-    deleveraged_collateral, deleveraged_positions = compute_party_after(state, deleveraged, tx.market, signed_size, deleveraged_delta)
-    deleverager_collateral, deleverager_positions = compute_party_after(state, deleverager, tx.market, -signed_size, -deleveraged_delta)
+    signed_size = -size if held > 0 else size  # the deleveraged side's change
+    remaining = with_position(deleveraged.positions, tx.market, held + signed_size, state.markets[tx.market].funding_index)
+    # At the market's bankruptcy price: the deleveraged account keeps its value/risk ratio, so the
+    # part of its deficit that moves is this position's share of its risk (all of it when nothing
+    # stays open), never the deficit of its other markets. Rounded for the deleveraged (it must end
+    # healthier), i.e. against the deleverager.
+    target = compute_ratio_value(value, risk, get_total_risk(state, remaining, initial=False))
+    deleveraged_delta = target - get_total_value(state, deleveraged.collateral, remaining)
+    # What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
+    # deleverager only the rest.
+    at_oracle = compute_close_at_oracle(state, tx.market, size, held > 0)
+    cover = max(0, min(state.insurance, deleveraged_delta - at_oracle))
+    deleveraged_size, deleveraged_collateral, deleveraged_positions = compute_party_after(
+        state, deleveraged, tx.market, signed_size, deleveraged_delta
+    )
+    deleverager_size, deleverager_collateral, deleverager_positions = compute_party_after(
+        state, deleverager, tx.market, -signed_size, cover - deleveraged_delta
+    )
+    insurance = state.insurance - cover
     pool = compute_funding_pool(state, deleveraged, deleverager)
+    # 7. The deleveraged account's collateral stays in range (positions only shrink: no limit check).
+    check_balance(deleveraged_collateral)
+    # 7a. The deleverager's collateral stays in range.
+    check_balance(deleverager_collateral)
+    # 7b. The funding pool stays in range.
+    check_balance(pool)
+    # 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
+    #    market at this market's bankruptcy price); or, the last resort once the insurance fund is
+    #    spent, with a non-negative value: the socialized loss never takes more than it has.
+    require(
+        is_margin_ok_after_fill(state, deleverager.collateral, deleverager.positions, deleverager_collateral, deleverager_positions, tx.market)
+        or (insurance == 0 and get_total_value(state, deleverager_collateral, deleverager_positions) >= 0),
+        ErrorCode.INSUFFICIENT_MARGIN,
+    )
     write_party(state, deleveraged, deleveraged_collateral, deleveraged_positions)
     write_party(state, deleverager, deleverager_collateral, deleverager_positions)
+    state.insurance = insurance
     state.funding_pool = pool
     return APPLIED
 

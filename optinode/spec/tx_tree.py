@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .constants import HASH_LEN
 from .crypto import keccak
 from .merkle import ZERO_HASHES, compute_root_from_proof
 
@@ -68,6 +69,6 @@ def verify_tx_proof(root: bytes, k: int, record: bytes, siblings: Sequence[bytes
     """Whether `record` is transaction k of the batch whose tx root is `root`."""
     if not 0 <= k < MAX_BATCH_TXS or len(siblings) != TX_TREE_DEPTH:
         return False
-    if any(type(s) is not bytes or len(s) != 32 for s in siblings):
+    if any(type(s) is not bytes or len(s) != HASH_LEN for s in siblings):
         return False
     return compute_root_from_proof(keccak(bytes(record)), k, tuple(siblings)) == root

@@ -3,15 +3,36 @@
 A transaction is what a batch record decodes to. Undecodable records become `Malformed`, an explicit
 transaction that is always invalid. JSON form: `{"type": "<ClassName>", ...}`, bytes as 0x-hex
 (see `optinode.spec.serde`).
+
+Every field's type names its bound in the field table (`optinode.spec.fields`): serde, the record
+codec and `transition.is_well_formed` all read the bounds from these declarations.
 """
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Annotated, Union
 
 import msgspec
 
+from .constants import MAX_MARKETS, MAX_ORACLES
 from .errors import ErrorCode
+from .fields import (
+    AccountId,
+    Address,
+    Amount,
+    Count,
+    FeeRate,
+    FundingIndex,
+    L1Uint,
+    MarketByte,
+    Nonce,
+    OracleIndex,
+    OrderMarket,
+    Price,
+    Signature,
+    SlotId,
+    Timestamp,
+)
 
 
 class _Wire(msgspec.Struct, frozen=True, tag_field="type", tag=True, forbid_unknown_fields=True):
@@ -21,21 +42,21 @@ class _Wire(msgspec.Struct, frozen=True, tag_field="type", tag=True, forbid_unkn
 class Order(_Wire):
     """An EIP-712 signed limit order (see docs/eip712.md). `signature` is 65 bytes r ‖ s ‖ v."""
 
-    account_id: int
-    market: int
+    account_id: AccountId
+    market: OrderMarket
     is_buy: bool
-    size: int
-    limit_price: int
-    fee_rate: int  # parts per FRACTION_ONE of notional, charged on every fill
-    expiry: int  # last valid system time (seconds)
-    nonce: int
-    signature: bytes
+    size: Amount
+    limit_price: Price
+    fee_rate: FeeRate  # parts per FRACTION_ONE of notional, charged on every fill
+    expiry: Timestamp  # last valid system time (seconds)
+    nonce: Nonce
+    signature: Signature
 
 
 class SlotRef(_Wire):
     """A partially filled order already recorded in the state, continued by reference."""
 
-    slot: int
+    slot: SlotId
 
 
 OrderOrRef = Union[Order, SlotRef]
@@ -44,16 +65,16 @@ OrderOrRef = Union[Order, SlotRef]
 class PriceSample(_Wire):
     """One oracle's EIP-712 signed price for a market."""
 
-    oracle_index: int
-    price: int
-    timestamp: int
-    signature: bytes
+    oracle_index: OracleIndex
+    price: Price
+    timestamp: Timestamp
+    signature: Signature
 
 
 class Deposit(_Wire):
     """Credits the next L1 deposit-queue entry to `account_id` (a new id creates the account)."""
 
-    account_id: int
+    account_id: AccountId
 
 
 class Trade(_Wire):
@@ -61,17 +82,17 @@ class Trade(_Wire):
 
     maker: OrderOrRef
     taker: OrderOrRef
-    size: int
+    size: Amount
 
 
 class Withdraw(_Wire):
     """An owner-signed withdrawal of collateral to the owner's L1 address."""
 
-    account_id: int
-    amount: int
-    expiry: int
-    nonce: int
-    signature: bytes
+    account_id: AccountId
+    amount: Amount
+    expiry: Timestamp
+    nonce: Nonce
+    signature: Signature
 
 
 class ForcedWithdraw(_Wire):
@@ -81,32 +102,32 @@ class ForcedWithdraw(_Wire):
 class OraclePrice(_Wire):
     """A quorum of oracle samples; the market price becomes their median."""
 
-    market: int
-    samples: tuple[PriceSample, ...]
+    market: MarketByte
+    samples: Annotated[tuple[PriceSample, ...], Count(MAX_ORACLES)]
 
 
 class FundingTick(_Wire):
     """New funding index per market (in market order), bounded by the max rate."""
 
-    timestamp: int
-    indices: tuple[int, ...]
+    timestamp: Timestamp
+    indices: Annotated[tuple[FundingIndex, ...], Count(MAX_MARKETS)]
 
 
 class Liquidate(_Wire):
     """The liquidator's order takes `size` of an undercollateralised account's position."""
 
     liquidator: OrderOrRef
-    liquidated_id: int
-    size: int
+    liquidated_id: AccountId
+    size: Amount
 
 
 class Deleverage(_Wire):
     """Closes `size` of a negative-value account's position against an opposite position."""
 
-    deleveraged_id: int
-    deleverager_id: int
-    market: int
-    size: int
+    deleveraged_id: AccountId
+    deleverager_id: AccountId
+    market: MarketByte
+    size: Amount
 
 
 class Malformed(_Wire):
@@ -124,21 +145,21 @@ Transaction = Union[
 
 
 class DepositEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    owner: bytes  # 20-byte L1 address credited
-    amount: int
+    owner: Address  # the L1 address credited
+    amount: L1Uint
 
 
 class ForcedEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    requester: bytes  # 20-byte L1 address that asked
-    account_id: int
-    amount: int
+    requester: Address  # the L1 address that asked
+    account_id: L1Uint
+    amount: L1Uint
 
 
 class L1Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a transaction may read from L1: the batch's L1 timestamp and the queue entries,
     keyed by their absolute queue index."""
 
-    l1_timestamp: int
+    l1_timestamp: Timestamp
     deposits: dict[int, DepositEntry] = {}
     forced: dict[int, ForcedEntry] = {}
 

@@ -24,9 +24,10 @@ from .commitment import (
     hash_account,
     hash_slot,
 )
-from .constants import ACCOUNT_TREE_DEPTH, MAX_SLOT_ID, MAX_U64, SLOT_TREE_DEPTH
+from .constants import ACCOUNT_TREE_DEPTH, HASH_LEN, MAX_SLOT_ID, MAX_U64, SLOT_TREE_DEPTH
 from .crypto import keccak
 from .errors import WitnessError
+from .fields import Hash32
 from .merkle import EMPTY_LEAF, compute_root_after_updates, compute_root_from_proof
 from .state import State, get_slot
 from .transition import state_transition
@@ -36,12 +37,12 @@ from .types import Deleverage, Deposit, ForcedWithdraw, L1Context, Liquidate, Or
 class LeafProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     index: int
     leaf: bytes  # encoded leaf; b"" for an empty one
-    siblings: tuple[bytes, ...]
+    siblings: tuple[Hash32, ...]
 
 
 class Witness(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    accounts_root: bytes
-    slots_root: bytes
+    accounts_root: Hash32
+    slots_root: Hash32
     globals: bytes
     deposits_done: int
     forced_done: int
@@ -138,8 +139,8 @@ def execute_witness(pre_root: bytes, witness: Witness, tx: Transaction, ctx: L1C
     the transaction needs."""
     # 0. The witness has the shape the prover's ABI allows: 32-byte roots, uint64 counters (one
     #    below the top, so consuming a queue entry cannot overflow them).
-    if len(witness.accounts_root) != 32 or len(witness.slots_root) != 32:
-        raise WitnessError("tree roots are 32 bytes")
+    if len(witness.accounts_root) != HASH_LEN or len(witness.slots_root) != HASH_LEN:
+        raise WitnessError(f"tree roots are {HASH_LEN} bytes")
     if not (0 <= witness.deposits_done < MAX_U64 and 0 <= witness.forced_done < MAX_U64):
         raise WitnessError("queue counters out of range")
     globals_hash = keccak(witness.globals)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from optinode.spec.constants import ADDRESS_LEN
+
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 
@@ -37,6 +39,10 @@ class Prefix(IntEnum):
     SENDER_NONCE = 0x10  # (address) -> next nonce this node will use for the key
     SENDER_ITEM = 0x11  # (address, u64 item id) -> the send record of one logical item
     SENDER_BY_NONCE = 0x12  # (address, u64 nonce) -> item id using that nonce
+    LOG_ENTRY = 0x20  # (u64 seq) -> one accepted command with its transactions (the sequencer's log)
+    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state after that batch, and the next log seq
+    BATCH = 0x40  # (u64 batch index) -> a cut batch: its log range and post-state preimage
+    BATCH_FINAL = 0x41  # () -> the highest batch index known final on L1
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -50,8 +56,8 @@ def _u(value: int, width: int) -> bytes:
 
 
 def _addr(address: bytes) -> bytes:
-    if len(address) != 20:
-        raise ValueError(f"an address key component is 20 bytes, got {len(address)}")
+    if len(address) != ADDRESS_LEN:
+        raise ValueError(f"an address key component is {ADDRESS_LEN} bytes, got {len(address)}")
     return address
 
 
@@ -121,6 +127,28 @@ def sender_by_nonce_prefix(address: bytes) -> bytes:
 
 def parse_sender_by_nonce(key: bytes) -> int:
     return int.from_bytes(key[21:29], "big")
+
+
+# --- sequencer engine and batches ----------------------------------------------------------------
+
+
+def log_entry(seq: int) -> bytes:
+    return bytes([Prefix.LOG_ENTRY]) + _u(seq, 8)
+
+
+def parse_log_entry(key: bytes) -> int:
+    return int.from_bytes(key[1:9], "big")
+
+
+def checkpoint(batch_index: int) -> bytes:
+    return bytes([Prefix.CHECKPOINT]) + _u(batch_index, 8)
+
+
+def batch(index: int) -> bytes:
+    return bytes([Prefix.BATCH]) + _u(index, 8)
+
+
+BATCH_FINAL = bytes([Prefix.BATCH_FINAL])
 
 
 # --- ranges --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Self, TypeVar
 import msgspec
 
 from optinode.store import keys
+from optinode.store.codec import Codec
 from optinode.store.errors import StoreCorrupt, StoreForeign
 
 T = TypeVar("T")
@@ -82,7 +83,7 @@ class Reader(ABC):
         """Items in key order (``reverse``: descending); ``prefix`` or the half-open range
         ``[start, stop)`` (each end optional), not both."""
 
-    def get_value(self, key: bytes, codec: "Codec[T]") -> T | None:
+    def get_value(self, key: bytes, codec: Codec[T]) -> T | None:
         data = self.get(key)
         return None if data is None else codec.decode(data, key=key)
 
@@ -169,5 +170,3 @@ def check_format(store: KV, identity: str, source: str) -> StoreFormat:
         )
     return marker
 
-
-from optinode.store.codec import Codec  # noqa: E402  (type used in annotations only)

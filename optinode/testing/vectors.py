@@ -504,6 +504,60 @@ def _():
     return w.vector(Liquidate(w.order("carol", is_buy=True, size=ETH_UNIT, limit_price=2_700 * PRICE_ONE // 1000), 30, ETH_UNIT), expect=E.ACCOUNT_NOT_FOUND)
 
 
+def _liquidation(w: World, usd: int, size: int = ETH_UNIT, *, by: str = "carol", victim: int = 3) -> Liquidate:
+    """`by` buys `size` of `victim`'s long at `usd` dollars per ETH (an order of exactly that size)."""
+    return Liquidate(w.order(by, is_buy=True, size=size, limit_price=usd * PRICE_ONE // 1000), victim, size)
+
+
+@case("liquidate/into_debt")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)  # 2584 = 0.95 x the oracle: inside the band
+    return w.vector(_liquidation(w, 2_584, 3 * ETH_UNIT), expect=E.INSUFFICIENT_MARGIN, description="the band's edge would leave dave at -248 USD with nothing open")
+
+
+@case("liquidate/ratio_worse")
+def _():
+    tx = _liquidation(w := _crashed(2_720 * PRICE_ONE // 1000), 2_600)
+    return w.vector(tx, expect=E.INSUFFICIENT_MARGIN, description="dave's value/risk ratio would fall from 160/408 to 40/272")
+
+
+@case("liquidate/penalty_room")
+def _():
+    tx = _liquidation(w := _crashed(2_720 * PRICE_ONE // 1000), 2_680)
+    return w.vector(tx, expect=E.OK, description="the penalty is capped at 13.33 USD, the room that keeps dave's value/risk ratio")
+
+
+def _insured(price: int) -> World:
+    """dave is liquidated at 2720 (81.6 USD penalty to the fund); erin (300 USD) buys 1 ETH from carol
+    at 2720; then the oracle gaps to `price`."""
+    w = _crashed(2_720 * PRICE_ONE // 1000)
+    at = 2_720 * PRICE_ONE // 1000
+    w.must(_liquidation(w, 2_720, 3 * ETH_UNIT))
+    w.deposit("erin", 300 * USD)
+    w.must(w.trade("carol", "erin", ETH_UNIT, limit_price=at))
+    w.set_price(ETH, price)
+    w.root()
+    return w
+
+
+@case("liquidate/insurance_cover")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    return w.vector(_liquidation(w, 2_400, by="bob", victim=4), expect=E.OK, description="the insurance fund pays erin's 20 USD debt as bob closes her")
+
+
+@case("liquidate/bankrupt_discount")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    return w.vector(_liquidation(w, 2_350, by="bob", victim=4), expect=E.INSUFFICIENT_MARGIN, description="the fund pays erin's debt at the oracle price, never bob's discount")
+
+
+@case("liquidate/insurance_short")
+def _():
+    w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD, the fund holds 81.6
+    return w.vector(_liquidation(w, 2_000, by="bob", victim=4), expect=E.INSUFFICIENT_MARGIN, description="the fund cannot cover erin's debt: deleverage instead")
+
+
 # --- Deleverage ----------------------------------------------------------------------------------------
 @case("deleverage/ok")
 def _():
@@ -557,6 +611,70 @@ def _():
 def _():
     w = _crashed(2_500 * PRICE_ONE // 1000)
     return w.vector(Deleverage(3, 99, ETH, ETH_UNIT), expect=E.ACCOUNT_NOT_FOUND)
+
+
+@case("deleverage/insurance_first")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    return w.vector(Deleverage(4, 2, ETH, ETH_UNIT), expect=E.OK, description="the fund pays erin's 20 USD debt: carol is closed at the oracle price")
+
+
+@case("deleverage/insurance_partial")
+def _():
+    w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD
+    return w.vector(Deleverage(4, 2, ETH, ETH_UNIT), expect=E.OK, description="the fund pays 81.6 USD of erin's debt, carol the other 338.4")
+
+
+def _poor_carol(value_usd: int) -> World:
+    """_insured at 2000 (erin at -420 USD, the fund at 81.6) with carol, short 1 ETH, worth `value_usd`."""
+    w = _insured(2_000 * PRICE_ONE // 1000)
+    w.state.accounts[2].collateral = (2_000 + value_usd) * USD
+    w.touch(2)
+    w.root()
+    return w
+
+
+@case("deleverage/deleverager_margin")
+def _():
+    tx = Deleverage(4, 2, ETH, ETH_UNIT)
+    return _poor_carol(100).vector(tx, expect=E.INSUFFICIENT_MARGIN, description="carol cannot take 338.4 USD with 100 USD of value")
+
+
+@case("deleverage/last_resort")
+def _():
+    tx = Deleverage(4, 2, ETH, ETH_UNIT // 2)
+    return _poor_carol(150).vector(tx, expect=E.OK, description="the fund spent, carol takes 128.4 USD of erin's debt and ends below maintenance, never below zero")
+
+
+@case("deleverage/cross_market_share")
+def _():
+    w = leveraged_world()
+    sats = 100_000  # 0.001 BTC (60 USD)
+    w.must(w.trade("alice", "dave", sats, market=BTC, limit_price=600 * PRICE_ONE))
+    w.set_price(ETH, 2_500 * PRICE_ONE // 1000, GENESIS_TIME + 10)  # dave at -500 USD, nearly all of it from ETH
+    w.root()
+    return w.vector(Deleverage(3, 0, BTC, sats), expect=E.OK, description="alice takes only the BTC leg's share of dave's ETH-made deficit")
+
+
+@case("trade/healthier")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)  # dave: value 160, maintenance 408
+    tx = w.trade("dave", "bob", ETH_UNIT, limit_price=2_670 * PRICE_ONE // 1000)
+    return w.vector(tx, expect=E.OK, description="dave sells 1 ETH below the oracle: still under maintenance, but healthier (110/272 >= 160/408)")
+
+
+@case("trade/not_healthier")
+def _():
+    w = _crashed(2_720 * PRICE_ONE // 1000)
+    tx = w.trade("dave", "bob", ETH_UNIT, limit_price=2_660 * PRICE_ONE // 1000)
+    return w.vector(tx, expect=E.INSUFFICIENT_MARGIN, description="dave's value/risk ratio would fall (100/272 < 160/408)")
+
+
+@case("trade/close_into_debt")
+def _():
+    w = _crashed(2_600 * PRICE_ONE // 1000)  # dave at -200 USD
+    tx = w.trade("dave", "bob", 3 * ETH_UNIT, limit_price=2_600 * PRICE_ONE // 1000)
+    return w.vector(tx, expect=E.INSUFFICIENT_MARGIN, description="closing would leave dave at -200 USD with nothing open")
 
 
 # --- Malformed -----------------------------------------------------------------------------------------

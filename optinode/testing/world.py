@@ -27,13 +27,15 @@ one key-seed scheme and one nonce convention:
 Writing a rule test (tests/spec/test_rules.py style; fixtures `world`, `funded_world` in tests/spec/conftest.py):
 
     w = World()
-    w.deposit("alice", 300 * USD)                        # queue an L1 deposit and apply it (asserts OK)
+    w.deposit("alice", 1_000 * USD)                      # queue an L1 deposit and apply it (asserts OK)
     w.deposit("bob", 10_000 * USD)
-    ask = w.order("bob", is_buy=False, size=ETH_UNIT)    # signed; defaults: ETH at the oracle price,
+    ask = w.order("bob", is_buy=False, size=ETH_UNIT)    # signed; defaults: ETH at its genesis price,
     bid = w.order("alice", size=ETH_UNIT)                #   fee 0, far expiry, the next nonce
     w.must(Trade(ask, bid, ETH_UNIT))                    # apply, assert OK (w.apply returns the receipt)
+    w.must(w.trade("bob", "alice", ETH_UNIT))            # the same in one call (bob sells to alice)
     w.set_price(ETH, price_of(ETH, "2800"))              # oracles 0 and 1 sign; asserts OK
-    assert w.apply(w.withdraw("alice", 1)).code == ErrorCode.INSUFFICIENT_MARGIN
+    receipt = w.apply(w.withdraw("alice", 100 * USD))    # value 600 USD, initial margin 560 USD
+    assert receipt.code == ErrorCode.INSUFFICIENT_MARGIN
 
 Writing a shared vector case (optinode/testing/vectors.py; `python -m optinode.testing.vectors` writes
 tests/vectors/<group>/<name>.json): the case builds its pre-state on a World, names the transaction and

@@ -447,10 +447,11 @@ class Generator:
         return ForcedWithdraw(), f"forced:{fault}"
 
     def target_price(self, market: int) -> int:
-        """The next oracle price: a small move, or a shock big enough to liquidate leveraged accounts."""
+        """The next oracle price: a small move, a shock big enough to liquidate leveraged accounts, or a
+        gap that jumps past liquidation straight into bad debt."""
         price = self.oracle(market)
         base = GENESIS_PRICES[market]
-        kind = self.weighted([(5, "small"), (4, "shock")])
+        kind = self.weighted([(5, "small"), (4, "shock"), (1, "gap")])
         if kind == "small":
             bps = self.draw(st.integers(-300, 300))
         else:
@@ -461,7 +462,9 @@ class Generator:
             else:
                 down = self.draw(st.booleans())
             down = down if base // 2 <= price <= 2 * base else price > base
-            bps = self.draw(st.integers(600, 3_000)) * (-1 if down else 1)
+            # a shock mostly lands between maintenance and bankruptcy of a 10x account (5-10%)
+            shock = st.integers(500, 1_000) if self.chance(60) else st.integers(1_000, 3_000)
+            bps = self.draw(shock if kind == "shock" else st.integers(3_000, 6_000)) * (-1 if down else 1)
         return max(1, price + price * bps // 10_000)
 
     def gen_oracle(self) -> tuple[Transaction, str]:
@@ -512,7 +515,9 @@ class Generator:
     def gen_funding(self) -> tuple[Transaction, str]:
         fault = self.weighted([(70, "ok"), (8, "exceeded"), (5, "stale"), (3, "future"), (4, "count")])
         state = self.state
-        timestamp = max(state.funding_time + 1, state.time) + self.draw(st.integers(0, 900))
+        # mostly a funding period; sometimes days at once (funding over a long time)
+        elapsed = self.draw(st.integers(0, 900) if self.chance(85) else st.integers(900, 200_000))
+        timestamp = max(state.funding_time + 1, state.time) + elapsed
         if fault == "stale":
             timestamp = self.pick([state.funding_time, max(0, state.time - 1)])
         elif fault == "future":
@@ -539,6 +544,9 @@ class Generator:
         )
         accounts = self.account_ids()
         targets = self.liquidatable()
+        solvent = [a for a in targets if self.value(a) >= 0]
+        if solvent and self.chance(80):  # a bankrupt one can only be liquidated with the insurance fund's help
+            targets = solvent
         if targets and fault != "healthy":
             victim = self.pick(targets)
         else:
@@ -554,8 +562,14 @@ class Generator:
         liquidator = victim if fault == "self" else max(others, key=self.free_margin) if self.chance(70) else self.pick(others)
         oracle = self.oracle(market)
         mm = MARKETS[market].maintenance_margin
-        # a price inside the band [oracle * (1 - mm), oracle * (1 + mm)] on the liquidated side; or just outside
+        # a price inside the band [oracle * (1 - mm), oracle * (1 + mm)] on the liquidated side; or just outside.
+        # Mostly within the discount healthy-or-healthier allows, mm x value / risk (none once bankrupt).
         u = self.pick((0, 300, 700, 950)) if fault != "price-band" else self.pick((1_100, 1_500))
+        if fault != "price-band" and self.chance(75) and victim in self.state.accounts:
+            collateral, positions = self.settled(victim)
+            risk = get_total_risk(self.state, positions, initial=False)
+            if risk > 0:
+                u = u * max(0, min(get_total_value(self.state, collateral, positions), risk)) // risk
         if held > 0:
             price = self.round_price(market, oracle - oracle * mm * u // (FRACTION_ONE * 1000), up=True)
             if fault == "price-band":

@@ -700,20 +700,22 @@ def test_trade_10_reduction_landing_exactly_on_maintenance_is_allowed():
     assert_applied(w, w.trade("alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
 
 
-def test_trade_10_reduction_with_equal_excess_below_maintenance_is_allowed():
-    w = _underwater_long()  # value 500_000, maintenance 675_000: excess -175_000
-    # Selling 1e6 at 2.565e8: value 500_000 - 135_000 = 365_000, maintenance 540_000: excess -175_000 (equal).
-    low = dict(limit_price=256_500_000 - ETH_TICK)
+def test_trade_10_reduction_below_maintenance_must_keep_the_value_to_risk_ratio():
+    w = _underwater_long()  # value 500_000, maintenance 675_000: ratio 0.7407
+    # Selling 1e6 at 2.6e8: value 500_000 - 100_000 = 400_000, maintenance 540_000: ratio 0.7407
+    # (400_000 * 675_000 == 500_000 * 540_000), risk lower: healthier. One tick lower is worse.
+    low = dict(limit_price=260_000_000 - ETH_TICK)
     assert_invalid(w, w.trade("alice", "carol", ETH_STEP, maker_fields=low, taker_fields=low), E.INSUFFICIENT_MARGIN)
-    px = dict(limit_price=256_500_000)
+    px = dict(limit_price=260_000_000)
     assert_applied(w, w.trade("alice", "carol", ETH_STEP, maker_fields=px, taker_fields=px))
 
 
-def test_trade_10_closing_an_underwater_position_is_allowed():
+def test_trade_10_closing_an_underwater_position_into_debt_is_refused():
     w = _bankrupt_long()  # alice: value -500_000 at 2.5e8
+    # Closing at the oracle would leave -500_000 with nothing open: no risk left to be healthier
+    # about, and a debt no transaction could recover (issue 7, finding 2).
     px = dict(limit_price=250_000_000)
-    assert_applied(w, w.trade("alice", "carol", 5 * ETH_STEP, maker_fields=px, taker_fields=px))
-    assert w.collateral("alice") == -500_000 and w.account("alice").positions == {}
+    assert_invalid(w, w.trade("alice", "carol", 5 * ETH_STEP, maker_fields=px, taker_fields=px), E.INSUFFICIENT_MARGIN)
 
 
 def test_trade_10_seller_margin():
@@ -1091,7 +1093,6 @@ def test_liquidate_whole_position_with_penalty():
     [
         (262_000_000, 0, 100_000),  # value left 13_100_000 - 13_000_000 = 100_000 < 135_000: all of it
         (260_000_000, 0, 0),  # nothing left
-        (256_500_000, -175_000, 0),  # the band's edge: 0.95 * 2.7e8; value left negative, no penalty
     ],
 )
 def test_liquidate_penalty_capped_at_value_left(price, alice_after, penalty):
@@ -1099,6 +1100,12 @@ def test_liquidate_penalty_capped_at_value_left(price, alice_after, penalty):
     assert_applied(w, Liquidate(_liquidator(w, price), w.ids["alice"], 5 * ETH_STEP))
     assert w.collateral("alice") == alice_after and w.state.insurance == penalty
     w.check_conservation()
+
+
+def test_liquidate_10_a_solvent_account_is_never_left_in_debt():
+    w = _underwater_long()
+    # The band's edge, 0.95 * 2.7e8, would leave alice at -175_000 with nothing open.
+    assert_invalid(w, Liquidate(_liquidator(w, 256_500_000), w.ids["alice"], 5 * ETH_STEP), E.INSUFFICIENT_MARGIN)
 
 
 def test_liquidate_partially_then_continue_from_a_slot():
@@ -1154,18 +1161,22 @@ def test_liquidate_a_short():
     # Upper band edge: 3.3e8 * 1.05 = 346_500_000.
     liquidator = w.order("carol", is_buy=False, size=5 * ETH_STEP, limit_price=346_500_000 + ETH_TICK)
     assert_invalid(w, Liquidate(liquidator, w.ids["dave"], 5 * ETH_STEP), E.LIQUIDATION_PRICE)
+    # At the edge dave would pay 3_465_000 -> value 335_000 against risk 660_000: ratio 0.51 < 0.61.
     edge = w.order("carol", is_buy=False, size=ETH_STEP, limit_price=346_500_000)
-    assert_applied(w, Liquidate(edge, w.ids["dave"], ETH_STEP))
-    # dave: pays 3_465_000 -> 13_535_000, short 4e6: value 335_000; penalty ceil(1e6 * 3.3e8 * 1e4 / 1e14) = 33_000
-    assert w.collateral("dave") == 13_502_000 and w.state.insurance == 33_000
-    w.set_price(ETH, 330_000_000)  # (a fresh sample; dave's value 302_000 < maintenance 660_000)
+    assert_invalid(w, Liquidate(edge, w.ids["dave"], ETH_STEP), E.INSUFFICIENT_MARGIN)
+    # At 3.4e8: pays 3_400_000 -> 13_600_000, short 4e6: value 400_000 = ceil(500_000 * 660_000 / 825_000),
+    # the ratio kept exactly, so no room for a penalty.
+    fair = w.order("carol", is_buy=False, size=ETH_STEP, limit_price=340_000_000)
+    assert_applied(w, Liquidate(fair, w.ids["dave"], ETH_STEP))
+    assert w.collateral("dave") == 13_600_000 and w.state.insurance == 0
+    w.set_price(ETH, 330_000_000)  # (a fresh sample; dave's value 400_000 < maintenance 660_000)
     liquidator = w.order("carol", is_buy=False, size=4 * ETH_STEP, limit_price=330_000_000, fee_rate=100)
     assert_applied(w, Liquidate(liquidator, w.ids["dave"], 4 * ETH_STEP))
-    # dave pays 13_200_000 -> 302_000; penalty min(ceil(4e6 * 3.3e8 * 1e4 / 1e14) = 132_000, 302_000)
-    assert w.collateral("dave") == 170_000 and w.account("dave").positions == {}
-    # carol receives 3_465_000 + 13_200_000, minus the fee ceil(13_200_000 * 100 / 1e6) = 1_320
-    assert w.collateral("carol") == FUNDS + 3_465_000 + 13_200_000 - 1_320 and w.size("carol") == -5 * ETH_STEP
-    assert w.state.insurance == 33_000 + 132_000 and w.state.fees == 1_320
+    # dave pays 13_200_000 -> 400_000; penalty min(ceil(4e6 * 3.3e8 * 1e4 / 1e14) = 132_000, 400_000)
+    assert w.collateral("dave") == 268_000 and w.account("dave").positions == {}
+    # carol receives 3_400_000 + 13_200_000, minus the fee ceil(13_200_000 * 100 / 1e6) = 1_320
+    assert w.collateral("carol") == FUNDS + 3_400_000 + 13_200_000 - 1_320 and w.size("carol") == -5 * ETH_STEP
+    assert w.state.insurance == 132_000 and w.state.fees == 1_320
     w.check_conservation()
 
 
@@ -1285,14 +1296,15 @@ def test_deleverage_whole_position_at_the_bankruptcy_price():
     w.check_conservation()
 
 
-def test_deleverage_partially_rounds_against_the_deleveraged():
-    w = _bankrupt_long(deposit=2_000_001)  # value -499_999
+def test_deleverage_partially_keeps_the_deleveraged_ratio_rounded_for_it():
+    w = _bankrupt_long(deposit=2_000_001)  # value -499_999, risk 625_000
     assert_applied(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, 2 * ETH_STEP))
-    # amount = floor((2e6 * 2.5e8 * 5e6 + 499_999 * 2e6 * 1e8) / (1e8 * 5e6)) = floor(5_199_999.6) = 5_199_999
-    assert w.collateral("alice") == -12_999_999 + 5_199_999 == -7_800_000
+    # risk after 375_000: value after = ceil(-499_999 * 375_000 / 625_000) = ceil(-299_999.4) = -299_999,
+    # so alice's collateral is -299_999 - 3e6 * 2.5 = -7_799_999: she receives 5_200_000 from carol.
+    assert w.collateral("alice") == -12_999_999 + 5_200_000 == -7_799_999
     assert w.size("alice") == 3 * ETH_STEP
-    assert _value(w, "alice") == -300_000  # exact share would be -299_999.4
-    assert w.collateral("carol") == FUNDS + 24_000_000 - 5_199_999 and w.size("carol") == -6 * ETH_STEP
+    assert _value(w, "alice") == -299_999
+    assert w.collateral("carol") == FUNDS + 24_000_000 - 5_200_000 and w.size("carol") == -6 * ETH_STEP
     w.check_conservation()
 
 
@@ -1306,14 +1318,14 @@ def test_deleverage_a_short():
     w.check_conservation()
 
 
-def test_deleverage_a_short_partially_rounds_against_the_deleveraged():
+def test_deleverage_a_short_partially_keeps_the_deleveraged_ratio():
     w = _underwater_short(deposit=2_000_001)
-    w.set_price(ETH, 350_000_000)  # dave: 17_000_001 - 17_500_000 = -499_999
+    w.set_price(ETH, 350_000_000)  # dave: 17_000_001 - 17_500_000 = -499_999, risk 875_000
     assert_applied(w, Deleverage(w.ids["dave"], w.ids["bob"], ETH, 2 * ETH_STEP))
-    # dave pays ceil((2e6 * 3.5e8 * 5e6 - 499_999 * 2e6 * 1e8) / (1e8 * 5e6)) = ceil(6_800_000.4) = 6_800_001
-    assert w.collateral("dave") == 17_000_001 - 6_800_001 and w.size("dave") == -3 * ETH_STEP
-    assert _value(w, "dave") == -300_000  # exact share would be -299_999.4
-    assert w.collateral("bob") == FUNDS - 15_000_000 + 6_800_001 and w.size("bob") == 3 * ETH_STEP
+    # risk after 525_000: value after ceil(-499_999 * 0.6) = -299_999; collateral -299_999 + 10_500_000
+    assert w.collateral("dave") == 17_000_001 - 6_800_000 and w.size("dave") == -3 * ETH_STEP
+    assert _value(w, "dave") == -299_999
+    assert w.collateral("bob") == FUNDS - 15_000_000 + 6_800_000 and w.size("bob") == 3 * ETH_STEP
     w.check_conservation()
 
 
@@ -1366,10 +1378,12 @@ def test_deleverage_7_balance_overflow():
     w = _bankrupt_long()
     # Crafted: carol pays 1e6 * 2.5e8 / 1e8 + 500_000 / 5 = 2_600_000; one unit more than reaches -MAX_BALANCE.
     w.account("carol").collateral = -MAX_BALANCE + 2_599_999
+    w.touch(w.ids["carol"])
     assert_invalid(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, ETH_STEP), E.BALANCE_OVERFLOW)
+    # In range, but carol is that deep in debt herself: rule 8 refuses to make her pay more.
     w.account("carol").collateral = -MAX_BALANCE + 2_600_000
-    assert_applied(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, ETH_STEP))
-    assert w.collateral("carol") == -MAX_BALANCE
+    w.touch(w.ids["carol"])
+    assert_invalid(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, ETH_STEP), E.INSUFFICIENT_MARGIN)
 
 
 # ======================================================================================================

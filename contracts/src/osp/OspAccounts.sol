@@ -15,7 +15,6 @@ import {OspRules} from "./OspRules.sol";
 ///        (spec: process_deposit, process_withdraw, process_forced_withdraw, process_deleverage); the
 ///        witness half is OspProver's.
 contract OspAccounts is OspProver {
-    int256 private constant PRICE_ONE = OspConstants.PRICE_ONE;
 
     /// spec: state_transition (Deposit, Withdraw, ForcedWithdraw and Deleverage records)
     function stateTransition(OspState.State memory s, bytes calldata record, L1Inputs calldata l1)
@@ -130,15 +129,35 @@ contract OspAccounts is OspProver {
     /// Locals of process_deleverage (a struct, to stay clear of the EVM's stack limit).
     struct DeleverageFill {
         int256 value;
+        int256 risk;
         int256 held;
         int256 other;
         int256 size;
-        int256 deleveragedDelta;
         int256 signedSize;
+        int256 target;
+        int256 deleveragedDelta;
+        int256 atOracle;
+        int256 cover;
+        int256 deleveragedSize;
         int256 deleveragedCollateral;
         StateCodec.Position[] deleveragedPositions;
+        int256 deleveragerSize;
         int256 deleveragerCollateral;
         StateCodec.Position[] deleveragerPositions;
+        int256 pool;
+        int256 insurance;
+    }
+
+    /// spec: process_deleverage rule 8 (inline there).
+    function isDeleveragerMarginOk(
+        OspState.State memory s,
+        DeleverageFill memory f,
+        OspRules.Party memory deleverager,
+        uint256 market
+    ) private pure returns (bool) {
+        return OspMargin.isMarginOkAfterFill(
+            s, deleverager.collateral, deleverager.positions, f.deleveragerCollateral, f.deleveragerPositions, market
+        ) || (f.insurance == 0 && OspMargin.getTotalValue(s, f.deleveragerCollateral, f.deleveragerPositions) >= 0);
     }
 
     /// spec: process_deleverage
@@ -159,7 +178,7 @@ contract OspAccounts is OspProver {
         );
         OspRules.Party memory deleveraged = OspRules.newParty(s, t.deleveragedId, deleveragedAccount);
         OspRules.Party memory deleverager = OspRules.newParty(s, t.deleveragerId, deleveragerAccount);
-        f.value = OspMargin.getTotalValue(s, deleveraged.collateral, deleveraged.positions);
+        (f.value, f.risk) = OspMargin.getValueAndRisk(s, deleveraged.collateral, deleveraged.positions);
         // 5. The deleveraged account's total value is negative.
         OspRules.requireValid(f.value < 0, ErrorCode.NOT_DELEVERAGEABLE);
         f.held = OspMargin.positionSize(deleveraged.positions, t.market);
@@ -169,30 +188,41 @@ contract OspAccounts is OspProver {
             f.held * f.other < 0 && f.size <= OspMargin.abs(f.held) && f.size <= OspMargin.abs(f.other),
             ErrorCode.NOT_REDUCING
         );
-        int256 price = int256(uint256(s.g.markets[t.market].price));
-        // At the bankruptcy price: the deleveraged account's deficit shrinks in proportion to the part
-        // of its position closed (all of it closes the deficit to zero). Rounded against the deleveraged.
-        int256 denominator = PRICE_ONE * OspMargin.abs(f.held);
-        if (f.held > 0) {
-            // the deleveraged long sells `size` and receives
-            f.deleveragedDelta =
-                OspMargin.floorDiv(f.size * price * OspMargin.abs(f.held) - f.value * f.size * PRICE_ONE, denominator);
-            f.signedSize = -f.size;
-        } else {
-            // the deleveraged short buys back `size` and pays
-            f.deleveragedDelta =
-                -OspMargin.ceilDiv(f.size * price * OspMargin.abs(f.held) + f.value * f.size * PRICE_ONE, denominator);
-            f.signedSize = f.size;
-        }
-        // 7. Balances in range (deleveraged, then deleverager); positions only shrink, so no limit check.
-        (f.deleveragedCollateral, f.deleveragedPositions) =
+        f.signedSize = f.held > 0 ? -f.size : f.size; // the deleveraged side's change
+        // At the market's bankruptcy price: the deleveraged account keeps its value/risk ratio, so the part
+        // of its deficit that moves is this position's share of its risk (all of it when nothing stays
+        // open). Rounded for the deleveraged (it must end healthier), i.e. against the deleverager.
+        StateCodec.Position[] memory remaining = OspMargin.withPosition(
+            deleveraged.positions, t.market, f.held + f.signedSize, s.g.markets[t.market].fundingIndex
+        );
+        f.target = OspMargin.computeRatioValue(f.value, f.risk, OspMargin.getTotalRisk(s, remaining, false));
+        f.deleveragedDelta = f.target - OspMargin.getTotalValue(s, deleveraged.collateral, remaining);
+        // What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
+        // deleverager only the rest.
+        f.atOracle = OspRules.computeCloseAtOracle(s, t.market, uint256(f.size), f.held > 0);
+        f.cover = f.deleveragedDelta - f.atOracle;
+        if (s.g.insurance < f.cover) f.cover = s.g.insurance;
+        if (f.cover < 0) f.cover = 0;
+        (f.deleveragedSize, f.deleveragedCollateral, f.deleveragedPositions) =
             OspRules.computePartyAfter(s, deleveraged, t.market, f.signedSize, f.deleveragedDelta);
-        (f.deleveragerCollateral, f.deleveragerPositions) =
-            OspRules.computePartyAfter(s, deleverager, t.market, -f.signedSize, -f.deleveragedDelta);
-        int256 pool = OspRules.computeFundingPool(s, deleveraged, deleverager);
+        (f.deleveragerSize, f.deleveragerCollateral, f.deleveragerPositions) =
+            OspRules.computePartyAfter(s, deleverager, t.market, -f.signedSize, f.cover - f.deleveragedDelta);
+        f.pool = OspRules.computeFundingPool(s, deleveraged, deleverager);
+        // 7. The deleveraged account's collateral stays in range (positions only shrink: no limit check).
+        OspRules.checkBalance(f.deleveragedCollateral);
+        // 7a. The deleverager's collateral stays in range.
+        OspRules.checkBalance(f.deleveragerCollateral);
+        // 7b. The funding pool stays in range.
+        OspRules.checkBalance(f.pool);
+        f.insurance = s.g.insurance - f.cover;
+        // 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
+        //    market at this market's bankruptcy price); or, the last resort once the insurance fund is
+        //    spent, with a non-negative value: the socialized loss never takes more than it has.
+        OspRules.requireValid(isDeleveragerMarginOk(s, f, deleverager, t.market), ErrorCode.INSUFFICIENT_MARGIN);
         OspRules.writeParty(s, deleveraged, f.deleveragedCollateral, f.deleveragedPositions);
         OspRules.writeParty(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions);
-        s.g.fundingPool = int128(pool);
+        s.g.insurance = int128(f.insurance);
+        s.g.fundingPool = int128(f.pool);
         return ErrorCode.OK;
     }
 }

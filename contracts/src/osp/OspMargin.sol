@@ -94,10 +94,44 @@ library OspMargin {
         return abs(newSize) > abs(oldSize) || oldSize * newSize < 0;
     }
 
+    // --- health: the StarkEx / Starknet Perpetual rule (see margin.py) ---------------------------------
+
+    /// spec: get_value_and_risk — (total value, maintenance total risk).
+    function getValueAndRisk(OspState.State memory s, int256 collateral, StateCodec.Position[] memory positions)
+        internal
+        pure
+        returns (int256 value, int256 risk)
+    {
+        value = getTotalValue(s, collateral, positions);
+        risk = getTotalRisk(s, positions, false);
+    }
+
+    /// spec: is_healthy
+    function isHealthy(int256 value, int256 risk) internal pure returns (bool) {
+        return value >= risk;
+    }
+
+    /// spec: is_healthier — strictly lower risk, and TV_after / TR_after >= TV_before / TR_before.
+    function isHealthier(int256 valueBefore, int256 riskBefore, int256 valueAfter, int256 riskAfter)
+        internal
+        pure
+        returns (bool)
+    {
+        return riskAfter < riskBefore && valueAfter * riskBefore >= valueBefore * riskAfter;
+    }
+
+    /// spec: is_healthy_or_healthier
+    function isHealthyOrHealthier(int256 valueBefore, int256 riskBefore, int256 valueAfter, int256 riskAfter)
+        internal
+        pure
+        returns (bool)
+    {
+        return isHealthy(valueAfter, riskAfter) || isHealthier(valueBefore, riskBefore, valueAfter, riskAfter);
+    }
+
     /// spec: is_margin_ok_after_fill — the margin rule for a party to a fill (old = after funding
-    /// settlement, before the fill). A fill that increases exposure needs total value >= initial-margin
-    /// risk afterwards. A fill that only reduces exposure passes when the account is above maintenance
-    /// afterwards, or when its maintenance excess (value - risk) did not get worse.
+    /// settlement, before the fill). A fill that increases exposure in `market` needs total value >=
+    /// initial-margin risk afterwards; any other fill must leave the account healthy or healthier.
     function isMarginOkAfterFill(
         OspState.State memory s,
         int256 oldCollateral,
@@ -110,19 +144,47 @@ library OspMargin {
         if (isExposureIncrease(positionSize(oldPositions, market), positionSize(newPositions, market))) {
             return valueAfter >= getTotalRisk(s, newPositions, true);
         }
-        int256 maintenanceAfter = getTotalRisk(s, newPositions, false);
-        if (valueAfter >= maintenanceAfter) return true;
-        int256 valueBefore = getTotalValue(s, oldCollateral, oldPositions);
-        return valueAfter - maintenanceAfter >= valueBefore - getTotalRisk(s, oldPositions, false);
+        int256 riskAfter = getTotalRisk(s, newPositions, false);
+        if (isHealthy(valueAfter, riskAfter)) return true; // (the common case: the state before need not be valued)
+        (int256 valueBefore, int256 riskBefore) = getValueAndRisk(s, oldCollateral, oldPositions);
+        return isHealthier(valueBefore, riskBefore, valueAfter, riskAfter);
     }
 
-    /// spec: is_liquidatable
-    function isLiquidatable(OspState.State memory s, int256 collateral, StateCodec.Position[] memory positions)
+    /// spec: compute_ratio_value — ceil(TV_before * TR_after / TR_before) (riskBefore > 0).
+    function computeRatioValue(int256 valueBefore, int256 riskBefore, int256 riskAfter) internal pure returns (int256) {
+        return ceilDiv(valueBefore * riskAfter, riskBefore);
+    }
+
+    /// spec: compute_liquidation_room — the most a liquidation may take after its fill while the
+    /// account stays healthy or healthier, never more than its value; 0 if none.
+    function computeLiquidationRoom(int256 valueBefore, int256 riskBefore, int256 valueAfter, int256 riskAfter)
         internal
         pure
-        returns (bool)
+        returns (int256 room)
     {
-        return getTotalValue(s, collateral, positions) < getTotalRisk(s, positions, false);
+        room = valueAfter - riskAfter; // stays healthy
+        if (riskAfter < riskBefore) {
+            // or stays healthier
+            int256 ratioRoom = valueAfter - computeRatioValue(valueBefore, riskBefore, riskAfter);
+            if (ratioRoom > room) room = ratioRoom;
+        }
+        if (room > valueAfter) room = valueAfter;
+        if (room < 0) room = 0;
+    }
+
+    /// spec: compute_bad_debt_cover — what the insurance fund pays into a bankrupt account whose risk
+    /// shrinks: the shortfall below the ratio-keeping value, as far as the fund reaches.
+    function computeBadDebtCover(
+        int256 valueBefore,
+        int256 riskBefore,
+        int256 valueAfter,
+        int256 riskAfter,
+        int256 insurance
+    ) internal pure returns (int256 cover) {
+        if (valueBefore >= 0 || riskAfter >= riskBefore) return 0;
+        cover = computeRatioValue(valueBefore, riskBefore, riskAfter) - valueAfter;
+        if (insurance < cover) cover = insurance;
+        if (cover < 0) cover = 0;
     }
 
     /// spec: with_position — a copy of `positions` with market's size replaced (removed when zero),

@@ -158,6 +158,17 @@ library OspRules {
         return OspMargin.ceilDiv(int256(size * price * feeRate), PRICE_ONE * FRACTION_ONE);
     }
 
+    /// spec: compute_close_at_oracle — the collateral change of closing `size` at the oracle price: a
+    /// long sells and receives the notional rounded down, a short buys back and pays it rounded up.
+    function computeCloseAtOracle(OspState.State memory s, uint256 market, uint256 size, bool closingLong)
+        internal
+        pure
+        returns (int256)
+    {
+        int256 notional = int256(uint256(s.g.markets[market].price) * size);
+        return closingLong ? notional / PRICE_ONE : -OspMargin.ceilDiv(notional, PRICE_ONE);
+    }
+
     /// spec: write_order_side — record the nonce of a new order and what remains of the order (a new
     /// slot if partial).
     function writeOrderSide(OspState.State memory s, OrderSide memory side, uint256 filled) internal pure {
@@ -213,27 +224,35 @@ library OspRules {
         (party.collateral, party.positions, party.fundingPaid) = OspMargin.computeSettledFunding(s, account);
     }
 
-    /// spec: compute_party_after — collateral and positions after a fill; checks the position limit and
-    /// the balance range.
+    /// spec: compute_party_after — the party's new size in `market`, collateral and positions after a
+    /// fill (nothing checked).
     function computePartyAfter(
         OspState.State memory s,
         Party memory party,
         uint256 market,
         int256 sizeDelta,
         int256 collateralDelta
-    ) internal pure returns (int256 collateral, StateCodec.Position[] memory positions) {
-        int256 newSize = OspMargin.positionSize(party.positions, market) + sizeDelta;
+    ) internal pure returns (int256 newSize, int256 collateral, StateCodec.Position[] memory positions) {
+        newSize = OspMargin.positionSize(party.positions, market) + sizeDelta;
+        collateral = party.collateral + collateralDelta;
+        positions = OspMargin.withPosition(party.positions, market, newSize, s.g.markets[market].fundingIndex);
+    }
+
+    /// spec: check_party_after
+    function checkPartyAfter(OspState.State memory s, uint256 market, int256 newSize, int256 collateral)
+        internal
+        pure
+    {
         // The new position is within the market's risk limit.
         requireValid(
             OspMargin.abs(newSize) <= int256(uint256(s.g.configs[market].maxPosition)), ErrorCode.POSITION_LIMIT
         );
-        collateral = party.collateral + collateralDelta;
         // The collateral stays in range.
         checkBalance(collateral);
-        positions = OspMargin.withPosition(party.positions, market, newSize, s.g.markets[market].fundingIndex);
     }
 
-    /// spec: check_margin — the margin rule holds after the fill (see OspMargin.isMarginOkAfterFill).
+    /// spec: check_margin — the margin rule holds after the fill: initial margin after an exposure
+    /// increase, otherwise healthy or healthier (see OspMargin.isMarginOkAfterFill).
     function checkMargin(
         OspState.State memory s,
         Party memory party,
@@ -247,15 +266,14 @@ library OspRules {
         );
     }
 
-    /// spec: compute_funding_pool — the funding pool after the parties' settlements, which must stay in
-    /// range. (compute_withdrawal's one-party case is inline there.)
+    /// spec: compute_funding_pool — the funding pool after the parties' settlements (checked by the
+    /// caller with checkBalance). (compute_withdrawal's one-party case is inline there.)
     function computeFundingPool(OspState.State memory s, Party memory a, Party memory b)
         internal
         pure
-        returns (int256 pool)
+        returns (int256)
     {
-        pool = s.g.fundingPool + a.fundingPaid + b.fundingPaid;
-        checkBalance(pool);
+        return s.g.fundingPool + a.fundingPaid + b.fundingPaid;
     }
 
     /// spec: write_party

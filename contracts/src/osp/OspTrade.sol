@@ -30,6 +30,8 @@ contract OspTrade is OspProver {
         StateCodec.Position[] buyerPositions;
         int256 sellerCollateral;
         StateCodec.Position[] sellerPositions;
+        int256 buyerSize;
+        int256 sellerSize;
     }
 
     /// spec: state_transition (Trade and Liquidate records)
@@ -84,15 +86,21 @@ contract OspTrade is OspProver {
         f.received = int256(f.size * f.price) / PRICE_ONE;
         f.buyerFee = OspRules.computeFee(f.size, f.price, buyer.feeRate);
         f.sellerFee = OspRules.computeFee(f.size, f.price, seller.feeRate);
-        // 8-9. Positions within the risk limit and balances in range (buyer, then seller).
-        (f.buyerCollateral, f.buyerPositions) =
+        (f.buyerSize, f.buyerCollateral, f.buyerPositions) =
             OspRules.computePartyAfter(s, buyerParty, f.market, int256(f.size), -f.paid - f.buyerFee);
-        (f.sellerCollateral, f.sellerPositions) =
+        (f.sellerSize, f.sellerCollateral, f.sellerPositions) =
             OspRules.computePartyAfter(s, sellerParty, f.market, -int256(f.size), f.received - f.sellerFee);
+        // 8-9. Positions within the risk limit and balances in range (buyer, then seller).
+        OspRules.checkPartyAfter(s, f.market, f.buyerSize, f.buyerCollateral);
+        OspRules.checkPartyAfter(s, f.market, f.sellerSize, f.sellerCollateral);
         f.fees = s.g.fees + f.buyerFee + f.sellerFee + (f.paid - f.received);
+        // 9a. The fee account stays in range.
         OspRules.checkBalance(f.fees);
         int256 pool = OspRules.computeFundingPool(s, buyerParty, sellerParty);
-        // 10. Margin (buyer, then seller).
+        // 9b. The funding pool stays in range.
+        OspRules.checkBalance(pool);
+        // 10. Margin: initial margin after an exposure increase, otherwise healthy or healthier (buyer,
+        //     then seller).
         OspRules.checkMargin(s, buyerParty, f.buyerCollateral, f.buyerPositions, f.market);
         OspRules.checkMargin(s, sellerParty, f.sellerCollateral, f.sellerPositions, f.market);
         // 11. Room in the slot tree for partial remainders.
@@ -121,11 +129,17 @@ contract OspTrade is OspProver {
         int256 liquidatorDelta;
         int256 liquidatedDelta;
         int256 signedSize;
+        int256 liquidatorSize;
         int256 liquidatorCollateral;
         StateCodec.Position[] liquidatorPositions;
+        int256 liquidatedSize;
         int256 liquidatedCollateral;
         StateCodec.Position[] liquidatedPositions;
-        int256 valueLeft;
+        int256 valueBefore;
+        int256 riskBefore;
+        int256 valueFilled;
+        int256 riskAfter;
+        int256 cover;
         int256 penalty;
         int256 insurance;
         int256 fees;
@@ -147,10 +161,9 @@ contract OspTrade is OspProver {
         OspRules.checkFillSize(s, f.size, liquidator);
         f.market = liquidator.market;
         OspRules.Party memory liquidated = OspRules.newParty(s, t.liquidatedId, liquidatedAccount);
+        (f.valueBefore, f.riskBefore) = OspMargin.getValueAndRisk(s, liquidated.collateral, liquidated.positions);
         // 5. The liquidated account is below maintenance margin.
-        OspRules.requireValid(
-            OspMargin.isLiquidatable(s, liquidated.collateral, liquidated.positions), ErrorCode.NOT_LIQUIDATABLE
-        );
+        OspRules.requireValid(f.valueBefore < f.riskBefore, ErrorCode.NOT_LIQUIDATABLE);
         f.held = OspMargin.positionSize(liquidated.positions, f.market);
         // 6. The fill only shrinks the liquidated position: it takes the other side, at most all of it.
         OspRules.requireValid(
@@ -160,8 +173,7 @@ contract OspTrade is OspProver {
         f.price = liquidator.limitPrice;
         f.oracle = s.g.markets[f.market].price;
         f.maintenance = int256(uint256(s.g.configs[f.market].maintenanceMargin));
-        // 7. The price is within the maintenance band around the oracle price, so the liquidated
-        //    account is not sold out below what its margin already accounts for.
+        // 7. The price is within the maintenance band around the oracle price (rule 10 bounds it further).
         if (f.held > 0) {
             OspRules.requireValid(
                 int256(f.price) * FRACTION_ONE >= int256(f.oracle) * (FRACTION_ONE - f.maintenance),
@@ -183,26 +195,47 @@ contract OspTrade is OspProver {
             (f.liquidatorDelta, f.liquidatedDelta) = (f.received - f.liquidatorFee, -f.paid);
         }
         f.signedSize = liquidator.isBuy ? int256(f.size) : -int256(f.size);
-        // 8. Positions within limits and balances in range (liquidator, then liquidated).
-        (f.liquidatorCollateral, f.liquidatorPositions) =
+        (f.liquidatorSize, f.liquidatorCollateral, f.liquidatorPositions) =
             OspRules.computePartyAfter(s, liquidatorParty, f.market, f.signedSize, f.liquidatorDelta);
-        (f.liquidatedCollateral, f.liquidatedPositions) =
+        (f.liquidatedSize, f.liquidatedCollateral, f.liquidatedPositions) =
             OspRules.computePartyAfter(s, liquidated, f.market, -f.signedSize, f.liquidatedDelta);
-        // The penalty is a fraction of the oracle notional, capped by what value the account has left.
-        f.valueLeft = OspMargin.getTotalValue(s, f.liquidatedCollateral, f.liquidatedPositions);
+        // 8. Positions within limits and balances in range (liquidator, then liquidated).
+        OspRules.checkPartyAfter(s, f.market, f.liquidatorSize, f.liquidatorCollateral);
+        OspRules.checkPartyAfter(s, f.market, f.liquidatedSize, f.liquidatedCollateral);
+        // Bad debt: a bankrupt account's shortfall on what closes is paid by the insurance fund first,
+        // valued at the oracle price (the fund never pays a liquidator's discount).
+        (f.valueFilled, f.riskAfter) = OspMargin.getValueAndRisk(s, f.liquidatedCollateral, f.liquidatedPositions);
+        int256 valueAtOracle =
+            f.valueFilled - f.liquidatedDelta + OspRules.computeCloseAtOracle(s, f.market, f.size, f.held > 0);
+        f.cover = OspMargin.computeBadDebtCover(
+            f.valueBefore, f.riskBefore, valueAtOracle > f.valueFilled ? valueAtOracle : f.valueFilled, f.riskAfter, s.g.insurance
+        );
+        // The penalty is a fraction of the oracle notional, capped so that the account stays healthy or
+        // healthier and never pays more than the value it has left.
         f.penalty = OspRules.computeFee(f.size, f.oracle, s.g.configs[f.market].liquidationFee);
-        int256 cap = f.valueLeft > 0 ? f.valueLeft : int256(0);
-        if (cap < f.penalty) f.penalty = cap;
-        f.liquidatedCollateral -= f.penalty;
-        OspRules.checkBalance(f.liquidatedCollateral);
-        f.insurance = s.g.insurance + f.penalty;
+        int256 room = OspMargin.computeLiquidationRoom(f.valueBefore, f.riskBefore, f.valueFilled + f.cover, f.riskAfter);
+        if (room < f.penalty) f.penalty = room;
+        f.liquidatedCollateral += f.cover - f.penalty;
+        f.insurance = s.g.insurance + f.penalty - f.cover;
         f.fees = s.g.fees + f.liquidatorFee + (f.paid - f.received);
-        OspRules.checkBalance(f.insurance);
-        OspRules.checkBalance(f.fees);
         f.pool = OspRules.computeFundingPool(s, liquidatorParty, liquidated);
+        // 8a. The liquidated account's collateral stays in range.
+        OspRules.checkBalance(f.liquidatedCollateral);
+        // 8b. The insurance fund stays in range.
+        OspRules.checkBalance(f.insurance);
+        // 8c. The fee account stays in range.
+        OspRules.checkBalance(f.fees);
+        // 8d. The funding pool stays in range.
+        OspRules.checkBalance(f.pool);
         // 9. The liquidator meets the margin rule.
         OspRules.checkMargin(s, liquidatorParty, f.liquidatorCollateral, f.liquidatorPositions, f.market);
-        // 10. Room in the slot tree for the liquidator order's remainder.
+        // 10. The liquidated account ends healthy or healthier (after the fund's cover and the penalty):
+        //     a solvent account is never left in debt, and no discount deepens a bankrupt one's.
+        OspRules.requireValid(
+            OspMargin.isHealthyOrHealthier(f.valueBefore, f.riskBefore, f.valueFilled + f.cover - f.penalty, f.riskAfter),
+            ErrorCode.INSUFFICIENT_MARGIN
+        );
+        // 11. Room in the slot tree for the liquidator order's remainder.
         OspRules.checkSlotCapacity(s, OspRules.needsNewSlot(liquidator, f.size));
         OspRules.writeParty(s, liquidatorParty, f.liquidatorCollateral, f.liquidatorPositions);
         OspRules.writeParty(s, liquidated, f.liquidatedCollateral, f.liquidatedPositions);

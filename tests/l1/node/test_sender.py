@@ -184,3 +184,19 @@ async def test_sender_service_reports_changes(make_sender, snapshot) -> None:
             change = await receive.receive()
             nursery.cancel_scope.cancel()
     assert (change.item, change.status) == (11, "mined")
+
+
+@pytest.mark.trio
+async def test_sender_for_a_configured_role(rpc, store, anvil, accounts, snapshot) -> None:
+    from pathlib import Path
+
+    from optinode.config import load_config
+
+    node = load_config(Path(__file__).resolve().parents[3] / "configs" / "devnet.toml").node
+    sender = Sender.for_role(rpc, store, node, "proposer", chain_id=anvil.chain_id, environ={"OPTINODE_PROPOSER_KEY": anvil.private_keys[1]})
+    assert sender.signer.address == accounts[1].address
+    assert sender.policy.resubmit_after == node.sender.resubmit_after
+    assert sender.policy.max_fee_per_gas == node.sender.max_fee_per_gas_gwei * 10**9
+    assert sender.policy.settle_depth == node.reorg_window
+    await sender.start()
+    assert (await sender.wait((await sender.submit(item=1, to=SINK, data=b"")).item)).status == "mined"

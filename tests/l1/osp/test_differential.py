@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +26,7 @@ from optinode.spec.errors import EncodeError, WitnessError
 from optinode.spec.transition import state_transition
 from optinode.spec.types import Transaction
 from optinode.spec.witness import build_witness, execute_witness
-
-strategies = pytest.importorskip("tests.spec.strategies", reason="tests/spec/strategies.py (shared scenario strategies)")
+from tests.spec import strategies
 
 MIN_TRANSACTIONS = 1_000
 EXAMPLES = 120

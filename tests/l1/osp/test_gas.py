@@ -13,7 +13,7 @@ import msgspec
 from optinode.l1.osp import encode_call, estimate_one_step_gas
 from optinode.spec.record_codec import encode_transaction
 from optinode.spec.genesis import Genesis, GenesisMarket
-from optinode.spec.types import FundingTick, Liquidate, OraclePrice, Trade
+from optinode.spec.types import Deleverage, FundingTick, Liquidate, OraclePrice, Trade
 from optinode.spec.witness import build_witness, execute_witness
 from optinode.testing.world import ETH_STEP as STEP, ETH_TICK as TICK, GENESIS_TIME, World, make_genesis
 
@@ -74,23 +74,47 @@ def test_gas_worst_cases(w3, osp) -> None:
     oracle32 = OraclePrice(0, tuple(w.sample(i, 0, price + i * TICK, GENESIS_TIME + 10) for i in range(32)))
     oracle_gas = _estimate(w3, osp, w, oracle32)
 
-    # Trade and Liquidate between accounts with 16 positions each, after a funding tick
+    # Trade and Liquidate between accounts with 16 positions each, after a funding tick; dan, long a
+    # little in every market with hardly more than the initial margin, is the risk engine's worst case.
     w = World(_sixteen_markets())
     w.deposit("ann", 10**12)
     w.deposit("ben", 10**12)
     w.deposit("cat", 10**12)
+    dan = w.deposit("dan", 490 * 10**6)  # initial margin of 16 x 300 USD at 10%: 480 USD
     for market in range(16):
         p = w.state.markets[market].price
-        w.must(Trade(w.order("ann", market=market, is_buy=True, size=100 * STEP, limit_price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, limit_price=p), 100 * STEP))
-        w.must(Trade(w.order("cat", market=market, is_buy=True, size=100 * STEP, limit_price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, limit_price=p), 100 * STEP))
+        for buyer in ("ann", "cat", "dan"):
+            w.must(Trade(w.order(buyer, market=market, is_buy=True, size=100 * STEP, limit_price=p), w.order("ben", market=market, is_buy=False, size=100 * STEP, limit_price=p), 100 * STEP))
     w.root()
     w.must(FundingTick(GENESIS_TIME + 100, tuple(1_000 for _ in range(16))))
     w.root()
     p = w.state.markets[5].price
     trade = Trade(w.order("ann", market=5, is_buy=True, size=30 * STEP, limit_price=p), w.order("ben", market=5, is_buy=False, size=10 * STEP, limit_price=p), 10 * STEP)
     trade_gas = _estimate(w3, osp, w, trade)
+
+    def crash(world: World, percent: int) -> int:
+        for market in range(16):
+            world.set_price(market, world.state.markets[market].price * (100 - percent) // 100 // TICK * TICK, GENESIS_TIME + 200)
+        world.root()
+        return world.state.markets[5].price
+
+    # dan 10% down (below maintenance, solvent) sells at the oracle: healthier, so both valuations run
+    below = w.fork()
+    p = crash(below, 10)
+    healthier = below.trade("dan", "cat", 50 * STEP, market=5, limit_price=p)
+    healthier_gas = _estimate(w3, osp, below, healthier)
+    # dan 20% down (bankrupt): a liquidation that the insurance fund covers, and a deleverage against ben
+    p = crash(w, 20)
+    w.state.insurance = 10**12
+    w.root()
+    covered = Liquidate(w.order("cat", market=5, is_buy=True, size=50 * STEP, limit_price=p), dan, 50 * STEP)
+    covered_gas = _estimate(w3, osp, w, covered)
+    deleverage_gas = _estimate(w3, osp, w, Deleverage(dan, w.ids["ben"], 5, 50 * STEP))
     print(
         f"\nworst cases: OraclePrice with 32 samples {oracle_gas:,} gas; "
-        f"Trade between two accounts with 16 positions each, all settling funding, two new orders, a new slot {trade_gas:,} gas"
+        f"Trade between two accounts with 16 positions each, all settling funding, two new orders, a new slot {trade_gas:,} gas; "
+        f"with 16 positions each: a healthier (below maintenance) trade {healthier_gas:,}, "
+        f"a liquidation covered by the insurance fund {covered_gas:,}, a deleverage {deleverage_gas:,} gas"
     )
     assert oracle_gas < 600_000 and trade_gas < 700_000
+    assert max(healthier_gas, covered_gas, deleverage_gas) < 700_000

@@ -11,61 +11,19 @@ from optinode.l1.contracts import (
     BURN_ADDRESS,
     Phase,
     QueueEntries,
-    StateParts,
     encode_witness,
     tx_proof,
 )
 from optinode.spec.game import compute_split_points
 from optinode.spec.player import choose_first_disagreement
 from optinode.l1.osp import deploy_osp
-from optinode.spec.record_codec import decode_transaction
-from optinode.spec.commitment import Commitment
 from optinode.spec.crypto import keccak
-from optinode.spec.state import copy_state, set_account
-from optinode.spec.transition import state_transition
 from optinode.spec.types import DepositEntry, L1Context
-from optinode.spec.witness import build_witness
+from optinode.testing.replay import Replay
 from optinode.testing.world import World
 
 from .support import events
-from .world import build_world, state_parts
-
-
-class Replay:
-    """Roots after each transaction of a batch, replayed with the spec from the pre-state.
-    `corrupt_at`: after transaction corrupt_at - 1 the state is tampered with (1 unit of collateral
-    for the first account), as a buggy or malicious sequencer would do."""
-
-    def __init__(self, pre_state, records, ctx, corrupt_at=None):
-        self.records = records
-        self.ctx = ctx
-        state = copy_state(pre_state)
-        state.dirty_accounts.clear()
-        state.dirty_slots.clear()
-        commitment = Commitment.from_state(state)
-        self.roots = [commitment.update(state)]
-        self.witness_states = []
-        for k, record in enumerate(records):
-            self.witness_states.append((copy_state(state), k))
-            state_transition(state, decode_transaction(record), ctx)
-            if corrupt_at is not None and k + 1 == corrupt_at:
-                account = state.accounts[0]
-                account.collateral += 1
-                set_account(state, 0, account)
-            self.roots.append(commitment.update(state))
-        self.final_state = state
-        self.commitment = commitment
-
-    def parts(self) -> StateParts:
-        return state_parts(self.final_state, self.commitment)
-
-    def witness(self, k: int):
-        """abi.encode(Witness) for transaction k against the replayed pre-state, and that state."""
-        state = copy_state(self.witness_states[k][0])
-        state.dirty_accounts.clear()
-        state.dirty_slots.clear()
-        commitment = Commitment.from_state(state)
-        return encode_witness(build_witness(state, commitment, decode_transaction(self.records[k]), self.ctx)), state
+from .world import build_world
 
 
 @pytest.fixture
@@ -92,7 +50,7 @@ def _append(system, world, proposer, corrupt_at):
     records = world.records()
     honest = Replay(genesis.state, records, ctx)
     assert honest.roots[-1] == world.parts().root()
-    posted = Replay(genesis.state, records, ctx, corrupt_at) if corrupt_at else honest
+    posted = Replay(genesis.state, records, ctx, tamper_after=corrupt_at - 1) if corrupt_at else honest
     w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
     index = system.append_batch(proposer, records, posted.parts())
     assert system.batch(index)["timestamp"] == timestamp
@@ -110,6 +68,7 @@ def _play(system, world, game_id, proposer, challenger, proposer_roots, challeng
         system.choose(challenger, game_id, posted, choose_first_disagreement(points, posted, lambda i: challenger_roots[i]))
     k = system.game_state(game_id)["start"]
     witness, state = replay.witness(k)
+    witness = encode_witness(witness)
     dd = state.deposits_done
     entries = QueueEntries(*world.deposits[dd]) if dd < len(world.deposits) else QueueEntries()
     receipt = system.step(challenger, game_id, replay.records[k], tx_proof(replay.records, k), witness, entries)

@@ -7,26 +7,14 @@ from web3 import Web3
 
 from optinode.l1.contracts import StateParts
 from optinode.spec.record_codec import encode_transaction
-from optinode.spec.commitment import Commitment, encode_account, encode_globals
-from optinode.spec.crypto import keccak
+from optinode.spec.commitment import encode_account, encode_globals
 from optinode.spec.margin import compute_settled_funding, get_total_value
-from optinode.spec.state import State
 from optinode.spec.types import FundingTick
+from optinode.testing.replay import state_parts
 from optinode.testing.world import ETH, ETH_UNIT, GENESIS_TIME, USD, World, price_of
 from optinode.wallet import Key
 
 NAMES = ("alice", "bob", "carol", "dave")
-
-
-def state_parts(state: State, commitment: Commitment) -> StateParts:
-    """The preimage of the state root, as the Rollup and Bridge take it (the commitment up to date)."""
-    return StateParts(
-        commitment.accounts.root(),
-        commitment.slots.root(),
-        keccak(encode_globals(state)),
-        state.deposits_done,
-        state.forced_done,
-    )
 
 
 class L1World(World):

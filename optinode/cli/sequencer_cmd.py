@@ -1,0 +1,63 @@
+"""`optinode sequencer`: run the sequencer node (docs/sequencer.md).
+
+    optinode sequencer --config configs/devnet.toml --deployment deployment.json --data-dir data/seq \\
+        [--rpc URL] [--admin-port 8600] [--crash-at engine.cut:3]
+
+Builds the settings (config, deployment, proposer key from ``[node.keys] proposer``) and calls
+`trio.run`; the node itself is `optinode.services.sequencer`. ``--admin-port`` (the devnet admin
+JSON-RPC endpoint) and ``--crash-at`` (fault injection; also ``OPTINODE_CRASH_AT``) are refused
+unless the deployment's chain is a devnet. Bad input exits 2 with one line; SIGINT/SIGTERM stop the
+node cleanly (exit 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from optinode.cli.exits import fail, reject
+from optinode.errors import InvalidInput
+
+
+def sequencer(
+    config: Annotated[Path, typer.Option("--config", help="Config TOML: genesis, node settings, the proposer key source.")],
+    deployment: Annotated[Path, typer.Option("--deployment", help="The deployment file `optinode l1 deploy` wrote.")],
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Store directory (default: node.data_dir).")] = None,
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="L1 JSON-RPC URL (default: node.l1_rpc / node.l1_rpc_env).")] = None,
+    admin_port: Annotated[Optional[int], typer.Option("--admin-port", help="Devnet only: serve the admin JSON-RPC on 127.0.0.1:PORT.")] = None,
+    crash_at: Annotated[Optional[str], typer.Option("--crash-at", help="Devnet only: SIGKILL at a named point (NAME[:N]).")] = None,
+) -> None:
+    """Run the sequencer: consume L1 queues, apply transactions, post and finalize batches."""
+    import trio
+
+    from optinode.config import load_config, load_key, resolve_l1_rpc
+    from optinode.l1.deploy import DEVNET_CHAIN_IDS, load_deployment
+    from optinode.services.faults import Faults
+    from optinode.services.sequencer import SequencerSettings, run_sequencer
+    from optinode.store.errors import StoreError
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        loaded = load_config(config)
+        deployed = load_deployment(deployment)
+        deployed.genesis(loaded)  # refuses a config that is not the deployed one
+        url = resolve_l1_rpc(loaded.node, rpc)
+        key = load_key(loaded.node, "proposer", base_dir=config.parent)
+        faults = Faults.parse(crash_at or os.environ.get("OPTINODE_CRASH_AT"), chain_id=deployed.chain_id)
+    except InvalidInput as error:
+        reject(error)
+    if admin_port is not None and deployed.chain_id not in DEVNET_CHAIN_IDS:
+        fail(f"--admin-port is refused on chain {deployed.chain_id}: the admin endpoint is for devnets only")
+    if deployed.params is None or key.address not in deployed.params.proposers:
+        fail(f"the proposer key {key.address} is not a proposer of this deployment")
+    settings = SequencerSettings(config=loaded, deployment=deployed, data_dir=data_dir or Path(loaded.node.data_dir), rpc_url=url,
+                                 proposer_key=key, admin_port=admin_port, faults=faults)
+    try:
+        trio.run(run_sequencer, settings)
+    except StoreError as error:
+        fail(str(error))

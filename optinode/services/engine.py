@@ -1,0 +1,402 @@
+"""The engine: the sequencer's single writer.
+
+    engine = Engine(store, genesis_state, policy=…, confirmations=6, deadlines=Deadlines(…))
+    submitter = Submitter(inbox_send)          # the in-process entry point (the RPC front calls it)
+    ack = await submitter.submit(trade)        # Accepted(seq, codes), only once the log entry is synced
+    await run(engine, inbox_receive, batches_send, task_status=…)
+
+Its inbox (one bounded channel) carries three kinds of message: `Submission` (a spec transaction and
+where to answer), the L1 follower's outputs (events, `Head`, `Reorg`) and the batcher's `CutRequest`.
+It takes everything that is waiting at once and, for each message, applies spec transactions with
+`state_transition`; the accepted ones become `LogEntry`s, written in **one synced write batch for the
+whole group** (group commit: one fsync covers every command that arrived meanwhile) before any of
+them is acknowledged. A rejected submission changes nothing (the spec guarantees it) and is answered
+at once with its error code; it is never logged and never reaches L1, so a batch holds only
+transactions that executed: the append time can only be later than the time they were applied at,
+and every check against the L1 time is an upper bound, so they execute the same way on replay.
+
+**L1 queues.** Deposits and forced-withdrawal requests are consumed in L1 order, each once its block
+is ``confirmations`` deep (a reorg shallower than that cannot remove an entry the log consumed; a
+deeper one is `EngineCritical`). A deposit credits the depositor's account (the lowest id it owns) or
+opens the next id; a forced request is executed or recorded with the reason it was rejected, as the
+spec's `process_forced_withdraw` decides.
+
+**L1 time.** Transactions are applied with the timestamp of the newest block at ``confirmations``
+depth (never the wall clock, never a block a shallow reorg can replace), so an honest batch is never
+wrong because of when it lands.
+
+**Batches.** Before a record that would cross a hard limit (records, bytes, gas) the pending batch is
+cut; the batcher asks for age and deadline cuts. A cut computes the state root once (the commitment
+rehashes the leaves that changed), writes the batch record and the state checkpoint in one synced
+batch, and hands the batch to the proposer. Restart = last checkpoint + replay of the later log
+entries (`Engine.__init__`), byte for byte the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Union
+
+import msgspec
+import trio
+
+from optinode.errors import InvalidInput
+from optinode.l1 import events
+from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.services.batcher import BatchPolicy, CutRequest, Pending
+from optinode.services.faults import NO_FAULTS, Faults
+from optinode.services.journal import (
+    BatchRecord,
+    DepositCommand,
+    ForcedCommand,
+    Journal,
+    LogEntry,
+    SubmitCommand,
+    decode_state,
+    replay_entry,
+)
+from optinode.spec.commitment import Commitment, encode_globals
+from optinode.spec.crypto import keccak
+from optinode.spec.errors import ErrorCode
+from optinode.spec.record_codec import encode_transaction
+from optinode.spec.state import State
+from optinode.spec.transition import state_transition
+from optinode.spec.types import (
+    Deleverage,
+    Deposit,
+    DepositEntry,
+    ForcedEntry,
+    ForcedWithdraw,
+    FundingTick,
+    L1Context,
+    Liquidate,
+    OraclePrice,
+    Trade,
+    Transaction,
+    Withdraw,
+)
+from optinode.store import keys
+from optinode.store.kv import KV
+
+__all__ = ["Accepted", "Deadlines", "Engine", "EngineCritical", "Rejected", "Submission", "Submitter", "run"]
+
+log = logging.getLogger("optinode.services.engine")
+
+# What a user may submit; deposits and forced withdrawals come from the L1 queues only.
+SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
+GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    seq: int  # the log entry
+    codes: tuple[int, ...]
+
+
+class Rejected(InvalidInput):
+    """A submitted transaction the spec refuses (nothing changed, nothing logged)."""
+
+    def __init__(self, code: ErrorCode, message: str = "") -> None:
+        self.code = code
+        super().__init__(message or f"rejected: {code.name}")
+
+
+class EngineCritical(Exception):
+    """The log can no longer be trusted to match L1 (a reorg removed a consumed queue entry)."""
+
+
+@dataclass
+class Submission:
+    tx: Transaction
+    reply: trio.MemorySendChannel[Accepted | Rejected]
+
+
+Message = Union[Submission, CutRequest, Head, Reorg, events.L1Event]
+
+
+class Submitter:
+    """The in-process entry point: submit a spec transaction, get its durable acknowledgement."""
+
+    def __init__(self, inbox: trio.MemorySendChannel[Any]) -> None:
+        self.inbox = inbox
+
+    async def submit(self, tx: Transaction) -> Accepted:
+        """Returns once the command's log entry is synced; raises `Rejected` if the spec refuses it."""
+        send, receive = trio.open_memory_channel[Union[Accepted, Rejected]](1)
+        await self.inbox.send(Submission(tx, send))
+        async with receive:
+            answer = await receive.receive()
+        if isinstance(answer, Rejected):
+            raise answer
+        return answer
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    deposit: int  # seconds (Bridge.depositDeadline)
+    forced: int
+
+
+class _QueueItem(msgspec.Struct, frozen=True):
+    event: Any  # events.Deposited | events.ForcedWithdrawalRequested
+    seen_time: int  # an L1 time <= the entry's own (the head before its block)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: KV,
+        genesis: State,
+        *,
+        policy: BatchPolicy,
+        confirmations: int,
+        deadlines: Deadlines,
+        faults: Faults = NO_FAULTS,
+    ) -> None:
+        self.store = store
+        self.journal = Journal(store)
+        self.policy = policy
+        self.confirmations = confirmations
+        self.deadlines = deadlines
+        self.faults = faults
+        self.journal.write_genesis(genesis)
+        checkpoint = self.journal.last_checkpoint()
+        assert checkpoint is not None
+        self.state = decode_state(checkpoint.state)
+        self.commitment = Commitment.from_state(self.state)
+        self.batch_index = checkpoint.batch_index + 1  # the next batch to cut
+        self.pending = Pending()
+        self.pending_first_seq = checkpoint.next_seq
+        self.next_seq = checkpoint.next_seq
+        self.l1_time = max(genesis.time, checkpoint.l1_time)
+        replayed = 0
+        for entry in self.journal.entries(checkpoint.next_seq):
+            replay_entry(self.state, entry)
+            self.pending.add(entry.records, 0.0, self._post_by(entry))  # run() restarts the age clock
+            self.next_seq = entry.seq + 1
+            self.l1_time = max(self.l1_time, entry.l1_timestamp)
+            replayed += 1
+        self.owners: dict[bytes, int] = {}
+        for account_id in sorted(self.state.accounts):
+            self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
+        self.deposits: dict[int, _QueueItem] = {}
+        self.forced: dict[int, _QueueItem] = {}
+        self.head: Head | None = None
+        self._head_time = 0
+        self.busy = False  # a group is being processed (tests wait for it to settle)
+        log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, replayed, checkpoint.batch_index)
+
+    # --- L1 ----------------------------------------------------------------------------------------
+
+    def absorb(self, event: Any) -> None:
+        """Note a queue entry (from the follower, or its stored events at start-up)."""
+        if isinstance(event, events.Deposited) and event.index >= self.state.deposits_done:
+            self.deposits.setdefault(event.index, _QueueItem(event, self._head_time))
+        elif isinstance(event, events.ForcedWithdrawalRequested) and event.index >= self.state.forced_done:
+            self.forced.setdefault(event.index, _QueueItem(event, self._head_time))
+
+    def _on_reorg(self, reorg: Reorg) -> None:
+        for event in reorg.removed:
+            if isinstance(event, events.Deposited):
+                if event.index < self.state.deposits_done:
+                    raise EngineCritical(f"an L1 reorg removed deposit {event.index}, which the log consumed: "
+                                         "raise node.batch.queue_confirmations above the chain's reorg depth")
+                self.deposits.pop(event.index, None)
+            elif isinstance(event, events.ForcedWithdrawalRequested):
+                if event.index < self.state.forced_done:
+                    raise EngineCritical(f"an L1 reorg removed forced request {event.index}, which the log consumed")
+                self.forced.pop(event.index, None)
+        if self.head is not None and self.head.number > reorg.common_ancestor:
+            self.head = Head(reorg.common_ancestor, b"", self.head.timestamp)
+
+    def _on_head(self, head: Head) -> None:
+        self.head = head
+        self._head_time = max(self._head_time, head.timestamp)
+        confirmed = self.store.get_value(keys.l1_block(max(0, head.number - self.confirmations)), BLOCK)
+        if confirmed is not None:
+            self.l1_time = max(self.l1_time, confirmed.timestamp)
+
+    def _next_queue_item(self) -> tuple[str, _QueueItem] | None:
+        """The oldest unconsumed queue entry that is deep enough, in L1 order."""
+        if self.head is None:
+            return None
+        candidates = []
+        for kind, table, done in (("deposit", self.deposits, self.state.deposits_done), ("forced", self.forced, self.state.forced_done)):
+            item = table.get(done)
+            if item is not None and item.event.block_number + self.confirmations <= self.head.number:
+                candidates.append(((item.event.block_number, item.event.log_index), kind, item))
+        if not candidates:
+            return None
+        _, kind, item = min(candidates, key=lambda c: c[0])
+        return kind, item
+
+    def _post_by(self, entry: LogEntry) -> float | None:
+        command = entry.command
+        if type(command) is DepositCommand:
+            return self.policy.post_by(entry.l1_timestamp, self.deadlines.deposit)
+        if type(command) is ForcedCommand:
+            return self.policy.post_by(entry.l1_timestamp, self.deadlines.forced)
+        return None
+
+    def _queue_entry(self, kind: str, item: _QueueItem) -> LogEntry:
+        event = item.event
+        if kind == "deposit":
+            ctx = L1Context(self.l1_time, deposits={event.index: DepositEntry(event.owner, event.amount)})
+            account_id = self.owners.get(event.owner, self.state.next_account_id)
+            tx: Transaction = Deposit(account_id)
+            receipt = state_transition(self.state, tx, ctx)
+            if not receipt.applied and account_id != self.state.next_account_id:
+                # The owner's account cannot take it (a balance limit): a new account always can.
+                account_id = self.state.next_account_id
+                tx = Deposit(account_id)
+                receipt = state_transition(self.state, tx, ctx)
+            if not receipt.applied:
+                raise RuntimeError(f"deposit {event.index} cannot be consumed: {receipt.code.name}")
+            self.owners.setdefault(event.owner, account_id)
+            command: Any = DepositCommand(event.index, event.owner, event.amount, account_id)
+            self.deposits.pop(event.index)
+            post_by = self.policy.post_by(item.seen_time, self.deadlines.deposit)
+        else:
+            ctx = L1Context(self.l1_time, forced={event.index: ForcedEntry(event.requester, event.account_id, event.amount)})
+            tx = ForcedWithdraw()
+            receipt = state_transition(self.state, tx, ctx)
+            if not receipt.applied:
+                raise RuntimeError(f"forced request {event.index} cannot be consumed: {receipt.code.name}")
+            command = ForcedCommand(event.index, event.requester, event.account_id, event.amount)
+            self.forced.pop(event.index)
+            post_by = self.policy.post_by(item.seen_time, self.deadlines.forced)
+            if receipt.code != ErrorCode.OK:
+                log.info("forced request %d (account %d, %d) recorded as rejected: %s", event.index, event.account_id, event.amount, receipt.code.name)
+        entry = LogEntry(self.next_seq, self.l1_time, command, (encode_transaction(tx),), (int(receipt.code),))
+        self.next_seq += 1
+        self.pending.add(entry.records, trio.current_time(), post_by)
+        return entry
+
+    # --- submissions -------------------------------------------------------------------------------
+
+    def _submission(self, tx: Transaction) -> LogEntry | Rejected:
+        if not isinstance(tx, SUBMITTABLE):
+            return Rejected(ErrorCode.MALFORMED, f"{type(tx).__name__} cannot be submitted: it comes from the L1 queue")
+        record = encode_transaction(tx)
+        receipt = state_transition(self.state, tx, L1Context(self.l1_time))
+        if not receipt.applied:
+            return Rejected(receipt.code)
+        entry = LogEntry(self.next_seq, self.l1_time, SubmitCommand(record), (record,), (int(receipt.code),))
+        self.next_seq += 1
+        self.pending.add(entry.records, trio.current_time())
+        return entry
+
+    def _record_of(self, tx: Transaction) -> bytes | None:
+        try:
+            return encode_transaction(tx)
+        except Exception:  # noqa: BLE001 - a value the codec cannot carry is the submitter's error
+            return None
+
+    # --- one group ----------------------------------------------------------------------------------
+
+    async def process(self, group: list[Message], batches: trio.MemorySendChannel[BatchRecord]) -> None:
+        written: list[LogEntry] = []
+        replies: list[tuple[trio.MemorySendChannel[Any], Accepted]] = []
+        cut_reason: str | None = None
+
+        async def room_for(records: tuple[bytes, ...]) -> None:
+            if not self.policy.fits(self.pending, records):
+                await self._flush(written, replies)
+                await self.cut(batches, "size")
+
+        for message in group:
+            if isinstance(message, Submission):
+                record = self._record_of(message.tx)
+                if record is None:
+                    message.reply.send_nowait(Rejected(ErrorCode.MALFORMED, "the transaction does not encode as a batch record"))
+                    continue
+                await room_for((record,))
+                result = self._submission(message.tx)
+                if isinstance(result, Rejected):
+                    message.reply.send_nowait(result)
+                    continue
+                self.faults.point("engine.applied")
+                written.append(result)
+                replies.append((message.reply, Accepted(result.seq, result.codes)))
+            elif isinstance(message, CutRequest):
+                cut_reason = message.reason
+            elif isinstance(message, Head):
+                self._on_head(message)
+                while (item := self._next_queue_item()) is not None:
+                    await room_for((b"\x00" * 4,))
+                    written.append(self._queue_entry(*item))
+                    self.faults.point("engine.applied")
+            elif isinstance(message, Reorg):
+                self._on_reorg(message)
+            else:
+                self.absorb(message)
+        await self._flush(written, replies)
+        if cut_reason is not None and self.pending.entries:
+            await self.cut(batches, cut_reason)
+
+    async def _flush(self, written: list[LogEntry], replies: list[tuple[trio.MemorySendChannel[Any], Accepted]]) -> None:
+        if written:
+            entries = list(written)
+            written.clear()
+            await trio.to_thread.run_sync(self.journal.append, entries)
+            self.faults.point("engine.logged")
+        for reply, ack in replies:
+            try:
+                reply.send_nowait(ack)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the submitter went away; the command stays logged
+        replies.clear()
+
+    async def cut(self, batches: trio.MemorySendChannel[BatchRecord], reason: str) -> BatchRecord:
+        """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
+        root = self.commitment.update(self.state)
+        state = self.state
+        record = BatchRecord(
+            index=self.batch_index,
+            first_seq=self.pending_first_seq,
+            end_seq=self.next_seq,
+            record_count=self.pending.records,
+            data_bytes=self.pending.data_bytes,
+            accounts_root=self.commitment.accounts.root(),
+            slots_root=self.commitment.slots.root(),
+            globals_hash=keccak(encode_globals(state)),
+            deposits_done=state.deposits_done,
+            forced_done=state.forced_done,
+            state_root=root,
+        )
+        await trio.to_thread.run_sync(self.journal.cut, record, state, self.l1_time)
+        log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
+                 record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
+        self.faults.point("engine.cut")
+        self.batch_index += 1
+        self.pending = Pending()
+        self.pending_first_seq = self.next_seq
+        await batches.send(record)
+        return record
+
+
+async def run(
+    engine: Engine,
+    inbox: trio.MemoryReceiveChannel[Message],
+    batches: trio.MemorySendChannel[BatchRecord],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The engine as a service: take every waiting message, process them as one group commit."""
+    if engine.pending.entries:
+        engine.pending.started_at = trio.current_time()
+    task_status.started()
+    async with inbox, batches:
+        while True:
+            group: list[Message] = [await inbox.receive()]
+            while len(group) < GROUP_LIMIT:
+                try:
+                    group.append(inbox.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            engine.busy = True
+            try:
+                await engine.process(group, batches)
+            finally:
+                engine.busy = False
+

@@ -1,0 +1,211 @@
+"""The sequencer's durable record in the store: the command log, batches and state checkpoints.
+
+    journal = Journal(store)
+    journal.append([entry, ...])                 # one synced write batch (group commit)
+    journal.entries(from_seq)                    # replay
+    journal.cut(batch, state)                    # batch record + checkpoint, one synced write batch
+    journal.last_checkpoint()                    # (batch index, next seq, state) to restart from
+
+**The log is the truth.** Each `LogEntry` is one accepted command (a submitted spec transaction, or
+an L1 queue entry the engine consumed) with the L1 time it was applied at, the records of the spec
+transactions it produced and their receipt codes. Replaying the entries in order from a checkpoint
+with `replay_entry` rebuilds the state exactly; a code that comes out different is corruption or a
+bug, never silently accepted.
+
+**Batches** are ranges of the log: batch i holds the records of entries ``[first_seq, end_seq)``.
+A cut writes the `BatchRecord` (with the preimage of its post-state root, what ``appendBatch``
+takes) and the `Checkpoint` of the state after it in one synced write batch, so after a crash either
+both exist or neither does; entries after the last cut are the pending batch. Checkpoints of earlier
+batches are kept: a withdrawal claim proves an account under a finalized batch's root
+(`optinode.services.claims`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Union
+
+import msgspec
+
+from optinode.spec.record_codec import decode_transaction
+from optinode.spec.state import State
+from optinode.spec.transition import state_transition
+from optinode.spec.types import DepositEntry, ForcedEntry, L1Context
+from optinode.store import keys
+from optinode.store.codec import Codec
+from optinode.store.kv import KV
+
+__all__ = [
+    "BatchRecord",
+    "Checkpoint",
+    "Command",
+    "DepositCommand",
+    "ForcedCommand",
+    "Journal",
+    "LogEntry",
+    "ReplayMismatch",
+    "SubmitCommand",
+    "entry_context",
+    "replay_entry",
+]
+
+
+class SubmitCommand(msgspec.Struct, frozen=True, tag=True):
+    """A spec transaction submitted to the sequencer (its batch record)."""
+
+    record: bytes
+
+
+class DepositCommand(msgspec.Struct, frozen=True, tag=True):
+    """L1 deposit-queue entry ``index`` consumed, credited to ``account_id``."""
+
+    index: int
+    owner: bytes
+    amount: int
+    account_id: int
+
+
+class ForcedCommand(msgspec.Struct, frozen=True, tag=True):
+    """L1 forced-withdrawal request ``index`` consumed (executed or rejected with a reason)."""
+
+    index: int
+    requester: bytes
+    account_id: int
+    amount: int
+
+
+Command = Union[SubmitCommand, DepositCommand, ForcedCommand]
+
+
+class LogEntry(msgspec.Struct, frozen=True, array_like=True):
+    seq: int
+    l1_timestamp: int  # the L1 time the transactions were applied at (<= the batch's append time)
+    command: Command
+    records: tuple[bytes, ...]  # the spec transactions it produced, as batch records
+    codes: tuple[int, ...]  # their receipt codes (every one applied)
+
+
+class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
+    index: int  # the Rollup batch index it is appended at (batch 0 is genesis)
+    first_seq: int
+    end_seq: int  # exclusive
+    record_count: int
+    data_bytes: int  # framed batch bytes
+    accounts_root: bytes
+    slots_root: bytes
+    globals_hash: bytes
+    deposits_done: int
+    forced_done: int
+    state_root: bytes
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    batch_index: int
+    next_seq: int  # the first log entry after this batch
+    l1_time: int  # the L1 time of its last entry (the engine's clock never runs backwards)
+    state: bytes  # msgpack of the spec State (dirty marks empty)
+
+
+class FinalMark(msgspec.Struct, frozen=True, array_like=True):
+    index: int
+
+
+ENTRY = Codec(LogEntry)
+BATCH = Codec(BatchRecord)
+CHECKPOINT = Codec(Checkpoint)
+FINAL = Codec(FinalMark)
+STATE = Codec(State)
+
+
+class ReplayMismatch(Exception):
+    """A logged entry does not replay to the receipts it recorded: the log or the code is wrong."""
+
+
+def entry_context(entry: LogEntry) -> L1Context:
+    """The L1 context an entry was applied with: its time and the queue entry it consumed."""
+    command = entry.command
+    if type(command) is DepositCommand:
+        return L1Context(entry.l1_timestamp, deposits={command.index: DepositEntry(command.owner, command.amount)})
+    if type(command) is ForcedCommand:
+        return L1Context(entry.l1_timestamp, forced={command.index: ForcedEntry(command.requester, command.account_id, command.amount)})
+    return L1Context(entry.l1_timestamp)
+
+
+def replay_entry(state: State, entry: LogEntry) -> None:
+    ctx = entry_context(entry)
+    for record, code in zip(entry.records, entry.codes, strict=True):
+        receipt = state_transition(state, decode_transaction(record), ctx)
+        if not receipt.applied or receipt.code != code:
+            raise ReplayMismatch(f"log entry {entry.seq} replays to {receipt} instead of code {code}")
+
+
+def encode_state(state: State) -> bytes:
+    return STATE.encode(state)
+
+
+def decode_state(data: bytes) -> State:
+    return STATE.decode(data)
+
+
+class Journal:
+    def __init__(self, store: KV) -> None:
+        self.store = store
+
+    # --- the log -----------------------------------------------------------------------------------
+
+    def append(self, entries: list[LogEntry]) -> None:
+        """Make ``entries`` durable together: one synced write batch (one fsync for the group)."""
+        with self.store.write_batch(sync=True) as batch:
+            for entry in entries:
+                batch.put(keys.log_entry(entry.seq), ENTRY.encode(entry))
+
+    def entries(self, from_seq: int = 0, end_seq: int | None = None) -> Iterator[LogEntry]:
+        stop = keys.prefix_end(keys.prefix_of(keys.Prefix.LOG_ENTRY)) if end_seq is None else keys.log_entry(end_seq)
+        for key, value in self.store.iterate(start=keys.log_entry(from_seq), stop=stop):
+            yield ENTRY.decode(value, key=key)
+
+    def next_seq(self) -> int:
+        last = self.store.last(keys.prefix_of(keys.Prefix.LOG_ENTRY))
+        return 0 if last is None else keys.parse_log_entry(last[0]) + 1
+
+    # --- batches and checkpoints -------------------------------------------------------------------
+
+    def cut(self, record: BatchRecord, state: State, l1_time: int) -> None:
+        """Record a batch and the state after it, atomically and durably."""
+        checkpoint = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=l1_time, state=encode_state(state))
+        with self.store.write_batch(sync=True) as batch:
+            batch.put(keys.batch(record.index), BATCH.encode(record))
+            batch.put(keys.checkpoint(record.index), CHECKPOINT.encode(checkpoint))
+
+    def write_genesis(self, state: State) -> None:
+        if self.store.get(keys.checkpoint(0)) is None:
+            with self.store.write_batch(sync=True) as batch:
+                batch.put(keys.checkpoint(0), CHECKPOINT.encode(Checkpoint(batch_index=0, next_seq=0, l1_time=0, state=encode_state(state))))
+
+    def batch(self, index: int) -> BatchRecord | None:
+        return self.store.get_value(keys.batch(index), BATCH)
+
+    def batches(self, from_index: int = 1) -> Iterator[BatchRecord]:
+        stop = keys.prefix_end(keys.prefix_of(keys.Prefix.BATCH))
+        for key, value in self.store.iterate(start=keys.batch(from_index), stop=stop):
+            yield BATCH.decode(value, key=key)
+
+    def batch_records(self, batch: BatchRecord) -> list[bytes]:
+        return [r for entry in self.entries(batch.first_seq, batch.end_seq) for r in entry.records]
+
+    def checkpoint(self, batch_index: int) -> Checkpoint | None:
+        return self.store.get_value(keys.checkpoint(batch_index), CHECKPOINT)
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        last = self.store.last(keys.prefix_of(keys.Prefix.CHECKPOINT))
+        return None if last is None else CHECKPOINT.decode(last[1], key=last[0])
+
+    # --- finality (re-derivable from L1: written unsynced) -----------------------------------------
+
+    def last_final(self) -> int:
+        mark = self.store.get_value(keys.BATCH_FINAL, FINAL)
+        return 0 if mark is None else mark.index
+
+    def set_final(self, index: int) -> None:
+        with self.store.write_batch(sync=False) as batch:
+            batch.put(keys.BATCH_FINAL, FINAL.encode(FinalMark(index)))

@@ -1,0 +1,34 @@
+"""The L1 router: one follower, two consumers. Queue entries go to the engine, batch events to the
+proposer, heads and reorgs to both (each unwinds what it derived). Bounded channels both ways: a
+slow consumer slows the follower, nothing is dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from optinode.l1 import events
+from optinode.l1.follower import Head, Reorg
+
+_ENGINE = (events.Deposited, events.ForcedWithdrawalRequested)
+_PROPOSER = (events.BatchAppended, events.BatchFinalized)
+
+
+async def run(
+    outputs: trio.MemoryReceiveChannel[Any],
+    engine: trio.MemorySendChannel[Any],
+    proposer: trio.MemorySendChannel[Any],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    task_status.started()
+    async with outputs, engine, proposer:
+        async for output in outputs:
+            if isinstance(output, (Head, Reorg)):
+                await engine.send(output)
+                await proposer.send(output)
+            elif isinstance(output, _ENGINE):
+                await engine.send(output)
+            elif isinstance(output, _PROPOSER):
+                await proposer.send(output)

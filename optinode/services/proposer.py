@@ -1,0 +1,161 @@
+"""The proposer: appends cut batches to the Rollup with their bond, finalizes them once their window
+has passed, and tracks which are final.
+
+    await run(deps, inbox, task_status=…)   # inbox: BatchRecord (engine), L1 outputs (router), SendRecord (sender)
+
+- **Once per batch.** Batch i is the L1 sender's item ``i``: the sender writes the signed transaction
+  (durably) before broadcasting and never signs a second one for an item, so however often the node
+  crashes and restarts, batch i is appended at most once; replacements for fees reuse the nonce.
+- **In order.** Batches are handed to the sender strictly by index (nonces follow), and batch i+1 is
+  not handed over while batch i is refused by the endpoint: a later batch can never take an earlier
+  one's index.
+- **Pipelined.** A batch is sent as soon as it is cut: batch n+1 goes out while batch n waits out its
+  challenge window (op-proposer and Arbitrum's poster do the same).
+- **Start-up.** Every batch after the last known-final one is handed to the sender again (a no-op for
+  those it already has), so a crash between the cut and the send loses nothing.
+- **Finality.** When the L1 head's time has passed ``append time + challenge_window`` for the next
+  batch to finalize, ``finalize(i)`` is sent (item ``FINALIZE_ITEM + i``; an estimate that reverts —
+  the window not over on chain yet — is retried at the next head). ``BatchFinalized`` events mark
+  batches final in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import eth_abi
+import trio
+
+from optinode.l1 import events
+from optinode.l1.follower import Head, Reorg
+from optinode.l1.rpc import RpcClient
+from optinode.l1.sender import Sender, SendRecord, SendRejected
+from optinode.services.faults import Faults
+from optinode.services.journal import BatchRecord, Journal
+from optinode.spec.batch_framing import frame_records
+from optinode.spec.crypto import keccak
+
+__all__ = ["FINALIZE_ITEM", "ProposerDeps", "append_calldata", "finalize_calldata", "run"]
+
+log = logging.getLogger("optinode.services.proposer")
+
+FINALIZE_ITEM = 1 << 40  # sender item ids: batch i is item i, its finalize FINALIZE_ITEM + 256 i + attempt
+_APPEND = keccak(b"appendBatch(bytes,bytes32,bytes32,bytes32,uint64,uint64)")[:4]
+_FINALIZE = keccak(b"finalize(uint256)")[:4]
+
+
+def append_calldata(records: list[bytes], batch: BatchRecord) -> bytes:
+    return _APPEND + eth_abi.encode(
+        ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64"],
+        [frame_records(records), batch.accounts_root, batch.slots_root, batch.globals_hash, batch.deposits_done, batch.forced_done],
+    )
+
+
+def finalize_calldata(index: int) -> bytes:
+    return _FINALIZE + eth_abi.encode(["uint256"], [index])
+
+
+@dataclass
+class ProposerDeps:
+    sender: Sender
+    rpc: RpcClient
+    journal: Journal
+    rollup: bytes
+    bond: int
+    challenge_window: int
+    faults: Faults = field(default_factory=Faults)
+
+
+@dataclass
+class _Tracker:
+    next_submit: int  # the lowest batch index not yet handed to the sender
+    last_final: int
+    appended: dict[int, events.L1Event] = field(default_factory=dict)  # index -> its BatchAppended
+    append_time: dict[int, int] = field(default_factory=dict)
+
+
+async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
+    """Hand every cut batch from ``next_submit`` on to the sender, in order, stopping at a refusal."""
+    while (batch := deps.journal.batch(t.next_submit)) is not None:
+        deps.faults.point("proposer.before_submit")
+        try:
+            record = await deps.sender.submit(
+                item=batch.index, to=deps.rollup, data=append_calldata(deps.journal.batch_records(batch), batch),
+                value=deps.bond, label=f"batch {batch.index}",
+            )
+        except SendRejected as error:
+            log.error("batch %d: the endpoint refuses the append (%s); retrying", batch.index, error)
+            return
+        deps.faults.point("proposer.submitted")
+        if record.status in ("reverted", "conflict"):
+            log.error("batch %d: its append is %s on L1; the operator must look (another proposer on this key?)", batch.index, record.status)
+        t.next_submit = batch.index + 1
+
+
+async def _maybe_finalize(deps: ProposerDeps, t: _Tracker, head: Head) -> None:
+    index = t.last_final + 1
+    appended = t.appended.get(index)
+    if appended is None:
+        return
+    if index not in t.append_time:
+        block = await deps.rpc.get_block(appended.block_number)
+        if block is None:
+            return
+        t.append_time[index] = block.timestamp
+    if head.timestamp < t.append_time[index] + deps.challenge_window:
+        return
+    for attempt in range(256):
+        item = FINALIZE_ITEM + 256 * index + attempt
+        existing = deps.sender.record(item)
+        if existing is None:
+            break
+        if existing.status != "reverted":
+            return  # sent (pending or mined): the BatchFinalized event will tell
+    else:
+        log.error("batch %d: 256 finalize attempts reverted; giving up on it", index)
+        return
+    try:
+        await deps.sender.submit(item=item, to=deps.rollup, data=finalize_calldata(index), label=f"finalize {index}")
+    except SendRejected as error:
+        log.info("finalize %d not accepted yet (%s); retrying at the next head", index, error.error.message)
+        return
+    deps.faults.point("proposer.finalize_submitted")
+
+
+async def run(deps: ProposerDeps, inbox: trio.MemoryReceiveChannel[Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    last_final = deps.journal.last_final()
+    t = _Tracker(next_submit=last_final + 1, last_final=last_final)
+    await _submit_ready(deps, t)
+    task_status.started()
+    async with inbox:
+        async for message in inbox:
+            if isinstance(message, BatchRecord):
+                await _submit_ready(deps, t)
+            elif isinstance(message, events.BatchAppended):
+                t.appended[message.index] = message
+                t.append_time.pop(message.index, None)
+                ours = deps.journal.batch(message.index)
+                if ours is not None and ours.state_root != message.state_root:
+                    log.error("batch %d on L1 has root %s, ours is %s: another proposer appended it", message.index,
+                              message.state_root.hex(), ours.state_root.hex())
+            elif isinstance(message, events.BatchFinalized):
+                if message.index > t.last_final:
+                    t.last_final = message.index
+                    deps.journal.set_final(message.index)
+                    log.info("batch %d is final on L1", message.index)
+            elif isinstance(message, Reorg):
+                for event in message.removed:
+                    if isinstance(event, events.BatchAppended):
+                        t.appended.pop(event.index, None)
+                        t.append_time.pop(event.index, None)
+                    elif isinstance(event, events.BatchFinalized) and event.index <= t.last_final:
+                        t.last_final = event.index - 1
+                        deps.journal.set_final(t.last_final)
+            elif isinstance(message, Head):
+                await _submit_ready(deps, t)  # a no-op unless an append was refused before
+                await _maybe_finalize(deps, t, message)
+            elif isinstance(message, SendRecord):
+                if message.status in ("reverted", "conflict"):
+                    log.error("%s: %s on L1", message.label, message.status)

@@ -1,0 +1,122 @@
+"""The sequencer node: one root nursery, one service per file, bounded channels between them.
+
+    trio.run(run_sequencer, settings)
+
+```
+ l1.follower ─► l1_router ─┬─► engine ◄── batcher (age / deadline cuts)      admin_rpc ─► engine (Submitter)
+                            │      └─► proposer ─► l1.sender ─► L1 Rollup
+                            └─────────► proposer ◄── l1.sender (status changes)
+```
+
+Start order is readiness order (`nursery.start`): the sender (reconciled with the chain, pending
+transactions re-broadcast), the proposer (every cut batch after the last final one handed to the
+sender again), the engine (checkpoint + log replayed in its constructor, the follower's stored
+queue events absorbed), the batcher, the router, the follower, then the admin endpoint if asked.
+SIGINT/SIGTERM cancel the root nursery; the store is closed (flushed) in a ``finally``. Every
+acknowledged command and every cut batch were already synced when they happened, so nothing waits
+on the shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from optinode.config import Config, Secret, parse_address
+from optinode.l1 import follower as follower_mod
+from optinode.l1 import sender as sender_mod
+from optinode.l1.deploy import DEVNET_CHAIN_IDS, Deployment
+from optinode.l1.follower import Follower
+from optinode.l1.rpc import RpcClient
+from optinode.l1.sender import Sender, SenderPolicy
+from optinode.services import admin_rpc, batcher, engine, l1_router, proposer
+from optinode.services.batcher import BatcherDeps, BatchPolicy
+from optinode.services.engine import Deadlines, Engine, Submitter
+from optinode.services.faults import Faults
+from optinode.services.journal import Journal
+from optinode.spec.genesis import create_genesis_state
+from optinode.store.db import open_store
+
+__all__ = ["SequencerSettings", "run_sequencer"]
+
+log = logging.getLogger("optinode.sequencer")
+
+INBOX = 1024  # engine inbox: submissions, L1 outputs, cut requests
+L1_OUTPUTS = 256
+PROPOSER_INBOX = 256
+
+
+@dataclass
+class SequencerSettings:
+    config: Config
+    deployment: Deployment
+    data_dir: Path
+    rpc_url: str
+    proposer_key: Secret
+    admin_port: int | None = None  # devnet only
+    faults: Faults = field(default_factory=Faults)
+
+
+def identity(deployment: Deployment) -> str:
+    return f"sequencer chain={deployment.chain_id} rollup={deployment.contracts.rollup}"
+
+
+async def _stop_on_signal(scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED) -> None:
+    config, deployment = settings.config, settings.deployment
+    node = config.node
+    if settings.admin_port is not None and deployment.chain_id not in DEVNET_CHAIN_IDS:
+        raise ValueError("the admin endpoint is for devnets only")
+    assert deployment.params is not None
+    genesis = create_genesis_state(deployment.genesis(config))
+    store = open_store(settings.data_dir / "db", identity=identity(deployment))
+    try:
+        rpc = RpcClient(settings.rpc_url)
+        c = deployment.contracts
+        contracts = {parse_address(c.bridge): "Bridge", parse_address(c.rollup): "Rollup", parse_address(c.game): "DisputeGame"}
+        follower = Follower(rpc, store, contracts, start_block=deployment.deployment_block, confirmation_depth=node.confirmation_depth,
+                            window=node.reorg_window, max_range=node.log_block_range)
+        params = deployment.params
+        policy = BatchPolicy.from_config(node.batch, challenge_window=params.challenge_window, clock=params.clock)
+        the_engine = Engine(store, genesis, policy=policy, confirmations=node.batch.queue_confirmations,
+                            deadlines=Deadlines(deposit=params.deposit_deadline, forced=params.forced_deadline), faults=settings.faults)
+        for event in follower.stored_events():
+            the_engine.absorb(event)
+        sender = Sender(rpc, store, settings.proposer_key.account(), chain_id=deployment.chain_id, policy=SenderPolicy.from_config(node.sender))
+
+        engine_send, engine_receive = trio.open_memory_channel(INBOX)
+        outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
+        proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
+        deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
+                                     bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_stop_on_signal, nursery.cancel_scope)
+            await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
+            await nursery.start(proposer.run, deps, proposer_receive)
+            submitter = Submitter(engine_send.clone())
+            await nursery.start(engine.run, the_engine, engine_receive, proposer_send.clone())
+            await nursery.start(batcher.run, BatcherDeps(the_engine, policy), engine_send.clone())
+            await nursery.start(l1_router.run, outputs_receive, engine_send.clone(), proposer_send)
+            await nursery.start(partial(follower_mod.run, poll_interval=node.poll_interval), follower, outputs_send)
+            port = None
+            if settings.admin_port is not None:
+                port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
+            await engine_send.aclose()
+            log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
+            task_status.started(port)
+    finally:
+        store.close()
+        log.info("store closed")

@@ -1,0 +1,182 @@
+"""The engine: L1 queue consumption, submissions, durable acknowledgements, cuts, restart from
+checkpoint + log (on LevelDB, so durability is the real thing)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from optinode.services import engine as engine_mod
+from optinode.services.batcher import CutRequest
+from optinode.services.engine import Rejected, Submitter
+from optinode.services.journal import Journal, decode_state
+from optinode.spec.commitment import compute_state_root
+from optinode.spec.errors import ErrorCode
+from optinode.spec.record_codec import decode_transaction
+from optinode.spec.types import Deposit, ForcedWithdraw, Trade
+from optinode.store.db import open_store
+from optinode.testing.world import ETH_UNIT, USD
+
+from tests.services.conftest import CONFIRMATIONS, FakeL1, make_engine
+
+
+class Harness:
+    def __init__(self, store, nursery, **policy) -> None:
+        self.engine = make_engine(store, **policy)
+        self.inbox, inbox_receive = trio.open_memory_channel(64)
+        batches_send, self.batches = trio.open_memory_channel(64)
+        self.submitter = Submitter(self.inbox)
+        self.nursery = nursery
+        self._args = (self.engine, inbox_receive, batches_send)
+
+    async def start(self) -> "Harness":
+        await self.nursery.start(engine_mod.run, *self._args)
+        return self
+
+    async def send(self, *messages) -> None:
+        for message in messages:
+            await self.inbox.send(message)
+        await self.settle()
+
+    async def settle(self) -> None:
+        while True:
+            await trio.testing.wait_all_tasks_blocked()
+            if not self.engine.busy and self.inbox.statistics().current_buffer_used == 0:
+                return
+            await trio.sleep(0.005)
+
+    async def cut(self):
+        await self.send(CutRequest("test"))
+        return await self.batches.receive()
+
+
+def names(world, *who):
+    return [world.address(n) for n in who]
+
+
+@pytest.fixture
+def db(tmp_path):
+    store = open_store(tmp_path / "db", identity="test")
+    yield store
+    store.close()
+
+
+async def funded(h: Harness, world, l1: FakeL1, amounts=(("alice", 1_000 * USD), ("bob", 5_000 * USD))):
+    for name, amount in amounts:
+        await h.send(l1.deposit(name, amount))
+        world.queue_deposit(name, amount)
+        world.ids.setdefault(name, len(world.ids))
+    await h.send(l1.head(CONFIRMATIONS + 1))
+
+
+@pytest.mark.trio
+async def test_deposits_wait_for_confirmations_and_credit_the_right_account(db, world, nursery) -> None:
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await h.send(l1.deposit("alice", 100 * USD), l1.deposit("bob", 70 * USD), l1.deposit("alice", 5 * USD))
+    await h.send(l1.head(1))
+    assert h.engine.state.deposits_done == 0  # in the head block, not yet deep enough
+    await h.send(l1.head(CONFIRMATIONS))
+    state = h.engine.state
+    assert state.deposits_done == 3 and state.next_account_id == 2
+    assert state.accounts[0].owner == world.address("alice") and state.accounts[0].collateral == 105 * USD
+    assert state.accounts[1].owner == world.address("bob") and state.accounts[1].collateral == 70 * USD
+    logged = list(Journal(db).entries())
+    assert [decode_transaction(e.records[0]) for e in logged] == [Deposit(0), Deposit(1), Deposit(0)]
+
+
+@pytest.mark.trio
+async def test_submissions_are_acknowledged_after_the_log_and_rejections_change_nothing(db, world, nursery) -> None:
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    trade = world.trade("bob", "alice", ETH_UNIT // 10)
+    ack = await h.submitter.submit(trade)
+    entry = next(Journal(db).entries(ack.seq))  # on disk before the answer
+    assert entry.seq == ack.seq and decode_transaction(entry.records[0]) == trade
+    root = compute_state_root(h.engine.state)
+    with pytest.raises(Rejected) as rejected:
+        await h.submitter.submit(trade)  # the same orders again: their nonces are used
+    assert rejected.value.code == ErrorCode.NONCE_USED
+    with pytest.raises(Rejected):
+        await h.submitter.submit(Deposit(0))  # queue transactions come from L1 only
+    assert compute_state_root(h.engine.state) == root
+    assert Journal(db).next_seq() == ack.seq + 1
+
+
+@pytest.mark.trio
+async def test_group_commit_one_write_for_everything_waiting(db, world, nursery) -> None:
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    writes = []
+    journal = h.engine.journal
+    original = journal.append
+    journal.append = lambda entries: (writes.append(len(entries)), original(entries))[1]
+    trades = [world.trade("bob", "alice", ETH_UNIT // 100) for _ in range(20)]
+    acks = []
+    async with trio.open_nursery() as clients:
+        for t in trades:
+            clients.start_soon(lambda t=t: _submit(h, t, acks))
+    assert len(acks) == 20 and sum(writes) == 20 and len(writes) < 20
+
+
+async def _submit(h, tx, acks):
+    acks.append(await h.submitter.submit(tx))
+
+
+@pytest.mark.trio
+async def test_forced_requests_executed_or_recorded_with_their_reason(db, world, nursery) -> None:
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    await h.send(l1.forced("alice", 0, 100 * USD), l1.forced("alice", 0, 10**6 * USD), l1.forced("bob", 0, USD))
+    await h.send(l1.head(CONFIRMATIONS + 1))
+    state = h.engine.state
+    assert state.forced_done == 3
+    assert state.accounts[0].withdrawn == 100 * USD and state.accounts[0].collateral == 900 * USD
+    codes = [e.codes[0] for e in Journal(db).entries() if decode_transaction(e.records[0]) == ForcedWithdraw()]
+    assert codes == [ErrorCode.OK, ErrorCode.INSUFFICIENT_MARGIN, ErrorCode.OWNER_MISMATCH]
+
+
+@pytest.mark.trio
+async def test_cut_computes_the_root_and_restart_replays_checkpoint_plus_log(tmp_path, world, nursery) -> None:
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = await Harness(store, inner).start()
+        l1 = FakeL1(store, world)
+        await funded(h, world, l1)
+        await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))
+        batch = await h.cut()
+        assert batch.index == 1 and batch.first_seq == 0 and batch.end_seq == 3 and batch.record_count == 3
+        assert batch.state_root == compute_state_root(h.engine.state)
+        checkpoint = Journal(store).checkpoint(1)
+        assert compute_state_root(decode_state(checkpoint.state)) == batch.state_root
+        await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))
+        await h.submitter.submit(world.withdraw("alice", 10 * USD))
+        root = compute_state_root(h.engine.state)
+        inner.cancel_scope.cancel()
+    store.close()  # a restart: the state comes back from checkpoint 1 and two log entries
+    store = open_store(tmp_path / "db", identity="test")
+    again = make_engine_from(store)
+    assert compute_state_root(again.state) == root and again.pending.entries == 2 and again.batch_index == 2
+    assert again.owners == {world.address("alice"): 0, world.address("bob"): 1}
+    store.close()
+
+
+def make_engine_from(store):
+    from tests.services.conftest import make_engine
+
+    return make_engine(store)
+
+
+@pytest.mark.trio
+async def test_a_size_limit_cuts_before_the_record_that_would_cross_it(db, world, nursery) -> None:
+    h = await Harness(db, nursery, max_records=4).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)  # 2 records
+    for _ in range(3):
+        await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 100))
+    batch = await h.batches.receive()
+    assert batch.record_count == 4 and h.engine.pending.records == 1
+    assert isinstance(decode_transaction(Journal(db).batch_records(batch)[-1]), Trade)
