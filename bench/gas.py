@@ -36,6 +36,7 @@ from optinode.l1.anvil import run_anvil  # noqa: E402
 from optinode.l1.artifacts import artifact_names, load_artifact  # noqa: E402
 from optinode.l1.contracts import (  # noqa: E402
     QueueEntries,
+    increase_time,
     SystemParams,
     deploy_system,
     encode_witness,
@@ -49,7 +50,8 @@ from optinode.spec.record_codec import encode_transaction  # noqa: E402
 from optinode.spec.serde import from_plain  # noqa: E402
 from optinode.spec.types import Deposit, DepositEntry, ForcedWithdraw, L1Context, Trade  # noqa: E402
 from optinode.spec.witness import Witness  # noqa: E402
-from optinode.testing.replay import Replay  # noqa: E402
+from optinode.spec.commitment import encode_account, encode_globals  # noqa: E402
+from optinode.testing.replay import Replay, state_parts  # noqa: E402
 from optinode.testing.world import ETH_PRICE, ETH_UNIT, USD, World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,6 +149,38 @@ def play_game(system, w3: Web3, accounts: list[str], n: int) -> dict[str, object
     }
 
 
+def measure_escape(w3: Web3, accounts: list[str]) -> dict[str, int]:
+    """Gas of one account's way out of a frozen rollup: registering its claim (proof under the final
+    root, globals decoded, one position valued) and its payout (the first one fixes the pool)."""
+    proposer, user = accounts[1], accounts[3]
+    w = World()
+    genesis_root = w.root()
+    w.deposit("alice", 10_000 * USD)
+    w.deposit("bob", 10_000 * USD)
+    w.must(w.trade("alice", "bob", ETH_UNIT, maker_buys=True))
+    params = SystemParams(genesis_root=genesis_root, proposers=(proposer,))
+    system = deploy_system(w3, accounts[0], params)
+    for name in ("alice", "bob"):
+        system.deposit(user, Web3.to_checksum_address(w.key(name).address), 10_000 * USD)
+    system.deposit(user, user, 1)  # never consumed: it freezes the rollup when overdue
+    w.root()
+    parts = state_parts(w.state, w.commitment)
+    system.append_batch(proposer, [b"\x01\x00"] * 3, parts)
+    increase_time(w3, params.challenge_window)
+    system.finalize(proposer, 1)
+    increase_time(w3, params.deposit_deadline + 1)
+    system.freeze(user)
+    gas = {}
+    for name in ("alice", "bob"):
+        i = w.ids[name]
+        proof = (i, encode_account(w.state.accounts[i]), list(w.commitment.accounts.proof(i)))
+        gas[f"register_{name}"] = system.register_claim(user, encode_globals(w.state), parts, proof)["gasUsed"]
+    increase_time(w3, params.claim_period + 1)
+    first = system.escape(user, w.ids["alice"])["gasUsed"]
+    later = system.escape(user, w.ids["bob"])["gasUsed"]
+    return {"register_claim": gas["register_alice"], "first_payout": first, "payout": later, "total": gas["register_alice"] + first}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arity", type=int, default=16)
@@ -175,6 +209,7 @@ def main() -> None:
             system = deploy_system(w3, accounts[0], params, prover=prover)
             results[log_n] = play_game(system, w3, accounts, 2**log_n)
             print(f"2^{log_n}: {json.dumps({k: v for k, v in results[log_n].items()})}", file=sys.stderr)
+        escape = measure_escape(w3, accounts)
         sizes = {
             name: (len(load_artifact(name)["deployedBytecode"]) - 2) // 2 for name in ("Bridge", "Rollup", "DisputeGame")
         }
@@ -193,6 +228,8 @@ def main() -> None:
         "osp_gas": osp_gas,
         "osp_gas_max": max(osp_gas.values()) if osp_gas else None,
         "append_gas_per_tx": round(big["append_gas"] / 2**16, 1),
+        "escape_gas": escape["total"],
+        "escape_gas_parts": escape,
         "append_2p16_gas": big["append_gas"],
         "append_2p16_under_eip7825_cap": big["append_gas"] <= EIP7825_TX_GAS_CAP,
         "append_2p16_calldata_bytes": big["calldata_bytes"],

@@ -194,6 +194,9 @@ class L1Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     arity: Annotated[int, msgspec.Meta(ge=2, le=256)] = 16  # k-ary dissection
     forced_deadline: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 86_400  # seconds to serve a forced request
     deposit_deadline: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 86_400  # seconds to consume a deposit
+    # the time a deadline keeps beyond window + 2 clocks for the batch, timeout and finalize to land
+    inclusion_margin: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 3600
+    claim_period: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 86_400  # escape claims after a freeze
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -281,11 +284,17 @@ def check_l1_section(l1: L1Section | None, node: NodeSection, source: str) -> No
     if len({parse_address(p) for p in l1.proposers}) != len(l1.proposers):
         raise _fail(source, "l1.proposers", "duplicate proposer")
     # DisputeGame's constructor rule: an entry consumed in time must reach finality before its deadline
-    # even when its batch is challenged at the end of the window and the game runs both clocks out.
-    worst_finality = l1.challenge_window + 2 * l1.clock
+    # even when its batch is challenged at the end of the window and the game runs both clocks out,
+    # with the inclusion margin left for the batch, the timeout and the finalize to be included.
+    worst_finality = l1.challenge_window + 2 * l1.clock + l1.inclusion_margin
     for key in ("forced_deadline", "deposit_deadline"):
-        if getattr(l1, key) <= worst_finality:
-            raise _fail(source, f"l1.{key}", f"must exceed challenge_window + 2 * clock = {worst_finality} s (a challenged batch must finalize first)")
+        if getattr(l1, key) < worst_finality:
+            raise _fail(
+                source,
+                f"l1.{key}",
+                f"must be at least challenge_window + 2 * clock + inclusion_margin = {worst_finality} s"
+                " (a challenged batch must finalize first)",
+            )
     if node.batch.queue_margin >= min(l1.forced_deadline, l1.deposit_deadline):
         raise _fail(source, "node.batch.queue_margin", "must be shorter than l1.forced_deadline and l1.deposit_deadline")
 

@@ -72,11 +72,11 @@ def test_node_section_defaults_when_absent() -> None:
         ("[l1]\nproposers = ['0x70997970c51812dc3a010c7d01b50e0d17dc79C8']\n", "l1.proposers[0]", "bad EIP-55 checksum"),
         ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001', '0x0000000000000000000000000000000000000001']\n", "l1.proposers", "duplicate proposer"),
         ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\nchallenge_window = 100\nclock = 50\nforced_deadline = 200\n",
-         "l1.forced_deadline", "must exceed challenge_window + 2 * clock = 200 s"),
+         "l1.forced_deadline", "must be at least challenge_window + 2 * clock + inclusion_margin = 3800 s"),
         ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\nslash_reward_bps = 10000\n", "l1.slash_reward_bps", "<= 9999"),
         ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\narity = 1\n", "l1.arity", ">= 2"),
         ("[node.batch]\nqueue_margin = 200.0\n[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\n"
-         "challenge_window = 10\nclock = 10\nforced_deadline = 100\n", "node.batch.queue_margin", "shorter than"),
+         "challenge_window = 10\nclock = 10\nforced_deadline = 100\ninclusion_margin = 10\n", "node.batch.queue_margin", "shorter than"),
     ],
 )
 def test_bad_node_values_name_the_key(node: str, where: str, problem: str) -> None:

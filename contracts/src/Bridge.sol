@@ -25,13 +25,27 @@ interface IBridgeToken {
 /// - Censorship: the sequencer must consume every queue entry in a finalized batch within a deadline
 ///   (one for forced requests, one for deposits). When the oldest entry the finalized state has not
 ///   consumed is older than its deadline, anyone may `freeze()` the rollup. Frozen: no batch is
-///   appended or finalized, each account escapes once with its value under the last finalized root,
-///   and deposits that root did not consume are refunded.
+///   appended or finalized, no withdrawal is claimed, deposits that root did not consume are refunded
+///   in full, and the accounts wind down under the last finalized root by the terminal rule of
+///   optinode/spec/escape.py: a claim phase of `claimPeriod` seconds in which anyone registers any
+///   account's claim (value floored at zero + unpaid withdrawals), then one payout per account of its
+///   claim, pro rata if the claims exceed the collateral held, plus its pro-rata share of the bonds
+///   of the batches pending at the freeze (released here by `Rollup.releaseFrozenBonds`). No payout
+///   depends on the order of escapes; their sum never exceeds what the bridge holds.
 /// @dev Assumes a plain ERC-20 collateral (no fee on transfer, no rebasing), as USDC is.
 contract Bridge {
     struct QueueEntry {
         bytes32 acc; // hash chain up to and including this entry
         uint64 time; // block.timestamp of the request
+        uint128 total; // deposits: the amounts of entries 0 … this one (what the bridge owes for the unconsumed ones)
+    }
+
+    /// An account's registered escape claim (spec: escape.compute_escape_claim).
+    struct Claim {
+        address owner;
+        bool registered;
+        bool paid;
+        uint256 amount;
     }
 
     /// Preimage of a state root (spec: compute_state_root_from_parts) with the globals hash.
@@ -56,6 +70,8 @@ contract Bridge {
     uint256 public immutable forcedDeadline;
     /// Seconds within which a deposit must be consumed by a finalized batch.
     uint256 public immutable depositDeadline;
+    /// Seconds after the freeze during which escape claims are registered (then the payouts begin).
+    uint256 public immutable claimPeriod;
 
     mapping(uint256 => QueueEntry) internal _deposits;
     mapping(uint256 => QueueEntry) internal _forced;
@@ -64,11 +80,20 @@ contract Bridge {
 
     /// Collateral paid out per account (withdrawals and escape), never above its `withdrawn`+value.
     mapping(uint256 => uint256) public paid;
-    mapping(uint256 => bool) public escaped;
     mapping(uint256 => bool) public reclaimed;
 
     bool public frozen;
     uint64 public frozenAt;
+
+    /// Escape claims by account id, and their sum.
+    mapping(uint256 => Claim) public claims;
+    uint256 public totalClaims;
+    /// Deposit refunds paid since the freeze (reclaimDeposit).
+    uint256 public reclaimedTotal;
+    /// Fixed by the first payout: the collateral the claims share and the released bonds (ETH).
+    bool public payoutsStarted;
+    uint256 public escapePool;
+    uint256 public bondPool;
 
     event Deposited(uint256 indexed index, address indexed from, address indexed owner, uint256 amount, bytes32 acc);
     event ForcedWithdrawalRequested(
@@ -77,7 +102,10 @@ contract Bridge {
     event WithdrawalClaimed(uint256 indexed accountId, address indexed owner, uint256 amount, uint256 totalPaid);
     /// queue: 0 = forced, 1 = deposit; index: the overdue entry.
     event Frozen(uint8 queue, uint256 index, uint256 requestedAt);
-    event Escaped(uint256 indexed accountId, address indexed owner, uint256 value, uint256 unpaidWithdrawals);
+    event ClaimRegistered(uint256 indexed accountId, address indexed owner, uint256 value, uint256 unpaidWithdrawals);
+    event PayoutsStarted(uint256 totalClaims, uint256 escapePool, uint256 bondPool);
+    event Escaped(uint256 indexed accountId, address indexed owner, uint256 amount, uint256 bondShare);
+    event BondsReceived(uint256 amount);
     event DepositReclaimed(uint256 indexed index, address indexed owner, uint256 amount);
 
     error ZeroAddress();
@@ -90,6 +118,15 @@ contract Bridge {
     error EmptyAccount();
     error NothingToPay();
     error AlreadyEscaped();
+    error AlreadyClaimed(uint256 accountId);
+    error NoClaim(uint256 accountId);
+    /// The claim phase ends at `end`; claims are registered until then, payouts begin after.
+    error ClaimPhaseOver(uint256 now_, uint256 end);
+    error ClaimPhaseOpen(uint256 now_, uint256 end);
+    /// The bonds of `pending` batches pending at the freeze are not released yet (Rollup.releaseFrozenBonds).
+    error BondsNotReleased(uint256 pending);
+    error NotRollup();
+    error InvalidParameter();
     error AlreadyReclaimed();
     error EntryConsumed();
     error IndexOutOfRange();
@@ -97,12 +134,20 @@ contract Bridge {
     error TokenTransferFailed();
     error WrongRollup();
 
-    constructor(IBridgeToken token_, Rollup rollup_, uint256 forcedDeadline_, uint256 depositDeadline_) {
+    constructor(
+        IBridgeToken token_,
+        Rollup rollup_,
+        uint256 forcedDeadline_,
+        uint256 depositDeadline_,
+        uint256 claimPeriod_
+    ) {
         if (address(token_) == address(0) || address(rollup_) == address(0)) revert ZeroAddress();
+        if (claimPeriod_ == 0 || claimPeriod_ > type(uint64).max) revert InvalidParameter();
         token = token_;
         rollup = rollup_;
         forcedDeadline = forcedDeadline_;
         depositDeadline = depositDeadline_;
+        claimPeriod = claimPeriod_;
     }
 
     // --- queues ------------------------------------------------------------------------------------
@@ -114,8 +159,11 @@ contract Bridge {
         if (owner == address(0)) revert ZeroAddress();
         if (amount == 0 || amount > OspConstants.MAX_AMOUNT) revert InvalidAmount();
         index = depositCount;
-        bytes32 acc = keccak256(abi.encodePacked(index == 0 ? bytes32(0) : _deposits[index - 1].acc, owner, amount));
-        _deposits[index] = QueueEntry(acc, uint64(block.timestamp));
+        QueueEntry storage prev = _deposits[index == 0 ? 0 : index - 1];
+        (bytes32 prevAcc, uint128 prevTotal) = index == 0 ? (bytes32(0), uint128(0)) : (prev.acc, prev.total);
+        bytes32 acc = keccak256(abi.encodePacked(prevAcc, owner, amount));
+        // amount < 2^64, so 2^64 deposits are needed to overflow the uint128 total
+        _deposits[index] = QueueEntry(acc, uint64(block.timestamp), prevTotal + uint128(amount));
         depositCount = index + 1;
         _pull(msg.sender, amount);
         emit Deposited(index, msg.sender, owner, amount, acc);
@@ -131,7 +179,7 @@ contract Bridge {
         index = forcedCount;
         bytes32 acc =
             keccak256(abi.encodePacked(index == 0 ? bytes32(0) : _forced[index - 1].acc, msg.sender, accountId, amount));
-        _forced[index] = QueueEntry(acc, uint64(block.timestamp));
+        _forced[index] = QueueEntry(acc, uint64(block.timestamp), 0);
         forcedCount = index + 1;
         emit ForcedWithdrawalRequested(index, msg.sender, accountId, amount, acc);
     }
@@ -174,10 +222,12 @@ contract Bridge {
     /// @notice Pay the unpaid part of an account's cumulative `withdrawn` to its owner, proving the
     ///         account under the state root of finalized batch `batchIndex` (any finalized batch:
     ///         `withdrawn` only grows, so an older root can never pay more than a newer one).
+    ///         Not once frozen: the unpaid withdrawals are then part of the account's escape claim.
     function claimWithdrawal(uint256 batchIndex, StateParts calldata parts, AccountProof calldata proof)
         external
         returns (uint256 amount)
     {
+        if (frozen) revert RollupFrozen();
         bytes32 root = rollup.finalizedRoot(batchIndex);
         if (
             StateCodec.stateRoot(parts.accountsRoot, parts.slotsRoot, parts.globalsHash, parts.depositsDone, parts.forcedDone)
@@ -210,32 +260,88 @@ contract Bridge {
         revert NothingOverdue();
     }
 
-    /// @notice Once frozen, pay an account its value under the last finalized root (collateral minus
-    ///         unsettled funding plus positions marked at the committed prices, floored at zero) plus its
-    ///         unpaid withdrawals, to its owner. Once per account.
-    function escape(
+    /// @notice Claim phase: register account `proof.accountId`'s escape claim, proven under the last
+    ///         finalized root: its value (collateral after funding plus positions marked at the committed
+    ///         prices, floored at zero) plus its unpaid withdrawals. Anyone may register any account,
+    ///         once. spec: escape.compute_escape_claim
+    function registerClaim(
         bytes calldata globals,
         bytes32 accountsRoot,
         bytes32 slotsRoot,
         uint64 depositsDone,
         uint64 forcedDone,
         AccountProof calldata proof
-    ) external returns (uint256 total) {
+    ) external returns (uint256 amount) {
+        // 1. The rollup is frozen and the claim phase is still open.
         if (!frozen) revert NotFrozen();
-        if (escaped[proof.accountId]) revert AlreadyEscaped();
+        uint256 end = uint256(frozenAt) + claimPeriod;
+        if (block.timestamp > end) revert ClaimPhaseOver(block.timestamp, end);
+        // 2. Once per account.
+        Claim storage c = claims[proof.accountId];
+        if (c.registered) revert AlreadyClaimed(proof.accountId);
+        // 3. The account is proven under the last finalized root.
         (, bytes32 root,,) = rollup.lastFinalized();
         if (StateCodec.stateRoot(accountsRoot, slotsRoot, keccak256(globals), depositsDone, forcedDone) != root) {
             revert BadAccountProof();
         }
         StateCodec.Account memory account = _proveAccount(accountsRoot, proof);
+        // 4. claim = max(0, value) + (withdrawn - paid); `paid` no longer moves once frozen.
         uint256 value = Valuation.escapeValue(account, StateCodec.decodeGlobals(globals));
         uint256 already = paid[proof.accountId];
         uint256 unpaid = account.withdrawn > already ? account.withdrawn - already : 0;
-        escaped[proof.accountId] = true;
-        if (unpaid > 0) paid[proof.accountId] = account.withdrawn;
-        total = value + unpaid;
-        if (total > 0) _push(account.owner, total);
-        emit Escaped(proof.accountId, account.owner, value, unpaid);
+        amount = value + unpaid;
+        c.owner = account.owner;
+        c.registered = true;
+        c.amount = amount;
+        totalClaims += amount;
+        emit ClaimRegistered(proof.accountId, account.owner, value, unpaid);
+    }
+
+    /// @notice Payout phase: pay account `accountId`'s registered claim to its owner, in full if the
+    ///         claims do not exceed the collateral the bridge holds for them, else pro rata, with its
+    ///         pro-rata share of the released bonds (ETH). Anyone may call it, once per account. The
+    ///         first payout fixes the pool and the bonds, so no payout depends on the order.
+    ///         spec: escape.compute_escape_payout, escape.compute_bond_share
+    function escape(uint256 accountId) external returns (uint256 amount, uint256 bondShare) {
+        // 1. The rollup is frozen and the claim phase is over.
+        if (!frozen) revert NotFrozen();
+        uint256 end = uint256(frozenAt) + claimPeriod;
+        if (block.timestamp <= end) revert ClaimPhaseOpen(block.timestamp, end);
+        // 2. The account has a claim that has not been paid.
+        Claim storage c = claims[accountId];
+        if (!c.registered) revert NoClaim(accountId);
+        if (c.paid) revert AlreadyEscaped();
+        // 3. The pool and the bonds are fixed (first payout).
+        if (!payoutsStarted) _startPayouts();
+        c.paid = true;
+        uint256 total = totalClaims;
+        uint256 pool = escapePool;
+        amount = total <= pool ? c.amount : c.amount * pool / total;
+        bondShare = total == 0 ? 0 : c.amount * bondPool / total;
+        emit Escaped(accountId, c.owner, amount, bondShare);
+        if (amount != 0) _push(c.owner, amount);
+        if (bondShare != 0) {
+            // a share the owner cannot take (a reverting contract) stays in the bridge
+            (bool ok,) = c.owner.call{value: bondShare}("");
+            ok;
+        }
+    }
+
+    /// The collateral owed for queued deposits the last finalized state did not consume, less the
+    /// refunds already paid (what `reclaimDeposit` still has to pay).
+    function depositsOwed() public view returns (uint256) {
+        (,, uint64 depositsDone,) = rollup.lastFinalized();
+        uint256 count = depositCount;
+        if (depositsDone >= count) return 0;
+        uint256 queued = _deposits[count - 1].total - (depositsDone == 0 ? 0 : _deposits[depositsDone - 1].total);
+        return queued - reclaimedTotal;
+    }
+
+    /// @notice The Rollup sends the bonds of the batches pending at the freeze.
+    function receiveBonds() external payable {
+        if (msg.sender != address(rollup)) revert NotRollup();
+        if (payoutsStarted) revert InvalidParameter(); // unreachable: payouts wait for every bond
+        emit BondsReceived(msg.value);
     }
 
     /// @notice Once frozen, refund deposit `index` to its owner if the last finalized state did not
@@ -248,6 +354,7 @@ contract Bridge {
         if (reclaimed[index]) revert AlreadyReclaimed();
         if (!isDeposit(index, owner, amount)) revert BadQueueEntry();
         reclaimed[index] = true;
+        reclaimedTotal += amount;
         _push(owner, amount);
         emit DepositReclaimed(index, owner, amount);
     }
@@ -258,6 +365,25 @@ contract Bridge {
         frozen = true;
         frozenAt = uint64(block.timestamp);
         emit Frozen(queue, index, requestedAt);
+    }
+
+    /// Fix the escape pool (spec: escape.compute_escape_pool) and the bonds, once every bond of a batch
+    /// pending at the freeze has been released to the bridge.
+    function _startPayouts() private {
+        uint256 pending = rollup.batchCount() - rollup.finalizedCount();
+        if (pending != 0) revert BondsNotReleased(pending);
+        uint256 balance = _balance();
+        uint256 owed = depositsOwed();
+        escapePool = balance > owed ? balance - owed : 0;
+        bondPool = address(this).balance;
+        payoutsStarted = true;
+        emit PayoutsStarted(totalClaims, escapePool, bondPool);
+    }
+
+    function _balance() private view returns (uint256) {
+        (bool ok, bytes memory ret) = address(token).staticcall(abi.encodeWithSignature("balanceOf(address)", address(this)));
+        if (!ok || ret.length < 32) revert TokenTransferFailed();
+        return abi.decode(ret, (uint256));
     }
 
     function _proveAccount(bytes32 accountsRoot, AccountProof calldata proof)

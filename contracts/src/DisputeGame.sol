@@ -80,6 +80,10 @@ contract DisputeGame {
     uint256 public immutable arity;
     uint256 public immutable challengerBond;
     uint256 public immutable clock;
+    /// Seconds a queue deadline keeps beyond the worst-case finality of a batch that consumed the entry
+    /// in time: for the batch itself to reach L1, and for the transactions that end its game and
+    /// finalize it to be included (docs/contracts.md gives mainnet values).
+    uint256 public immutable inclusionMargin;
 
     mapping(uint256 => Game) internal _games;
     uint256 public gameCount;
@@ -121,16 +125,25 @@ contract DisputeGame {
     error WrongWiring();
 
     /// spec: game.on_open rule 1 (the parameters a game accepts)
-    constructor(Rollup rollup_, IOneStepProver prover_, uint256 arity_, uint256 challengerBond_, uint256 clock_) {
+    constructor(
+        Rollup rollup_,
+        IOneStepProver prover_,
+        uint256 arity_,
+        uint256 challengerBond_,
+        uint256 clock_,
+        uint256 inclusionMargin_
+    ) {
         if (rollup_.game() != address(this)) revert WrongWiring();
         // 1. 2 <= arity <= MAX_ARITY and 1 <= clock <= 2^48 - 1.
         if (arity_ < 2 || arity_ > MAX_ARITY || clock_ == 0 || clock_ > type(uint48).max) revert InvalidParameter();
         if (address(prover_) == address(0)) revert InvalidParameter();
         Bridge bridge_ = rollup_.bridge();
         // A queue entry consumed in time must be able to reach finality before its deadline, even
-        // when its batch is challenged at the end of the window and the game runs both clocks out.
-        uint256 worstFinality = rollup_.challengeWindow() + 2 * clock_;
-        if (bridge_.forcedDeadline() <= worstFinality || bridge_.depositDeadline() <= worstFinality) {
+        // when its batch is challenged at the end of the window and the game runs both clocks out,
+        // with an explicit margin for getting the batch, the timeout and the finalize included.
+        if (inclusionMargin_ == 0) revert InvalidParameter();
+        uint256 worstFinality = rollup_.challengeWindow() + 2 * clock_ + inclusionMargin_;
+        if (bridge_.forcedDeadline() < worstFinality || bridge_.depositDeadline() < worstFinality) {
             revert InvalidParameter();
         }
         rollup = rollup_;
@@ -139,6 +152,7 @@ contract DisputeGame {
         arity = arity_;
         challengerBond = challengerBond_;
         clock = clock_;
+        inclusionMargin = inclusionMargin_;
     }
 
     // --- moves ---------------------------------------------------------------------------------------

@@ -26,13 +26,20 @@ import {StateCodec} from "./lib/StateCodec.sol";
 ///         whatever the number of successors).
 ///
 ///         Bonds and rewards are credited, not pushed: `withdrawCredit()` pays the caller's credit.
+///
+///         After a freeze (Bridge.freeze) no batch is appended or finalized and no game is opened; the
+///         bonds of the batches still pending go to the escaping users: `releaseFrozenBonds` (anyone)
+///         drops pending batches from the top of the chain, once no game against them is open, and sends
+///         their bonds to the Bridge, which shares them out with the escape payouts.
 contract Rollup {
-    /// spec: bonds.BondState (same numbers). Posted -> Returned (finalized) | Forfeited (discarded).
+    /// spec: bonds.BondState (same numbers). Posted -> Returned (finalized) | Forfeited (discarded)
+    /// | Escaped (pending at a freeze).
     enum BondState {
         None,
         Posted,
         Returned,
-        Forfeited
+        Forfeited,
+        Escaped // pending at the freeze: released to the Bridge for the escaping users (releaseFrozenBonds)
     }
 
     struct Batch {
@@ -111,9 +118,13 @@ contract Rollup {
     /// Batch `id`'s bond is forfeit: `rewardPerGame` to each of the `games` open against it, `burned` burned.
     event BondForfeited(uint64 indexed id, address indexed proposer, uint256 games, uint256 rewardPerGame, uint256 burned);
     event OpenGamesChanged(uint256 indexed index, uint64 indexed id, uint32 openGames);
+    event BondEscaped(uint64 indexed id, uint256 indexed index, address indexed proposer);
     event Credited(address indexed to, uint256 amount);
     event CreditWithdrawn(address indexed to, uint256 amount);
 
+    /// The append is not the top-level call of a transaction sent by a code-less account, so its batch
+    /// bytes may be in no transaction's input. `codeSize` is the sender's (23 for an EIP-7702 delegation).
+    error CalldataUnavailable(address sender, address origin, uint256 codeSize);
     error NotProposer();
     error NotGame();
     error WrongBond();
@@ -134,6 +145,9 @@ contract Rollup {
     error TransferFailed();
     error InvalidParameter();
     error WrongWiring();
+    error NotFrozen();
+    /// Batch `index` still has `openGames` games open; they end within both clocks.
+    error GamesOpen(uint256 index, uint32 openGames);
 
     modifier onlyGame() {
         if (msg.sender != game) revert NotGame();
@@ -165,6 +179,7 @@ contract Rollup {
 
     /// @notice Append a batch: its framed records and the preimage of its post-state root. The
     ///         pre-state is the post-state of the previous batch. Send exactly `proposerBond` wei.
+    ///         Send it as the transaction itself (to this contract, from the proposer's EOA).
     function appendBatch(
         bytes calldata data,
         bytes32 accountsRoot,
@@ -173,6 +188,15 @@ contract Rollup {
         uint64 depositsDone,
         uint64 forcedDone
     ) external payable returns (uint256 index) {
+        // 1. The batch bytes are the L1 transaction's input (DESIGN safety property 7): the caller is
+        //    the transaction's origin, so this is the top-level call, and the origin has no code, so no
+        //    EIP-7702 delegation made the call from inside the origin's own code (an account with no
+        //    code can only send its transaction's input). A verifier reading transaction inputs from a
+        //    standard node therefore sees every byte `txRoot` commits to.
+        if (msg.sender != tx.origin || msg.sender.code.length != 0) {
+            revert CalldataUnavailable(msg.sender, tx.origin, msg.sender.code.length);
+        }
+        // 2. The sender is a proposer and sends the bond.
         if (!isProposer[msg.sender]) revert NotProposer();
         if (msg.value != proposerBond) revert WrongBond();
         (bool frozen, uint256 depositQueueLength, uint256 forcedQueueLength) = bridge.status();
@@ -238,6 +262,31 @@ contract Rollup {
         _forfeit(id, bond);
     }
 
+    /// @notice Once frozen, send the bonds of up to `maxCount` batches pending at the freeze to the Bridge
+    ///         for the escaping users, from the top of the chain down (anyone; in pages, so a long pending
+    ///         chain never needs one unbounded transaction). A batch with a game still open stops the
+    ///         release until the game ends (it ends within both clocks; no game opens once frozen). The
+    ///         released batches leave the chain: they can never finalize.
+    function releaseFrozenBonds(uint256 maxCount) external returns (uint256 released) {
+        if (!bridge.frozen()) revert NotFrozen();
+        uint256 count = batchCount;
+        uint256 floor = finalizedCount;
+        while (released < maxCount && count > floor) {
+            Batch storage b = _batches[count - 1];
+            if (b.openGames != 0) {
+                if (released == 0) revert GamesOpen(count - 1, b.openGames);
+                break;
+            }
+            Bond storage bond = bonds[b.id];
+            bond.state = BondState.Escaped;
+            emit BondEscaped(b.id, count - 1, bond.proposer);
+            --count;
+            ++released;
+        }
+        batchCount = count;
+        if (released != 0) bridge.receiveBonds{value: released * proposerBond}();
+    }
+
     /// @notice Pay the caller everything credited to it (returned bonds, rewards, won bonds).
     function withdrawCredit() external {
         uint256 amount = credits[msg.sender];
@@ -258,6 +307,7 @@ contract Rollup {
         onlyGame
         returns (uint64 id, address proposer, bytes32 preRoot, bytes32 postRoot, uint256 txCount)
     {
+        if (bridge.frozen()) revert RollupFrozen();
         if (index == 0 || index >= batchCount) revert BatchNotFound();
         if (index < finalizedCount) revert BatchAlreadyFinal();
         Batch storage b = _batches[index];

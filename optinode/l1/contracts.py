@@ -68,7 +68,7 @@ class Reverted(Exception):
         self.name = name
         self.data = data
         self.values = error_args(data)
-        shown = f"{name}{self.values}" if self.values else (name or "0x" + data[:4].hex())
+        shown = f"{name}({', '.join(map(str, self.values))})" if self.values else (name or "0x" + data[:4].hex())
         super().__init__(f"reverted with {shown} {message}".strip())
 
 
@@ -110,9 +110,10 @@ def error_args(data: bytes) -> tuple[Any, ...]:
     if entry is None or not entry[1]:
         return ()
     try:
-        return tuple(eth_abi.decode(list(entry[1]), bytes(data[4:])))
+        values = eth_abi.decode(list(entry[1]), bytes(data[4:]))
     except Exception:  # noqa: BLE001 - revert data is hostile input: undecodable means "no values"
         return ()
+    return tuple(Web3.to_checksum_address(v) if t == "address" else v for t, v in zip(entry[1], values))
 
 
 def _revert_data(exc: Exception) -> bytes:
@@ -206,6 +207,9 @@ class SystemParams:
     arity: int = 16
     forced_deadline: int = 86_400
     deposit_deadline: int = 86_400
+    # DisputeGame requires both deadlines >= challenge_window + 2 * clock + inclusion_margin
+    inclusion_margin: int = 3600
+    claim_period: int = 86_400  # escape claims after a freeze (Bridge.claimPeriod)
 
 
 @dataclass(frozen=True)
@@ -277,7 +281,28 @@ class System:
         self._send("requestForcedWithdrawal", self.bridge.functions.requestForcedWithdrawal(account_id, amount), sender)
         return index
 
+    def freeze(self, sender: str) -> Any:
+        return self._send("freeze", self.bridge.functions.freeze(), sender)
+
+    def register_claim(
+        self, sender: str, globals_: bytes, parts: StateParts, proof: tuple[int, bytes, Sequence[bytes]]
+    ) -> Any:
+        """Register an account's escape claim (claim phase) under the last finalized root `parts`."""
+        account_id, leaf, siblings = proof
+        fn = self.bridge.functions.registerClaim(
+            globals_, parts.accounts_root, parts.slots_root, parts.deposits_done, parts.forced_done,
+            (account_id, leaf, list(siblings)),
+        )
+        return self._send("registerClaim", fn, sender)
+
+    def escape(self, sender: str, account_id: int) -> Any:
+        """Pay a registered claim (payout phase)."""
+        return self._send("escape", self.bridge.functions.escape(account_id), sender)
+
     # Rollup
+    def release_frozen_bonds(self, sender: str, max_count: int = 2**256 - 1) -> Any:
+        return self._send("releaseFrozenBonds", self.rollup.functions.releaseFrozenBonds(max_count), sender)
+
     def append_batch(
         self, sender: str, records: Sequence[bytes] | bytes, parts: StateParts, *, value: int | None = None, gas: int | None = None
     ) -> int:
@@ -356,7 +381,14 @@ def deploy_system(
     rollup_address = predict_create_address(sender, nonce + 1)
     game_address = predict_create_address(sender, nonce + 2)
     bridge = deploy_contract(
-        w3, "Bridge", token.address, rollup_address, params.forced_deadline, params.deposit_deadline, sender=sender
+        w3,
+        "Bridge",
+        token.address,
+        rollup_address,
+        params.forced_deadline,
+        params.deposit_deadline,
+        params.claim_period,
+        sender=sender,
     )
     rollup = deploy_contract(
         w3,
@@ -373,7 +405,15 @@ def deploy_system(
         sender=sender,
     )
     game = deploy_contract(
-        w3, "DisputeGame", rollup.address, prover.address, params.arity, params.challenger_bond, params.clock, sender=sender
+        w3,
+        "DisputeGame",
+        rollup.address,
+        prover.address,
+        params.arity,
+        params.challenger_bond,
+        params.clock,
+        params.inclusion_margin,
+        sender=sender,
     )
     if rollup.address != rollup_address or game.address != game_address:
         raise RuntimeError("contract addresses differ from the predicted ones (concurrent transactions from the deployer?)")

@@ -74,12 +74,14 @@ BPS = 10_000  # sol: Rollup.BPS
 
 
 class BondState(IntEnum):
-    """sol: Rollup.BondState (same numbers). POSTED ends in exactly one of RETURNED or FORFEITED."""
+    """sol: Rollup.BondState (same numbers). POSTED ends in exactly one of RETURNED, FORFEITED or
+    ESCAPED."""
 
     NONE = 0
     POSTED = 1
     RETURNED = 2  # the batch finalized: the bond was credited back to its proposer
     FORFEITED = 3  # the batch was discarded: shared between its games, the rest burned
+    ESCAPED = 4  # the batch was pending at a freeze: sent to the Bridge for the escaping users (spec.escape)
 
 
 class BondError(StrEnum):

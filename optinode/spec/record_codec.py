@@ -15,7 +15,7 @@ The batch framing is in `batch_framing`, the transaction tree in `tx_tree`.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from .constants import SIGNATURE_LEN
 from .errors import DecodeError, EncodeError
@@ -70,12 +70,10 @@ _V28 = b"\x1c"
 # --- field bounds, from the field table (spec/fields.py) ---------------------------------------------
 
 
-class _Field(NamedTuple):
-    """An unsigned integer field as the record stores it: its maximum and, for a varint, the most
-    bytes it may take (ceil(bits / 7))."""
-
-    high: int
-    max_len: int
+# An unsigned integer field as the record stores it: (its maximum, the most bytes its varint may take,
+# ceil(bits / 7)). A plain tuple, not a NamedTuple: the decoder unpacks one per multi-byte varint, and
+# CPython unpacks an exact tuple fastest.
+_Field = tuple[int, int]
 
 
 def _fields(struct_type: type) -> dict[str, _Field]:
@@ -84,7 +82,7 @@ def _fields(struct_type: type) -> dict[str, _Field]:
     for spec in get_field_specs(struct_type):
         if spec.kind is int and type(spec.bound) is Bound:
             assert spec.bound.low == 0, f"{struct_type.__name__}.{spec.name} is signed: not a plain varint"
-            out[spec.name] = _Field(spec.bound.high, get_varint_len(spec.bound))
+            out[spec.name] = (spec.bound.high, get_varint_len(spec.bound))
     return out
 
 
@@ -110,7 +108,7 @@ MAX_INDICES, _FUNDING_INDEX = _list_spec(FundingTick, "indices")
 assert _FUNDING_INDEX is not None and _FUNDING_INDEX.low == -_FUNDING_INDEX.high  # zigzag needs it symmetric
 # Zigzag image of the largest |funding index|: zz(x) = 2x (x >= 0), -2x - 1 (x < 0).
 MAX_ZIGZAG_FUNDING = 2 * _FUNDING_INDEX.high
-_ZIGZAG = _Field(MAX_ZIGZAG_FUNDING, get_varint_len(Bound(0, MAX_ZIGZAG_FUNDING)))
+_ZIGZAG: _Field = (MAX_ZIGZAG_FUNDING, get_varint_len(Bound(0, MAX_ZIGZAG_FUNDING)))
 
 
 # --- decoding ----------------------------------------------------------------------------------------
@@ -122,7 +120,7 @@ _ZIGZAG = _Field(MAX_ZIGZAG_FUNDING, get_varint_len(Bound(0, MAX_ZIGZAG_FUNDING)
 
 
 def _varint(data: bytes, i: int, field: _Field) -> tuple[int, int]:
-    """Minimal unsigned LEB128 at data[i], at most `field.max_len` bytes and <= `field.high` (every
+    """Minimal unsigned LEB128 at data[i], within `field` = (maximum, most bytes) (every
     varint field's maximum is >= 0x7f, so a single byte never needs the range check; test_fields
     checks it). Returns (value, next index)."""
     b = data[i]
@@ -341,8 +339,8 @@ def decode_transaction(record: bytes) -> Transaction:
 
 
 def _check_int(value: object, field: _Field, name: str) -> int:
-    if type(value) is not int or not 0 <= value <= field.high:
-        raise EncodeError(f"{name} must be an int in [0, {field.high}], got {value!r}")
+    if type(value) is not int or not 0 <= value <= field[0]:
+        raise EncodeError(f"{name} must be an int in [0, {field[0]}], got {value!r}")
     return value
 
 

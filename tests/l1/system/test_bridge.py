@@ -7,6 +7,9 @@ import pytest
 
 from optinode.l1.contracts import deposit_acc, forced_acc, increase_time, transact
 
+from optinode.spec.escape import compute_escape_payout
+
+from .escape_world import build_insolvent_world
 from .support import events, expect_revert, parts_for
 from .world import USD, L1World, build_world
 
@@ -38,8 +41,8 @@ def test_deposit_queue_is_a_hash_chain(system, users) -> None:
     acc = b"\0" * 32
     before = balance(system, system.bridge.address)
     for i, (sender, owner, amount) in enumerate([(users[0], users[1], 5), (users[0], users[0], MAX_U64), (users[2], users[1], 1)]):
-        system.token.functions.mint(sender, amount).transact({"from": sender})
-        system.token.functions.approve(system.bridge.address, amount).transact({"from": sender})
+        transact(system.w3, system.token.functions.mint(sender, amount), sender)
+        transact(system.w3, system.token.functions.approve(system.bridge.address, amount), sender)
         receipt = transact(system.w3, system.bridge.functions.deposit(owner, amount), sender)
         acc = deposit_acc(acc, bytes.fromhex(owner[2:]), amount)
         (ev,) = events(system.bridge.events.Deposited, receipt)
@@ -128,6 +131,26 @@ def test_unfinalized_batch_pays_nothing(make_system, world, proposer) -> None:
     expect_revert("NotFinalized", lambda: transact(system.w3, system.bridge.functions.claimWithdrawal(1, world.parts().as_tuple(), world.proof("alice")), proposer))
 
 
+def escape_all(system, world, names, sender) -> dict[str, tuple[int, int]]:
+    """Register every named account's claim, wait out the claim phase, release the pending bonds and
+    pay each account: {name: (collateral paid, ETH paid)}."""
+    parts = world.parts()
+    for name in names:
+        system.register_claim(sender, world.globals(), parts, world.proof(name))
+    increase_time(system.w3, system.params.claim_period + 1)
+    if system.rollup.functions.batchCount().call() > system.rollup.functions.finalizedCount().call():
+        system.release_frozen_bonds(sender)
+    out = {}
+    for name in names:
+        who = world.addresses[name]
+        before, eth_before = balance(system, who), system.w3.eth.get_balance(who)
+        receipt = system.escape(sender, world.ids[name])
+        (ev,) = events(system.bridge.events.Escaped, receipt)
+        out[name] = (balance(system, who) - before, system.w3.eth.get_balance(who) - eth_before)
+        assert out[name] == (ev.args.amount, ev.args.bondShare), name
+    return out
+
+
 def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, proposer, users) -> None:
     system = finalized
     p = system.params
@@ -138,13 +161,14 @@ def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, 
     # bob asks for his money; the sequencer ignores him
     transact(system.w3, b.requestForcedWithdrawal(world.ids["bob"], 500 * USD), bob)
     expect_revert("NothingOverdue", lambda: transact(system.w3, b.freeze(), users[5]))
-    expect_revert("NotFrozen", lambda: transact(system.w3, b.escape(world.globals(), *world.parts().as_tuple()[:2], 4, 0, world.proof("bob")), bob))
+    expect_revert("NotFrozen", lambda: system.register_claim(bob, world.globals(), world.parts(), world.proof("bob")))
+    expect_revert("NotFrozen", lambda: system.escape(bob, 1))
     increase_time(system.w3, p.forced_deadline - 10)
     # a batch that does not consume the request does not help: only finalized consumption counts
     system.append_batch(proposer, [b"\x00"], world.parts())
     expect_revert("NothingOverdue", lambda: transact(system.w3, b.freeze(), users[5]))
     increase_time(system.w3, 20)
-    receipt = transact(system.w3, b.freeze(), users[5])
+    receipt = system.freeze(users[5])
     (ev,) = events(system.bridge.events.Frozen, receipt)
     assert (ev.args.queue, ev.args.index) == (0, 0)
     assert b.frozen().call()
@@ -155,9 +179,9 @@ def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, 
     expect_revert("RollupFrozen", lambda: system.deposit(users[0], users[0], 5))
     expect_revert("RollupFrozen", lambda: transact(system.w3, b.requestForcedWithdrawal(0, 1), users[0]))
     expect_revert("RollupFrozen", lambda: transact(system.w3, b.freeze(), users[5]))
-    # escapes: value under the last finalized root plus unpaid withdrawals, once
-    parts = world.parts()
-    escape_args = (world.globals(), parts.accounts_root, parts.slots_root, parts.deposits_done, parts.forced_done)
+    expect_revert("RollupFrozen", lambda: system.open_game(users[0], 2))
+    # withdrawals are no longer claimed one by one: carol's unpaid one is part of her escape claim
+    expect_revert("RollupFrozen", lambda: transact(system.w3, b.claimWithdrawal(1, world.parts().as_tuple(), world.proof("carol")), carol))
     expected = {
         "alice": world.value("alice"),  # withdrawal already paid
         "bob": world.value("bob"),
@@ -166,23 +190,22 @@ def test_overdue_forced_request_freezes_and_users_escape_once(finalized, world, 
     }
     assert world.value("dave") < 0 < world.value("alice")
     bridge_before = balance(system, system.bridge.address)
+    paid = escape_all(system, world, list(expected), users[5])
+    # the state is solvent (dave's deficit < the fees): every claim in full; the pending batch's bond
+    # goes to the escapers pro rata to their claims
+    total = sum(expected.values())
+    bond = p.proposer_bond
     for name, amount in expected.items():
-        who = world.addresses[name]
-        before = balance(system, who)
-        receipt = transact(system.w3, b.escape(*escape_args, world.proof(name)), users[5])
-        assert balance(system, who) == before + amount, name
-        (ev,) = events(system.bridge.events.Escaped, receipt)
-        assert ev.args.value + ev.args.unpaidWithdrawals == amount
-        expect_revert("AlreadyEscaped", lambda: transact(system.w3, b.escape(*escape_args, world.proof(name)), who))
-    paid = sum(expected.values())
-    assert balance(system, system.bridge.address) == bridge_before - paid
-    # nothing more for carol's withdrawal either
-    expect_revert("NothingToPay", lambda: transact(system.w3, b.claimWithdrawal(1, parts.as_tuple(), world.proof("carol")), carol))
+        assert paid[name] == (amount, amount * bond // total), name
+    for name in expected:
+        expect_revert("AlreadyEscaped", lambda: system.escape(users[0], world.ids[name]))
+    assert balance(system, system.bridge.address) == bridge_before - total
     # every account is out; what remains is the system's fees, less dave's shortfall and rounding dust
-    remaining = sum(a for _, a in world.deposits) - 1_000 * USD - paid
+    remaining = sum(a for _, a in world.deposits) - 1_000 * USD - total
     assert balance(system, system.bridge.address) == remaining
     state = world.state
     assert 0 < remaining <= state.fees + state.insurance
+    assert system.w3.eth.get_balance(system.bridge.address) == bond - sum(e for _, e in paid.values()) < 4
 
 
 def test_escape_rejects_a_wrong_proof(finalized, world, users) -> None:
@@ -195,10 +218,51 @@ def test_escape_rejects_a_wrong_proof(finalized, world, users) -> None:
     globals_ = bytearray(world.globals())
     globals_[-1] ^= 1
     args = (parts.accounts_root, parts.slots_root, parts.deposits_done, parts.forced_done)
-    expect_revert("BadAccountProof", lambda: transact(system.w3, b.escape(bytes(globals_), *args, world.proof("alice")), users[0]))
+    claim = b.registerClaim
+    expect_revert("BadAccountProof", lambda: transact(system.w3, claim(bytes(globals_), *args, world.proof("alice")), users[0]))
     account_id, leaf, siblings = world.proof("alice")
-    expect_revert("BadAccountProof", lambda: transact(system.w3, b.escape(world.globals(), *args, (account_id, leaf, siblings[::-1])), users[0]))
-    expect_revert("BadAccountProof", lambda: transact(system.w3, b.escape(world.globals(), *args, (1, leaf, siblings)), users[0]))
+    expect_revert("BadAccountProof", lambda: transact(system.w3, claim(world.globals(), *args, (account_id, leaf, siblings[::-1])), users[0]))
+    expect_revert("BadAccountProof", lambda: transact(system.w3, claim(world.globals(), *args, (1, leaf, siblings)), users[0]))
+
+
+def test_claim_and_payout_phases(finalized, world, users) -> None:
+    system = finalized
+    b = system.bridge.functions
+    transact(system.w3, b.requestForcedWithdrawal(0, 1), users[0])
+    increase_time(system.w3, system.params.forced_deadline + 1)
+    system.freeze(users[0])
+    frozen_at = b.frozenAt().call()
+    end = frozen_at + system.params.claim_period
+    parts = world.parts()
+    alice = world.ids["alice"]
+    system.register_claim(users[1], world.globals(), parts, world.proof("alice"))  # anyone, for anyone
+    err = expect_revert("AlreadyClaimed", lambda: system.register_claim(users[2], world.globals(), parts, world.proof("alice")))
+    assert err.values == (alice,)
+    err = expect_revert("ClaimPhaseOpen", lambda: system.escape(users[0], alice))
+    assert err.values[1] == end
+    increase_time(system.w3, system.params.claim_period + 1)
+    err = expect_revert("ClaimPhaseOver", lambda: system.register_claim(users[2], world.globals(), parts, world.proof("bob")))
+    assert err.values[1] == end
+    err = expect_revert("NoClaim", lambda: system.escape(users[0], world.ids["bob"]))
+    assert err.values == (world.ids["bob"],)
+    system.escape(users[0], alice)
+    expect_revert("AlreadyEscaped", lambda: system.escape(users[0], alice))
+
+
+def test_an_insolvent_bridge_pays_every_account_the_same_share_in_any_order(make_system, proposer, users) -> None:
+    # The reproduction of issue 8 finding 3: the claims total 8,000 USD and the bridge holds 6,009.
+    # Before: the first escapers were paid in full and the last escape reverted. Now every account
+    # gets claim * 6009 / 8000 (rounded down), whatever the order, and the dust stays in the bridge.
+    world = build_insolvent_world(owed=[3_000 * USD, 2_500 * USD, 1_500 * USD, 1_000 * USD], held=6_009 * USD)
+    for order in (list(world.names), list(reversed(world.names))):
+        system = world.deploy(make_system, proposer, users[4])
+        paid = world.escape(system, order, users[5])
+        total, pool = 8_000 * USD, 6_009 * USD
+        for name, claim in world.claims.items():
+            assert paid[name] == compute_escape_payout(claim, total, pool) == claim * pool // total, (order, name)
+        assert sum(paid.values()) <= pool
+        # the dust stays, and the queued deposit the state never consumed is still refundable in full
+        assert balance(system, system.bridge.address) == pool - sum(paid.values()) + sum(world.queued)
 
 
 def test_overdue_deposit_freezes_and_unconsumed_deposits_are_refunded(finalized, world, users, proposer) -> None:
@@ -224,3 +288,41 @@ def test_overdue_deposit_freezes_and_unconsumed_deposits_are_refunded(finalized,
     before = balance(system, users[2])
     transact(system.w3, b.reclaimDeposit(n + 1, users[2], 55), users[2])
     assert balance(system, users[2]) == before + 55
+
+
+def test_bonds_of_batches_pending_at_the_freeze_go_to_the_escapers(finalized, world, proposer, challenger, users) -> None:
+    # Issue 8 finding 4: the bonds of batches pending at a freeze had no way out (2 ETH stuck).
+    system = finalized
+    p = system.params
+    w3 = system.w3
+    system.append_batch(proposer, [b"\x04"], world.parts())  # batch 2: challenged before the freeze
+    system.append_batch(proposer, [b"\x04", b"\x04"], world.parts())  # batch 3
+    game_id = system.open_game(challenger, 2)
+    transact(w3, system.bridge.functions.requestForcedWithdrawal(0, 1), users[0])
+    increase_time(w3, p.forced_deadline + 1)
+    system.freeze(users[0])
+    expect_revert("RollupFrozen", lambda: system.open_game(challenger, 3))  # no game opens once frozen
+    expect_revert("BondNotForfeitable", lambda: transact(w3, system.rollup.functions.forfeitBond(3), users[0]))
+    rollup_before = w3.eth.get_balance(system.rollup.address)
+    # batch 3 (the top) is released; batch 2 waits for its game
+    receipt = system.release_frozen_bonds(users[1])
+    (ev,) = events(system.rollup.events.BondEscaped, receipt)
+    assert (ev.args.index, ev.args.proposer) == (3, proposer)
+    err = expect_revert("GamesOpen", lambda: system.release_frozen_bonds(users[1]))
+    assert err.values == (2, 1)
+    assert w3.eth.get_balance(system.bridge.address) == p.proposer_bond
+    # the game ends (the challenger never chooses: the proposer wins on time), then batch 2 goes too
+    assert system.game_state(game_id)["phase"] == 3  # a one-record batch: the challenger's step
+    increase_time(w3, p.clock + 1)
+    system.timeout(users[2], game_id)
+    system.release_frozen_bonds(users[1], 1)
+    assert w3.eth.get_balance(system.bridge.address) == 2 * p.proposer_bond
+    # the Rollup keeps the finalized batch's returned bond and the challenger bond the proposer won
+    assert w3.eth.get_balance(system.rollup.address) == rollup_before - 2 * p.proposer_bond + p.challenger_bond
+    assert system.rollup.functions.bonds(2).call()[2] == system.rollup.functions.bonds(3).call()[2] == 4  # Escaped
+    # the escapers share both bonds pro rata to their claims; the Rollup keeps only what it credited
+    names = ["alice", "bob", "carol", "dave"]
+    paid = escape_all(system, world, names, users[5])
+    assert sum(eth for _, eth in paid.values()) > 2 * p.proposer_bond - len(names)
+    credited = sum(system.rollup.functions.credits(a).call() for a in (proposer, challenger))
+    assert w3.eth.get_balance(system.rollup.address) == credited

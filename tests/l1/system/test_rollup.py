@@ -116,10 +116,16 @@ def test_deployment_checks_parameters(make_system) -> None:
     expect_revert("InvalidParameter", lambda: make_system(slash_reward_bps=10_000))  # self-challenge would pay
     expect_revert("InvalidParameter", lambda: make_system(arity=1))
     expect_revert("InvalidParameter", lambda: make_system(clock=0))
-    # deadlines must leave room for a window plus a game that runs both clocks out
-    expect_revert("InvalidParameter", lambda: make_system(forced_deadline=3600 + 2 * 1800))
-    expect_revert("InvalidParameter", lambda: make_system(deposit_deadline=3600 + 2 * 1800))
-    assert make_system(forced_deadline=3600 + 2 * 1800 + 1, deposit_deadline=3600 + 2 * 1800 + 1)
+    # deadlines must leave room for a window, a game that runs both clocks out and an explicit
+    # inclusion margin (issue 8 finding 5: window + 2 x clock + 1 s used to be accepted)
+    worst = 3600 + 2 * 1800
+    expect_revert("InvalidParameter", lambda: make_system(inclusion_margin=0))
+    expect_revert("InvalidParameter", lambda: make_system(forced_deadline=worst + 1, inclusion_margin=3600))
+    expect_revert("InvalidParameter", lambda: make_system(deposit_deadline=worst + 1, inclusion_margin=3600))
+    expect_revert("InvalidParameter", lambda: make_system(forced_deadline=worst + 3599, inclusion_margin=3600))
+    system = make_system(forced_deadline=worst + 3600, deposit_deadline=worst + 3600, inclusion_margin=3600)
+    assert system.game.functions.inclusionMargin().call() == 3600
+    expect_revert("InvalidParameter", lambda: make_system(claim_period=0))
 
 
 def test_wiring_is_checked(system, w3, deployer) -> None:
@@ -128,5 +134,5 @@ def test_wiring_is_checked(system, w3, deployer) -> None:
     me = deployer.address
     rollup_args = (system.bridge.address, me, (b"\0" * 32, 1, 1, 0, [me]))
     expect_revert("WrongWiring", lambda: deploy_contract(w3, "Rollup", *rollup_args, sender=me))
-    game_args = (system.rollup.address, system.prover.address, 16, 1, 100)
+    game_args = (system.rollup.address, system.prover.address, 16, 1, 100, 100)
     expect_revert("WrongWiring", lambda: deploy_contract(w3, "DisputeGame", *game_args, sender=me))

@@ -1,4 +1,5 @@
-"""Valuation.sol against spec.margin (compute_settled_funding + get_total_value) on random accounts:
+"""Valuation.sol against spec.margin (compute_settled_funding + get_total_value) and spec.escape
+(compute_escape_value) on random accounts:
 signed sizes and funding indices at their extremes, so every floor and ceil sees negative operands."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import pytest
 
 from optinode.l1.contracts import deploy_contract
 from optinode.spec.commitment import encode_account, encode_globals
+from optinode.spec.escape import compute_escape_value
 from optinode.spec.margin import compute_settled_funding, get_total_value
 from optinode.spec.state import Account, Position
 from optinode.testing.world import World
@@ -43,4 +45,4 @@ def test_valuation_matches_spec(harness) -> None:
         expected = get_total_value(state, collateral, positions)
         leaf, globals_ = encode_account(account), encode_globals(state)
         assert harness.functions.totalValue(leaf, globals_).call() == expected
-        assert harness.functions.escapeValue(leaf, globals_).call() == max(0, expected)
+        assert harness.functions.escapeValue(leaf, globals_).call() == max(0, expected) == compute_escape_value(state, account)
