@@ -208,6 +208,7 @@ class Books:
         assert w3.eth.get_balance(BURN_ADDRESS) - self.burned_before == ledger.burned
         assert w3.eth.get_balance(rollup.address) == bonds.get_rollup_held(ledger)
         assert w3.eth.get_balance(self.system.game.address) == bonds.get_game_held(ledger)
+        assert w3.eth.get_balance(self.system.bridge.address) == ledger.escaped
 
     def forfeit(self, batch_id: int, sender: str) -> bool:
         """forfeitBond(batch_id) through both: the same error, or both settle. True if it settled."""

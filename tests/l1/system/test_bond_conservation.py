@@ -3,8 +3,8 @@
 Hypothesis draws a history of appends (two proposer keys, valid and fraudulent batches), games
 (an honest challenger, a troll, the proposer's own puppet; proposers that tell the truth, lie or go
 silent; challengers that tell the truth, pick parts at random or go silent), steps, timeouts,
-cancels, time passing, finalizations, forfeits, a forced request and a freeze, and withdrawals of
-credit. Every call is sent to the contracts (mock one-step prover) and applied to the spec: the
+cancels, time passing, finalizations, forfeits, a forced request, a freeze and the release of the
+pending bonds to the Bridge, and withdrawals of credit. Every call is sent to the contracts (mock one-step prover) and applied to the spec: the
 game to `optinode.spec.game`, the bonds to `optinode.spec.bonds`; a call the spec rejects must
 revert with the same error. After every call:
 
@@ -12,11 +12,14 @@ revert with the same error. After every call:
   (`bonds.get_held`), each contract's part separately, and every bond, credit and the burned total
   equal the ledger's (`Books.check`).
 
-At the end the history is wound down (every game ended, every live batch finalized, every
-discarded bond forfeited, every credit withdrawn) and:
+At the end the history is wound down (every game ended, every live batch finalized — or, after a
+freeze, its bond released to the Bridge for the escaping users — every discarded bond forfeited,
+every credit withdrawn) and:
 
-- every bond is in exactly one terminal state and emitted exactly one terminal event;
-- both contracts hold nothing: no wei is left that no one can withdraw.
+- every bond is in exactly one terminal state (returned, forfeited, escaped) and emitted exactly one
+  terminal event;
+- both contracts hold nothing, and the Bridge exactly the released bonds (its escape payouts share
+  them, tests/l1/system/test_escape*.py): no wei is left that no one can withdraw.
 
 Budget: the default profile runs `EXAMPLES` histories in well under a minute;
 HYPOTHESIS_PROFILE=thorough runs about ten times as many.
@@ -182,7 +185,7 @@ class History:
         window_open = info is not None and self.now < info.timestamp + WINDOW
         value = self.system.params.challenger_bond
         try:
-            after, gid = bonds.process_open_game(self.ledger, index, who, value=value, window_open=window_open)
+            after, gid = bonds.process_open_game(self.ledger, index, who, value=value, window_open=window_open, frozen=self.frozen)
         except bonds.BondRuleError as exc:
             self.expect(self.system.game.functions.open(index), who, exc.code.value, value=value)
             return
@@ -315,11 +318,26 @@ class History:
             self.frozen = True
             self.count("freeze")
 
+    def release(self, max_count: int | None = None) -> int:
+        """releaseFrozenBonds through both; returns how many bonds were released."""
+        if max_count is None:
+            max_count = self.draw(st.integers(0, 3), "release")
+        try:
+            after, released = bonds.process_release_frozen_bonds(self.ledger, max_count, frozen=self.frozen)
+            expected = None
+        except bonds.BondRuleError as exc:
+            after, released, expected = self.ledger, 0, exc.code.value
+        if self.expect(self.system.rollup.functions.releaseFrozenBonds(max_count), self.anyone, expected):
+            self.books.ledger = after
+            if released:
+                self.count("release")
+        return released
+
     def enabled(self) -> list[str]:
         """The actions worth drawing now, by weight (each may still be rejected, and some sometimes
         are on purpose: a finalize too early, a forfeit of a live bond, a withdrawal of nothing)."""
         running = self.running()
-        choices = ["append"] * 3 + ["wait"] * 2 + ["finalize", "forfeit", "withdraw", "request_forced", "freeze"]
+        choices = ["append"] * 3 + ["wait"] * 2 + ["finalize", "forfeit", "withdraw", "request_forced", "freeze", "release"]
         if self.pending():
             choices += ["open_game"] * 4 + ["finalize"] * 2
         if running:
@@ -354,6 +372,9 @@ class History:
             self.now += WINDOW + 1
             while self.ledger.finalized_count < self.ledger.batch_count:
                 assert self.finalize(self.ledger.finalized_count)
+        else:  # the bonds still pending go to the Bridge for the escaping users
+            while self.ledger.finalized_count < self.ledger.batch_count:
+                assert self.release(1 + self.ledger.batch_count - self.ledger.finalized_count)
         for batch_id in list(self.ledger.bonds):
             if self.books.forfeit(batch_id, self.anyone):
                 self.count("forfeit")
@@ -361,30 +382,27 @@ class History:
             if self.books.withdraw(who):
                 self.count("withdraw")
         self.books.check()
-        states = {bonds.BondState(s) for s in (b.state for b in self.ledger.bonds.values())}
-        locked = [b for b in self.ledger.bonds.values() if b.state == bonds.BondState.POSTED]
-        if not self.frozen:
-            # every bond in exactly one terminal state, with exactly one terminal event
-            assert states <= {bonds.BondState.RETURNED, bonds.BondState.FORFEITED}, states
-            assert not locked
+        # every bond in exactly one terminal state, with exactly one terminal event
+        states = {b.state for b in self.ledger.bonds.values()}
+        assert states <= {bonds.BondState.RETURNED, bonds.BondState.FORFEITED, bonds.BondState.ESCAPED}, states
         self.check_terminal_events()
+        # nothing left that no one can withdraw (the Bridge holds the escaped bonds for the escapers)
         w3 = self.system.w3
         assert w3.eth.get_balance(self.system.game.address) == 0
-        assert w3.eth.get_balance(self.system.rollup.address) == len(locked) * self.system.params.proposer_bond
+        assert w3.eth.get_balance(self.system.rollup.address) == 0
+        assert w3.eth.get_balance(self.system.bridge.address) == self.ledger.escaped
         assert bonds.get_credits_owed(self.ledger) == 0
 
     def check_terminal_events(self) -> None:
         rollup, start = self.system.rollup, self.start_block
         if self.system.w3.eth.block_number < start:  # nothing was mined
-            finalized, forfeited = [], []
+            ended = []
         else:
-            finalized = [e.args.id for e in rollup.events.BatchFinalized().get_logs(from_block=start)]
-            forfeited = [e.args.id for e in rollup.events.BondForfeited().get_logs(from_block=start)]
-        ended = finalized + forfeited
+            events = (rollup.events.BatchFinalized, rollup.events.BondForfeited, rollup.events.BondEscaped)
+            ended = [e.args.id for event in events for e in event().get_logs(from_block=start)]
         assert len(ended) == len(set(ended)), "a bond was settled twice"
         for batch_id, bond in self.ledger.bonds.items():
-            expected = {bonds.BondState.RETURNED: 1, bonds.BondState.FORFEITED: 1}.get(bond.state, 0)
-            assert ended.count(batch_id) == expected, (batch_id, bond)
+            assert ended.count(batch_id) == 1, (batch_id, bond)
 
     start_block: int = 0
 
@@ -402,6 +420,7 @@ def bond_system(w3, deployer, accounts, snapshot) -> System:
         arity=ARITY,
         forced_deadline=DEADLINE,
         deposit_deadline=DEADLINE,
+        inclusion_margin=DEADLINE - WINDOW - 2 * CLOCK,
     )
     return deploy_system(w3, deployer.address, params)
 
@@ -446,4 +465,4 @@ def test_bonds_are_conserved_over_random_histories(bond_system, w3, accounts) ->
         w3.middleware_onion.remove("pin-every-transaction")
     # the histories reached what they are about: games won by each side and voided, finalizations,
     # forfeits and withdrawals
-    assert {"end:CHALLENGER_WON", "end:PROPOSER_WON", "end:CANCELLED", "finalize", "forfeit", "withdraw"} <= totals.keys(), totals
+    assert {"end:CHALLENGER_WON", "end:PROPOSER_WON", "end:CANCELLED", "finalize", "forfeit", "withdraw", "freeze", "release"} <= totals.keys(), totals
