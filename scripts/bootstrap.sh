@@ -38,18 +38,31 @@ if [[ -x $VENV/bin/python ]] && ! py_ok "$VENV/bin/python"; then
   say "$VENV is broken or older than Python 3.11: recreating it"
   rm -rf "$VENV"
 fi
+# A name like python3.13 that does not run (pyenv's shim for a version that is not selected) may still
+# be installed under pyenv: use that interpreter directly.
+resolve_python() {
+  local name=$1 found
+  if command -v "$name" >/dev/null 2>&1 && py_ok "$name"; then echo "$name"; return 0; fi
+  if [[ $name =~ ^python3\.[0-9]+$ ]]; then
+    for found in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"${name#python}"*/bin/"$name"; do
+      [[ -x $found ]] && py_ok "$found" && { echo "$found"; return 0; }
+    done
+  fi
+  return 1
+}
+
 choose_python() {  # prints the interpreter for a new .venv, or dies with what to install
-  local cand fallback=""
+  local cand found fallback=""
   if [[ -n ${PYTHON:-} ]]; then
-    command -v "$PYTHON" >/dev/null 2>&1 && py_ok "$PYTHON" \
+    resolve_python "$PYTHON" \
       || die "PYTHON=$PYTHON is not a Python >= 3.11 (found: $("$PYTHON" --version 2>&1 || echo 'not found'))"
-    echo "$PYTHON"; return
+    return
   fi
   # First an interpreter with every wheel (no compiler needed), then any other >= 3.11.
   for cand in python3.12 python3.11 python3 python3.13 python3.14; do
-    command -v "$cand" >/dev/null 2>&1 && py_ok "$cand" || continue
-    if has_all_wheels "$cand"; then echo "$cand"; return; fi
-    [[ -n $fallback ]] || fallback=$cand
+    found=$(resolve_python "$cand") || continue
+    if has_all_wheels "$found"; then echo "$found"; return; fi
+    [[ -n $fallback ]] || fallback=$found
   done
   [[ -n $fallback ]] || die "Python >= 3.11 is required (found: $(python3 --version 2>&1 || echo 'no python3')).
   Install python3.12 or python3.11 (every dependency has a wheel for them), or set PYTHON=/path/to/python3.11+"

@@ -18,6 +18,7 @@ REAL = sys.executable
 
 def fake_python(bin_dir: Path, name: str, version: tuple[int, int] | None) -> None:
     """A stand-in answering as Python ``version`` (None: a broken shim, like pyenv's for an unselected version)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
     path = bin_dir / name
     if version is None:
         path.write_text("#!/bin/sh\necho \"pyenv: $0: command not found\" >&2\nexit 127\n")
@@ -31,9 +32,13 @@ def fake_python(bin_dir: Path, name: str, version: tuple[int, int] | None) -> No
     path.chmod(0o755)
 
 
-def which_python(tmp_path: Path, pythons: dict[str, tuple[int, int] | None], **env: str) -> subprocess.CompletedProcess[str]:
+def which_python(
+    tmp_path: Path, pythons: dict[str, tuple[int, int] | None], pyenv: dict[str, tuple[int, int]] | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    for name, (major, minor) in (pyenv or {}).items():  # installed under ~/.pyenv/versions, not on PATH
+        fake_python(tmp_path / ".pyenv" / "versions" / f"{major}.{minor}.1" / "bin", name, (major, minor))
     for tool in ("dirname", "bash"):
         os.symlink(shutil.which(tool), bin_dir / tool)
     for name, version in pythons.items():
@@ -79,3 +84,15 @@ def test_an_explicit_python_is_used_or_refused(tmp_path: Path) -> None:
     bad = which_python(tmp_path / "b", {"python3.12": None, "python3.11": (3, 11)}, PYTHON="python3.12")
     assert bad.returncode == 1
     assert "PYTHON=python3.12 is not a Python >= 3.11" in bad.stderr and "command not found" in bad.stderr
+
+
+def test_a_broken_pyenv_shim_falls_back_to_the_installed_version(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    home = tmp_path / "a"
+    explicit = which_python(home, {"python3.13": None, "python3": (3, 11)}, pyenv={"python3.13": (3, 13)}, PYTHON="python3.13")
+    assert explicit.returncode == 0, explicit.stderr
+    assert explicit.stdout.strip() == str(home / ".pyenv/versions/3.13.1/bin/python3.13")
+    (tmp_path / "b").mkdir()
+    home = tmp_path / "b"
+    preferred = which_python(home, {"python3.12": None, "python3": (3, 13)}, pyenv={"python3.12": (3, 12)})
+    assert preferred.stdout.strip() == str(home / ".pyenv/versions/3.12.1/bin/python3.12")

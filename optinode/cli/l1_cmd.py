@@ -24,7 +24,7 @@ app = typer.Typer(name="l1", help="The rollup's L1 contracts: deploy them.", no_
 
 @app.command("deploy")
 def deploy_command(
-    config: Annotated[Path, typer.Option("--config", help="Config TOML with [genesis], [l1] and [node.keys] deployer.")],
+    config: Annotated[Path, typer.Option("--config", help="Config TOML with the genesis, l1 and node.keys (deployer) sections.")],
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="L1 JSON-RPC URL (default: node.l1_rpc / node.l1_rpc_env).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the deployment file.")] = Path("deployment.json"),
 ) -> None:
