@@ -263,6 +263,9 @@ class History:
     def wait(self) -> None:
         self.now += self.draw(st.sampled_from([1, CLOCK // 2, CLOCK + 1, WINDOW // 2, WINDOW + 1, DEADLINE + 1]), "wait")
 
+    def wait_deadline(self) -> None:
+        self.now += DEADLINE + 1
+
     def finalize(self, index: int | None = None) -> bool:
         if index is None:
             index = self.draw(st.sampled_from([self.ledger.finalized_count, self.ledger.finalized_count + 1, 0]), "finalize")
@@ -348,6 +351,11 @@ class History:
             choices += ["forfeit"] * 2
         if self.ledger.credits:
             choices += ["withdraw"] * 2
+        if self.forced_time is not None and not self.frozen:
+            overdue = self.now > self.forced_time + DEADLINE
+            choices += ["freeze"] * 3 if overdue else ["wait_deadline"]
+        if self.frozen:
+            choices += ["release"] * 2
         return choices
 
     def run(self, steps: int) -> None:
