@@ -25,7 +25,9 @@ The tree (each class lives next to the code that raises it)::
     ├── Rejected                      services.engine  a submitted transaction the spec refuses (carries its ErrorCode)
     ├── FaultRefused                  services.faults  a fault-injection switch on a non-devnet chain, or an unknown point
     ├── ClaimUnavailable              services.claims  a withdrawal claim for a batch or account the store does not have
-    └── AdminRpcError                 services.admin_rpc  a bad admin JSON-RPC request (mapped to its JSON-RPC code)
+    ├── AdminRpcError                 services.admin_rpc  a bad admin JSON-RPC request (mapped to its JSON-RPC code)
+    ├── IntakeRejected                exchange.mempool  an order turned away at intake (limits, shape, signature, nonce; spec ErrorCode or exchange Reason)
+    └── UnknownOrder                  exchange.matching  a cancel naming no live order of that account
 
 Not in the tree, on purpose: `spec.errors.EncodeError` (our own code built a value the batch format
 cannot hold), the L1 layer's errors (`AnvilError`, `ArtifactError`, reverts of our own

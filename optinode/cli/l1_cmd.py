@@ -27,8 +27,12 @@ def deploy_command(
     config: Annotated[Path, typer.Option("--config", help="Config TOML with the genesis, l1 and node.keys (deployer) sections.")],
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="L1 JSON-RPC URL (default: node.l1_rpc / node.l1_rpc_env).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the deployment file.")] = Path("deployment.json"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing deployment file.")] = False,
 ) -> None:
     """Deploy the rollup's contracts and write the deployment file."""
+    if out.exists() and not force:
+        # Nodes read this file to find the contracts: a second deploy must not replace it by accident.
+        fail(f"{out} exists (a deployment the nodes may be using); choose another --out or pass --force")
     from web3 import Web3
 
     from optinode.config import load_config, load_key, resolve_l1_rpc

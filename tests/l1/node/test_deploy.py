@@ -123,6 +123,14 @@ def test_deploy_errors_are_one_line_exit_2(edit, env, problem, anvil, snapshot, 
     assert not (tmp_path / "d.json").exists()
 
 
+def test_an_existing_deployment_file_is_not_overwritten(tmp_path) -> None:
+    out = tmp_path / "deployment.json"
+    out.write_text("{}")
+    result = optinode("l1", "deploy", "--config", str(DEVNET), "--out", str(out), env={"OPTINODE_DEPLOYER_KEY": "0x" + "11" * 32})
+    assert result.returncode == 2 and "exists" in result.stderr and "--force" in result.stderr
+    assert out.read_text() == "{}"
+
+
 def test_a_bad_deployment_file(tmp_path) -> None:
     path = tmp_path / "d.json"
     with pytest.raises(DeploymentError, match="cannot read"):

@@ -174,3 +174,22 @@ async def test_leveldb_restart_after_a_reorg_that_happened_while_down(rpc, contr
         assert [e.amount for e in restarted.stored_events() if isinstance(e, events.Deposited)] == [42]
     finally:
         store.close()
+
+
+@pytest.mark.trio
+async def test_rollup_and_game_events_are_typed(follower, system, accounts) -> None:
+    from optinode.l1.contracts import StateParts
+    from optinode.spec.crypto import keccak
+
+    proposer, challenger = accounts[1].address, accounts[2].address
+    parts = StateParts(keccak(b"a"), keccak(b"s"), keccak(b"g"), 0, 0)
+    index = system.append_batch(proposer, [b"\x01", b"\x02\x03"], parts)
+    game_id = system.open_game(challenger, index)
+    out = await drain(follower)
+    appended = [e for e in out if isinstance(e, events.BatchAppended)]
+    committed = [e for e in out if isinstance(e, events.StateCommitted)]
+    opened = [e for e in out if isinstance(e, events.GameOpened)]
+    assert [(e.index, e.proposer, e.tx_count, e.state_root) for e in appended] == [(index, addr(proposer), 2, parts.root())]
+    assert [(e.accounts_root, e.deposits_done) for e in committed] == [(parts.accounts_root, 0)]
+    assert [(e.game_id, e.batch_index, e.challenger, e.end_root) for e in opened] == [(game_id, index, addr(challenger), parts.root())]
+    assert all(e.address == addr(system.game.address) for e in opened)

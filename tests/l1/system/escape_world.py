@@ -22,7 +22,7 @@ from optinode.l1.contracts import StateParts, System, increase_time, transact
 from optinode.spec.commitment import Commitment, encode_account, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.escape import compute_bond_share, compute_escape_payout, get_escape_claims
-from optinode.spec.state import Account, MarketState, Position, State
+from optinode.spec.state import Account, MarketState, Position, State, get_total_collateral
 from optinode.testing.replay import state_parts
 from optinode.testing.world import World
 
@@ -72,8 +72,13 @@ class EscapeWorld:
         system = make_system(genesis_root=keccak(b"escape genesis"))
         self.depositor = sender
         funding = self.held - self.donation + sum(self.prepaid.values())
-        assert funding > 0 and self.state.deposits_done == 1
-        system.deposit(sender, sender, funding)  # the one entry the state consumed
+        consumed = self.state.deposits_done
+        assert consumed >= 1 and funding >= consumed
+        # the entries the state consumed: together they fund the bridge with `funding`
+        for amount in [funding - (consumed - 1)] + [1] * (consumed - 1):
+            system.deposit(sender, sender, amount)
+        for _ in range(self.state.forced_done):  # the forced requests the state consumed
+            transact(system.w3, system.bridge.functions.requestForcedWithdrawal(0, 1), sender)
         for amount in self.queued:
             system.deposit(sender, sender, amount)
         system.append_batch(proposer, [b"\x01\x00"], self.parts())
@@ -85,7 +90,8 @@ class EscapeWorld:
             transact(system.w3, system.token.functions.mint(system.bridge.address, self.donation), sender)
         for i in range(self.pending):
             tag = parts_for(f"pending{i}")
-            system.append_batch(proposer, [b"\x04"], StateParts(*tag.as_tuple()[:3], self.state.deposits_done, 0))
+            counters = (self.state.deposits_done, self.state.forced_done)
+            system.append_batch(proposer, [b"\x04"], StateParts(*tag.as_tuple()[:3], *counters))
         increase_time(system.w3, system.params.deposit_deadline + 1)
         system.freeze(sender)
         return system
@@ -122,7 +128,7 @@ class EscapeWorld:
     def _reclaim(self, system: System, step: int, sender: str) -> None:
         for index, at in self.reclaim_at.items():
             if at == step:
-                queue_index = 1 + index
+                queue_index = self.state.deposits_done + index
                 fn = system.bridge.functions.reclaimDeposit(queue_index, self.depositor, self.queued[index])
                 transact(system.w3, fn, sender)
 
@@ -187,4 +193,22 @@ def random_world(rng: random.Random, seed: int) -> EscapeWorld:
         donation=min(donation, held - 1) if held > 1 else 0,
         pending=rng.randint(0, 3),
         reclaim_at=reclaim_at,
+    )
+
+
+def world_from_state(state: State, rng: random.Random) -> EscapeWorld:
+    """A state reached by transactions (tests/spec/strategies.py): the bridge holds exactly what
+    conservation says — the collateral in the state plus the withdrawals it has not paid."""
+    prepaid = {i: a.withdrawn for i, a in state.accounts.items() if a.withdrawn and rng.random() < 0.5}
+    held = get_total_collateral(state) + sum(a.withdrawn for a in state.accounts.values()) - sum(prepaid.values())
+    queued = [rng.randint(1, 10**9) for _ in range(rng.randint(1, 2))]
+    owners = {i: Web3.to_checksum_address(a.owner) for i, a in state.accounts.items()}
+    return EscapeWorld(
+        state,
+        owners,
+        held,
+        prepaid=prepaid,
+        queued=queued,
+        pending=rng.randint(0, 2),
+        reclaim_at={k: rng.randrange(len(state.accounts) + 1) for k in range(len(queued)) if rng.random() < 0.5},
     )

@@ -1,5 +1,7 @@
 """The escape rule on anvil over random finalized states and random escape orders (issue 8, findings
-3 and 4; DESIGN safety property 3).
+3 and 4; DESIGN safety property 3). Two sources of states: written field by field (below), and
+reached by the random transaction sequences of tests/spec/strategies.py, where the bridge holds
+exactly what conservation says.
 
 Each example is a random frozen rollup (tests/l1/system/escape_world.py): accounts with any
 collateral, withdrawals, positions and stale funding, an insurance fund and fees, a bridge holding
@@ -15,10 +17,15 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from .escape_world import random_world
+from optinode.spec.state import get_total_collateral
+from optinode.spec.transition import apply_transactions
+
+from tests.spec.strategies import scenarios
+
+from .escape_world import EscapeWorld, random_world, world_from_state
 
 EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -27,7 +34,26 @@ EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 @given(seed=st.integers(0, 2**32 - 1))
 def test_every_account_is_paid_its_rule_amount_in_any_order(make_system, proposer, users, seed) -> None:
     rng = random.Random(seed)
-    world = random_world(rng, seed)
+    check_escape(make_system, proposer, users, rng, random_world(rng, seed))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(scenario=scenarios(min_txs=4, max_txs=30), seed=st.integers(0, 2**32 - 1))
+def test_escape_from_states_reached_by_transactions(make_system, proposer, users, scenario, seed) -> None:
+    # states the exchange can reach (trades, liquidations, deleverages, funding, price gaps,
+    # withdrawals, accounts sharing an owner), the bridge holding what conservation says
+    state = scenario.genesis_state()
+    apply_transactions(state, list(scenario.txs), scenario.ctx)
+    assume(state.deposits_done >= 1 and state.accounts)
+    state.dirty_accounts.clear()
+    state.dirty_slots.clear()
+    rng = random.Random(seed)
+    world = world_from_state(state, rng)
+    assert world.held == get_total_collateral(state) + sum(a.withdrawn for a in state.accounts.values()) - sum(world.prepaid.values())
+    check_escape(make_system, proposer, users, rng, world)
+
+
+def check_escape(make_system, proposer, users, rng: random.Random, world: EscapeWorld) -> None:
     system = world.deploy(make_system, proposer, users[0])
     credits = system.rollup.functions.credits(proposer).call()  # the finalized batch's returned bond
     rollup_eth = system.w3.eth.get_balance(system.rollup.address)

@@ -1,0 +1,80 @@
+"""One market's order book: price-time priority over resting orders (sortedcontainers).
+
+Bids sort by (-price, seq), asks by (price, seq): the first entry of each side is the best price
+and, within a price, the oldest order. `seq` is the matcher's command-order counter, so priority is
+a function of the order in which commands were accepted, never of wall-clock time.
+"""
+
+from __future__ import annotations
+
+from sortedcontainers import SortedDict
+
+from optinode.spec.types import OrderOrRef
+
+
+class RestingOrder:
+    """A live order: the signed order's bounds and what the matcher tracks about it."""
+
+    __slots__ = (
+        "order_hash", "account_id", "owner", "market", "is_buy", "price", "remaining", "seq",
+        "handle", "reduce_only", "expiry", "nonce", "filled",
+    )
+
+    def __init__(self, order_hash: bytes, account_id: int, owner: bytes, market: int, is_buy: bool, price: int,
+                 remaining: int, seq: int, handle: OrderOrRef, reduce_only: bool, expiry: int, nonce: int) -> None:
+        self.order_hash = order_hash
+        self.account_id = account_id
+        self.owner = owner  # the account's L1 address: self-trade prevention groups by it
+        self.market = market
+        self.is_buy = is_buy
+        self.price = price
+        self.remaining = remaining
+        self.seq = seq
+        self.handle = handle  # the signed Order until its first fill, then its SlotRef
+        self.reduce_only = reduce_only
+        self.expiry = expiry
+        self.nonce = nonce  # the signed nonce (cancel-all compares it)
+        self.filled = 0
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (-self.price, self.seq) if self.is_buy else (self.price, self.seq)
+
+
+class MarketBook:
+    __slots__ = ("bids", "asks")
+
+    def __init__(self) -> None:
+        self.bids: SortedDict = SortedDict()
+        self.asks: SortedDict = SortedDict()
+
+    def side(self, is_buy: bool) -> SortedDict:
+        return self.bids if is_buy else self.asks
+
+    def add(self, order: RestingOrder) -> None:
+        self.side(order.is_buy)[order.key] = order
+
+    def remove(self, order: RestingOrder) -> None:
+        del self.side(order.is_buy)[order.key]
+
+    def best(self, is_buy: bool) -> RestingOrder | None:
+        """The best resting order on the bid (is_buy) or ask side."""
+        side = self.side(is_buy)
+        return side.peekitem(0)[1] if side else None
+
+    def levels(self, is_buy: bool, depth: int) -> list[tuple[int, int, int]]:
+        """Up to `depth` price levels of one side, best first: (price, total remaining, order count)."""
+        levels: list[tuple[int, int, int]] = []
+        for order in self.side(is_buy).values():
+            if levels and levels[-1][0] == order.price:
+                price, total, count = levels[-1]
+                levels[-1] = (price, total + order.remaining, count + 1)
+            elif len(levels) == depth:
+                break
+            else:
+                levels.append((order.price, order.remaining, 1))
+        return levels
+
+    def __iter__(self):
+        yield from self.bids.values()
+        yield from self.asks.values()

@@ -1,0 +1,63 @@
+"""EIP-712 cancel messages for `optinode_cancelOrder` (docs/eip712.md, "Cancels").
+
+Cancels are honoured by the sequencer off-chain and never reach L1, so they are not spec types: they
+live here, on the spec's domain separator and digest (a cancel signed for one rollup deployment
+means nothing on another). Both messages are idempotent, so a replayed cancel can do no harm:
+cancelling an order twice is a no-op, and `CancelAll` only ever raises the account's nonce floor.
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+
+import msgspec
+
+from optinode.spec.crypto import keccak, recover_signer
+from optinode.spec.eip712 import compute_typed_digest
+from optinode.spec.fields import AccountId, Hash32, Nonce, Signature, find_field_error
+
+CANCEL_ORDER_TYPE = b"CancelOrder(uint32 accountId,bytes32 orderHash)"
+CANCEL_ALL_TYPE = b"CancelAll(uint32 accountId,uint64 nonceBelow)"
+CANCEL_ORDER_TYPEHASH = keccak(CANCEL_ORDER_TYPE)
+CANCEL_ALL_TYPEHASH = keccak(CANCEL_ALL_TYPE)
+
+_U_WORD = Struct(">24xQ")
+
+
+class SignedCancelOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Cancel one order, named by its hash (the order's EIP-712 digest), of the signer's account."""
+
+    account_id: AccountId  # uint32
+    order_hash: Hash32
+    signature: Signature  # 65 bytes r ‖ s ‖ v, as for orders
+
+
+class SignedCancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Cancel every live order of the account with a nonce below `nonce_below`, and refuse such
+    nonces from then on."""
+
+    account_id: AccountId
+    nonce_below: Nonce  # uint64, as the order nonces it compares with
+    signature: Signature
+
+
+def hash_cancel(message: SignedCancelOrder | SignedCancelAll) -> bytes:
+    if type(message) is SignedCancelOrder:
+        return keccak(CANCEL_ORDER_TYPEHASH + _U_WORD.pack(message.account_id) + message.order_hash)
+    return keccak(CANCEL_ALL_TYPEHASH + _U_WORD.pack(message.account_id) + _U_WORD.pack(message.nonce_below))
+
+
+def compute_cancel_digest(domain_separator: bytes, message: SignedCancelOrder | SignedCancelAll) -> bytes:
+    return compute_typed_digest(domain_separator, hash_cancel(message))
+
+
+def find_cancel_error(message: SignedCancelOrder | SignedCancelAll) -> str | None:
+    """What is wrong with the message's fields (types, bounds, lengths from the spec's field table), or None."""
+    return find_field_error(message, type(message))
+
+
+def recover_cancel_signer(domain_separator: bytes, message: SignedCancelOrder | SignedCancelAll) -> bytes | None:
+    """The signer's 20-byte address, or None for a malformed message or signature."""
+    if find_cancel_error(message) is not None:
+        return None
+    return recover_signer(compute_cancel_digest(domain_separator, message), message.signature)

@@ -1,0 +1,341 @@
+"""The matching engine: order books over the spec state, emitting only Trades the spec applied.
+
+`Matcher` owns one `MarketBook` per market and works on the engine's spec `State`. Every fill is
+executed by `spec.transition.state_transition` on that state the moment it is matched: a fill is
+emitted (returned in `PlaceResult.fills`, to be logged and batched) only if its receipt is OK, and
+an invalid Trade leaves the state untouched (a spec guarantee), so an emitted Trade is never
+invalid and nothing here re-implements a rule. When a fill fails, `probe.probe_side` asks the spec
+whose side failed: a failing maker is cancelled and matching goes on, a failing taker stops with the
+spec's ErrorCode. What is about to rest is probed the same way at its own limit price.
+
+Determinism: the books, the emitted Trades and the state are a function of the initial state and the
+sequence of commands (`apply`) and spec transactions the engine interleaves with them (price and
+funding ticks). Nothing reads a clock or iterates an unordered collection, so replaying the durable
+log rebuilds the same books (tests/exchange/test_rebuild.py).
+
+See docs/matching.md for order types, priority, self-trade prevention and the margin pre-check.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from sortedcontainers import SortedList
+
+from optinode.spec.eip712 import compute_order_digest
+from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
+from optinode.spec.state import State, get_account
+from optinode.spec.transition import resolve_order, state_transition
+from optinode.spec.types import L1Context, Order, SlotRef, Trade
+
+from .book import MarketBook, RestingOrder
+from .orders import (
+    CancelAll,
+    Cancelled,
+    CancelOrder,
+    Command,
+    ExpireOrders,
+    Fill,
+    Placement,
+    PlaceResult,
+    Reason,
+    RestingView,
+    Status,
+    TimeInForce,
+    reason_name,
+)
+from .probe import PROBE_CTX, probe_side
+
+DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
+
+
+class UnknownOrder(InvalidInput):
+    """A cancel named an order that is not live for that account (an expected client error)."""
+
+
+class Matcher:
+    def __init__(self, state: State, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS) -> None:
+        self.state = state
+        self.max_open_orders = max_open_orders
+        self.books = [MarketBook() for _ in state.config.markets]
+        self.orders: dict[bytes, RestingOrder] = {}  # live orders by hash
+        self.by_account: dict[int, dict[bytes, RestingOrder]] = {}
+        self.by_expiry: SortedList = SortedList()  # (expiry, seq, hash) of live orders
+        self.reserved: dict[tuple[int, int], bytes] = {}  # (account, nonce) of live orders not yet filled
+        self.nonce_floor: dict[int, int] = {}  # cancel-all: nonces below it are refused
+        # Every order accepted (live or not) until its signed expiry has passed: a cancelled order
+        # that never filled has an unused nonce, so without this its signature could be replayed.
+        self.seen: dict[bytes, int] = {}
+        self.seen_by_expiry: list[tuple[int, bytes]] = []  # a heap of (expiry, hash)
+        self.seq = 0
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def apply(self, command: Command, ctx: L1Context = PROBE_CTX) -> object:
+        """Apply one logged command (the engine's replay entry point)."""
+        kind = type(command)
+        if kind is Placement:
+            return self.place(command, ctx)
+        if kind is CancelOrder:
+            return self.cancel(command.account_id, command.order_hash)
+        if kind is CancelAll:
+            return self.cancel_all(command.account_id, command.nonce_below)
+        if kind is ExpireOrders:
+            return self.expire()
+        raise TypeError(f"not a book command: {command!r}")
+
+    def order_hash(self, order: Order) -> bytes:
+        """An order's id: its EIP-712 digest (signature excluded)."""
+        return compute_order_digest(self.state.config.domain_separator, order)
+
+    def place(self, placement: Placement, ctx: L1Context = PROBE_CTX) -> PlaceResult:
+        order = placement.order
+        order_hash = self.order_hash(order)
+        rejection = self._check_placement(placement, order_hash)
+        if rejection is not None:
+            return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection), logged=False)
+        account = get_account(self.state, order.account_id)
+        assert account is not None  # resolve_order in _check_placement found it
+        self.seq += 1
+        taker = RestingOrder(
+            order_hash, order.account_id, account.owner, order.market, order.is_buy, order.limit_price,
+            order.size, self.seq, order, placement.reduce_only, order.expiry, order.nonce,
+        )
+        # Remembered whatever the outcome (a result that changed nothing is not logged and leaves
+        # no trace, so it is forgotten again below).
+        self._remember(order_hash, order.expiry)
+        fills, cancelled, stop = self._match(taker, ctx)
+        if stop is None and taker.remaining > 0:
+            stop = Reason.IOC_UNFILLED if placement.tif is TimeInForce.IOC else self._check_rest(taker)
+            if stop is None:
+                self._rest(taker)
+                status = Status.PARTIALLY_FILLED if fills else Status.RESTING
+                return PlaceResult(order_hash, status, tuple(fills), None, tuple(cancelled), taker.remaining)
+        if stop is None:
+            return PlaceResult(order_hash, Status.FILLED, tuple(fills), None, tuple(cancelled))
+        if fills or stop is Reason.IOC_UNFILLED:
+            return PlaceResult(order_hash, Status.CANCELLED, tuple(fills), reason_name(stop), tuple(cancelled))
+        if not cancelled:  # nothing happened after all: leave no trace, so it need not be logged
+            self.seq -= 1
+            self._forget(order_hash, order.expiry)
+        return PlaceResult(order_hash, Status.REJECTED, (), reason_name(stop), tuple(cancelled), logged=bool(cancelled))
+
+    def cancel(self, account_id: int, order_hash: bytes) -> Cancelled:
+        order = self.orders.get(order_hash)
+        if order is None or order.account_id != account_id:
+            raise UnknownOrder(f"no live order 0x{order_hash.hex()} of account {account_id}")
+        return self._remove(order, Reason.USER_CANCELLED)
+
+    def cancel_all(self, account_id: int, nonce_below: int) -> list[Cancelled]:
+        """Cancel the account's live orders with a nonce below `nonce_below` (all of them for a
+        nonce above the account's window) and refuse such nonces from now on."""
+        self.nonce_floor[account_id] = max(self.nonce_floor.get(account_id, 0), nonce_below)
+        live = list(self.by_account.get(account_id, {}).values())
+        return [self._remove(o, Reason.USER_CANCELLED) for o in live if o.nonce < nonce_below]
+
+    def expire(self) -> list[Cancelled]:
+        """Remove resting orders whose signed expiry is before the system time (the spec's clock),
+        and forget expired orders' hashes (their signatures can no longer fill)."""
+        now = self.state.time
+        removed = []
+        while self.by_expiry and self.by_expiry[0][0] < now:
+            removed.append(self._remove(self.orders[self.by_expiry[0][2]], ErrorCode.EXPIRED))
+        while self.seen_by_expiry and self.seen_by_expiry[0][0] < now:
+            expiry, order_hash = heapq.heappop(self.seen_by_expiry)
+            if self.seen.get(order_hash) == expiry:  # (else forgotten already)
+                del self.seen[order_hash]
+        return removed
+
+    # --- views -----------------------------------------------------------------------------------
+
+    def open_orders(self, account_id: int) -> list[RestingView]:
+        return [self._view(o) for o in self.by_account.get(account_id, {}).values()]
+
+    def get(self, order_hash: bytes) -> RestingView | None:
+        order = self.orders.get(order_hash)
+        return self._view(order) if order else None
+
+    def depth(self, market: int, levels: int) -> dict[str, list[tuple[int, int, int]]]:
+        book = self.books[market]
+        return {"bids": book.levels(True, levels), "asks": book.levels(False, levels)}
+
+    def snapshot(self) -> tuple:
+        """Everything that decides future matching, in a canonical order (equal iff the books are)."""
+        books = tuple(tuple(self._view(o) for o in book) for book in self.books)
+        return (
+            books,
+            tuple(sorted(self.nonce_floor.items())),
+            tuple(sorted(self.seen.items())),
+            tuple(sorted(self.reserved.items())),
+            self.seq,
+        )
+
+    # --- matching --------------------------------------------------------------------------------
+
+    def _check_placement(self, placement: Placement, order_hash: bytes) -> Reason | ErrorCode | None:
+        """Why the order cannot be accepted at all, or None. Changes nothing."""
+        order = placement.order
+        if order_hash in self.seen:
+            return Reason.DUPLICATE_ORDER
+        if order.nonce < self.nonce_floor.get(order.account_id, 0):
+            return Reason.NONCE_CANCELLED
+        if (order.account_id, order.nonce) in self.reserved:
+            return Reason.NONCE_IN_USE
+        state = self.state
+        try:
+            # The spec's rules of the order itself: market, step and tick, fee rate, account,
+            # signature (memoised at intake), expiry, nonce window. Nothing is written.
+            resolve_order(state, order)
+        except InvalidTransaction as invalid:
+            return invalid.code
+        if placement.reduce_only and self._reducible(order.account_id, order.market, order.is_buy) == 0:
+            return Reason.REDUCE_ONLY
+        if placement.tif is not TimeInForce.IOC and len(self.by_account.get(order.account_id, ())) >= self.max_open_orders:
+            return Reason.TOO_MANY_OPEN_ORDERS
+        if placement.tif is TimeInForce.POST_ONLY:
+            best = self._best_unexpired(order.market, not order.is_buy)
+            if best is not None and self._crosses(order.is_buy, order.limit_price, best.price):
+                return Reason.POST_ONLY_WOULD_CROSS
+            # It will rest in full: its margin now, as for any order that rests (_check_rest).
+            receipt = probe_side(state, order, self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only), order.limit_price)
+            if not receipt.ok:
+                return receipt.code
+        return None
+
+    def _resting_size(self, account_id: int, market: int, is_buy: bool, remaining: int, reduce_only: bool) -> int:
+        return min(remaining, self._reducible(account_id, market, is_buy)) if reduce_only else remaining
+
+    def _check_rest(self, order: RestingOrder) -> Reason | ErrorCode | None:
+        """Why what is left of an order may not rest, or None. A resting order executes at its own
+        limit price, so the spec is asked about exactly that fill: all of the rest, at that price
+        (for reduce-only, what it can still reduce)."""
+        size = self._resting_size(order.account_id, order.market, order.is_buy, order.remaining, order.reduce_only)
+        if size == 0:
+            return Reason.REDUCE_ONLY
+        receipt = probe_side(self.state, order.handle, size, order.price)
+        return None if receipt.ok else receipt.code
+
+    @staticmethod
+    def _crosses(taker_buys: bool, taker_price: int, maker_price: int) -> bool:
+        return maker_price <= taker_price if taker_buys else maker_price >= taker_price
+
+    def _best_unexpired(self, market: int, is_buy: bool) -> RestingOrder | None:
+        """The best resting order on a side that has not expired, without changing the book (a
+        refused order must leave no trace: it is not logged)."""
+        for order in self.books[market].side(is_buy).values():
+            if order.expiry >= self.state.time:
+                return order
+        return None
+
+    def _reducible(self, account_id: int, market: int, is_buy: bool) -> int:
+        """How much an order on this side can fill without opening or growing the position."""
+        account = get_account(self.state, account_id)
+        position = account.positions.get(market) if account else None
+        held = position.size if position else 0
+        return max(0, -held) if is_buy else max(0, held)
+
+    def _match(self, taker: RestingOrder, ctx: L1Context) -> tuple[list[Fill], list[Cancelled], Reason | ErrorCode | None]:
+        fills: list[Fill] = []
+        cancelled: list[Cancelled] = []
+        state = self.state
+        book = self.books[taker.market]
+        while taker.remaining > 0:
+            maker = book.best(not taker.is_buy)
+            if maker is None or not self._crosses(taker.is_buy, taker.price, maker.price):
+                return fills, cancelled, None
+            if maker.expiry < state.time:
+                cancelled.append(self._remove(maker, ErrorCode.EXPIRED))
+                continue
+            if maker.owner == taker.owner:
+                # Self-trade prevention (same account, or another account of the same owner):
+                # cancel the resting order, keep the incoming one (docs/matching.md).
+                cancelled.append(self._remove(maker, Reason.SELF_TRADE))
+                continue
+            size = min(taker.remaining, maker.remaining)
+            if taker.reduce_only:
+                size = min(size, self._reducible(taker.account_id, taker.market, taker.is_buy))
+                if size == 0:
+                    return fills, cancelled, Reason.REDUCE_ONLY
+            if maker.reduce_only:
+                cap = self._reducible(maker.account_id, maker.market, maker.is_buy)
+                if cap == 0:
+                    cancelled.append(self._remove(maker, Reason.REDUCE_ONLY))
+                    continue
+                size = min(size, cap)
+            trade = Trade(maker.handle, taker.handle, size)
+            next_slot = state.next_slot
+            receipt = state_transition(state, trade, ctx)
+            if receipt.ok:
+                fills.append(self._filled(maker, taker, trade, next_slot))
+                continue
+            # The fill is invalid and the state unchanged. Whose fault is it? The taker's order
+            # passed the spec's order rules at placement and nothing of them changes while it
+            # matches, so ask the spec about the maker alone: a maker that fails (its margin after
+            # a price move, its nonce used by another of its orders, ...) is cancelled with the
+            # spec's code and matching goes on; otherwise the taker fails at this fill (its margin,
+            # its position limit) or a global limit is hit, and the taker stops here.
+            maker_receipt = probe_side(state, maker.handle, size, maker.price)
+            if not maker_receipt.ok:
+                cancelled.append(self._remove(maker, maker_receipt.code))
+                continue
+            return fills, cancelled, receipt.code
+        return fills, cancelled, None
+
+    def _filled(self, maker: RestingOrder, taker: RestingOrder, trade: Trade, next_slot: int) -> Fill:
+        """Book-keeping after an applied Trade; the spec gave each partially filled new order the
+        next slot id, maker first (spec.transition.write_order_side)."""
+        size = trade.size
+        for side in (maker, taker):
+            side.remaining -= size
+            side.filled += size
+            if type(side.handle) is Order:
+                self.reserved.pop((side.account_id, side.nonce), None)
+                if side.remaining > 0:
+                    side.handle = SlotRef(next_slot)
+                    next_slot += 1
+        assert self.state.next_slot == next_slot, "slot ids out of step with the spec"
+        if maker.remaining == 0:
+            self._unlink(maker)
+        return Fill(
+            trade, maker.order_hash, taker.order_hash, maker.account_id, taker.account_id, maker.market,
+            taker.is_buy, maker.price, size,
+        )
+
+    # --- book-keeping ----------------------------------------------------------------------------
+
+    def _remember(self, order_hash: bytes, expiry: int) -> None:
+        self.seen[order_hash] = expiry
+        heapq.heappush(self.seen_by_expiry, (expiry, order_hash))
+
+    def _forget(self, order_hash: bytes, expiry: int) -> None:
+        del self.seen[order_hash]  # its heap entry is skipped when it comes up
+
+    def _rest(self, order: RestingOrder) -> None:
+        self.books[order.market].add(order)
+        self.orders[order.order_hash] = order
+        self.by_account.setdefault(order.account_id, {})[order.order_hash] = order
+        self.by_expiry.add((order.expiry, order.seq, order.order_hash))
+        if type(order.handle) is Order:
+            self.reserved[(order.account_id, order.nonce)] = order.order_hash
+
+    def _unlink(self, order: RestingOrder) -> None:
+        self.books[order.market].remove(order)
+        del self.orders[order.order_hash]
+        mine = self.by_account[order.account_id]
+        del mine[order.order_hash]
+        if not mine:
+            del self.by_account[order.account_id]
+        self.by_expiry.remove((order.expiry, order.seq, order.order_hash))
+        if type(order.handle) is Order:
+            self.reserved.pop((order.account_id, order.nonce), None)
+
+    def _remove(self, order: RestingOrder, reason: Reason | ErrorCode) -> Cancelled:
+        self._unlink(order)
+        return Cancelled(order.order_hash, order.account_id, reason_name(reason))
+
+    @staticmethod
+    def _view(order: RestingOrder) -> RestingView:
+        return RestingView(
+            order.order_hash, order.account_id, order.market, order.is_buy, order.price, order.remaining,
+            order.seq, order.handle, order.reduce_only, order.expiry,
+        )

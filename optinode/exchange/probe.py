@@ -1,0 +1,70 @@
+"""Margin and validity pre-checks by the spec itself: what-if execution of one side of a fill.
+
+The matcher never decides on its own whether a fill is valid. It asks the spec: `probe_side` builds a
+small copy of the state holding only the tested account (and its slot) plus a neutral counterparty
+— a fresh, flat account with ample collateral resting at the fill price — and runs
+`spec.transition.state_transition` on `Trade(neutral, tested, size)` there. Every rule of a Trade that
+concerns the tested side (signature, expiry, nonce, step and tick, position limit, balance range,
+the margin rule of `spec.margin`) runs exactly as it will on the real state; the neutral side passes
+all of its own by construction. So the receipt's code is the spec's answer for that side alone, and
+when i7-risk changes the margin rules the pre-check changes with them.
+
+Used for (docs/matching.md): the margin check of what is about to rest (all of it, at its own limit
+price: the fill a resting order will execute), and to tell whether a failed fill is the maker's fault.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from optinode.spec.constants import MAX_TIMESTAMP
+from optinode.spec.state import Account, Position, Slot, State, get_account, get_slot
+from optinode.spec.transition import state_transition
+from optinode.spec.types import L1Context, Order, OrderOrRef, Receipt, SlotRef, Trade
+
+# The neutral counterparty's collateral: far above any notional (sizes and prices are < 2**64 and
+# margin fractions <= 1), far below MAX_BALANCE (2**127 - 1), so none of its own checks can fail.
+NEUTRAL_COLLATERAL = 2**126
+NEUTRAL_OWNER = bytes(20)
+PROBE_CTX = L1Context(l1_timestamp=0)  # a Trade reads nothing from L1
+
+
+def probe_side(state: State, handle: OrderOrRef, size: int, price: int, ctx: L1Context = PROBE_CTX) -> Receipt:
+    """The spec's receipt for `handle` filling `size` at `price` against a neutral counterparty.
+    The real state is not touched."""
+    if type(handle) is Order:
+        account_id, market, is_buy, slot = handle.account_id, handle.market, handle.is_buy, None
+    else:
+        slot = get_slot(state, handle.slot)
+        if slot is None:
+            return state_transition(state, Trade(handle, handle, size), ctx)  # the spec's own SLOT_NOT_FOUND
+        account_id, market, is_buy = slot.account_id, slot.market, slot.is_buy
+    account = get_account(state, account_id) if market < len(state.markets) else None
+    if account is None:
+        # Unknown market or account: the spec's resolve_order rejects it (MARKET_NOT_FOUND,
+        # INVALID_ORDER or ACCOUNT_NOT_FOUND) before any write; a Trade of the order with itself
+        # could never apply anyway (SELF_TRADE), so the real state is safe to ask.
+        return state_transition(state, Trade(handle, handle, size), ctx)
+    neutral_id, neutral_slot = state.next_account_id, state.next_slot
+    # The neutral side takes the opposite of the fill. If the fill alone were beyond the market's
+    # position limit (a tested side may legally go from -limit to +limit), it starts from a position
+    # the fill shrinks, so that its own limit check cannot fail either.
+    limit = state.config.markets[market].max_position
+    opening = min(size, limit) if is_buy else -min(size, limit)
+    neutral_positions = {market: Position(opening, state.markets[market].funding_index)} if opening else {}
+    accounts = {neutral_id: Account(owner=NEUTRAL_OWNER, collateral=NEUTRAL_COLLATERAL, positions=neutral_positions)}
+    accounts[account_id] = msgspec.structs.replace(account)  # the spec writes into Account objects
+    slots = {neutral_slot: Slot(neutral_id, market, not is_buy, price, size, 0, MAX_TIMESTAMP)}
+    if slot is not None:
+        slots[handle.slot] = slot  # frozen: the spec replaces slots, never mutates them
+    probe = msgspec.structs.replace(
+        state,
+        markets=[msgspec.structs.replace(m) for m in state.markets],
+        accounts=accounts,
+        slots=slots,
+        next_account_id=neutral_id + 1,
+        next_slot=neutral_slot + 1,
+        dirty_accounts=set(),
+        dirty_slots=set(),
+    )
+    return state_transition(probe, Trade(SlotRef(neutral_slot), handle, size), ctx)
