@@ -7,6 +7,8 @@ Prints, last, one JSON object:
 - recoveries_threads_per_s / recoveries_processes_per_s — the same recoveries spread over the
   machine's cores by the mempool's worker threads (coincurve releases the GIL) and by trio-parallel
   worker processes, so the choice in optinode/exchange/mempool.py is measured, not assumed;
+- coincurve_two_thread_speedup — bare coincurve recoveries on two threads over one: ~2 if the
+  library releases the GIL around libsecp256k1 (it does: cffi), ~1 if it does not;
 - inprocess_orders_per_s — fresh signed orders from many accounts submitted in requests of
   `--request` orders by several concurrent clients to `Mempool.submit` (stateless checks, recovery
   on worker threads, replay checks, fair queue), taken by an engine loop (`Mempool.next_batch`) and
@@ -68,6 +70,27 @@ class OrderFlow:
 def pairs_of(flow: OrderFlow, orders: list[Order]) -> list[tuple[bytes, bytes]]:
     domain = flow.world.domain
     return [(compute_order_digest(domain, o), o.signature) for o in orders]
+
+
+def measure_gil_release(pairs: list[tuple[bytes, bytes]]) -> float:
+    """Bare coincurve recoveries on two threads / on one (the same signatures, halves in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coincurve import PublicKey
+
+    def recover_all(part: list[tuple[bytes, bytes]]) -> None:
+        for digest, signature in part:
+            PublicKey.from_signature_and_message(signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None)
+
+    start = time.perf_counter()
+    recover_all(pairs)
+    one = time.perf_counter() - start
+    half = len(pairs) // 2
+    with ThreadPoolExecutor(2) as pool:
+        start = time.perf_counter()
+        list(pool.map(recover_all, [pairs[:half], pairs[half:]]))
+        two = time.perf_counter() - start
+    return one / two
 
 
 async def measure_threads(pool: Mempool, pairs: list[tuple[bytes, bytes]]) -> float:
@@ -162,6 +185,8 @@ def main() -> None:
     recoveries_per_s = measure_recoveries(SimpleNamespace(state=flow.world.state, signed_orders=single), count=3_000)
     recovery_cpu_us = (time.process_time() - cpu) / 3_000 * 1e6
     print(f"secp256k1 recoveries, one core:      {recoveries_per_s:,.0f}/s")
+    speedup = measure_gil_release(pairs_of(flow, single))
+    print(f"coincurve, 2 threads over 1:         {speedup:.2f}x")
     pool = Mempool(flow.world.state, Limits(recovery_chunk=args.chunk))
     threads_per_s = trio.run(measure_threads, pool, for_threads)
     print(f"recoveries, 2 worker threads:        {threads_per_s:,.0f}/s")
@@ -173,6 +198,7 @@ def main() -> None:
         "inprocess_orders_per_s": round(intake_per_s),
         "recoveries_per_s": round(recoveries_per_s),
         "intake_vs_recovery": round(intake_per_s / recoveries_per_s, 3),
+        "coincurve_two_thread_speedup": round(speedup, 2),
         "recoveries_threads_per_s": round(threads_per_s),
         "recoveries_processes_per_s": round(processes_per_s),
         "intake_cpu_us_per_order": round(outcome["cpu_us_per_order"], 1),

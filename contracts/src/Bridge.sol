@@ -321,9 +321,12 @@ contract Bridge {
         emit Escaped(accountId, c.owner, amount, bondShare);
         if (amount != 0) _push(c.owner, amount);
         if (bondShare != 0) {
-            // a share the owner cannot take (a reverting contract) stays in the bridge
-            (bool ok,) = c.owner.call{value: bondShare}("");
-            ok;
+            // A share the owner cannot take (a reverting contract) stays in the bridge; its return data
+            // is never copied, so an owner cannot make this payout fail by returning a huge blob.
+            address to = c.owner;
+            assembly {
+                pop(call(gas(), to, bondShare, 0, 0, 0, 0))
+            }
         }
     }
 

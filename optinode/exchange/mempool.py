@@ -12,6 +12,9 @@
    the same order pending twice;
 5. a fair queue: one round-robin turn per account, so a flood from one account delays only itself.
 
+Signed cancels (`check_cancel`) are verified the same way and go to the engine at once, ahead of
+queued orders; an order they cancel that is still queued is dropped here.
+
 Every rejection is a `IntakeRejected` carrying the spec `ErrorCode` or the exchange's `Reason`. The engine
 stays the judge: everything here is re-checked by the matcher and the spec; the mempool only
 refuses early and cheaply. See docs/matching.md, "Intake".
@@ -29,12 +32,13 @@ import trio
 from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
-from optinode.spec.state import State, get_account
+from optinode.spec.state import Account, State, get_account
 from optinode.spec.fields import find_field_error
 from optinode.spec.transition import compute_nonce_window
 from optinode.spec.types import Order
 
-from .orders import Placement, Reason, reason_name
+from .cancel import SignedCancelAll, SignedCancelOrder, compute_cancel_digest, find_cancel_error
+from .orders import CancelAll, CancelOrder, Placement, Reason, reason_name
 
 
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -128,6 +132,8 @@ class Mempool:
         self.rate = TokenBucket(limits.items_per_second, limits.burst, clock)
         self.queue = FairQueue(limits.max_pending_per_account)
         self.pending: set[bytes] = set()  # hashes of queued orders
+        self.withdrawn: set[bytes] = set()  # queued orders cancelled before the engine took them
+        self.floors: dict[int, int] = {}  # cancel-all floors seen at intake (the matcher keeps its own)
         self.limiter = trio.CapacityLimiter(limits.workers)
         self._arrived = trio.Event()
 
@@ -148,24 +154,34 @@ class Mempool:
             raise IntakeRejected(ErrorCode.MARKET_NOT_FOUND, f"market {order.market}")
         if order.expiry < self.state.time:
             raise IntakeRejected(ErrorCode.EXPIRED, f"expiry {order.expiry} is before the system time {self.state.time}")
-        if not self.rate.take(order.account_id, 1):
-            raise IntakeRejected(Reason.RATE_LIMITED, f"account {order.account_id}: over {self.limits.items_per_second:g} items/s")
+        self.check_rate(order.account_id)
         return compute_order_digest(self.state.config.domain_separator, order)
+
+    def check_rate(self, account_id: int) -> None:
+        if not self.rate.take(account_id, 1):
+            raise IntakeRejected(Reason.RATE_LIMITED, f"account {account_id}: over {self.limits.items_per_second:g} items/s")
+
+    def check_signer(self, account_id: int, signer: bytes | None) -> Account:
+        """The account exists and `signer` (None: no key recovered) is its owner."""
+        if signer is None:
+            raise IntakeRejected(ErrorCode.BAD_SIGNATURE)
+        account = get_account(self.state, account_id)
+        if account is None:
+            raise IntakeRejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {account_id}")
+        if signer != account.owner:
+            raise IntakeRejected(ErrorCode.WRONG_SIGNER, f"signed by 0x{signer.hex()}")
+        return account
 
     def check_replay(self, placement: Placement, order_hash: bytes, signer: bytes | None) -> None:
         """Signer, account and nonce against the engine's state, with the spec's own functions."""
         order = placement.order
-        if signer is None:
-            raise IntakeRejected(ErrorCode.BAD_SIGNATURE)
-        account = get_account(self.state, order.account_id)
-        if account is None:
-            raise IntakeRejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {order.account_id}")
-        if signer != account.owner:
-            raise IntakeRejected(ErrorCode.WRONG_SIGNER, f"signed by 0x{signer.hex()}")
+        account = self.check_signer(order.account_id, signer)
         try:
             compute_nonce_window(account, order.nonce)
         except InvalidTransaction as invalid:
             raise IntakeRejected(invalid.code, f"nonce {order.nonce}") from None
+        if order.nonce < self.floors.get(order.account_id, 0):
+            raise IntakeRejected(Reason.NONCE_CANCELLED, f"nonce {order.nonce} is below the account's cancel-all floor")
         if order_hash in self.pending:
             raise IntakeRejected(Reason.DUPLICATE_ORDER, "already waiting for the engine")
 
@@ -215,11 +231,37 @@ class Mempool:
         return outcomes
 
     async def next_batch(self, max_items: int) -> list[tuple[Placement, bytes]]:
-        """Wait for queued orders and take up to `max_items`, fairly across accounts."""
-        while not len(self.queue):
-            self._arrived = trio.Event()
-            await self._arrived.wait()
-        batch = self.queue.pop(max_items)
-        for _, order_hash in batch:
-            self.pending.discard(order_hash)
+        """Wait for queued orders and take up to `max_items`, fairly across accounts (orders
+        cancelled while they waited are dropped here)."""
+        batch: list[tuple[Placement, bytes]] = []
+        while not batch:
+            while not len(self.queue):
+                self._arrived = trio.Event()
+                await self._arrived.wait()
+            for placement, order_hash in self.queue.pop(max_items):
+                self.pending.discard(order_hash)
+                if order_hash in self.withdrawn:
+                    self.withdrawn.discard(order_hash)
+                elif placement.order.nonce >= self.floors.get(placement.order.account_id, 0):
+                    batch.append((placement, order_hash))
         return batch
+
+    async def check_cancel(self, message: SignedCancelOrder | SignedCancelAll) -> tuple[CancelOrder | CancelAll, bool]:
+        """Verify an owner-signed cancel. Returns the book command for the engine to apply at once
+        (cancels do not queue behind orders: a market maker's cancel must not wait behind a flood)
+        and whether it named an order still queued here, which is then dropped before the engine
+        sees it (the engine's matcher will not know that order: UnknownOrder, nothing to log)."""
+        problem = find_cancel_error(message)
+        if problem is not None:
+            raise IntakeRejected(ErrorCode.MALFORMED, problem)
+        self.check_rate(message.account_id)
+        digest = compute_cancel_digest(self.state.config.domain_separator, message)
+        [signer] = await self.recover([(digest, message.signature)])
+        self.check_signer(message.account_id, signer)
+        if type(message) is SignedCancelOrder:
+            queued = message.order_hash in self.pending and message.order_hash not in self.withdrawn
+            if queued:
+                self.withdrawn.add(message.order_hash)
+            return CancelOrder(message.account_id, message.order_hash), queued
+        self.floors[message.account_id] = max(self.floors.get(message.account_id, 0), message.nonce_below)
+        return CancelAll(message.account_id, message.nonce_below), False

@@ -20,6 +20,8 @@ and each poll first checks that the recorded tip is still canonical. Failures ar
 - *reset* — a recorded block is no longer canonical: walk back over the recorded hashes to the
   highest block that still is (the common ancestor), delete the later blocks and their events in one
   write batch, emit `Reorg`;
+- *reset to the start* — no recorded block is canonical, but every block since ``start_block`` is
+  recorded (the reorg reaches below the deployment block): unwind everything, read from the start;
 - *critical* — no recorded block is canonical any more (a reorg deeper than ``window``):
   `FollowerCritical`; the node stops rather than guess (raise ``reorg_window`` and resync).
 
@@ -190,28 +192,41 @@ class Follower:
             if block is not None and block.hash == record.hash:
                 ancestor = record
                 break
+        if ancestor is None and recorded and recorded[0].number == self.start_block:
+            # Every block since the start is recorded and none is canonical: the reorg reaches below the
+            # deployment block. Unwind everything and read again from the start.
+            return self._unwind(None, recorded)
         if ancestor is None:
             raise FollowerCritical(
                 f"L1 reorg deeper than the {len(recorded)} recorded blocks (from {recorded[0].number if recorded else '?'}): "
                 "no recorded block is canonical; raise node.reorg_window and resync the data directory"
             )
+        return self._unwind(ancestor, recorded)
+
+    def _unwind(self, ancestor: Block | None, recorded: list[Block]) -> Reorg:
+        """Delete the blocks and events after ``ancestor`` (None: everything, back to the start) and
+        move the position there, in one write batch."""
+        keep = self.start_block - 1 if ancestor is None else ancestor.number
         removed: list[L1Event] = []
         end = keys.prefix_end(keys.prefix_of(keys.Prefix.L1_EVENT))
         with self.store.write_batch(sync=False) as batch:
-            for key, value in self.store.iterate(start=keys.l1_events_from(ancestor.number + 1), stop=end):
+            for key, value in self.store.iterate(start=keys.l1_events_from(keep + 1), stop=end):
                 removed.append(EVENT_CODEC.decode(value, key=key))
                 batch.delete(key)
             for record in recorded:
-                if record.number > ancestor.number:
+                if record.number > keep:
                     batch.delete(keys.l1_block(record.number))
-            batch.put(keys.L1_HEAD, BLOCK.encode(ancestor))
+            if ancestor is None:
+                batch.delete(keys.L1_HEAD)
+            else:
+                batch.put(keys.L1_HEAD, BLOCK.encode(ancestor))
         log.warning(
             "L1 reorg: blocks after %d left the chain (%d were read, %d events unwound); re-reading",
-            ancestor.number,
-            recorded[-1].number - ancestor.number,
+            keep,
+            recorded[-1].number - keep,
             len(removed),
         )
-        return Reorg(ancestor.number, tuple(reversed(removed)))
+        return Reorg(keep, tuple(reversed(removed)))
 
 
 async def run(

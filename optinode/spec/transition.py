@@ -597,7 +597,11 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     # part of its deficit that moves is this position's share of its risk (all of it when nothing
     # stays open), never the deficit of its other markets. Rounded for the deleveraged (it must end
     # healthier), i.e. against the deleverager.
-    target = compute_ratio_value(value, risk, get_total_risk(state, remaining, initial=False))
+    risk_after = get_total_risk(state, remaining, initial=False)
+    # 6a. The closure lowers the deleveraged account's risk (rounding can leave a tiny step's risk
+    #     unchanged: then nothing would move and the account would not be healthier).
+    require(risk_after < risk, ErrorCode.NOT_REDUCING)
+    target = compute_ratio_value(value, risk, risk_after)
     deleveraged_delta = target - get_total_value(state, deleveraged.collateral, remaining)
     # What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
     # deleverager only the rest.

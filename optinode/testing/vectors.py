@@ -25,7 +25,7 @@ from msgspec.structs import replace
 from optinode.spec.constants import MAX_AMOUNT, MAX_BALANCE, MAX_SLOT_ID, PRICE_ONE
 from optinode.spec.errors import ErrorCode
 from optinode.spec.types import Deleverage, Deposit, ForcedWithdraw, FundingTick, Liquidate, Malformed, OraclePrice, SlotRef, Trade
-from optinode.testing.world import BTC, ETH, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, World
+from optinode.testing.world import BTC, ETH, ETH_MARKET, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, World, make_genesis
 
 E = ErrorCode
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "tests" / "vectors"
@@ -644,6 +644,26 @@ def _():
 def _():
     tx = Deleverage(4, 2, ETH, ETH_UNIT // 2)
     return _poor_carol(150).vector(tx, expect=E.OK, description="the fund spent, carol takes 128.4 USD of erin's debt and ends below maintenance, never below zero")
+
+
+def _dust_market_world() -> World:
+    """ETH and a market priced at 1 unit: alice (in debt, crafted) long 10^9 units of it from bob, whose
+    maintenance risk ceil(10^9 x 1 x 5% / 10^8) = 1 does not change when 1,000 units close."""
+    dust = replace(ETH_MARKET, name="DUST-USD", step_size=1_000, tick_size=1, price=1)
+    w = World(make_genesis(markets=(ETH_MARKET, dust)))
+    w.deposit("alice", 100 * USD)
+    w.deposit("bob", 100 * USD)
+    w.must(w.trade("bob", "alice", 10**9, market=1, limit_price=1))
+    w.state.accounts[0].collateral = -100
+    w.touch(0)
+    w.root()
+    return w
+
+
+@case("deleverage/risk_unchanged")
+def _():
+    w = _dust_market_world()
+    return w.vector(Deleverage(0, 1, 1, 1_000), expect=E.NOT_REDUCING, description="closing one step leaves alice's rounded risk unchanged")
 
 
 @case("deleverage/cross_market_share")

@@ -4,7 +4,7 @@ Each flow mixes placements (all order types, sizes up to past the accounts' marg
 the oracle, short expiries), cancels, cancel-alls and oracle price moves (spec transactions the
 engine interleaves, each followed by an ExpireOrders command). Checked on every flow:
 
-- every emitted Trade, replayed in order with the same price moves by `spec.state_transition` on an
+- (on both markets: a position in one counts in the margin of the other) every emitted Trade, replayed in order with the same price moves by `spec.state_transition` on an
   independent copy of the starting state, applies OK, and the copy ends equal to the live state;
 - a fill of a reduce-only order never grows or flips that account's position;
 - a rejected order emits nothing and leaves the state exactly as it was, and a rejection for a
@@ -25,15 +25,23 @@ from optinode.spec.errors import ErrorCode
 from optinode.spec.state import copy_state
 from optinode.spec.transition import state_transition
 from optinode.spec.types import OraclePrice, Trade
-from optinode.testing.world import ETH, ETH_PRICE, ETH_STEP, ETH_TICK, World
+from optinode.testing.world import BTC, BTC_PRICE, BTC_STEP, BTC_TICK, ETH, ETH_PRICE, ETH_STEP, ETH_TICK, World
 
 NAMES = ("alice", "bob", "carol", "dave", "alice-2")
 FUNDS = 1_000 * 10**6
 EXCHANGE_REASONS = {r.value for r in Reason}
+# Per market: (lot in base units, genesis price, tick, one price step of a move). A lot is ~3 USD in
+# both markets, so the same lot counts reach past the accounts' margin in either; positions in one
+# market count in the other's margin (the spec values the whole account).
+MARKETS = {
+    ETH: (ETH_STEP, ETH_PRICE, ETH_TICK, 10**5),  # 0.001 ETH; moves of 1 USD/ETH
+    BTC: (50 * BTC_STEP, BTC_PRICE, BTC_TICK, 2 * 10**7),  # 0.00005 BTC; moves of 20 USD/BTC
+}
 
 place = st.tuples(
     st.just("place"),
     st.sampled_from(NAMES),
+    st.sampled_from([ETH, ETH, BTC]),
     st.booleans(),  # buy
     st.one_of(st.integers(1, 20), st.integers(100, 4_000)),  # lots: small, or up to past the margin
     st.integers(-6, 6),  # ticks off the genesis price
@@ -43,7 +51,7 @@ place = st.tuples(
 )
 cancel = st.tuples(st.just("cancel"), st.integers(0, 50))
 cancel_all = st.tuples(st.just("cancel_all"), st.sampled_from(NAMES), st.integers(0, 8))
-price = st.tuples(st.just("price"), st.integers(-300, 300))  # USD per ETH from 3000
+price = st.tuples(st.just("price"), st.sampled_from([ETH, BTC]), st.integers(-300, 300))  # steps off the genesis price
 steps = st.lists(st.one_of(place, place, place, place, place, place, cancel, cancel_all, price, price), min_size=1, max_size=40)
 
 
@@ -68,9 +76,10 @@ def run_flow(flow):
     for step in flow:
         kind = step[0]
         if kind == "place":
-            _, name, buy, lots, ticks, tif, reduce_only, expiry = step
+            _, name, market, buy, lots, ticks, tif, reduce_only, expiry = step
+            lot, genesis_price, tick, _ = MARKETS[market]
             fields = {} if expiry is None else {"expiry": w.state.time + expiry}
-            order = w.order(name, is_buy=buy, size=lots * ETH_STEP, limit_price=ETH_PRICE + ticks * ETH_TICK, **fields)
+            order = w.order(name, market=market, is_buy=buy, size=lots * lot, limit_price=genesis_price + ticks * tick, **fields)
             command = Placement(order, tif, reduce_only)
             before = msgspec.msgpack.encode(w.state)
             result = m.apply(command, w.ctx)
@@ -104,7 +113,10 @@ def run_flow(flow):
             m.apply(command)
             log.append(("cmd", command))
         else:
-            tx = w.prices(ETH, [(0, ETH_PRICE + step[1] * 10**5, w.state.time + 5), (1, ETH_PRICE + step[1] * 10**5, w.state.time + 5)])
+            _, market, moves = step
+            _, genesis_price, _, move = MARKETS[market]
+            new_price, at = genesis_price + moves * move, w.state.time + 5
+            tx = w.prices(market, [(0, new_price, at), (1, new_price, at)])
             assert state_transition(w.state, tx, w.ctx).ok
             log.append(("tx", tx))
             emitted.append(tx)
@@ -129,7 +141,8 @@ def test_every_emitted_trade_applies_and_reduce_only_never_grows(flow) -> None:
                     sides.append(digests[handle.slot])
                 else:
                     sides.append(m.order_hash(handle))
-            positions_before = {a: (acct.positions.get(ETH).size if ETH in acct.positions else 0) for a, acct in shadow.accounts.items()}
+            market = tx.maker.market if not hasattr(tx.maker, "slot") else shadow.slots[tx.maker.slot].market
+            positions_before = {a: (acct.positions[market].size if market in acct.positions else 0) for a, acct in shadow.accounts.items()}
             next_slot = shadow.next_slot
         receipt = state_transition(shadow, tx, w.ctx)
         assert receipt.ok, f"an emitted {type(tx).__name__} is invalid: {receipt.code.name}"
@@ -143,7 +156,7 @@ def test_every_emitted_trade_applies_and_reduce_only_never_grows(flow) -> None:
                 if order_hash in reduce_only_hashes:
                     account_id = handle.account_id if not hasattr(handle, "slot") else shadow.slots[handle.slot].account_id
                     old = positions_before.get(account_id, 0)
-                    new = shadow.accounts[account_id].positions.get(ETH)
+                    new = shadow.accounts[account_id].positions.get(market)
                     new = new.size if new else 0
                     assert abs(new) < abs(old) and old * new >= 0, "a reduce-only fill grew or flipped a position"
     assert msgspec.msgpack.encode(shadow) == msgspec.msgpack.encode(w.state)

@@ -142,3 +142,35 @@ def compute_hash(w: World, order) -> bytes:
     from optinode.spec.eip712 import compute_order_digest
 
     return compute_order_digest(w.domain, order)
+
+
+@pytest.mark.trio
+async def test_signed_cancels_are_checked_and_drop_what_is_still_queued() -> None:
+    from optinode.exchange.cancel import SignedCancelAll, SignedCancelOrder, compute_cancel_digest
+    from optinode.exchange.orders import CancelAll, CancelOrder
+
+    w = funded()
+    pool = Mempool(w.state)
+    queued = [Placement(w.order("alice", nonce=n)) for n in range(4)]
+    hashes = await pool.submit(queued)
+
+    def signed(message, name="alice"):
+        return msgspec.structs.replace(message, signature=w.key(name).sign_digest(compute_cancel_digest(w.domain, message)))
+
+    one = signed(SignedCancelOrder(0, hashes[1], b""))
+    assert await pool.check_cancel(one) == (CancelOrder(0, hashes[1]), True)
+    assert (await pool.check_cancel(one))[1] is False  # twice: nothing more to drop
+    floor = signed(SignedCancelAll(0, 3, b""))
+    assert await pool.check_cancel(floor) == (CancelAll(0, 3), False)
+    taken = await pool.next_batch(10)
+    assert [h for _, h in taken] == [hashes[3]]  # 1 cancelled, 0 and 2 below the floor
+    late = await pool.submit([Placement(w.order("alice", nonce=2))])
+    assert reasons(late) == ["NONCE_CANCELLED"]
+    for bad, reason in (
+        (signed(SignedCancelOrder(0, hashes[0], b""), name="bob"), "WRONG_SIGNER"),
+        (SignedCancelOrder(0, hashes[0], b"\x00" * 65), "BAD_SIGNATURE"),
+        (SignedCancelOrder(0, b"\x00" * 31, b"\x00" * 65), "MALFORMED"),
+        (signed(SignedCancelOrder(42, hashes[0], b"")), "ACCOUNT_NOT_FOUND"),
+    ):
+        with pytest.raises(IntakeRejected, match=reason):
+            await pool.check_cancel(bad)

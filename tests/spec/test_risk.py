@@ -266,3 +266,13 @@ def test_finding_6a_a_liquidation_needing_more_than_the_fund_is_refused_and_dele
     assert (w.collateral("dave"), w.size("dave"), w.state.insurance) == (0, 0, 0)
     assert value_and_risk(w, "bob")[0] == bob_before - 220 * USD
     w.check_conservation()
+
+
+def test_deleverage_6a_must_lower_the_deleveraged_risk():
+    from optinode.testing.vectors import _dust_market_world
+
+    w = _dust_market_world()
+    # risk ceil(10^9 x 1 x 5% / 10^8) = 1 before and after closing 1,000 units: nothing would move.
+    assert w.apply(Deleverage(0, 1, 1, 1_000)) == Receipt(ErrorCode.NOT_REDUCING, False)
+    assert w.apply(Deleverage(0, 1, 1, 10**9)).ok  # closing all of it: risk 1 -> 0
+    assert (w.collateral("alice"), w.size("alice", 1)) == (0, 0)

@@ -15,7 +15,8 @@ long times, liquidations across the whole band, deleverages. After every transac
   account's deficit in proportion to the risk closed (its share at that market's bankruptcy price),
   and the insurance fund pays first.
 
-And after each price update and at the end, on a copy: the bad-debt waterfall (`run_waterfall`:
+The same over `tests/spec/risk_worlds.py` (1-16 markets, prices from 1 to ~2^62 per base unit, huge
+balances). And after each price update and at the end, on a copy: the bad-debt waterfall (`run_waterfall`:
 deleverage every bankrupt account against the opposite holders, insurance first) and then the sum
 of what every account could withdraw at once <= the collateral the state holds.
 
@@ -38,6 +39,7 @@ from optinode.spec.state import State, copy_state, get_total_collateral
 from optinode.spec.transition import state_transition
 from optinode.spec.types import Deleverage, L1Context, Liquidate, OraclePrice, SlotRef, Trade, Transaction
 
+from .risk_worlds import risk_worlds
 from .strategies import Scenario, consumed_deposits, scenarios
 
 RISK = settings(max_examples=max(60, settings.default.max_examples), deadline=None)
@@ -88,9 +90,9 @@ def withdrawable(state: State) -> int:
 
 def run_waterfall(state: State, ctx: L1Context) -> list[int]:
     """Deleverage every bankrupt account against opposite holders (the richest first; the whole
-    overlap, else halves of it) until none is left or no deleverage applies. Returns the bankrupt
+    overlap, else halves of it down to 1/64) until none is left or no deleverage applies. Returns the bankrupt
     accounts that remain (no opposite holder has value left to absorb them)."""
-    for _ in range(256):
+    for _ in range(64):
         progressed = False
         for victim in sorted(state.accounts):
             value, _, _, positions = health(state, victim)
@@ -106,7 +108,7 @@ def run_waterfall(state: State, ctx: L1Context) -> list[int]:
                 for other in others:
                     overlap = min(abs(position.size), abs(state.accounts[other].positions[market].size))
                     size = overlap
-                    while size > 0:  # the whole overlap, else halves of it down to one step
+                    while size > 0 and size * 64 >= overlap:  # the whole overlap, else halves of it down to 1/64
                         if state_transition(state, Deleverage(victim, other, market, size), ctx).ok:
                             progressed = True
                             break
@@ -157,6 +159,16 @@ def check_party(before: State, after: State, tx: Transaction, account_id: int, m
 @RISK
 @given(scenarios(min_txs=10, max_txs=60))
 def test_risk_invariants_after_every_transaction(scenario: Scenario) -> None:
+    check_risk_invariants(scenario)
+
+
+@RISK
+@given(risk_worlds())
+def test_risk_invariants_in_worlds_with_many_markets_and_extreme_prices(scenario: Scenario) -> None:
+    check_risk_invariants(scenario)
+
+
+def check_risk_invariants(scenario: Scenario) -> None:
     state = scenario.genesis_state()
     ctx = scenario.ctx
     for index, tx in enumerate(scenario.txs):

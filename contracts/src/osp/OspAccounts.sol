@@ -195,7 +195,11 @@ contract OspAccounts is OspProver {
         StateCodec.Position[] memory remaining = OspMargin.withPosition(
             deleveraged.positions, t.market, f.held + f.signedSize, s.g.markets[t.market].fundingIndex
         );
-        f.target = OspMargin.computeRatioValue(f.value, f.risk, OspMargin.getTotalRisk(s, remaining, false));
+        int256 riskAfter = OspMargin.getTotalRisk(s, remaining, false);
+        // 6a. The closure lowers the deleveraged account's risk (rounding can leave a tiny step's risk
+        //     unchanged: then nothing would move and the account would not be healthier).
+        OspRules.requireValid(riskAfter < f.risk, ErrorCode.NOT_REDUCING);
+        f.target = OspMargin.computeRatioValue(f.value, f.risk, riskAfter);
         f.deleveragedDelta = f.target - OspMargin.getTotalValue(s, deleveraged.collateral, remaining);
         // What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
         // deleverager only the rest.

@@ -60,6 +60,9 @@ class EscapeWorld:
     def parts(self) -> StateParts:
         return state_parts(self.state, self.commitment)
 
+    def globals_bytes(self) -> bytes:
+        return encode_globals(self.state)
+
     def proof(self, account_id: int) -> tuple[int, bytes, list[bytes]]:
         return (account_id, encode_account(self.state.accounts[account_id]), list(self.commitment.accounts.proof(account_id)))
 

@@ -326,3 +326,28 @@ def test_bonds_of_batches_pending_at_the_freeze_go_to_the_escapers(finalized, wo
     assert sum(eth for _, eth in paid.values()) > 2 * p.proposer_bond - len(names)
     credited = sum(system.rollup.functions.credits(a).call() for a in (proposer, challenger))
     assert w3.eth.get_balance(system.rollup.address) == credited
+
+
+def test_an_owner_that_refuses_eth_blocks_nobody(make_system, proposer, users) -> None:
+    # An owner whose code reverts on ETH (or returns a huge blob) still gets its collateral; its bond
+    # share stays in the bridge, and every other account is paid as if nothing happened.
+    world = build_insolvent_world(owed=[3_000 * USD, 1_000 * USD], held=3_500 * USD, seed=7)
+    world.pending = 1
+    system = world.deploy(make_system, proposer, users[4])
+    refuser = world.owners[0]
+    system.w3.provider.make_request("anvil_setCode", [refuser, "0x60006000fd"])  # revert(0, 0)
+    bonds = system.params.proposer_bond
+    parts = world.parts()
+    for account_id in world.names:
+        system.register_claim(users[5], world.globals_bytes(), parts, world.proof(account_id))
+    increase_time(system.w3, system.params.claim_period + 1)
+    system.release_frozen_bonds(users[5])
+    shares = {i: world.claims[i] * bonds // world.total_claims for i in world.names}
+    for account_id in world.names:
+        owner = world.owners[account_id]
+        before = balance(system, owner)
+        system.escape(users[5], account_id)
+        assert balance(system, owner) - before == world.payout(account_id)
+    assert system.w3.eth.get_balance(world.owners[1]) == shares[1]
+    assert system.w3.eth.get_balance(refuser) == 0
+    assert system.w3.eth.get_balance(system.bridge.address) == bonds - shares[1]
