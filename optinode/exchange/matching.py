@@ -96,7 +96,10 @@ class Matcher:
         if not is_well_formed(Trade(order, order, 0)):
             return PlaceResult(b"", Status.REJECTED, reason=ErrorCode.MALFORMED.name, logged=False)
         order_hash = self.order_hash(order)
-        rejection = self._check_placement(placement, order_hash)
+        # Orders expire against the batch's L1 time (docs/risk.md), which is never before the system
+        # time (every oracle and funding timestamp is at most its batch's L1 time).
+        now = max(ctx.l1_timestamp, self.state.time)
+        rejection = self._check_placement(placement, order_hash, now)
         if rejection is not None:
             return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection), logged=False)
         account = get_account(self.state, order.account_id)
@@ -177,7 +180,7 @@ class Matcher:
 
     # --- matching --------------------------------------------------------------------------------
 
-    def _check_placement(self, placement: Placement, order_hash: bytes) -> Reason | ErrorCode | None:
+    def _check_placement(self, placement: Placement, order_hash: bytes, now: int) -> Reason | ErrorCode | None:
         """Why the order cannot be accepted at all, or None. Changes nothing."""
         order = placement.order
         if order_hash in self.seen:
@@ -190,7 +193,7 @@ class Matcher:
         try:
             # The spec's rules of the order itself: market, step and tick, fee rate, account,
             # signature (memoised at intake), expiry, nonce window. Nothing is written.
-            resolve_order(state, order)
+            resolve_order(state, order, now)
         except InvalidTransaction as invalid:
             return invalid.code
         if placement.reduce_only and self._reducible(order.account_id, order.market, order.is_buy) == 0:

@@ -287,9 +287,12 @@ class Sender:
             receipt = await self.rpc.get_receipt(record.tx_hash)
             if receipt is None:
                 log.warning("%s: its block %d left the chain (reorg); re-broadcasting", record.label, record.block_number)
-                record = msgspec.structs.replace(record, status="pending", block_number=-1, block_hash=b"", tx_hash=b"", gas_used=0)
-                # The last attempt carries the highest fees; any attempt is valid for this nonce.
-                await self._broadcast(record, record.attempts[-1])
+                # The last attempt carries the highest fees; any attempt is valid for this nonce. Re-sent now:
+                # its replacement timer starts again (else a batch sent long ago is fee-bumped at once).
+                again = msgspec.structs.replace(record.attempts[-1], sent_at=self.clock())
+                record = msgspec.structs.replace(record, status="pending", block_number=-1, block_hash=b"", tx_hash=b"", gas_used=0,
+                                                 attempts=(*record.attempts[:-1], again))
+                await self._broadcast(record, again)
                 return record
             if receipt.block_hash != record.block_hash:
                 record = self._mined(record, receipt)

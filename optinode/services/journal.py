@@ -103,7 +103,7 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     batch_index: int
     next_seq: int  # the first log entry after this batch
     l1_time: int  # the L1 time of its last entry (the engine's clock never runs backwards)
-    state: bytes  # msgpack of the spec State (dirty marks empty)
+    state: bytes  # JSON of the spec State (see encode_state)
 
 
 class FinalMark(msgspec.Struct, frozen=True, array_like=True):
@@ -114,7 +114,10 @@ ENTRY = Codec(LogEntry)
 BATCH = Codec(BatchRecord)
 CHECKPOINT = Codec(Checkpoint)
 FINAL = Codec(FinalMark)
-STATE = Codec(State)
+# Checkpoints hold the whole State as JSON: its integers are unbounded (a nonce window is a 256-bit
+# bitmap), which msgpack cannot carry; msgspec's JSON can, exactly.
+_STATE_ENCODER = msgspec.json.Encoder()
+_STATE_DECODER = msgspec.json.Decoder(State)
 
 
 class ReplayMismatch(Exception):
@@ -140,11 +143,11 @@ def replay_entry(state: State, entry: LogEntry) -> None:
 
 
 def encode_state(state: State) -> bytes:
-    return STATE.encode(state)
+    return _STATE_ENCODER.encode(state)
 
 
 def decode_state(data: bytes) -> State:
-    return STATE.decode(data)
+    return _STATE_DECODER.decode(data)
 
 
 class Journal:

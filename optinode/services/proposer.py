@@ -66,6 +66,7 @@ class ProposerDeps:
     bond: int
     challenge_window: int
     faults: Faults = field(default_factory=Faults)
+    known_events: list[Any] = field(default_factory=list)  # the follower's stored events at start-up
 
 
 @dataclass
@@ -130,32 +131,40 @@ async def run(deps: ProposerDeps, inbox: trio.MemoryReceiveChannel[Any], *, task
     await _submit_ready(deps, t)
     task_status.started()
     async with inbox:
+        # What the follower read before a restart is not emitted again: start from its stored events.
+        for event in deps.known_events:
+            await _handle(deps, t, event)
+        deps.known_events = []
         async for message in inbox:
-            if isinstance(message, BatchRecord):
-                await _submit_ready(deps, t)
-            elif isinstance(message, events.BatchAppended):
-                t.appended[message.index] = message
-                t.append_time.pop(message.index, None)
-                ours = deps.journal.batch(message.index)
-                if ours is not None and ours.state_root != message.state_root:
-                    log.error("batch %d on L1 has root %s, ours is %s: another proposer appended it", message.index,
-                              message.state_root.hex(), ours.state_root.hex())
-            elif isinstance(message, events.BatchFinalized):
-                if message.index > t.last_final:
-                    t.last_final = message.index
-                    deps.journal.set_final(message.index)
-                    log.info("batch %d is final on L1", message.index)
-            elif isinstance(message, Reorg):
-                for event in message.removed:
-                    if isinstance(event, events.BatchAppended):
-                        t.appended.pop(event.index, None)
-                        t.append_time.pop(event.index, None)
-                    elif isinstance(event, events.BatchFinalized) and event.index <= t.last_final:
-                        t.last_final = event.index - 1
-                        deps.journal.set_final(t.last_final)
-            elif isinstance(message, Head):
-                await _submit_ready(deps, t)  # a no-op unless an append was refused before
-                await _maybe_finalize(deps, t, message)
-            elif isinstance(message, SendRecord):
-                if message.status in ("reverted", "conflict"):
-                    log.error("%s: %s on L1", message.label, message.status)
+            await _handle(deps, t, message)
+
+
+async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
+    if isinstance(message, BatchRecord):
+        await _submit_ready(deps, t)
+    elif isinstance(message, events.BatchAppended):
+        t.appended[message.index] = message
+        t.append_time.pop(message.index, None)
+        ours = deps.journal.batch(message.index)
+        if ours is not None and ours.state_root != message.state_root:
+            log.error("batch %d on L1 has root %s, ours is %s: another proposer appended it", message.index,
+                      message.state_root.hex(), ours.state_root.hex())
+    elif isinstance(message, events.BatchFinalized):
+        if message.index > t.last_final:
+            t.last_final = message.index
+            deps.journal.set_final(message.index)
+            log.info("batch %d is final on L1", message.index)
+    elif isinstance(message, Reorg):
+        for event in message.removed:
+            if isinstance(event, events.BatchAppended):
+                t.appended.pop(event.index, None)
+                t.append_time.pop(event.index, None)
+            elif isinstance(event, events.BatchFinalized) and event.index <= t.last_final:
+                t.last_final = event.index - 1
+                deps.journal.set_final(t.last_final)
+    elif isinstance(message, Head):
+        await _submit_ready(deps, t)  # a no-op unless an append was refused before
+        await _maybe_finalize(deps, t, message)
+    elif isinstance(message, SendRecord):
+        if message.status in ("reverted", "conflict"):
+            log.error("%s: %s on L1", message.label, message.status)

@@ -28,6 +28,7 @@ from pathlib import Path
 import trio
 
 from optinode.config import Config, Secret, parse_address
+from optinode.l1 import events
 from optinode.l1 import follower as follower_mod
 from optinode.l1 import sender as sender_mod
 from optinode.l1.deploy import DEVNET_CHAIN_IDS, Deployment
@@ -101,7 +102,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
-                                     bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults)
+                                     bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
+                                     known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
         async with trio.open_nursery() as nursery:
             await nursery.start(_stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())

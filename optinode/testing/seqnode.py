@@ -120,7 +120,10 @@ class Sequencer:
         deadline = time.monotonic() + timeout
         last_mine = time.monotonic()
         while time.monotonic() < deadline:
-            value = predicate()
+            try:
+                value = predicate()
+            except requests.RequestException:
+                value = None  # the node is gone (checked below) or busy
             if value:
                 return value
             if self.process.poll() is not None:

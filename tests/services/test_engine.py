@@ -180,3 +180,16 @@ async def test_a_size_limit_cuts_before_the_record_that_would_cross_it(db, world
     batch = await h.batches.receive()
     assert batch.record_count == 4 and h.engine.pending.records == 1
     assert isinstance(decode_transaction(Journal(db).batch_records(batch)[-1]), Trade)
+
+
+@pytest.mark.trio
+async def test_a_checkpoint_holds_256_bit_nonce_windows(db, world, nursery) -> None:
+    """Found by bench/crash_proposer.py: an account's nonce bitmap passes 2**64 once a nonce above 63
+    is used, and msgpack cannot carry it; the checkpoint must."""
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    await h.submitter.submit(world.withdraw("alice", USD, nonce=200))
+    assert h.engine.state.accounts[0].nonce_bits >= 2**64
+    batch = await h.cut()
+    assert compute_state_root(decode_state(Journal(db).checkpoint(batch.index).state)) == batch.state_root

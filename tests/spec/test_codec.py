@@ -34,6 +34,8 @@ from optinode.spec.crypto import keccak, recover_signer
 from optinode.spec.errors import EncodeError
 from optinode.spec.merkle import MerkleTree
 from optinode.spec.types import (
+    CancelAll,
+    CollectFees,
     Deleverage,
     Deposit,
     ForcedWithdraw,
@@ -49,7 +51,9 @@ from optinode.spec.types import (
     Withdraw,
 )
 
-TX_TYPES = (Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed)
+TX_TYPES = (
+    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, CancelAll, CollectFees, Malformed
+)
 
 # --- strategies ----------------------------------------------------------------------------------------
 
@@ -315,6 +319,10 @@ def _reference_decode(record: bytes) -> Transaction:
                 market=c.byte(),
                 size=c.uvarint(MAX_AMOUNT),
             )
+        elif kind == 0x9:
+            tx = CancelAll(account_id=c.uvarint(MAX_ACCOUNT_ID), nonce_floor=c.uvarint(MAX_NONCE), signature=c.signature())
+        elif kind == 0xA:
+            tx = CollectFees(account_id=c.uvarint(MAX_ACCOUNT_ID))
         else:
             raise _Bad("type")
         if c.pos != len(record):

@@ -26,6 +26,8 @@ from optinode.spec.fields import Bound, Count, Length, get_field_specs
 from optinode.spec.record_codec import _put_varint, decode_transaction, encode_transaction
 from optinode.spec.transition import is_well_formed
 from optinode.spec.types import (
+    CancelAll,
+    CollectFees,
     Deleverage,
     Deposit,
     DepositEntry,
@@ -59,6 +61,8 @@ BASES: list[Transaction] = [
     Liquidate(liquidator=ORDER, liquidated_id=61, size=67),
     Liquidate(liquidator=SlotRef(slot=101), liquidated_id=61, size=67),
     Deleverage(deleveraged_id=71, deleverager_id=73, market=2, size=79),
+    CancelAll(account_id=103, nonce_floor=107, signature=SIG),
+    CollectFees(account_id=109),
 ]
 
 
