@@ -36,7 +36,7 @@ per role: ``{ env = "VAR" }`` or ``{ keystore = "file.json", password_env = "VAR
 
 ``[l1]`` (optional; `optinode l1 deploy` needs it): the contracts' parameters (:class:`L1Section`):
 ``token`` (absent: a DevToken is deployed, devnet chains only), ``proposers``, ``challenge_window``,
-bonds, ``slash_reward_bps``, the game's ``clock`` and ``arity``, the queue deadlines.
+bonds, ``slash_reward_bps``, ``max_timestamp_drift``, the game's ``clock`` and ``arity``, the queue deadlines.
 
 New sections are added as new fields of :class:`Config`; an unknown top-level table is an error so
 that a typo never silently falls back to a default.
@@ -165,6 +165,9 @@ class BatchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     max_age: Seconds = 2.0  # from the batch's first command
     # consume each L1 queue entry (deposit, forced request) at least this long before its deadline
     queue_margin: Seconds = 60.0
+    # cut the pending batch once the L1 head is this close to l1.max_timestamp_drift past the batch's
+    # declared L1 time, so that it still lands within the drift (docs/sequencer.md)
+    drift_margin: Seconds = 60.0
     # consume a queue entry only once its block is this deep: a reorg shallower than this can never
     # remove an entry the log already consumed (Arbitrum's sequencer waits for its delayed inbox too)
     queue_confirmations: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 12
@@ -203,6 +206,9 @@ class L1Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     proposer_bond: Annotated[int, msgspec.Meta(ge=1, le=_I64_MAX)] = 10**18  # wei per batch
     challenger_bond: Annotated[int, msgspec.Meta(ge=1, le=_I64_MAX)] = 10**17  # wei per game
     slash_reward_bps: Annotated[int, msgspec.Meta(ge=0, le=9_999)] = 5000  # of a slashed bond, to the challenger
+    # seconds a batch's declared L1 timestamp may lag its append block (Rollup.maxTimestampDrift; the
+    # OP Stack's sequencer drift): at most the price and funding validity windows (docs/contracts.md)
+    max_timestamp_drift: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300
     clock: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 1800  # each side's game time budget, seconds
     arity: Annotated[int, msgspec.Meta(ge=2, le=256)] = 16  # k-ary dissection
     forced_deadline: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 86_400  # seconds to serve a forced request
@@ -295,9 +301,15 @@ def check_genesis_section(section: GenesisSection, source: str) -> None:
             raise _fail(source, f"{where}.liquidation_fee", "must not exceed maintenance_margin")
 
 
-def check_l1_section(l1: L1Section | None, node: NodeSection, source: str) -> None:
+def check_l1_section(l1: L1Section | None, node: NodeSection, source: str, genesis: GenesisSection | None = None) -> None:
     if l1 is None:
         return
+    # A proposer may hold a batch's L1 time back by up to the drift: a price or funding index then
+    # reads at most validity + drift old in real time, at most twice the window the genesis chose.
+    if genesis is not None and l1.max_timestamp_drift > min(genesis.price_validity, genesis.funding_validity):
+        raise _fail(source, "l1.max_timestamp_drift", "must not exceed genesis.price_validity and genesis.funding_validity")
+    if node.batch.max_age + node.batch.drift_margin >= l1.max_timestamp_drift:
+        raise _fail(source, "node.batch.drift_margin", "node.batch.max_age + drift_margin must be below l1.max_timestamp_drift")
     for key, value in ([("token", l1.token)] if l1.token else []) + [(f"proposers[{i}]", p) for i, p in enumerate(l1.proposers)]:
         if not is_checksum_valid(value):
             raise _fail(source, f"l1.{key}", f"bad EIP-55 checksum in {value} (expected {to_checksum_address(parse_address(value))})")
@@ -346,7 +358,7 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
         raise _fail(source, "", f"invalid TOML: {error}") from None
     check_genesis_section(config.genesis, source)
     check_node_section(config.node, source)
-    check_l1_section(config.l1, config.node, source)
+    check_l1_section(config.l1, config.node, source, config.genesis)
     try:
         check_genesis(config.genesis.to_genesis())
     except InvalidGenesis as error:

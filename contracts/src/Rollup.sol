@@ -10,9 +10,16 @@ import {StateCodec} from "./lib/StateCodec.sol";
 ///         only), the preimage of its post-state root, and a bond of `proposerBond` wei from one of
 ///         the proposers fixed at deployment. At append the contract computes and stores the batch's
 ///         transaction-tree root (BatchFraming over the calldata), its post-state root (StateCodec),
-///         the L1 timestamp and the lengths of the two Bridge queues (the L1 inputs a one-step proof
-///         may read). A batch finalizes once its challenge window has passed, its predecessor is final
-///         and no game against it is open; its bond then returns to its proposer.
+///         its L1 timestamp and the lengths of the two Bridge queues (the L1 inputs a one-step proof
+///         may read). A batch finalizes once its challenge window (counted from its append) has
+///         passed, its predecessor is final and no game against it is open; its bond then returns to
+///         its proposer.
+///
+///         The batch's L1 timestamp is declared by the proposer and bounded here (the OP Stack's
+///         "sequencer drift"): parent's timestamp <= l1Timestamp <= block.timestamp, and
+///         block.timestamp - l1Timestamp <= maxTimestampDrift. The sequencer applies a whole batch at
+///         the time it declares (an L1 time it has already seen), so what it executed is exactly what
+///         every verifier and the one-step proof replay, whenever the append lands.
 ///
 ///         The DisputeGame contract is the only one that can discard batches: when a challenger wins
 ///         against batch i, batches i, i+1, ... are discarded (the chain resumes from batch i-1), batch
@@ -46,13 +53,14 @@ contract Rollup {
         bytes32 stateRoot;
         bytes32 txRoot;
         uint64 id; // unique over all batches ever appended (indices are reused after a discard)
-        uint64 timestamp; // block.timestamp of the append: the batch's L1 time
+        uint64 timestamp; // the batch's L1 time, declared by its proposer (appendBatch bounds it)
         uint32 txCount;
         uint32 openGames;
         uint64 depositsDone; // the post-state's consumed queue counters
         uint64 forcedDone;
         uint64 depositQueueLength; // Bridge queue lengths when the batch was appended
         uint64 forcedQueueLength;
+        uint64 appendedAt; // block.timestamp of the append: the challenge window starts here
     }
 
     struct Bond {
@@ -69,6 +77,8 @@ contract Rollup {
         uint256 challengeWindow; // seconds
         uint256 proposerBond; // wei per batch
         uint256 slashRewardBps; // share of a slashed bond credited to the winning challenger (< 10000)
+        uint256 maxTimestampDrift; // seconds a declared batch timestamp may lag the append block's
+        uint64 genesisTime; // the genesis state's L1 time (<= now): batch 0's timestamp, the first floor
         address[] proposers;
     }
 
@@ -80,6 +90,7 @@ contract Rollup {
     uint256 public immutable challengeWindow;
     uint256 public immutable proposerBond;
     uint256 public immutable slashRewardBps;
+    uint256 public immutable maxTimestampDrift;
 
     mapping(address => bool) public isProposer;
     mapping(uint256 => Batch) internal _batches;
@@ -101,7 +112,9 @@ contract Rollup {
         bytes32 txRoot,
         uint256 txCount,
         uint64 depositQueueLength,
-        uint64 forcedQueueLength
+        uint64 forcedQueueLength,
+        uint64 l1Timestamp,
+        uint64 appendedAt
     );
     /// The preimage of the batch's state root (what claims and escapes prove against).
     event StateCommitted(
@@ -132,6 +145,12 @@ contract Rollup {
     error CounterDecreased();
     error CounterBeyondQueue();
     error EmptyBatch();
+    /// The declared L1 timestamp is after the append block's.
+    error TimestampInFuture(uint64 l1Timestamp, uint256 blockTimestamp);
+    /// The declared L1 timestamp is before the parent batch's (L1 time never runs backwards).
+    error TimestampBeforeParent(uint64 l1Timestamp, uint64 parentTimestamp);
+    /// The declared L1 timestamp lags the append block's by more than maxTimestampDrift.
+    error TimestampTooOld(uint64 l1Timestamp, uint256 blockTimestamp, uint256 maxTimestampDrift);
     error BatchNotFound();
     error BatchAlreadyFinal();
     error NotNextToFinalize();
@@ -156,19 +175,23 @@ contract Rollup {
 
     constructor(Bridge bridge_, address game_, Params memory p) {
         if (address(bridge_.rollup()) != address(this)) revert WrongWiring();
-        if (game_ == address(0) || p.slashRewardBps >= BPS || p.proposers.length == 0) revert InvalidParameter();
+        if (game_ == address(0) || p.slashRewardBps >= BPS || p.proposers.length == 0 || p.genesisTime > block.timestamp) {
+            revert InvalidParameter();
+        }
         bridge = bridge_;
         game = game_;
         challengeWindow = p.challengeWindow;
         proposerBond = p.proposerBond;
         slashRewardBps = p.slashRewardBps;
+        maxTimestampDrift = p.maxTimestampDrift;
         for (uint256 i = 0; i < p.proposers.length; ++i) {
             if (p.proposers[i] == address(0)) revert InvalidParameter();
             isProposer[p.proposers[i]] = true;
         }
         Batch storage genesis = _batches[0];
         genesis.stateRoot = p.genesisRoot;
-        genesis.timestamp = uint64(block.timestamp);
+        genesis.timestamp = p.genesisTime;
+        genesis.appendedAt = uint64(block.timestamp);
         batchCount = 1;
         finalizedCount = 1;
         nextBatchId = 1;
@@ -180,13 +203,15 @@ contract Rollup {
     /// @notice Append a batch: its framed records and the preimage of its post-state root. The
     ///         pre-state is the post-state of the previous batch. Send exactly `proposerBond` wei.
     ///         Send it as the transaction itself (to this contract, from the proposer's EOA).
+    ///         `l1Timestamp` is the L1 time the batch was executed at (its one-step proofs use it).
     function appendBatch(
         bytes calldata data,
         bytes32 accountsRoot,
         bytes32 slotsRoot,
         bytes32 globalsHash,
         uint64 depositsDone,
-        uint64 forcedDone
+        uint64 forcedDone,
+        uint64 l1Timestamp
     ) external payable returns (uint256 index) {
         // 1. The batch bytes are the L1 transaction's input (DESIGN safety property 7): the caller is
         //    the transaction's origin, so this is the top-level call, and the origin has no code, so no
@@ -205,6 +230,13 @@ contract Rollup {
         {
             Batch storage parent = _batches[index - 1];
             if (depositsDone < parent.depositsDone || forcedDone < parent.forcedDone) revert CounterDecreased();
+            // 3. The declared L1 time: not after this block, not before the parent's, and at most
+            //    maxTimestampDrift behind this block (a proposer cannot hold the clock back for long).
+            if (l1Timestamp > block.timestamp) revert TimestampInFuture(l1Timestamp, block.timestamp);
+            if (l1Timestamp < parent.timestamp) revert TimestampBeforeParent(l1Timestamp, parent.timestamp);
+            if (block.timestamp - l1Timestamp > maxTimestampDrift) {
+                revert TimestampTooOld(l1Timestamp, block.timestamp, maxTimestampDrift);
+            }
         }
         if (depositsDone > depositQueueLength || forcedDone > forcedQueueLength) revert CounterBeyondQueue();
         (bytes32 txRoot, uint256 txCount) = BatchFraming.txRoot(data);
@@ -221,19 +253,18 @@ contract Rollup {
             stateRoot: stateRoot,
             txRoot: txRoot,
             id: id,
-            timestamp: uint64(block.timestamp),
+            timestamp: l1Timestamp,
             txCount: uint32(txCount),
             openGames: 0,
             depositsDone: depositsDone,
             forcedDone: forcedDone,
             depositQueueLength: uint64(depositQueueLength),
-            forcedQueueLength: uint64(forcedQueueLength)
+            forcedQueueLength: uint64(forcedQueueLength),
+            appendedAt: uint64(block.timestamp)
         });
         bonds[id] = Bond(msg.sender, uint64(index), BondState.Posted, 0);
         batchCount = index + 1;
-        emit BatchAppended(
-            index, id, msg.sender, stateRoot, txRoot, txCount, uint64(depositQueueLength), uint64(forcedQueueLength)
-        );
+        _emitAppended(index);
         emit StateCommitted(index, accountsRoot, slotsRoot, globalsHash, depositsDone, forcedDone);
     }
 
@@ -244,7 +275,7 @@ contract Rollup {
         if (index >= batchCount) revert BatchNotFound();
         if (index != finalizedCount) revert NotNextToFinalize();
         Batch storage b = _batches[index];
-        if (block.timestamp < uint256(b.timestamp) + challengeWindow) revert ChallengeWindowOpen();
+        if (block.timestamp < uint256(b.appendedAt) + challengeWindow) revert ChallengeWindowOpen();
         if (b.openGames != 0) revert GameOpen();
         finalizedCount = index + 1;
         Bond storage bond = bonds[b.id];
@@ -311,7 +342,7 @@ contract Rollup {
         if (index == 0 || index >= batchCount) revert BatchNotFound();
         if (index < finalizedCount) revert BatchAlreadyFinal();
         Batch storage b = _batches[index];
-        if (block.timestamp >= uint256(b.timestamp) + challengeWindow) revert ChallengeWindowClosed();
+        if (block.timestamp >= uint256(b.appendedAt) + challengeWindow) revert ChallengeWindowClosed();
         uint32 open = b.openGames + 1;
         b.openGames = open;
         id = b.id;
@@ -399,6 +430,23 @@ contract Rollup {
             (bool ok,) = BURN_ADDRESS.call{value: burned}("");
             if (!ok) revert TransferFailed();
         }
+    }
+
+    /// BatchAppended from the record just written (a separate frame: appendBatch's stack is full).
+    function _emitAppended(uint256 index) private {
+        Batch storage b = _batches[index];
+        emit BatchAppended(
+            index,
+            b.id,
+            msg.sender,
+            b.stateRoot,
+            b.txRoot,
+            b.txCount,
+            b.depositQueueLength,
+            b.forcedQueueLength,
+            b.timestamp,
+            b.appendedAt
+        );
     }
 
     function _credit(address to, uint256 amount) private {

@@ -203,6 +203,9 @@ class SystemParams:
     proposer_bond: int = 10**18
     challenger_bond: int = 10**17
     slash_reward_bps: int = 5000
+    # seconds a batch's declared L1 timestamp may lag its append block (Rollup.maxTimestampDrift)
+    max_timestamp_drift: int = 1800
+    genesis_time: int = 0  # the genesis state's time: batch 0's L1 timestamp (<= the deploy block's)
     clock: int = 1800
     arity: int = 16
     forced_deadline: int = 86_400
@@ -304,12 +307,17 @@ class System:
         return self._send("releaseFrozenBonds", self.rollup.functions.releaseFrozenBonds(max_count), sender)
 
     def append_batch(
-        self, sender: str, records: Sequence[bytes] | bytes, parts: StateParts, *, value: int | None = None, gas: int | None = None
+        self, sender: str, records: Sequence[bytes] | bytes, parts: StateParts, *, value: int | None = None,
+        gas: int | None = None, l1_timestamp: int | None = None,
     ) -> int:
-        """Append framed `records` (or raw batch bytes) with the post-state preimage `parts`."""
+        """Append framed `records` (or raw batch bytes) with the post-state preimage `parts`, declaring
+        `l1_timestamp` as the batch's L1 time (default: the latest block's, which the next block's
+        cannot precede)."""
         data = records if isinstance(records, (bytes, bytearray)) else frame_records(list(records))
         index = self.rollup.functions.batchCount().call()
-        fn = self.rollup.functions.appendBatch(bytes(data), *parts.as_tuple())
+        if l1_timestamp is None:
+            l1_timestamp = self.w3.eth.get_block("latest")["timestamp"]
+        fn = self.rollup.functions.appendBatch(bytes(data), *parts.as_tuple(), l1_timestamp)
         self._send("appendBatch", fn, sender, self.params.proposer_bond if value is None else value, gas)
         return index
 
@@ -319,7 +327,7 @@ class System:
     def batch(self, index: int) -> dict[str, Any]:
         names = (
             "stateRoot", "txRoot", "id", "timestamp", "txCount", "openGames",
-            "depositsDone", "forcedDone", "depositQueueLength", "forcedQueueLength",
+            "depositsDone", "forcedDone", "depositQueueLength", "forcedQueueLength", "appendedAt",
         )
         return dict(zip(names, self.rollup.functions.getBatch(index).call()))
 
@@ -400,6 +408,8 @@ def deploy_system(
             params.challenge_window,
             params.proposer_bond,
             params.slash_reward_bps,
+            params.max_timestamp_drift,
+            params.genesis_time,
             [Web3.to_checksum_address(p) for p in params.proposers],
         ),
         sender=sender,

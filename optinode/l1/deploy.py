@@ -134,8 +134,10 @@ def deploy(w3: Web3, account: Any, config: Config, *, config_bytes: bytes = b"")
         genesis = deployed_genesis(config, bytes.fromhex(rollup[2:]), genesis_time)
         root = compute_state_root(create_genesis_state(genesis))
         # [l1] names each contract parameter as SystemParams does: copy them by name.
-        shared = {f.name: getattr(l1, f.name) for f in dataclasses.fields(SystemParams) if f.name not in ("genesis_root", "proposers")}
-        params = SystemParams(genesis_root=root, proposers=tuple(l1.proposers), **shared)
+        shared = {f.name: getattr(l1, f.name) for f in dataclasses.fields(SystemParams)
+                  if f.name not in ("genesis_root", "proposers", "genesis_time")}
+        # batch 0's L1 time is the genesis state's: the first batch's declared time cannot precede it
+        params = SystemParams(genesis_root=root, proposers=tuple(l1.proposers), genesis_time=genesis_time, **shared)
         system = deploy_system(w3, sender, params, token=token, prover=prover)
     finally:
         w3.middleware_onion.remove("optinode-signer")

@@ -4,8 +4,9 @@
 
 The Rollup accepts ``appendBatch`` only as the transaction's own call (no relay contract, no
 delegated code), so the event's transaction input *is* ``appendBatch(data, …)``: a standard
-(non-archive) node serves it with ``eth_getTransactionByHash``. The append block's timestamp is the
-batch's L1 time. The transaction is checked against the event (same block, to the Rollup, the
+(non-archive) node serves it with ``eth_getTransactionByHash``. The batch's L1 time is the one its
+proposer declared (the event's ``l1_timestamp``, which the Rollup bounded and stored: what the
+one-step proof uses), not the append block's. The transaction is checked against the event (same block, to the Rollup, the
 ``appendBatch`` selector); anything else is `BatchUnavailable`, which is temporary while the chain
 moves (the follower's next poll sees the reorg) and never silently skipped.
 """
@@ -21,7 +22,7 @@ from optinode.services.proposer import _APPEND
 
 __all__ = ["BatchUnavailable", "decode_append", "fetch_batch"]
 
-APPEND_ARGS = ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64"]
+APPEND_ARGS = ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "uint64"]
 
 
 class BatchUnavailable(Exception):
@@ -49,4 +50,4 @@ async def fetch_batch(rpc: RpcClient, rollup: bytes, appended: Any) -> tuple[byt
         raise BatchUnavailable(f"batch {appended.index}: its transaction is not in block 0x{appended.block_hash.hex()[:16]} any more")
     if (tx.get("to") or "").lower() != hexbytes(rollup).lower():
         raise BatchUnavailable(f"batch {appended.index}: transaction 0x{appended.tx_hash.hex()} is not a call to the Rollup")
-    return decode_append(bytes.fromhex(tx["input"][2:])), int(block["timestamp"], 16)
+    return decode_append(bytes.fromhex(tx["input"][2:])), appended.l1_timestamp

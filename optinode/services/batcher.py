@@ -17,6 +17,10 @@ Limits (op-batcher's and Arbitrum's batch poster's, for one L1 transaction per b
   to finalize. A batch holding queue entries is cut once the L1 time reaches ``entry time + deadline
   - (window + 2 clocks) - queue_margin`` for its oldest entry. (The engine consumes an entry as soon
   as it is ``queue_confirmations`` deep, so in practice the age cut comes first.)
+- **timestamp drift**: a batch is executed at one L1 time (its first entry's, `Engine.batch_time`)
+  and the Rollup refuses it once the append block is more than ``max_timestamp_drift`` later. The
+  batch is cut once the L1 head is ``max_timestamp_drift - drift_margin`` past its time, leaving
+  ``drift_margin`` for the append to be mined (docs/sequencer.md, "Batch time").
 
 The state root is computed once per batch, at the cut (`Engine.cut`), over the leaves that changed.
 """
@@ -75,11 +79,14 @@ class BatchPolicy:
     max_gas: int
     max_age: float
     deadline_slack: float  # seconds before a queue entry's deadline its batch must be posted
+    # cut once the head is this far past the batch's L1 time (max_timestamp_drift - drift_margin)
+    drift_cut: float | None = None
 
     @classmethod
-    def from_config(cls, batch: Any, *, challenge_window: int, clock: int) -> BatchPolicy:
+    def from_config(cls, batch: Any, *, challenge_window: int, clock: int, max_timestamp_drift: int | None = None) -> BatchPolicy:
+        drift_cut = None if max_timestamp_drift is None else max_timestamp_drift - batch.drift_margin
         return cls(batch.max_records, batch.max_bytes, batch.max_gas, batch.max_age,
-                   deadline_slack=challenge_window + 2 * clock + batch.queue_margin)
+                   deadline_slack=challenge_window + 2 * clock + batch.queue_margin, drift_cut=drift_cut)
 
     def fits(self, pending: Pending, records: tuple[bytes, ...]) -> bool:
         """Whether ``records`` can join the pending batch without crossing a hard limit."""
@@ -90,7 +97,7 @@ class BatchPolicy:
     def post_by(self, entry_time: int, deadline: int) -> float:
         return entry_time + deadline - self.deadline_slack
 
-    def due(self, pending: Pending, now: float, l1_time: int) -> str | None:
+    def due(self, pending: Pending, now: float, l1_time: int, head_time: int = 0, batch_time: int | None = None) -> str | None:
         """Why the pending batch must be cut now (None: not yet)."""
         if pending.entries == 0:
             return None
@@ -98,6 +105,8 @@ class BatchPolicy:
             return "age"
         if pending.post_by is not None and l1_time >= pending.post_by:
             return "queue deadline"
+        if self.drift_cut is not None and batch_time is not None and head_time - batch_time >= self.drift_cut:
+            return "timestamp drift"
         return None
 
 
@@ -111,6 +120,8 @@ class CutRequest:
 class EngineView(Protocol):
     pending: Pending
     l1_time: int
+    batch_time: int | None  # the pending batch's L1 time
+    head_time: int  # the newest L1 head's time
 
 
 @dataclass
@@ -131,7 +142,7 @@ async def run(deps: BatcherDeps, cuts: trio.MemorySendChannel[Any], *, task_stat
             pending = deps.engine.pending
             if requested_for is not None and pending.started_at == requested_for:
                 continue  # the last request is still in the engine's inbox
-            reason = deps.policy.due(pending, trio.current_time(), deps.engine.l1_time)
+            reason = deps.policy.due(pending, trio.current_time(), deps.engine.l1_time, deps.engine.head_time, deps.engine.batch_time)
             if reason is not None:
                 requested_for = pending.started_at
                 await cuts.send(CutRequest(reason))

@@ -12,8 +12,7 @@ It takes everything that is waiting at once and, for each message, applies spec 
 whole group** (group commit: one fsync covers every command that arrived meanwhile) before any of
 them is acknowledged. A rejected submission changes nothing (the spec guarantees it) and is answered
 at once with its error code; it is never logged and never reaches L1, so a batch holds only
-transactions that executed: the append time can only be later than the time they were applied at,
-and every check against the L1 time is an upper bound, so they execute the same way on replay.
+transactions that executed.
 
 **L1 queues.** Deposits and forced-withdrawal requests are consumed in L1 order, each once its block
 is ``confirmations`` deep (a reorg shallower than that cannot remove an entry the log consumed; a
@@ -21,9 +20,14 @@ deeper one is `EngineCritical`). A deposit credits the depositor's account (the 
 opens the next id; a forced request is executed or recorded with the reason it was rejected, as the
 spec's `process_forced_withdraw` decides.
 
-**L1 time.** Transactions are applied with the timestamp of the newest block at ``confirmations``
-depth (never the wall clock, never a block a shallow reorg can replace), so an honest batch is never
-wrong because of when it lands.
+**L1 time.** Every transaction of a batch is applied with one timestamp, the batch's L1 time
+(`batch_time`): the time of the newest block at ``confirmations`` depth when the batch's first
+entry was applied (never the wall clock, never a block a shallow reorg can replace, never later than
+a block the node has seen). The proposer declares it in ``appendBatch``, the Rollup bounds it
+(parent's <= it <= the append block's, at most ``maxTimestampDrift`` behind) and records it, and every
+verifier and one-step proof replays the batch at it: an honest batch is never wrong because of when
+it lands. The batcher cuts a batch before the head runs ``drift - drift_margin`` past it
+(docs/sequencer.md, "Batch time").
 
 **Batches.** Before a record that would cross a hard limit (records, bytes, gas) the pending batch is
 cut; the batcher asks for age and deadline cuts. A cut computes the state root once (the commitment
@@ -170,12 +174,15 @@ class Engine:
         self.pending_first_seq = checkpoint.next_seq
         self.next_seq = checkpoint.next_seq
         self.l1_time = max(genesis.time, checkpoint.l1_time)
+        # The pending batch's L1 time: fixed by its first entry, None while it is empty.
+        self.batch_time: int | None = None
         replayed = 0
         for entry in self.journal.entries(checkpoint.next_seq):
             replay_entry(self.state, entry)
             self.pending.add(entry.records, 0.0, self._post_by(entry))  # run() restarts the age clock
             self.next_seq = entry.seq + 1
             self.l1_time = max(self.l1_time, entry.l1_timestamp)
+            self.batch_time = entry.l1_timestamp if self.batch_time is None else self.batch_time
             replayed += 1
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
@@ -186,6 +193,11 @@ class Engine:
         self._head_time = 0
         self.busy = False  # a group is being processed (tests wait for it to settle)
         log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, replayed, checkpoint.batch_index)
+
+    @property
+    def head_time(self) -> int:
+        """The newest L1 head's time (the batcher's drift cut measures against it)."""
+        return self._head_time
 
     # --- L1 ----------------------------------------------------------------------------------------
 
@@ -239,10 +251,17 @@ class Engine:
             return self.policy.post_by(entry.l1_timestamp, self.deadlines.forced)
         return None
 
+    def _time(self) -> int:
+        """The pending batch's L1 time (opening it at the current confirmed L1 time if it is empty)."""
+        if self.batch_time is None:
+            self.batch_time = self.l1_time
+        return self.batch_time
+
     def _queue_entry(self, kind: str, item: _QueueItem) -> LogEntry:
         event = item.event
+        now = self._time()
         if kind == "deposit":
-            ctx = L1Context(self.l1_time, deposits={event.index: DepositEntry(event.owner, event.amount)})
+            ctx = L1Context(now, deposits={event.index: DepositEntry(event.owner, event.amount)})
             account_id = self.owners.get(event.owner, self.state.next_account_id)
             tx: Transaction = Deposit(account_id)
             receipt = state_transition(self.state, tx, ctx)
@@ -258,7 +277,7 @@ class Engine:
             self.deposits.pop(event.index)
             post_by = self.policy.post_by(item.seen_time, self.deadlines.deposit)
         else:
-            ctx = L1Context(self.l1_time, forced={event.index: ForcedEntry(event.requester, event.account_id, event.amount)})
+            ctx = L1Context(now, forced={event.index: ForcedEntry(event.requester, event.account_id, event.amount)})
             tx = ForcedWithdraw()
             receipt = state_transition(self.state, tx, ctx)
             if not receipt.applied:
@@ -268,7 +287,7 @@ class Engine:
             post_by = self.policy.post_by(item.seen_time, self.deadlines.forced)
             if receipt.code != ErrorCode.OK:
                 log.info("forced request %d (account %d, %d) recorded as rejected: %s", event.index, event.account_id, event.amount, receipt.code.name)
-        entry = LogEntry(self.next_seq, self.l1_time, command, (encode_transaction(tx),), (int(receipt.code),))
+        entry = LogEntry(self.next_seq, now, command, (encode_transaction(tx),), (int(receipt.code),))
         self.next_seq += 1
         self.pending.add(entry.records, trio.current_time(), post_by)
         return entry
@@ -279,10 +298,14 @@ class Engine:
         if not isinstance(tx, SUBMITTABLE):
             return Rejected(ErrorCode.MALFORMED, f"{type(tx).__name__} cannot be submitted: it comes from the L1 queue")
         record = encode_transaction(tx)
-        receipt = state_transition(self.state, tx, L1Context(self.l1_time))
+        opened = self.batch_time is None
+        now = self._time()
+        receipt = state_transition(self.state, tx, L1Context(now))
         if not receipt.applied:
+            if opened:
+                self.batch_time = None  # nothing joined the batch: it opens with its first entry
             return Rejected(receipt.code)
-        entry = LogEntry(self.next_seq, self.l1_time, SubmitCommand(record), (record,), (int(receipt.code),))
+        entry = LogEntry(self.next_seq, now, SubmitCommand(record), (record,), (int(receipt.code),))
         self.next_seq += 1
         self.pending.add(entry.records, trio.current_time())
         return entry
@@ -366,6 +389,7 @@ class Engine:
             deposits_done=state.deposits_done,
             forced_done=state.forced_done,
             state_root=root,
+            l1_timestamp=self.batch_time if self.batch_time is not None else self.l1_time,
         )
         await trio.to_thread.run_sync(self.journal.cut, record, state, self.l1_time)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
@@ -373,6 +397,7 @@ class Engine:
         self.faults.point("engine.cut")
         self.batch_index += 1
         self.pending = Pending()
+        self.batch_time = None
         self.pending_first_seq = self.next_seq
         await batches.send(record)
         return record

@@ -79,7 +79,7 @@ Command = Union[SubmitCommand, DepositCommand, ForcedCommand]
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):
     seq: int
-    l1_timestamp: int  # the L1 time the transactions were applied at (<= the batch's append time)
+    l1_timestamp: int  # the L1 time the transactions were applied at: their batch's L1 time
     command: Command
     records: tuple[bytes, ...]  # the spec transactions it produced, as batch records
     codes: tuple[int, ...]  # their receipt codes (every one applied)
@@ -97,6 +97,8 @@ class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
     deposits_done: int
     forced_done: int
     state_root: bytes
+    # the batch's L1 time: every entry's l1_timestamp, declared in appendBatch (the Rollup bounds it)
+    l1_timestamp: int = 0
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):

@@ -42,14 +42,15 @@ __all__ = ["FINALIZE_ITEM", "ProposerDeps", "append_calldata", "finalize_calldat
 log = logging.getLogger("optinode.services.proposer")
 
 FINALIZE_ITEM = 1 << 40  # sender item ids: batch i is item i, its finalize FINALIZE_ITEM + 256 i + attempt
-_APPEND = keccak(b"appendBatch(bytes,bytes32,bytes32,bytes32,uint64,uint64)")[:4]
+_APPEND = keccak(b"appendBatch(bytes,bytes32,bytes32,bytes32,uint64,uint64,uint64)")[:4]
 _FINALIZE = keccak(b"finalize(uint256)")[:4]
 
 
 def append_calldata(records: list[bytes], batch: BatchRecord) -> bytes:
     return _APPEND + eth_abi.encode(
-        ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64"],
-        [frame_records(records), batch.accounts_root, batch.slots_root, batch.globals_hash, batch.deposits_done, batch.forced_done],
+        ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "uint64"],
+        [frame_records(records), batch.accounts_root, batch.slots_root, batch.globals_hash, batch.deposits_done, batch.forced_done,
+         batch.l1_timestamp],  # the time the engine executed the batch at: the Rollup bounds and records it
     )
 
 
@@ -67,6 +68,7 @@ class ProposerDeps:
     challenge_window: int
     faults: Faults = field(default_factory=Faults)
     known_events: list[Any] = field(default_factory=list)  # the follower's stored events at start-up
+    max_timestamp_drift: int | None = None  # Rollup.maxTimestampDrift: an older batch is refused on chain
 
 
 @dataclass
@@ -75,11 +77,19 @@ class _Tracker:
     last_final: int
     appended: dict[int, events.L1Event] = field(default_factory=dict)  # index -> its BatchAppended
     append_time: dict[int, int] = field(default_factory=dict)
+    head_time: int = 0  # the newest L1 head's time
 
 
 async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
     """Hand every cut batch from ``next_submit`` on to the sender, in order, stopping at a refusal."""
     while (batch := deps.journal.batch(t.next_submit)) is not None:
+        if (deps.max_timestamp_drift is not None and deps.sender.record(batch.index) is None
+                and t.head_time > batch.l1_timestamp + deps.max_timestamp_drift):
+            # The chain would refuse it (TimestampTooOld): never sign it. docs/sequencer.md, "Batch time".
+            log.critical("batch %d: its L1 time %d is more than %d s behind the head (%d): it cannot be appended; "
+                         "the operator must rebuild it (docs/sequencer.md)", batch.index, batch.l1_timestamp,
+                         deps.max_timestamp_drift, t.head_time)
+            return
         deps.faults.point("proposer.before_submit")
         try:
             record = await deps.sender.submit(
@@ -163,6 +173,7 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
                 t.last_final = event.index - 1
                 deps.journal.set_final(t.last_final)
     elif isinstance(message, Head):
+        t.head_time = max(t.head_time, message.timestamp)
         await _submit_ready(deps, t)  # a no-op unless an append was refused before
         await _maybe_finalize(deps, t, message)
     elif isinstance(message, SendRecord):

@@ -8,9 +8,10 @@ checkpoint, its posted root compared with the one the spec computes.
     replay = replayer.replay_of(index)                    # roots after every tx + witnesses, for a game
 
 What a verifier needs comes from L1 alone: the batch bytes are the input of its append transaction
-(`batch_fetcher`), the L1 time is the append block's timestamp (the Rollup records it as the batch's
-timestamp, and every spec check against the L1 time is an upper bound, so an honest sequencer that
-applied a transaction earlier is replayed the same), and the queue entries are the Bridge's events.
+(`batch_fetcher`), the L1 time is the one the proposer declared in ``appendBatch`` (the Rollup
+bounds it, stores it as the batch's timestamp and emits it; the one-step proof reads the same), so
+an honest sequencer, which executed the whole batch at that time, is replayed exactly, whenever its
+append landed; and the queue entries are the Bridge's events.
 
 **Store.** Each verified batch (`keys.verified_batch`: raw data, posted root, the replay's root and
 verdict, the append transaction it came from and the one before it) and the honest state after it
@@ -59,7 +60,8 @@ class VerifiedBatch(msgspec.Struct, frozen=True, kw_only=True):
     tx_hash: bytes  # the append transaction (its input holds `data`)
     parent_tx: bytes  # the append transaction of batch index - 1 this verdict was computed on
     block_number: int
-    timestamp: int  # the append block's time: the batch's L1 time
+    timestamp: int  # the batch's L1 time, as its proposer declared it (Rollup.appendBatch bounds it)
+    appended_at: int = 0  # the append block's time: the challenge window runs from it
     proposer: bytes
     data: bytes  # the framed records, as posted
     tx_count: int
@@ -151,7 +153,7 @@ class Replayer:
         parent = self.batch(index - 1) if index > 1 else None
         records = split_records(data)
         fields = dict(index=index, batch_id=appended.id, tx_hash=appended.tx_hash, parent_tx=parent_tx, block_number=appended.block_number,
-                      timestamp=timestamp, proposer=appended.proposer, data=data, tx_count=len(records), posted_root=appended.state_root)
+                      timestamp=timestamp, appended_at=appended.appended_at, proposer=appended.proposer, data=data, tx_count=len(records), posted_root=appended.state_root)
         if parent is not None and parent.verdict != VALID:
             verdict = VerifiedBatch(**fields, computed_root=None, verdict=DESCENDS)
             with self.store.write_batch(sync=True) as batch:

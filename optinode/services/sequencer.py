@@ -84,7 +84,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         follower = Follower(rpc, store, contracts, start_block=deployment.deployment_block, confirmation_depth=node.confirmation_depth,
                             window=node.reorg_window, max_range=node.log_block_range)
         params = deployment.params
-        policy = BatchPolicy.from_config(node.batch, challenge_window=params.challenge_window, clock=params.clock)
+        policy = BatchPolicy.from_config(node.batch, challenge_window=params.challenge_window, clock=params.clock,
+                                         max_timestamp_drift=params.max_timestamp_drift)
         the_engine = Engine(store, genesis, policy=policy, confirmations=node.batch.queue_confirmations,
                             deadlines=Deadlines(deposit=params.deposit_deadline, forced=params.forced_deadline), faults=settings.faults)
         for event in follower.stored_events():
@@ -96,6 +97,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
+                                     max_timestamp_drift=params.max_timestamp_drift,
                                      known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
         async with trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)

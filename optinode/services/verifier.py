@@ -169,7 +169,7 @@ class Verifier:
         for verdict in self.replayer.batches():
             wrong = verdict.verdict == INVALID or (forced is not None and verdict.index == forced[0])
             if wrong:
-                if self.head.timestamp < verdict.timestamp + self.params.challenge_window:
+                if self.head.timestamp < verdict.appended_at + self.params.challenge_window:
                     return [(verdict.index, verdict.batch_id)]
                 return []
             if verdict.verdict != VALID:
@@ -207,8 +207,8 @@ class Verifier:
         head = self.head
         batches = self.replayer.batches()
         pending = [
-            {"batch": b.index, "verdict": b.verdict, "window_ends": b.timestamp + self.params.challenge_window,
-             "seconds_left": max(0, b.timestamp + self.params.challenge_window - head.timestamp) if head else None}
+            {"batch": b.index, "verdict": b.verdict, "window_ends": b.appended_at + self.params.challenge_window,
+             "seconds_left": max(0, b.appended_at + self.params.challenge_window - head.timestamp) if head else None}
             for b in batches if b.index > self.last_final
         ]
         games = []

@@ -233,7 +233,7 @@ class DevChain:
             event = appended[index]
             tx = self.w3.eth.get_transaction(event["transactionHash"])
             data = bytes(tx["input"])
-            args = eth_abi.decode(["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64"], data[4:])
+            args = eth_abi.decode(["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "uint64"], data[4:])
             on_chain = self.rollup.functions.getBatch(index).call()
             batches.append(L1Batch(index, split_records(args[0]), bytes(on_chain[0]), on_chain[3], on_chain[6], on_chain[7],
                                    bytes(event["transactionHash"])))

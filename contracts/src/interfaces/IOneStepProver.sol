@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 /// @notice What one transaction may read from L1 (spec: L1Context restricted to the next entries).
 ///         The dispute game fills it from Rollup/Bridge storage, never from the caller's word:
-///         l1Timestamp is the batch's append timestamp; the deposit (forced) entry is the queue
+///         l1Timestamp is the batch's declared L1 timestamp (Rollup.appendBatch bounds it); the deposit (forced) entry is the queue
 ///         entry at index depositsDone (forcedDone) of the pre-state, present only if that index is
 ///         below the queue length the Rollup snapshotted when the batch was appended.
 struct L1Inputs {

@@ -30,6 +30,8 @@ contract BatchRelay {
                 data[at + 1 + j] = word[j % 32];
             }
         }
-        return rollup.appendBatch{value: msg.value}(data, accountsRoot, slotsRoot, globalsHash, depositsDone, forcedDone);
+        return rollup.appendBatch{value: msg.value}(
+            data, accountsRoot, slotsRoot, globalsHash, depositsDone, forcedDone, uint64(block.timestamp)
+        );
     }
 }
