@@ -227,9 +227,10 @@ class DevChain:
 
     def l1_batches(self) -> list[L1Batch]:
         """Every live batch after genesis, from the BatchAppended events and their transactions' calldata."""
+        count = self.batch_count()  # before the logs: a batch appended in between is not missing from them
         appended = {e["args"]["index"]: e for e in self._logs(self.rollup.events.BatchAppended())}
         batches = []
-        for index in range(1, self.batch_count()):
+        for index in range(1, count):
             event = appended[index]
             tx = self.w3.eth.get_transaction(event["transactionHash"])
             data = bytes(tx["input"])

@@ -56,7 +56,7 @@ def _append(system, world, proposer, corrupt_at):
     assert honest.roots[-1] == world.parts().root()
     posted = Replay(genesis.state, records, ctx, tamper_after=corrupt_at - 1) if corrupt_at else honest
     w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
-    index = system.append_batch(proposer, records, posted.parts())
+    index = system.append_batch(proposer, records, posted.parts(), l1_timestamp=timestamp)
     assert system.batch(index)["timestamp"] == timestamp
     assert system.batch(index)["stateRoot"] == posted.roots[-1]
     return index, honest, posted

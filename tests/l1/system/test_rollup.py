@@ -132,7 +132,7 @@ def test_wiring_is_checked(system, w3, deployer) -> None:
     from optinode.l1.contracts import deploy_contract
 
     me = deployer.address
-    rollup_args = (system.bridge.address, me, (b"\0" * 32, 1, 1, 0, [me]))
+    rollup_args = (system.bridge.address, me, (b"\0" * 32, 1, 1, 0, 60, 0, [me]))
     expect_revert("WrongWiring", lambda: deploy_contract(w3, "Rollup", *rollup_args, sender=me))
     game_args = (system.rollup.address, system.prover.address, 16, 1, 100, 100)
     expect_revert("WrongWiring", lambda: deploy_contract(w3, "DisputeGame", *game_args, sender=me))
