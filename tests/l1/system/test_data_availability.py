@@ -89,7 +89,7 @@ def test_a_7702_delegated_proposer_cannot_append(w3, deployer, accounts, snapsho
     # the reason, replayed as a call at the same state
     err = expect_revert(
         "CalldataUnavailable",
-        lambda: transact(w3, system.rollup.functions.appendBatch(b"\x01\x04", *parts_for("x").as_tuple()), eoa.address, value=BOND),
+        lambda: transact(w3, system.rollup.functions.appendBatch(b"\x01\x04", *parts_for("x").as_tuple(), _latest_time(w3)), eoa.address, value=BOND),
     )
     assert err.values == (eoa.address, eoa.address, len(code))
     # with the delegation cleared (authorization to the zero address), the EOA appends directly again
@@ -98,7 +98,7 @@ def test_a_7702_delegated_proposer_cannot_append(w3, deployer, accounts, snapsho
     tx = {**tx, "nonce": nonce, "value": 0, "data": b"", "authorizationList": [clear]}
     w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(eoa.sign_transaction(tx).raw_transaction))
     assert w3.eth.get_code(eoa.address) == b""
-    receipt = transact(w3, system.rollup.functions.appendBatch(frame_records([b"\x04"]), *parts_for("y").as_tuple()), eoa.address, value=BOND)
+    receipt = transact(w3, system.rollup.functions.appendBatch(frame_records([b"\x04"]), *parts_for("y").as_tuple(), _latest_time(w3)), eoa.address, value=BOND)
     (ev,) = events(system.rollup.events.BatchAppended, receipt)
     assert rebuild_from_input(system, receipt["transactionHash"]) == [b"\x04"]
     assert Web3.to_checksum_address(ev.args.proposer) == eoa.address
@@ -112,3 +112,8 @@ def test_every_accepted_batch_is_rebuildable(system, proposer) -> None:
     for log in system.rollup.events.BatchAppended().get_logs(from_block=0):
         records = rebuild_from_input(system, log.transactionHash)
         assert records is not None and compute_tx_root(records) == log.args.txRoot
+
+
+def _latest_time(w3) -> int:
+    """A declared batch L1 time the next block accepts (the latest block's)."""
+    return w3.eth.get_block("latest")["timestamp"]

@@ -55,7 +55,7 @@ def _append(system, world, proposer, corrupt_at):
     honest = Replay(genesis.state, records, ctx)
     assert honest.roots[-1] == world.parts().root()
     posted = Replay(genesis.state, records, ctx, tamper_after=corrupt_at - 1) if corrupt_at else honest
-    w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+    w3.provider.make_request("evm_mine", [timestamp])  # the batch declares the L1 time of a block already mined
     index = system.append_batch(proposer, records, posted.parts(), l1_timestamp=timestamp)
     assert system.batch(index)["timestamp"] == timestamp
     assert system.batch(index)["stateRoot"] == posted.roots[-1]

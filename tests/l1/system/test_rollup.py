@@ -136,3 +136,42 @@ def test_wiring_is_checked(system, w3, deployer) -> None:
     expect_revert("WrongWiring", lambda: deploy_contract(w3, "Rollup", *rollup_args, sender=me))
     game_args = (system.rollup.address, system.prover.address, 16, 1, 100, 100)
     expect_revert("WrongWiring", lambda: deploy_contract(w3, "DisputeGame", *game_args, sender=me))
+
+
+def test_declared_timestamp_is_bounded(w3, make_system, proposer) -> None:
+    """appendBatch's rule 3: parent's timestamp <= l1Timestamp <= block.timestamp and
+    block.timestamp - l1Timestamp <= maxTimestampDrift, each bound with its named error."""
+    system = make_system(max_timestamp_drift=100)
+    now = w3.eth.get_block("latest")["timestamp"]
+    error = expect_revert("TimestampInFuture", lambda: system.append_batch(proposer, [b"\x01"], parts_for("f"), l1_timestamp=now + 1000))
+    assert error.values[0] == now + 1000 and now <= error.values[1] < now + 1000
+    # a declared time exactly at the block's and exactly at the drift are accepted
+    w3.provider.make_request("evm_mine", [now + 20])
+    first = system.append_batch(proposer, [b"\x01"], parts_for("a"), l1_timestamp=now + 20)
+    assert system.batch(first)["timestamp"] == now + 20 <= system.batch(first)["appendedAt"]
+    w3.provider.make_request("evm_mine", [now + 110])
+    second = system.append_batch(proposer, [b"\x01"], parts_for("b"), l1_timestamp=now + 20)
+    assert system.batch(second)["timestamp"] == now + 20 and system.batch(second)["appendedAt"] > now + 110 - 1
+    # before the parent's
+    error = expect_revert("TimestampBeforeParent", lambda: system.append_batch(proposer, [b"\x01"], parts_for("c"), l1_timestamp=now + 19))
+    assert list(error.values) == [now + 19, now + 20]
+    # older than the drift (the parent's time too: a chain that stalls past the drift needs a fresh batch)
+    w3.provider.make_request("evm_mine", [now + 131])
+    error = expect_revert("TimestampTooOld", lambda: system.append_batch(proposer, [b"\x01"], parts_for("d"), l1_timestamp=now + 30))
+    assert error.values[0] == now + 30 and error.values[1] >= now + 131 and error.values[2] == 100
+    assert system.rollup.functions.batchCount().call() == 3
+
+
+def test_challenge_window_runs_from_the_append(w3, make_system, proposer) -> None:
+    """A batch declared with an old L1 time keeps its whole challenge window: it counts from appendedAt."""
+    system = make_system(max_timestamp_drift=1000, challenge_window=500)
+    now = w3.eth.get_block("latest")["timestamp"]
+    w3.provider.make_request("evm_mine", [now + 900])
+    index = system.append_batch(proposer, [b"\x01"], parts_for("w"), l1_timestamp=now + 1)
+    appended_at = system.batch(index)["appendedAt"]
+    assert appended_at >= now + 900
+    w3.provider.make_request("evm_mine", [appended_at + 498])
+    expect_revert("ChallengeWindowOpen", lambda: system.finalize(proposer, index))
+    w3.provider.make_request("evm_mine", [appended_at + 500])
+    system.finalize(proposer, index)
+    assert system.rollup.functions.finalizedCount().call() == 2
