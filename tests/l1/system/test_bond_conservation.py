@@ -171,7 +171,7 @@ class History:
         mock = post_mock_batch(self.system, proposer, RECORDS[:n], valid=valid, tag=f"{self.ledger.next_id}")
         assert mock.index == index
         batch = self.system.batch(index)
-        self.batches[batch["id"]] = BatchInfo(mock, batch["id"], batch["timestamp"])
+        self.batches[batch["id"]] = BatchInfo(mock, batch["id"], batch["appendedAt"])  # the window runs from the append
         self.books.ledger = after
         self.count("append")
 
