@@ -48,7 +48,7 @@ def build() -> dict[str, Any]:
     txs = [
         Deposit(account_id=0),  # alice, queue entry 0: OK
         Deposit(account_id=1),  # bob, queue entry 1: OK
-        w.prices(ETH, [(i, 301_000_000, t0 + 60) for i in range(2)]),
+        w.prices(ETH, [(i, 301_000_000, t0 + 3500) for i in range(3)]),  # the devnet quorum is 3; 100 s old
         first_trade,  # alice bids 2 ETH @ 3010, bob sells 1: alice's other 1 ETH rests in slot 0
         Trade(maker=SlotRef(slot=0), taker=order("bob", False, 1, 3010, 2), size=1 * ETH_UNIT),  # continues slot 0
         first_trade,  # replayed: NONCE_USED, invalid

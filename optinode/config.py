@@ -14,6 +14,9 @@ Sections
 - ``verifying_contract`` — the Rollup contract address (EIP-712 domain ``verifyingContract``),
   a 0x-prefixed 20-byte hex string; mixed case must be a valid EIP-55 checksum;
 - ``oracles`` — oracle signer addresses (same format), distinct; ``quorum`` — samples needed;
+  ``oracle_faults`` — f, the oracles that may lie (quorum >= 2f + 1, see docs/risk.md);
+- ``max_sample_age``, ``price_validity``, ``funding_validity`` — seconds (docs/risk.md, time rules);
+- ``fee_owner`` — the address whose accounts collect the trading fees (``CollectFees``);
 - ``time`` — the genesis system time (unix seconds): the time of the genesis prices;
 - ``[[genesis.markets]]`` — one table per market, in market-id order (market id = position). Every
   key is a field of ``GenesisMarket`` except ``base_decimals``: the base unit is 10**-base_decimals of
@@ -96,6 +99,11 @@ class GenesisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     verifying_contract: Address
     oracles: Annotated[list[Address], msgspec.Meta(min_length=1, max_length=MAX_ORACLES)]
     quorum: PositiveInt
+    oracle_faults: NonNegativeInt
+    max_sample_age: PositiveInt  # seconds
+    price_validity: PositiveInt  # seconds
+    funding_validity: PositiveInt  # seconds
+    fee_owner: Address
     time: NonNegativeInt
     markets: Annotated[list[MarketSection], msgspec.Meta(min_length=1, max_length=MAX_MARKETS)]
 
@@ -105,6 +113,11 @@ class GenesisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             verifying_contract=parse_address(self.verifying_contract),
             oracles=tuple(parse_address(o) for o in self.oracles),
             quorum=self.quorum,
+            oracle_faults=self.oracle_faults,
+            max_sample_age=self.max_sample_age,
+            price_validity=self.price_validity,
+            funding_validity=self.funding_validity,
+            fee_owner=parse_address(self.fee_owner),
             markets=tuple(m.to_genesis_market() for m in self.markets),
             time=self.time,
         )
@@ -250,7 +263,7 @@ def _fail(source: str, path: str, problem: str) -> ConfigError:
 
 def check_genesis_section(section: GenesisSection, source: str) -> None:
     """Rules that span several keys (the spec's `check_genesis` runs afterwards as well)."""
-    for key, value in [("verifying_contract", section.verifying_contract)] + [
+    for key, value in [("verifying_contract", section.verifying_contract), ("fee_owner", section.fee_owner)] + [
         (f"oracles[{i}]", o) for i, o in enumerate(section.oracles)
     ]:
         if not is_checksum_valid(value):
@@ -263,6 +276,13 @@ def check_genesis_section(section: GenesisSection, source: str) -> None:
         seen[address] = i
     if section.quorum > len(section.oracles):
         raise _fail(source, "genesis.quorum", f"{section.quorum} exceeds the number of oracles ({len(section.oracles)})")
+    if section.quorum < 2 * section.oracle_faults + 1:
+        raise _fail(
+            source,
+            "genesis.quorum",
+            f"{section.quorum} < 2 * oracle_faults + 1 = {2 * section.oracle_faults + 1}: the sequencer and "
+            f"{section.oracle_faults} lying oracle(s) could choose the median",
+        )
     names: dict[str, int] = {}
     for i, market in enumerate(section.markets):
         where = f"genesis.markets[{i}]"

@@ -8,8 +8,8 @@ from __future__ import annotations
 from coincurve import PrivateKey
 
 from .spec.crypto import keccak
-from .spec.eip712 import compute_order_digest, compute_typed_digest, hash_oracle_price, hash_withdraw
-from .spec.types import Order, PriceSample, Withdraw
+from .spec.eip712 import compute_order_digest, compute_typed_digest, hash_cancel_all, hash_oracle_price, hash_withdraw
+from .spec.types import CancelAll, Order, PriceSample, Withdraw
 
 
 class Key:
@@ -38,6 +38,11 @@ def sign_withdraw(key: Key, domain_separator: bytes, account_id: int, amount: in
     unsigned = Withdraw(account_id, amount, expiry, nonce, b"")
     digest = compute_typed_digest(domain_separator, hash_withdraw(unsigned))
     return Withdraw(account_id, amount, expiry, nonce, key.sign_digest(digest))
+
+
+def sign_cancel_all(key: Key, domain_separator: bytes, account_id: int, nonce_floor: int) -> CancelAll:
+    digest = compute_typed_digest(domain_separator, hash_cancel_all(CancelAll(account_id, nonce_floor, b"")))
+    return CancelAll(account_id, nonce_floor, key.sign_digest(digest))
 
 
 def sign_price(key: Key, domain_separator: bytes, oracle_index: int, market: int, price: int, timestamp: int) -> PriceSample:

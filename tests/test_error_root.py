@@ -41,6 +41,7 @@ NOT_INPUT = {
     "optinode.l1.sender.SendRejected": "a transaction of ours would revert (eth_estimateGas refused it)",
     "optinode.services.journal.ReplayMismatch": "the sequencer's own log does not replay to what it recorded",
     "optinode.testing.seqnode.AdminError": "test tooling: the sequencer under test answered with a JSON-RPC error",
+    "optinode.services.batch_fetcher.BatchUnavailable": "the L1 endpoint does not serve the append transaction the event names (yet): retried",
     "optinode.services.engine.EngineCritical": "an L1 reorg removed a queue entry the log consumed: the operator must act",
 }
 

@@ -173,9 +173,22 @@ contract Bridge {
     ///         The request must be consumed (executed or rejected with a reason) within
     ///         `forcedDeadline`, or the rollup can be frozen.
     function requestForcedWithdrawal(uint256 accountId, uint256 amount) external returns (uint256 index) {
+        if (amount == 0 || amount > OspConstants.MAX_AMOUNT) revert InvalidAmount();
+        return _enqueueForced(accountId, amount);
+    }
+
+    /// @notice Ask the sequencer to raise the nonce floor of account `accountId` (owned by the caller) to
+    ///         `nonceFloor`, cancelling every order and withdrawal signed with a lower nonce: a cancel-all
+    ///         the sequencer cannot refuse. Same queue and deadline as a forced withdrawal; its amount
+    ///         word is FORCED_CANCEL_ALL | nonceFloor (spec: process_forced_withdraw).
+    function requestForcedCancelAll(uint256 accountId, uint256 nonceFloor) external returns (uint256 index) {
+        if (nonceFloor > OspConstants.MAX_NONCE) revert InvalidAmount();
+        return _enqueueForced(accountId, OspConstants.FORCED_CANCEL_ALL | nonceFloor);
+    }
+
+    function _enqueueForced(uint256 accountId, uint256 amount) private returns (uint256 index) {
         if (frozen) revert RollupFrozen();
         if (accountId > OspConstants.MAX_ACCOUNT_ID) revert InvalidAccountId();
-        if (amount == 0 || amount > OspConstants.MAX_AMOUNT) revert InvalidAmount();
         index = forcedCount;
         bytes32 acc =
             keccak256(abi.encodePacked(index == 0 ? bytes32(0) : _forced[index - 1].acc, msg.sender, accountId, amount));

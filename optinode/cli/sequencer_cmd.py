@@ -12,9 +12,7 @@ node cleanly (exit 0).
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,24 +30,23 @@ def sequencer(
     admin_port: Annotated[Optional[int], typer.Option("--admin-port", help="Devnet only: serve the admin JSON-RPC on 127.0.0.1:PORT.")] = None,
     api_port: Annotated[Optional[int], typer.Option("--api-port", help="Serve the public JSON-RPC/WebSocket API (docs/api.md) on 127.0.0.1:PORT.")] = None,
     crash_at: Annotated[Optional[str], typer.Option("--crash-at", help="Devnet only: SIGKILL at a named point (NAME[:N]).")] = None,
+    fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: corrupt:BATCH:TX posts a wrong root and defends it.")] = None,
 ) -> None:
     """Run the sequencer: consume L1 queues, apply transactions, post and finalize batches."""
     import trio
 
-    from optinode.config import load_config, load_key, resolve_l1_rpc
-    from optinode.l1.deploy import DEVNET_CHAIN_IDS, load_deployment
+    from optinode.cli.node_inputs import load_node_inputs
+    from optinode.config import load_key
+    from optinode.l1.deploy import DEVNET_CHAIN_IDS
     from optinode.services.faults import Faults
     from optinode.services.sequencer import SequencerSettings, run_sequencer
     from optinode.store.errors import StoreError
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        loaded = load_config(config)
-        deployed = load_deployment(deployment)
-        deployed.genesis(loaded)  # refuses a config that is not the deployed one
-        url = resolve_l1_rpc(loaded.node, rpc)
+        loaded, deployed, url = load_node_inputs(config, deployment, rpc)
         key = load_key(loaded.node, "proposer", base_dir=config.parent)
         faults = Faults.parse(crash_at or os.environ.get("OPTINODE_CRASH_AT"), chain_id=deployed.chain_id)
+        faults.with_fault(fault, chain_id=deployed.chain_id)
     except InvalidInput as error:
         reject(error)
     if admin_port is not None and deployed.chain_id not in DEVNET_CHAIN_IDS:

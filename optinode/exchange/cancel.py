@@ -1,8 +1,9 @@
 """EIP-712 cancel messages for `optinode_cancelOrder` (docs/eip712.md, "Cancels").
 
-Cancels are honoured by the sequencer off-chain and never reach L1, so they are not spec types: they
-live here, on the spec's domain separator and digest (a cancel signed for one rollup deployment
-means nothing on another). Both messages are idempotent, so a replayed cancel can do no harm:
+Cancels are honoured by the sequencer off-chain. `CancelOrder` never reaches L1, so it is not a spec
+type: it lives here, on the spec's domain separator and digest (a cancel signed for one rollup
+deployment means nothing on another). `CancelAll` is the spec's EIP-712 type (`spec.eip712`): the same
+signed message also raises the account's nonce floor on-chain as a `CancelAll` transaction. Both messages are idempotent, so a replayed cancel can do no harm:
 cancelling an order twice is a no-op, and `CancelAll` only ever raises the account's nonce floor.
 """
 
@@ -13,13 +14,11 @@ from struct import Struct
 import msgspec
 
 from optinode.spec.crypto import keccak, recover_signer
-from optinode.spec.eip712 import compute_typed_digest
+from optinode.spec.eip712 import CANCEL_ALL_TYPEHASH, compute_typed_digest
 from optinode.spec.fields import AccountId, Hash32, Nonce, Signature, find_field_error
 
 CANCEL_ORDER_TYPE = b"CancelOrder(uint32 accountId,bytes32 orderHash)"
-CANCEL_ALL_TYPE = b"CancelAll(uint32 accountId,uint64 nonceBelow)"
 CANCEL_ORDER_TYPEHASH = keccak(CANCEL_ORDER_TYPE)
-CANCEL_ALL_TYPEHASH = keccak(CANCEL_ALL_TYPE)
 
 _U_WORD = Struct(">24xQ")
 
@@ -37,7 +36,7 @@ class SignedCancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     nonces from then on."""
 
     account_id: AccountId
-    nonce_below: Nonce  # uint64, as the order nonces it compares with
+    nonce_below: Nonce  # uint64, as the order nonces it compares with (EIP-712 field `nonceFloor`)
     signature: Signature
 
 

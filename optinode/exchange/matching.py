@@ -25,7 +25,7 @@ from sortedcontainers import SortedList
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import State, get_account
-from optinode.spec.transition import resolve_order, state_transition
+from optinode.spec.transition import is_well_formed, resolve_order, state_transition
 from optinode.spec.types import L1Context, Order, SlotRef, Trade
 
 from .book import MarketBook, RestingOrder
@@ -90,8 +90,16 @@ class Matcher:
 
     def place(self, placement: Placement, ctx: L1Context = PROBE_CTX) -> PlaceResult:
         order = placement.order
+        # The spec's range checks of an order are those of a Trade that carries it: an order out of
+        # them could not even be hashed (the mempool refuses it first; this keeps the engine whole
+        # whatever it is handed).
+        if not is_well_formed(Trade(order, order, 0)):
+            return PlaceResult(b"", Status.REJECTED, reason=ErrorCode.MALFORMED.name, logged=False)
         order_hash = self.order_hash(order)
-        rejection = self._check_placement(placement, order_hash)
+        # Orders expire against the batch's L1 time (docs/risk.md), which is never before the system
+        # time (every oracle and funding timestamp is at most its batch's L1 time).
+        now = max(ctx.l1_timestamp, self.state.time)
+        rejection = self._check_placement(placement, order_hash, now)
         if rejection is not None:
             return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection), logged=False)
         account = get_account(self.state, order.account_id)
@@ -172,7 +180,7 @@ class Matcher:
 
     # --- matching --------------------------------------------------------------------------------
 
-    def _check_placement(self, placement: Placement, order_hash: bytes) -> Reason | ErrorCode | None:
+    def _check_placement(self, placement: Placement, order_hash: bytes, now: int) -> Reason | ErrorCode | None:
         """Why the order cannot be accepted at all, or None. Changes nothing."""
         order = placement.order
         if order_hash in self.seen:
@@ -185,7 +193,7 @@ class Matcher:
         try:
             # The spec's rules of the order itself: market, step and tick, fee rate, account,
             # signature (memoised at intake), expiry, nonce window. Nothing is written.
-            resolve_order(state, order)
+            resolve_order(state, order, now)
         except InvalidTransaction as invalid:
             return invalid.code
         if placement.reduce_only and self._reducible(order.account_id, order.market, order.is_buy) == 0:

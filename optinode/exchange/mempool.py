@@ -8,7 +8,7 @@
    processes in docs/benchmarks.md). Threads also fill the spec's memo of recovered signers, so the
    engine's `state_transition` finds each signature already checked;
 4. replay checks against the engine's state with the spec's own functions: the owner
-   (`WRONG_SIGNER`), the nonce window (`compute_nonce_window`: `NONCE_TOO_LOW`, `NONCE_USED`), and
+   (`WRONG_SIGNER`), the nonce window (`check_nonce`: `NONCE_TOO_LOW`, `NONCE_TOO_HIGH`, `NONCE_USED`), and
    the same order pending twice;
 5. a fair queue: one round-robin turn per account, so a flood from one account delays only itself.
 
@@ -34,7 +34,7 @@ from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import Account, State, get_account
 from optinode.spec.fields import find_field_error
-from optinode.spec.transition import compute_nonce_window
+from optinode.spec.transition import check_nonce
 from optinode.spec.types import Order
 
 from .cancel import SignedCancelAll, SignedCancelOrder, compute_cancel_digest, find_cancel_error
@@ -177,7 +177,7 @@ class Mempool:
         order = placement.order
         account = self.check_signer(order.account_id, signer)
         try:
-            compute_nonce_window(account, order.nonce)
+            check_nonce(account, order.nonce)
         except InvalidTransaction as invalid:
             raise IntakeRejected(invalid.code, f"nonce {order.nonce}") from None
         if order.nonce < self.floors.get(order.account_id, 0):

@@ -26,7 +26,10 @@ from optinode.spec.types import L1Context, Order, OrderOrRef, Receipt, SlotRef, 
 # margin fractions <= 1), far below MAX_BALANCE (2**127 - 1), so none of its own checks can fail.
 NEUTRAL_COLLATERAL = 2**126
 NEUTRAL_OWNER = bytes(20)
-PROBE_CTX = L1Context(l1_timestamp=0)  # a Trade reads nothing from L1
+# A Trade reads no queue entry, only the batch's L1 time (expiry, price and funding age: docs/risk.md).
+# At time 0 no order has expired and no price is stale: callers that fill for real pass the L1 time
+# the batch is expected to carry.
+PROBE_CTX = L1Context(l1_timestamp=0)
 
 
 def probe_side(state: State, handle: OrderOrRef, size: int, price: int, ctx: L1Context = PROBE_CTX) -> Receipt:

@@ -81,6 +81,7 @@ from optinode.spec.types import (
     Withdraw,
 )
 from optinode.store import keys
+from optinode.testing.replay import mint_one
 from optinode.store.kv import KV
 
 __all__ = ["Accepted", "BookAccepted", "BookSubmission", "Deadlines", "Engine", "EngineCritical", "Rejected", "Submission", "Submitter", "run"]
@@ -440,6 +441,8 @@ class Engine:
 
     async def cut(self, batches: trio.MemorySendChannel[BatchRecord], reason: str) -> BatchRecord:
         """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
+        if self.faults.tamper_after(self.batch_index) is not None:
+            mint_one(self.state)  # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K)
         root = self.commitment.update(self.state)
         state = self.state
         record = BatchRecord(

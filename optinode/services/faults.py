@@ -40,21 +40,53 @@ class FaultRefused(InvalidInput):
     """A fault switch on a chain that is not a devnet, or an unknown point."""
 
 
+FAULT_KINDS = ("corrupt", "challenge")
+
+
+def _devnet_switch(option: str, what: str, spec: str, names: tuple[str, ...], chain_id: int) -> tuple[str, str]:
+    """Refuse a fault switch off a devnet or with an unknown name; return (name, the rest after ':')."""
+    if chain_id not in DEVNET_CHAIN_IDS:
+        raise FaultRefused(f"fault injection ({option} {spec}) is refused on chain {chain_id}: devnets only")
+    name, _, rest = spec.partition(":")
+    if name not in names:
+        raise FaultRefused(f"{option}: unknown {what} {name!r}; {what}s: {', '.join(names)}")
+    return name, rest
+
+
 @dataclass
 class Faults:
     crash_at: str | None = None
     after: int = 1  # crash the after-th time the point is reached
     hits: dict[str, int] = field(default_factory=dict)
+    # ``corrupt:B:K`` (sequencer): batch B's state gains one unit of collateral on account 0 after
+    # transaction K (a wrong root from index K + 1 on); the proposer defends those roots.
+    corrupt: tuple[int, int] | None = None
+    # ``challenge:B:K`` (verifier): challenge batch B whatever its verdict, with roots wrong from K + 1 on.
+    challenge: tuple[int, int] | None = None
+
+    def with_fault(self, spec: str | None, *, chain_id: int) -> Faults:
+        """Add a ``--fault KIND:B:K`` switch (devnet only)."""
+        if not spec:
+            return self
+        kind, rest = _devnet_switch("--fault", "kind", spec, FAULT_KINDS, chain_id)
+        try:
+            batch, tx = (int(v) for v in rest.split(":"))
+        except ValueError:
+            raise FaultRefused(f"--fault {spec}: expected {kind}:BATCH:TX with two integers") from None
+        if batch < 1 or tx < 0:
+            raise FaultRefused(f"--fault {spec}: batch >= 1 and tx >= 0")
+        setattr(self, kind, (batch, tx))
+        return self
+
+    def tamper_after(self, batch_index: int) -> int | None:
+        """The transaction after which batch ``batch_index``'s state is corrupted (None: not this one)."""
+        return self.corrupt[1] if self.corrupt is not None and self.corrupt[0] == batch_index else None
 
     @classmethod
     def parse(cls, spec: str | None, *, chain_id: int) -> Faults:
         if not spec:
             return cls()
-        if chain_id not in DEVNET_CHAIN_IDS:
-            raise FaultRefused(f"fault injection (--crash-at {spec}) is refused on chain {chain_id}: devnets only")
-        name, _, count = spec.partition(":")
-        if name not in POINTS:
-            raise FaultRefused(f"--crash-at: unknown point {name!r}; points: {', '.join(POINTS)}")
+        name, count = _devnet_switch("--crash-at", "point", spec, POINTS, chain_id)
         try:
             after = int(count) if count else 1
         except ValueError:

@@ -1,4 +1,4 @@
-"""The L1 router: one follower, two consumers. Queue entries go to the engine, batch events to the
+"""The L1 router: one follower, two consumers (three with the dispute player: game events, heads, reorgs). Queue entries go to the engine, batch events to the
 proposer, heads and reorgs to both (each unwinds what it derived). Bounded channels both ways: a
 slow consumer slows the follower, nothing is dropped."""
 
@@ -13,12 +13,14 @@ from optinode.l1.follower import Head, Reorg
 
 _ENGINE = (events.Deposited, events.ForcedWithdrawalRequested)
 _PROPOSER = (events.BatchAppended, events.BatchFinalized)
+_GAMES = (events.GameOpened, events.Bisected, events.Chosen, events.Stepped, events.GameResolved)
 
 
 async def run(
     outputs: trio.MemoryReceiveChannel[Any],
     engine: trio.MemorySendChannel[Any],
     proposer: trio.MemorySendChannel[Any],
+    player: trio.MemorySendChannel[Any] | None = None,  # the dispute player defending our batches
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -28,6 +30,11 @@ async def run(
             if isinstance(output, (Head, Reorg)):
                 await engine.send(output)
                 await proposer.send(output)
+                if player is not None:
+                    await player.send(output)
+            elif isinstance(output, _GAMES):
+                if player is not None:
+                    await player.send(output)
             elif isinstance(output, _ENGINE):
                 await engine.send(output)
             elif isinstance(output, _PROPOSER):

@@ -20,7 +20,6 @@ on the shutdown.
 from __future__ import annotations
 
 import logging
-import signal
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,10 +35,12 @@ from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
 from optinode.exchange.mempool import Mempool
-from optinode.services import admin_rpc, batcher, engine, l1_router, proposer, rpc
+from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer, rpc
+from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
 from optinode.services.engine import Deadlines, Engine, Submitter
 from optinode.services.faults import Faults
+from optinode.services.signals import stop_on_signal
 from optinode.services.journal import Journal
 from optinode.spec.genesis import create_genesis_state
 from optinode.store.db import open_store
@@ -68,14 +69,6 @@ class SequencerSettings:
 def identity(deployment: Deployment) -> str:
     return f"sequencer chain={deployment.chain_id} rollup={deployment.contracts.rollup}"
 
-
-async def _stop_on_signal(scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            log.info("%s: shutting down", signal.Signals(signum).name)
-            scope.cancel()
-            return
 
 
 async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskStatus[int | None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -107,13 +100,21 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
                                      known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
         async with trio.open_nursery() as nursery:
-            await nursery.start(_stop_on_signal, nursery.cancel_scope)
+            await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
             await nursery.start(proposer.run, deps, proposer_receive)
             submitter = Submitter(engine_send.clone())
             await nursery.start(engine.run, the_engine, engine_receive, proposer_send.clone())
             await nursery.start(batcher.run, BatcherDeps(the_engine, policy), engine_send.clone())
-            await nursery.start(l1_router.run, outputs_receive, engine_send.clone(), proposer_send)
+            # The dispute player defends our batches (same key and sender as the proposer: one nonce sequence).
+            view = DefenceView(deps.journal, rpc, parse_address(c.rollup), follower.stored_events, settings.faults)
+            player = dispute.Player(dispute.PlayerDeps(rpc=rpc, sender=sender, game_address=parse_address(c.game), arity=params.arity,
+                                                       challenger_bond=params.challenger_bond, clock_warning=max(1, params.clock // 3)),
+                                    roots=view.roots, stored=follower.stored_events)
+            player.load(follower.stored_events())
+            player_send, player_receive = trio.open_memory_channel(PROPOSER_INBOX)
+            await nursery.start(dispute.run, player, player_receive)
+            await nursery.start(l1_router.run, outputs_receive, engine_send.clone(), proposer_send, player_send)
             await nursery.start(partial(follower_mod.run, poll_interval=node.poll_interval), follower, outputs_send)
             port = None
             if settings.admin_port is not None:

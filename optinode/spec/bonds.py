@@ -13,6 +13,7 @@ how a game ends, and `process_game_end` turns that outcome into bond flows.
     ledger, game_id = process_open_game(ledger, index, challenger, value=challenger_bond, window_open=True)
     ledger = process_game_end(ledger, game_id, game.phase)      # a spec.game outcome
     ledger = process_forfeit_bond(ledger, batch_id)             # a discarded successor, by anyone
+    ledger, released = process_release_frozen_bonds(ledger, max_count, frozen=True)
     ledger, amount = process_withdraw(ledger, who)
 
 The rules, in one place:
@@ -27,6 +28,9 @@ The rules, in one place:
 - A game the challenger wins returns its challenger bond (and pays its share); a game the
   proposer wins pays the challenger bond to the proposer; a game whose batch was discarded
   meanwhile is void and returns its challenger bond with its share.
+- Once the rollup is frozen no batch finalizes and no game opens; the bonds of the batches still
+  pending are sent to the Bridge for the escaping users (`ESCAPED`), from the top of the chain down,
+  each once no game against it is open (`process_release_frozen_bonds`).
 - Every payment is a credit, withdrawn by its owner.
 
 Invariant (tests/l1/system/test_bond_conservation.py): the ETH the two contracts hold equals
@@ -67,6 +71,7 @@ __all__ = [
     "process_forfeit_bond",
     "process_game_end",
     "process_open_game",
+    "process_release_frozen_bonds",
     "process_withdraw",
 ]
 
@@ -97,6 +102,8 @@ class BondError(StrEnum):
     GAME_OPEN = "GameOpen"
     BOND_NOT_FORFEITABLE = "BondNotForfeitable"
     NOTHING_TO_WITHDRAW = "NothingToWithdraw"
+    NOT_FROZEN = "NotFrozen"
+    GAMES_OPEN = "GamesOpen"
 
 
 class BondRuleError(InvalidInput):
@@ -161,6 +168,7 @@ class Ledger(msgspec.Struct, frozen=True):
     games: tuple[GameStake, ...]  # by game id
     credits: Mapping[str, int]
     burned: int = 0  # wei sent to the burn address
+    escaped: int = 0  # wei sent to the Bridge for the escaping users (bonds pending at a freeze)
 
 
 def genesis_ledger(params: BondParams) -> Ledger:
@@ -259,13 +267,15 @@ def _forfeit(ledger: Ledger, batch_id: int) -> Ledger:
 # --- processes ----------------------------------------------------------------------------------------
 
 
-def process_append(ledger: Ledger, proposer: str, *, value: int) -> tuple[Ledger, int]:
+def process_append(ledger: Ledger, proposer: str, *, value: int, frozen: bool = False) -> tuple[Ledger, int]:
     """A proposer appends a batch with its bond; returns the batch's index. The other checks of
-    appendBatch (proposer set, freeze, counters, framing) are not bond rules. # sol: Rollup.appendBatch"""
+    appendBatch (the sender, the queue counters, the framing) are not bond rules. # sol: Rollup.appendBatch"""
     # 1. The bond is exactly proposer_bond.
     require(value == ledger.params.proposer_bond, BondError.WRONG_BOND, f"{value} sent")
+    # 2. The rollup is not frozen.
+    require(not frozen, BondError.ROLLUP_FROZEN)
     index = ledger.batch_count
-    # 2. A discarded batch still at this index is forfeited before its slot is overwritten.
+    # 3. A discarded batch still at this index is forfeited before its slot is overwritten.
     if index < len(ledger.slots):
         previous = ledger.slots[index].batch_id
         if ledger.bonds[previous].state == BondState.POSTED:
@@ -305,16 +315,20 @@ def process_finalize(ledger: Ledger, index: int, *, window_over: bool, frozen: b
     )
 
 
-def process_open_game(ledger: Ledger, index: int, challenger: str, *, value: int, window_open: bool) -> tuple[Ledger, int]:
+def process_open_game(
+    ledger: Ledger, index: int, challenger: str, *, value: int, window_open: bool, frozen: bool = False
+) -> tuple[Ledger, int]:
     """A challenger opens a game against pending batch `index` with its bond; returns the game id.
     # sol: DisputeGame.open, Rollup.registerGame"""
     # 1. The bond is exactly challenger_bond.
     require(value == ledger.params.challenger_bond, BondError.WRONG_BOND, f"{value} sent")
-    # 2. The batch exists (genesis cannot be challenged).
+    # 2. The rollup is not frozen (no batch can be decided any more: its bond is the escapers').
+    require(not frozen, BondError.ROLLUP_FROZEN)
+    # 3. The batch exists (genesis cannot be challenged).
     require(0 < index < ledger.batch_count, BondError.BATCH_NOT_FOUND, f"index {index}")
-    # 3. It is not final.
+    # 4. It is not final.
     require(index >= ledger.finalized_count, BondError.BATCH_ALREADY_FINAL)
-    # 4. Its challenge window is open.
+    # 5. Its challenge window is open.
     require(window_open, BondError.CHALLENGE_WINDOW_CLOSED)
     slot = ledger.slots[index]
     stake = GameStake(index, slot.batch_id, challenger, ledger.bonds[slot.batch_id].proposer)
@@ -375,6 +389,27 @@ def process_forfeit_bond(ledger: Ledger, batch_id: int) -> Ledger:
         f"batch id {batch_id}",
     )
     return _forfeit(ledger, batch_id)
+
+
+def process_release_frozen_bonds(ledger: Ledger, max_count: int, *, frozen: bool) -> tuple[Ledger, int]:
+    """After a freeze, send the bonds of up to `max_count` pending batches to the Bridge, from the top
+    of the chain down, stopping at a batch with a game still open; the released batches leave the
+    chain. Returns how many were released. # sol: Rollup.releaseFrozenBonds"""
+    # 1. The rollup is frozen.
+    require(frozen, BondError.NOT_FROZEN)
+    count, released = ledger.batch_count, 0
+    slots, bonds = ledger.slots, dict(ledger.bonds)
+    while released < max_count and count > ledger.finalized_count:
+        slot = slots[count - 1]
+        if slot.open_games != 0:
+            # 2. The top pending batch has no game open (a later one only stops the page).
+            require(released != 0, BondError.GAMES_OPEN, f"index {count - 1}, {slot.open_games} open")
+            break
+        bonds[slot.batch_id] = msgspec.structs.replace(bonds[slot.batch_id], state=BondState.ESCAPED)
+        count -= 1
+        released += 1
+    escaped = ledger.escaped + released * ledger.params.proposer_bond
+    return msgspec.structs.replace(ledger, batch_count=count, bonds=bonds, escaped=escaped), released
 
 
 def process_withdraw(ledger: Ledger, who: str) -> tuple[Ledger, int]:

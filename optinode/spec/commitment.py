@@ -4,7 +4,8 @@
 
 - accounts_root: MerkleTree(ACCOUNT_TREE_DEPTH) over keccak(encode_account(account)) by account id;
 - slots_root: MerkleTree(SLOT_TREE_DEPTH) over keccak(encode_slot(slot)) by slot id;
-- globals: config, per-market prices and funding, and the system balances and counters;
+- globals: config, per-market prices and funding, the system balances and counters, then the time and
+  fee parameters (fee owner, max sample age, price and funding validity);
 - the queue counters sit in the top preimage so that L1 can read them from a posted root's preimage.
 
 All encodings are fixed-width big-endian (Solidity's abi.encodePacked), signed fields in two's
@@ -23,8 +24,9 @@ from .state import Account, Slot, State
 ACCOUNT_FIXED_BYTES = 20 + 16 + 16 + 8 + 32 + 1  # owner, collateral, withdrawn, nonce base, bits, count
 POSITION_BYTES = 1 + 8 + 16  # market, size, funding index
 SLOT_BYTES = 4 + 1 + 1 + 8 + 8 + 4 + 8
-MARKET_BYTES = 8 + 8 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 16
+MARKET_BYTES = 8 + 8 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 16 + 8
 SYSTEM_BYTES = 8 + 8 + 16 + 16 + 16 + 8 + 8
+TIME_CONFIG_BYTES = 20 + 8 + 8 + 8  # fee owner, max sample age, price and funding validity
 
 
 def _int(value: int, width: int) -> bytes:
@@ -91,6 +93,7 @@ def encode_globals(state: State) -> bytes:
             + _uint(dynamic.price, 8)
             + _uint(dynamic.price_time, 8)
             + _int(dynamic.funding_index, 16)
+            + _uint(dynamic.sample_time, 8)
         )
     parts.append(
         _uint(state.time, 8)
@@ -100,6 +103,12 @@ def encode_globals(state: State) -> bytes:
         + _int(state.funding_pool, 16)
         + _uint(state.next_account_id, 8)
         + _uint(state.next_slot, 8)
+    )
+    parts.append(
+        config.fee_owner
+        + _uint(config.max_sample_age, 8)
+        + _uint(config.price_validity, 8)
+        + _uint(config.funding_validity, 8)
     )
     return b"".join(parts)
 
@@ -243,10 +252,8 @@ def decode_globals(data: bytes) -> State:
                 max_position=r.uint(8),
             )
         )
-        markets.append(MarketState(price=r.uint(8), price_time=r.uint(8), funding_index=r.int(16)))
-    state = State(
-        config=Config(domain_separator=domain_separator, oracles=oracles, quorum=quorum, markets=tuple(configs)),
-        markets=markets,
+        markets.append(MarketState(price=r.uint(8), price_time=r.uint(8), funding_index=r.int(16), sample_time=r.uint(8)))
+    system = dict(
         time=r.uint(8),
         funding_time=r.uint(8),
         insurance=r.int(16),
@@ -254,6 +261,21 @@ def decode_globals(data: bytes) -> State:
         funding_pool=r.int(16),
         next_account_id=r.uint(8),
         next_slot=r.uint(8),
+    )
+    config = Config(
+        domain_separator=domain_separator,
+        oracles=oracles,
+        quorum=quorum,
+        markets=tuple(configs),
+        fee_owner=r.take(20),
+        max_sample_age=r.uint(8),
+        price_validity=r.uint(8),
+        funding_validity=r.uint(8),
+    )
+    state = State(
+        config=config,
+        markets=markets,
+        **system,
         accounts={},
         slots={},
         dirty_accounts=set(),

@@ -46,6 +46,15 @@ SIGNATURE_LEN: Final[int] = 65  # r (32) ‖ s (32) ‖ v (1)
 # Each account keeps a window of NONCE_WINDOW nonces [nonce_base, nonce_base + NONCE_WINDOW) with a
 # bitmap of the ones used. A nonce above the window slides it up; one below it is rejected.
 NONCE_WINDOW: Final[int] = 256
+# A nonce (or a cancel-all's new floor) must lie below nonce_base + NONCE_HORIZON. The window moves up
+# by less than NONCE_HORIZON per signed operation, so no single nonce value can exhaust the 64-bit
+# nonce space: it takes at least 2**64 / NONCE_HORIZON = 2**32 signed operations to get there.
+NONCE_HORIZON: Final[int] = 2**32
+
+# --- forced requests ---------------------------------------------------------------------------------
+# The L1 forced queue's entry is (requester, account id, amount word). A withdrawal's amount is at most
+# MAX_AMOUNT; a cancel-all request sets this top bit and carries the new nonce floor below it.
+FORCED_CANCEL_ALL: Final[int] = 2**255
 
 # --- signatures ------------------------------------------------------------------------------------
 SECP256K1_N: Final[int] = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -1,4 +1,4 @@
-"""EIP-712 typed data for orders, withdrawals and oracle prices (documented in docs/eip712.md).
+"""EIP-712 typed data for orders, withdrawals, cancel-alls and oracle prices (documented in docs/eip712.md).
 
 The struct hashes follow EIP-712 exactly, so any wallet's `eth_signTypedData_v4` over the documented
 domain and types produces a signature the spec accepts.
@@ -9,7 +9,7 @@ from struct import Struct
 
 from .constants import EIP712_NAME, EIP712_VERSION
 from .crypto import keccak
-from .types import Order, PriceSample, Withdraw
+from .types import CancelAll, Order, PriceSample, Withdraw
 
 EIP712_DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 ORDER_TYPE = (
@@ -18,11 +18,13 @@ ORDER_TYPE = (
 )
 WITHDRAW_TYPE = b"Withdraw(uint32 accountId,uint64 amount,uint64 expiry,uint64 nonce)"
 ORACLE_PRICE_TYPE = b"OraclePrice(uint8 market,uint64 price,uint64 timestamp)"
+CANCEL_ALL_TYPE = b"CancelAll(uint32 accountId,uint64 nonceFloor)"
 
 EIP712_DOMAIN_TYPEHASH = keccak(EIP712_DOMAIN_TYPE)
 ORDER_TYPEHASH = keccak(ORDER_TYPE)
 WITHDRAW_TYPEHASH = keccak(WITHDRAW_TYPE)
 ORACLE_PRICE_TYPEHASH = keccak(ORACLE_PRICE_TYPE)
+CANCEL_ALL_TYPEHASH = keccak(CANCEL_ALL_TYPE)
 
 
 def _word(value: int) -> bytes:
@@ -68,6 +70,10 @@ def hash_withdraw(tx: Withdraw) -> bytes:
     return keccak(
         WITHDRAW_TYPEHASH + _word(tx.account_id) + _word(tx.amount) + _word(tx.expiry) + _word(tx.nonce)
     )
+
+
+def hash_cancel_all(tx: CancelAll) -> bytes:
+    return keccak(CANCEL_ALL_TYPEHASH + _word(tx.account_id) + _word(tx.nonce_floor))
 
 
 def hash_oracle_price(market: int, sample: PriceSample) -> bytes:

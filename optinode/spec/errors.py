@@ -29,7 +29,7 @@ class ErrorCode(IntEnum):
     WRONG_SIGNER = 5  # a valid signature, but not by the account owner / the named oracle
     NONCE_TOO_LOW = 6  # below the account's nonce window
     NONCE_USED = 7
-    EXPIRED = 8  # system time is past the order's or request's expiry
+    EXPIRED = 8  # the batch's L1 timestamp is past the order's or request's expiry
     SELF_TRADE = 9
     # --- queues ---
     NO_PENDING_DEPOSIT = 10
@@ -61,6 +61,11 @@ class ErrorCode(IntEnum):
     LIQUIDATION_PRICE = 33  # price outside the liquidation band around the oracle price
     # --- capacity ---
     TREE_FULL = 34  # no slot id left for the rest of a partially filled order
+    # --- time and nonces (issue 7) ---
+    SAMPLE_TOO_OLD = 35  # an oracle sample older than max_sample_age before the batch's L1 timestamp
+    STALE_PRICE = 36  # a price the transaction reads is older than price_validity
+    STALE_FUNDING = 37  # the funding indices are older than funding_validity
+    NONCE_TOO_HIGH = 38  # a nonce or nonce floor NONCE_HORIZON or more above the account's window
 
 
 class InvalidInput(Exception):

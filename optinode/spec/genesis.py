@@ -28,6 +28,11 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     verifying_contract: Address  # the Rollup contract: the EIP-712 domain's verifyingContract
     oracles: tuple[Address, ...]
     quorum: int
+    oracle_faults: int  # f: how many oracles may lie or collude with the sequencer (docs/risk.md)
+    max_sample_age: int  # seconds
+    price_validity: int  # seconds
+    funding_validity: int  # seconds
+    fee_owner: Address  # the L1 address that collects the fees
     markets: tuple[GenesisMarket, ...]
     time: int
 
@@ -36,12 +41,33 @@ class InvalidGenesis(InvalidInput):
     """A genesis description breaks a rule of `check_genesis`."""
 
 
+def check_oracle_rule(oracle_count: int, quorum: int, faults: int) -> None:
+    """The oracle rule (docs/risk.md): with at most f lying oracles, the lower median of any k >= 2f + 1
+    samples lies between two honest samples, whichever k samples the sequencer picks. Sorted, at most f
+    of them are below the median's position ((k - 1) // 2 >= f) and at most f above it
+    (k - 1 - (k - 1) // 2 >= f). A smaller quorum lets f liars plus the sequencer set the price."""
+    if not 0 <= faults <= MAX_ORACLES:
+        raise InvalidGenesis(f"oracle_faults must be between 0 and {MAX_ORACLES}")
+    if quorum < 2 * faults + 1:
+        raise InvalidGenesis(
+            f"quorum {quorum} < 2 * oracle_faults + 1 = {2 * faults + 1}: {faults} lying oracle(s) and the sequencer could pick the median"
+        )
+    if not 1 <= quorum <= oracle_count <= MAX_ORACLES:
+        raise InvalidGenesis(f"need 1 <= quorum <= number of oracles <= {MAX_ORACLES} (so N >= 2f + 1)")
+
+
 def check_genesis(genesis: Genesis) -> None:
-    if not 1 <= genesis.quorum <= len(genesis.oracles) <= MAX_ORACLES:
-        raise InvalidGenesis(f"need 1 <= quorum <= number of oracles <= {MAX_ORACLES}")
+    check_oracle_rule(len(genesis.oracles), genesis.quorum, genesis.oracle_faults)
+    for name in ("max_sample_age", "price_validity", "funding_validity"):
+        if not 0 < getattr(genesis, name) <= MAX_U64:
+            raise InvalidGenesis(f"{name} must be a positive u64 (seconds)")
     if not 1 <= len(genesis.markets) <= MAX_MARKETS:
         raise InvalidGenesis(f"need 1 to {MAX_MARKETS} markets")
-    if len(genesis.verifying_contract) != ADDRESS_LEN or any(len(o) != ADDRESS_LEN for o in genesis.oracles):
+    if (
+        len(genesis.verifying_contract) != ADDRESS_LEN
+        or len(genesis.fee_owner) != ADDRESS_LEN
+        or any(len(o) != ADDRESS_LEN for o in genesis.oracles)
+    ):
         raise InvalidGenesis(f"addresses are {ADDRESS_LEN} bytes")
     if len(set(genesis.oracles)) != len(genesis.oracles):
         raise InvalidGenesis("oracle addresses must be distinct (one key must not count twice toward the quorum)")
@@ -62,6 +88,10 @@ def create_genesis_state(genesis: Genesis) -> State:
         domain_separator=compute_domain_separator(genesis.chain_id, genesis.verifying_contract),
         oracles=tuple(genesis.oracles),
         quorum=genesis.quorum,
+        fee_owner=genesis.fee_owner,
+        max_sample_age=genesis.max_sample_age,
+        price_validity=genesis.price_validity,
+        funding_validity=genesis.funding_validity,
         markets=tuple(
             MarketConfig(
                 name=m.name,
@@ -78,7 +108,7 @@ def create_genesis_state(genesis: Genesis) -> State:
     )
     return State(
         config=config,
-        markets=[MarketState(price=m.price, price_time=genesis.time, funding_index=0) for m in genesis.markets],
+        markets=[MarketState(price=m.price, price_time=genesis.time, sample_time=genesis.time, funding_index=0) for m in genesis.markets],
         time=genesis.time,
         funding_time=genesis.time,
         accounts={},

@@ -19,8 +19,10 @@ from typing import Callable
 
 from .constants import SIGNATURE_LEN
 from .errors import DecodeError, EncodeError
-from .fields import Bound, Count, get_field_specs, get_varint_len
+from .fields import Bound, Count, describe, get_field_specs, get_varint_len
 from .types import (
+    CancelAll,
+    CollectFees,
     Deleverage,
     Deposit,
     ForcedWithdraw,
@@ -44,7 +46,7 @@ __all__ = [
 
 # --- protocol constants ------------------------------------------------------------------------------
 
-# Record types (low nibble of the tag byte). 0x0 and 0x9-0xf are undefined and decode Malformed.
+# Record types (low nibble of the tag byte). 0x0 and 0xb-0xf are undefined and decode Malformed.
 TYPE_DEPOSIT = 0x1
 TYPE_TRADE = 0x2
 TYPE_WITHDRAW = 0x3
@@ -53,6 +55,8 @@ TYPE_ORACLE_PRICE = 0x5
 TYPE_FUNDING_TICK = 0x6
 TYPE_LIQUIDATE = 0x7
 TYPE_DELEVERAGE = 0x8
+TYPE_CANCEL_ALL = 0x9
+TYPE_COLLECT_FEES = 0xA
 
 # Flags (high nibble of the tag byte); a flag not defined for the record's type must be 0.
 FLAG_MAKER_REF = 0x10  # Trade: the maker is a SlotRef
@@ -103,6 +107,8 @@ _SAMPLE = _fields(PriceSample)
 _FUNDING_TICK = _fields(FundingTick)
 _LIQUIDATE = _fields(Liquidate)
 _DELEVERAGE = _fields(Deleverage)
+_CANCEL_ALL = _fields(CancelAll)
+_COLLECT_FEES = _fields(CollectFees)
 MAX_SAMPLES, _ = _list_spec(OraclePrice, "samples")
 MAX_INDICES, _FUNDING_INDEX = _list_spec(FundingTick, "indices")
 assert _FUNDING_INDEX is not None and _FUNDING_INDEX.low == -_FUNDING_INDEX.high  # zigzag needs it symmetric
@@ -291,6 +297,22 @@ def _decode_deleverage(data: bytes, i: int, flags: int) -> tuple[Transaction, in
     return Deleverage(deleveraged_id, deleverager_id, market, size), i
 
 
+def _decode_cancel_all(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
+    if flags:
+        raise DecodeError("undefined flag")
+    account_id, i = _varint(data, i, _CANCEL_ALL["account_id"])
+    nonce_floor, i = _varint(data, i, _CANCEL_ALL["nonce_floor"])
+    signature, i = _signature(data, i)
+    return CancelAll(account_id, nonce_floor, signature), i
+
+
+def _decode_collect_fees(data: bytes, i: int, flags: int) -> tuple[Transaction, int]:
+    if flags:
+        raise DecodeError("undefined flag")
+    account_id, i = _varint(data, i, _COLLECT_FEES["account_id"])
+    return CollectFees(account_id), i
+
+
 _Decoder = Callable[[bytes, int, int], tuple[Transaction, int]]
 
 # Indexed by the tag's low nibble; None = undefined type.
@@ -304,8 +326,8 @@ _DECODERS: tuple[_Decoder | None, ...] = (
     _decode_funding_tick,
     _decode_liquidate,
     _decode_deleverage,
-    None,
-    None,
+    _decode_cancel_all,
+    _decode_collect_fees,
     None,
     None,
     None,
@@ -340,7 +362,7 @@ def decode_transaction(record: bytes) -> Transaction:
 
 def _check_int(value: object, field: _Field, name: str) -> int:
     if type(value) is not int or not 0 <= value <= field[0]:
-        raise EncodeError(f"{name} must be an int in [0, {field[0]}], got {value!r}")
+        raise EncodeError(f"{name} must be an int in [0, {field[0]}], got {describe(value)}")
     return value
 
 
@@ -458,7 +480,7 @@ def _encode_funding_tick(tx: FundingTick) -> bytes:
     out.append(len(tx.indices))
     for index in tx.indices:
         if type(index) is not int or not _FUNDING_INDEX.low <= index <= _FUNDING_INDEX.high:
-            raise EncodeError(f"funding index must be an int in [{_FUNDING_INDEX.low}, {_FUNDING_INDEX.high}], got {index!r}")
+            raise EncodeError(f"funding index must be an int in [{_FUNDING_INDEX.low}, {_FUNDING_INDEX.high}], got {describe(index)}")
         _put_varint(out, 2 * index if index >= 0 else -2 * index - 1)
     return bytes(out)
 
@@ -478,6 +500,20 @@ def _encode_deleverage(tx: Deleverage) -> bytes:
     _put_varint(out, _check_int(tx.deleverager_id, _DELEVERAGE["deleverager_id"], "deleverager_id"))
     out.append(_check_int(tx.market, _DELEVERAGE["market"], "market"))
     _put_varint(out, _check_int(tx.size, _DELEVERAGE["size"], "size"))
+    return bytes(out)
+
+
+def _encode_cancel_all(tx: CancelAll) -> bytes:
+    out = bytearray((TYPE_CANCEL_ALL,))
+    _put_varint(out, _check_int(tx.account_id, _CANCEL_ALL["account_id"], "account_id"))
+    _put_varint(out, _check_int(tx.nonce_floor, _CANCEL_ALL["nonce_floor"], "nonce_floor"))
+    _put_signature(out, tx.signature, "cancel_all")
+    return bytes(out)
+
+
+def _encode_collect_fees(tx: CollectFees) -> bytes:
+    out = bytearray((TYPE_COLLECT_FEES,))
+    _put_varint(out, _check_int(tx.account_id, _COLLECT_FEES["account_id"], "account_id"))
     return bytes(out)
 
 
@@ -501,6 +537,8 @@ _ENCODERS: dict[type, Callable[..., bytes]] = {
     FundingTick: _encode_funding_tick,
     Liquidate: _encode_liquidate,
     Deleverage: _encode_deleverage,
+    CancelAll: _encode_cancel_all,
+    CollectFees: _encode_collect_fees,
     Malformed: _encode_malformed,
 }
 

@@ -34,13 +34,18 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     domain_separator: Hash32  # EIP-712 domain separator
     oracles: tuple[Address, ...]  # oracle signer addresses
-    quorum: int
+    quorum: int  # samples an update needs: >= 2 * oracle_faults + 1 (genesis checks; f is not committed)
     markets: tuple[MarketConfig, ...]
+    fee_owner: Address  # the L1 address whose accounts CollectFees may credit
+    max_sample_age: int  # seconds: an oracle sample older than this before the batch's L1 time is rejected
+    price_validity: int  # seconds: a trade, liquidation or withdrawal reads no price older than this
+    funding_validity: int  # seconds: ... and no funding indices older than this
 
 
 class MarketState(msgspec.Struct, forbid_unknown_fields=True):
     price: int  # last oracle price (PRICE_ONE fixed point, collateral per base unit)
-    price_time: int
+    price_time: int  # lower median of the last update's sample times: the price's age is measured from it
+    sample_time: int  # newest sample time of the last update: every later sample must be newer (no reuse)
     funding_index: int  # cumulative funding per base unit (PRICE_ONE fixed point); longs pay as it rises
 
 
@@ -73,7 +78,7 @@ class Slot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class State(msgspec.Struct, forbid_unknown_fields=True):
     config: Config
     markets: list[MarketState]
-    time: int = 0  # latest oracle or funding timestamp: orders expire against it
+    time: int = 0  # latest oracle or funding timestamp (funding never goes back before it)
     funding_time: int = 0  # timestamp of the last funding tick
     insurance: int = 0  # insurance fund (liquidation penalties)
     fees: int = 0  # trading fees and rounding dust

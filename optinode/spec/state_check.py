@@ -33,6 +33,12 @@ def _genesis_of(state: State) -> Genesis:
         verifying_contract=bytes(ADDRESS_LEN),
         oracles=config.oracles,
         quorum=config.quorum,
+        # f is not committed (only the quorum it implies is): the largest f this quorum tolerates
+        oracle_faults=(config.quorum - 1) // 2,
+        max_sample_age=config.max_sample_age,
+        price_validity=config.price_validity,
+        funding_validity=config.funding_validity,
+        fee_owner=config.fee_owner,
         markets=tuple(
             GenesisMarket(**{field: getattr(market, field) for field in MarketConfig.__struct_fields__}, price=dynamic.price)
             for market, dynamic in zip(config.markets, state.markets)

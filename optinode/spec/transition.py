@@ -14,16 +14,19 @@ from typing import Callable
 import msgspec
 
 from .constants import (
+    FORCED_CANCEL_ALL,
     FRACTION_ONE,
     FUNDING_RATE_ONE,
     MAX_AMOUNT,
     MAX_BALANCE,
+    MAX_NONCE,
     MAX_SLOT_ID,
+    NONCE_HORIZON,
     NONCE_WINDOW,
     PRICE_ONE,
 )
 from .crypto import recover_signer
-from .eip712 import compute_order_digest, compute_typed_digest, hash_oracle_price, hash_withdraw
+from .eip712 import compute_order_digest, compute_typed_digest, hash_cancel_all, hash_oracle_price, hash_withdraw
 from .errors import ErrorCode, InvalidTransaction
 from .margin import (
     ceil_div,
@@ -40,8 +43,11 @@ from .margin import (
 )
 from .state import Account, Position, Slot, State, get_account, get_slot, set_account, set_slot
 from .types import (
+    CancelAll,
+    CollectFees,
     Deleverage,
     Deposit,
+    ForcedEntry,
     ForcedWithdraw,
     FundingTick,
     L1Context,
@@ -112,20 +118,59 @@ def check_signer(digest: bytes, signature: bytes, expected: bytes) -> None:
     require(signer == expected, ErrorCode.WRONG_SIGNER)
 
 
-def compute_nonce_window(account: Account, nonce: int) -> tuple[int, int]:
-    """The account's (nonce_base, nonce_bits) after using `nonce`."""
+def compute_raised_window(base: int, bits: int, floor: int) -> tuple[int, int]:
+    """The window (nonce_base, nonce_bits) moved up to start at `floor` >= base: the used marks of the
+    nonces it keeps stay, the nonces below it are gone."""
+    shift = floor - base
+    return floor, (bits >> shift if shift < NONCE_WINDOW else 0)
+
+
+def check_nonce(account: Account, nonce: int) -> tuple[int, int]:
+    """The account's (nonce_base, nonce_bits) after using `nonce` (nonce rules 1-3)."""
     base, bits = account.nonce_base, account.nonce_bits
-    # The nonce is not below the window.
+    # (nonce 1) The nonce is not below the window.
     require(nonce >= base, ErrorCode.NONCE_TOO_LOW)
+    # (nonce 2) The nonce is less than NONCE_HORIZON above the window: the window moves up by less than
+    #           NONCE_HORIZON per signed operation, so no nonce value can exhaust the nonce space.
+    require(nonce - base < NONCE_HORIZON, ErrorCode.NONCE_TOO_HIGH)
+    if nonce - base >= NONCE_WINDOW:  # slide the window up so that nonce is its top entry
+        base, bits = compute_raised_window(base, bits, nonce - NONCE_WINDOW + 1)
     offset = nonce - base
-    if offset >= NONCE_WINDOW:  # slide the window up so that nonce is its top entry
-        shift = offset - NONCE_WINDOW + 1
-        base += shift
-        bits = bits >> shift if shift < NONCE_WINDOW else 0
-        offset = NONCE_WINDOW - 1
-    # The nonce has not been used.
+    # (nonce 3) The nonce has not been used.
     require(not (bits >> offset) & 1, ErrorCode.NONCE_USED)
     return base, bits | (1 << offset)
+
+
+def check_nonce_floor(account: Account, floor: int) -> tuple[int, int]:
+    """The account's window after a cancel-all raises its floor to `floor` (floor rules 1-2)."""
+    # (floor 1) The floor rises (so a cancel-all is never replayed).
+    require(floor > account.nonce_base, ErrorCode.NONCE_TOO_LOW)
+    # (floor 2) By at most NONCE_HORIZON, and within the nonce range (nonce rule 2's reason).
+    require(floor - account.nonce_base <= NONCE_HORIZON and floor <= MAX_NONCE, ErrorCode.NONCE_TOO_HIGH)
+    return compute_raised_window(account.nonce_base, account.nonce_bits, floor)
+
+
+def check_fresh(state: State, ctx: L1Context, markets: set[int]) -> None:
+    """The prices and funding a transaction reads are recent against the batch's L1 timestamp (time
+    rules 1-2). `markets` are the ones whose prices it reads: a transaction that reads none reads no
+    funding either."""
+    if not markets:
+        return
+    config = state.config
+    now = ctx.l1_timestamp
+    for market in sorted(markets):
+        # (time 1) Each price read was set no more than price_validity before the batch's L1 time.
+        require(state.markets[market].price_time + config.price_validity >= now, ErrorCode.STALE_PRICE)
+    # (time 2) The funding indices were set no more than funding_validity before it.
+    require(state.funding_time + config.funding_validity >= now, ErrorCode.STALE_FUNDING)
+
+
+def get_read_markets(market: int | None, *accounts: Account) -> set[int]:
+    """The markets whose prices a fill or withdrawal reads: the traded one and every held position's."""
+    markets = set() if market is None else {market}
+    for account in accounts:
+        markets.update(account.positions)
+    return markets
 
 
 class OrderSide:
@@ -146,7 +191,8 @@ class OrderSide:
         self.nonce_state: tuple[int, int] | None = nonce_state
 
 
-def resolve_order(state: State, order: OrderOrRef) -> OrderSide:
+def resolve_order(state: State, order: OrderOrRef, now: int) -> OrderSide:
+    """`now` is the batch's L1 timestamp: orders expire against the clock the sequencer cannot stop."""
     if type(order) is SlotRef:
         slot = get_slot(state, order.slot)
         # (ref 1) The slot exists.
@@ -154,7 +200,7 @@ def resolve_order(state: State, order: OrderOrRef) -> OrderSide:
         # (ref 2) The order still has something to fill.
         require(slot.remaining > 0, ErrorCode.ORDER_FILLED)
         # (ref 3) The order has not expired.
-        require(state.time <= slot.expiry, ErrorCode.EXPIRED)
+        require(now <= slot.expiry, ErrorCode.EXPIRED)
         account = get_account(state, slot.account_id)
         return OrderSide(
             slot.account_id, account, slot.market, slot.is_buy, slot.limit_price, slot.remaining, slot.fee_rate, slot.expiry, order.slot, None
@@ -178,9 +224,9 @@ def resolve_order(state: State, order: OrderOrRef) -> OrderSide:
     # (new 4, 5) The order is signed by the account owner.
     check_signer(compute_order_digest(state.config.domain_separator, order), order.signature, account.owner)
     # (new 6) The order has not expired.
-    require(state.time <= order.expiry, ErrorCode.EXPIRED)
-    # (new 7, 8) The nonce is fresh.
-    nonce_state = compute_nonce_window(account, order.nonce)
+    require(now <= order.expiry, ErrorCode.EXPIRED)
+    # (new 7-9) The nonce is fresh (nonce rules 1-3).
+    nonce_state = check_nonce(account, order.nonce)
     return OrderSide(
         order.account_id, account, order.market, order.is_buy, order.limit_price, order.size, order.fee_rate, order.expiry, None, nonce_state
     )
@@ -310,8 +356,8 @@ def write_party(state: State, party: Party, collateral: int, positions: dict[int
 
 def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     # 1-2. Each order is a valid new signed order or a live slot (rules in resolve_order).
-    maker = resolve_order(state, tx.maker)
-    taker = resolve_order(state, tx.taker)
+    maker = resolve_order(state, tx.maker, ctx.l1_timestamp)
+    taker = resolve_order(state, tx.taker, ctx.l1_timestamp)
     # 3. Two different accounts.
     require(maker.account_id != taker.account_id, ErrorCode.SELF_TRADE)
     # 4. The same market.
@@ -326,6 +372,8 @@ def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     require(price <= taker.limit_price if taker.is_buy else price >= taker.limit_price, ErrorCode.PRICE_LIMIT)
     market = maker.market
     buyer, seller = (maker, taker) if maker.is_buy else (taker, maker)
+    # 7a. The prices and funding the fill reads are fresh (time rules 1-2).
+    check_fresh(state, ctx, get_read_markets(market, buyer.account, seller.account))
     buyer_party = Party(state, buyer.account_id, buyer.account)
     seller_party = Party(state, seller.account_id, seller.account)
     # The buyer pays the notional rounded up, the seller receives it rounded down: the dust is a fee.
@@ -360,23 +408,24 @@ def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     return APPLIED
 
 
-def compute_withdrawal(state: State, account_id: int, account: Account, amount: int) -> tuple[Party, int, int]:
-    """The settled party, its collateral after withdrawing `amount` and the funding pool; checks
-    amount, ranges and margin."""
-    # The amount is positive.
+def check_withdrawal(state: State, account_id: int, account: Account, amount: int) -> tuple[Party, int, int]:
+    """The settled party, its collateral after withdrawing `amount` and the funding pool (withdrawal
+    rules 1-5)."""
+    # (withdrawal 1) The amount is positive.
     require(amount > 0, ErrorCode.INVALID_AMOUNT)
     party = Party(state, account_id, account)
     collateral = party.collateral - amount
-    # The settled collateral and the funding pool stay in range.
+    # (withdrawal 2) The settled collateral stays in range.
     check_balance(collateral)
+    # (withdrawal 3) The funding pool stays in range.
     pool = compute_funding_pool(state, party)
     check_balance(pool)
-    # What remains covers the initial margin of the open positions (with none: collateral >= 0).
+    # (withdrawal 4) What remains covers the initial margin of the open positions (with none: collateral >= 0).
     require(
         get_total_value(state, collateral, party.positions) >= get_total_risk(state, party.positions, initial=True),
         ErrorCode.INSUFFICIENT_MARGIN,
     )
-    # The cumulative withdrawn amount stays in range.
+    # (withdrawal 5) The cumulative withdrawn amount stays in range.
     check_balance(account.withdrawn + amount)
     return party, collateral, pool
 
@@ -393,36 +442,56 @@ def process_withdraw(state: State, tx: Withdraw, ctx: L1Context) -> Receipt:
     require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # 2-3. Signed by the owner.
     check_signer(compute_typed_digest(state.config.domain_separator, hash_withdraw(tx)), tx.signature, account.owner)
-    # 4. Not expired.
-    require(state.time <= tx.expiry, ErrorCode.EXPIRED)
-    # 5-6. A fresh nonce.
-    nonce_state = compute_nonce_window(account, tx.nonce)
-    # 7-10. Amount, ranges, margin.
-    party, collateral, pool = compute_withdrawal(state, tx.account_id, account, tx.amount)
+    # 4. Not expired (against the batch's L1 timestamp).
+    require(ctx.l1_timestamp <= tx.expiry, ErrorCode.EXPIRED)
+    # 5-7. A fresh nonce (nonce rules 1-3).
+    nonce_state = check_nonce(account, tx.nonce)
+    # 8-9. The prices and funding of the account's positions are fresh (time rules 1-2).
+    check_fresh(state, ctx, get_read_markets(None, account))
+    # 10-14. Amount, ranges, margin (withdrawal rules 1-5).
+    party, collateral, pool = check_withdrawal(state, tx.account_id, account, tx.amount)
     account.nonce_base, account.nonce_bits = nonce_state
     write_withdrawal(state, party, collateral, pool, tx.amount)
     return APPLIED
 
 
+def is_cancel_all_request(entry: ForcedEntry) -> bool:
+    return entry.amount >= FORCED_CANCEL_ALL
+
+
 def process_forced_withdraw(state: State, tx: ForcedWithdraw, ctx: L1Context) -> Receipt:
+    """The next L1 forced request: a withdrawal, or a cancel-all (FORCED_CANCEL_ALL in the amount word)."""
     entry = ctx.forced.get(state.forced_done)
-    # 1. An L1 forced-withdrawal request is waiting (otherwise the transaction is invalid).
+    # 1. An L1 forced request is waiting (otherwise the transaction is invalid).
     require(entry is not None, ErrorCode.NO_PENDING_FORCED)
+    account = get_account(state, entry.account_id)
+    cancel_all = is_cancel_all_request(entry)
+    # 2-3. A withdrawal reads fresh prices and funding for the account's positions (time rules 1-2).
+    #      Otherwise the transaction is invalid and the request stays queued: the sequencer must post
+    #      fresh prices before the forced deadline rather than get the request rejected on stale ones.
+    check_fresh(state, ctx, set() if cancel_all or account is None else get_read_markets(None, account))
     # From here on the request is consumed whatever happens; a failed rule rejects it with a reason.
     try:
-        account = get_account(state, entry.account_id)
-        # 2. The account exists.
+        # 4. The account exists.
         require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
-        # 3. The requester owns it.
+        # 5. The requester owns it.
         require(account.owner == entry.requester, ErrorCode.OWNER_MISMATCH)
-        # 4. The amount is in range.
-        require(entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
-        # 5-8. Amount positive, ranges, margin.
-        party, collateral, pool = compute_withdrawal(state, entry.account_id, account, entry.amount)
+        if cancel_all:
+            # 6-7. The new nonce floor rises by at most NONCE_HORIZON (floor rules 1-2).
+            nonce_state = check_nonce_floor(account, entry.amount - FORCED_CANCEL_ALL)
+        else:
+            # 6. The amount is in range.
+            require(entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
+            # 7-11. Amount positive, ranges, margin (withdrawal rules 1-5).
+            party, collateral, pool = check_withdrawal(state, entry.account_id, account, entry.amount)
     except InvalidTransaction as rejected:
         state.forced_done += 1
         return Receipt(rejected.code, True)
-    write_withdrawal(state, party, collateral, pool, entry.amount)
+    if cancel_all:
+        account.nonce_base, account.nonce_bits = nonce_state
+        set_account(state, entry.account_id, account)
+    else:
+        write_withdrawal(state, party, collateral, pool, entry.amount)
     state.forced_done += 1
     return APPLIED
 
@@ -435,9 +504,11 @@ def process_oracle_price(state: State, tx: OraclePrice, ctx: L1Context) -> Recei
     # 1. The market exists.
     require(tx.market < len(state.markets), ErrorCode.MARKET_NOT_FOUND)
     market = state.markets[tx.market]
-    oracles = state.config.oracles
-    # 2. At least a quorum of samples.
-    require(len(tx.samples) >= state.config.quorum, ErrorCode.QUORUM_NOT_MET)
+    config = state.config
+    oracles = config.oracles
+    # 2. At least a quorum of samples. Genesis makes quorum >= 2f + 1 (genesis.check_oracle_rule), so
+    #    the lower median of any subset the sequencer includes lies between two honest samples.
+    require(len(tx.samples) >= config.quorum, ErrorCode.QUORUM_NOT_MET)
     previous_index = -1
     for sample in tx.samples:
         # 3. Oracle indices are known and strictly increasing (each oracle counts once).
@@ -447,14 +518,18 @@ def process_oracle_price(state: State, tx: OraclePrice, ctx: L1Context) -> Recei
         require(sample.price > 0, ErrorCode.INVALID_PRICE)
         # 5. Not later than the batch's L1 timestamp.
         require(sample.timestamp <= ctx.l1_timestamp, ErrorCode.FUTURE_TIMESTAMP)
-        # 6. Newer than the market's current price.
-        require(sample.timestamp > market.price_time, ErrorCode.STALE_TIMESTAMP)
-        # 7-8. Signed by that oracle.
-        digest = compute_typed_digest(state.config.domain_separator, hash_oracle_price(tx.market, sample))
+        # 6. Not older than max_sample_age before it.
+        require(sample.timestamp + config.max_sample_age >= ctx.l1_timestamp, ErrorCode.SAMPLE_TOO_OLD)
+        # 7. Newer than every sample of the market's last update, so no sample is ever used twice.
+        require(sample.timestamp > market.sample_time, ErrorCode.STALE_TIMESTAMP)
+        # 8-9. Signed by that oracle.
+        digest = compute_typed_digest(config.domain_separator, hash_oracle_price(tx.market, sample))
         check_signer(digest, sample.signature, oracles[sample.oracle_index])
-    # The new price and its time are the lower medians: a minority of oracles moves neither.
+    # The new price and its time are the lower medians: f oracles move neither outside the honest
+    # samples. The newest sample time is the bar every later sample must clear.
     market.price = lower_median([s.price for s in tx.samples])
     market.price_time = lower_median([s.timestamp for s in tx.samples])
+    market.sample_time = max(s.timestamp for s in tx.samples)
     state.time = max(state.time, market.price_time)
     return APPLIED
 
@@ -481,7 +556,7 @@ def process_funding_tick(state: State, tx: FundingTick, ctx: L1Context) -> Recei
 
 def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     # 1. The liquidator's order is a valid new signed order or a live slot.
-    liquidator = resolve_order(state, tx.liquidator)
+    liquidator = resolve_order(state, tx.liquidator, ctx.l1_timestamp)
     liquidated_account = get_account(state, tx.liquidated_id)
     # 2. The liquidated account exists.
     require(liquidated_account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
@@ -491,6 +566,8 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     size = tx.size
     check_fill_size(state, size, liquidator)
     market = liquidator.market
+    # 4a. The prices and funding the liquidation reads are fresh (time rules 1-2).
+    check_fresh(state, ctx, get_read_markets(market, liquidator.account, liquidated_account))
     liquidated = Party(state, tx.liquidated_id, liquidated_account)
     value_before, risk_before = get_value_and_risk(state, liquidated.collateral, liquidated.positions)
     # 5. The liquidated account is below maintenance margin.
@@ -580,6 +657,8 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     size = tx.size
     # 4. The size is a positive multiple of the market's step (what remains stays tradeable).
     require(size > 0 and size % state.config.markets[tx.market].step_size == 0, ErrorCode.INVALID_AMOUNT)
+    # 4a. The prices and funding the deleverage reads are fresh (time rules 1-2).
+    check_fresh(state, ctx, get_read_markets(tx.market, deleveraged_account, deleverager_account))
     deleveraged = Party(state, tx.deleveraged_id, deleveraged_account)
     deleverager = Party(state, tx.deleverager_id, deleverager_account)
     value, risk = get_value_and_risk(state, deleveraged.collateral, deleveraged.positions)
@@ -636,6 +715,35 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     return APPLIED
 
 
+def process_cancel_all(state: State, tx: CancelAll, ctx: L1Context) -> Receipt:
+    account = get_account(state, tx.account_id)
+    # 1. The account exists.
+    require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+    # 2-3. Signed by the owner.
+    check_signer(compute_typed_digest(state.config.domain_separator, hash_cancel_all(tx)), tx.signature, account.owner)
+    # 4-5. The floor rises by at most NONCE_HORIZON (floor rules 1-2).
+    account.nonce_base, account.nonce_bits = check_nonce_floor(account, tx.nonce_floor)
+    set_account(state, tx.account_id, account)
+    return APPLIED
+
+
+def process_collect_fees(state: State, tx: CollectFees, ctx: L1Context) -> Receipt:
+    account = get_account(state, tx.account_id)
+    # 1. The account exists.
+    require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+    # 2. It belongs to the genesis fee owner.
+    require(account.owner == state.config.fee_owner, ErrorCode.OWNER_MISMATCH)
+    # 3. There are fees to collect.
+    require(state.fees > 0, ErrorCode.INVALID_AMOUNT)
+    collateral = account.collateral + state.fees
+    # 4. The balance stays in range.
+    check_balance(collateral)
+    account.collateral = collateral
+    set_account(state, tx.account_id, account)
+    state.fees = 0
+    return APPLIED
+
+
 def process_malformed(state: State, tx: Malformed, ctx: L1Context) -> Receipt:
     raise InvalidTransaction(ErrorCode.MALFORMED)
 
@@ -649,5 +757,7 @@ PROCESSORS: dict[type, Callable[[State, Transaction, L1Context], Receipt]] = {
     FundingTick: process_funding_tick,
     Liquidate: process_liquidate,
     Deleverage: process_deleverage,
+    CancelAll: process_cancel_all,
+    CollectFees: process_collect_fees,
     Malformed: process_malformed,
 }

@@ -48,7 +48,7 @@ class Order(_Wire):
     size: Amount
     limit_price: Price
     fee_rate: FeeRate  # parts per FRACTION_ONE of notional, charged on every fill
-    expiry: Timestamp  # last valid system time (seconds)
+    expiry: Timestamp  # last valid L1 time of the batch that fills it (seconds)
     nonce: Nonce
     signature: Signature
 
@@ -96,7 +96,8 @@ class Withdraw(_Wire):
 
 
 class ForcedWithdraw(_Wire):
-    """Consumes the next L1 forced-withdrawal request: executed, or rejected with a reason."""
+    """Consumes the next L1 forced request (a withdrawal, or a cancel-all when its amount word has the
+    FORCED_CANCEL_ALL bit): executed, or rejected with a reason."""
 
 
 class OraclePrice(_Wire):
@@ -130,6 +131,23 @@ class Deleverage(_Wire):
     size: Amount
 
 
+class CancelAll(_Wire):
+    """An owner-signed raise of the account's nonce floor: every nonce below it becomes invalid, so
+    every outstanding order and withdrawal signed with one is cancelled. Replay-safe without a nonce
+    of its own (a floor not above the current one is rejected)."""
+
+    account_id: AccountId
+    nonce_floor: Nonce
+    signature: Signature
+
+
+class CollectFees(_Wire):
+    """Moves the whole fee balance into an account owned by the genesis fee owner, from where it
+    withdraws like any collateral. Needs no signature: it can only pay the fee owner."""
+
+    account_id: AccountId
+
+
 class Malformed(_Wire):
     """A record that does not decode; always invalid with MALFORMED."""
 
@@ -137,7 +155,7 @@ class Malformed(_Wire):
 
 
 Transaction = Union[
-    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed
+    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, CancelAll, CollectFees, Malformed
 ]
 
 
@@ -152,7 +170,7 @@ class DepositEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ForcedEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     requester: Address  # the L1 address that asked
     account_id: L1Uint
-    amount: L1Uint
+    amount: L1Uint  # a withdrawal's amount, or FORCED_CANCEL_ALL | new nonce floor
 
 
 class L1Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

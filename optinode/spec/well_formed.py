@@ -7,7 +7,7 @@ tests/spec/test_fields.py fails while this file differs from what the table rend
 
 from __future__ import annotations
 
-from .types import Deleverage, Deposit, ForcedWithdraw, FundingTick, Liquidate, OraclePrice, Order, PriceSample, SlotRef, Trade, Withdraw
+from .types import CancelAll, CollectFees, Deleverage, Deposit, ForcedWithdraw, FundingTick, Liquidate, OraclePrice, Order, PriceSample, SlotRef, Trade, Withdraw
 
 
 def _deposit(v: Deposit) -> bool:
@@ -90,6 +90,17 @@ def _deleverage(v: Deleverage) -> bool:
     )
 
 
+def _cancel_all(v: CancelAll) -> bool:
+    return (
+        0 <= v.account_id <= 2**32 - 1
+        and 0 <= v.nonce_floor <= 2**64 - 1
+    )
+
+
+def _collect_fees(v: CollectFees) -> bool:
+    return 0 <= v.account_id <= 2**32 - 1
+
+
 RANGE_CHECKS = {
     Deposit: _deposit,
     Trade: _trade,
@@ -99,4 +110,6 @@ RANGE_CHECKS = {
     FundingTick: _funding_tick,
     Liquidate: _liquidate,
     Deleverage: _deleverage,
+    CancelAll: _cancel_all,
+    CollectFees: _collect_fees,
 }

@@ -31,7 +31,21 @@ from .fields import Hash32
 from .merkle import EMPTY_LEAF, compute_root_after_updates, compute_root_from_proof
 from .state import State, get_slot
 from .transition import state_transition
-from .types import Deleverage, Deposit, ForcedWithdraw, L1Context, Liquidate, Order, Receipt, SlotRef, Trade, Transaction, Withdraw
+from .types import (
+    CancelAll,
+    CollectFees,
+    Deleverage,
+    Deposit,
+    ForcedWithdraw,
+    L1Context,
+    Liquidate,
+    Order,
+    Receipt,
+    SlotRef,
+    Trade,
+    Transaction,
+    Withdraw,
+)
 
 
 class LeafProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -75,7 +89,7 @@ def get_touched_leaves(state: State, tx: Transaction, ctx: L1Context) -> tuple[l
     elif kind is Liquidate:
         add_order(tx.liquidator)
         accounts.add(tx.liquidated_id)
-    elif kind is Withdraw:
+    elif kind is Withdraw or kind is CancelAll or kind is CollectFees:
         accounts.add(tx.account_id)
     elif kind is Deleverage:
         accounts.update((tx.deleveraged_id, tx.deleverager_id))

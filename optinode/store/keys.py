@@ -43,6 +43,8 @@ class Prefix(IntEnum):
     CHECKPOINT = 0x21  # (u64 batch index) -> the spec state after that batch, and the next log seq
     BATCH = 0x40  # (u64 batch index) -> a cut batch: its log range and post-state preimage
     BATCH_FINAL = 0x41  # () -> the highest batch index known final on L1
+    VERIFIED_BATCH = 0x60  # (u64 batch index) -> a live batch as L1 holds it (raw data, posted root) and the replay's verdict
+    VERIFIER_CHECKPOINT = 0x61  # (u64 batch index) -> the honest spec state after that batch (and which append it follows)
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -149,6 +151,21 @@ def batch(index: int) -> bytes:
 
 
 BATCH_FINAL = bytes([Prefix.BATCH_FINAL])
+
+
+# --- verifier -----------------------------------------------------------------------------------
+
+
+def verified_batch(index: int) -> bytes:
+    return bytes([Prefix.VERIFIED_BATCH]) + _u(index, 8)
+
+
+def parse_verified_batch(key: bytes) -> int:
+    return int.from_bytes(key[1:9], "big")
+
+
+def verifier_checkpoint(index: int) -> bytes:
+    return bytes([Prefix.VERIFIER_CHECKPOINT]) + _u(index, 8)
 
 
 # --- ranges --------------------------------------------------------------------------------------

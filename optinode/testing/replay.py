@@ -28,7 +28,7 @@ def state_parts(state: State, commitment: Commitment) -> StateParts:
     )
 
 
-def _mint_one(state: State) -> None:
+def mint_one(state: State) -> None:
     account = state.accounts[0]
     account.collateral += 1
     set_account(state, 0, account)
@@ -56,7 +56,7 @@ class Replay:
         for k, record in enumerate(self.records):
             receipt = state_transition(state, decode_transaction(record), ctx)
             if tamper_after == k:
-                _mint_one(state)
+                mint_one(state)
             elif not receipt.applied:  # an invalid transaction changes nothing: the root stays (and is not rehashed)
                 self.roots.append(self.roots[-1])
                 continue
@@ -77,6 +77,6 @@ class Replay:
         for index, record in enumerate(self.records[:k]):
             state_transition(state, decode_transaction(record), self.ctx)
             if self.tamper_after == index:
-                _mint_one(state)
+                mint_one(state)
         state, commitment = _fresh(state)
         return build_witness(state, commitment, decode_transaction(self.records[k]), self.ctx), state

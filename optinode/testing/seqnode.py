@@ -73,7 +73,8 @@ class AdminError(Exception):
 class Sequencer:
     """One `optinode sequencer` process."""
 
-    def __init__(self, chain: DevChain, data_dir: Path, *, crash_at: str | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, chain: DevChain, data_dir: Path, *, crash_at: str | None = None, log_path: Path | None = None,
+                 fault: str | None = None) -> None:
         self.chain = chain
         self.data_dir = data_dir
         self.port = free_port()
@@ -83,6 +84,8 @@ class Sequencer:
                 "--rpc", chain.url, "--admin-port", str(self.port)]
         if crash_at:
             args += ["--crash-at", crash_at]
+        if fault:
+            args += ["--fault", fault]
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(optinode_command(*args), env=optinode_env(), stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL)

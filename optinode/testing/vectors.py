@@ -22,10 +22,23 @@ from typing import Any, Callable
 
 from msgspec.structs import replace
 
-from optinode.spec.constants import MAX_AMOUNT, MAX_BALANCE, MAX_SLOT_ID, PRICE_ONE
+from optinode.spec.constants import FORCED_CANCEL_ALL, MAX_AMOUNT, MAX_BALANCE, MAX_NONCE, MAX_SLOT_ID, NONCE_HORIZON, PRICE_ONE
 from optinode.spec.errors import ErrorCode
-from optinode.spec.types import Deleverage, Deposit, ForcedWithdraw, FundingTick, Liquidate, Malformed, OraclePrice, SlotRef, Trade
-from optinode.testing.world import BTC, ETH, ETH_MARKET, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, World, make_genesis
+from optinode.spec.types import (
+    CancelAll,
+    CollectFees,
+    Deleverage,
+    Deposit,
+    ForcedWithdraw,
+    FundingTick,
+    Liquidate,
+    Malformed,
+    OraclePrice,
+    SlotRef,
+    Trade,
+)
+from optinode.testing.world import BTC, ETH, ETH_MARKET, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, WINDOW, World, make_genesis
+from optinode.wallet import sign_cancel_all
 
 E = ErrorCode
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "tests" / "vectors"
@@ -695,6 +708,231 @@ def _():
     w = _crashed(2_600 * PRICE_ONE // 1000)  # dave at -200 USD
     tx = w.trade("dave", "bob", 3 * ETH_UNIT, limit_price=2_600 * PRICE_ONE // 1000)
     return w.vector(tx, expect=E.INSUFFICIENT_MARGIN, description="closing would leave dave at -200 USD with nothing open")
+
+
+# --- time: expiry against the batch's L1 time, price and funding validity (docs/risk.md) ---------------
+def _stale(w: World, price_age: int, funding_age: int) -> World:
+    """L1 time moved so that ETH's price is `price_age` and the funding `funding_age` seconds old
+    (BTC's price time crafted to the L1 time, so that only ETH can be stale)."""
+    now = w.state.markets[ETH].price_time + price_age
+    w.l1_timestamp = now
+    w.state.markets[BTC].price_time = now
+    w.state.funding_time = now - funding_age
+    w.root()
+    return w
+
+
+@case("trade/expired_by_l1_time")
+def _():
+    w = base_world()  # no oracle or funding update since genesis: the system time is the genesis time
+    expiry = GENESIS_TIME + 100
+    maker = w.order("carol", is_buy=False, size=ETH_UNIT, limit_price=ETH_PRICE, expiry=expiry)
+    return w.vector(_trade(w, maker=maker), expect=E.EXPIRED, description="expiry after the system time but before the batch's L1 time")
+
+
+@case("trade/stale_price")
+def _():
+    w = _stale(base_world(), WINDOW + 1, 0)
+    return w.vector(_trade(w), expect=E.STALE_PRICE, description="the ETH price is one second past price_validity")
+
+
+@case("trade/stale_funding")
+def _():
+    w = _stale(base_world(), WINDOW, WINDOW + 1)
+    return w.vector(_trade(w), expect=E.STALE_FUNDING, description="price at the edge of its window; funding one second past")
+
+
+@case("trade/ok_at_the_validity_edge")
+def _():
+    w = _stale(base_world(), WINDOW, WINDOW)
+    return w.vector(_trade(w), expect=E.OK, description="price and funding exactly as old as their windows allow")
+
+
+@case("trade/stale_price_of_a_held_market")
+def _():
+    w = _stale(base_world(), WINDOW + 1, 0)  # ETH stale, BTC fresh
+    btc = dict(market=BTC, size=10**6, limit_price=600 * PRICE_ONE)
+    trade = Trade(w.order("carol", is_buy=False, **btc), w.order("alice", is_buy=True, **btc), 10**6)
+    return w.vector(trade, expect=E.STALE_PRICE, description="a BTC trade reads ETH's stale price: alice holds ETH")
+
+
+@case("withdraw/expired_by_l1_time")
+def _():
+    w = base_world()
+    return w.vector(w.withdraw("carol", 1_000 * USD, expiry=GENESIS_TIME + 100), expect=E.EXPIRED, description="expiry before the batch's L1 time")
+
+
+@case("withdraw/nonce_too_high")
+def _():
+    w = base_world()
+    return w.vector(w.withdraw("carol", 1_000 * USD, nonce=MAX_NONCE), expect=E.NONCE_TOO_HIGH, description="a nonce 2**64 - 1 would leave 255 nonces: refused")
+
+
+@case("withdraw/stale_price")
+def _():
+    w = _stale(base_world(), WINDOW + 1, 0)
+    return w.vector(w.withdraw("alice", 1_000 * USD), expect=E.STALE_PRICE, description="alice holds ETH, whose price is stale")
+
+
+@case("withdraw/ok_no_position_stale_price")
+def _():
+    w = _stale(base_world(), WINDOW + 1, WINDOW + 1)
+    return w.vector(w.withdraw("carol", 1_000 * USD), expect=E.OK, description="carol holds nothing: no price or funding is read")
+
+
+@case("withdraw/stale_funding")
+def _():
+    w = _stale(base_world(), 0, WINDOW + 1)
+    return w.vector(w.withdraw("alice", 1_000 * USD), expect=E.STALE_FUNDING)
+
+
+@case("forced/stale_price")
+def _():
+    w = _stale(base_world(), WINDOW + 1, 0)
+    w.queue_forced("alice", 5 * USD)
+    return w.vector(ForcedWithdraw(), expect=E.STALE_PRICE, description="invalid and not consumed: the sequencer must post a fresh price first")
+
+
+@case("forced/cancel_all_ok")
+def _():
+    w = base_world(); w.queue_forced("carol", FORCED_CANCEL_ALL | 500, account_id=2)
+    return w.vector(ForcedWithdraw(), expect=E.OK, description="a forced cancel-all raises carol's nonce floor to 500")
+
+
+@case("forced/cancel_all_rejected_nonce_too_low")
+def _():
+    w = base_world(); w.queue_forced("carol", FORCED_CANCEL_ALL | 0, account_id=2)
+    return w.vector(ForcedWithdraw(), expect=E.NONCE_TOO_LOW, applied=True, description="consumed, not executed: the floor does not rise")
+
+
+@case("forced/cancel_all_rejected_nonce_too_high")
+def _():
+    w = base_world(); w.queue_forced("carol", FORCED_CANCEL_ALL | (NONCE_HORIZON + 1), account_id=2)
+    return w.vector(ForcedWithdraw(), expect=E.NONCE_TOO_HIGH, applied=True, description="consumed, not executed: more than NONCE_HORIZON up")
+
+
+@case("forced/cancel_all_rejected_owner_mismatch")
+def _():
+    w = base_world(); w.queue_forced("bob", FORCED_CANCEL_ALL | 5, account_id=2)
+    return w.vector(ForcedWithdraw(), expect=E.OWNER_MISMATCH, applied=True)
+
+
+@case("oracle/sample_too_old")
+def _():
+    w = base_world()
+    w.l1_timestamp = GENESIS_TIME + 110 + WINDOW + 1  # sample 0 (at +100) and 1 (+110) are too old
+    return w.vector(OraclePrice(ETH, _samples(w)), expect=E.SAMPLE_TOO_OLD, description="older than max_sample_age before the batch's L1 time")
+
+
+@case("oracle/sample_reused")
+def _():
+    w = base_world()
+    first = _samples(w)
+    w.must(OraclePrice(ETH, first)); w.root()  # price time +110 (median), newest sample +120
+    again = (w.sample(0, ETH, ETH_PRICE, GENESIS_TIME + 130), w.sample(1, ETH, ETH_PRICE, GENESIS_TIME + 140), first[2])
+    return w.vector(OraclePrice(ETH, again), expect=E.STALE_TIMESTAMP, description="oracle 2's sample of the last update, again")
+
+
+@case("liquidate/stale_price")
+def _():
+    w = _stale(_crashed(2_720 * PRICE_ONE // 1000), WINDOW + 1, 0)
+    return w.vector(Liquidate(w.order("carol", is_buy=True, size=3 * ETH_UNIT, limit_price=2_700 * PRICE_ONE // 1000), 3, ETH_UNIT), expect=E.STALE_PRICE)
+
+
+@case("deleverage/stale_funding")
+def _():
+    w = _stale(_crashed(2_500 * PRICE_ONE // 1000), 0, WINDOW + 1)
+    return w.vector(Deleverage(3, 2, ETH, 3 * ETH_UNIT), expect=E.STALE_FUNDING)
+
+
+# --- CancelAll -----------------------------------------------------------------------------------------
+def _cancel_all(w: World, floor: int, name: str = "carol", signer: str | None = None, account_id: int = 2) -> CancelAll:
+    return sign_cancel_all(w.key(signer or name), w.domain, account_id, floor)
+
+
+@case("cancel_all/ok")
+def _():
+    w = base_world()
+    w.must(w.withdraw("carol", 1, nonce=7)); w.root()
+    return w.vector(_cancel_all(w, 5), expect=E.OK, description="floor 0 -> 5; nonce 7 stays used (bit 2)")
+
+
+@case("cancel_all/ok_whole_window")
+def _():
+    w = base_world()
+    return w.vector(_cancel_all(w, NONCE_HORIZON), expect=E.OK, description="the largest raise: NONCE_HORIZON")
+
+
+@case("cancel_all/account_not_found")
+def _():
+    w = base_world()
+    return w.vector(_cancel_all(w, 5, account_id=42), expect=E.ACCOUNT_NOT_FOUND)
+
+
+@case("cancel_all/wrong_signer")
+def _():
+    w = base_world()
+    return w.vector(_cancel_all(w, 5, signer="bob"), expect=E.WRONG_SIGNER)
+
+
+@case("cancel_all/bad_signature")
+def _():
+    w = base_world()
+    good = _cancel_all(w, 5)
+    return w.vector(replace(good, signature=bytes(32) + good.signature[32:]), expect=E.BAD_SIGNATURE, description="r = 0")
+
+
+@case("cancel_all/nonce_too_low")
+def _():
+    w = base_world()
+    return w.vector(_cancel_all(w, 0), expect=E.NONCE_TOO_LOW, description="the floor must rise (a replay is refused)")
+
+
+@case("cancel_all/nonce_too_high")
+def _():
+    w = base_world()
+    return w.vector(_cancel_all(w, NONCE_HORIZON + 1), expect=E.NONCE_TOO_HIGH)
+
+
+# --- CollectFees ---------------------------------------------------------------------------------------
+def _fees_world() -> World:
+    w = base_world()
+    w.deposit("fees", 10 * USD)  # test_key("fees") is the genesis fee owner; account 3
+    w.state.fees = 1_234_567  # crafted: what earlier trades charged
+    w.root()
+    return w
+
+
+@case("collect_fees/ok")
+def _():
+    w = _fees_world()
+    return w.vector(CollectFees(3), expect=E.OK, description="the fee balance moves into the fee owner's account")
+
+
+@case("collect_fees/account_not_found")
+def _():
+    w = _fees_world()
+    return w.vector(CollectFees(9), expect=E.ACCOUNT_NOT_FOUND)
+
+
+@case("collect_fees/owner_mismatch")
+def _():
+    w = _fees_world()
+    return w.vector(CollectFees(2), expect=E.OWNER_MISMATCH, description="carol is not the fee owner")
+
+
+@case("collect_fees/nothing_to_collect")
+def _():
+    w = _fees_world()
+    w.state.fees = 0; w.root()
+    return w.vector(CollectFees(3), expect=E.INVALID_AMOUNT)
+
+
+@case("collect_fees/balance_overflow")
+def _():
+    w = _fees_world()
+    w.state.fees = MAX_BALANCE; w.root()
+    return w.vector(CollectFees(3), expect=E.BALANCE_OVERFLOW)
 
 
 # --- Malformed -----------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ one key-seed scheme and one nonce convention:
 - **nonces**: each name counts its signed operations (orders and withdrawals share the counter, as the
   account's nonce window does) from 0; pass `nonce=` to choose one.
 - **time**: the state starts at `GENESIS_TIME`; the batch's L1 time (`w.l1_timestamp`) is one day later
-  unless set; orders and withdrawals default to `FAR_EXPIRY`.
+  unless set; orders and withdrawals default to `FAR_EXPIRY` (a year after the genesis time). Expiries
+  and price ages count against that L1 time (docs/risk.md, time rules).
 - **root** `w.root()` is the incremental commitment (as the sequencer computes it once per batch),
   checked against the root computed from scratch. A test that edits `w.state` by hand marks what it
   touched with `w.touch(account_id)` (globals are always rehashed).
@@ -125,6 +126,13 @@ BTC_MARKET = GenesisMarket(
 )
 
 
+# The oracle, time and fee parameters of GENESIS. f = 0, so quorum 2 of 3 oracles is valid (the devnet
+# config's f = 1 and quorum 3 are tested in tests/spec/test_oracle_time.py). Windows of two days,
+# because the batch's L1 time is a day after the genesis prices unless a test sets it.
+WINDOW = 2 * 86_400
+FEE_OWNER = "fees"  # test_key(FEE_OWNER) is the genesis fee owner (the devnet config's too)
+
+
 def make_genesis(*, oracle_count: int = 3, quorum: int = 2, **overrides: Any) -> Genesis:
     """GENESIS, or a variant: other oracle counts, markets (`markets=(...)`), time, ..."""
     genesis = Genesis(
@@ -132,6 +140,11 @@ def make_genesis(*, oracle_count: int = 3, quorum: int = 2, **overrides: Any) ->
         verifying_contract=ROLLUP_ADDRESS,
         oracles=tuple(oracle_key(i).address for i in range(oracle_count)),
         quorum=quorum,
+        oracle_faults=0,
+        max_sample_age=WINDOW,
+        price_validity=WINDOW,
+        funding_validity=WINDOW,
+        fee_owner=test_key(FEE_OWNER).address,
         markets=(ETH_MARKET, BTC_MARKET),
         time=GENESIS_TIME,
     )
@@ -181,6 +194,11 @@ class World:
         self.nonces: dict[str, int] = {}  # name -> the next nonce
         self.txs: list[Transaction] = []  # every transaction applied, in order
         self.receipts: list[Receipt] = []
+
+    @property
+    def far_expiry(self) -> int:
+        """The default expiry: a year after the genesis time (FAR_EXPIRY for GENESIS)."""
+        return self.genesis.time + (FAR_EXPIRY - GENESIS_TIME)
 
     # --- identities ---------------------------------------------------------------------------------
 
@@ -244,7 +262,7 @@ class World:
         markets = self.genesis.markets
         values: dict[str, Any] = dict(
             account_id=self.ids.get(name, 0), market=market, is_buy=True, size=markets[0].step_size,
-            limit_price=markets[market if market < len(markets) else 0].price, fee_rate=0, expiry=FAR_EXPIRY,
+            limit_price=markets[market if market < len(markets) else 0].price, fee_rate=0, expiry=self.far_expiry,
         )
         values.update(fields)
         if "nonce" not in values:
@@ -270,7 +288,7 @@ class World:
         return Trade(maker_order, taker_order, size)
 
     def withdraw(self, name: str, amount: int, *, signer: str | None = None, **fields: int) -> Withdraw:
-        values = dict(account_id=self.ids.get(name, 0), amount=amount, expiry=FAR_EXPIRY)
+        values = dict(account_id=self.ids.get(name, 0), amount=amount, expiry=self.far_expiry)
         values.update(fields)
         if "nonce" not in values:
             values["nonce"] = self.next_nonce(name)
@@ -293,7 +311,7 @@ class World:
 
     def set_price(self, market: int, price: int, timestamp: int | None = None) -> Receipt:
         """Move a market's oracle price (oracles 0 and 1 both sign `price`); asserts OK."""
-        ts = self.state.markets[market].price_time + 1 if timestamp is None else timestamp
+        ts = self.state.markets[market].sample_time + 1 if timestamp is None else timestamp
         return self.must(self.prices(market, [(0, price, ts), (1, price, ts)]))
 
     # --- execution ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ EIP712_DOMAIN = [
 ]
 ORDER_HASH = "0x963a75263cced50278a47d87be5c5e28b759aa1ea344dff0760b036caeee1735"  # the digest of alice's example order
 DOC_CANCEL_ORDER_DIGEST = "0xd24486aab0361ae33f0bd9fb8dff7e02b68f81a85107f91e27994c084b860756"
-DOC_CANCEL_ALL_DIGEST = "0x21bd308b23dcbceb7c76dd40a0c9da7b5bfc61f7a04c28a6419983bef5bb1938"
+DOC_CANCEL_ALL_DIGEST = "0xd8bfd999b0adfc26832aeec0a71c0d6ab3d8760fc586e6dba9d2e55081205116"
 
 
 def typed(primary: str, fields: list[dict], message: dict) -> dict:
@@ -35,8 +35,8 @@ CANCEL_ORDER = typed(
 )
 CANCEL_ALL = typed(
     "CancelAll",
-    [{"name": "accountId", "type": "uint32"}, {"name": "nonceBelow", "type": "uint64"}],
-    {"accountId": 0, "nonceBelow": "2"},
+    [{"name": "accountId", "type": "uint32"}, {"name": "nonceFloor", "type": "uint64"}],
+    {"accountId": 0, "nonceFloor": "2"},
 )
 
 

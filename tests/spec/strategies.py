@@ -30,17 +30,17 @@ from hypothesis import strategies as st
 
 from optinode.spec.constants import (
     FRACTION_ONE, FUNDING_RATE_ONE, MAX_ACCOUNT_ID, MAX_AMOUNT, MAX_FUNDING_INDEX, MAX_SLOT_ID, MAX_U8,
-    NONCE_WINDOW, PRICE_ONE, SECP256K1_N,
+    FORCED_CANCEL_ALL, NONCE_HORIZON, NONCE_WINDOW, PRICE_ONE, SECP256K1_N,
 )
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value, is_liquidatable
 from optinode.spec.types import (
-    Deleverage, Deposit, DepositEntry, ForcedEntry, ForcedWithdraw, FundingTick, L1Context, Liquidate, Malformed,
+    CancelAll, CollectFees, Deleverage, Deposit, DepositEntry, ForcedEntry, ForcedWithdraw, FundingTick, L1Context, Liquidate, Malformed,
     OraclePrice, Order, OrderOrRef, PriceSample, SlotRef, Trade, Transaction, Withdraw,
 )
 from optinode.testing.world import (
     BTC, ETH, GENESIS, GENESIS_TIME, Recording, World, consumed_deposits, describe, make_genesis, test_key,
 )
-from optinode.wallet import Key, sign_order, sign_withdraw
+from optinode.wallet import Key, sign_cancel_all, sign_order, sign_withdraw
 
 __all__ = ["TX_TYPES", "Scenario", "consumed_deposits", "describe", "scenarios"]
 
@@ -51,17 +51,27 @@ N_ORACLES = len(GENESIS.oracles)
 MAX_TRADERS = 6
 MAX_ACCOUNTS = 8  # traders may open a second account with a deposit to the next free id
 
+TRADER_KEYS = tuple(test_key(f"trader-{i}") for i in range(MAX_TRADERS))
+
 # The driver's genesis with 100x its funding rates, so that funding moves margins within the few
-# minutes of system time a scenario spans (the test genesis's rates take days to matter).
+# minutes of system time a scenario spans (the test genesis's rates take days to matter). Trader 0 is
+# the fee owner (its accounts can CollectFees).
 STRATEGY_GENESIS = make_genesis(
+    fee_owner=TRADER_KEYS[0].address,
+    # windows wider than the scenario's span: every price and funding index stays usable (the time rules
+    # have their own tests in test_rules.py and test_oracle_time.py)
+    max_sample_age=2 * 10**6,
+    price_validity=2 * 10**6,
+    funding_validity=2 * 10**6,
     markets=tuple(msgspec.structs.replace(m, max_funding_rate=100 * m.max_funding_rate) for m in GENESIS.markets)
 )
 MARKETS = STRATEGY_GENESIS.markets
 GENESIS_PRICES = tuple(m.price for m in MARKETS)
-TRADER_KEYS = tuple(test_key(f"trader-{i}") for i in range(MAX_TRADERS))
 STRANGER = test_key("stranger")
 
-TX_TYPES: tuple[type, ...] = (Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed)
+TX_TYPES: tuple[type, ...] = (
+    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, CancelAll, CollectFees, Malformed
+)
 Scenario = Recording  # what `scenarios()` draws: a genesis, one L1 context, the transactions and their notes
 
 
@@ -167,7 +177,7 @@ class Generator:
     def live_slots(self, **where: Any) -> list[int]:
         out = []
         for slot_id, slot in sorted(self.state.slots.items()):
-            if slot.remaining > 0 and slot.expiry >= self.state.time and all(getattr(slot, k) == v for k, v in where.items()):
+            if slot.remaining > 0 and slot.expiry >= L1_TIMESTAMP and all(getattr(slot, k) == v for k, v in where.items()):
                 out.append(slot_id)
         return out
 
@@ -232,9 +242,9 @@ class Generator:
         if fault == "fee-rate":
             fee_rate = FRACTION_ONE + 1
         if expiry is None:
-            expiry = self.state.time + self.draw(st.integers(300, 7_200))
+            expiry = L1_TIMESTAMP + self.draw(st.integers(300, 7_200))
         if fault == "expired":
-            expiry = self.state.time - self.draw(st.integers(1, 100))
+            expiry = L1_TIMESTAMP - self.draw(st.integers(1, 100))
         nonce = self.take_nonce(account_id, {"nonce-used": "used", "nonce-jump": "jump"}.get(fault, "fresh"))
         order = sign_order(
             self.signer_for(account_id, fault),
@@ -392,7 +402,7 @@ class Generator:
             ref = SlotRef(state.next_slot + self.draw(st.integers(0, 5)))
             maker_order, taker_order = (ref, taker_order) if self.chance(50) else (maker_order, ref)
         if fault == "dead-slot":  # a slot that exists but is filled or expired
-            dead = [s for s, slot in sorted(state.slots.items()) if slot.remaining == 0 or slot.expiry < state.time]
+            dead = [s for s, slot in sorted(state.slots.items()) if slot.remaining == 0 or slot.expiry < L1_TIMESTAMP]
             maker_order = SlotRef(self.pick(dead) if dead else state.next_slot)
         return Trade(maker=maker_order, taker=taker_order, size=fill), f"trade:{fault}"
 
@@ -409,9 +419,9 @@ class Generator:
             amount = max(free + 1, 1)
         elif fault == "zero":
             amount = 0
-        expiry = self.state.time + self.draw(st.integers(60, 3_600))
+        expiry = L1_TIMESTAMP + self.draw(st.integers(60, 3_600))
         if fault == "expired":
-            expiry = self.state.time - self.draw(st.integers(1, 100))
+            expiry = L1_TIMESTAMP - self.draw(st.integers(1, 100))
         if fault == "no-account":
             account_id = self.state.next_account_id + self.draw(st.integers(0, 3))
         nonce = self.take_nonce(account_id, "jump" if self.chance(3) else "fresh")
@@ -428,7 +438,9 @@ class Generator:
         if self.forced_closed or self.chance(2):
             self.forced_closed = True
             return ForcedWithdraw(), "forced:queue-empty"
-        fault = self.weighted([(60, "ok"), (8, "wrong-requester"), (6, "no-account"), (10, "too-much"), (3, "zero"), (3, "huge")])
+        fault = self.weighted(
+            [(60, "ok"), (8, "wrong-requester"), (6, "no-account"), (10, "too-much"), (3, "zero"), (3, "huge"), (8, "cancel-all")]
+        )
         account_id = self.pick(self.account_ids())
         requester = self.key_of(account_id).address
         free = self.free_margin(account_id)
@@ -443,8 +455,40 @@ class Generator:
             amount = 0
         elif fault == "huge":
             amount = MAX_AMOUNT + 1
+        elif fault == "cancel-all":  # a censored user's cancel-all: the floor rises past every nonce issued
+            amount = FORCED_CANCEL_ALL | self.raise_floor(account_id)
         self.forced[index] = ForcedEntry(requester=requester, account_id=account_id, amount=amount)
         return ForcedWithdraw(), f"forced:{fault}"
+
+    def raise_floor(self, account_id: int) -> int:
+        """A new nonce floor above every nonce issued to the account (later nonces continue from it)."""
+        floor = self.next_nonce.get(account_id, 0) + self.draw(st.integers(1, 300))
+        self.next_nonce[account_id] = floor
+        return floor
+
+    def gen_cancel_all(self) -> tuple[Transaction, str]:
+        fault = self.weighted([(60, "ok"), (8, "replay"), (6, "too-high"), (6, "wrong-signer"), (4, "bad-signature"), (4, "no-account")])
+        account_id = self.pick(self.account_ids())
+        if fault == "no-account":
+            account_id = self.state.next_account_id + self.draw(st.integers(0, 3))
+        if fault == "replay":  # a floor that does not rise
+            account = self.state.accounts.get(account_id)
+            floor = account.nonce_base if account is not None else 0
+        elif fault == "too-high":
+            account = self.state.accounts.get(account_id)
+            floor = (account.nonce_base if account is not None else 0) + NONCE_HORIZON + 1 + self.draw(st.integers(0, 10))
+        else:
+            floor = self.raise_floor(account_id)
+        tx = sign_cancel_all(self.signer_for(account_id, fault), self.domain, account_id, floor)
+        if fault == "bad-signature":
+            tx = msgspec.structs.replace(tx, signature=self.corrupt(tx.signature))
+        return tx, f"cancel-all:{fault}"
+
+    def gen_collect_fees(self) -> tuple[Transaction, str]:
+        fee_accounts = [a for a in self.account_ids() if self.key_of(a) is TRADER_KEYS[0]]
+        if fee_accounts and self.chance(80):
+            return CollectFees(self.pick(fee_accounts)), "collect-fees:owner"
+        return CollectFees(self.pick(self.account_ids())), "collect-fees:any"
 
     def target_price(self, market: int) -> int:
         """The next oracle price: a small move, a shock big enough to liquidate leveraged accounts, or a
@@ -489,7 +533,7 @@ class Generator:
             oracles = self.pick(((), (0,), (2,)))
         elif fault == "order":
             oracles = self.pick(((1, 0), (0, 0), (0, 1, 3), (2, 1, 0)))
-        start = max(self.state.markets[market].price_time, self.state.time)
+        start = max(self.state.markets[market].sample_time, self.state.time)
         step = self.draw(st.integers(1, 600))
         samples = []
         for n, index in enumerate(oracles):
@@ -498,7 +542,7 @@ class Generator:
             if fault == "zero-price" and n == 0:
                 price = 0
             if fault == "stale" and n == len(oracles) - 1:
-                timestamp = self.state.markets[market].price_time - self.draw(st.integers(0, 10))
+                timestamp = self.state.markets[market].sample_time - self.draw(st.integers(0, 10))
             if fault == "future" and n == 0:
                 timestamp = L1_TIMESTAMP + self.draw(st.integers(1, 100))
             signer = index % N_ORACLES
@@ -540,7 +584,10 @@ class Generator:
 
     def gen_liquidate(self) -> tuple[Transaction, str]:
         fault = self.weighted(
-            [(65, "ok"), (6, "healthy"), (4, "self"), (5, "wrong-side"), (5, "too-big"), (6, "price-band"), (3, "no-account"), (3, "bad-order")]
+            [
+                (50, "ok"), (15, "discount"), (6, "healthy"), (4, "self"), (5, "wrong-side"), (5, "too-big"), (6, "price-band"),
+                (3, "no-account"), (3, "bad-order"),
+            ]
         )
         accounts = self.account_ids()
         targets = self.liquidatable()
@@ -563,9 +610,10 @@ class Generator:
         oracle = self.oracle(market)
         mm = MARKETS[market].maintenance_margin
         # a price inside the band [oracle * (1 - mm), oracle * (1 + mm)] on the liquidated side; or just outside.
-        # Mostly within the discount healthy-or-healthier allows, mm x value / risk (none once bankrupt).
+        # Within the discount healthy-or-healthier allows, mm x value / risk (none once bankrupt), except
+        # for the "discount" fault, which asks for the unscaled band (usually more than the rule allows).
         u = self.pick((0, 300, 700, 950)) if fault != "price-band" else self.pick((1_100, 1_500))
-        if fault != "price-band" and self.chance(75) and victim in self.state.accounts:
+        if fault not in ("price-band", "discount") and victim in self.state.accounts:
             collateral, positions = self.settled(victim)
             risk = get_total_risk(self.state, positions, initial=False)
             if risk > 0:
@@ -579,7 +627,7 @@ class Generator:
             if fault == "price-band":
                 price = self.round_price(market, oracle + oracle * mm * u // (FRACTION_ONE * 1000), up=True)
         size = abs(held) * self.pick((100, 250, 500, 1000, 1000)) // 1000
-        if fault != "too-big" and self.chance(60):
+        if fault != "too-big":  # within what the liquidator's margin can take
             size = min(size, self.capacity(liquidator, market, buys, price))
         size = self.round_size(market, size)
         if fault != "too-big" and abs(held) >= MARKETS[market].step_size:
@@ -657,6 +705,8 @@ class Generator:
         FundingTick: "gen_funding",
         Liquidate: "gen_liquidate",
         Deleverage: "gen_deleverage",
+        CancelAll: "gen_cancel_all",
+        CollectFees: "gen_collect_fees",
         Malformed: "gen_malformed",
     }
 
@@ -690,6 +740,8 @@ class Generator:
                 (3, Malformed),
                 (14 if liquidatable else 2, Liquidate),
                 (14 if underwater else 2, Deleverage),
+                (2, CancelAll),
+                (2, CollectFees),
             ]
         )
         tx, note = getattr(self, self.GENERATORS[kind])()

@@ -34,6 +34,8 @@ from optinode.spec.crypto import keccak, recover_signer
 from optinode.spec.errors import EncodeError
 from optinode.spec.merkle import MerkleTree
 from optinode.spec.types import (
+    CancelAll,
+    CollectFees,
     Deleverage,
     Deposit,
     ForcedWithdraw,
@@ -49,7 +51,9 @@ from optinode.spec.types import (
     Withdraw,
 )
 
-TX_TYPES = (Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, Malformed)
+TX_TYPES = (
+    Deposit, Trade, Withdraw, ForcedWithdraw, OraclePrice, FundingTick, Liquidate, Deleverage, CancelAll, CollectFees, Malformed
+)
 
 # --- strategies ----------------------------------------------------------------------------------------
 
@@ -315,6 +319,10 @@ def _reference_decode(record: bytes) -> Transaction:
                 market=c.byte(),
                 size=c.uvarint(MAX_AMOUNT),
             )
+        elif kind == 0x9:
+            tx = CancelAll(account_id=c.uvarint(MAX_ACCOUNT_ID), nonce_floor=c.uvarint(MAX_NONCE), signature=c.signature())
+        elif kind == 0xA:
+            tx = CollectFees(account_id=c.uvarint(MAX_ACCOUNT_ID))
         else:
             raise _Bad("type")
         if c.pos != len(record):
@@ -557,6 +565,7 @@ def _order(**changes: Any) -> Order:
         pytest.param(Deposit(account_id=MAX_ACCOUNT_ID + 1), id="account id too big"),
         pytest.param(Deposit(account_id=-1), id="negative"),
         pytest.param(Deposit(account_id=True), id="bool for int"),
+        pytest.param(Deposit(account_id=10**5000), id="an int too big to print"),
         pytest.param(Trade(maker=SlotRef(slot=1), taker=_order(market=128), size=1), id="order market 128"),
         pytest.param(Trade(maker=SlotRef(slot=1), taker=_order(is_buy=1), size=1), id="int side"),
         pytest.param(Trade(maker=SlotRef(slot=1), taker=_order(fee_rate=MAX_U32 + 1), size=1), id="fee rate"),

@@ -17,7 +17,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from optinode.spec import L1Context, compute_state_root, create_genesis_state, state_transition
+from optinode.testing.world import FEE_OWNER, WINDOW, test_key
+from optinode.spec import L1Context, Receipt, compute_state_root, create_genesis_state, state_transition
 from optinode.spec.constants import SECP256K1_N
 from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import (
@@ -68,7 +69,11 @@ ORACLE_PRICE_TYPE = [
     {"name": "price", "type": "uint64"},
     {"name": "timestamp", "type": "uint64"},
 ]
-TYPES = {"Order": ORDER_TYPE, "Withdraw": WITHDRAW_TYPE, "OraclePrice": ORACLE_PRICE_TYPE}
+CANCEL_ALL_TYPE = [
+    {"name": "accountId", "type": "uint32"},
+    {"name": "nonceFloor", "type": "uint64"},
+]
+TYPES = {"Order": ORDER_TYPE, "Withdraw": WITHDRAW_TYPE, "OraclePrice": ORACLE_PRICE_TYPE, "CancelAll": CANCEL_ALL_TYPE}
 
 # The documented devnet-only test keys.
 ALICE_KEY = "0x421018f0dfaebb3293cac3d8daaece35256e1e65309476147f95582b5d899874"
@@ -98,6 +103,10 @@ DOC_ORDER_SIGNATURE = (
 DOC_WITHDRAW_SIGNATURE = (
     "0xd2d54cf21ce16279b7c9678e643c03e692dd53063bfcb4b451bf8d48f0eea265"
     "2bceabe6cff03158adc0af1c9f5eaf5b667e084d03c4e0d4f7c4f514d2eacf501b"
+)
+DOC_CANCEL_ALL_SIGNATURE = (
+    "0x75f2ab3f30c874768e2ead49f59b8e0aef11ab4bef6028b0ff8d1466bab48ed9"
+    "13b5683e2ae633fd69f4f2eaf9033995a07a1ed0af9969bafcf3816596cb8ffd1c"
 )
 DOC_ORACLE_SIGNATURE = (
     "0x3e6dde980ca48899e12cdd757605dd3dc31032f9fec4a9b70febe96f9d13d17a"
@@ -131,6 +140,11 @@ def make_genesis() -> Genesis:
         verifying_contract=bytes.fromhex(DOMAIN["verifyingContract"][2:]),
         oracles=(bytes.fromhex(Account.from_key(ORACLE0_KEY).address[2:]), bytes.fromhex(Account.from_key(ORACLE1_KEY).address[2:])),
         quorum=2,
+        oracle_faults=0,
+        max_sample_age=WINDOW,
+        price_validity=WINDOW,
+        funding_validity=WINDOW,
+        fee_owner=test_key(FEE_OWNER).address,
         markets=(
             GenesisMarket(
                 name="ETH-USD", step_size=10**6, tick_size=10**4, initial_margin=100_000, maintenance_margin=50_000,
@@ -338,6 +352,28 @@ def test_withdraw_signature_covers(label: str, message: dict, domain: dict) -> N
     assert compute_state_root(state) == root
 
 
+# --- CancelAll ---------------------------------------------------------------------------------------
+
+
+def test_wallet_signed_cancel_all_is_applied() -> None:
+    """A CancelAll signed by a wallet (eth-account's sign_typed_data over the documented type) raises the floor."""
+    from optinode.spec.eip712 import hash_cancel_all
+    from optinode.spec.types import CancelAll
+
+    state, ctx = funded_state()
+    message = {"accountId": 0, "nonceFloor": 100}
+    tx = CancelAll(account_id=0, nonce_floor=100, signature=sign(ALICE_KEY, typed_data("CancelAll", message)))
+    digest = compute_typed_digest(state.config.domain_separator, hash_cancel_all(tx))
+    assert recover_signer(digest, tx.signature) == bytes.fromhex(ALICE[2:])
+    assert state_transition(state, tx, ctx) == Receipt(ErrorCode.OK, True)
+    assert state.accounts[0].nonce_base == 100
+    # the signature covers the floor and the domain
+    for changed, domain in (({"accountId": 0, "nonceFloor": 101}, DOMAIN), (message, {**DOMAIN, "chainId": 1})):
+        state, ctx = funded_state()
+        tx = CancelAll(account_id=0, nonce_floor=100, signature=sign(ALICE_KEY, typed_data("CancelAll", changed, domain)))
+        assert state_transition(state, tx, ctx) == Receipt(ErrorCode.WRONG_SIGNER, False)
+
+
 # --- OraclePrice -------------------------------------------------------------------------------------
 
 
@@ -442,8 +478,13 @@ def test_doc_example_signatures() -> None:
     assert "0x" + sign(ALICE_KEY, typed_data("Withdraw", withdraw)).hex() == DOC_WITHDRAW_SIGNATURE
     price = {"market": 0, "price": "301000000", "timestamp": "1700000060"}
     assert "0x" + sign(ORACLE0_KEY, typed_data("OraclePrice", price)).hex() == DOC_ORACLE_SIGNATURE
+    cancel = {"accountId": 0, "nonceFloor": "100"}
+    assert "0x" + sign(ALICE_KEY, typed_data("CancelAll", cancel)).hex() == DOC_CANCEL_ALL_SIGNATURE
     text = DOC.read_text(encoding="utf-8")
-    for value in (DOC_DOMAIN_SEPARATOR, DOC_ORDER_DIGEST, DOC_ORDER_SIGNATURE, DOC_WITHDRAW_SIGNATURE, DOC_ORACLE_SIGNATURE):
+    for value in (
+        DOC_DOMAIN_SEPARATOR, DOC_ORDER_DIGEST, DOC_ORDER_SIGNATURE, DOC_WITHDRAW_SIGNATURE, DOC_ORACLE_SIGNATURE,
+        DOC_CANCEL_ALL_SIGNATURE,
+    ):
         assert value in text
     # The documented order (string values as a wallet sends them) is accepted by the spec.
     order = to_order(DOC_ORDER_MESSAGE, bytes(signed.signature))

@@ -19,7 +19,7 @@ from coincurve import PublicKey
 from optinode.spec import Receipt, compute_state_root
 from optinode.spec.constants import (
     FRACTION_ONE, MAX_ACCOUNT_ID, MAX_AMOUNT, MAX_BALANCE, MAX_FUNDING_INDEX, MAX_NONCE, MAX_ORDER_MARKET,
-    MAX_PRICE, MAX_SLOT_ID, MAX_TIMESTAMP, MAX_U32, MAX_U8, NONCE_WINDOW, SECP256K1_N,
+    MAX_PRICE, MAX_SLOT_ID, MAX_TIMESTAMP, MAX_U32, MAX_U8, NONCE_HORIZON, NONCE_WINDOW, SECP256K1_N,
 )
 from optinode.spec.crypto import keccak
 from optinode.spec.eip712 import compute_order_digest
@@ -379,11 +379,11 @@ def test_trade_ref1_slot_not_found(funded_world):
 
 def test_trade_ref3_slot_expired(funded_world):
     w = funded_world
-    expiry = GENESIS_TIME + 100
+    expiry = w.l1_timestamp + 100
     assert_applied(w, Trade(w.order("alice", is_buy=False, size=3 * ETH_STEP, expiry=expiry), w.order("bob"), ETH_STEP))
-    w.set_price(ETH, ETH_PRICE, GENESIS_TIME + 100)  # system time == expiry: still live
+    w.l1_timestamp = expiry  # the batch's L1 time == expiry: still live
     assert_applied(w, Trade(SlotRef(0), w.order("carol"), ETH_STEP))
-    w.set_price(ETH, ETH_PRICE, GENESIS_TIME + 101)
+    w.l1_timestamp = expiry + 1  # no oracle or funding update in between: L1 time alone expires it
     assert_invalid(w, Trade(SlotRef(0), w.order("carol"), ETH_STEP), E.EXPIRED)
 
 
@@ -458,7 +458,7 @@ def test_trade_new5_signature_of_another_order_is_wrong_signer(funded_world):
 @pytest.mark.parametrize("side", ["maker", "taker"])
 def test_trade_new6_expired(funded_world, side):
     w = funded_world
-    past = dict(expiry=w.state.time - 1)
+    past = dict(expiry=w.l1_timestamp - 1)
     maker = w.order("alice", is_buy=False, **(past if side == "maker" else {}))
     taker = w.order("bob", **(past if side == "taker" else {}))
     assert_invalid(w, Trade(maker, taker, ETH_STEP), E.EXPIRED)
@@ -466,7 +466,8 @@ def test_trade_new6_expired(funded_world, side):
 
 def test_trade_order_expiring_exactly_now_is_valid(funded_world):
     w = funded_world
-    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(expiry=w.state.time), taker_fields=dict(expiry=w.state.time)))
+    now = w.l1_timestamp
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP, maker_fields=dict(expiry=now), taker_fields=dict(expiry=now)))
 
 
 def test_trade_new8_nonce_used(funded_world):
@@ -776,11 +777,11 @@ def test_withdraw_3_wrong_signer(funded_world):
 
 def test_withdraw_4_expired(funded_world):
     w = funded_world
-    assert_invalid(w, w.withdraw("alice", 1, expiry=w.state.time - 1), E.EXPIRED)
-    assert_applied(w, w.withdraw("alice", 1, expiry=w.state.time))
+    assert_invalid(w, w.withdraw("alice", 1, expiry=w.l1_timestamp - 1), E.EXPIRED)
+    assert_applied(w, w.withdraw("alice", 1, expiry=w.l1_timestamp))
 
 
-def test_withdraw_5_6_nonce_window(funded_world):
+def test_withdraw_5_7_nonce_window(funded_world):
     w = funded_world
     for nonce in (0, 1):
         assert_applied(w, w.withdraw("alice", 1, nonce=nonce))
@@ -798,7 +799,12 @@ def test_withdraw_5_6_nonce_window(funded_world):
     assert_invalid(w, w.withdraw("alice", 1, nonce=10_000 - NONCE_WINDOW), E.NONCE_TOO_LOW)
     assert_invalid(w, w.withdraw("alice", 1, nonce=10_000), E.NONCE_USED)
     assert_applied(w, w.withdraw("alice", 1, nonce=10_000 - NONCE_WINDOW + 1))
-    assert_applied(w, w.withdraw("alice", 1, nonce=MAX_NONCE))
+    # At most NONCE_HORIZON - 1 above the base: no single nonce can use up the nonce space.
+    base = alice.nonce_base
+    assert_invalid(w, w.withdraw("alice", 1, nonce=MAX_NONCE), E.NONCE_TOO_HIGH)
+    assert_invalid(w, w.withdraw("alice", 1, nonce=base + NONCE_HORIZON), E.NONCE_TOO_HIGH)
+    assert_applied(w, w.withdraw("alice", 1, nonce=base + NONCE_HORIZON - 1))
+    assert alice.nonce_base == base + NONCE_HORIZON - NONCE_WINDOW
     assert w.account("alice").withdrawn == 7
 
 
@@ -951,30 +957,33 @@ def test_oracle_price_5_future_timestamp(world):
 
 
 @pytest.mark.parametrize("stale", [T, T - 1])
-def test_oracle_price_6_stale_timestamp(world, stale):
+def test_oracle_price_7_stale_timestamp(world, stale):
     # The market's price_time starts at genesis.time.
     assert_invalid(world, world.prices(ETH, [(0, ETH_PRICE, T + 1), (1, ETH_PRICE, stale)]), E.STALE_TIMESTAMP)
 
 
-def test_oracle_price_6_every_sample_newer_than_the_last_price(world):
+def test_oracle_price_7_every_sample_newer_than_every_sample_of_the_last_update(world):
     assert_applied(world, world.prices(ETH, [(0, ETH_PRICE, T + 5), (1, ETH_PRICE, T + 10)]))  # price_time T + 5
-    assert_invalid(world, world.prices(ETH, [(0, ETH_PRICE, T + 5), (1, ETH_PRICE, T + 20)]), E.STALE_TIMESTAMP)
-    assert_applied(world, world.prices(ETH, [(0, ETH_PRICE, T + 6), (1, ETH_PRICE, T + 20)]))
+    assert (world.state.markets[ETH].price_time, world.state.markets[ETH].sample_time) == (T + 5, T + 10)
+    # oracle 1's sample of T + 10 is newer than the price time, but it was already used
+    assert_invalid(world, world.prices(ETH, [(0, ETH_PRICE, T + 20), (1, ETH_PRICE, T + 10)]), E.STALE_TIMESTAMP)
+    assert_invalid(world, world.prices(ETH, [(0, ETH_PRICE, T + 10), (1, ETH_PRICE, T + 20)]), E.STALE_TIMESTAMP)
+    assert_applied(world, world.prices(ETH, [(0, ETH_PRICE, T + 11), (1, ETH_PRICE, T + 20)]))
 
 
 @pytest.mark.parametrize("how", BAD_SIGNATURES)
-def test_oracle_price_7_bad_signature(world, how):
+def test_oracle_price_8_bad_signature(world, how):
     tx = world.prices(ETH, [(0, ETH_PRICE, T + 1), (1, ETH_PRICE, T + 1)])
     bad = with_signature(tx.samples[1], mangle(tx.samples[1].signature, how))
     assert_invalid(world, OraclePrice(ETH, (tx.samples[0], bad)), E.BAD_SIGNATURE)
 
 
-def test_oracle_price_8_wrong_signer(world):
+def test_oracle_price_9_wrong_signer(world):
     # Sample for oracle 1 signed by oracle 2.
     assert_invalid(world, world.prices(ETH, [(0, ETH_PRICE, T + 1), (1, ETH_PRICE, T + 1)], signers={1: 2}), E.WRONG_SIGNER)
 
 
-def test_oracle_price_8_sample_signed_for_another_market(world):
+def test_oracle_price_9_sample_signed_for_another_market(world):
     btc = world.prices(BTC, [(0, ETH_PRICE, T + 1), (1, ETH_PRICE, T + 1)])
     assert_invalid(world, OraclePrice(ETH, btc.samples), E.WRONG_SIGNER)
 
@@ -1412,7 +1421,9 @@ def _extreme_world() -> World:
         name="X", step_size=1, tick_size=1, initial_margin=100_000, maintenance_margin=50_000, liquidation_fee=0,
         max_funding_rate=big, max_position=10**12, price=big,
     )
-    w = World(msgspec.structs.replace(GENESIS, markets=(market,)), l1_timestamp=T + 10**13)
+    # validity windows as wide as the funding tick's span, so the stale genesis price stays usable
+    genesis = msgspec.structs.replace(GENESIS, markets=(market,), price_validity=10**14, funding_validity=10**14)
+    w = World(genesis, l1_timestamp=T + 10**13)
     for name in ("long", "s1", "s2", "s3", "mm"):
         w.deposit(name, MAX_AMOUNT)
     w.deposit("long", MAX_AMOUNT)
@@ -1525,6 +1536,168 @@ def test_liquidate_10_tree_full():
 def test_deleverage_4_off_step():
     w = _bankrupt_long()
     assert_invalid(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, ETH_STEP + 1), E.INVALID_AMOUNT)
+
+
+# ======================================================================================================
+# Time, oracle age, nonce horizon and floors, fees (issue 7; docs/risk.md)
+# ======================================================================================================
+
+DAY = 86_400  # the test genesis: max_sample_age = price_validity = funding_validity = 2 days
+
+
+def test_oracle_price_6_sample_too_old(world):
+    world.l1_timestamp = T + 1 + 2 * DAY + 1  # 2 days + 1 s
+    assert_invalid(world, world.prices(ETH, [(0, ETH_PRICE, T + 2), (1, ETH_PRICE, T + 1)]), E.SAMPLE_TOO_OLD)
+    world.l1_timestamp = T + 1 + 2 * DAY  # exactly max_sample_age old: accepted
+    assert_applied(world, world.prices(ETH, [(0, ETH_PRICE, T + 1), (1, ETH_PRICE, T + 2)]))
+
+
+def _stale(w: World, price_age: int, funding_age: int) -> None:
+    """Move L1 time so that ETH's price is `price_age` and the funding `funding_age` seconds old
+    (BTC's price is refreshed so that only ETH can be stale)."""
+    now = w.state.markets[ETH].price_time + price_age
+    w.l1_timestamp = now
+    w.state.markets[BTC].price_time = now  # crafted: BTC fresh, funding `funding_age` old
+    w.state.funding_time = now - funding_age
+
+
+def test_trade_7a_stale_price_and_funding(funded_world):
+    w = funded_world
+    _stale(w, 2 * DAY + 1, 0)
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP), E.STALE_PRICE)
+    _stale(w, 2 * DAY, 2 * DAY + 1)
+    assert_invalid(w, w.trade("alice", "bob", ETH_STEP), E.STALE_FUNDING)
+    _stale(w, 2 * DAY, 2 * DAY)  # both exactly at their window: usable
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP))
+
+
+def test_trade_7a_reads_the_prices_of_every_held_market(funded_world):
+    w = funded_world
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP))
+    # A BTC trade between alice (long ETH) and carol reads ETH's price too.
+    now = w.state.markets[ETH].price_time + 2 * DAY + 1
+    w.l1_timestamp = now
+    w.set_price(BTC, BTC_PRICE, now)
+    w.state.funding_time = now
+    btc = dict(market=BTC, size=BTC_STEP, limit_price=BTC_PRICE)
+    assert_invalid(w, Trade(w.order("alice", is_buy=False, **btc), w.order("carol", **btc), BTC_STEP), E.STALE_PRICE)
+    w.deposit("dave", FUNDS)  # no position: a BTC trade with carol reads only BTC's fresh price
+    assert_applied(w, Trade(w.order("dave", is_buy=False, **btc), w.order("carol", **btc), BTC_STEP))
+
+
+def test_withdraw_8_9_stale_prices_only_for_held_markets(funded_world):
+    w = funded_world
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP))
+    _stale(w, 2 * DAY + 1, 2 * DAY + 1)
+    assert_invalid(w, w.withdraw("alice", 1), E.STALE_PRICE)
+    assert_applied(w, w.withdraw("carol", 1))  # no position: reads no price and no funding
+    w.set_price(ETH, ETH_PRICE, w.l1_timestamp)
+    assert_invalid(w, w.withdraw("alice", 1), E.STALE_FUNDING)
+
+
+def test_forced_withdraw_2_3_stale_prices_leave_the_request_queued(funded_world):
+    w = funded_world
+    assert_applied(w, w.trade("alice", "bob", ETH_STEP))
+    _stale(w, 2 * DAY + 1, 0)
+    w.queue_forced("alice", 1)
+    assert_invalid(w, ForcedWithdraw(), E.STALE_PRICE)  # not consumed: the sequencer must post a price
+    w.set_price(ETH, ETH_PRICE, w.l1_timestamp)
+    assert_applied(w, ForcedWithdraw())
+    assert w.account("alice").withdrawn == 1
+
+
+def test_liquidate_4a_stale_price():
+    w = _underwater_long()
+    _stale(w, 2 * DAY + 1, 0)
+    assert_invalid(w, Liquidate(_liquidator(w, 270_000_000), w.ids["alice"], 5 * ETH_STEP), E.STALE_PRICE)
+
+
+def test_deleverage_4a_stale_funding():
+    w = _bankrupt_long()
+    _stale(w, 0, 2 * DAY + 1)
+    assert_invalid(w, Deleverage(w.ids["alice"], w.ids["bob"], ETH, ETH_STEP), E.STALE_FUNDING)
+
+
+def test_cancel_all_raises_the_floor_and_cancels_outstanding_orders(funded_world):
+    from optinode.wallet import sign_cancel_all
+
+    w = funded_world
+    resting = w.order("alice", is_buy=False, nonce=7)
+    assert_applied(w, w.withdraw("alice", 1, nonce=9))
+    cancel = sign_cancel_all(w.key("alice"), w.domain, w.ids["alice"], 8)
+    assert_applied(w, cancel)
+    alice = w.account("alice")
+    assert (alice.nonce_base, alice.nonce_bits) == (8, 1 << 1)  # nonce 9 stays used
+    assert_invalid(w, Trade(resting, w.order("bob"), ETH_STEP), E.NONCE_TOO_LOW)
+    assert_invalid(w, w.withdraw("alice", 1, nonce=9), E.NONCE_USED)
+    assert_applied(w, w.withdraw("alice", 1, nonce=8))
+    # 4. Replaying it (or any floor not above the base) is invalid.
+    assert_invalid(w, cancel, E.NONCE_TOO_LOW)
+
+
+def test_cancel_all_rules(funded_world):
+    from optinode.spec.types import CancelAll
+    from optinode.wallet import sign_cancel_all
+
+    w = funded_world
+    # 1. The account exists.
+    assert_invalid(w, sign_cancel_all(w.key("alice"), w.domain, 99, 5), E.ACCOUNT_NOT_FOUND)
+    # 2. A valid signature; 3. by the owner.
+    good = sign_cancel_all(w.key("alice"), w.domain, w.ids["alice"], 5)
+    assert_invalid(w, CancelAll(good.account_id, good.nonce_floor, bytes(65)), E.BAD_SIGNATURE)
+    assert_invalid(w, sign_cancel_all(w.key("bob"), w.domain, w.ids["alice"], 5), E.WRONG_SIGNER)
+    # 4. The floor rises.
+    assert_invalid(w, sign_cancel_all(w.key("alice"), w.domain, w.ids["alice"], 0), E.NONCE_TOO_LOW)
+    # 5. By at most NONCE_HORIZON: a cancel-all cannot brick the account either.
+    assert_invalid(w, sign_cancel_all(w.key("alice"), w.domain, w.ids["alice"], NONCE_HORIZON + 1), E.NONCE_TOO_HIGH)
+    assert_invalid(w, sign_cancel_all(w.key("alice"), w.domain, w.ids["alice"], MAX_NONCE), E.NONCE_TOO_HIGH)
+    assert_applied(w, sign_cancel_all(w.key("alice"), w.domain, w.ids["alice"], NONCE_HORIZON))
+    assert (w.account("alice").nonce_base, w.account("alice").nonce_bits) == (NONCE_HORIZON, 0)
+
+
+def test_forced_cancel_all(funded_world):
+    from optinode.spec.constants import FORCED_CANCEL_ALL
+
+    w = funded_world
+    resting = w.order("alice", is_buy=False, nonce=3)
+    w.queue_forced("alice", FORCED_CANCEL_ALL | 100)
+    assert_applied(w, ForcedWithdraw())
+    assert w.account("alice").nonce_base == 100 and w.state.forced_done == 1
+    assert_invalid(w, Trade(resting, w.order("bob"), ETH_STEP), E.NONCE_TOO_LOW)
+    # Rejected with a reason (and consumed): a floor that does not rise, one too high, another's account.
+    w.queue_forced("alice", FORCED_CANCEL_ALL | 100)
+    assert_forced_rejected(w, E.NONCE_TOO_LOW)
+    w.queue_forced("alice", FORCED_CANCEL_ALL | (100 + NONCE_HORIZON + 1))
+    assert_forced_rejected(w, E.NONCE_TOO_HIGH)
+    w.queue_forced("alice", FORCED_CANCEL_ALL | (FORCED_CANCEL_ALL - 1))
+    assert_forced_rejected(w, E.NONCE_TOO_HIGH)
+    w.queue_forced("alice", FORCED_CANCEL_ALL | 200, requester="bob")
+    assert_forced_rejected(w, E.OWNER_MISMATCH)
+    # A cancel-all reads no prices: stale ones do not hold it up.
+    _stale(w, 10 * DAY, 10 * DAY)
+    w.queue_forced("alice", FORCED_CANCEL_ALL | 200)
+    assert_applied(w, ForcedWithdraw())
+
+
+def test_collect_fees_and_withdraw_them(funded_world):
+    from optinode.spec.types import CollectFees
+
+    w = funded_world
+    assert_applied(w, w.trade("alice", "bob", 10 * ETH_STEP, maker_fields=dict(fee_rate=1000), taker_fields=dict(fee_rate=1000)))
+    fees = w.state.fees
+    assert fees == 2 * 30_000  # 2 * ceil(1e7 * 3e8 * 1e3 / 1e14)
+    # 3. Nothing to collect until there are fees; 2. only into an account of the fee owner.
+    assert_invalid(w, CollectFees(w.ids["carol"]), E.OWNER_MISMATCH)
+    assert_invalid(w, CollectFees(99), E.ACCOUNT_NOT_FOUND)
+    w.deposit("fees", 1)  # test_key("fees") is the genesis fee owner
+    assert_applied(w, CollectFees(w.ids["fees"]))
+    assert w.state.fees == 0 and w.collateral("fees") == fees + 1
+    assert_invalid(w, CollectFees(w.ids["fees"]), E.INVALID_AMOUNT)
+    assert_applied(w, w.withdraw("fees", fees + 1))
+    # 4. The balance stays in range.
+    w.deposit("fees", 1)
+    w.state.fees = MAX_BALANCE  # crafted
+    assert_invalid(w, CollectFees(w.ids["fees"]), E.BALANCE_OVERFLOW)
 
 
 # ======================================================================================================

@@ -20,8 +20,9 @@ library StateCodec {
 
     struct MarketState {
         uint64 price;
-        uint64 priceTime;
+        uint64 priceTime; // lower median of the last update's sample times
         int128 fundingIndex;
+        uint64 sampleTime; // newest sample time of the last update (no sample is used twice)
     }
 
     struct Globals {
@@ -37,6 +38,11 @@ library StateCodec {
         int128 fundingPool;
         uint64 nextAccountId;
         uint64 nextSlot;
+        // the time and fee parameters (config, committed after the system fields)
+        address feeOwner;
+        uint64 maxSampleAge;
+        uint64 priceValidity;
+        uint64 fundingValidity;
     }
 
     struct Position {
@@ -87,56 +93,69 @@ library StateCodec {
         }
     }
 
-    function readInt128(bytes memory data, uint256 at) internal pure returns (int128) {
-        return int128(uint128(readUint(data, at, 16)));
-    }
-
-    function readInt64(bytes memory data, uint256 at) internal pure returns (int64) {
-        return int64(uint64(readUint(data, at, 8)));
+    /// `width` (<= 32) bytes at `at`, big-endian, with no bounds check: the caller has checked the length.
+    function word(bytes memory data, uint256 at, uint256 width) private pure returns (uint256 value) {
+        assembly ("memory-safe") {
+            value := shr(sub(256, mul(width, 8)), mload(add(add(data, 0x20), at)))
+        }
     }
 
     // --- globals -----------------------------------------------------------------------------------
 
-    /// spec: decode_globals
+    /// The length of a globals blob with these counts: 32 + 1 + 1 + 20 per oracle + 1 + 84 per market
+    /// + 80 (system fields) + 44 (fee owner, max sample age, price and funding validity).
+    function globalsLength(uint256 oracleCount, uint256 marketCount) internal pure returns (uint256) {
+        return 35 + 20 * oracleCount + 84 * marketCount + 124;
+    }
+
+    /// spec: decode_globals. The length is checked against the two counts first, so that every field
+    /// is then read without a bounds check of its own (a third of the gas of decoding otherwise).
     function decodeGlobals(bytes memory data) internal pure returns (Globals memory g) {
-        g.domainSeparator = bytes32(readUint(data, 0, 32));
-        g.quorum = uint8(readUint(data, 32, 1));
+        if (data.length < 34) revert MalformedEncoding();
         uint256 oracleCount = readUint(data, 33, 1);
+        if (data.length < 35 + 20 * oracleCount) revert MalformedEncoding();
+        uint256 marketCount = readUint(data, 34 + 20 * oracleCount, 1);
+        if (data.length != globalsLength(oracleCount, marketCount)) revert MalformedEncoding();
+        g.domainSeparator = bytes32(word(data, 0, 32));
+        g.quorum = uint8(word(data, 32, 1));
         uint256 at = 34;
         g.oracles = new address[](oracleCount);
         for (uint256 i = 0; i < oracleCount; ++i) {
-            g.oracles[i] = address(uint160(readUint(data, at, 20)));
+            g.oracles[i] = address(uint160(word(data, at, 20)));
             at += 20;
         }
-        uint256 marketCount = readUint(data, at, 1);
-        at += 1;
+        at += 1; // the market count
         g.configs = new MarketConfig[](marketCount);
         g.markets = new MarketState[](marketCount);
         for (uint256 i = 0; i < marketCount; ++i) {
             g.configs[i] = MarketConfig({
-                stepSize: uint64(readUint(data, at, 8)),
-                tickSize: uint64(readUint(data, at + 8, 8)),
-                initialMargin: uint32(readUint(data, at + 16, 4)),
-                maintenanceMargin: uint32(readUint(data, at + 20, 4)),
-                liquidationFee: uint32(readUint(data, at + 24, 4)),
-                maxFundingRate: uint64(readUint(data, at + 28, 8)),
-                maxPosition: uint64(readUint(data, at + 36, 8))
+                stepSize: uint64(word(data, at, 8)),
+                tickSize: uint64(word(data, at + 8, 8)),
+                initialMargin: uint32(word(data, at + 16, 4)),
+                maintenanceMargin: uint32(word(data, at + 20, 4)),
+                liquidationFee: uint32(word(data, at + 24, 4)),
+                maxFundingRate: uint64(word(data, at + 28, 8)),
+                maxPosition: uint64(word(data, at + 36, 8))
             });
             g.markets[i] = MarketState({
-                price: uint64(readUint(data, at + 44, 8)),
-                priceTime: uint64(readUint(data, at + 52, 8)),
-                fundingIndex: readInt128(data, at + 60)
+                price: uint64(word(data, at + 44, 8)),
+                priceTime: uint64(word(data, at + 52, 8)),
+                fundingIndex: int128(uint128(word(data, at + 60, 16))),
+                sampleTime: uint64(word(data, at + 76, 8))
             });
-            at += 76;
+            at += 84;
         }
-        g.time = uint64(readUint(data, at, 8));
-        g.fundingTime = uint64(readUint(data, at + 8, 8));
-        g.insurance = readInt128(data, at + 16);
-        g.fees = readInt128(data, at + 32);
-        g.fundingPool = readInt128(data, at + 48);
-        g.nextAccountId = uint64(readUint(data, at + 64, 8));
-        g.nextSlot = uint64(readUint(data, at + 72, 8));
-        if (at + 80 != data.length) revert MalformedEncoding();
+        g.time = uint64(word(data, at, 8));
+        g.fundingTime = uint64(word(data, at + 8, 8));
+        g.insurance = int128(uint128(word(data, at + 16, 16)));
+        g.fees = int128(uint128(word(data, at + 32, 16)));
+        g.fundingPool = int128(uint128(word(data, at + 48, 16)));
+        g.nextAccountId = uint64(word(data, at + 64, 8));
+        g.nextSlot = uint64(word(data, at + 72, 8));
+        g.feeOwner = address(uint160(word(data, at + 80, 20)));
+        g.maxSampleAge = uint64(word(data, at + 100, 8));
+        g.priceValidity = uint64(word(data, at + 108, 8));
+        g.fundingValidity = uint64(word(data, at + 116, 8));
     }
 
     /// spec: encode_globals
@@ -154,12 +173,13 @@ library StateCodec {
                 abi.encodePacked(
                     c.stepSize, c.tickSize, c.initialMargin, c.maintenanceMargin, c.liquidationFee, c.maxFundingRate, c.maxPosition
                 ),
-                abi.encodePacked(m.price, m.priceTime, m.fundingIndex)
+                abi.encodePacked(m.price, m.priceTime, m.fundingIndex, m.sampleTime)
             );
         }
         out = bytes.concat(
             out,
-            abi.encodePacked(g.time, g.fundingTime, g.insurance, g.fees, g.fundingPool, g.nextAccountId, g.nextSlot)
+            abi.encodePacked(g.time, g.fundingTime, g.insurance, g.fees, g.fundingPool, g.nextAccountId, g.nextSlot),
+            abi.encodePacked(g.feeOwner, g.maxSampleAge, g.priceValidity, g.fundingValidity)
         );
     }
 
@@ -167,23 +187,24 @@ library StateCodec {
 
     /// spec: decode_account
     function decodeAccount(bytes memory data) internal pure returns (Account memory a) {
-        a.owner = address(uint160(readUint(data, 0, 20)));
-        a.collateral = readInt128(data, 20);
-        a.withdrawn = uint128(readUint(data, 36, 16));
-        a.nonceBase = uint64(readUint(data, 52, 8));
-        a.nonceBits = readUint(data, 60, 32);
+        // the length from the position count first; then no field needs a bounds check of its own
         uint256 count = readUint(data, 92, 1);
+        if (data.length != 93 + 25 * count) revert MalformedEncoding();
+        a.owner = address(uint160(word(data, 0, 20)));
+        a.collateral = int128(uint128(word(data, 20, 16)));
+        a.withdrawn = uint128(word(data, 36, 16));
+        a.nonceBase = uint64(word(data, 52, 8));
+        a.nonceBits = word(data, 60, 32);
         a.positions = new Position[](count);
         uint256 at = 93;
         for (uint256 i = 0; i < count; ++i) {
             a.positions[i] = Position({
-                market: uint8(readUint(data, at, 1)),
-                size: readInt64(data, at + 1),
-                fundingIndex: readInt128(data, at + 9)
+                market: uint8(word(data, at, 1)),
+                size: int64(uint64(word(data, at + 1, 8))),
+                fundingIndex: int128(uint128(word(data, at + 9, 16)))
             });
             at += 25;
         }
-        if (at != data.length) revert MalformedEncoding();
     }
 
     /// spec: encode_account (positions must be sorted by market and have non-zero sizes)
@@ -205,13 +226,13 @@ library StateCodec {
     /// spec: decode_slot
     function decodeSlot(bytes memory data) internal pure returns (Slot memory s) {
         if (data.length != 34) revert MalformedEncoding();
-        s.accountId = uint32(readUint(data, 0, 4));
-        s.market = uint8(readUint(data, 4, 1));
-        s.isBuy = readUint(data, 5, 1) != 0;
-        s.limitPrice = uint64(readUint(data, 6, 8));
-        s.remaining = uint64(readUint(data, 14, 8));
-        s.feeRate = uint32(readUint(data, 22, 4));
-        s.expiry = uint64(readUint(data, 26, 8));
+        s.accountId = uint32(word(data, 0, 4));
+        s.market = uint8(word(data, 4, 1));
+        s.isBuy = word(data, 5, 1) != 0;
+        s.limitPrice = uint64(word(data, 6, 8));
+        s.remaining = uint64(word(data, 14, 8));
+        s.feeRate = uint32(word(data, 22, 4));
+        s.expiry = uint64(word(data, 26, 8));
     }
 
     /// spec: encode_slot

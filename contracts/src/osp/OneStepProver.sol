@@ -15,7 +15,8 @@ import {OspMarket} from "./OspMarket.sol";
 ///         contract that owns the type:
 ///             OspTrade     Trade, Liquidate
 ///             OspAccounts  Deposit, Withdraw, ForcedWithdraw, Deleverage
-///             OspMarket    OraclePrice, FundingTick, and every record of no defined type (Malformed)
+///             OspMarket    OraclePrice, FundingTick, CancelAll, CollectFees, and every record of no
+///                          defined type (Malformed)
 ///         Each of them (an OspProver) authenticates the witness, decodes the record, applies the
 ///         transaction and recomputes the root; see OspProver. An invalid transaction comes back as the
 ///         revert InvalidTransaction(code) and becomes (preRoot, code, false) here; a witness error

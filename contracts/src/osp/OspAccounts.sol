@@ -32,14 +32,14 @@ contract OspAccounts is OspProver {
         } else if (kind == OspCodec.TYPE_WITHDRAW) {
             Withdraw memory t;
             (t, end) = OspCodec.decodeWithdraw(record, 1, flags);
-            if (end == record.length) return processWithdraw(s, t);
+            if (end == record.length) return processWithdraw(s, l1, t);
         } else if (kind == OspCodec.TYPE_FORCED_WITHDRAW) {
             end = OspCodec.decodeForcedWithdraw(record, 1, flags);
             if (end == record.length) return processForcedWithdraw(s, l1);
         } else if (kind == OspCodec.TYPE_DELEVERAGE) {
             Deleverage memory t;
             (t, end) = OspCodec.decodeDeleverage(record, 1, flags);
-            if (end == record.length) return processDeleverage(s, t);
+            if (end == record.length) return processDeleverage(s, l1, t);
         }
         // spec: decode_transaction -> Malformed; process_malformed. (Every field of a decoded record of
         // these types is within its range, so check_well_formed holds: see OspMarket.)
@@ -76,7 +76,7 @@ contract OspAccounts is OspProver {
     }
 
     /// spec: process_withdraw
-    function processWithdraw(OspState.State memory s, Withdraw memory t) internal pure returns (uint8) {
+    function processWithdraw(OspState.State memory s, L1Inputs calldata l1, Withdraw memory t) internal pure returns (uint8) {
         (StateCodec.Account memory account, bool found) = OspState.getAccount(s, t.accountId);
         // 1. The account exists.
         OspRules.requireValid(found, ErrorCode.ACCOUNT_NOT_FOUND);
@@ -84,11 +84,13 @@ contract OspAccounts is OspProver {
         OspRules.checkSigner(
             OspEip712.computeTypedDigest(s.g.domainSeparator, OspEip712.hashWithdraw(t)), t.signature, account.owner
         );
-        // 4. Not expired.
-        OspRules.requireValid(s.g.time <= t.expiry, ErrorCode.EXPIRED);
-        // 5-6. A fresh nonce.
-        (uint64 nonceBase, uint256 nonceBits) = OspRules.computeNonceWindow(account, t.nonce);
-        // 7-10. Amount, ranges, margin.
+        // 4. Not expired (against the batch's L1 timestamp).
+        OspRules.requireValid(l1.l1Timestamp <= t.expiry, ErrorCode.EXPIRED);
+        // 5-7. A fresh nonce (nonce rules 1-3).
+        (uint64 nonceBase, uint256 nonceBits) = OspRules.checkNonce(account, t.nonce);
+        // 8-9. The prices and funding of the account's positions are fresh (time rules 1-2).
+        OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(type(uint256).max, account, account));
+        // 10-14. Amount, ranges, margin (withdrawal rules 1-5).
         (uint8 code, OspRules.Party memory party, int256 collateral, int256 pool) =
             OspRules.computeWithdrawal(s, t.accountId, account, t.amount);
         OspRules.requireValid(code == ErrorCode.OK, code);
@@ -98,27 +100,50 @@ contract OspAccounts is OspProver {
         return ErrorCode.OK;
     }
 
-    /// spec: process_forced_withdraw
+    /// spec: process_forced_withdraw — the next L1 forced request: a withdrawal, or a cancel-all
+    /// (FORCED_CANCEL_ALL in the amount word).
     function processForcedWithdraw(OspState.State memory s, L1Inputs calldata l1) internal pure returns (uint8) {
-        // 1. An L1 forced-withdrawal request is waiting (otherwise the transaction is invalid).
+        // 1. An L1 forced request is waiting (otherwise the transaction is invalid).
         OspRules.requireValid(l1.hasForced, ErrorCode.NO_PENDING_FORCED);
+        (StateCodec.Account memory account, bool found) = OspState.getAccount(s, l1.forcedAccountId);
+        bool cancelAll = l1.forcedAmount >= OspConstants.FORCED_CANCEL_ALL;
+        // 2-3. A withdrawal reads fresh prices and funding for the account's positions (time rules 1-2);
+        //      otherwise the transaction is invalid and the request stays queued.
+        if (!cancelAll && found) {
+            OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(type(uint256).max, account, account));
+        }
         // From here on the request is consumed whatever happens; a failed rule rejects it with a reason.
-        uint8 rejected = executeForcedWithdrawal(s, l1);
+        uint8 rejected = executeForcedRequest(s, l1, account, found, cancelAll);
         s.forcedDone += 1;
         return rejected;
     }
 
-    /// spec: process_forced_withdraw, rules 2-8 (the spec's inner try block): the code of the rule that
-    /// rejects the request, or OK after writing the withdrawal.
-    function executeForcedWithdrawal(OspState.State memory s, L1Inputs calldata l1) private pure returns (uint8) {
-        (StateCodec.Account memory account, bool found) = OspState.getAccount(s, l1.forcedAccountId);
-        // 2. The account exists.
+    /// spec: process_forced_withdraw, rules 4-11 (the spec's inner try block): the code of the rule that
+    /// rejects the request, or OK after writing it.
+    function executeForcedRequest(
+        OspState.State memory s,
+        L1Inputs calldata l1,
+        StateCodec.Account memory account,
+        bool found,
+        bool cancelAll
+    ) private pure returns (uint8) {
+        // 4. The account exists.
         if (!found) return ErrorCode.ACCOUNT_NOT_FOUND;
-        // 3. The requester owns it.
+        // 5. The requester owns it.
         if (account.owner != l1.forcedRequester) return ErrorCode.OWNER_MISMATCH;
-        // 4. The amount is in range.
+        if (cancelAll) {
+            // 6-7. The new nonce floor rises by at most NONCE_HORIZON (floor rules 1-2).
+            (uint8 floorCode, uint64 base, uint256 bits) =
+                OspRules.checkNonceFloor(account, l1.forcedAmount - OspConstants.FORCED_CANCEL_ALL);
+            if (floorCode != ErrorCode.OK) return floorCode;
+            account.nonceBase = base;
+            account.nonceBits = bits;
+            OspState.setAccount(s, l1.forcedAccountId, account);
+            return ErrorCode.OK;
+        }
+        // 6. The amount is in range.
         if (l1.forcedAmount > OspConstants.MAX_AMOUNT) return ErrorCode.INVALID_AMOUNT;
-        // 5-8. Amount positive, ranges, margin.
+        // 7-11. Amount positive, ranges, margin (withdrawal rules 1-5).
         (uint8 code, OspRules.Party memory party, int256 collateral, int256 pool) =
             OspRules.computeWithdrawal(s, l1.forcedAccountId, account, l1.forcedAmount);
         if (code != ErrorCode.OK) return code;
@@ -161,7 +186,11 @@ contract OspAccounts is OspProver {
     }
 
     /// spec: process_deleverage
-    function processDeleverage(OspState.State memory s, Deleverage memory t) internal pure returns (uint8) {
+    function processDeleverage(OspState.State memory s, L1Inputs calldata l1, Deleverage memory t)
+        internal
+        pure
+        returns (uint8)
+    {
         // 1. The market exists.
         OspRules.requireValid(t.market < s.g.markets.length, ErrorCode.MARKET_NOT_FOUND);
         (StateCodec.Account memory deleveragedAccount, bool found1) = OspState.getAccount(s, t.deleveragedId);
@@ -176,6 +205,8 @@ contract OspAccounts is OspProver {
         OspRules.requireValid(
             f.size > 0 && uint256(f.size) % s.g.configs[t.market].stepSize == 0, ErrorCode.INVALID_AMOUNT
         );
+        // 4a. The prices and funding the deleverage reads are fresh (time rules 1-2).
+        OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(t.market, deleveragedAccount, deleveragerAccount));
         OspRules.Party memory deleveraged = OspRules.newParty(s, t.deleveragedId, deleveragedAccount);
         OspRules.Party memory deleverager = OspRules.newParty(s, t.deleveragerId, deleveragerAccount);
         (f.value, f.risk) = OspMargin.getValueAndRisk(s, deleveraged.collateral, deleveraged.positions);

@@ -13,7 +13,9 @@ import {
     OraclePrice,
     FundingTick,
     Liquidate,
-    Deleverage
+    Deleverage,
+    CancelAll,
+    CollectFees
 } from "./OspTypes.sol";
 
 /// @title OspCodec — mirrors the decoding half of optinode/spec/record_codec.py
@@ -24,7 +26,7 @@ import {
 ///         so the record's end position is never its length and OneStepProver classifies it Malformed
 ///         (spec: decode_transaction's `end == len(record)` test). Nothing here reverts.
 library OspCodec {
-    // Record types (low nibble of the tag byte). 0x0 and 0x9-0xf are undefined and decode Malformed.
+    // Record types (low nibble of the tag byte). 0x0 and 0xb-0xf are undefined and decode Malformed.
     uint256 internal constant TYPE_DEPOSIT = 0x1;
     uint256 internal constant TYPE_TRADE = 0x2;
     uint256 internal constant TYPE_WITHDRAW = 0x3;
@@ -33,6 +35,8 @@ library OspCodec {
     uint256 internal constant TYPE_FUNDING_TICK = 0x6;
     uint256 internal constant TYPE_LIQUIDATE = 0x7;
     uint256 internal constant TYPE_DELEVERAGE = 0x8;
+    uint256 internal constant TYPE_CANCEL_ALL = 0x9;
+    uint256 internal constant TYPE_COLLECT_FEES = 0xA;
 
     // Flags (high nibble of the tag byte); a flag not defined for the record's type must be 0.
     uint256 internal constant FLAG_MAKER_REF = 0x10;
@@ -307,6 +311,31 @@ library OspCodec {
         t.market = uint8(v);
         (v, i) = readVarint(data, i, OspConstants.MAX_AMOUNT, LEN_AMOUNT);
         t.size = uint64(v);
+        return (t, i);
+    }
+
+    /// spec: _decode_cancel_all
+    function decodeCancelAll(bytes calldata data, uint256 i, uint256 flags) internal pure returns (CancelAll memory t, uint256) {
+        if (flags != 0) return (t, BAD); // undefined flag
+        uint256 v;
+        (v, i) = readVarint(data, i, OspConstants.MAX_ACCOUNT_ID, LEN_ACCOUNT);
+        t.accountId = uint32(v);
+        (v, i) = readVarint(data, i, OspConstants.MAX_NONCE, LEN_NONCE);
+        t.nonceFloor = uint64(v);
+        (t.signature, i) = readSignature(data, i);
+        return (t, i);
+    }
+
+    /// spec: _decode_collect_fees
+    function decodeCollectFees(bytes calldata data, uint256 i, uint256 flags)
+        internal
+        pure
+        returns (CollectFees memory t, uint256)
+    {
+        if (flags != 0) return (t, BAD); // undefined flag
+        uint256 v;
+        (v, i) = readVarint(data, i, OspConstants.MAX_ACCOUNT_ID, LEN_ACCOUNT);
+        t.accountId = uint32(v);
         return (t, i);
     }
 }

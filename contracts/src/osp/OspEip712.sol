@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {OspConstants, Signature, Order, Withdraw, PriceSample} from "./OspTypes.sol";
+import {OspConstants, Signature, Order, Withdraw, PriceSample, CancelAll} from "./OspTypes.sol";
 
 /// @title OspEip712 — mirrors optinode/spec/eip712.py and optinode/spec/crypto.py (docs/eip712.md)
 library OspEip712 {
@@ -11,6 +11,7 @@ library OspEip712 {
     bytes32 internal constant WITHDRAW_TYPEHASH =
         keccak256("Withdraw(uint32 accountId,uint64 amount,uint64 expiry,uint64 nonce)");
     bytes32 internal constant ORACLE_PRICE_TYPEHASH = keccak256("OraclePrice(uint8 market,uint64 price,uint64 timestamp)");
+    bytes32 internal constant CANCEL_ALL_TYPEHASH = keccak256("CancelAll(uint32 accountId,uint64 nonceFloor)");
 
     /// spec: compute_typed_digest
     function computeTypedDigest(bytes32 domainSeparator, bytes32 structHash) internal pure returns (bytes32 digest) {
@@ -38,6 +39,11 @@ library OspEip712 {
     /// spec: hash_withdraw
     function hashWithdraw(Withdraw memory t) internal pure returns (bytes32) {
         return keccak256(abi.encode(WITHDRAW_TYPEHASH, t.accountId, t.amount, t.expiry, t.nonce));
+    }
+
+    /// spec: hash_cancel_all
+    function hashCancelAll(CancelAll memory t) internal pure returns (bytes32) {
+        return keccak256(abi.encode(CANCEL_ALL_TYPEHASH, t.accountId, t.nonceFloor));
     }
 
     /// spec: hash_oracle_price

@@ -3,16 +3,27 @@ pragma solidity ^0.8.24;
 
 import {StateCodec} from "../lib/StateCodec.sol";
 import {L1Inputs} from "../interfaces/IOneStepProver.sol";
-import {OspConstants, ErrorCode, InvalidTransaction, OraclePrice, PriceSample, FundingTick} from "./OspTypes.sol";
+import {
+    OspConstants,
+    ErrorCode,
+    InvalidTransaction,
+    OraclePrice,
+    PriceSample,
+    FundingTick,
+    CancelAll,
+    CollectFees
+} from "./OspTypes.sol";
 import {OspCodec} from "./OspCodec.sol";
 import {OspState} from "./OspState.sol";
 import {OspProver} from "./OspProver.sol";
 import {OspEip712} from "./OspEip712.sol";
 import {OspRules} from "./OspRules.sol";
 
-/// @title OspMarket — the one-step prover of OraclePrice and FundingTick records (spec:
-///        process_oracle_price, process_funding_tick), and of records of no defined type (spec:
-///        process_malformed); the witness half is OspProver's.
+/// @title OspMarket — the one-step prover of OraclePrice, FundingTick, CancelAll and CollectFees records
+///        (spec: process_oracle_price, process_funding_tick, process_cancel_all, process_collect_fees),
+///        and of records of no defined type (spec: process_malformed); the witness half is OspProver's.
+///        (CancelAll and CollectFees touch one account and no prices; they live here because this
+///        contract has the most room under EIP-170.)
 contract OspMarket is OspProver {
     /// spec: state_transition (OraclePrice and FundingTick records; anything else OneStepProver sends
     /// here is Malformed)
@@ -32,6 +43,14 @@ contract OspMarket is OspProver {
             FundingTick memory t;
             (t, end) = OspCodec.decodeFundingTick(record, 1, flags);
             if (end == record.length && isWellFormedFundingTick(t)) return processFundingTick(s, l1, t);
+        } else if (kind == OspCodec.TYPE_CANCEL_ALL) {
+            CancelAll memory t;
+            (t, end) = OspCodec.decodeCancelAll(record, 1, flags);
+            if (end == record.length) return processCancelAll(s, t);
+        } else if (kind == OspCodec.TYPE_COLLECT_FEES) {
+            CollectFees memory t;
+            (t, end) = OspCodec.decodeCollectFees(record, 1, flags);
+            if (end == record.length) return processCollectFees(s, t);
         }
         // spec: decode_transaction -> Malformed (an undefined type, an empty record, a record that does
         // not decode exactly), check_well_formed, process_malformed
@@ -84,8 +103,10 @@ contract OspMarket is OspProver {
         StateCodec.MarketState memory market = s.g.markets[t.market];
         address[] memory oracles = s.g.oracles;
         uint256 n = t.samples.length;
-        // 2. At least a quorum of samples.
+        // 2. At least a quorum of samples. Genesis makes quorum >= 2f + 1 (genesis.check_oracle_rule), so
+        //    the lower median of any subset the sequencer includes lies between two honest samples.
         OspRules.requireValid(n >= s.g.quorum, ErrorCode.QUORUM_NOT_MET);
+        uint256 newest;
         uint256[] memory prices = new uint256[](n);
         uint256[] memory timestamps = new uint256[](n);
         int256 previousIndex = -1;
@@ -101,18 +122,25 @@ contract OspMarket is OspProver {
             OspRules.requireValid(sample.price > 0, ErrorCode.INVALID_PRICE);
             // 5. Not later than the batch's L1 timestamp.
             OspRules.requireValid(sample.timestamp <= l1.l1Timestamp, ErrorCode.FUTURE_TIMESTAMP);
-            // 6. Newer than the market's current price.
-            OspRules.requireValid(sample.timestamp > market.priceTime, ErrorCode.STALE_TIMESTAMP);
-            // 7-8. Signed by that oracle.
+            // 6. Not older than max_sample_age before it.
+            OspRules.requireValid(
+                uint256(sample.timestamp) + s.g.maxSampleAge >= l1.l1Timestamp, ErrorCode.SAMPLE_TOO_OLD
+            );
+            // 7. Newer than every sample of the market's last update, so no sample is ever used twice.
+            OspRules.requireValid(sample.timestamp > market.sampleTime, ErrorCode.STALE_TIMESTAMP);
+            // 8-9. Signed by that oracle.
             bytes32 digest =
                 OspEip712.computeTypedDigest(s.g.domainSeparator, OspEip712.hashOraclePrice(t.market, sample));
             OspRules.checkSigner(digest, sample.signature, oracles[sample.oracleIndex]);
             prices[k] = sample.price;
             timestamps[k] = sample.timestamp;
+            if (sample.timestamp > newest) newest = sample.timestamp;
         }
-        // The new price and its time are the lower medians: a minority of oracles moves neither.
+        // The new price and its time are the lower medians: f oracles move neither outside the honest
+        // samples. The newest sample time is the bar every later sample must clear.
         market.price = uint64(lowerMedian(prices));
         market.priceTime = uint64(lowerMedian(timestamps));
+        market.sampleTime = uint64(newest);
         if (market.priceTime > s.g.time) s.g.time = market.priceTime;
         return ErrorCode.OK;
     }
@@ -146,6 +174,42 @@ contract OspMarket is OspProver {
         }
         s.g.fundingTime = t.timestamp;
         s.g.time = t.timestamp;
+        return ErrorCode.OK;
+    }
+
+    /// spec: process_cancel_all
+    function processCancelAll(OspState.State memory s, CancelAll memory t) internal pure returns (uint8) {
+        (StateCodec.Account memory account, bool found) = OspState.getAccount(s, t.accountId);
+        // 1. The account exists.
+        OspRules.requireValid(found, ErrorCode.ACCOUNT_NOT_FOUND);
+        // 2-3. Signed by the owner.
+        OspRules.checkSigner(
+            OspEip712.computeTypedDigest(s.g.domainSeparator, OspEip712.hashCancelAll(t)), t.signature, account.owner
+        );
+        // 4-5. The floor rises by at most NONCE_HORIZON (floor rules 1-2).
+        (uint8 code, uint64 base, uint256 bits) = OspRules.checkNonceFloor(account, t.nonceFloor);
+        OspRules.requireValid(code == ErrorCode.OK, code);
+        account.nonceBase = base;
+        account.nonceBits = bits;
+        OspState.setAccount(s, t.accountId, account);
+        return ErrorCode.OK;
+    }
+
+    /// spec: process_collect_fees
+    function processCollectFees(OspState.State memory s, CollectFees memory t) internal pure returns (uint8) {
+        (StateCodec.Account memory account, bool found) = OspState.getAccount(s, t.accountId);
+        // 1. The account exists.
+        OspRules.requireValid(found, ErrorCode.ACCOUNT_NOT_FOUND);
+        // 2. It belongs to the genesis fee owner.
+        OspRules.requireValid(account.owner == s.g.feeOwner, ErrorCode.OWNER_MISMATCH);
+        // 3. There are fees to collect.
+        OspRules.requireValid(s.g.fees > 0, ErrorCode.INVALID_AMOUNT);
+        int256 collateral = int256(account.collateral) + int256(s.g.fees);
+        // 4. The balance stays in range.
+        OspRules.checkBalance(collateral);
+        account.collateral = int128(collateral);
+        OspState.setAccount(s, t.accountId, account);
+        s.g.fees = 0;
         return ErrorCode.OK;
     }
 }

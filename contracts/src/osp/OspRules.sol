@@ -40,23 +40,86 @@ library OspRules {
         requireValid(signer == expected, ErrorCode.WRONG_SIGNER);
     }
 
-    /// spec: compute_nonce_window — the account's (nonce_base, nonce_bits) after using `nonce`.
-    function computeNonceWindow(StateCodec.Account memory account, uint256 nonce) internal pure returns (uint64, uint256) {
+    /// spec: compute_raised_window — the window moved up to start at `floor` >= base.
+    function computeRaisedWindow(uint256 base, uint256 bits, uint256 floor) internal pure returns (uint64, uint256) {
+        uint256 shift = floor - base;
+        return (uint64(floor), shift < OspConstants.NONCE_WINDOW ? bits >> shift : 0);
+    }
+
+    /// spec: check_nonce — the account's (nonce_base, nonce_bits) after using `nonce` (nonce rules 1-3).
+    function checkNonce(StateCodec.Account memory account, uint256 nonce) internal pure returns (uint64, uint256) {
         uint256 base = account.nonceBase;
         uint256 bits = account.nonceBits;
-        // The nonce is not below the window.
+        // (nonce 1) The nonce is not below the window.
         requireValid(nonce >= base, ErrorCode.NONCE_TOO_LOW);
-        uint256 offset = nonce - base;
-        if (offset >= OspConstants.NONCE_WINDOW) {
+        // (nonce 2) The nonce is less than NONCE_HORIZON above the window.
+        requireValid(nonce - base < OspConstants.NONCE_HORIZON, ErrorCode.NONCE_TOO_HIGH);
+        if (nonce - base >= OspConstants.NONCE_WINDOW) {
             // slide the window up so that nonce is its top entry
-            uint256 shift = offset - OspConstants.NONCE_WINDOW + 1;
-            base += shift;
-            bits = shift < OspConstants.NONCE_WINDOW ? bits >> shift : 0;
-            offset = OspConstants.NONCE_WINDOW - 1;
+            uint64 raised;
+            (raised, bits) = computeRaisedWindow(base, bits, nonce - OspConstants.NONCE_WINDOW + 1);
+            base = raised;
         }
-        // The nonce has not been used.
+        uint256 offset = nonce - base;
+        // (nonce 3) The nonce has not been used.
         requireValid((bits >> offset) & 1 == 0, ErrorCode.NONCE_USED);
         return (uint64(base), bits | (1 << offset));
+    }
+
+    /// spec: check_nonce_floor — the window after a cancel-all raises the floor (floor rules 1-2).
+    /// Returns the failed rule's code instead of raising, so that a forced cancel-all can record it.
+    function checkNonceFloor(StateCodec.Account memory account, uint256 floor)
+        internal
+        pure
+        returns (uint8 code, uint64 base, uint256 bits)
+    {
+        // (floor 1) The floor rises (so a cancel-all is never replayed).
+        if (floor <= account.nonceBase) return (ErrorCode.NONCE_TOO_LOW, 0, 0);
+        // (floor 2) By at most NONCE_HORIZON, and within the nonce range.
+        if (floor - account.nonceBase > OspConstants.NONCE_HORIZON || floor > OspConstants.MAX_NONCE) {
+            return (ErrorCode.NONCE_TOO_HIGH, 0, 0);
+        }
+        (base, bits) = computeRaisedWindow(account.nonceBase, account.nonceBits, floor);
+        return (ErrorCode.OK, base, bits);
+    }
+
+    // --- time ----------------------------------------------------------------------------------------
+
+    /// spec: get_read_markets — a bitmap of the markets whose prices a fill or withdrawal reads: `market`
+    /// (unless >= MAX_MARKETS: none) and every position's of the given accounts.
+    function readMarkets(uint256 market, StateCodec.Account memory a, StateCodec.Account memory b)
+        internal
+        pure
+        returns (uint256 markets)
+    {
+        if (market < OspConstants.MAX_MARKETS) markets = 1 << market;
+        for (uint256 i = 0; i < a.positions.length; ++i) {
+            markets |= 1 << a.positions[i].market;
+        }
+        for (uint256 i = 0; i < b.positions.length; ++i) {
+            markets |= 1 << b.positions[i].market;
+        }
+    }
+
+    /// spec: check_fresh (time rules 1-2) — the prices of the markets in the bitmap, and the funding if
+    /// any is read, are recent against the batch's L1 timestamp. Returns the failed rule's code.
+    function freshness(OspState.State memory s, uint256 now_, uint256 markets) internal pure returns (uint8) {
+        if (markets == 0) return ErrorCode.OK;
+        for (uint256 m = 0; markets >> m != 0; ++m) {
+            // (time 1) Each price read was set no more than price_validity before the batch's L1 time.
+            if ((markets >> m) & 1 == 1 && uint256(s.g.markets[m].priceTime) + s.g.priceValidity < now_) {
+                return ErrorCode.STALE_PRICE;
+            }
+        }
+        // (time 2) The funding indices were set no more than funding_validity before it.
+        if (uint256(s.g.fundingTime) + s.g.fundingValidity < now_) return ErrorCode.STALE_FUNDING;
+        return ErrorCode.OK;
+    }
+
+    /// spec: check_fresh
+    function checkFresh(OspState.State memory s, uint256 now_, uint256 markets) internal pure {
+        uint8 code = freshness(s, now_, markets);
+        requireValid(code == ErrorCode.OK, code);
     }
 
     // --- order sides -------------------------------------------------------------------------------
@@ -78,8 +141,12 @@ library OspRules {
         uint256 nonceBits;
     }
 
-    /// spec: resolve_order
-    function resolveOrder(OspState.State memory s, OrderOrRef memory order) internal pure returns (OrderSide memory side) {
+    /// spec: resolve_order — `now_` is the batch's L1 timestamp: orders expire against it.
+    function resolveOrder(OspState.State memory s, OrderOrRef memory order, uint256 now_)
+        internal
+        pure
+        returns (OrderSide memory side)
+    {
         if (order.isRef) {
             (StateCodec.Slot memory slot, bool exists) = OspState.getSlot(s, order.slot);
             // (ref 1) The slot exists.
@@ -87,7 +154,7 @@ library OspRules {
             // (ref 2) The order still has something to fill.
             requireValid(slot.remaining > 0, ErrorCode.ORDER_FILLED);
             // (ref 3) The order has not expired.
-            requireValid(s.g.time <= slot.expiry, ErrorCode.EXPIRED);
+            requireValid(now_ <= slot.expiry, ErrorCode.EXPIRED);
             (StateCodec.Account memory owner,) = OspState.getAccount(s, slot.accountId);
             side.accountId = slot.accountId;
             side.account = owner;
@@ -117,9 +184,9 @@ library OspRules {
         // (new 4, 5) The order is signed by the account owner.
         checkSigner(OspEip712.computeOrderDigest(s.g.domainSeparator, o), o.signature, account.owner);
         // (new 6) The order has not expired.
-        requireValid(s.g.time <= o.expiry, ErrorCode.EXPIRED);
-        // (new 7, 8) The nonce is fresh.
-        (side.nonceBase, side.nonceBits) = computeNonceWindow(account, o.nonce);
+        requireValid(now_ <= o.expiry, ErrorCode.EXPIRED);
+        // (new 7-9) The nonce is fresh (nonce rules 1-3).
+        (side.nonceBase, side.nonceBits) = checkNonce(account, o.nonce);
         side.hasNonce = true;
         side.accountId = o.accountId;
         side.account = account;
@@ -291,9 +358,9 @@ library OspRules {
 
     // --- withdrawals -------------------------------------------------------------------------------
 
-    /// spec: compute_withdrawal — the settled party, its collateral after withdrawing `amount` and the
-    /// funding pool; checks amount, ranges and margin. Returns the failed rule's code instead of raising,
-    /// so that a forced withdrawal can record it (process_withdraw raises it with requireValid).
+    /// spec: check_withdrawal (withdrawal rules 1-5) — the settled party, its collateral after
+    /// withdrawing `amount` and the funding pool. Returns the failed rule's code instead of raising, so
+    /// that a forced withdrawal can record it (process_withdraw raises it with requireValid).
     /// `amount` <= MAX_AMOUNT.
     function computeWithdrawal(
         OspState.State memory s,
@@ -301,19 +368,20 @@ library OspRules {
         StateCodec.Account memory account,
         uint256 amount
     ) internal pure returns (uint8 code, Party memory party, int256 collateral, int256 pool) {
-        // The amount is positive.
+        // (withdrawal 1) The amount is positive.
         if (amount == 0) return (ErrorCode.INVALID_AMOUNT, party, 0, 0);
         party = newParty(s, accountId, account);
         collateral = party.collateral - int256(amount);
-        // The settled collateral and the funding pool stay in range.
+        // (withdrawal 2) The settled collateral stays in range.
         if (!isBalanceInRange(collateral)) return (ErrorCode.BALANCE_OVERFLOW, party, collateral, 0);
+        // (withdrawal 3) The funding pool stays in range.
         pool = s.g.fundingPool + party.fundingPaid;
         if (!isBalanceInRange(pool)) return (ErrorCode.BALANCE_OVERFLOW, party, collateral, pool);
-        // What remains covers the initial margin of the open positions (with none: collateral >= 0).
+        // (withdrawal 4) What remains covers the initial margin of the open positions (with none: collateral >= 0).
         if (OspMargin.getTotalValue(s, collateral, party.positions) < OspMargin.getTotalRisk(s, party.positions, true)) {
             return (ErrorCode.INSUFFICIENT_MARGIN, party, collateral, pool);
         }
-        // The cumulative withdrawn amount stays in range.
+        // (withdrawal 5) The cumulative withdrawn amount stays in range.
         if (!isBalanceInRange(int256(uint256(account.withdrawn)) + int256(amount))) {
             return (ErrorCode.BALANCE_OVERFLOW, party, collateral, pool);
         }

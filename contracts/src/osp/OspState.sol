@@ -94,12 +94,12 @@ library OspState {
         return true;
     }
 
-    /// Whether decode_globals reads `data` exactly: 32 + 1 + 1 + 20 per oracle + 1 + 76 per market + 80.
+    /// Whether decode_globals reads `data` exactly (StateCodec.globalsLength of its two counts).
     function isGlobalsEncoding(bytes calldata data) internal pure returns (bool) {
         if (data.length < 34) return false;
         uint256 pos = 34 + 20 * uint256(uint8(data[33]));
         if (data.length <= pos) return false;
-        return data.length == pos + 1 + 76 * uint256(uint8(data[pos])) + 80;
+        return data.length == StateCodec.globalsLength(uint8(data[33]), uint8(data[pos]));
     }
 
     /// spec: get_account — (the account, true), or found = false when no account has that id.
@@ -183,9 +183,10 @@ library OspState {
     }
 
     /// spec: commitment.encode_globals. The config part (domain separator, quorum, oracles and the static
-    /// market parameters) never changes, and decode_globals/encode_globals are exact inverses on the
-    /// fixed-width layout, so the witness's blob is rewritten in place at the dynamic fields: per market
-    /// price, price time and funding index; then the system fields at the end.
+    /// market parameters, the time and fee parameters) never changes, and decode_globals/encode_globals
+    /// are exact inverses on the fixed-width layout, so the witness's blob is rewritten in place at the
+    /// dynamic fields: per market price, price time, funding index and sample time; then the system
+    /// fields (the time and fee parameters after them stay as they are).
     function encodeGlobals(State memory s) internal pure returns (bytes memory out) {
         out = s.globals;
         StateCodec.Globals memory g = s.g;
@@ -195,7 +196,8 @@ library OspState {
             writeUint(out, pos + 44, 8, m.price);
             writeUint(out, pos + 52, 8, m.priceTime);
             writeUint(out, pos + 60, 16, uint128(m.fundingIndex));
-            pos += 76;
+            writeUint(out, pos + 76, 8, m.sampleTime);
+            pos += 84;
         }
         writeUint(out, pos, 8, g.time);
         writeUint(out, pos + 8, 8, g.fundingTime);

@@ -35,7 +35,7 @@ contract OspTrade is OspProver {
     }
 
     /// spec: state_transition (Trade and Liquidate records)
-    function stateTransition(OspState.State memory s, bytes calldata record, L1Inputs calldata)
+    function stateTransition(OspState.State memory s, bytes calldata record, L1Inputs calldata l1)
         internal
         pure
         override
@@ -46,11 +46,11 @@ contract OspTrade is OspProver {
         if (kind == OspCodec.TYPE_TRADE) {
             Trade memory t;
             (t, end) = OspCodec.decodeTrade(record, 1, flags);
-            if (end == record.length) return processTrade(s, t);
+            if (end == record.length) return processTrade(s, l1, t);
         } else if (kind == OspCodec.TYPE_LIQUIDATE) {
             Liquidate memory t;
             (t, end) = OspCodec.decodeLiquidate(record, 1, flags);
-            if (end == record.length) return processLiquidate(s, t);
+            if (end == record.length) return processLiquidate(s, l1, t);
         }
         // spec: decode_transaction -> Malformed; process_malformed. (Every field of a decoded Trade or
         // Liquidate is within its range, so check_well_formed holds: see OneStepProver.)
@@ -58,10 +58,10 @@ contract OspTrade is OspProver {
     }
 
     /// spec: process_trade
-    function processTrade(OspState.State memory s, Trade memory t) internal pure returns (uint8) {
+    function processTrade(OspState.State memory s, L1Inputs calldata l1, Trade memory t) internal pure returns (uint8) {
         // 1-2. Each order is a valid new signed order or a live slot (rules in resolveOrder).
-        OspRules.OrderSide memory maker = OspRules.resolveOrder(s, t.maker);
-        OspRules.OrderSide memory taker = OspRules.resolveOrder(s, t.taker);
+        OspRules.OrderSide memory maker = OspRules.resolveOrder(s, t.maker, l1.l1Timestamp);
+        OspRules.OrderSide memory taker = OspRules.resolveOrder(s, t.taker, l1.l1Timestamp);
         // 3. Two different accounts.
         OspRules.requireValid(maker.accountId != taker.accountId, ErrorCode.SELF_TRADE);
         // 4. The same market.
@@ -79,6 +79,8 @@ contract OspTrade is OspProver {
         );
         f.market = maker.market;
         (OspRules.OrderSide memory buyer, OspRules.OrderSide memory seller) = maker.isBuy ? (maker, taker) : (taker, maker);
+        // 7a. The prices and funding the fill reads are fresh (time rules 1-2).
+        OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(f.market, buyer.account, seller.account));
         OspRules.Party memory buyerParty = OspRules.newParty(s, buyer.accountId, buyer.account);
         OspRules.Party memory sellerParty = OspRules.newParty(s, seller.accountId, seller.account);
         // The buyer pays the notional rounded up, the seller receives it rounded down: the dust is a fee.
@@ -147,9 +149,13 @@ contract OspTrade is OspProver {
     }
 
     /// spec: process_liquidate
-    function processLiquidate(OspState.State memory s, Liquidate memory t) internal pure returns (uint8) {
+    function processLiquidate(OspState.State memory s, L1Inputs calldata l1, Liquidate memory t)
+        internal
+        pure
+        returns (uint8)
+    {
         // 1. The liquidator's order is a valid new signed order or a live slot.
-        OspRules.OrderSide memory liquidator = OspRules.resolveOrder(s, t.liquidator);
+        OspRules.OrderSide memory liquidator = OspRules.resolveOrder(s, t.liquidator, l1.l1Timestamp);
         (StateCodec.Account memory liquidatedAccount, bool found) = OspState.getAccount(s, t.liquidatedId);
         // 2. The liquidated account exists.
         OspRules.requireValid(found, ErrorCode.ACCOUNT_NOT_FOUND);
@@ -160,6 +166,8 @@ contract OspTrade is OspProver {
         f.size = t.size;
         OspRules.checkFillSize(s, f.size, liquidator);
         f.market = liquidator.market;
+        // 4a. The prices and funding the liquidation reads are fresh (time rules 1-2).
+        OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(f.market, liquidator.account, liquidatedAccount));
         OspRules.Party memory liquidated = OspRules.newParty(s, t.liquidatedId, liquidatedAccount);
         (f.valueBefore, f.riskBefore) = OspMargin.getValueAndRisk(s, liquidated.collateral, liquidated.positions);
         // 5. The liquidated account is below maintenance margin.

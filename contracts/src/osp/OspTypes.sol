@@ -29,6 +29,8 @@ library OspConstants {
     uint256 internal constant MAX_ORACLES = 32;
 
     uint256 internal constant NONCE_WINDOW = 256;
+    uint256 internal constant NONCE_HORIZON = 2 ** 32;
+    uint256 internal constant FORCED_CANCEL_ALL = 2 ** 255;
 
     uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
     uint256 internal constant SECP256K1_HALF_N = SECP256K1_N / 2;
@@ -76,6 +78,10 @@ library ErrorCode {
     uint8 internal constant NOT_REDUCING = 32;
     uint8 internal constant LIQUIDATION_PRICE = 33;
     uint8 internal constant TREE_FULL = 34;
+    uint8 internal constant SAMPLE_TOO_OLD = 35;
+    uint8 internal constant STALE_PRICE = 36;
+    uint8 internal constant STALE_FUNDING = 37;
+    uint8 internal constant NONCE_TOO_HIGH = 38;
 }
 
 // --- errors ------------------------------------------------------------------------------------------
@@ -186,6 +192,18 @@ struct Deleverage {
     uint32 deleveragerId;
     uint8 market;
     uint64 size;
+}
+
+/// spec: types.CancelAll
+struct CancelAll {
+    uint32 accountId;
+    uint64 nonceFloor;
+    Signature signature;
+}
+
+/// spec: types.CollectFees
+struct CollectFees {
+    uint32 accountId;
 }
 
 // --- the witness (spec: witness.py), read in place from calldata --------------------------------------

@@ -162,7 +162,9 @@ def random_world(rng: random.Random, seed: int) -> EscapeWorld:
     """A random finalized state and L1 history (see the module docstring)."""
     template = World().state
     markets = [
-        MarketState(price=rng.randint(1, 10**14), price_time=m.price_time, funding_index=rng.randint(-(10**12), 10**12))
+        MarketState(
+            price=rng.randint(1, 10**14), price_time=m.price_time, funding_index=rng.randint(-(10**12), 10**12), sample_time=m.sample_time
+        )
         for m in template.markets
     ]
     accounts: dict[int, Account] = {}

@@ -1,5 +1,6 @@
-"""Helpers for the system tests: the MockOneStepProver's "true" transition and honest/dishonest
-players of the dispute game, driven from Python against anvil."""
+"""Helpers for the system tests: the MockOneStepProver's "true" transition, honest/dishonest
+players of the dispute game driven from Python against anvil, pinned block times and reverts on
+the pending block, and `Books`: the spec's bond ledger next to the chain."""
 
 from __future__ import annotations
 
@@ -9,33 +10,33 @@ from typing import Any
 
 import eth_abi
 import pytest
+from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.logs import DISCARD
 
 from optinode.l1.contracts import (
+    BURN_ADDRESS,
     Phase,
     QueueEntries,
     Reverted,
     StateParts,
     System,
+    error_name,
     error_selector,
+    transact,
     tx_proof,
 )
+from optinode.spec import bonds
 from optinode.spec.game import compute_split_points
 from optinode.spec.player import choose_first_disagreement
 from optinode.spec.crypto import keccak
 
 L1_ABI = "(uint64,bool,address,uint256,bool,address,uint256,uint256)"
 ZERO_ADDRESS = "0x" + "00" * 20
+WITNESS_TYPE = "(bytes32,bytes32,bytes,uint64,uint64,(uint64,bytes,bytes32[])[],(uint64,bytes,bytes32[])[])"
 # abi.encode(Witness) with every field empty: depositsDone = forcedDone = 0 (the mock ignores the rest)
-EMPTY_WITNESS = eth_abi.encode(
-    ["(bytes32,bytes32,bytes,uint64,uint64,(uint64,bytes,bytes32[])[],(uint64,bytes,bytes32[])[])"],
-    [(b"\0" * 32, b"\0" * 32, b"", 0, 0, [], [])],
-)
+EMPTY_WITNESS = eth_abi.encode([WITNESS_TYPE], [(b"\0" * 32, b"\0" * 32, b"", 0, 0, [], [])])
 # ... and one the mock rejects as not authenticating (accountsRoot all ones)
-BAD_WITNESS = eth_abi.encode(
-    ["(bytes32,bytes32,bytes,uint64,uint64,(uint64,bytes,bytes32[])[],(uint64,bytes,bytes32[])[])"],
-    [(b"\xff" * 32, b"\0" * 32, b"", 0, 0, [], [])],
-)
+BAD_WITNESS = eth_abi.encode([WITNESS_TYPE], [(b"\xff" * 32, b"\0" * 32, b"", 0, 0, [], [])])
 
 
 def parts_for(tag: str) -> StateParts:
@@ -147,3 +148,103 @@ def play_game(
     k = g["start"]
     system.step(step_by or challenger.address, game_id, batch.records[k], tx_proof(batch.records, k), witness, entries)
     return system.game_state(game_id)["phase"]
+
+
+# --- time and reverts on the pending block --------------------------------------------------------------
+
+
+def pin_time(system: System, now: int) -> None:
+    """The next block (the next transaction, under automine) gets timestamp `now`."""
+    system.w3.provider.make_request("evm_setNextBlockTimestamp", [now])
+
+
+def latest_time(system: System) -> int:
+    return system.w3.eth.get_block("latest")["timestamp"]
+
+
+def pending_revert(fn: Any, sender: str, value: int = 0) -> bytes | None:
+    """None if the call succeeds on the pending block (at the pinned time), else the revert data."""
+    try:
+        fn.call({"from": sender, "value": value}, block_identifier="pending")
+    except (ContractCustomError, ContractLogicError) as exc:
+        data = exc.data if isinstance(exc.data, str) else ""
+        return bytes.fromhex(data[2:]) if data.startswith("0x") else b""
+    return None
+
+
+def pending_error(fn: Any, sender: str, value: int = 0) -> str | None:
+    """None if the call succeeds on the pending block, else the custom error's name."""
+    raw = pending_revert(fn, sender, value)
+    return None if raw is None else (error_name(raw) or f"unknown: 0x{raw.hex()}")
+
+
+# --- the bond ledger next to the chain --------------------------------------------------------------------
+
+
+@dataclass
+class Books:
+    """The spec's bond ledger (`optinode.spec.bonds`) kept next to the chain, and the checks that
+    they agree: every bond (state, share per game), each party's credit, the burned total and the
+    ETH each contract holds."""
+
+    system: System
+    ledger: bonds.Ledger
+    parties: list[str]
+    burned_before: int
+
+    @classmethod
+    def open(cls, system: System, parties: Sequence[str]) -> Books:
+        p = system.params
+        ledger = bonds.genesis_ledger(bonds.BondParams(p.proposer_bond, p.challenger_bond, p.slash_reward_bps))
+        return cls(system, ledger, list(parties), system.w3.eth.get_balance(BURN_ADDRESS))
+
+    def check(self) -> None:
+        w3, rollup, ledger = self.system.w3, self.system.rollup, self.ledger
+        for batch_id, bond in ledger.bonds.items():
+            proposer, index, state, per_game = rollup.functions.bonds(batch_id).call()
+            assert (proposer, index, state, per_game) == (bond.proposer, bond.batch_index, int(bond.state), bond.reward_per_game)
+        for who in self.parties:
+            assert rollup.functions.credits(who).call() == ledger.credits.get(who, 0), who
+        assert w3.eth.get_balance(BURN_ADDRESS) - self.burned_before == ledger.burned
+        assert w3.eth.get_balance(rollup.address) == bonds.get_rollup_held(ledger)
+        assert w3.eth.get_balance(self.system.game.address) == bonds.get_game_held(ledger)
+        assert w3.eth.get_balance(self.system.bridge.address) == ledger.escaped
+
+    def forfeit(self, batch_id: int, sender: str) -> bool:
+        """forfeitBond(batch_id) through both: the same error, or both settle. True if it settled."""
+        fn = self.system.rollup.functions.forfeitBond(batch_id)
+        try:
+            after = bonds.process_forfeit_bond(self.ledger, batch_id)
+            expected = None
+        except bonds.BondRuleError as exc:
+            after, expected = self.ledger, exc.code.value
+        assert pending_error(fn, sender) == expected, (batch_id, expected)
+        if expected is None:
+            transact(self.system.w3, fn, sender)
+            self.ledger = after
+        return expected is None
+
+    def withdraw(self, who: str) -> int:
+        """withdrawCredit() from `who` through both: the same error, or both pay the same amount (to
+        the wei, gas accounted). Returns the amount."""
+        w3, fn = self.system.w3, self.system.rollup.functions.withdrawCredit()
+        try:
+            after, amount = bonds.process_withdraw(self.ledger, who)
+            expected = None
+        except bonds.BondRuleError as exc:
+            after, amount, expected = self.ledger, 0, exc.code.value
+        assert pending_error(fn, who) == expected, (who, expected)
+        if expected is None:
+            before = w3.eth.get_balance(who)
+            receipt = transact(w3, fn, who)
+            assert w3.eth.get_balance(who) == before + amount - receipt["gasUsed"] * receipt["effectiveGasPrice"]
+            self.ledger = after
+        return amount
+
+    def settle(self, sender: str) -> None:
+        """Forfeit every bond both sides can forfeit, then withdraw every credit, through both."""
+        for batch_id in list(self.ledger.bonds):
+            self.forfeit(batch_id, sender)
+        for who in self.parties:
+            self.withdraw(who)
+        self.check()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 
 from optinode.l1.contracts import deposit_acc, forced_acc, increase_time, transact
+from optinode.spec.constants import FORCED_CANCEL_ALL
+from optinode.spec.types import Deposit, DepositEntry, ForcedEntry, ForcedWithdraw
+from optinode.testing.world import World
 
 from optinode.spec.escape import compute_escape_payout
 
@@ -65,6 +68,26 @@ def test_forced_queue_is_a_hash_chain(system, users) -> None:
         assert (ev.args.index, ev.args.requester, ev.args.accountId, ev.args.amount, ev.args.acc) == (i, sender, account_id, amount, acc)
         assert system.bridge.functions.isForcedRequest(i, sender, account_id, amount).call()
         assert not system.bridge.functions.isForcedRequest(i, sender, account_id + 1, amount).call()
+
+
+def test_forced_cancel_all_enters_the_forced_queue(system, users) -> None:
+    """A censored user's cancel-all: the Bridge queues FORCED_CANCEL_ALL | floor in the forced queue's
+    amount word, and the spec's ForcedWithdraw consuming that entry raises the account's nonce floor."""
+    b = system.bridge.functions
+    index = b.forcedCount().call()
+    receipt = transact(system.w3, b.requestForcedCancelAll(0, 1_000), users[0])
+    (ev,) = events(system.bridge.events.ForcedWithdrawalRequested, receipt)
+    assert (ev.args.index, ev.args.requester, ev.args.accountId, ev.args.amount) == (index, users[0], 0, FORCED_CANCEL_ALL | 1_000)
+    assert b.isForcedRequest(index, users[0], 0, FORCED_CANCEL_ALL | 1_000).call()
+    expect_revert("InvalidAmount", lambda: transact(system.w3, b.requestForcedCancelAll(0, MAX_U64 + 1), users[0]))
+    expect_revert("InvalidAccountId", lambda: transact(system.w3, b.requestForcedCancelAll(2**32, 5), users[0]))
+    # The spec reads the entry exactly as queued.
+    w = World()
+    w.deposit_queue[0] = DepositEntry(owner=bytes.fromhex(users[0][2:]), amount=10)
+    w.must(Deposit(0))
+    w.forced_queue[0] = ForcedEntry(requester=bytes.fromhex(ev.args.requester[2:]), account_id=ev.args.accountId, amount=ev.args.amount)
+    w.must(ForcedWithdraw())
+    assert w.state.accounts[0].nonce_base == 1_000
 
 
 def test_queue_bad_input(system, users) -> None:

@@ -20,7 +20,7 @@ from optinode.l1.osp import deploy_osp
 from optinode.spec.crypto import keccak
 from optinode.spec.types import DepositEntry, L1Context
 from optinode.testing.replay import Replay
-from optinode.testing.world import World
+from optinode.testing.world import L1_DELAY, World
 
 from .support import events
 from .world import build_world
@@ -28,7 +28,10 @@ from .world import build_world
 
 @pytest.fixture
 def real_system(w3, deployer, make_system, anvil):
-    world = build_world(list(anvil.private_keys[4:8]))
+    # Expiries and price ages count against the batch's L1 time (anvil's clock): the world's genesis is
+    # set so that its L1 time (genesis + L1_DELAY) is shortly after anvil's latest block.
+    latest = w3.eth.get_block("latest")["timestamp"]
+    world = build_world(list(anvil.private_keys[4:8]), genesis_time=latest + 100 - L1_DELAY)
     prover_address = deploy_osp(w3, deployer.address)
     prover = w3.eth.contract(address=prover_address, abi=load_artifact("OneStepProver")["abi"])
     system = make_system(prover=prover, genesis_root=world.genesis_root, arity=3)
@@ -41,12 +44,13 @@ def _append(system, world, proposer, corrupt_at):
     """Append the world's transactions with the roots of a replay (corrupted or not) at a known
     L1 timestamp; return (honest replay, posted replay)."""
     w3 = system.w3
-    timestamp = w3.eth.get_block("latest")["timestamp"] + 100
+    timestamp = world.l1_timestamp  # after anvil's latest block (real_system)
+    assert timestamp > w3.eth.get_block("latest")["timestamp"]
     ctx = L1Context(
         l1_timestamp=timestamp,
         deposits={i: DepositEntry(bytes.fromhex(o[2:]), a) for i, (o, a) in enumerate(world.deposits)},
     )
-    genesis = World()  # the genesis state the world started from
+    genesis = World(world.genesis)  # the genesis state the world started from
     records = world.records()
     honest = Replay(genesis.state, records, ctx)
     assert honest.roots[-1] == world.parts().root()

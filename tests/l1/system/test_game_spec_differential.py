@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from web3.exceptions import ContractCustomError, ContractLogicError
 
-from optinode.l1.contracts import BURN_ADDRESS, System, error_args, error_name, transact, tx_proof
+from optinode.l1.contracts import System, error_args, error_name, tx_proof
 from optinode.spec import bonds
 from optinode.spec import game as spec
 from optinode.spec.player import choose_first_disagreement
 from optinode.spec.crypto import keccak
 
-from .support import EMPTY_WITNESS, MockBatch, mock_l1, post_mock_batch
+from .support import EMPTY_WITNESS, Books, MockBatch, latest_time, mock_l1, pending_revert, pin_time, post_mock_batch
 
 RECORDS = [bytes((0x04,)) if i % 3 else bytes((0x01, i % 100)) for i in range(300)]
 GAS = 3_000_000
@@ -61,24 +60,11 @@ BATCH_ERRORS = {"BatchNotLive", "BatchStillLive"}
 
 def revert_of(fn: Any, sender: str) -> tuple[str, tuple] | None:
     """None if the call succeeds on the pending block, else the custom error's name and arguments."""
-    try:
-        fn.call({"from": sender}, block_identifier="pending")
-    except (ContractCustomError, ContractLogicError) as exc:
-        data = exc.data if isinstance(exc.data, str) else ""
-        if not data.startswith("0x"):
-            return (f"unknown: {exc}", ())
-        raw = bytes.fromhex(data[2:])
-        name = error_name(raw)
-        return (name, () if name in BATCH_ERRORS else error_args(raw))
-    return None
-
-
-def pin_time(system: System, now: int) -> None:
-    system.w3.provider.make_request("evm_setNextBlockTimestamp", [now])
-
-
-def latest_time(system: System) -> int:
-    return system.w3.eth.get_block("latest")["timestamp"]
+    raw = pending_revert(fn, sender)
+    if raw is None:
+        return None
+    name = error_name(raw) or f"unknown: 0x{raw.hex()}"
+    return (name, () if name in BATCH_ERRORS else error_args(raw))
 
 
 def assert_same(system: System, live: Live) -> None:
@@ -159,65 +145,13 @@ def pick_move(
     return spec.Cancel(), system.game.functions.cancel(live.gid), sender
 
 
-@dataclass
-class Books:
-    """The spec's bond ledger next to the chain, and the check that they agree."""
-
-    system: System
-    ledger: bonds.Ledger
-    parties: list[str]
-    burned_before: int
-
-    def check(self) -> None:
-        w3, rollup, ledger = self.system.w3, self.system.rollup, self.ledger
-        for batch_id, bond in ledger.bonds.items():
-            proposer, index, state, per_game = rollup.functions.bonds(batch_id).call()
-            assert (proposer, index, state, per_game) == (bond.proposer, bond.batch_index, int(bond.state), bond.reward_per_game)
-        for who in self.parties:
-            assert rollup.functions.credits(who).call() == ledger.credits.get(who, 0), who
-        assert w3.eth.get_balance(BURN_ADDRESS) - self.burned_before == ledger.burned
-        assert w3.eth.get_balance(rollup.address) == bonds.get_rollup_held(ledger)
-        assert w3.eth.get_balance(self.system.game.address) == bonds.get_game_held(ledger)
-
-    def settle(self, sender: str) -> None:
-        """Forfeit every bond both sides can forfeit, then withdraw every credit, through both."""
-        for batch_id in list(self.ledger.bonds):
-            fn = self.system.rollup.functions.forfeitBond(batch_id)
-            try:
-                self.ledger = bonds.process_forfeit_bond(self.ledger, batch_id)
-                expected = None
-            except bonds.BondRuleError as exc:
-                expected = (exc.code.value, ())
-            got = revert_of(fn, sender)
-            assert ((got[0], ()) if got else None) == expected, (batch_id, got, expected)
-            if expected is None:
-                transact(self.system.w3, fn, sender)
-        for who in self.parties:
-            try:
-                self.ledger, _ = bonds.process_withdraw(self.ledger, who)
-                expected = None
-            except bonds.BondRuleError as exc:
-                expected = exc.code.value
-            fn = self.system.rollup.functions.withdrawCredit()
-            got = revert_of(fn, who)
-            assert (got[0] if got else None) == expected
-            if expected is None:
-                transact(self.system.w3, fn, who)
-        self.check()
-
-
 @pytest.mark.parametrize(("seed", "arity"), CASES)
 def test_contract_and_spec_agree_on_random_games(make_system, proposer, challenger, challenger2, users, seed, arity) -> None:
     rng = random.Random(seed)
     clock = rng.choice([30, 600, 1800])
     system = make_system(arity=arity, clock=clock)
     p = system.params
-    books = Books(
-        system,
-        bonds.genesis_ledger(bonds.BondParams(p.proposer_bond, p.challenger_bond, p.slash_reward_bps)),
-        [proposer, challenger, challenger2, users[0]],
-        system.w3.eth.get_balance(BURN_ADDRESS),
-    )
+    books = Books.open(system, [proposer, challenger, challenger2, users[0]])
     outcomes: dict[str, int] = {}
     for round_ in range(3):
         n = rng.choice([1, 2, 3, 17, 40, 130, 300])

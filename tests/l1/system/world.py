@@ -11,7 +11,7 @@ from optinode.spec.commitment import encode_account, encode_globals
 from optinode.spec.margin import compute_settled_funding, get_total_value
 from optinode.spec.types import FundingTick
 from optinode.testing.replay import state_parts
-from optinode.testing.world import ETH, ETH_UNIT, GENESIS_TIME, USD, World, price_of
+from optinode.testing.world import ETH, ETH_UNIT, GENESIS_TIME, USD, World, make_genesis, price_of
 from optinode.wallet import Key
 
 NAMES = ("alice", "bob", "carol", "dave")
@@ -53,12 +53,13 @@ class L1World(World):
         return self.account(name).withdrawn
 
 
-def build_world(private_keys: list[str]) -> L1World:
+def build_world(private_keys: list[str], genesis_time: int = GENESIS_TIME) -> L1World:
     """alice and bob trade 2 ETH at 3000 (alice long); dave is long 3 ETH with 1,000 USD against
     carol, both paying a 0.1% fee; funding moves (longs pay); ETH drops to 2666.5, so dave's value
     turns slightly negative (about -10 USD, less than the 18 USD of fees: the state stays solvent);
     alice and carol withdraw."""
-    w = L1World(keys={name: Key(bytes.fromhex(key.removeprefix("0x"))) for name, key in zip(NAMES, private_keys)})
+    keys = {name: Key(bytes.fromhex(key.removeprefix("0x"))) for name, key in zip(NAMES, private_keys)}
+    w = L1World(make_genesis(time=genesis_time), keys=keys)
     w.genesis_root = w.root()
     w.deposit("alice", 10_000 * USD)
     w.deposit("bob", 10_000 * USD)
@@ -66,9 +67,9 @@ def build_world(private_keys: list[str]) -> L1World:
     w.deposit("dave", 1_000 * USD)
     w.must(w.trade("alice", "bob", 2 * ETH_UNIT, maker_buys=True))
     w.must(w.trade("carol", "dave", 3 * ETH_UNIT, fee_rate=1000))
-    w.must(FundingTick(GENESIS_TIME + 1000, (20_001, 0)))
+    w.must(FundingTick(genesis_time + 1000, (20_001, 0)))
     # dave: 1,000 - 9 fee - 1,000.5 loss - 0.6 funding < 0
-    w.set_price(ETH, price_of(ETH, "2666.5"), GENESIS_TIME + 2000)
+    w.set_price(ETH, price_of(ETH, "2666.5"), genesis_time + 2000)
     w.must(w.withdraw("alice", 1_000 * USD))
     w.must(w.withdraw("carol", 300 * USD))
     w.root()

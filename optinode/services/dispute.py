@@ -1,0 +1,258 @@
+"""The dispute player, for both roles: the challenger in a verifier, the defender in the sequencer.
+
+    player = Player(deps, roots=…, step_input=…, targets=…)   # what each role knows about batches
+    player.load(follower.stored_events())                      # its memory: the game contract + the store
+    await run(player, heads)                                   # acts once per L1 head
+
+Strategy is `spec/player.py`'s (pure: the move to make now, given the game as the contract holds it
+and the player's own roots); this module reads the game (``getGame`` + the last ``Bisected`` roots
+from the follower's stored events), asks the strategy, and sends the move with the L1 sender. It
+keeps no state of its own that is not on L1 or in the store: after a crash `load` rebuilds it, and
+the sender's records (one logical item per game, move number and kind) mean a move is never sent
+twice, a reverted one is retried under the next attempt number.
+
+- **Challenger**: ``targets()`` names the batches to challenge (the verifier's first invalid live
+  batch, inside its window); a game is opened on each with the challenger bond unless this key
+  already has one on that batch. In its games it chooses the first part it disagrees with, steps a
+  one-transaction segment with the witness from its checkpoint, and claims the proposer's timeout.
+- **Defender**: in games against this key's batches it posts its roots at the split points and
+  claims the challenger's timeout; an honest batch can only be upheld by the step.
+
+Alerts are structured log lines (``alert=…``): game opened, each move, won or lost, and a clock of
+ours below ``clock_warning`` seconds.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import eth_abi
+import trio
+
+from optinode.l1 import events
+from optinode.l1.follower import Head, Reorg
+from optinode.l1.rpc import RpcClient, hexbytes
+from optinode.l1.sender import Sender, SendRejected
+from optinode.spec.crypto import keccak
+from optinode.spec.game import Bisect, Choose, Game, Phase, Side, Step, Timeout, is_over, time_left, turn
+from optinode.spec.player import honest_challenger_move, honest_proposer_move
+
+__all__ = ["GAME_TUPLE", "Player", "PlayerDeps", "StepInput", "read_game", "run"]
+
+log = logging.getLogger("optinode.services.dispute")
+
+OPEN_ITEM = 1 << 48  # sender items: opening a game on batch id b is OPEN_ITEM + 16 b + attempt
+MOVE_ITEM = 1 << 56  # a move: MOVE_ITEM + (game << 16) + (move number << 6) + (kind << 3) + attempt
+ATTEMPTS = 8
+GAME_TUPLE = "(uint64,uint64,uint64,uint64,address,uint64,uint8,address,uint48,uint48,bytes32,bytes32,bytes32)"
+ENTRIES_TUPLE = "(address,uint256,address,uint256,uint256)"
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(signature.encode())[:4]
+
+
+OPEN = _selector("open(uint256)")
+BISECT = _selector("bisect(uint256,bytes32[])")
+CHOOSE = _selector("choose(uint256,bytes32[],uint256)")
+STEP = _selector(f"step(uint256,bytes,bytes32[],bytes,{ENTRIES_TUPLE})")
+TIMEOUT = _selector("timeout(uint256)")
+GET_GAME = _selector("getGame(uint256)")
+_KIND = {Bisect: 1, Choose: 2, Step: 3, Timeout: 4}
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """What DisputeGame.step takes besides the game id."""
+
+    record: bytes
+    tx_proof: Sequence[bytes]
+    witness: bytes  # abi-encoded (osp.encode_witness)
+    entries: tuple[bytes, int, bytes, int, int]  # deposit owner, amount, forced requester, account id, amount
+
+
+@dataclass
+class OnChainGame:
+    game_id: int
+    batch_index: int
+    batch_id: int
+    challenger: bytes
+    proposer: bytes
+    game: Game
+
+
+@dataclass
+class PlayerDeps:
+    rpc: RpcClient
+    sender: Sender
+    game_address: bytes
+    arity: int
+    challenger_bond: int
+    clock_warning: int = 20  # seconds left on our clock before a warning
+
+
+async def read_game(rpc: RpcClient, game_address: bytes, game_id: int, tx_count: int, arity: int, roots: tuple[bytes, ...]) -> OnChainGame:
+    data = await rpc.eth_call({"to": hexbytes(game_address), "data": hexbytes(GET_GAME + eth_abi.encode(["uint256"], [game_id]))})
+    (g,) = eth_abi.decode([GAME_TUPLE], data)
+    batch_index, batch_id, start, end, challenger, turn_start, phase, proposer, p_left, c_left, start_root, end_root, _ = g
+    game = Game(tx_count=tx_count, arity=arity, start=start, end=end, start_root=start_root, end_root=end_root, phase=Phase(phase),
+                turn_start=turn_start, proposer_time_left=p_left, challenger_time_left=c_left, roots=roots)
+    return OnChainGame(game_id, batch_index, batch_id, bytes.fromhex(challenger[2:]), bytes.fromhex(proposer[2:]), game)
+
+
+@dataclass
+class _Known:
+    opened: Any  # GameOpened
+    roots: tuple[bytes, ...] = ()  # of the last Bisected
+    moves: int = 0  # Bisected + Chosen seen
+    resolved: int | None = None  # GameResolved.outcome
+
+
+@dataclass
+class Player:
+    deps: PlayerDeps
+    # batch index -> my roots after every transaction (None: I have no view of that batch)
+    roots: Callable[[int], Any]  # -> Sequence[bytes] | None, or an awaitable of it
+    # (batch index, tx index) -> the one-step proof input (challenger); None for a defender
+    step_input: Callable[[int, int], StepInput] | None = None
+    # [(batch index, batch id)] to challenge now (challenger); None for a defender
+    targets: Callable[[], list[tuple[int, int]]] | None = None
+    # the follower's stored events (the player's memory, re-read after a reorg)
+    stored: Callable[[], Iterable[Any]] = tuple
+    games: dict[int, _Known] = field(default_factory=dict)
+    last_seen: dict[int, OnChainGame] = field(default_factory=dict)  # for the status surface
+    _reported: set[int] = field(default_factory=set)
+
+    @property
+    def me(self) -> bytes:
+        return self.deps.sender.address
+
+    # --- memory -------------------------------------------------------------------------------------
+
+    def load(self, stored: Iterable[Any]) -> None:
+        self.games = {}
+        for event in stored:
+            self.note(event)
+
+    def note(self, event: Any) -> None:
+        if isinstance(event, events.GameOpened):
+            if self.me in (event.challenger, event.proposer):
+                self.games.setdefault(event.game_id, _Known(event))
+        elif isinstance(event, events.Bisected) and event.game_id in self.games:
+            known = self.games[event.game_id]
+            known.roots, known.moves = tuple(event.roots), known.moves + 1
+        elif isinstance(event, events.Chosen) and event.game_id in self.games:
+            self.games[event.game_id].moves += 1
+        elif isinstance(event, events.GameResolved) and event.game_id in self.games:
+            self.games[event.game_id].resolved = event.outcome
+
+    # --- acting -------------------------------------------------------------------------------------
+
+    async def _send(self, base: int, label: str, data: bytes, value: int = 0) -> bool:
+        sender = self.deps.sender
+        for attempt in range(ATTEMPTS):
+            record = sender.record(base + attempt)
+            if record is None:
+                break
+            if record.status != "reverted":
+                return False  # sent already: its event will tell
+        else:
+            log.error("%s: %d attempts reverted; giving up", label, ATTEMPTS)
+            return False
+        try:
+            await sender.submit(item=base + attempt, to=self.deps.game_address, data=data, value=value, label=label)
+        except SendRejected as error:
+            log.info("%s not accepted yet (%s); retrying at the next head", label, error)
+            return False
+        return True
+
+    async def open_games(self) -> None:
+        if self.targets is None:
+            return
+        mine = {k.opened.batch_id for k in self.games.values() if k.opened.challenger == self.me}
+        for index, batch_id in self.targets():
+            if batch_id in mine:
+                continue
+            data = OPEN + eth_abi.encode(["uint256"], [index])
+            if await self._send(OPEN_ITEM + 16 * batch_id, f"open game on batch {index}", data, self.deps.challenger_bond):
+                log.warning("alert=game_opening batch=%d batch_id=%d bond=%d", index, batch_id, self.deps.challenger_bond)
+
+    async def act(self, head: Head) -> None:
+        await self.open_games()
+        for game_id, known in list(self.games.items()):
+            if known.resolved is not None:
+                self._report_end(game_id, known)
+                continue
+            try:
+                await self._play(game_id, known, head.timestamp)
+            except LookupError as error:
+                log.error("game %d: cannot play (%s)", game_id, error)
+
+    def _report_end(self, game_id: int, known: _Known) -> None:
+        if game_id in self._reported:
+            return
+        self._reported.add(game_id)
+        outcome = Phase(known.resolved) if known.resolved is not None else None
+        mine = Phase.CHALLENGER_WON if known.opened.challenger == self.me else Phase.PROPOSER_WON
+        verdict = "won" if outcome == mine else "cancelled" if outcome == Phase.CANCELLED else "lost"
+        (log.warning if verdict == "lost" else log.info)("alert=game_%s game=%d batch=%d outcome=%s", verdict, game_id,
+                                                         known.opened.batch_index, outcome.name if outcome else "?")
+
+    async def _play(self, game_id: int, known: _Known, now: int) -> None:
+        opened = known.opened
+        onchain = await read_game(self.deps.rpc, self.deps.game_address, game_id, opened.tx_count, self.deps.arity, known.roots)
+        game = onchain.game
+        self.last_seen[game_id] = onchain
+        if is_over(game):
+            known.resolved = int(game.phase)
+            self._report_end(game_id, known)
+            return
+        side = Side.CHALLENGER if onchain.challenger == self.me else Side.PROPOSER
+        true_roots = self.roots(onchain.batch_index)
+        if inspect.isawaitable(true_roots):
+            true_roots = await true_roots
+        if true_roots is None:
+            log.error("game %d: no view of batch %d to play from", game_id, onchain.batch_index)
+            return
+        if turn(game) == side:
+            left = time_left(game, max(now, game.turn_start))[0 if side == Side.PROPOSER else 1]
+            if left < self.deps.clock_warning:
+                log.warning("alert=clock_low game=%d side=%s left=%d", game_id, side.name, left)
+        strategy = honest_challenger_move if side == Side.CHALLENGER else honest_proposer_move
+        move = strategy(game, true_roots, max(now, game.turn_start))
+        if move is None:
+            return
+        base = MOVE_ITEM + (game_id << 16) + (known.moves << 6) + (_KIND[type(move)] << 3)
+        label = f"game {game_id} {type(move).__name__.lower()} [{game.start},{game.end}]"
+        if isinstance(move, Bisect):
+            data = BISECT + eth_abi.encode(["uint256", "bytes32[]"], [game_id, list(move.roots)])
+        elif isinstance(move, Choose):
+            data = CHOOSE + eth_abi.encode(["uint256", "bytes32[]", "uint256"], [game_id, list(move.roots), move.part])
+        elif isinstance(move, Step):
+            if self.step_input is None:
+                return
+            s = self.step_input(onchain.batch_index, game.start)
+            data = STEP + eth_abi.encode(["uint256", "bytes", "bytes32[]", "bytes", ENTRIES_TUPLE],
+                                         [game_id, s.record, list(s.tx_proof), s.witness, s.entries])
+        else:
+            data = TIMEOUT + eth_abi.encode(["uint256"], [game_id])
+        if await self._send(base, label, data):
+            log.info("alert=game_move game=%d batch=%d side=%s move=%s segment=[%d,%d]", game_id, onchain.batch_index, side.name,
+                     type(move).__name__, game.start, game.end)
+
+
+async def run(player: Player, inbox: trio.MemoryReceiveChannel[Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The player as a service: its inbox carries the follower's game events, heads and reorgs."""
+    task_status.started()
+    async with inbox:
+        async for message in inbox:
+            if isinstance(message, Head):
+                await player.act(message)
+            elif isinstance(message, Reorg):
+                player.load(player.stored())  # the follower's store already holds the chain as it is now
+            else:
+                player.note(message)

@@ -1,0 +1,215 @@
+"""The verifier's replay: every live batch L1 holds, replayed with the spec from the previous batch's
+checkpoint, its posted root compared with the one the spec computes.
+
+    replayer = Replayer(store, genesis_state)
+    replayer.note_queue_event(deposited)                  # Bridge queue entries (from the follower)
+    verdict = replayer.verify(batch_appended, data, ts)   # data: the framed records from the calldata
+    replayer.discard_from(index)                          # Rollup.BatchesDiscarded, or an L1 reorg
+    replay = replayer.replay_of(index)                    # roots after every tx + witnesses, for a game
+
+What a verifier needs comes from L1 alone: the batch bytes are the input of its append transaction
+(`batch_fetcher`), the L1 time is the append block's timestamp (the Rollup records it as the batch's
+timestamp, and every spec check against the L1 time is an upper bound, so an honest sequencer that
+applied a transaction earlier is replayed the same), and the queue entries are the Bridge's events.
+
+**Store.** Each verified batch (`keys.verified_batch`: raw data, posted root, the replay's root and
+verdict, the append transaction it came from and the one before it) and the honest state after it
+(`keys.verifier_checkpoint`) go in one write batch, so a game replays at most one batch. A
+checkpoint names the append transaction it follows: after a discard or a reorg a new batch at the
+same index never builds on a stale state. Queue entries are not copied: the follower already stores
+the Bridge's events (`Follower.stored_events`), which are read back at start-up.
+
+**Verdicts.** ``valid``; ``invalid`` (the spec's root differs from the posted one: challenge it);
+``descends`` (its parent is invalid: its pre-root is one the honest replay never agreed with, so no
+game on it can be won; it falls with the first invalid batch, which is the one challenged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from optinode.l1 import events
+from optinode.services.journal import decode_state, encode_state
+from optinode.spec.batch_framing import split_records
+from optinode.spec.commitment import Commitment
+from optinode.spec.record_codec import decode_transaction
+from optinode.spec.state import State
+from optinode.spec.transition import state_transition
+from optinode.spec.types import DepositEntry, ForcedEntry, L1Context
+from optinode.store import keys
+from optinode.store.codec import Codec
+from optinode.store.kv import KV
+from optinode.testing.replay import Replay
+
+__all__ = ["VALID", "INVALID", "DESCENDS", "Replayer", "VerifiedBatch"]
+
+log = logging.getLogger("optinode.services.replayer")
+
+VALID, INVALID, DESCENDS = "valid", "invalid", "descends"
+GENESIS_TX = bytes(32)  # the "append transaction" of batch 0
+
+
+class VerifiedBatch(msgspec.Struct, frozen=True, kw_only=True):
+    index: int
+    batch_id: int
+    tx_hash: bytes  # the append transaction (its input holds `data`)
+    parent_tx: bytes  # the append transaction of batch index - 1 this verdict was computed on
+    block_number: int
+    timestamp: int  # the append block's time: the batch's L1 time
+    proposer: bytes
+    data: bytes  # the framed records, as posted
+    tx_count: int
+    posted_root: bytes
+    computed_root: bytes | None  # None when not replayed (descends from an invalid batch)
+    verdict: str
+    first_bad: int | None = None  # the first transaction index whose root is wrong (found for a game)
+
+
+class VerifierCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    index: int
+    tx_hash: bytes  # the append transaction of the batch this is the state after
+    state: bytes  # msgpack of the spec State
+
+
+BATCH = Codec(VerifiedBatch)
+CHECKPOINT = Codec(VerifierCheckpoint)
+
+
+class Replayer:
+    def __init__(self, store: KV, genesis: State) -> None:
+        self.store = store
+        self.deposits: dict[int, DepositEntry] = {}
+        self.forced: dict[int, ForcedEntry] = {}
+        self._tip: tuple[int, bytes, State, Commitment] | None = None  # the last replayed batch, kept in memory
+        self._replays: dict[tuple[int, bytes], Replay] = {}
+        if self.store.get(keys.verifier_checkpoint(0)) is None:
+            with self.store.write_batch(sync=True) as batch:
+                batch.put(keys.verifier_checkpoint(0), CHECKPOINT.encode(VerifierCheckpoint(index=0, tx_hash=GENESIS_TX, state=encode_state(genesis))))
+
+    # --- queue entries ------------------------------------------------------------------------------
+
+    def note_queue_event(self, event: Any) -> None:
+        if isinstance(event, events.Deposited):
+            self.deposits[event.index] = DepositEntry(event.owner, event.amount)
+        elif isinstance(event, events.ForcedWithdrawalRequested):
+            self.forced[event.index] = ForcedEntry(event.requester, event.account_id, event.amount)
+
+    def forget_queue_event(self, event: Any) -> None:
+        if isinstance(event, events.Deposited):
+            self.deposits.pop(event.index, None)
+        elif isinstance(event, events.ForcedWithdrawalRequested):
+            self.forced.pop(event.index, None)
+
+    def context(self, timestamp: int) -> L1Context:
+        return L1Context(timestamp, deposits=self.deposits, forced=self.forced)
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def batch(self, index: int) -> VerifiedBatch | None:
+        return self.store.get_value(keys.verified_batch(index), BATCH)
+
+    def batches(self, from_index: int = 1) -> list[VerifiedBatch]:
+        stop = keys.prefix_end(keys.prefix_of(keys.Prefix.VERIFIED_BATCH))
+        return [BATCH.decode(v, key=k) for k, v in self.store.iterate(start=keys.verified_batch(from_index), stop=stop)]
+
+    def synced(self) -> int:
+        """The highest batch index replayed (0: only genesis)."""
+        last = self.store.last(keys.prefix_of(keys.Prefix.VERIFIED_BATCH))
+        return 0 if last is None else keys.parse_verified_batch(last[0])
+
+    def checkpoint(self, index: int) -> VerifierCheckpoint | None:
+        return self.store.get_value(keys.verifier_checkpoint(index), CHECKPOINT)
+
+    # --- verify -------------------------------------------------------------------------------------
+
+    def _parent_tx(self, index: int) -> bytes | None:
+        if index == 1:
+            return GENESIS_TX
+        parent = self.batch(index - 1)
+        return None if parent is None else parent.tx_hash
+
+    def _pre_state(self, index: int, parent_tx: bytes) -> tuple[State, Commitment]:
+        tip = self._tip
+        if tip is not None and tip[0] == index - 1 and tip[1] == parent_tx:
+            return tip[2], tip[3]
+        checkpoint = self.checkpoint(index - 1)
+        if checkpoint is None or checkpoint.tx_hash != parent_tx:
+            raise LookupError(f"no checkpoint after batch {index - 1} (append 0x{parent_tx.hex()[:16]})")
+        state = decode_state(checkpoint.state)
+        return state, Commitment.from_state(state)
+
+    def verify(self, appended: Any, data: bytes, timestamp: int) -> VerifiedBatch:
+        """Replay batch ``appended.index`` (a BatchAppended event) from the checkpoint before it."""
+        index = appended.index
+        parent_tx = self._parent_tx(index)
+        if parent_tx is None:
+            raise LookupError(f"batch {index - 1} has not been verified; batches are verified in order")
+        parent = self.batch(index - 1) if index > 1 else None
+        records = split_records(data)
+        fields = dict(index=index, batch_id=appended.id, tx_hash=appended.tx_hash, parent_tx=parent_tx, block_number=appended.block_number,
+                      timestamp=timestamp, proposer=appended.proposer, data=data, tx_count=len(records), posted_root=appended.state_root)
+        if parent is not None and parent.verdict != VALID:
+            verdict = VerifiedBatch(**fields, computed_root=None, verdict=DESCENDS)
+            with self.store.write_batch(sync=True) as batch:
+                batch.put(keys.verified_batch(index), BATCH.encode(verdict))
+            return verdict
+        state, commitment = self._pre_state(index, parent_tx)
+        ctx = self.context(timestamp)
+        for record in records:
+            state_transition(state, decode_transaction(record), ctx)
+        root = commitment.update(state)
+        verdict = VerifiedBatch(**fields, computed_root=root, verdict=VALID if root == appended.state_root else INVALID)
+        with self.store.write_batch(sync=True) as batch:
+            batch.put(keys.verified_batch(index), BATCH.encode(verdict))
+            batch.put(keys.verifier_checkpoint(index), CHECKPOINT.encode(VerifierCheckpoint(index=index, tx_hash=appended.tx_hash,
+                                                                                              state=encode_state(state))))
+        self._tip = (index, appended.tx_hash, state, commitment)
+        return verdict
+
+    # --- unwinding ----------------------------------------------------------------------------------
+
+    def discard_from(self, index: int) -> list[int]:
+        """Forget batches ``index`` and later (discarded on L1, or removed by a reorg)."""
+        gone = [b.index for b in self.batches(index)]
+        with self.store.write_batch(sync=True) as batch:
+            for i in gone:
+                batch.delete(keys.verified_batch(i))
+                batch.delete(keys.verifier_checkpoint(i))
+        if self._tip is not None and self._tip[0] >= index:
+            self._tip = None
+        self._replays = {k: v for k, v in self._replays.items() if k[0] < index}
+        return gone
+
+    # --- games --------------------------------------------------------------------------------------
+
+    def replay_of(self, index: int) -> Replay:
+        """The honest roots after every transaction of batch ``index`` and its witnesses (one batch
+        replayed from the checkpoint before it; cached while the batch is live)."""
+        verified = self.batch(index)
+        if verified is None:
+            raise LookupError(f"batch {index} is not verified")
+        key = (index, verified.tx_hash)
+        replay = self._replays.get(key)
+        if replay is None:
+            checkpoint = self.checkpoint(index - 1)
+            if checkpoint is None or checkpoint.tx_hash != verified.parent_tx:
+                raise LookupError(f"no checkpoint before batch {index}")
+            replay = Replay(decode_state(checkpoint.state), split_records(verified.data), self.context(verified.timestamp))
+            self._replays[key] = replay
+        return replay
+
+
+def live_batches(stored: Iterable[Any]) -> dict[int, Any]:
+    """The Rollup's live batches {index: BatchAppended} from its events in chain order."""
+    live: dict[int, Any] = {}
+    for event in stored:
+        if isinstance(event, events.BatchAppended):
+            live[event.index] = event
+        elif isinstance(event, events.BatchesDiscarded):
+            for i in [i for i in live if i >= event.from_index]:
+                del live[i]
+    return live

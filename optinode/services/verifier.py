@@ -1,0 +1,291 @@
+"""The verifier node: follows L1 alone, replays every batch with the spec, challenges wrong roots.
+
+    trio.run(run_verifier, settings)
+
+```
+ l1.follower ─► intake ─► batch_fetcher (append calldata) ─► replayer (spec, checkpoints in LevelDB) ─► verdicts
+                   └──► dispute player (challenger) ─► l1.sender ─► L1 DisputeGame
+```
+
+It never talks to the sequencer: batches come from the input of their append transactions, queue
+entries from the Bridge's events, the L1 time from the append block. The intake applies the
+follower's outputs in chain order: queue entries, appends (fetched, replayed, compared),
+discards, and, after a reorg or a fetch that failed because the chain moved, a reconciliation of
+the stored verdicts with the live batches the follower's stored events describe (a batch whose
+append transaction changed is re-fetched and replayed; nothing else is). Game events and heads go on
+to the dispute player, which acts once per head.
+
+Alerts are structured log lines (``alert=invalid_batch``, ``alert=game_*``, ``alert=l1_unreachable``);
+`status.json` in the data directory is rewritten at every head for `optinode verifier status`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from optinode.config import Config, Secret
+from optinode.l1 import events
+from optinode.l1 import follower as follower_mod
+from optinode.l1 import sender as sender_mod
+from optinode.l1.contracts import tx_proof
+from optinode.l1.deploy import Deployment
+from optinode.l1.follower import Follower, Head, Reorg
+from optinode.l1.osp import encode_witness
+from optinode.l1.rpc import RpcClient, RpcUnavailable
+from optinode.l1.sender import Sender, SenderPolicy
+from optinode.services import dispute
+from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
+from optinode.services.faults import Faults
+from optinode.services.signals import stop_on_signal
+from optinode.services.replayer import INVALID, VALID, Replayer, live_batches
+from optinode.spec.crypto import keccak
+from optinode.spec.genesis import create_genesis_state
+from optinode.config import parse_address
+from optinode.store.db import open_store
+
+__all__ = ["Verifier", "VerifierSettings", "run_verifier"]
+
+log = logging.getLogger("optinode.verifier")
+
+L1_OUTPUTS = 256
+PLAYER_INBOX = 256
+_GAME_EVENTS = (events.GameOpened, events.Bisected, events.Chosen, events.Stepped, events.GameResolved)
+ZERO_ADDRESS = bytes(20)
+
+
+@dataclass
+class VerifierSettings:
+    config: Config
+    deployment: Deployment
+    data_dir: Path
+    rpc_url: str
+    challenger_key: Secret | None = None  # None: watch and alert only
+    faults: Faults = field(default_factory=Faults)
+
+
+class Verifier:
+    """The intake: follower outputs in, verdicts in the store, game events and heads out."""
+
+    def __init__(self, settings: VerifierSettings, store: Any, rpc: RpcClient, follower: Follower) -> None:
+        self.settings = settings
+        self.deployment = settings.deployment
+        self.params = settings.deployment.params
+        self.rollup = parse_address(self.deployment.contracts.rollup)
+        self.rpc = rpc
+        self.follower = follower
+        genesis = create_genesis_state(self.deployment.genesis(settings.config))
+        self.replayer = Replayer(store, genesis)
+        self.head: Head | None = None
+        self.last_final = 0
+        self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
+        self.alerted: set[bytes] = set()
+        self.player: dispute.Player | None = None
+        for event in follower.stored_events():
+            self.replayer.note_queue_event(event)
+            if isinstance(event, events.BatchFinalized):
+                self.last_final = max(self.last_final, event.index)
+
+    # --- the replay -----------------------------------------------------------------------------------
+
+    async def _verify(self, appended: Any) -> None:
+        data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
+        verdict = self.replayer.verify(appended, data, timestamp)
+        if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
+            self.alerted.add(verdict.tx_hash)
+            log.warning("alert=invalid_batch batch=%d batch_id=%d block=%d posted=0x%s computed=0x%s txs=%d", verdict.index,
+                        verdict.batch_id, verdict.block_number, verdict.posted_root.hex(), verdict.computed_root.hex(), verdict.tx_count)
+        elif verdict.verdict == VALID:
+            log.info("batch %d verified: %d txs, root 0x%s", verdict.index, verdict.tx_count, verdict.posted_root.hex()[:16])
+        else:
+            log.info("batch %d builds on an invalid batch (it falls with it)", verdict.index)
+
+    async def reconcile(self) -> None:
+        """Make the stored verdicts those of the live batches the follower's events describe."""
+        live = live_batches(self.follower.stored_events())
+        previous = bytes(32)
+        for index in sorted(live):
+            event = live[index]
+            stored = self.replayer.batch(index)
+            if stored is None or stored.tx_hash != event.tx_hash or stored.parent_tx != previous:
+                if stored is not None:
+                    log.info("batch %d: its append changed on L1; replaying again", index)
+                self.replayer.discard_from(index)
+                await self._verify(event)
+            previous = event.tx_hash
+        beyond = max(live, default=0) + 1
+        self.replayer.discard_from(beyond)
+        self.dirty = False
+
+    async def take(self, output: Any) -> bool:
+        """Apply one follower output; True if the dispute player should see it."""
+        if isinstance(output, (events.Deposited, events.ForcedWithdrawalRequested)):
+            self.replayer.note_queue_event(output)
+        elif isinstance(output, events.BatchAppended):
+            if not self.dirty:
+                try:
+                    await self._verify(output)
+                except (BatchUnavailable, LookupError) as error:
+                    log.info("batch %d not verified yet (%s); reconciling at the next head", output.index, error)
+                    self.dirty = True
+        elif isinstance(output, events.BatchesDiscarded):
+            gone = self.replayer.discard_from(output.from_index)
+            log.warning("alert=batches_discarded from=%d to=%d challenger=0x%s (%d verdicts dropped)", output.from_index,
+                        output.to_index, output.challenger.hex(), len(gone))
+        elif isinstance(output, events.BatchFinalized):
+            self.last_final = max(self.last_final, output.index)
+            log.info("batch %d final on L1", output.index)
+        elif isinstance(output, Reorg):
+            for event in output.removed:
+                self.replayer.forget_queue_event(event)
+                if isinstance(event, events.BatchFinalized):
+                    self.last_final = min(self.last_final, event.index - 1)
+            self.dirty = True
+            return True
+        elif isinstance(output, Head):
+            if self.dirty:
+                try:
+                    await self.reconcile()
+                except (BatchUnavailable, LookupError) as error:
+                    log.info("reconciling with L1 failed (%s); retrying at the next head", error)
+            self.head = output
+            return True
+        return isinstance(output, _GAME_EVENTS)
+
+    # --- what the challenger plays with --------------------------------------------------------------
+
+    def targets(self) -> list[tuple[int, int]]:
+        """The first invalid live batch, while its window is open (later ones fall with it)."""
+        if self.head is None or self.dirty:
+            return []
+        forced = self.settings.faults.challenge
+        for verdict in self.replayer.batches():
+            wrong = verdict.verdict == INVALID or (forced is not None and verdict.index == forced[0])
+            if wrong:
+                if self.head.timestamp < verdict.timestamp + self.params.challenge_window:
+                    return [(verdict.index, verdict.batch_id)]
+                return []
+            if verdict.verdict != VALID:
+                return []
+        return []
+
+    def roots(self, index: int) -> list[bytes] | None:
+        try:
+            roots = list(self.replayer.replay_of(index).roots)
+        except LookupError:
+            return None
+        forced = self.settings.faults.challenge
+        if forced is not None and forced[0] == index:  # devnet fault: a challenger wrong from tx k on
+            for i in range(forced[1] + 1, len(roots)):
+                roots[i] = keccak(b"malicious" + i.to_bytes(8, "big"))
+        return roots
+
+    def step_input(self, index: int, k: int) -> dispute.StepInput:
+        replay = self.replayer.replay_of(index)
+        witness, state = replay.witness(k)
+        deposit = self.replayer.deposits.get(state.deposits_done)
+        forced = self.replayer.forced.get(state.forced_done)
+        entries = (
+            deposit.owner if deposit else ZERO_ADDRESS,
+            deposit.amount if deposit else 0,
+            forced.requester if forced else ZERO_ADDRESS,
+            forced.account_id if forced else 0,
+            forced.amount if forced else 0,
+        )
+        return dispute.StepInput(replay.records[k], tx_proof(replay.records, k), encode_witness(witness), entries)
+
+    # --- the watchtower surface ----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        head = self.head
+        batches = self.replayer.batches()
+        pending = [
+            {"batch": b.index, "verdict": b.verdict, "window_ends": b.timestamp + self.params.challenge_window,
+             "seconds_left": max(0, b.timestamp + self.params.challenge_window - head.timestamp) if head else None}
+            for b in batches if b.index > self.last_final
+        ]
+        games = []
+        if self.player is not None:
+            for game_id, known in sorted(self.player.games.items()):
+                view = self.player.last_seen.get(game_id)
+                games.append({
+                    "game": game_id, "batch": known.opened.batch_index, "role": "challenger" if known.opened.challenger == self.player.me else "proposer",
+                    "resolved": known.resolved, "phase": view.game.phase.name if view else None,
+                    "segment": [view.game.start, view.game.end] if view else None,
+                    "proposer_time_left": view.game.proposer_time_left if view else None,
+                    "challenger_time_left": view.game.challenger_time_left if view else None,
+                    "turn_start": view.game.turn_start if view else None,
+                })
+        at_stake = sum(1 for g in games if g["resolved"] is None and g["role"] == "challenger") * self.params.challenger_bond
+        return {
+            "l1_head": head.number if head else None, "l1_time": head.timestamp if head else None,
+            "synced_batch": self.replayer.synced(), "last_final": self.last_final,
+            "invalid_batches": [b.index for b in batches if b.verdict == INVALID],
+            "pending": pending, "games": games, "bonds_at_stake_wei": at_stake,
+            "challenger": ("0x" + self.player.me.hex()) if self.player else None,
+        }
+
+    def write_status(self) -> None:
+        path = self.settings.data_dir / "status.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status(), indent=2))
+        os.replace(tmp, path)
+
+
+async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], player: trio.MemorySendChannel[Any] | None,
+                  *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    task_status.started()
+    async with outputs:
+        async for output in outputs:
+            forward = await verifier.take(output)
+            if isinstance(output, Head):
+                verifier.write_status()
+            if forward and player is not None:
+                await player.send(output)
+
+
+
+async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    deployment, node = settings.deployment, settings.config.node
+    assert deployment.params is not None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.data_dir / "db", identity=deployment.store_identity("verifier"))
+    try:
+        rpc = RpcClient(settings.rpc_url)
+        follower = Follower.for_deployment(rpc, store, deployment, node)
+        verifier = Verifier(settings, store, rpc, follower)
+        outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(stop_on_signal, nursery.cancel_scope)
+            player_send = None
+            if settings.challenger_key is not None:
+                sender = Sender(rpc, store, settings.challenger_key.account(), chain_id=deployment.chain_id,
+                                policy=SenderPolicy.from_config(node.sender, settle_depth=node.reorg_window))
+                params = deployment.params
+                deps = dispute.PlayerDeps(rpc=rpc, sender=sender, game_address=parse_address(deployment.contracts.game), arity=params.arity,
+                                          challenger_bond=params.challenger_bond, clock_warning=max(1, params.clock // 3))
+                player = dispute.Player(deps, roots=verifier.roots, step_input=verifier.step_input, targets=verifier.targets,
+                                        stored=follower.stored_events)
+                player.load(follower.stored_events())
+                verifier.player = player
+                await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, None)
+                player_send, player_receive = trio.open_memory_channel(PLAYER_INBOX)
+                await nursery.start(dispute.run, player, player_receive)
+            await nursery.start(_intake, verifier, outputs_receive, player_send)
+            await nursery.start(partial(follower_mod.run, poll_interval=node.poll_interval), follower, outputs_send)
+            log.info("verifier running: batch %d verified, challenger %s", verifier.replayer.synced(),
+                     settings.challenger_key.account().address if settings.challenger_key else "none (watch only)")
+            task_status.started()
+    except* RpcUnavailable as group:
+        log.error("alert=l1_unreachable %s", group.exceptions[0])
+        raise
+    finally:
+        store.close()
+        log.info("store closed")

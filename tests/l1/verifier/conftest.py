@@ -1,0 +1,88 @@
+"""A deployed rollup, a real `optinode sequencer` (optionally with a devnet fault) and real
+`optinode verifier` processes on the session's anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from optinode.testing.seqnode import DevChain, Sequencer, optinode_command, optinode_env
+
+from ..sequencer.conftest import chain, users, world  # noqa: F401 - the same fixtures
+
+CHALLENGER_KEYS = (5, 6)  # anvil accounts used as challengers (alice, bob are 2 and 3)
+
+
+class VerifierProc:
+    """One `optinode verifier run` process; its status is the JSON it rewrites at every head."""
+
+    def __init__(self, chain: DevChain, data_dir: Path, key: str, *, fault: str | None = None) -> None:
+        self.chain, self.data_dir, self.key = chain, data_dir, key
+        self.address = Account.from_key(key).address
+        self.log_path = data_dir.with_suffix(".log")
+        self.fault = fault
+        self.start()
+
+    def start(self) -> None:
+        args = ["verifier", "run", "--config", str(self.chain.config_path), "--deployment", str(self.chain.deployment_path),
+                "--data-dir", str(self.data_dir), "--rpc", self.chain.url]
+        if self.fault:
+            args += ["--fault", self.fault]
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(optinode_command(*args), env={**optinode_env(), "OPTINODE_CHALLENGER_KEY": self.key},
+                                        stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.data_dir / "status.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the verifier exited ({self.process.returncode}):\n{self.log_tail()}")
+
+    stop = Sequencer.stop  # the same shutdown and log reading as the sequencer's process
+    log_tail = Sequencer.log_tail
+
+    def alerts(self, name: str) -> list[str]:
+        self._log.flush()
+        return [line for line in self.log_path.read_text(errors="replace").splitlines() if f"alert={name}" in line]
+
+
+
+
+@pytest.fixture
+def processes():
+    """Every process a test starts, stopped at its end (a failing test leaves none behind)."""
+    started: list[Any] = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+def wait_until(predicate: Any, what: str, *, chain: DevChain, procs: list[Any], timeout: float = 90.0, mine_every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last = 0.0
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        for proc in procs:
+            if isinstance(proc, VerifierProc):
+                proc.alive()
+            elif proc.process.poll() is not None:
+                raise RuntimeError(f"the sequencer exited:\n{proc.log_tail()}")
+        if time.monotonic() - last > mine_every:
+            chain.mine(1)
+            last = time.monotonic()
+        time.sleep(0.1)
+    tails = "\n".join(p.log_tail(4000) for p in procs)
+    raise TimeoutError(f"waited {timeout} s for {what}:\n{tails}")
