@@ -35,7 +35,8 @@ from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
 from optinode.exchange.mempool import Mempool
-from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer, rpc
+from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer
+from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
 from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
 from optinode.services.engine import Deadlines, Engine, Submitter
@@ -120,7 +121,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             if settings.admin_port is not None:
                 port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
             if settings.rpc_port is not None:
-                await nursery.start(rpc.run, rpc.RpcDeps(the_engine, submitter, Mempool(the_engine.state), port=settings.rpc_port))
+                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, Mempool(the_engine.state), port=settings.rpc_port))
             await engine_send.aclose()
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
             task_status.started(port)
