@@ -57,6 +57,7 @@ MAX_SUBSCRIPTIONS = 64  # per WebSocket connection
 OUTBOX = 1024  # notifications queued per WebSocket connection; a consumer this far behind is closed
 ORDER_MEMORY = 100_000  # finished orders remembered for optinode_getOrder (since the node started)
 U64 = 2**64
+_DIGITS = len(str(U64))  # a decimal string longer than any uint64 is refused before int() parses it
 
 
 class RpcError(InvalidInput):
@@ -87,7 +88,7 @@ class RpcDeps:
 
 def _uint(value: Any, name: str, bound: int = U64) -> int:
     """A JSON integer or a decimal string (wallet JSON writes uint64 as strings)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _DIGITS:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < bound:
         raise _params_error(f"{name} must be an integer in [0, {bound}) (a number or a decimal string)")
