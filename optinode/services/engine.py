@@ -143,19 +143,16 @@ class Submitter:
 
     async def submit(self, tx: Transaction) -> Accepted:
         """Returns once the command's log entry is synced; raises `Rejected` if the spec refuses it."""
-        send, receive = trio.open_memory_channel[Union[Accepted, Rejected]](1)
-        await self.inbox.send(Submission(tx, send))
-        async with receive:
-            answer = await receive.receive()
-        if isinstance(answer, Rejected):
-            raise answer
-        return answer
+        return await self._ask(Submission, tx)
 
     async def submit_book(self, command: book_orders.Command) -> BookAccepted:
         """Match/cancel through the engine's book; returns once the resulting log entry is synced.
         A refused order is not an exception: its `PlaceResult` says REJECTED and why."""
-        send, receive = trio.open_memory_channel[Union[BookAccepted, Rejected]](1)
-        await self.inbox.send(BookSubmission(command, send))
+        return await self._ask(BookSubmission, command)
+
+    async def _ask(self, kind: Any, payload: Any) -> Any:
+        send, receive = trio.open_memory_channel[Any](1)
+        await self.inbox.send(kind(payload, send))
         async with receive:
             answer = await receive.receive()
         if isinstance(answer, Rejected):
