@@ -25,7 +25,7 @@ from sortedcontainers import SortedList
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import State, get_account
-from optinode.spec.transition import resolve_order, state_transition
+from optinode.spec.transition import is_well_formed, resolve_order, state_transition
 from optinode.spec.types import L1Context, Order, SlotRef, Trade
 
 from .book import MarketBook, RestingOrder
@@ -90,6 +90,11 @@ class Matcher:
 
     def place(self, placement: Placement, ctx: L1Context = PROBE_CTX) -> PlaceResult:
         order = placement.order
+        # The spec's range checks of an order are those of a Trade that carries it: an order out of
+        # them could not even be hashed (the mempool refuses it first; this keeps the engine whole
+        # whatever it is handed).
+        if not is_well_formed(Trade(order, order, 0)):
+            return PlaceResult(b"", Status.REJECTED, reason=ErrorCode.MALFORMED.name, logged=False)
         order_hash = self.order_hash(order)
         # Orders expire against the batch's L1 time (docs/risk.md), which is never before the system
         # time (every oracle and funding timestamp is at most its batch's L1 time).

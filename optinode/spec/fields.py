@@ -63,6 +63,7 @@ __all__ = [
     "SlotId",
     "Timestamp",
     "find_field_error",
+    "describe",
     "get_field_specs",
     "render_range_checks",
     "get_validator",
@@ -149,6 +150,14 @@ def get_field_specs(struct_type: type) -> tuple[FieldSpec, ...]:
         specs = tuple(_spec(name, hints[name]) for name in struct_type.__struct_fields__)
         _SPECS[struct_type] = specs
     return specs
+
+
+def describe(value: object) -> str:
+    """A value for an error message: an int wider than any field (MAX_U256) by its size, since str() of
+    an int of more than 4300 digits raises ValueError; anything else by its repr."""
+    if type(value) is int and value.bit_length() > MAX_U256.bit_length():
+        return f"an int of {value.bit_length()} bits"
+    return repr(value)
 
 
 def get_varint_len(bound: Bound) -> int:
@@ -325,15 +334,15 @@ def _compile(kind: Any) -> Validator:
 
 def _compile_int(bound: Bound | None) -> Validator:
     if bound is None:
-        return lambda value: None if type(value) is int else f"expected an int, got {value!r}"
+        return lambda value: None if type(value) is int else f"expected an int, got {type(value).__name__}"
     low, high = bound
 
     def check_int(value: Any) -> str | None:
         if type(value) is int and low <= value <= high:
             return None
         if type(value) is not int:
-            return f"expected an int, got {value!r}"
-        return f"expected an int in [{low}, {high}], got {value}"
+            return f"expected an int, got {type(value).__name__}"
+        return f"expected an int in [{low}, {high}], got {describe(value)}"
 
     return check_int
 

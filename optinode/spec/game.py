@@ -44,6 +44,7 @@ import msgspec
 from .constants import HASH_LEN
 from .crypto import keccak
 from .errors import InvalidInput
+from .fields import Hash32
 from .tx_tree import MAX_BATCH_TXS
 
 __all__ = [
@@ -152,13 +153,13 @@ class Game(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     arity: int  # k: parts per round (DisputeGame.arity)
     start: int  # the segment's start: root(start) is agreed
     end: int  # the segment's end: root(end) is disputed
-    start_root: bytes
-    end_root: bytes
+    start_root: Hash32
+    end_root: Hash32
     phase: Phase  # whose turn it is, or how the game ended
     turn_start: int  # L1 time at which the current turn began (the last move's time)
     proposer_time_left: int  # seconds, not counting the running turn
     challenger_time_left: int
-    roots: tuple[bytes, ...] = ()  # the roots of the last bisect (kept after the choose, like rootsHash)
+    roots: tuple[Hash32, ...] = ()  # the roots of the last bisect (kept after the choose, like rootsHash)
 
 
 # --- the bisection rule -------------------------------------------------------------------------------
@@ -422,18 +423,18 @@ def on_cancel(game: Game, *, batch_live: bool) -> Game:
 
 
 class Bisect(msgspec.Struct, frozen=True, tag=True):
-    roots: tuple[bytes, ...]
+    roots: tuple[Hash32, ...]
     by: Side = Side.PROPOSER
 
 
 class Choose(msgspec.Struct, frozen=True, tag=True):
     part: int
-    roots: tuple[bytes, ...]
+    roots: tuple[Hash32, ...]
     by: Side = Side.CHALLENGER
 
 
 class Step(msgspec.Struct, frozen=True, tag=True):
-    post_root: bytes  # the one-step prover's result (an L1 fact, not the sender's claim)
+    post_root: Hash32  # the one-step prover's result (an L1 fact, not the sender's claim)
 
 
 class Timeout(msgspec.Struct, frozen=True, tag=True):

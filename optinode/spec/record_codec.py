@@ -19,7 +19,7 @@ from typing import Callable
 
 from .constants import SIGNATURE_LEN
 from .errors import DecodeError, EncodeError
-from .fields import Bound, Count, get_field_specs, get_varint_len
+from .fields import Bound, Count, describe, get_field_specs, get_varint_len
 from .types import (
     CancelAll,
     CollectFees,
@@ -362,7 +362,7 @@ def decode_transaction(record: bytes) -> Transaction:
 
 def _check_int(value: object, field: _Field, name: str) -> int:
     if type(value) is not int or not 0 <= value <= field[0]:
-        raise EncodeError(f"{name} must be an int in [0, {field[0]}], got {value!r}")
+        raise EncodeError(f"{name} must be an int in [0, {field[0]}], got {describe(value)}")
     return value
 
 
@@ -480,7 +480,7 @@ def _encode_funding_tick(tx: FundingTick) -> bytes:
     out.append(len(tx.indices))
     for index in tx.indices:
         if type(index) is not int or not _FUNDING_INDEX.low <= index <= _FUNDING_INDEX.high:
-            raise EncodeError(f"funding index must be an int in [{_FUNDING_INDEX.low}, {_FUNDING_INDEX.high}], got {index!r}")
+            raise EncodeError(f"funding index must be an int in [{_FUNDING_INDEX.low}, {_FUNDING_INDEX.high}], got {describe(index)}")
         _put_varint(out, 2 * index if index >= 0 else -2 * index - 1)
     return bytes(out)
 

@@ -175,6 +175,8 @@ def test_bad_signature_and_unknown_account_are_rejected_with_spec_codes(desk: De
     assert desk.m.place(Placement(off_tick)).reason == "INVALID_ORDER"
     unknown_market = desk.w.order("alice", market=9)
     assert desk.m.place(Placement(unknown_market)).reason == "MARKET_NOT_FOUND"
+    out_of_range = msgspec.structs.replace(desk.w.order("alice"), size=2**64)  # cannot even be hashed
+    assert desk.m.place(Placement(out_of_range)).reason == "MALFORMED"
 
 
 def test_cancel_by_hash_is_owner_scoped_and_a_cancelled_order_cannot_come_back(desk: Desk) -> None:

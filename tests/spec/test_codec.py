@@ -565,6 +565,7 @@ def _order(**changes: Any) -> Order:
         pytest.param(Deposit(account_id=MAX_ACCOUNT_ID + 1), id="account id too big"),
         pytest.param(Deposit(account_id=-1), id="negative"),
         pytest.param(Deposit(account_id=True), id="bool for int"),
+        pytest.param(Deposit(account_id=10**5000), id="an int too big to print"),
         pytest.param(Trade(maker=SlotRef(slot=1), taker=_order(market=128), size=1), id="order market 128"),
         pytest.param(Trade(maker=SlotRef(slot=1), taker=_order(is_buy=1), size=1), id="int side"),
         pytest.param(Trade(maker=SlotRef(slot=1), taker=_order(fee_rate=MAX_U32 + 1), size=1), id="fee rate"),

@@ -83,6 +83,31 @@ def test_every_wire_field_declares_its_bound(struct_type: type) -> None:
                 assert type(spec.item.bound) is Bound, f"{where}: list items without a Bound"
 
 
+# Byte fields whose length really varies.
+VARIABLE_BYTES = {"types.Malformed.data", "witness.LeafProof.leaf", "witness.Witness.globals"}
+
+
+def test_every_byte_field_of_the_spec_declares_its_length() -> None:
+    # Addresses, signatures and roots anywhere in the spec's structs (state, genesis, witness, game...),
+    # not only the wire types: serde checks a Length only where one is declared.
+    import importlib
+    import pkgutil
+
+    import optinode.spec
+
+    undeclared = []
+    for info in pkgutil.iter_modules(optinode.spec.__path__):
+        module = importlib.import_module(f"optinode.spec.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, msgspec.Struct) and value.__module__ == module.__name__:
+                for spec in get_field_specs(value):
+                    kinds = [spec] + ([spec.item] if spec.item else [])
+                    name = f"{info.name}.{value.__name__}.{spec.name}"
+                    if any(k.kind is bytes and type(k.bound) is not Length for k in kinds) and name not in VARIABLE_BYTES:
+                        undeclared.append(name)
+    assert not undeclared, f"byte fields without a Length in the field table: {undeclared}"
+
+
 def test_byte_fields_of_the_record_fill_their_byte() -> None:
     # The decoder reads these as one raw byte (Order.market as 7 bits of one), so the table's bound must
     # be exactly what the byte can hold: a tighter bound would let the decoder produce a value the table

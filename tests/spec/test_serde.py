@@ -84,6 +84,11 @@ def test_a_transaction_field_out_of_its_bound_is_named() -> None:
     reject([tx], list[Transaction], "$[0].account_id", "expected an int in [0, 4294967295]")
 
 
+def test_a_huge_integer_is_reported_not_printed() -> None:
+    # Python refuses to print an int of more than 4300 digits; the message must not try.
+    reject({"type": "Deposit", "account_id": 10**5000}, Transaction, "$.account_id", "an int of 16610 bits")
+
+
 def test_a_signature_of_the_wrong_length_is_named() -> None:
     tx = {"type": "Withdraw", "account_id": 0, "amount": 1, "expiry": 1, "nonce": 1, "signature": "0x" + "11" * 64}
     reject(tx, Transaction, "$.signature", "expected 65 bytes, got 64")
