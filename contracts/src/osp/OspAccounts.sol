@@ -92,7 +92,7 @@ contract OspAccounts is OspProver {
         OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(type(uint256).max, account, account));
         // 10-14. Amount, ranges, margin (withdrawal rules 1-5).
         (uint8 code, OspRules.Party memory party, int256 collateral, int256 pool) =
-            OspRules.computeWithdrawal(s, t.accountId, account, t.amount);
+            OspRules.checkWithdrawal(s, t.accountId, account, t.amount);
         OspRules.requireValid(code == ErrorCode.OK, code);
         account.nonceBase = nonceBase;
         account.nonceBits = nonceBits;
@@ -145,7 +145,7 @@ contract OspAccounts is OspProver {
         if (l1.forcedAmount > OspConstants.MAX_AMOUNT) return ErrorCode.INVALID_AMOUNT;
         // 7-11. Amount positive, ranges, margin (withdrawal rules 1-5).
         (uint8 code, OspRules.Party memory party, int256 collateral, int256 pool) =
-            OspRules.computeWithdrawal(s, l1.forcedAccountId, account, l1.forcedAmount);
+            OspRules.checkWithdrawal(s, l1.forcedAccountId, account, l1.forcedAmount);
         if (code != ErrorCode.OK) return code;
         OspRules.writeWithdrawal(s, party, collateral, pool, l1.forcedAmount);
         return ErrorCode.OK;

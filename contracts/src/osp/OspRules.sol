@@ -362,7 +362,7 @@ library OspRules {
     /// withdrawing `amount` and the funding pool. Returns the failed rule's code instead of raising, so
     /// that a forced withdrawal can record it (process_withdraw raises it with requireValid).
     /// `amount` <= MAX_AMOUNT.
-    function computeWithdrawal(
+    function checkWithdrawal(
         OspState.State memory s,
         uint256 accountId,
         StateCodec.Account memory account,
