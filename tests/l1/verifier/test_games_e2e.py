@@ -94,7 +94,8 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
         wait_until(lambda: (s := v.status()) and s["synced_batch"] == 0, "the verifier to drop the batch", chain=chain, procs=processes)
 
 
-def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users, anvil, tmp_path, processes) -> None:
+@pytest.mark.parametrize("kill_sequencer", [pytest.param(False, id="live"), pytest.param(True, id="kill-9-sequencer-mid-defence")])
+def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users, anvil, tmp_path, processes, kill_sequencer) -> None:
     params = chain.deployment.params
     seq = chain.start_sequencer(tmp_path / "seq")
     processes.append(seq)
@@ -107,6 +108,11 @@ def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users,
 
     _deposit_two(chain, users)
     wait_until(lambda: _logs(chain, game.events.GameOpened()), "the false challenge", chain=chain, procs=processes)
+    if kill_sequencer:  # SIGKILL before or around its first bisect; it restarts on its data directory and defends
+        seq.stop(signal.SIGKILL)
+        processes.remove(seq)
+        seq = chain.start_sequencer(tmp_path / "seq")
+        processes.append(seq)
     resolved = wait_until(lambda: _logs(chain, game.events.GameResolved()), "the game to end", chain=chain, procs=processes)
     assert resolved[0]["args"]["outcome"] == Phase.PROPOSER_WON
     assert chain.rollup.functions.credits(proposer).call() - before == params.challenger_bond
