@@ -1,7 +1,7 @@
 """`optinode sequencer`: run the sequencer node (docs/sequencer.md).
 
     optinode sequencer --config configs/devnet.toml --deployment deployment.json --data-dir data/seq \\
-        [--rpc URL] [--admin-port 8600] [--crash-at engine.cut:3]
+        [--rpc URL] [--admin-port 8600] [--api-port 8545] [--crash-at engine.cut:3]
 
 Builds the settings (config, deployment, proposer key from ``[node.keys] proposer``) and calls
 `trio.run`; the node itself is `optinode.services.sequencer`. ``--admin-port`` (the devnet admin
@@ -28,6 +28,7 @@ def sequencer(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Store directory (default: node.data_dir).")] = None,
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="L1 JSON-RPC URL (default: node.l1_rpc / node.l1_rpc_env).")] = None,
     admin_port: Annotated[Optional[int], typer.Option("--admin-port", help="Devnet only: serve the admin JSON-RPC on 127.0.0.1:PORT.")] = None,
+    api_port: Annotated[Optional[int], typer.Option("--api-port", help="Serve the public JSON-RPC/WebSocket API (docs/api.md) on 127.0.0.1:PORT.")] = None,
     crash_at: Annotated[Optional[str], typer.Option("--crash-at", help="Devnet only: SIGKILL at a named point (NAME[:N]).")] = None,
     fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: corrupt:BATCH:TX posts a wrong root and defends it.")] = None,
 ) -> None:
@@ -53,7 +54,7 @@ def sequencer(
     if deployed.params is None or key.address not in deployed.params.proposers:
         fail(f"the proposer key {key.address} is not a proposer of this deployment")
     settings = SequencerSettings(config=loaded, deployment=deployed, data_dir=data_dir or Path(loaded.node.data_dir), rpc_url=url,
-                                 proposer_key=key, admin_port=admin_port, faults=faults)
+                                 proposer_key=key, admin_port=admin_port, rpc_port=api_port, faults=faults)
     try:
         trio.run(run_sequencer, settings)
     except StoreError as error:

@@ -35,10 +35,10 @@ import trio
 
 from optinode.l1 import events
 from optinode.l1.follower import Head, Reorg
-from optinode.l1.rpc import RpcClient, hexbytes
+from optinode.l1.rpc import RpcClient, RpcError, hexbytes
 from optinode.l1.sender import Sender, SendRejected
 from optinode.spec.crypto import keccak
-from optinode.spec.game import Bisect, Choose, Game, Phase, Side, Step, Timeout, is_over, time_left, turn
+from optinode.spec.game import Bisect, Cancel, Choose, Game, Phase, Side, Step, Timeout, is_over, time_left, turn
 from optinode.spec.player import honest_challenger_move, honest_proposer_move
 
 __all__ = ["GAME_TUPLE", "Player", "PlayerDeps", "StepInput", "read_game", "run"]
@@ -61,8 +61,9 @@ BISECT = _selector("bisect(uint256,bytes32[])")
 CHOOSE = _selector("choose(uint256,bytes32[],uint256)")
 STEP = _selector(f"step(uint256,bytes,bytes32[],bytes,{ENTRIES_TUPLE})")
 TIMEOUT = _selector("timeout(uint256)")
+CANCEL = _selector("cancel(uint256)")
 GET_GAME = _selector("getGame(uint256)")
-_KIND = {Bisect: 1, Choose: 2, Step: 3, Timeout: 4}
+_KIND = {Bisect: 1, Choose: 2, Step: 3, Timeout: 4, Cancel: 5}
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class _Known:
     roots: tuple[bytes, ...] = ()  # of the last Bisected
     moves: int = 0  # Bisected + Chosen seen
     resolved: int | None = None  # GameResolved.outcome
+    discarded: bool = False  # its batch was discarded (another game won): cancel it for the bond and share
 
 
 @dataclass
@@ -149,6 +151,10 @@ class Player:
             self.games[event.game_id].moves += 1
         elif isinstance(event, events.GameResolved) and event.game_id in self.games:
             self.games[event.game_id].resolved = event.outcome
+        elif isinstance(event, events.BatchesDiscarded):
+            for known in self.games.values():
+                if known.opened.batch_index >= event.from_index and known.resolved is None:
+                    known.discarded = True
 
     # --- acting -------------------------------------------------------------------------------------
 
@@ -189,8 +195,8 @@ class Player:
                 continue
             try:
                 await self._play(game_id, known, head.timestamp)
-            except LookupError as error:
-                log.error("game %d: cannot play (%s)", game_id, error)
+            except (LookupError, RpcError) as error:
+                log.error("game %d: cannot play now (%s); retrying at the next head", game_id, error)
 
     def _report_end(self, game_id: int, known: _Known) -> None:
         if game_id in self._reported:
@@ -212,6 +218,11 @@ class Player:
             self._report_end(game_id, known)
             return
         side = Side.CHALLENGER if onchain.challenger == self.me else Side.PROPOSER
+        if known.discarded:
+            data = CANCEL + eth_abi.encode(["uint256"], [game_id])
+            if await self._send(MOVE_ITEM + (game_id << 16) + (known.moves << 6) + (_KIND[Cancel] << 3), f"cancel game {game_id}", data):
+                log.info("alert=game_move game=%d batch=%d side=%s move=Cancel (its batch was discarded)", game_id, onchain.batch_index, side.name)
+            return
         true_roots = self.roots(onchain.batch_index)
         if inspect.isawaitable(true_roots):
             true_roots = await true_roots

@@ -46,6 +46,8 @@ import msgspec
 import trio
 
 from optinode.errors import InvalidInput
+from optinode.exchange import orders as book_orders
+from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.l1 import events
 from optinode.l1.follower import BLOCK, Head, Reorg
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending
@@ -56,6 +58,7 @@ from optinode.services.journal import (
     ForcedCommand,
     Journal,
     LogEntry,
+    ReplayMismatch,
     SubmitCommand,
     decode_state,
     replay_entry,
@@ -76,6 +79,7 @@ from optinode.spec.types import (
     L1Context,
     Liquidate,
     OraclePrice,
+    Order,
     Trade,
     Transaction,
     Withdraw,
@@ -84,13 +88,15 @@ from optinode.store import keys
 from optinode.testing.replay import mint_one
 from optinode.store.kv import KV
 
-__all__ = ["Accepted", "Deadlines", "Engine", "EngineCritical", "Rejected", "Submission", "Submitter", "run"]
+__all__ = ["Accepted", "BookAccepted", "BookSubmission", "Deadlines", "Engine", "EngineCritical", "Rejected", "Submission", "Submitter", "run"]
 
 log = logging.getLogger("optinode.services.engine")
 
 # What a user may submit; deposits and forced withdrawals come from the L1 queues only.
 SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
 GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
+_FULL_ORDER = Order(2**32 - 1, 127, True, 2**64 - 1, 2**64 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, b"\xff" * 32 + b"\x7f" + b"\xff" * 31 + b"\x1c")
+_MAX_TRADE_RECORD = encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1))  # the largest a fill can be
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -116,7 +122,21 @@ class Submission:
     reply: trio.MemorySendChannel[Accepted | Rejected]
 
 
-Message = Union[Submission, CutRequest, Head, Reorg, events.L1Event]
+class BookAccepted(msgspec.Struct, frozen=True):
+    seq: int | None  # the log entry (None: the command changed nothing, so nothing was logged)
+    result: Any  # PlaceResult | Cancelled | list[Cancelled]
+
+
+@dataclass
+class BookSubmission:
+    """An order-book command (a `Placement` whose signature intake checked, or a verified cancel)."""
+
+    command: book_orders.Command
+    reply: trio.MemorySendChannel[BookAccepted | Rejected]
+
+
+Message = Union[Submission, BookSubmission, CutRequest, Head, Reorg, events.L1Event]
+BOOK_COMMANDS = (book_orders.Placement, book_orders.CancelOrder, book_orders.CancelAll, book_orders.ExpireOrders)
 
 
 class Submitter:
@@ -127,8 +147,16 @@ class Submitter:
 
     async def submit(self, tx: Transaction) -> Accepted:
         """Returns once the command's log entry is synced; raises `Rejected` if the spec refuses it."""
-        send, receive = trio.open_memory_channel[Union[Accepted, Rejected]](1)
-        await self.inbox.send(Submission(tx, send))
+        return await self._ask(Submission, tx)
+
+    async def submit_book(self, command: book_orders.Command) -> BookAccepted:
+        """Match/cancel through the engine's book; returns once the resulting log entry is synced.
+        A refused order is not an exception: its `PlaceResult` says REJECTED and why."""
+        return await self._ask(BookSubmission, command)
+
+    async def _ask(self, kind: Any, payload: Any) -> Any:
+        send, receive = trio.open_memory_channel[Any](1)
+        await self.inbox.send(kind(payload, send))
         async with receive:
             answer = await receive.receive()
         if isinstance(answer, Rejected):
@@ -166,9 +194,14 @@ class Engine:
         self.faults = faults
         self.journal.write_genesis(genesis)
         checkpoint = self.journal.last_checkpoint()
-        assert checkpoint is not None
-        self.state = decode_state(checkpoint.state)
-        self.commitment = Commitment.from_state(self.state)
+        genesis_checkpoint = self.journal.checkpoint(0)
+        assert checkpoint is not None and genesis_checkpoint is not None
+        # The order books are not in the checkpoints (only the spec state is), so they are rebuilt
+        # by replaying the whole log from genesis through the matcher: book commands are matched
+        # again and must emit exactly the Trades they logged (ReplayMismatch otherwise). Restart
+        # time is therefore linear in the log length (docs/api.md, "Durability").
+        self.state = decode_state(genesis_checkpoint.state)
+        self.matcher = Matcher(self.state)
         self.batch_index = checkpoint.batch_index + 1  # the next batch to cut
         self.pending = Pending()
         self.pending_first_seq = checkpoint.next_seq
@@ -177,13 +210,19 @@ class Engine:
         # The pending batch's L1 time: fixed by its first entry, None while it is empty.
         self.batch_time: int | None = None
         replayed = 0
-        for entry in self.journal.entries(checkpoint.next_seq):
-            replay_entry(self.state, entry)
-            self.pending.add(entry.records, 0.0, self._post_by(entry))  # run() restarts the age clock
+        for entry in self.journal.entries(0):
+            if isinstance(entry.command, BOOK_COMMANDS):
+                self._replay_book(entry)
+            else:
+                replay_entry(self.state, entry)
+            if entry.seq >= checkpoint.next_seq:
+                self._pend(entry, 0.0, self._post_by(entry))  # run() restarts the age clock
+                if entry.records and self.batch_time is None:
+                    self.batch_time = entry.l1_timestamp  # the pending batch's time, as its entries ran
+                replayed += 1
             self.next_seq = entry.seq + 1
             self.l1_time = max(self.l1_time, entry.l1_timestamp)
-            self.batch_time = entry.l1_timestamp if self.batch_time is None else self.batch_time
-            replayed += 1
+        self.commitment = Commitment.from_state(self.state)
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
@@ -198,6 +237,52 @@ class Engine:
     def head_time(self) -> int:
         """The newest L1 head's time (the batcher's drift cut measures against it)."""
         return self._head_time
+
+    # --- the order book ---------------------------------------------------------------------------
+
+    def _pend(self, entry: LogEntry, now: float, post_by: float | None = None) -> None:
+        """Count an entry in the pending batch. A book command with no Trade (an order that rests,
+        a cancel) carries no record: it stays in the log range of the next batch but must not
+        start a batch of its own (an empty batch)."""
+        if entry.records or not isinstance(entry.command, BOOK_COMMANDS):
+            self.pending.add(entry.records, now, post_by)
+
+    def _replay_book(self, entry: LogEntry) -> None:
+        try:
+            result = self.matcher.apply(entry.command, L1Context(entry.l1_timestamp))
+        except UnknownOrder as error:
+            raise ReplayMismatch(f"log entry {entry.seq}: {error}") from None
+        trades = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
+        if trades != entry.records:
+            raise ReplayMismatch(f"log entry {entry.seq} matches to {len(trades)} other Trades than the {len(entry.records)} logged")
+
+    def _book_room(self, command: Any) -> tuple[bytes, ...]:
+        """The most records a book command can add: one Trade per resting order it can meet."""
+        if type(command) is not book_orders.Placement:
+            return ()
+        crossing = len(self.matcher.books[command.order.market].side(not command.order.is_buy)) if command.order.market < len(self.matcher.books) else 0
+        return (_MAX_TRADE_RECORD,) * min(crossing, self.policy.max_records)
+
+    def _book_submission(self, command: Any) -> tuple[LogEntry, Any] | BookAccepted | Rejected:
+        if not isinstance(command, BOOK_COMMANDS):
+            return Rejected(ErrorCode.MALFORMED, f"{type(command).__name__} is not a book command")
+        opened = self.batch_time is None
+        now = self._time()  # the Trades it emits run at the pending batch's L1 time
+        try:
+            result = self.matcher.apply(command, L1Context(now))
+        except UnknownOrder as error:
+            if opened:
+                self.batch_time = None
+            return Rejected(ErrorCode.MALFORMED, str(error))
+        records = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
+        if opened and not records:
+            self.batch_time = None  # no record joined the batch: it opens with its first one
+        if type(result) is book_orders.PlaceResult and not result.logged:
+            return BookAccepted(None, result)
+        entry = LogEntry(self.next_seq, now, command, records, (int(ErrorCode.OK),) * len(records))
+        self.next_seq += 1
+        self._pend(entry, trio.current_time())
+        return entry, result
 
     # --- L1 ----------------------------------------------------------------------------------------
 
@@ -342,6 +427,16 @@ class Engine:
                 self.faults.point("engine.applied")
                 written.append(result)
                 replies.append((message.reply, Accepted(result.seq, result.codes)))
+            elif isinstance(message, BookSubmission):
+                await room_for(self._book_room(message.command))
+                outcome = self._book_submission(message.command)
+                if isinstance(outcome, tuple):
+                    entry, result = outcome
+                    self.faults.point("engine.applied")
+                    written.append(entry)
+                    replies.append((message.reply, BookAccepted(entry.seq, result)))
+                else:
+                    message.reply.send_nowait(outcome)
             elif isinstance(message, CutRequest):
                 cut_reason = message.reason
             elif isinstance(message, Head):

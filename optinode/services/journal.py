@@ -27,6 +27,7 @@ from typing import Union
 
 import msgspec
 
+from optinode.exchange.orders import Command as BookCommand
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.state import State
 from optinode.spec.transition import state_transition
@@ -74,7 +75,10 @@ class ForcedCommand(msgspec.Struct, frozen=True, tag=True):
     amount: int
 
 
-Command = Union[SubmitCommand, DepositCommand, ForcedCommand]
+# Order-book commands (optinode.exchange.orders: Placement, CancelOrder, CancelAll, ExpireOrders) are
+# logged as themselves; their records are the Trades the matcher emitted. `replay_entry` replays
+# those records (the state); the engine replays the commands through its matcher (the books).
+Command = Union[SubmitCommand, DepositCommand, ForcedCommand, BookCommand]
 
 
 class LogEntry(msgspec.Struct, frozen=True, array_like=True):

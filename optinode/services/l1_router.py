@@ -13,7 +13,7 @@ from optinode.l1.follower import Head, Reorg
 
 _ENGINE = (events.Deposited, events.ForcedWithdrawalRequested)
 _PROPOSER = (events.BatchAppended, events.BatchFinalized)
-_GAMES = (events.GameOpened, events.Bisected, events.Chosen, events.Stepped, events.GameResolved)
+_GAMES = (events.GameOpened, events.Bisected, events.Chosen, events.Stepped, events.GameResolved, events.BatchesDiscarded)
 
 
 async def run(

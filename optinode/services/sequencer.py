@@ -34,7 +34,9 @@ from optinode.l1.deploy import DEVNET_CHAIN_IDS, Deployment
 from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
+from optinode.exchange.mempool import Mempool
 from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer
+from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
 from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
 from optinode.services.engine import Deadlines, Engine, Submitter
@@ -61,6 +63,7 @@ class SequencerSettings:
     rpc_url: str
     proposer_key: Secret
     admin_port: int | None = None  # devnet only
+    rpc_port: int | None = None  # the public JSON-RPC/WebSocket API (docs/api.md), on 127.0.0.1
     faults: Faults = field(default_factory=Faults)
 
 
@@ -119,6 +122,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             port = None
             if settings.admin_port is not None:
                 port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
+            if settings.rpc_port is not None:
+                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, Mempool(the_engine.state), port=settings.rpc_port))
             await engine_send.aclose()
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
             task_status.started(port)

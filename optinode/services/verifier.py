@@ -139,6 +139,7 @@ class Verifier:
             gone = self.replayer.discard_from(output.from_index)
             log.warning("alert=batches_discarded from=%d to=%d challenger=0x%s (%d verdicts dropped)", output.from_index,
                         output.to_index, output.challenger.hex(), len(gone))
+            return True  # the player cancels its other games on those batches
         elif isinstance(output, events.BatchFinalized):
             self.last_final = max(self.last_final, output.index)
             log.info("batch %d final on L1", output.index)

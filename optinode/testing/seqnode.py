@@ -74,7 +74,7 @@ class Sequencer:
     """One `optinode sequencer` process."""
 
     def __init__(self, chain: DevChain, data_dir: Path, *, crash_at: str | None = None, log_path: Path | None = None,
-                 fault: str | None = None) -> None:
+                 fault: str | None = None, api: bool = False) -> None:
         self.chain = chain
         self.data_dir = data_dir
         self.port = free_port()
@@ -82,6 +82,11 @@ class Sequencer:
         self.log_path = log_path or data_dir.with_suffix(".log")
         args = ["sequencer", "--config", str(chain.config_path), "--deployment", str(chain.deployment_path), "--data-dir", str(data_dir),
                 "--rpc", chain.url, "--admin-port", str(self.port)]
+        self.api_url: str | None = None  # the public JSON-RPC (docs/api.md), when asked for
+        if api:
+            api_port = free_port()
+            self.api_url = f"http://127.0.0.1:{api_port}/"
+            args += ["--api-port", str(api_port)]
         if crash_at:
             args += ["--crash-at", crash_at]
         if fault:

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import signal
+
+import pytest
+from web3 import Web3
+
 from optinode.l1.artifacts import load_artifact
 from optinode.spec.game import Phase
 from optinode.testing.world import USD
@@ -26,55 +31,95 @@ def _logs(chain, event):
     return event.get_logs(from_block=chain.deployment.deployment_block, to_block="latest")
 
 
-def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users, anvil, tmp_path, processes) -> None:
+def _deposit_four(chain, users) -> None:
+    """Four deposits in one L1 block range: batch 1 holds Deposit(0..3) (accounts 0..3)."""
+    alice, bob = users["alice"], users["bob"]
+    chain.deposit(alice, 1_000 * USD)
+    chain.deposit(bob, 5_000 * USD)
+    chain.deposit(alice, 700 * USD, owner=Web3.to_checksum_address("0x" + "c0" * 20))
+    chain.deposit(bob, 300 * USD, owner=Web3.to_checksum_address("0x" + "d0" * 20))
+    chain.mine(chain.config.node.batch.queue_confirmations)
+
+
+@pytest.mark.parametrize(("k", "kill_verifier", "verifiers"), [
+    pytest.param(0, False, 1, id="first-tx"),
+    pytest.param(2, False, 1, id="middle-tx"),
+    pytest.param(3, False, 1, id="last-tx"),
+    pytest.param(2, True, 1, id="kill-9-verifier-mid-game"),
+    pytest.param(1, False, 2, id="two-verifiers"),
+])
+def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users, anvil, tmp_path, processes, k, kill_verifier, verifiers):
     params = chain.deployment.params
-    seq = chain.start_sequencer(tmp_path / "seq", fault="corrupt:1:0")  # batch 1's state gains 1 unit after tx 0
+    seq = chain.start_sequencer(tmp_path / "seq", fault=f"corrupt:1:{k}")  # batch 1's roots are wrong from index k + 1
     processes.append(seq)
-    verifier = VerifierProc(chain, tmp_path / "ver", anvil.private_keys[CHALLENGER_KEYS[0]])
-    processes.append(verifier)
+    vs = [VerifierProc(chain, tmp_path / f"ver{i}", anvil.private_keys[CHALLENGER_KEYS[i]]) for i in range(verifiers)]
+    processes.extend(vs)
     game = _game_contract(chain)
     burned = chain.w3.eth.get_balance(BURN)
+    wait_until(lambda: all(v.status() for v in vs), "the verifiers to follow L1", chain=chain, procs=processes)
 
-    _deposit_two(chain, users)
+    _deposit_four(chain, users)
     appended = wait_until(lambda: _logs(chain, chain.rollup.events.BatchAppended()), "batch 1 on L1", chain=chain, procs=processes)
-    opened = wait_until(lambda: _logs(chain, game.events.GameOpened()), "a game on batch 1", chain=chain, procs=processes)
-    assert opened[0]["args"]["batchIndex"] == 1 and opened[0]["args"]["challenger"] == verifier.address
+    assert appended[0]["args"]["txCount"] == 4
+    opened = wait_until(lambda: len(o := _logs(chain, game.events.GameOpened())) >= verifiers and o, "the games on batch 1",
+                        chain=chain, procs=processes)
+    assert {o["args"]["challenger"] for o in opened} == {v.address for v in vs} and all(o["args"]["batchIndex"] == 1 for o in opened)
     detect_blocks = opened[0]["blockNumber"] - appended[0]["blockNumber"]
     assert detect_blocks <= 2, f"the challenge was mined {detect_blocks} blocks after the bad batch"
-    resolved = wait_until(lambda: _logs(chain, game.events.GameResolved()), "the game to end", chain=chain, procs=processes)
-    assert resolved[0]["args"]["outcome"] == Phase.CHALLENGER_WON
+    if kill_verifier:  # kill -9 mid-game (after its first choose or before), restart on the same data directory
+        wait_until(lambda: _logs(chain, game.events.Bisected()), "the proposer's first bisect", chain=chain, procs=processes)
+        vs[0].stop(signal.SIGKILL)
+        vs[0].start()
+    resolved = wait_until(lambda: len(r := _logs(chain, game.events.GameResolved())) >= verifiers and r, "the games to end",
+                          chain=chain, procs=processes, timeout=120)
+    outcomes = sorted(r["args"]["outcome"] for r in resolved)
+    assert outcomes == sorted([Phase.CHALLENGER_WON] + [Phase.CANCELLED] * (verifiers - 1))
     stepped = _logs(chain, game.events.Stepped())
-    assert len(stepped) == 1 and stepped[0]["args"]["txIndex"] == 0  # the proposer defended down to the corrupted tx
+    assert [s["args"]["txIndex"] for s in stepped][:1] == [k]  # the proposer defended down to the corrupted tx
     assert _logs(chain, game.events.Bisected()), "the sequencer defended its (corrupted) roots"
-    # the batch is discarded on L1; the proposer's bond is split between the challenger and the burn address
+    # the batch is discarded once; the proposer's bond: rewardPerGame to each game, the rest burned
     (discarded,) = _logs(chain, chain.rollup.events.BatchesDiscarded())
     assert discarded["args"]["fromIndex"] == 1 and chain.batch_count() == 1
-    reward = params.proposer_bond * params.slash_reward_bps // 10_000
-    assert chain.rollup.functions.credits(verifier.address).call() == reward + params.challenger_bond
-    assert chain.w3.eth.get_balance(BURN) - burned == params.proposer_bond - reward
-    assert verifier.alerts("invalid_batch")
-    wait_until(lambda: verifier.alerts("game_won"), "the verifier to report its win", chain=chain, procs=processes)
-    status = wait_until(lambda: (s := verifier.status()) and s["synced_batch"] == 0 and s, "the verifier to drop the batch",
-                        chain=chain, procs=processes)
-    assert status["games"][0]["resolved"] == Phase.CHALLENGER_WON
+    (forfeit,) = _logs(chain, chain.rollup.events.BondForfeited())
+    per_game, games = forfeit["args"]["rewardPerGame"], forfeit["args"]["games"]
+    assert games == verifiers and per_game * games + forfeit["args"]["burned"] == params.proposer_bond
+    if verifiers == 1:
+        assert per_game == params.proposer_bond * params.slash_reward_bps // 10_000
+    for v in vs:
+        assert chain.rollup.functions.credits(v.address).call() == per_game + params.challenger_bond
+    assert chain.w3.eth.get_balance(BURN) - burned == forfeit["args"]["burned"]
+    assert any(v.alerts("invalid_batch") for v in vs)
+    wait_until(lambda: vs[0].alerts("game_won") or vs[-1].alerts("game_won"), "a verifier to report its win", chain=chain, procs=processes)
+    for v in vs:
+        wait_until(lambda: (s := v.status()) and s["synced_batch"] == 0, "the verifier to drop the batch", chain=chain, procs=processes)
 
 
-def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users, anvil, tmp_path, processes) -> None:
+@pytest.mark.parametrize("kill_sequencer", [pytest.param(False, id="live"), pytest.param(True, id="kill-9-sequencer-mid-defence")])
+def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users, anvil, tmp_path, processes, kill_sequencer) -> None:
     params = chain.deployment.params
     seq = chain.start_sequencer(tmp_path / "seq")
     processes.append(seq)
     liar = VerifierProc(chain, tmp_path / "liar", anvil.private_keys[CHALLENGER_KEYS[1]], fault="challenge:1:0")
-    processes.append(liar)
+    honest = VerifierProc(chain, tmp_path / "honest", anvil.private_keys[CHALLENGER_KEYS[0]])  # must never challenge it
+    processes.extend([liar, honest])
     game = _game_contract(chain)
     proposer = chain.deployment.params.proposers[0]
     before = chain.rollup.functions.credits(proposer).call()
 
     _deposit_two(chain, users)
     wait_until(lambda: _logs(chain, game.events.GameOpened()), "the false challenge", chain=chain, procs=processes)
+    if kill_sequencer:  # SIGKILL before or around its first bisect; it restarts on its data directory and defends
+        seq.stop(signal.SIGKILL)
+        processes.remove(seq)
+        seq = chain.start_sequencer(tmp_path / "seq")
+        processes.append(seq)
     resolved = wait_until(lambda: _logs(chain, game.events.GameResolved()), "the game to end", chain=chain, procs=processes)
     assert resolved[0]["args"]["outcome"] == Phase.PROPOSER_WON
     assert chain.rollup.functions.credits(proposer).call() - before == params.challenger_bond
     assert chain.batch_count() == 2 and not _logs(chain, chain.rollup.events.BatchesDiscarded())
     wait_until(lambda: liar.alerts("game_lost"), "the liar to report its loss", chain=chain, procs=processes)
+    assert [o["args"]["challenger"] for o in _logs(chain, game.events.GameOpened())] == [liar.address]
+    status = honest.status()
+    assert status["synced_batch"] == 1 and status["invalid_batches"] == [] and status["games"] == [] and not honest.alerts("invalid_batch")
     chain.travel(params.challenge_window + 1)
     wait_until(lambda: chain.finalized_count() >= 2, "batch 1 to finalize after the game", chain=chain, procs=processes)

@@ -1,0 +1,695 @@
+"""The public JSON-RPC 2.0 API over HTTP and WebSocket (docs/api.md), served by hypercorn's trio worker.
+
+    port = await nursery.start(rpc.run, rpc.RpcDeps(engine, submitter, mempool, port=8545))
+
+One small ASGI app: ``POST /`` takes a JSON-RPC request or a batch (an array) of them; a WebSocket
+on ``/`` takes the same requests plus ``optinode_subscribe`` / ``optinode_unsubscribe`` and pushes
+``optinode_subscription`` notifications (``fills``, ``book``, ``account``), as ``eth_subscribe`` does.
+
+**Errors.** The standard codes for parse (-32700), request (-32600), method (-32601) and params
+(-32602) errors; an order, cancel or withdrawal turned away by intake or the spec is -32000 with
+``error.data`` the spec `ErrorCode` name (or the exchange `Reason`) and a human ``message``. A
+refusal by the matcher itself (post-only would cross, margin at the limit price) is not an error:
+``optinode_sendOrder`` returns ``status: "rejected"`` with its ``reason``, as exchanges do. Anything
+else (a bug) is -32603 and logged; it never takes the server down.
+
+**Durability.** Every answer that says accepted/filled/resting comes from the engine after the log
+entry is synced (`Submitter.submit_book`), so it is a durable promise. Notifications are sent after
+the same point.
+
+Orders go through the mempool (`Mempool.submit`: shape and ranges, market, expiry, rate, signature
+recovery on worker threads, signer and nonce, then its fair per-account queue) → `_feed` hands them to
+the engine round-robin across accounts → the engine's book (`BookSubmission`) → the answer goes back
+to the waiting request, then notifications. A cancel of an order still in the mempool answers that
+order `cancelled` at once (it never reached the engine, nothing is logged).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from optinode.errors import InvalidInput
+from optinode.exchange.cancel import SignedCancelAll, SignedCancelOrder
+from optinode.exchange.mempool import IntakeRejected, Mempool
+from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResult, Status, TimeInForce
+from optinode.services.engine import BookAccepted, BookSubmission, Engine, Rejected, Submitter
+from optinode.spec.errors import ErrorCode
+from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value
+from optinode.spec.state import get_account
+from optinode.spec.types import Order, SlotRef, Withdraw
+
+__all__ = ["RpcDeps", "make_app", "run"]
+
+log = logging.getLogger("optinode.services.rpc")
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR, APPLICATION_ERROR = -32700, -32600, -32601, -32602, -32603, -32000
+MAX_BODY = 1024 * 1024  # bytes of one HTTP request
+MAX_BATCH = 100  # requests in one JSON-RPC batch
+MAX_DEPTH = 100  # price levels per side in getBook / book subscriptions
+MAX_SUBSCRIPTIONS = 64  # per WebSocket connection
+OUTBOX = 1024  # notifications queued per WebSocket connection; a consumer this far behind is closed
+FEED_BATCH = 256  # orders taken from the mempool's fair queue at a time
+ORDER_MEMORY = 100_000  # finished orders remembered for optinode_getOrder (since the node started)
+U64 = 2**64
+_DIGITS = len(str(U64))  # a decimal string longer than any uint64 is refused before int() parses it
+
+
+class RpcError(InvalidInput):
+    """An expected refusal, answered as a JSON-RPC error (bugs are anything else)."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
+def _params_error(message: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, message)
+
+
+@dataclass
+class RpcDeps:
+    engine: Engine
+    submitter: Submitter
+    mempool: Mempool
+    host: str = "127.0.0.1"
+    port: int = 0
+    hub: Hub = field(default_factory=lambda: Hub())
+    orders: OrderedDict[bytes, dict[str, Any]] = field(default_factory=OrderedDict)
+    # Orders in the mempool's fair queue, by hash: where the engine's answer goes, and the order.
+    waiting: dict[bytes, tuple[trio.MemorySendChannel[Any], Order]] = field(default_factory=dict)
+
+
+# --- params ----------------------------------------------------------------------------------------
+
+
+def _uint(value: Any, name: str, bound: int = U64) -> int:
+    """A JSON integer or a decimal string (wallet JSON writes uint64 as strings)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _DIGITS:
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < bound:
+        raise _params_error(f"{name} must be an integer in [0, {bound}) (a number or a decimal string)")
+    return value
+
+
+def _bytes(value: Any, name: str, length: int) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 2 + 2 * length:
+        raise _params_error(f"{name} must be 0x-hex of {length} bytes")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise _params_error(f"{name} must be 0x-hex of {length} bytes") from None
+
+
+def _message(value: Any, name: str, fields: dict[str, Callable[[Any, str], Any]]) -> dict[str, Any]:
+    """An EIP-712 message object with exactly these camelCase fields."""
+    if not isinstance(value, dict):
+        raise _params_error(f"{name} must be an object with {', '.join(fields)}")
+    unknown = set(value) - set(fields)
+    missing = set(fields) - set(value)
+    if unknown or missing:
+        raise _params_error(f"{name}: missing {sorted(missing)}, unknown {sorted(map(str, unknown))}")
+    return {key: parse(value[key], f"{name}.{key}") for key, parse in fields.items()}
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise _params_error(f"{name} must be true or false")
+    return value
+
+
+ORDER_FIELDS: dict[str, Callable[[Any, str], Any]] = {
+    "accountId": lambda v, n: _uint(v, n, 2**32), "market": lambda v, n: _uint(v, n, 2**8), "isBuy": _bool,
+    "size": _uint, "limitPrice": _uint, "feeRate": lambda v, n: _uint(v, n, 2**32), "expiry": _uint, "nonce": _uint,
+}
+WITHDRAW_FIELDS: dict[str, Callable[[Any, str], Any]] = {
+    "accountId": lambda v, n: _uint(v, n, 2**32), "amount": _uint, "expiry": _uint, "nonce": _uint,
+}
+
+
+def _arity(params: list[Any], low: int, high: int, usage: str) -> None:
+    if not low <= len(params) <= high:
+        raise _params_error(f"usage: {usage}")
+
+
+def _options(value: Any) -> tuple[TimeInForce, bool]:
+    if value is None:
+        return TimeInForce.GTC, False
+    if not isinstance(value, dict) or set(value) - {"timeInForce", "reduceOnly"}:
+        raise _params_error('options must be {"timeInForce": "gtc"|"ioc"|"post_only", "reduceOnly": bool}')
+    try:
+        tif = TimeInForce(value.get("timeInForce", "gtc"))
+    except ValueError:
+        raise _params_error('options.timeInForce must be "gtc", "ioc" or "post_only"') from None
+    return tif, _bool(value.get("reduceOnly", False), "options.reduceOnly")
+
+
+def _refused(reason: str, message: str) -> RpcError:
+    return RpcError(APPLICATION_ERROR, message or reason, reason)
+
+
+# --- views -----------------------------------------------------------------------------------------
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def _fill_view(fill: Any) -> dict[str, Any]:
+    return {"market": fill.market, "price": fill.price, "size": fill.size, "takerIsBuy": fill.taker_is_buy,
+            "maker": _hex(fill.maker_hash), "taker": _hex(fill.taker_hash),
+            "makerAccount": fill.maker_account, "takerAccount": fill.taker_account}
+
+
+def _cancelled_view(c: Cancelled) -> dict[str, Any]:
+    return {"hash": _hex(c.order_hash), "accountId": c.account_id, "reason": c.reason}
+
+
+def _place_view(result: PlaceResult, seq: int | None) -> dict[str, Any]:
+    return {"hash": _hex(result.order_hash), "status": result.status.value, "reason": result.reason,
+            "fills": [_fill_view(f) for f in result.fills], "filled": sum(f.size for f in result.fills),
+            "remaining": result.remaining, "cancelled": [_cancelled_view(c) for c in result.cancelled], "seq": seq}
+
+
+def _resting_view(view: Any) -> dict[str, Any]:
+    partially = type(view.handle) is SlotRef
+    return {"hash": _hex(view.order_hash), "status": (Status.PARTIALLY_FILLED if partially else Status.RESTING).value,
+            "accountId": view.account_id, "market": view.market, "isBuy": view.is_buy, "price": view.price,
+            "remaining": view.remaining, "reduceOnly": view.reduce_only, "expiry": view.expiry}
+
+
+def account_view(engine: Engine, account_id: int) -> dict[str, Any] | None:
+    state = engine.state
+    account = get_account(state, account_id)
+    if account is None:
+        return None
+    collateral, positions, _ = compute_settled_funding(state, account)
+    value = get_total_value(state, collateral, positions)
+    initial, maintenance = get_total_risk(state, positions, True), get_total_risk(state, positions, False)
+    return {
+        "id": account_id, "owner": _hex(account.owner), "collateral": account.collateral, "withdrawn": account.withdrawn,
+        "nonceBase": account.nonce_base,
+        "positions": [{"market": m, "size": p.size, "fundingIndex": p.funding_index, "markPrice": state.markets[m].price}
+                      for m, p in sorted(account.positions.items())],
+        "margin": {"settledCollateral": collateral, "value": value, "initialRisk": initial, "maintenanceRisk": maintenance,
+                   "freeCollateral": value - initial, "healthy": value >= maintenance},
+        "openOrders": [_resting_view(v) for v in engine.matcher.open_orders(account_id)],
+    }
+
+
+def book_view(engine: Engine, market: int, depth: int) -> dict[str, Any]:
+    levels = engine.matcher.depth(market, depth)
+    return {"market": market, "time": engine.state.time, "seq": engine.next_seq,
+            "bids": [[p, s, n] for p, s, n in levels["bids"]], "asks": [[p, s, n] for p, s, n in levels["asks"]]}
+
+
+# --- subscriptions ---------------------------------------------------------------------------------
+
+
+class Subscriber:
+    """One WebSocket connection's outbox (bounded: a consumer that falls this far behind is closed)."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = trio.open_memory_channel[bytes](OUTBOX)
+        self.subscriptions: dict[str, tuple[str, Any, int]] = {}  # id -> (kind, key, book depth)
+        self.overflowed = False
+        self.after_reply: list[tuple[str, Any]] = []  # notifications that follow the current answer
+
+    def push(self, subscription: str, result: Any) -> None:
+        note = msgspec.json.encode({"jsonrpc": "2.0", "method": "optinode_subscription", "params": {"subscription": subscription, "result": result}})
+        try:
+            self.send.send_nowait(note)
+        except trio.WouldBlock:
+            self.overflowed = True
+            self.send.close()
+        except trio.ClosedResourceError:
+            pass
+
+
+class Hub:
+    """Who listens to what: (kind, key) -> {(subscriber, subscription id)}."""
+
+    def __init__(self) -> None:
+        self.topics: dict[tuple[str, Any], dict[str, Subscriber]] = {}
+        self.ids = itertools.count(1)
+
+    def add(self, subscriber: Subscriber, kind: str, key: Any, depth: int = 0) -> str:
+        if len(subscriber.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise RpcError(APPLICATION_ERROR, f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection", "TOO_MANY_SUBSCRIPTIONS")
+        sid = hex(next(self.ids))
+        subscriber.subscriptions[sid] = (kind, key, depth)
+        self.topics.setdefault((kind, key), {})[sid] = subscriber
+        return sid
+
+    def remove(self, subscriber: Subscriber, sid: str) -> bool:
+        topic = subscriber.subscriptions.pop(sid, None)
+        if topic is None:
+            return False
+        listeners = self.topics.get(topic[:2], {})
+        listeners.pop(sid, None)
+        if not listeners:
+            self.topics.pop(topic[:2], None)
+        return True
+
+    def drop(self, subscriber: Subscriber) -> None:
+        for sid in list(subscriber.subscriptions):
+            self.remove(subscriber, sid)
+
+    def listeners(self, kind: str, key: Any) -> list[tuple[str, Subscriber]]:
+        return list(self.topics.get((kind, key), {}).items())
+
+    def publish(self, kind: str, key: Any, result: Any | Callable[[], Any]) -> None:
+        listeners = self.listeners(kind, key)
+        if not listeners:
+            return
+        value = result() if callable(result) else result
+        for sid, subscriber in listeners:
+            subscriber.push(sid, value)
+
+
+def _after_book(deps: RpcDeps, market: int | None, fills: tuple[Any, ...], accounts: set[int]) -> None:
+    """Notifications once a book command is durable: fills, the market's book, touched accounts."""
+    hub, engine = deps.hub, deps.engine
+    for fill in fills:
+        view = _fill_view(fill)
+        hub.publish("fills", None, view)
+        for account in {fill.maker_account, fill.taker_account}:
+            hub.publish("fills", account, view)
+            accounts.add(account)
+    if market is not None:
+        for sid, subscriber in hub.listeners("book", market):
+            subscriber.push(sid, book_view(engine, market, subscriber.subscriptions[sid][2]))
+    for account in accounts:
+        hub.publish("account", account, lambda a=account: account_view(engine, a))
+
+
+def _remember(deps: RpcDeps, result: PlaceResult, seq: int | None) -> dict[str, Any]:
+    view = _place_view(result, seq)
+    deps.orders[result.order_hash] = view
+    deps.orders.move_to_end(result.order_hash)
+    while len(deps.orders) > ORDER_MEMORY:
+        deps.orders.popitem(last=False)
+    for fill in result.fills:  # makers' fills are part of their history too
+        maker = deps.orders.get(fill.maker_hash)
+        if maker is not None:
+            maker["fills"].append(_fill_view(fill))
+            maker["filled"] += fill.size
+            maker["remaining"] -= fill.size
+            maker["status"] = (Status.FILLED if maker["remaining"] <= 0 else Status.PARTIALLY_FILLED).value
+    for cancelled in result.cancelled:
+        _mark_cancelled(deps, cancelled)
+    return view
+
+
+def _mark_cancelled(deps: RpcDeps, cancelled: Cancelled) -> None:
+    view = deps.orders.get(cancelled.order_hash)
+    if view is not None:
+        view["status"], view["reason"] = Status.CANCELLED.value, cancelled.reason
+
+
+# --- methods ---------------------------------------------------------------------------------------
+
+
+async def send_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 2, 3, "optinode_sendOrder(order, signature [, options])")
+    fields = _message(params[0], "order", ORDER_FIELDS)
+    signature = _bytes(params[1], "signature", 65)
+    tif, reduce_only = _options(params[2] if len(params) == 3 else None)
+    order = Order(fields["accountId"], fields["market"], fields["isBuy"], fields["size"], fields["limitPrice"],
+                  fields["feeRate"], fields["expiry"], fields["nonce"], signature)
+    answer = await _place(deps, Placement(order, tif, reduce_only))
+    result: PlaceResult = answer.result
+    view = _remember(deps, result, answer.seq)
+    if answer.seq is not None:
+        touched = {order.account_id} | {c.account_id for c in result.cancelled}
+        _after_book(deps, order.market, result.fills, touched)
+    return view
+
+
+async def _place(deps: RpcDeps, placement: Placement) -> BookAccepted:
+    """Mempool intake (checks, signature on worker threads, the fair per-account queue), then the
+    engine's answer, which `_feed` routes back here."""
+    [outcome] = await deps.mempool.submit([placement])
+    if isinstance(outcome, IntakeRejected):
+        raise _refused(outcome.reason, str(outcome))
+    send, receive = trio.open_memory_channel[Any](1)
+    deps.waiting[outcome] = (send, placement.order)  # (no checkpoint since submit: _feed has not run)
+    async with receive:
+        answer = await receive.receive()
+    if isinstance(answer, Rejected):
+        raise _refused(answer.code.name, str(answer))
+    return answer
+
+
+def _withdrawn(deps: RpcDeps, order_hash: bytes, reason: str) -> Cancelled:
+    """An order cancelled while it waited in the mempool: it never reached the engine, nothing logged."""
+    send, order = deps.waiting.pop(order_hash)
+    send.send_nowait(BookAccepted(None, PlaceResult(order_hash, Status.CANCELLED, reason=reason, logged=False)))
+    return Cancelled(order_hash, order.account_id, reason)
+
+
+async def _feed(deps: RpcDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Hand the mempool's orders to the engine, round-robin across accounts (`Mempool.next_batch`),
+    as fast as the engine's bounded inbox takes them: a flood from one account waits in its own queue."""
+    task_status.started()
+    while True:
+        for placement, order_hash in await deps.mempool.next_batch(FEED_BATCH):
+            send, _ = deps.waiting.pop(order_hash)
+            await deps.submitter.inbox.send(BookSubmission(placement, send))
+
+
+async def _book(deps: RpcDeps, command: Any) -> Any:
+    try:
+        return await deps.submitter.submit_book(command)
+    except Rejected as rejected:
+        raise _refused(rejected.code.name, str(rejected)) from None
+
+
+async def cancel_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 2, 2, "optinode_cancelOrder(cancel, signature): cancel = {accountId, orderHash} or {accountId, nonceBelow}")
+    raw, signature = params[0], _bytes(params[1], "signature", 65)
+    if isinstance(raw, dict) and "orderHash" in raw:
+        fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "orderHash": lambda v, n: _bytes(v, n, 32)})
+        message: Any = SignedCancelOrder(fields["accountId"], fields["orderHash"], signature)
+    else:
+        fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "nonceBelow": _uint})
+        message = SignedCancelAll(fields["accountId"], fields["nonceBelow"], signature)
+    try:
+        command, queued = await deps.mempool.check_cancel(message)
+    except IntakeRejected as rejected:
+        raise _refused(rejected.reason, str(rejected)) from None
+    if queued:  # still in the mempool: the mempool drops it, its sender is answered here
+        return {"cancelled": [_cancelled_view(_withdrawn(deps, command.order_hash, "USER_CANCELLED"))], "seq": None}
+    early = []
+    if type(command) is CancelAll:  # queued orders below the new floor are dropped by the mempool too
+        early = [_withdrawn(deps, h, "NONCE_CANCELLED") for h, (_, o) in list(deps.waiting.items())
+                 if o.account_id == command.account_id and o.nonce < command.nonce_below]
+    elif deps.engine.matcher.get(command.order_hash) is None:
+        raise _refused("UNKNOWN_ORDER", f"no live order 0x{command.order_hash.hex()} of account {command.account_id}")
+    answer = await _book(deps, command)
+    cancelled = early + (answer.result if isinstance(answer.result, list) else [answer.result])
+    for c in cancelled:
+        _mark_cancelled(deps, c)
+    _after_book(deps, None, (), {fields["accountId"]})
+    for market in range(len(deps.engine.matcher.books)):  # (a cancel-all can touch every market)
+        _after_book(deps, market, (), set())
+    return {"cancelled": [_cancelled_view(c) for c in cancelled], "seq": answer.seq}
+
+
+async def send_withdraw(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 2, 2, "optinode_sendWithdraw(withdraw, signature)")
+    fields = _message(params[0], "withdraw", WITHDRAW_FIELDS)
+    tx = Withdraw(fields["accountId"], fields["amount"], fields["expiry"], fields["nonce"], _bytes(params[1], "signature", 65))
+    try:
+        deps.mempool.check_rate(tx.account_id)
+        ack = await deps.submitter.submit(tx)
+    except IntakeRejected as rejected:
+        raise _refused(rejected.reason, str(rejected)) from None
+    except Rejected as rejected:
+        raise _refused(rejected.code.name, str(rejected)) from None
+    deps.hub.publish("account", tx.account_id, lambda: account_view(deps.engine, tx.account_id))
+    return {"seq": ack.seq, "status": "accepted"}
+
+
+def _account_id(deps: RpcDeps, value: Any) -> int:
+    if isinstance(value, str) and value.startswith("0x"):
+        owner = _bytes(value, "address", 20)
+        account_id = deps.engine.owners.get(owner)
+        if account_id is None:
+            raise _refused(ErrorCode.ACCOUNT_NOT_FOUND.name, f"no account owned by {value}")
+        return account_id
+    return _uint(value, "account", 2**32)
+
+
+async def get_account_method(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 1, 1, "optinode_getAccount(address or id)")
+    account_id = _account_id(deps, params[0])
+    view = account_view(deps.engine, account_id)
+    if view is None:
+        raise _refused(ErrorCode.ACCOUNT_NOT_FOUND.name, f"no account {account_id}")
+    return view
+
+
+async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 1, 1, "optinode_getOrder(hash)")
+    order_hash = _bytes(params[0], "hash", 32)
+    live = deps.engine.matcher.get(order_hash)
+    known = deps.orders.get(order_hash)
+    if live is None and known is None:
+        raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} is live or was seen since the node started")
+    view = dict(known or {"hash": _hex(order_hash), "fills": [], "filled": None, "reason": None})
+    if live is not None:
+        view.update(_resting_view(live))
+    return view
+
+
+def _market(deps: RpcDeps, value: Any) -> int:
+    market = _uint(value, "market", 2**8)
+    if market >= len(deps.engine.matcher.books):
+        raise _refused(ErrorCode.MARKET_NOT_FOUND.name, f"no market {market}")
+    return market
+
+
+async def get_book(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 1, 2, "optinode_getBook(market [, depth])")
+    depth = _uint(params[1], "depth", MAX_DEPTH + 1) if len(params) == 2 else 20
+    return book_view(deps.engine, _market(deps, params[0]), depth)
+
+
+async def get_batch(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 1, 1, "optinode_getBatch(n)")
+    journal = deps.engine.journal
+    batch = journal.batch(_uint(params[0], "n"))
+    if batch is None:
+        raise _refused("UNKNOWN_BATCH", f"batch {params[0]} is not cut yet")
+    return {"index": batch.index, "firstSeq": batch.first_seq, "endSeq": batch.end_seq, "recordCount": batch.record_count,
+            "dataBytes": batch.data_bytes, "stateRoot": _hex(batch.state_root), "depositsDone": batch.deposits_done,
+            "forcedDone": batch.forced_done, "final": batch.index <= journal.last_final(),
+            "records": [_hex(r) for r in journal.batch_records(batch)]}
+
+
+async def status(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 0, 0, "optinode_status()")
+    e = deps.engine
+    return {
+        "l2": {"nextSeq": e.next_seq, "systemTime": e.state.time, "l1Time": e.l1_time, "stateRoot": _hex(e.commitment.update(e.state)),
+               "pendingEntries": e.pending.entries, "pendingRecords": e.pending.records},
+        "batches": {"lastCut": e.batch_index - 1, "lastFinal": e.journal.last_final()},
+        "l1": {"head": e.head.number if e.head else None, "confirmations": e.confirmations},
+        "queues": {"depositsDone": e.state.deposits_done, "depositsSeen": len(e.deposits), "forcedDone": e.state.forced_done, "forcedSeen": len(e.forced)},
+        "markets": [{"id": i, "name": m.name, "price": e.state.markets[i].price, "stepSize": m.step_size, "tickSize": m.tick_size}
+                    for i, m in enumerate(e.state.config.markets)],
+    }
+
+
+async def subscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    if subscriber is None:
+        raise RpcError(METHOD_NOT_FOUND, "optinode_subscribe needs a WebSocket connection")
+    _arity(params, 1, 2, 'optinode_subscribe("fills" [, {"account": id}]) | ("book", {"market": m [, "depth": d]}) | ("account", {"account": id})')
+    kind, options = params[0], params[1] if len(params) == 2 else {}
+    if not isinstance(options, dict):
+        raise _params_error("subscription options must be an object")
+    if kind == "fills" and set(options) <= {"account"}:
+        key = _account_id(deps, options["account"]) if "account" in options else None
+        return deps.hub.add(subscriber, "fills", key)
+    if kind == "book" and "market" in options and set(options) <= {"market", "depth"}:
+        market = _market(deps, options["market"])
+        depth = _uint(options.get("depth", 20), "depth", MAX_DEPTH + 1)
+        sid = deps.hub.add(subscriber, "book", market, depth)
+        subscriber.after_reply.append((sid, book_view(deps.engine, market, depth)))  # the current book, right after the id
+        return sid
+    if kind == "account" and set(options) == {"account"}:
+        return deps.hub.add(subscriber, "account", _account_id(deps, options["account"]))
+    raise _params_error('subscribe to "fills" [{account}], "book" {market, depth} or "account" {account}')
+
+
+async def unsubscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    if subscriber is None:
+        raise RpcError(METHOD_NOT_FOUND, "optinode_unsubscribe needs a WebSocket connection")
+    _arity(params, 1, 1, "optinode_unsubscribe(subscription id)")
+    if not isinstance(params[0], str):
+        raise _params_error("the subscription id is a string")
+    return deps.hub.remove(subscriber, params[0])
+
+
+METHODS: dict[str, Callable[[RpcDeps, list[Any], Subscriber | None], Awaitable[Any]]] = {
+    "optinode_sendOrder": send_order,
+    "optinode_cancelOrder": cancel_order,
+    "optinode_sendWithdraw": send_withdraw,
+    "optinode_getAccount": get_account_method,
+    "optinode_getOrder": get_order,
+    "optinode_getBook": get_book,
+    "optinode_getBatch": get_batch,
+    "optinode_status": status,
+    "optinode_subscribe": subscribe,
+    "optinode_unsubscribe": unsubscribe,
+}
+
+
+# --- the JSON-RPC envelope -------------------------------------------------------------------------
+
+
+def _error(rid: Any, failure: RpcError) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": failure.code, "message": failure.message}
+    if failure.data is not None:
+        error["data"] = failure.data
+    return {"jsonrpc": "2.0", "id": rid, "error": error}
+
+
+def _valid_id(request: dict[str, Any]) -> bool:
+    rid = request.get("id")
+    return rid is None or isinstance(rid, str) or (isinstance(rid, (int, float)) and not isinstance(rid, bool))
+
+
+async def _call(deps: RpcDeps, request: Any, subscriber: Subscriber | None) -> dict[str, Any] | None:
+    """One request object -> its response (None for a notification, a request without an id)."""
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str) or not _valid_id(request):
+        return _error(None, RpcError(INVALID_REQUEST, "invalid request: {jsonrpc: \"2.0\", method, params?, id?}"))
+    rid, notification = request.get("id"), "id" not in request
+    method = METHODS.get(request["method"])
+    params = request.get("params", [])
+    try:
+        if method is None:
+            raise RpcError(METHOD_NOT_FOUND, f"method {request['method'][:64]!r} not found")
+        if isinstance(params, dict):
+            raise _params_error("params must be an array (positional)")
+        if not isinstance(params, list):
+            raise _params_error("params must be an array")
+        result = await method(deps, params, subscriber)
+    except RpcError as failure:
+        response = _error(rid, failure)
+    except Exception:  # noqa: BLE001 - a bug: answered, logged, and the server stays up
+        log.exception("internal error in %s", request["method"][:64])
+        response = _error(rid, RpcError(INTERNAL_ERROR, "internal error"))
+    else:
+        response = {"jsonrpc": "2.0", "id": rid, "result": result}
+    return None if notification else response
+
+
+async def dispatch(deps: RpcDeps, body: bytes, subscriber: Subscriber | None = None) -> bytes | None:
+    """A raw body (one request or a batch) -> the raw response (None: nothing to answer)."""
+    try:
+        request = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return msgspec.json.encode(_error(None, RpcError(PARSE_ERROR, "parse error: the body is not JSON")))
+    if isinstance(request, list):
+        if not request:
+            return msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, "an empty batch")))
+        if len(request) > MAX_BATCH:
+            return msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, f"a batch holds at most {MAX_BATCH} requests")))
+        responses = [await _call(deps, r, subscriber) for r in request]  # in order: one client's orders keep their order
+        answered = [r for r in responses if r is not None]
+        return msgspec.json.encode(answered) if answered else None
+    response = await _call(deps, request, subscriber)
+    return None if response is None else msgspec.json.encode(response)
+
+
+# --- ASGI ------------------------------------------------------------------------------------------
+
+
+def make_app(deps: RpcDeps) -> Callable[..., Awaitable[None]]:
+    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] == "http":
+            await _http(deps, scope, receive, send)
+        elif scope["type"] == "websocket":
+            await _websocket(deps, receive, send)
+        elif scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    return app
+
+
+async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _http(deps: RpcDeps, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["method"] != "POST":
+        await _respond(send, 405, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, "POST a JSON-RPC request to /"))))
+        return
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            await _respond(send, 413, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, f"the body is over {MAX_BODY} bytes"))))
+            return
+        if not message.get("more_body", False):
+            break
+    answer = await dispatch(deps, body)
+    await _respond(send, 200, answer if answer is not None else b"")
+
+
+async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    subscriber = Subscriber()
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def pump() -> None:
+                async with subscriber.receive:
+                    async for note in subscriber.receive:
+                        await send({"type": "websocket.send", "text": note.decode()})
+                if subscriber.overflowed:
+                    await send({"type": "websocket.close", "code": 1008, "reason": "slow consumer: notifications overflowed"})
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(pump)
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("text")
+                body = data.encode() if data is not None else (message.get("bytes") or b"")
+                answer = await dispatch(deps, body, subscriber)
+                if answer is not None:
+                    try:
+                        subscriber.send.send_nowait(answer)
+                    except (trio.WouldBlock, trio.ClosedResourceError):
+                        break
+                for sid, result in subscriber.after_reply:
+                    subscriber.push(sid, result)
+                subscriber.after_reply.clear()
+            nursery.cancel_scope.cancel()
+    finally:
+        deps.hub.drop(subscriber)
+
+
+async def run(deps: RpcDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; ``task_status.started(port)``."""
+    config = HypercornConfig()
+    config.bind = [f"{deps.host}:{deps.port}"]
+    config.accesslog = None
+    config.errorlog = log
+    config.websocket_max_message_size = MAX_BODY
+    config.h11_max_incomplete_size = 64 * 1024
+    config.keep_alive_timeout = 30
+    config.graceful_timeout = 1.0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_feed, deps)
+        binds = await nursery.start(serve, make_app(deps), config)
+        port = int(binds[0].rsplit(":", 1)[1])
+        log.info("JSON-RPC on http://%s:%d (WebSocket on ws://%s:%d/)", deps.host, port, deps.host, port)
+        task_status.started(port)
