@@ -23,7 +23,7 @@ TS = 1_700_000_100
 def _appended(index: int, root: bytes, tag: int, records: list[bytes]) -> events.BatchAppended:
     return events.BatchAppended(block_number=10 + tag, block_hash=bytes([tag]) * 32, log_index=0, tx_hash=bytes([tag, index]) * 16,
                                 address=bytes(20), index=index, id=tag, proposer=bytes(20), state_root=root, tx_root=bytes(32),
-                                tx_count=len(records), deposit_queue_length=2, forced_queue_length=0)
+                                tx_count=len(records), deposit_queue_length=2, forced_queue_length=0, l1_timestamp=TS, appended_at=TS)
 
 
 def _deposited(index: int, amount: int) -> events.Deposited:
