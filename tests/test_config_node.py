@@ -77,6 +77,10 @@ def test_node_section_defaults_when_absent() -> None:
         ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\narity = 1\n", "l1.arity", ">= 2"),
         ("[node.batch]\nqueue_margin = 200.0\n[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\n"
          "challenge_window = 10\nclock = 10\nforced_deadline = 100\ninclusion_margin = 10\n", "node.batch.queue_margin", "shorter than"),
+        ("[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\nmax_timestamp_drift = 86400\n",
+         "l1.max_timestamp_drift", "must not exceed genesis.price_validity and genesis.funding_validity"),
+        ("[node.batch]\ndrift_margin = 400.0\n[l1]\nproposers = ['0x0000000000000000000000000000000000000001']\nmax_timestamp_drift = 300\n",
+         "node.batch.drift_margin", "must be below l1.max_timestamp_drift"),
     ],
 )
 def test_bad_node_values_name_the_key(node: str, where: str, problem: str) -> None:

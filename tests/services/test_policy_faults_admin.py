@@ -47,6 +47,16 @@ def test_age_and_queue_deadline_cuts() -> None:
     assert p.due(queued, 10.5, 1_144) is None and p.due(queued, 10.5, 1_145) == "queue deadline"
 
 
+def test_timestamp_drift_cut() -> None:
+    """A batch is cut once the head is max_timestamp_drift - drift_margin past its L1 time."""
+    p = BatchPolicy.from_config(BatchSection(max_age=1000.0, drift_margin=20.0), challenge_window=30, clock=60, max_timestamp_drift=100)
+    pending = Pending()
+    pending.add((b"x",), now=10.0)
+    assert p.due(pending, 11.0, 1_000, head_time=1_079, batch_time=1_000) is None
+    assert p.due(pending, 11.0, 1_000, head_time=1_080, batch_time=1_000) == "timestamp drift"
+    assert policy().due(pending, 11.0, 1_000, head_time=10**9, batch_time=1_000) is None  # no drift configured
+
+
 def test_the_fault_switch_is_devnet_only() -> None:
     assert Faults.parse("engine.cut:2", chain_id=31337).after == 2
     with pytest.raises(FaultRefused, match="devnets only"):
