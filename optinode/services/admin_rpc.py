@@ -95,6 +95,7 @@ async def _status(deps: AdminDeps, params: list[Any]) -> Any:
         "pending_entries": e.pending.entries,
         "next_seq": e.next_seq,
         "l1_time": e.l1_time,
+        "l1_head_time": e.head_time,  # the time a batch opened now runs at (docs/sequencer.md, "Batch time")
         "deposits_done": e.state.deposits_done,
         "forced_done": e.state.forced_done,
         "last_final": e.journal.last_final(),

@@ -21,9 +21,8 @@ opens the next id; a forced request is executed or recorded with the reason it w
 spec's `process_forced_withdraw` decides.
 
 **L1 time.** Every transaction of a batch is applied with one timestamp, the batch's L1 time
-(`batch_time`): the time of the newest block at ``confirmations`` depth when the batch's first
-entry was applied (never the wall clock, never a block a shallow reorg can replace, never later than
-a block the node has seen). The proposer declares it in ``appendBatch``, the Rollup bounds it
+(`batch_time`): the newest L1 head's time when the batch's first entry was applied (never the wall
+clock, never later than a block the node has seen, never before the previous batch's). The proposer declares it in ``appendBatch``, the Rollup bounds it
 (parent's <= it <= the append block's, at most ``maxTimestampDrift`` behind) and records it, and every
 verifier and one-step proof replays the batch at it: an honest batch is never wrong because of when
 it lands. The batcher cuts a batch before the head runs ``drift - drift_margin`` past it
@@ -337,9 +336,11 @@ class Engine:
         return None
 
     def _time(self) -> int:
-        """The pending batch's L1 time (opening it at the current confirmed L1 time if it is empty)."""
+        """The pending batch's L1 time, opening it if it is empty at the newest L1 time seen: the head's
+        (not the confirmed block's, which lags by `confirmations` blocks and would eat the drift), and
+        never before a logged entry's (`l1_time`), so never before the parent batch's."""
         if self.batch_time is None:
-            self.batch_time = self.l1_time
+            self.batch_time = max(self.l1_time, self._head_time)
         return self.batch_time
 
     def _queue_entry(self, kind: str, item: _QueueItem) -> LogEntry:
@@ -486,6 +487,8 @@ class Engine:
             state_root=root,
             l1_timestamp=self.batch_time if self.batch_time is not None else self.l1_time,
         )
+        # the checkpoint's clock covers this batch's time: the next batch never opens before it
+        self.l1_time = max(self.l1_time, record.l1_timestamp)
         await trio.to_thread.run_sync(self.journal.cut, record, state, self.l1_time)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
                  record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])

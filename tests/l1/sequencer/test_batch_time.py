@@ -23,7 +23,9 @@ def test_order_expiring_before_the_append_replays_to_the_posted_root(chain, node
 
     # The orders expire at the exact L1 time the sequencer applies them at: valid then, expired a
     # second later. The chain then moves 20 s on before the batch can be appended.
-    applied_at = node.status()["l1_time"]
+    latest = chain.w3.eth.get_block("latest")["timestamp"]
+    node.wait_for(lambda: node.status()["l1_head_time"] == latest, "the node to see the latest block")
+    applied_at = node.status()["l1_head_time"]  # a batch opened now runs at this time
     trade = world.trade("bob", "alice", ETH_UNIT // 10, expiry=applied_at)
     assert node.submit(trade)["codes"] == ["OK"]
     chain.travel(20)
