@@ -17,8 +17,11 @@ else (a bug) is -32603 and logged; it never takes the server down.
 entry is synced (`Submitter.submit_book`), so it is a durable promise. Notifications are sent after
 the same point.
 
-Orders go mempool checks (shape and ranges, market, expiry, rate, signature recovery on worker
-threads, signer and nonce) → the engine's book (`BookSubmission`) → answer, then notifications.
+Orders go through the mempool (`Mempool.submit`: shape and ranges, market, expiry, rate, signature
+recovery on worker threads, signer and nonce, then its fair per-account queue) → `_feed` hands them to
+the engine round-robin across accounts → the engine's book (`BookSubmission`) → the answer goes back
+to the waiting request, then notifications. A cancel of an order still in the mempool answers that
+order `cancelled` at once (it never reached the engine, nothing is logged).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from optinode.errors import InvalidInput
 from optinode.exchange.cancel import SignedCancelAll, SignedCancelOrder
 from optinode.exchange.mempool import IntakeRejected, Mempool
 from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResult, Status, TimeInForce
-from optinode.services.engine import Engine, Rejected, Submitter
+from optinode.services.engine import BookAccepted, BookSubmission, Engine, Rejected, Submitter
 from optinode.spec.errors import ErrorCode
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value
 from optinode.spec.state import get_account
@@ -55,6 +58,7 @@ MAX_BATCH = 100  # requests in one JSON-RPC batch
 MAX_DEPTH = 100  # price levels per side in getBook / book subscriptions
 MAX_SUBSCRIPTIONS = 64  # per WebSocket connection
 OUTBOX = 1024  # notifications queued per WebSocket connection; a consumer this far behind is closed
+FEED_BATCH = 256  # orders taken from the mempool's fair queue at a time
 ORDER_MEMORY = 100_000  # finished orders remembered for optinode_getOrder (since the node started)
 U64 = 2**64
 _DIGITS = len(str(U64))  # a decimal string longer than any uint64 is refused before int() parses it
@@ -81,6 +85,8 @@ class RpcDeps:
     port: int = 0
     hub: Hub = field(default_factory=lambda: Hub())
     orders: OrderedDict[bytes, dict[str, Any]] = field(default_factory=OrderedDict)
+    # Orders in the mempool's fair queue, by hash: where the engine's answer goes, and the order.
+    waiting: dict[bytes, tuple[trio.MemorySendChannel[Any], Order]] = field(default_factory=dict)
 
 
 # --- params ----------------------------------------------------------------------------------------
@@ -320,21 +326,45 @@ async def send_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | 
     tif, reduce_only = _options(params[2] if len(params) == 3 else None)
     order = Order(fields["accountId"], fields["market"], fields["isBuy"], fields["size"], fields["limitPrice"],
                   fields["feeRate"], fields["expiry"], fields["nonce"], signature)
-    placement = Placement(order, tif, reduce_only)
-    mempool = deps.mempool
-    try:
-        order_hash = mempool.check_stateless(placement)
-        [signer] = await mempool.recover([(order_hash, signature)])
-        mempool.check_replay(placement, order_hash, signer)
-    except IntakeRejected as rejected:
-        raise _refused(rejected.reason, str(rejected)) from None
-    answer = await _book(deps, placement)
+    answer = await _place(deps, Placement(order, tif, reduce_only))
     result: PlaceResult = answer.result
     view = _remember(deps, result, answer.seq)
     if answer.seq is not None:
         touched = {order.account_id} | {c.account_id for c in result.cancelled}
         _after_book(deps, order.market, result.fills, touched)
     return view
+
+
+async def _place(deps: RpcDeps, placement: Placement) -> BookAccepted:
+    """Mempool intake (checks, signature on worker threads, the fair per-account queue), then the
+    engine's answer, which `_feed` routes back here."""
+    [outcome] = await deps.mempool.submit([placement])
+    if isinstance(outcome, IntakeRejected):
+        raise _refused(outcome.reason, str(outcome))
+    send, receive = trio.open_memory_channel[Any](1)
+    deps.waiting[outcome] = (send, placement.order)  # (no checkpoint since submit: _feed has not run)
+    async with receive:
+        answer = await receive.receive()
+    if isinstance(answer, Rejected):
+        raise _refused(answer.code.name, str(answer))
+    return answer
+
+
+def _withdrawn(deps: RpcDeps, order_hash: bytes, reason: str) -> Cancelled:
+    """An order cancelled while it waited in the mempool: it never reached the engine, nothing logged."""
+    send, order = deps.waiting.pop(order_hash)
+    send.send_nowait(BookAccepted(None, PlaceResult(order_hash, Status.CANCELLED, reason=reason, logged=False)))
+    return Cancelled(order_hash, order.account_id, reason)
+
+
+async def _feed(deps: RpcDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Hand the mempool's orders to the engine, round-robin across accounts (`Mempool.next_batch`),
+    as fast as the engine's bounded inbox takes them: a flood from one account waits in its own queue."""
+    task_status.started()
+    while True:
+        for placement, order_hash in await deps.mempool.next_batch(FEED_BATCH):
+            send, _ = deps.waiting.pop(order_hash)
+            await deps.submitter.inbox.send(BookSubmission(placement, send))
 
 
 async def _book(deps: RpcDeps, command: Any) -> Any:
@@ -354,13 +384,19 @@ async def cancel_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber 
         fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "nonceBelow": _uint})
         message = SignedCancelAll(fields["accountId"], fields["nonceBelow"], signature)
     try:
-        command, _queued = await deps.mempool.check_cancel(message)
+        command, queued = await deps.mempool.check_cancel(message)
     except IntakeRejected as rejected:
         raise _refused(rejected.reason, str(rejected)) from None
-    if type(command) is not CancelAll and deps.engine.matcher.get(command.order_hash) is None:
+    if queued:  # still in the mempool: the mempool drops it, its sender is answered here
+        return {"cancelled": [_cancelled_view(_withdrawn(deps, command.order_hash, "USER_CANCELLED"))], "seq": None}
+    early = []
+    if type(command) is CancelAll:  # queued orders below the new floor are dropped by the mempool too
+        early = [_withdrawn(deps, h, "NONCE_CANCELLED") for h, (_, o) in list(deps.waiting.items())
+                 if o.account_id == command.account_id and o.nonce < command.nonce_below]
+    elif deps.engine.matcher.get(command.order_hash) is None:
         raise _refused("UNKNOWN_ORDER", f"no live order 0x{command.order_hash.hex()} of account {command.account_id}")
     answer = await _book(deps, command)
-    cancelled = answer.result if isinstance(answer.result, list) else [answer.result]
+    cancelled = early + (answer.result if isinstance(answer.result, list) else [answer.result])
     for c in cancelled:
         _mark_cancelled(deps, c)
     _after_book(deps, None, (), {fields["accountId"]})
@@ -652,6 +688,7 @@ async def run(deps: RpcDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_ST
     config.keep_alive_timeout = 30
     config.graceful_timeout = 1.0
     async with trio.open_nursery() as nursery:
+        await nursery.start(_feed, deps)
         binds = await nursery.start(serve, make_app(deps), config)
         port = int(binds[0].rsplit(":", 1)[1])
         log.info("JSON-RPC on http://%s:%d (WebSocket on ws://%s:%d/)", deps.host, port, deps.host, port)

@@ -29,7 +29,7 @@ from .crypto import keccak
 from .errors import WitnessError
 from .fields import Hash32
 from .merkle import EMPTY_LEAF, compute_root_after_updates, compute_root_from_proof
-from .state import State, get_slot
+from .state import State
 from .transition import state_transition
 from .types import (
     CancelAll,
@@ -75,7 +75,9 @@ def get_touched_leaves(state: State, tx: Transaction, ctx: L1Context) -> tuple[l
         if type(order) is SlotRef:
             if 0 <= order.slot < state.next_slot:
                 slots.add(order.slot)
-                accounts.add(get_slot(state, order.slot).account_id)
+                # the full state (the one a witness is built from) holds every existing slot: a
+                # missing one is a bug here, not a witness error (get_* never rejects)
+                accounts.add(state.slots[order.slot].account_id)
         elif type(order) is Order:
             accounts.add(order.account_id)
             new_orders += 1

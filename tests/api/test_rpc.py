@@ -102,3 +102,32 @@ async def test_batched_requests_and_standard_errors(api) -> None:
     with pytest.raises(RpcFailure) as wrong:
         await api.run(api.client("bob").call, "optinode_sendOrder", bad_sig, api.client("bob").sign("Order", bad_sig))
     assert wrong.value.error["data"] == "WRONG_SIGNER"
+
+
+async def test_a_cancel_answers_an_order_still_waiting_in_the_mempool(tmp_path, world, nursery) -> None:
+    store = open_store(tmp_path / "db2", identity="test")
+    h = await Harness(store, nursery).start()
+    await funded(h, world, FakeL1(store, world))
+    # No rpc.run: nothing feeds the mempool's queue to the engine, so the order stays queued.
+    deps = rpc.RpcDeps(h.engine, h.submitter, Mempool(h.engine.state))
+    alice = Api(h, 0).client("alice")
+    order = {"accountId": 0, "market": 0, "isBuy": True, "size": str(ETH_STEP), "limitPrice": str(ETH_PRICE), "feeRate": 0,
+             "expiry": str(FAR_EXPIRY), "nonce": "1"}
+    answers = []
+
+    async def place() -> None:
+        answers.append(await rpc.send_order(deps, [order, alice.sign("Order", order)], None))
+
+    nursery.start_soon(place)
+    while not deps.waiting:
+        await trio.sleep(0.01)
+    [order_hash] = deps.waiting
+    before = h.engine.next_seq
+    cancel = {"accountId": 0, "orderHash": "0x" + order_hash.hex()}
+    result = await rpc.cancel_order(deps, [cancel, alice.sign("CancelOrder", cancel)], None)
+    assert result == {"cancelled": [{"hash": cancel["orderHash"], "accountId": 0, "reason": "USER_CANCELLED"}], "seq": None}
+    await trio.testing.wait_all_tasks_blocked()
+    [answer] = answers
+    assert answer["status"] == "cancelled" and answer["reason"] == "USER_CANCELLED" and answer["seq"] is None
+    assert h.engine.next_seq == before and not deps.waiting and h.engine.matcher.get(order_hash) is None
+    assert len(deps.mempool.queue) == 1 and order_hash in deps.mempool.withdrawn  # dropped when the queue is next served

@@ -83,11 +83,13 @@ params = st.one_of(
     st.tuples(order_msgs, signatures, st.fixed_dictionaries({}, optional={"timeInForce": json_values, "reduceOnly": json_values})).map(list),
     st.tuples(st.fixed_dictionaries({"accountId": uint_ish, "orderHash": json_values | st.just("0x" + "22" * 32)}), signatures).map(list),
     st.tuples(st.fixed_dictionaries({"accountId": uint_ish, "amount": uint_ish, "expiry": uint_ish, "nonce": uint_ish}), signatures).map(list),
+    st.dictionaries(st.sampled_from(["0", "order", "market", "a"]), json_values, min_size=1, max_size=3),  # named params
     json_values,
 )
+methods = st.one_of(st.sampled_from(METHOD_NAMES), st.sampled_from(sorted(rpc.METHODS)), json_values)  # mostly real names
 envelopes = st.fixed_dictionaries(
-    {"method": st.sampled_from(METHOD_NAMES) | json_values},
-    optional={"jsonrpc": st.just("2.0") | json_values, "id": st.integers() | st.text(max_size=5) | json_values, "params": params},
+    {"method": methods, "jsonrpc": st.one_of(st.just("2.0"), st.just("2.0"), st.just("2.0"), json_values)},  # mostly well-formed
+    optional={"id": st.integers() | st.text(max_size=5) | json_values, "params": params},
 )
 
 

@@ -23,6 +23,7 @@ differential tests against the Solidity one-step prover.
 
 from __future__ import annotations
 
+import random
 from typing import Any, Callable
 
 import msgspec
@@ -42,7 +43,7 @@ from optinode.testing.world import (
 )
 from optinode.wallet import Key, sign_cancel_all, sign_order, sign_withdraw
 
-__all__ = ["TX_TYPES", "Scenario", "consumed_deposits", "describe", "scenarios"]
+__all__ = ["TX_TYPES", "Scenario", "consumed_deposits", "describe", "scenarios", "seeded_scenario"]
 
 # --- the world -------------------------------------------------------------------------------------
 
@@ -77,14 +78,48 @@ Scenario = Recording  # what `scenarios()` draws: a genesis, one L1 context, the
 
 # --- the generator ---------------------------------------------------------------------------------
 
+class Draws:
+    """Where the generator's choices come from: Hypothesis (`HypothesisDraws`, shrinking, the property
+    tests) or a seeded `random.Random` (`SeededDraws`, uniform and reproducible whatever modules are
+    loaded: the coverage check measures the generator's reach with it)."""
+
+    def integer(self, low: int, high: int) -> int:
+        raise NotImplementedError
+
+    def binary(self, max_size: int) -> bytes:
+        raise NotImplementedError
+
+
+class HypothesisDraws(Draws):
+    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
+        self.draw = draw
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def binary(self, max_size: int) -> bytes:
+        return self.draw(st.binary(max_size=max_size))
+
+
+class SeededDraws(Draws):
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def integer(self, low: int, high: int) -> int:
+        return self.rng.randint(low, high)
+
+    def binary(self, max_size: int) -> bytes:
+        return self.rng.randbytes(self.rng.randint(0, max_size))
+
+
 PERMILLE_FILLS = (50, 250, 500, 800, 950, 1000, 1000, 1300)  # of the capacity estimate; > 1000 aims past the margin
 
 
 class Generator:
     """Draws transactions one at a time against a shadow state it advances with the spec."""
 
-    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
-        self.draw = draw
+    def __init__(self, draws: Draws) -> None:
+        self.draws = draws
         self.world = World(STRATEGY_GENESIS, l1_timestamp=L1_TIMESTAMP)  # the shadow run
         self.genesis = self.world.genesis
         self.state = self.world.state
@@ -101,18 +136,27 @@ class Generator:
         self.notes: list[str] = []  # the intent of each transaction the world applied
         self.broken = False  # the spec raised: stop generating (the tests report it)
 
-    # --- drawing helpers ---
+    # --- drawing helpers: every choice goes through `integer` or `binary` (see `Draws`) ---
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draws.integer(low, high)
+
+    def boolean(self) -> bool:
+        return self.draws.integer(0, 1) == 1
+
+    def binary(self, max_size: int) -> bytes:
+        return self.draws.binary(max_size)
 
     def chance(self, percent: int) -> bool:
-        return self.draw(st.integers(0, 99)) < percent
+        return self.integer(0, 99) < percent
 
     def pick(self, options: list[Any] | tuple[Any, ...]) -> Any:
-        return options[self.draw(st.integers(0, len(options) - 1))]
+        return options[self.integer(0, len(options) - 1)]
 
     def weighted(self, options: list[tuple[int, Any]]) -> Any:
         options = [(w, v) for w, v in options if w > 0]
         total = sum(w for w, _ in options)
-        roll = self.draw(st.integers(0, total - 1))
+        roll = self.integer(0, total - 1)
         for weight, value in options:
             if roll < weight:
                 return value
@@ -204,7 +248,7 @@ class Generator:
                 return self.pick(used[-4:])
         nonce = self.next_nonce.get(account_id, 0)
         if how == "jump":
-            nonce += NONCE_WINDOW + self.draw(st.integers(0, 40))
+            nonce += NONCE_WINDOW + self.integer(0, 40)
         self.next_nonce[account_id] = nonce + 1
         issued.append(nonce)
         return nonce
@@ -218,7 +262,7 @@ class Generator:
         return self.key_of(account_id)
 
     def corrupt(self, signature: bytes) -> bytes:
-        kind = self.draw(st.integers(0, 3))
+        kind = self.integer(0, 3)
         if kind == 0:  # v out of range
             return signature[:64] + bytes((29,))
         if kind == 1:  # high s (malleated)
@@ -242,9 +286,9 @@ class Generator:
         if fault == "fee-rate":
             fee_rate = FRACTION_ONE + 1
         if expiry is None:
-            expiry = L1_TIMESTAMP + self.draw(st.integers(300, 7_200))
+            expiry = L1_TIMESTAMP + self.integer(300, 7_200)
         if fault == "expired":
-            expiry = L1_TIMESTAMP - self.draw(st.integers(1, 100))
+            expiry = L1_TIMESTAMP - self.integer(1, 100)
         nonce = self.take_nonce(account_id, {"nonce-used": "used", "nonce-jump": "jump"}.get(fault, "fresh"))
         order = sign_order(
             self.signer_for(account_id, fault),
@@ -278,7 +322,7 @@ class Generator:
         self.deposits[self.state.deposits_done] = DepositEntry(owner=owner, amount=amount)
 
     def deposit_amount(self) -> int:
-        return self.weighted([(1, 0), (10, self.draw(st.integers(10**7, 10**9))), (10, self.draw(st.integers(10**9, 10**10)))])
+        return self.weighted([(1, 0), (10, self.integer(10**7, 10**9)), (10, self.integer(10**9, 10**10))])
 
     # --- one transaction per type ---
 
@@ -304,7 +348,7 @@ class Generator:
                 return Deposit(account_id=account_id), "deposit:owner-mismatch"
             self.push_deposit(owner.address, self.deposit_amount())
             if kind == "no-account":
-                return Deposit(account_id=self.state.next_account_id + self.draw(st.integers(1, 3))), "deposit:no-account"
+                return Deposit(account_id=self.state.next_account_id + self.integer(1, 3)), "deposit:no-account"
             return Deposit(account_id=account_id), "deposit:top-up"
         # An entry is waiting (an earlier Deposit for it was invalid): credit it to one of its owner's accounts.
         mine = [a for a in self.account_ids() if self.state.accounts[a].owner == entry.owner]
@@ -347,9 +391,9 @@ class Generator:
         else:
             market = self.pick((BTC, ETH))
             maker_id = self.pick(self.solvent(accounts))
-            maker_buys = self.draw(st.booleans())
+            maker_buys = self.boolean()
             oracle = self.oracle(market)
-            price = self.round_price(market, oracle + oracle * self.draw(st.integers(-100, 100)) // 10_000)
+            price = self.round_price(market, oracle + oracle * self.integer(-100, 100) // 10_000)
         others = [a for a in accounts if a != maker_id] or accounts
         taker_id = maker_id if fault == "self-trade" else self.pick(self.solvent(others))
         taker_buys = maker_buys if fault == "same-side" else not maker_buys
@@ -367,9 +411,9 @@ class Generator:
             taker_id = state.slots[taker_slot].account_id
         # the taker's limit: at the maker's price or a few ticks through it (or short of it)
         tick = MARKETS[market].tick_size
-        through = self.draw(st.integers(0, 3)) * tick
+        through = self.integer(0, 3) * tick
         if fault == "price-limit" and taker_slot is None:
-            through = -tick * self.draw(st.integers(1, 3))
+            through = -tick * self.integer(1, 3)
         taker_price = max(tick, price + through if taker_buys else price - through)
         # the fill: a fraction of what both sides can take
         buyer, seller = (maker_id, taker_id) if maker_buys else (taker_id, maker_id)
@@ -399,7 +443,7 @@ class Generator:
             tid = taker_id if fault != "no-account" else state.next_account_id + 5
             taker_order = self.order(tid, taker_market, taker_buys, size, self.round_price(taker_market, taker_price), order_fault)
         if fault == "bogus-slot":
-            ref = SlotRef(state.next_slot + self.draw(st.integers(0, 5)))
+            ref = SlotRef(state.next_slot + self.integer(0, 5))
             maker_order, taker_order = (ref, taker_order) if self.chance(50) else (maker_order, ref)
         if fault == "dead-slot":  # a slot that exists but is filled or expired
             dead = [s for s, slot in sorted(state.slots.items()) if slot.remaining == 0 or slot.expiry < L1_TIMESTAMP]
@@ -419,11 +463,11 @@ class Generator:
             amount = max(free + 1, 1)
         elif fault == "zero":
             amount = 0
-        expiry = L1_TIMESTAMP + self.draw(st.integers(60, 3_600))
+        expiry = L1_TIMESTAMP + self.integer(60, 3_600)
         if fault == "expired":
-            expiry = L1_TIMESTAMP - self.draw(st.integers(1, 100))
+            expiry = L1_TIMESTAMP - self.integer(1, 100)
         if fault == "no-account":
-            account_id = self.state.next_account_id + self.draw(st.integers(0, 3))
+            account_id = self.state.next_account_id + self.integer(0, 3)
         nonce = self.take_nonce(account_id, "jump" if self.chance(3) else "fresh")
         tx = sign_withdraw(self.signer_for(account_id, fault), self.domain, account_id, amount, expiry, nonce)
         if fault == "bad-signature":
@@ -448,9 +492,9 @@ class Generator:
         if fault == "wrong-requester":
             requester = self.pick([k for k in (*TRADER_KEYS, STRANGER) if k.address != requester]).address
         elif fault == "no-account":
-            account_id = self.state.next_account_id + self.draw(st.integers(0, 3))
+            account_id = self.state.next_account_id + self.integer(0, 3)
         elif fault == "too-much":
-            amount = max(1, free + 1 + self.draw(st.integers(0, 10**6)))
+            amount = max(1, free + 1 + self.integer(0, 10**6))
         elif fault == "zero":
             amount = 0
         elif fault == "huge":
@@ -462,7 +506,7 @@ class Generator:
 
     def raise_floor(self, account_id: int) -> int:
         """A new nonce floor above every nonce issued to the account (later nonces continue from it)."""
-        floor = self.next_nonce.get(account_id, 0) + self.draw(st.integers(1, 300))
+        floor = self.next_nonce.get(account_id, 0) + self.integer(1, 300)
         self.next_nonce[account_id] = floor
         return floor
 
@@ -470,13 +514,13 @@ class Generator:
         fault = self.weighted([(60, "ok"), (8, "replay"), (6, "too-high"), (6, "wrong-signer"), (4, "bad-signature"), (4, "no-account")])
         account_id = self.pick(self.account_ids())
         if fault == "no-account":
-            account_id = self.state.next_account_id + self.draw(st.integers(0, 3))
+            account_id = self.state.next_account_id + self.integer(0, 3)
         if fault == "replay":  # a floor that does not rise
             account = self.state.accounts.get(account_id)
             floor = account.nonce_base if account is not None else 0
         elif fault == "too-high":
             account = self.state.accounts.get(account_id)
-            floor = (account.nonce_base if account is not None else 0) + NONCE_HORIZON + 1 + self.draw(st.integers(0, 10))
+            floor = (account.nonce_base if account is not None else 0) + NONCE_HORIZON + 1 + self.integer(0, 10)
         else:
             floor = self.raise_floor(account_id)
         tx = sign_cancel_all(self.signer_for(account_id, fault), self.domain, account_id, floor)
@@ -497,18 +541,18 @@ class Generator:
         base = GENESIS_PRICES[market]
         kind = self.weighted([(5, "small"), (4, "shock"), (1, "gap")])
         if kind == "small":
-            bps = self.draw(st.integers(-300, 300))
+            bps = self.integer(-300, 300)
         else:
             # mostly against the most leveraged holder of this market (a crash after leveraged longs)
             holders = [a for a in self.account_ids() if self.held(a, market)]
             if holders and self.chance(75):
                 down = self.held(min(holders, key=self.free_margin), market) > 0
             else:
-                down = self.draw(st.booleans())
+                down = self.boolean()
             down = down if base // 2 <= price <= 2 * base else price > base
             # a shock mostly lands between maintenance and bankruptcy of a 10x account (5-10%)
-            shock = st.integers(500, 1_000) if self.chance(60) else st.integers(1_000, 3_000)
-            bps = self.draw(shock if kind == "shock" else st.integers(3_000, 6_000)) * (-1 if down else 1)
+            shock = (500, 1_000) if self.chance(60) else (1_000, 3_000)
+            bps = self.integer(*(shock if kind == "shock" else (3_000, 6_000))) * (-1 if down else 1)
         return max(1, price + price * bps // 10_000)
 
     def gen_oracle(self) -> tuple[Transaction, str]:
@@ -534,17 +578,17 @@ class Generator:
         elif fault == "order":
             oracles = self.pick(((1, 0), (0, 0), (0, 1, 3), (2, 1, 0)))
         start = max(self.state.markets[market].sample_time, self.state.time)
-        step = self.draw(st.integers(1, 600))
+        step = self.integer(1, 600)
         samples = []
         for n, index in enumerate(oracles):
-            price = max(1, target + target * self.draw(st.integers(-20, 20)) // 10_000)
-            timestamp = start + step + self.draw(st.integers(0, 5))
+            price = max(1, target + target * self.integer(-20, 20) // 10_000)
+            timestamp = start + step + self.integer(0, 5)
             if fault == "zero-price" and n == 0:
                 price = 0
             if fault == "stale" and n == len(oracles) - 1:
-                timestamp = self.state.markets[market].sample_time - self.draw(st.integers(0, 10))
+                timestamp = self.state.markets[market].sample_time - self.integer(0, 10)
             if fault == "future" and n == 0:
-                timestamp = L1_TIMESTAMP + self.draw(st.integers(1, 100))
+                timestamp = L1_TIMESTAMP + self.integer(1, 100)
             signer = index % N_ORACLES
             if fault == "wrong-signer" and n == len(oracles) - 1:
                 signer = (index + 1) % N_ORACLES
@@ -553,31 +597,31 @@ class Generator:
                 sample = msgspec.structs.replace(sample, signature=self.corrupt(sample.signature))
             samples.append(sample)
         if fault == "no-market":
-            market = 2 + self.draw(st.integers(0, 3))
+            market = 2 + self.integer(0, 3)
         return OraclePrice(market=market, samples=tuple(samples)), f"oracle:{fault}"
 
     def gen_funding(self) -> tuple[Transaction, str]:
         fault = self.weighted([(70, "ok"), (8, "exceeded"), (5, "stale"), (3, "future"), (4, "count")])
         state = self.state
         # mostly a funding period; sometimes days at once (funding over a long time)
-        elapsed = self.draw(st.integers(0, 900) if self.chance(85) else st.integers(900, 200_000))
+        elapsed = self.integer(*((0, 900) if self.chance(85) else (900, 200_000)))
         timestamp = max(state.funding_time + 1, state.time) + elapsed
         if fault == "stale":
             timestamp = self.pick([state.funding_time, max(0, state.time - 1)])
         elif fault == "future":
-            timestamp = L1_TIMESTAMP + self.draw(st.integers(1, 100))
+            timestamp = L1_TIMESTAMP + self.integer(1, 100)
         elapsed = max(0, timestamp - state.funding_time)
         indices = []
         for market, config in enumerate(MARKETS):
             current = state.markets[market].funding_index
             bound = config.max_funding_rate * state.markets[market].price * elapsed // FUNDING_RATE_ONE
-            delta = self.weighted([(2, bound), (2, -bound), (5, bound * self.draw(st.integers(-1000, 1000)) // 1000), (1, 0)])
+            delta = self.weighted([(2, bound), (2, -bound), (5, bound * self.integer(-1000, 1000) // 1000), (1, 0)])
             indices.append(current + delta)
         if fault == "exceeded":
             market = self.pick((BTC, ETH))
             bound = MARKETS[market].max_funding_rate * state.markets[market].price * elapsed // FUNDING_RATE_ONE
             current = state.markets[market].funding_index
-            indices[market] = current + (bound + 1 + self.draw(st.integers(0, 10**6))) * self.pick((1, -1))
+            indices[market] = current + (bound + 1 + self.integer(0, 10**6)) * self.pick((1, -1))
         elif fault == "count":
             indices = indices[:1] if self.chance(50) else indices + [0]
         return FundingTick(timestamp=timestamp, indices=tuple(indices)), f"funding:{fault}"
@@ -602,7 +646,7 @@ class Generator:
         markets = sorted(self.state.accounts[victim].positions) or [self.pick((BTC, ETH))]
         market = self.pick(markets)
         held = self.held(victim, market)
-        buys = held > 0 if held != 0 else self.draw(st.booleans())
+        buys = held > 0 if held != 0 else self.boolean()
         if fault == "wrong-side":
             buys = not buys
         others = [a for a in accounts if a != victim] or accounts
@@ -635,7 +679,7 @@ class Generator:
         if fault == "too-big":
             size = self.round_size(market, abs(held) + MARKETS[market].step_size)
         if fault == "no-account":
-            victim = self.state.next_account_id + self.draw(st.integers(0, 3))
+            victim = self.state.next_account_id + self.integer(0, 3)
         order: OrderOrRef
         slots = [s for s in self.live_slots(account_id=liquidator, market=market, is_buy=buys) if self.state.slots[s].remaining >= size]
         if slots and fault not in ("price-band", "bad-order") and self.chance(30):
@@ -669,20 +713,20 @@ class Generator:
             size = size // MARKETS[market].step_size * MARKETS[market].step_size
         size = max(1, size)
         if fault == "too-big":
-            size = cap + self.draw(st.integers(1, 1000))
+            size = cap + self.integer(1, 1000)
         elif fault == "zero":
             size = 0
         if fault == "no-market":
-            market = 2 + self.draw(st.integers(0, 5))
+            market = 2 + self.integer(0, 5)
         elif fault == "no-account":
-            other = self.state.next_account_id + self.draw(st.integers(0, 3))
+            other = self.state.next_account_id + self.integer(0, 3)
         return Deleverage(deleveraged_id=victim, deleverager_id=other, market=market, size=size), f"deleverage:{fault}"
 
     def gen_malformed(self) -> tuple[Transaction, str]:
-        kind = self.draw(st.integers(0, 9))
+        kind = self.integer(0, 9)
         sig = bytes(65)
         if kind <= 3:
-            return Malformed(data=self.draw(st.binary(max_size=48))), "malformed:bytes"
+            return Malformed(data=self.binary(48)), "malformed:bytes"
         if kind == 4:
             return Deposit(account_id=MAX_ACCOUNT_ID + 1), "malformed:deposit-id"
         if kind == 5:
@@ -722,7 +766,7 @@ class Generator:
     def fund_traders(self, count: int) -> None:
         for i in range(count):
             key = TRADER_KEYS[i]
-            self.push_deposit(key.address, self.draw(st.integers(10**8, 10**10)))
+            self.push_deposit(key.address, self.integer(10**8, 10**10))
             self.owner_keys[self.state.next_account_id] = key
             self.push(Deposit(account_id=self.state.next_account_id), "deposit:fund")
 
@@ -751,13 +795,23 @@ class Generator:
         return self.world.recording(self.notes)
 
 
-@st.composite
-def scenarios(draw: Callable[[st.SearchStrategy[Any]], Any], min_txs: int = 0, max_txs: int = 40) -> Scenario:
+def generate(draws: Draws, min_txs: int = 0, max_txs: int = 40) -> Scenario:
     """Genesis, an L1 context and `3..6` funding deposits followed by `min_txs..max_txs` random transactions."""
-    generator = Generator(draw)
-    generator.fund_traders(draw(st.integers(3, MAX_TRADERS)))
-    for _ in range(draw(st.integers(min_txs, max_txs))):
+    generator = Generator(draws)
+    generator.fund_traders(draws.integer(3, MAX_TRADERS))
+    for _ in range(draws.integer(min_txs, max_txs)):
         if generator.broken:
             break
         generator.step()
     return generator.scenario()
+
+
+@st.composite
+def scenarios(draw: Callable[[st.SearchStrategy[Any]], Any], min_txs: int = 0, max_txs: int = 40) -> Scenario:
+    """`generate` with Hypothesis' choices (the property tests: shrinking, the example database)."""
+    return generate(HypothesisDraws(draw), min_txs, max_txs)
+
+
+def seeded_scenario(seed: int, min_txs: int = 0, max_txs: int = 40) -> Scenario:
+    """`generate` with a `random.Random(seed)`'s uniform choices: the same scenario in every run."""
+    return generate(SeededDraws(random.Random(seed)), min_txs, max_txs)

@@ -3,9 +3,9 @@
 Each test replays scenarios from `tests/spec/strategies.py` (a small funded world and up to 40
 transactions of every type, valid and invalid) on a fresh genesis state and checks one property after
 every transaction. `test_generator_reaches_valid_paths` checks (and prints, with `pytest -s` or
-`-rP`) how many transactions of each type the generator gets applied, so that the other properties
-are known to exercise the valid paths too; `--hypothesis-show-statistics` shows the same per test as
-events.
+`-rP`) how many transactions of each type the generator gets applied over a fixed set of seeded
+scenarios, so that the other properties are known to exercise the valid paths too;
+`--hypothesis-show-statistics` shows the Hypothesis-driven shares per test as events.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import msgspec
-from hypothesis import Phase, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from optinode.spec.commitment import Commitment, compute_state_root
@@ -28,7 +28,7 @@ from optinode.spec.state import State, copy_state, get_total_collateral
 from optinode.spec.transition import state_transition
 from optinode.spec.types import Malformed, Receipt, Transaction
 
-from .strategies import TX_TYPES, Scenario, consumed_deposits, scenarios
+from .strategies import TX_TYPES, Scenario, consumed_deposits, scenarios, seeded_scenario
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -259,34 +259,34 @@ def test_copy_state_is_equal_and_independent(scenario: Scenario) -> None:
 
 # minimum share of applied (code OK) transactions per type over the coverage run
 MIN_VALID_SHARE = {name.__name__: 0.25 for name in TX_TYPES}
-# Liquidations need a liquidatable account first, so their share is low and noisy: Hypothesis seeds
-# integer draws with constants from every loaded module, so the share moves (3-15 % seen) with which
-# test modules a run imports. The floors catch a generator that stops reaching them, not the noise.
-MIN_VALID_SHARE.update(Liquidate=0.02, Deleverage=0.03, Malformed=0.0)
-MIN_VALID_COUNT = {"Liquidate": 3, "Deleverage": 3}
+MIN_VALID_SHARE.update(Liquidate=0.05, Deleverage=0.10, Malformed=0.0)
+MIN_VALID_COUNT = {"Liquidate": 50, "Deleverage": 150}
+COVERAGE_SCENARIOS = 1_000  # about 20,000 transactions, a few seconds
 
 
 def test_generator_reaches_valid_paths() -> None:
+    """The generator's reach, measured over `COVERAGE_SCENARIOS` scenarios drawn with seeded uniform
+    choices (`seeded_scenario`), not with Hypothesis: Hypothesis biases integer draws towards constants
+    it collects from every loaded module, so its shares moved (Liquidate 0-15 %) with any new literal
+    anywhere or with which test files a run imports. The seeded run is the same in every process; the
+    floors sit well under its measured shares (Liquidate 8-12 %, Deleverage 26-34 % across seed ranges)
+    and catch a generator that stops reaching a path. The Hypothesis-driven shares of the property tests
+    are shown by `--hypothesis-show-statistics` (the events of `test_state_transition_never_raises`)."""
     counts: collections.Counter[tuple[str, bool]] = collections.Counter()
-
-    @settings(max_examples=200, deadline=None, derandomize=True, database=None, phases=[Phase.generate])
-    @given(scenarios())
-    def collect(scenario: Scenario) -> None:
-        for _, tx, receipt, _ in replay(scenario):
+    for seed in range(COVERAGE_SCENARIOS):
+        for _, tx, receipt, _ in replay(seeded_scenario(seed)):
             counts[type(tx).__name__, receipt.code == ErrorCode.OK] += 1
-
-    collect()
     lines = [f"{'type':<15}{'valid':>7}{'invalid':>9}{'valid %':>9}"]
     problems = []
     for kind in TX_TYPES:
         name = kind.__name__
         valid, invalid = counts[name, True], counts[name, False]
         share = valid / max(1, valid + invalid)
-        lines.append(f"{name:<15}{valid:>7}{invalid:>9}{100 * share:>8.0f}%")
+        lines.append(f"{name:<15}{valid:>7}{invalid:>9}{100 * share:>8.1f}%")
         if share < MIN_VALID_SHARE[name] or valid < MIN_VALID_COUNT.get(name, 1 if kind is not Malformed else 0):
             problems.append(f"{name}: {valid} valid of {valid + invalid}")
         if invalid == 0 or (kind is Malformed and valid):
             problems.append(f"{name}: {invalid} invalid")
     report = "\n".join(lines)
-    print("\ntransactions generated over 200 scenarios:\n" + report)
+    print(f"\ntransactions generated over {COVERAGE_SCENARIOS} seeded scenarios:\n" + report)
     assert not problems, f"{problems}\n{report}"

@@ -48,3 +48,40 @@ def test_two_clients_trade_over_json_rpc_and_the_trade_lands_on_l1(chain, users,
     assert posted["stateRoot"] == "0x" + batch.state_root.hex()
     account = alice.call("optinode_getAccount", a_id)
     assert account["positions"] == [{"market": 0, "size": 40 * step, "fundingIndex": account["positions"][0]["fundingIndex"], "markPrice": price}]
+
+
+def test_acknowledged_orders_survive_a_sigkill_with_the_same_book_and_fills(chain, users, anvil, tmp_path) -> None:
+    import signal
+
+    d = chain.deployment
+    node = chain.start_sequencer(tmp_path / "seq", api=True)
+    clients = [Client(node.api_url, anvil.private_keys[i], chain_id=d.chain_id, verifying_contract=d.contracts.rollup) for i in (2, 3)]
+    try:
+        for user in ("alice", "bob"):
+            chain.deposit(users[user], 1_000 * USD)
+        chain.mine(chain.config.node.batch.queue_confirmations)
+        node.wait_for(lambda: clients[0].call("optinode_status")["queues"]["depositsDone"] == 2, "the deposits", mine_every=0.5)
+        ids = [c.call("optinode_getAccount", users[u])["id"] for c, u in zip(clients, ("alice", "bob"))]
+        market = clients[0].call("optinode_status")["markets"][0]
+        price, step, tick = market["price"], market["stepSize"], market["tickSize"]
+        expiry = chain.genesis.time + 86_400
+        acked = []
+        for n in range(1, 7):  # a ladder of bids by alice, bob sells into some of it
+            acked.append(clients[0].send_order(ids[0], market=0, is_buy=True, size=10 * step, price=price - n * tick, nonce=n, expiry=expiry))
+        sold = clients[1].send_order(ids[1], market=0, is_buy=False, size=25 * step, price=price - 6 * tick, nonce=1, expiry=expiry)
+        assert sold["status"] == "filled" and [f["size"] for f in sold["fills"]] == [10 * step, 10 * step, 5 * step]
+        book, status = clients[0].call("optinode_getBook", 0, 20), clients[0].call("optinode_status")
+        accounts = [c.call("optinode_getAccount", i) for c, i in zip(clients, ids)]
+    finally:
+        node.stop(signal.SIGKILL)  # no shutdown at all: what was acknowledged must be in the synced log
+    again = chain.start_sequencer(tmp_path / "seq", api=True)
+    try:
+        client = Client(again.api_url, anvil.private_keys[2], chain_id=d.chain_id, verifying_contract=d.contracts.rollup)
+        assert client.call("optinode_getBook", 0, 20) == book
+        assert client.call("optinode_status")["l2"]["stateRoot"] == status["l2"]["stateRoot"]
+        assert [client.call("optinode_getAccount", i) for i in ids] == accounts
+        for order in acked[3:]:  # the untouched rest of the ladder is live again
+            assert client.call("optinode_getOrder", order["hash"])["status"] == "resting"
+        assert client.call("optinode_getOrder", acked[2]["hash"])["remaining"] == 5 * step
+    finally:
+        assert again.stop() == 0, again.log_tail()
