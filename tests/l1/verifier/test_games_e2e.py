@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 
 import pytest
 from web3 import Web3
 
 from optinode.l1.artifacts import load_artifact
 from optinode.spec.game import Phase
+from optinode.testing.seqnode import optinode_command, optinode_env
 from optinode.testing.world import USD
 
 from .conftest import CHALLENGER_KEYS, VerifierProc, wait_until
@@ -127,6 +130,11 @@ def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users,
     assert chain.batch_count() == 2 and not _logs(chain, chain.rollup.events.BatchesDiscarded())
     wait_until(lambda: liar.alerts("game_lost"), "the liar to report its loss", chain=chain, procs=processes)
     assert [o["args"]["challenger"] for o in _logs(chain, game.events.GameOpened())] == [liar.address]
+    shown = subprocess.run(optinode_command("verifier", "status", "--data-dir", str(liar.data_dir)), env=optinode_env(),
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    (liar_game,) = json.loads(shown.stdout)["games"]  # `optinode verifier status`: its game, with both clocks
+    assert liar_game["role"] == "challenger" and liar_game["batch"] == 1 and liar_game["proposer_time_left"] <= params.clock
     status = honest.status()
     assert status["synced_batch"] == 1 and status["invalid_batches"] == [] and status["games"] == [] and not honest.alerts("invalid_batch")
     chain.travel(params.challenge_window + 1)
