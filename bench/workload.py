@@ -8,7 +8,7 @@ import random
 
 from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_order_digest
-from optinode.spec.state import State, get_account
+from optinode.spec.state import State, require_account
 from optinode.spec.types import L1Context, Order, OrderOrRef, SlotRef, Trade
 from optinode.testing.world import GENESIS_TIME, World
 
@@ -64,4 +64,4 @@ class Workload:
         ds = self.state.config.domain_separator
         for order in self.signed_orders:
             signer = recover_signer(compute_order_digest(ds, order), order.signature)
-            assert signer == get_account(self.state, order.account_id).owner
+            assert signer == require_account(self.state, order.account_id).owner

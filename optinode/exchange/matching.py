@@ -24,7 +24,7 @@ from sortedcontainers import SortedList
 
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
-from optinode.spec.state import State, get_account
+from optinode.spec.state import State, require_account
 from optinode.spec.transition import is_well_formed, resolve_order, state_transition
 from optinode.spec.types import L1Context, Order, SlotRef, Trade
 
@@ -102,7 +102,7 @@ class Matcher:
         rejection = self._check_placement(placement, order_hash, now)
         if rejection is not None:
             return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection), logged=False)
-        account = get_account(self.state, order.account_id)
+        account = require_account(self.state, order.account_id)
         assert account is not None  # resolve_order in _check_placement found it
         self.seq += 1
         taker = RestingOrder(
@@ -237,7 +237,7 @@ class Matcher:
 
     def _reducible(self, account_id: int, market: int, is_buy: bool) -> int:
         """How much an order on this side can fill without opening or growing the position."""
-        account = get_account(self.state, account_id)
+        account = require_account(self.state, account_id)
         position = account.positions.get(market) if account else None
         held = position.size if position else 0
         return max(0, -held) if is_buy else max(0, held)

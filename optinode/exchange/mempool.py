@@ -32,7 +32,7 @@ import trio
 from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
-from optinode.spec.state import Account, State, get_account
+from optinode.spec.state import Account, State, require_account
 from optinode.spec.fields import find_field_error
 from optinode.spec.transition import check_nonce
 from optinode.spec.types import Order
@@ -165,7 +165,7 @@ class Mempool:
         """The account exists and `signer` (None: no key recovered) is its owner."""
         if signer is None:
             raise IntakeRejected(ErrorCode.BAD_SIGNATURE)
-        account = get_account(self.state, account_id)
+        account = require_account(self.state, account_id)
         if account is None:
             raise IntakeRejected(ErrorCode.ACCOUNT_NOT_FOUND, f"account {account_id}")
         if signer != account.owner:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import msgspec
 
 from optinode.spec.constants import MAX_TIMESTAMP
-from optinode.spec.state import Account, Position, Slot, State, get_account, get_slot
+from optinode.spec.state import Account, Position, Slot, State, require_account, require_slot
 from optinode.spec.transition import state_transition
 from optinode.spec.types import L1Context, Order, OrderOrRef, Receipt, SlotRef, Trade
 
@@ -38,11 +38,11 @@ def probe_side(state: State, handle: OrderOrRef, size: int, price: int, ctx: L1C
     if type(handle) is Order:
         account_id, market, is_buy, slot = handle.account_id, handle.market, handle.is_buy, None
     else:
-        slot = get_slot(state, handle.slot)
+        slot = require_slot(state, handle.slot)
         if slot is None:
             return state_transition(state, Trade(handle, handle, size), ctx)  # the spec's own SLOT_NOT_FOUND
         account_id, market, is_buy = slot.account_id, slot.market, slot.is_buy
-    account = get_account(state, account_id) if market < len(state.markets) else None
+    account = require_account(state, account_id) if market < len(state.markets) else None
     if account is None:
         # Unknown market or account: the spec's resolve_order rejects it (MARKET_NOT_FOUND,
         # INVALID_ORDER or ACCOUNT_NOT_FOUND) before any write; a Trade of the order with itself

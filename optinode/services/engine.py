@@ -262,6 +262,17 @@ class Engine:
         crossing = len(self.matcher.books[command.order.market].side(not command.order.is_buy)) if command.order.market < len(self.matcher.books) else 0
         return (_MAX_TRADE_RECORD,) * min(crossing, self.policy.max_records)
 
+    def _expire_orders(self) -> LogEntry | None:
+        """Once the system time has passed a resting order's signed expiry, an `ExpireOrders` book
+        command (logged, so replay removes the same orders at the same point) takes them off the
+        book: a book must not show orders that can no longer fill."""
+        by_expiry = self.matcher.by_expiry
+        if not by_expiry or by_expiry[0][0] >= self.state.time:
+            return None
+        outcome = self._book_submission(book_orders.ExpireOrders())
+        assert isinstance(outcome, tuple)
+        return outcome[0]
+
     def _book_submission(self, command: Any) -> tuple[LogEntry, Any] | BookAccepted | Rejected:
         if not isinstance(command, BOOK_COMMANDS):
             return Rejected(ErrorCode.MALFORMED, f"{type(command).__name__} is not a book command")
@@ -428,6 +439,9 @@ class Engine:
                 self.faults.point("engine.applied")
                 written.append(result)
                 replies.append((message.reply, Accepted(result.seq, result.codes)))
+                expired = self._expire_orders()  # a price or funding tick moved the system time
+                if expired is not None:
+                    written.append(expired)
             elif isinstance(message, BookSubmission):
                 await room_for(self._book_room(message.command))
                 outcome = self._book_submission(message.command)

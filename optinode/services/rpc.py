@@ -45,7 +45,7 @@ from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResul
 from optinode.services.engine import BookAccepted, BookSubmission, Engine, Rejected, Submitter
 from optinode.spec.errors import ErrorCode
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value
-from optinode.spec.state import get_account
+from optinode.spec.state import require_account
 from optinode.spec.types import Order, SlotRef, Withdraw
 
 __all__ = ["RpcDeps", "make_app", "run"]
@@ -189,7 +189,7 @@ def _resting_view(view: Any) -> dict[str, Any]:
 
 def account_view(engine: Engine, account_id: int) -> dict[str, Any] | None:
     state = engine.state
-    account = get_account(state, account_id)
+    account = require_account(state, account_id)
     if account is None:
         return None
     collateral, positions, _ = compute_settled_funding(state, account)

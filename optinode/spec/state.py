@@ -93,8 +93,9 @@ class State(msgspec.Struct, forbid_unknown_fields=True):
     dirty_slots: set[int] = set()
 
 
-def get_account(state: State, account_id: int) -> Account | None:
-    """The account, or None when no account has that id."""
+def require_account(state: State, account_id: int) -> Account | None:
+    """The account, or None when no account has that id. `require_`: a partial (witness) state that lacks an
+    existing account is rejected with WitnessError."""
     if not 0 <= account_id < state.next_account_id:
         return None
     account = state.accounts.get(account_id)
@@ -103,7 +104,7 @@ def get_account(state: State, account_id: int) -> Account | None:
     return account
 
 
-def get_slot(state: State, slot_id: int) -> Slot | None:
+def require_slot(state: State, slot_id: int) -> Slot | None:
     if not 0 <= slot_id < state.next_slot:
         return None
     slot = state.slots.get(slot_id)

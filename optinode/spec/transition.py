@@ -41,7 +41,7 @@ from .margin import (
     is_margin_ok_after_fill,
     with_position,
 )
-from .state import Account, Position, Slot, State, get_account, get_slot, set_account, set_slot
+from .state import Account, Position, Slot, State, require_account, require_slot, set_account, set_slot
 from .types import (
     CancelAll,
     CollectFees,
@@ -194,14 +194,14 @@ class OrderSide:
 def resolve_order(state: State, order: OrderOrRef, now: int) -> OrderSide:
     """`now` is the batch's L1 timestamp: orders expire against the clock the sequencer cannot stop."""
     if type(order) is SlotRef:
-        slot = get_slot(state, order.slot)
+        slot = require_slot(state, order.slot)
         # (ref 1) The slot exists.
         require(slot is not None, ErrorCode.SLOT_NOT_FOUND)
         # (ref 2) The order still has something to fill.
         require(slot.remaining > 0, ErrorCode.ORDER_FILLED)
         # (ref 3) The order has not expired.
         require(now <= slot.expiry, ErrorCode.EXPIRED)
-        account = get_account(state, slot.account_id)
+        account = require_account(state, slot.account_id)
         return OrderSide(
             slot.account_id, account, slot.market, slot.is_buy, slot.limit_price, slot.remaining, slot.fee_rate, slot.expiry, order.slot, None
         )
@@ -218,7 +218,7 @@ def resolve_order(state: State, order: OrderOrRef, now: int) -> OrderSide:
         and order.fee_rate <= FRACTION_ONE,
         ErrorCode.INVALID_ORDER,
     )
-    account = get_account(state, order.account_id)
+    account = require_account(state, order.account_id)
     # (new 3) The account exists.
     require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # (new 4, 5) The order is signed by the account owner.
@@ -266,7 +266,7 @@ def write_order_side(state: State, side: OrderSide, filled: int) -> None:
         side.account.nonce_base, side.account.nonce_bits = side.nonce_state
     remaining = side.remaining - filled
     if side.slot_id is not None:
-        set_slot(state, side.slot_id, msgspec.structs.replace(get_slot(state, side.slot_id), remaining=remaining))
+        set_slot(state, side.slot_id, msgspec.structs.replace(require_slot(state, side.slot_id), remaining=remaining))
     elif remaining > 0:
         set_slot(
             state,
@@ -286,7 +286,7 @@ def process_deposit(state: State, tx: Deposit, ctx: L1Context) -> Receipt:
     if tx.account_id == state.next_account_id:
         account = None  # a new account for entry.owner
     else:
-        account = get_account(state, tx.account_id)
+        account = require_account(state, tx.account_id)
         # 2. The account exists, or the id is the next free one.
         require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
         # 3. An existing account belongs to the depositor.
@@ -437,7 +437,7 @@ def write_withdrawal(state: State, party: Party, collateral: int, pool: int, amo
 
 
 def process_withdraw(state: State, tx: Withdraw, ctx: L1Context) -> Receipt:
-    account = get_account(state, tx.account_id)
+    account = require_account(state, tx.account_id)
     # 1. The account exists.
     require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # 2-3. Signed by the owner.
@@ -464,7 +464,7 @@ def process_forced_withdraw(state: State, tx: ForcedWithdraw, ctx: L1Context) ->
     entry = ctx.forced.get(state.forced_done)
     # 1. An L1 forced request is waiting (otherwise the transaction is invalid).
     require(entry is not None, ErrorCode.NO_PENDING_FORCED)
-    account = get_account(state, entry.account_id)
+    account = require_account(state, entry.account_id)
     cancel_all = is_cancel_all_request(entry)
     # 2-3. A withdrawal reads fresh prices and funding for the account's positions (time rules 1-2).
     #      Otherwise the transaction is invalid and the request stays queued: the sequencer must post
@@ -557,7 +557,7 @@ def process_funding_tick(state: State, tx: FundingTick, ctx: L1Context) -> Recei
 def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     # 1. The liquidator's order is a valid new signed order or a live slot.
     liquidator = resolve_order(state, tx.liquidator, ctx.l1_timestamp)
-    liquidated_account = get_account(state, tx.liquidated_id)
+    liquidated_account = require_account(state, tx.liquidated_id)
     # 2. The liquidated account exists.
     require(liquidated_account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # 3. Two different accounts.
@@ -648,8 +648,8 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
 def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     # 1. The market exists.
     require(tx.market < len(state.markets), ErrorCode.MARKET_NOT_FOUND)
-    deleveraged_account = get_account(state, tx.deleveraged_id)
-    deleverager_account = get_account(state, tx.deleverager_id)
+    deleveraged_account = require_account(state, tx.deleveraged_id)
+    deleverager_account = require_account(state, tx.deleverager_id)
     # 2. Both accounts exist.
     require(deleveraged_account is not None and deleverager_account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # 3. Two different accounts.
@@ -716,7 +716,7 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
 
 
 def process_cancel_all(state: State, tx: CancelAll, ctx: L1Context) -> Receipt:
-    account = get_account(state, tx.account_id)
+    account = require_account(state, tx.account_id)
     # 1. The account exists.
     require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # 2-3. Signed by the owner.
@@ -728,7 +728,7 @@ def process_cancel_all(state: State, tx: CancelAll, ctx: L1Context) -> Receipt:
 
 
 def process_collect_fees(state: State, tx: CollectFees, ctx: L1Context) -> Receipt:
-    account = get_account(state, tx.account_id)
+    account = require_account(state, tx.account_id)
     # 1. The account exists.
     require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # 2. It belongs to the genesis fee owner.

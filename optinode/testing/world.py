@@ -65,7 +65,7 @@ from optinode.spec.commitment import Commitment, compute_state_root
 from optinode.spec.constants import PRICE_ONE
 from optinode.spec.errors import ErrorCode
 from optinode.spec.genesis import Genesis, GenesisMarket, create_genesis_state
-from optinode.spec.state import Account, Position, State, copy_state, get_account, get_total_collateral
+from optinode.spec.state import Account, Position, State, copy_state, require_account, get_total_collateral
 from optinode.spec.transition import state_transition
 from optinode.spec.types import (
     Deposit,
@@ -356,7 +356,7 @@ class World:
     # --- inspection ---------------------------------------------------------------------------------
 
     def account(self, name: str) -> Account:
-        account = get_account(self.state, self.ids[name])
+        account = require_account(self.state, self.ids[name])
         assert account is not None
         return account
 

@@ -57,3 +57,31 @@ async def test_orders_match_in_the_engine_are_logged_and_the_book_survives_a_res
     assert again.matcher.depth(0, 5) == depth == {"bids": [(ETH_PRICE, ETH_STEP, 1)], "asks": []}
     assert again.pending.records == 1  # the one Trade after the cut; resting/cancel entries add no record
     store.close()
+
+
+@pytest.mark.trio
+async def test_a_price_tick_past_an_orders_expiry_takes_it_off_the_book_and_replays(tmp_path, world) -> None:
+    from optinode.exchange.orders import ExpireOrders
+
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = await Harness(store, inner).start()
+        l1 = FakeL1(store, world)
+        await funded(h, world, l1)
+        expiry = h.engine.l1_time + 30  # (an order must also be unexpired at the L1 time it is applied at)
+        short = world.order("alice", is_buy=True, size=ETH_STEP, limit_price=ETH_PRICE - ETH_TICK, expiry=expiry)
+        long = order(world, "alice", buy=True, lots=2, ticks=-2)
+        for o in (short, long):
+            assert (await h.submitter.submit_book(Placement(o))).result.status is Status.RESTING
+        await h.send(l1.head(8))  # L1 time moves on, so prices can be stamped past the expiry
+        await h.submitter.submit(world.prices(0, [(0, ETH_PRICE, expiry - 1), (1, ETH_PRICE, expiry - 1)]))
+        assert len(h.engine.matcher.depth(0, 5)["bids"]) == 2  # not yet expired
+        await h.submitter.submit(world.prices(0, [(0, ETH_PRICE, expiry + 1), (1, ETH_PRICE, expiry + 1)]))
+        assert h.engine.matcher.depth(0, 5)["bids"] == [(ETH_PRICE - 2 * ETH_TICK, 2 * ETH_STEP, 1)]
+        assert type(list(Journal(store).entries())[-1].command) is ExpireOrders
+        snapshot = h.engine.matcher.snapshot()
+        inner.cancel_scope.cancel()
+    store.close()
+    store = open_store(tmp_path / "db", identity="test")
+    assert make_engine(store).matcher.snapshot() == snapshot
+    store.close()

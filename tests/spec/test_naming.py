@@ -122,11 +122,9 @@ def test_the_scan_sees_rejecting_functions() -> None:
     assert "state_transition" in found["transition"]
 
 
-# Not fixed yet, listed so that the test fails on any new offender and on a fixed one left here:
-# `get_account`/`get_slot` raise WitnessError when an existing id is missing from a witness. The fix
-# renames them (`require_account`/`require_slot`, or a `get_` that cannot reject plus a
-# `check_witnessed` step) across transition.py and the exchange, which other branches are editing now.
-KNOWN_OFFENDERS = {("state", "get_account"), ("state", "get_slot")}
+# No known offenders: `state.require_account`/`require_slot` (renamed from `get_*`) are the ones that may
+# raise WitnessError. The set stays so that a deliberate, documented exception has one place to go.
+KNOWN_OFFENDERS: set[tuple[str, str]] = set()
 
 
 def test_compute_and_get_never_reject() -> None:

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 
 import pytest
 from web3 import Web3
 
 from optinode.l1.artifacts import load_artifact
 from optinode.spec.game import Phase
+from optinode.testing.seqnode import optinode_command, optinode_env
 from optinode.testing.world import USD
 
 from .conftest import CHALLENGER_KEYS, VerifierProc, wait_until
@@ -41,14 +44,15 @@ def _deposit_four(chain, users) -> None:
     chain.mine(chain.config.node.batch.queue_confirmations)
 
 
-@pytest.mark.parametrize(("k", "kill_verifier", "verifiers"), [
-    pytest.param(0, False, 1, id="first-tx"),
-    pytest.param(2, False, 1, id="middle-tx"),
-    pytest.param(3, False, 1, id="last-tx"),
-    pytest.param(2, True, 1, id="kill-9-verifier-mid-game"),
-    pytest.param(1, False, 2, id="two-verifiers"),
+@pytest.mark.parametrize(("k", "disturb", "verifiers"), [
+    pytest.param(0, None, 1, id="first-tx"),
+    pytest.param(2, None, 1, id="middle-tx"),
+    pytest.param(3, None, 1, id="last-tx"),
+    pytest.param(2, "kill", 1, id="kill-9-verifier-mid-game"),
+    pytest.param(2, "reorg", 1, id="reorg-3-mid-game"),
+    pytest.param(1, None, 2, id="two-verifiers"),
 ])
-def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users, anvil, tmp_path, processes, k, kill_verifier, verifiers):
+def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users, anvil, tmp_path, processes, k, disturb, verifiers):
     params = chain.deployment.params
     seq = chain.start_sequencer(tmp_path / "seq", fault=f"corrupt:1:{k}")  # batch 1's roots are wrong from index k + 1
     processes.append(seq)
@@ -66,10 +70,16 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
     assert {o["args"]["challenger"] for o in opened} == {v.address for v in vs} and all(o["args"]["batchIndex"] == 1 for o in opened)
     detect_blocks = opened[0]["blockNumber"] - appended[0]["blockNumber"]
     assert detect_blocks <= 2, f"the challenge was mined {detect_blocks} blocks after the bad batch"
-    if kill_verifier:  # kill -9 mid-game (after its first choose or before), restart on the same data directory
+    if disturb is not None:
         wait_until(lambda: _logs(chain, game.events.Bisected()), "the proposer's first bisect", chain=chain, procs=processes)
+    if disturb == "kill":  # kill -9 mid-game (after the first bisect), restart on the same data directory
         vs[0].stop(signal.SIGKILL)
         vs[0].start()
+    elif disturb == "reorg":  # the last 3 blocks (moves of the game among them) replaced by empty ones; the senders re-send
+        chain.rpc("anvil_reorg", [3, []])
+        seen = ("L1 reorg", "left the chain")  # the follower unwound, or a sender saw its mined move leave the chain
+        wait_until(lambda: any(m in p.log_tail(200_000) for p in (vs[0], seq) for m in seen), "a node to see the reorg",
+                   chain=chain, procs=processes)
     resolved = wait_until(lambda: len(r := _logs(chain, game.events.GameResolved())) >= verifiers and r, "the games to end",
                           chain=chain, procs=processes, timeout=120)
     outcomes = sorted(r["args"]["outcome"] for r in resolved)
@@ -89,6 +99,7 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
         assert chain.rollup.functions.credits(v.address).call() == per_game + params.challenger_bond
     assert chain.w3.eth.get_balance(BURN) - burned == forfeit["args"]["burned"]
     assert any(v.alerts("invalid_batch") for v in vs)
+    assert all(len(v.alerts("invalid_batch")) <= 1 for v in vs)  # one alert per bad batch, a reorg raises no second one
     wait_until(lambda: vs[0].alerts("game_won") or vs[-1].alerts("game_won"), "a verifier to report its win", chain=chain, procs=processes)
     for v in vs:
         wait_until(lambda: (s := v.status()) and s["synced_batch"] == 0, "the verifier to drop the batch", chain=chain, procs=processes)
@@ -119,6 +130,11 @@ def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users,
     assert chain.batch_count() == 2 and not _logs(chain, chain.rollup.events.BatchesDiscarded())
     wait_until(lambda: liar.alerts("game_lost"), "the liar to report its loss", chain=chain, procs=processes)
     assert [o["args"]["challenger"] for o in _logs(chain, game.events.GameOpened())] == [liar.address]
+    shown = subprocess.run(optinode_command("verifier", "status", "--data-dir", str(liar.data_dir)), env=optinode_env(),
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    (liar_game,) = json.loads(shown.stdout)["games"]  # `optinode verifier status`: its game, with both clocks
+    assert liar_game["role"] == "challenger" and liar_game["batch"] == 1 and liar_game["proposer_time_left"] <= params.clock
     status = honest.status()
     assert status["synced_batch"] == 1 and status["invalid_batches"] == [] and status["games"] == [] and not honest.alerts("invalid_batch")
     chain.travel(params.challenge_window + 1)
