@@ -407,6 +407,10 @@ class Engine:
         self.pending.add(entry.records, trio.current_time())
         return entry
 
+    def _needs_later_time(self, result: LogEntry | Rejected) -> bool:
+        return (isinstance(result, Rejected) and result.code == ErrorCode.FUTURE_TIMESTAMP and self.pending.entries > 0
+                and self.batch_time is not None and self._head_time > self.batch_time)
+
     def _record_of(self, tx: Transaction) -> bytes | None:
         try:
             return encode_transaction(tx)
@@ -433,6 +437,13 @@ class Engine:
                     continue
                 await room_for((record,))
                 result = self._submission(message.tx)
+                if self._needs_later_time(result):
+                    # An oracle sample or funding tick stamped after the open batch's L1 time but not
+                    # after the head's: close the batch and run it in a new one at the head's time
+                    # (at most one extra cut per L1 block: the new batch opens at the newest head).
+                    await self._flush(written, replies)
+                    await self.cut(batches, "l1 time")
+                    result = self._submission(message.tx)
                 if isinstance(result, Rejected):
                     message.reply.send_nowait(result)
                     continue
