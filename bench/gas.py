@@ -51,7 +51,7 @@ from optinode.spec.serde import from_plain  # noqa: E402
 from optinode.spec.types import Deposit, DepositEntry, ForcedWithdraw, L1Context, Trade  # noqa: E402
 from optinode.spec.witness import Witness  # noqa: E402
 from optinode.spec.commitment import encode_account, encode_globals  # noqa: E402
-from optinode.testing.replay import Replay, state_parts  # noqa: E402
+from optinode.replay import Replay, state_parts  # noqa: E402
 from optinode.testing.world import ETH_PRICE, ETH_UNIT, USD, World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from optinode.services.faults import Faults
 from optinode.services.journal import Journal, decode_state
 from optinode.spec.crypto import keccak
 from optinode.spec.types import DepositEntry, ForcedEntry, L1Context
-from optinode.testing.replay import Replay
+from optinode.replay import Replay
 
 __all__ = ["DefenceView"]
 

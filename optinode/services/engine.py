@@ -84,7 +84,7 @@ from optinode.spec.types import (
     Withdraw,
 )
 from optinode.store import keys
-from optinode.testing.replay import mint_one
+from optinode.replay import mint_one
 from optinode.store.kv import KV
 
 __all__ = ["Accepted", "BookAccepted", "BookSubmission", "Deadlines", "Engine", "EngineCritical", "Rejected", "Submission", "Submitter", "run"]

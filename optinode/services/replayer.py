@@ -44,7 +44,7 @@ from optinode.spec.types import DepositEntry, ForcedEntry, L1Context
 from optinode.store import keys
 from optinode.store.codec import Codec
 from optinode.store.kv import KV
-from optinode.testing.replay import Replay
+from optinode.replay import Replay
 
 __all__ = ["VALID", "INVALID", "DESCENDS", "Replayer", "VerifiedBatch"]
 

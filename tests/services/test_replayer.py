@@ -13,7 +13,7 @@ from optinode.spec.batch_framing import frame_records
 from optinode.spec.record_codec import encode_transaction
 from optinode.spec.types import Deposit, DepositEntry
 from optinode.store.memory import open_memory
-from optinode.testing.replay import Replay
+from optinode.replay import Replay
 from optinode.testing.world import World
 
 OWNER = bytes.fromhex("c0" * 20)

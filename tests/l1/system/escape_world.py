@@ -23,7 +23,7 @@ from optinode.spec.commitment import Commitment, encode_account, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.escape import compute_bond_share, compute_escape_payout, get_escape_claims
 from optinode.spec.state import Account, MarketState, Position, State, get_total_collateral
-from optinode.testing.replay import state_parts
+from optinode.replay import state_parts
 from optinode.testing.world import World
 
 from .support import events, parts_for

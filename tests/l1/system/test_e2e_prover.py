@@ -19,7 +19,7 @@ from optinode.spec.player import choose_first_disagreement
 from optinode.l1.osp import deploy_osp
 from optinode.spec.crypto import keccak
 from optinode.spec.types import DepositEntry, L1Context
-from optinode.testing.replay import Replay
+from optinode.replay import Replay
 from optinode.testing.world import L1_DELAY, World
 
 from .support import events

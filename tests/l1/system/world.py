@@ -10,7 +10,7 @@ from optinode.spec.record_codec import encode_transaction
 from optinode.spec.commitment import encode_account, encode_globals
 from optinode.spec.margin import compute_settled_funding, get_total_value
 from optinode.spec.types import FundingTick
-from optinode.testing.replay import state_parts
+from optinode.replay import state_parts
 from optinode.testing.world import ETH, ETH_UNIT, GENESIS_TIME, USD, World, make_genesis, price_of
 from optinode.wallet import Key
 

@@ -1,4 +1,4 @@
-"""A posted batch replayed with the spec, as the dispute tests and bench/gas.py see it: the root after
+"""A posted batch replayed with the spec (the verifier, the defender, the dispute tests and bench/gas.py): the root after
 every transaction, the root's preimage the L1 contracts take, and the one-step witness of any index.
 
     honest = Replay(w.state, records, ctx)                  # w: a World (or any pre-state)
