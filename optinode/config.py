@@ -13,15 +13,17 @@ Sections
 - ``chain_id`` — the L1 chain id (EIP-712 domain ``chainId``);
 - ``verifying_contract`` — the Rollup contract address (EIP-712 domain ``verifyingContract``),
   a 0x-prefixed 20-byte hex string; mixed case must be a valid EIP-55 checksum;
-- ``oracles`` — oracle signer addresses (same format), distinct; ``quorum`` — samples needed;
-  ``oracle_faults`` — f, the oracles that may lie (quorum >= 2f + 1, see docs/risk.md);
+- ``oracles`` — every oracle signer address once (same format), distinct; each market names its own;
 - ``max_sample_age``, ``price_validity``, ``funding_validity`` — seconds (docs/risk.md, time rules);
 - ``fee_owner`` — the address whose accounts collect the trading fees (``CollectFees``);
 - ``time`` — the genesis system time (unix seconds): the time of the genesis prices;
 - ``[[genesis.markets]]`` — one table per market, in market-id order (market id = position). Every
   key is a field of ``GenesisMarket`` except ``base_decimals``: the base unit is 10**-base_decimals of
   the traded asset (9 for ETH in 1e-9 ETH). It is not part of the genesis state; tools use it to show
-  sizes and prices in whole-asset units.
+  sizes and prices in whole-asset units. Per market, the oracle rule (docs/risk.md): ``oracles`` —
+  indices into ``genesis.oracles``, the market's signers; ``oracle_faults`` — f, how many of them may
+  lie; ``quorum`` — samples an update needs (N >= quorum >= 2f + 1); ``max_price_move`` — the largest
+  price move per second, parts per million of the last price (0 = no limit).
 
 TOML integers are 64-bit signed, so no value here can exceed 2**63 - 1 (the spec's u64 fields are
 therefore bounded a little tighter than the spec itself requires; no realistic value comes close).
@@ -87,9 +89,14 @@ class MarketSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     max_funding_rate: NonNegativeInt  # per second, FUNDING_RATE_ONE (1e12) units
     max_position: PositiveInt  # base units
     price: PositiveInt  # genesis price, PRICE_ONE (1e8) collateral units per base unit
+    oracles: Annotated[list[Annotated[int, msgspec.Meta(ge=0, lt=MAX_ORACLES)]], msgspec.Meta(min_length=1, max_length=MAX_ORACLES)]
+    oracle_faults: NonNegativeInt  # f: how many of the market's oracles may lie or collude with the sequencer
+    quorum: PositiveInt  # samples an update needs: <= len(oracles), >= 2 * oracle_faults + 1
+    max_price_move: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]  # per second, FRACTION_ONE of the last price; 0 = off
 
     def to_genesis_market(self) -> GenesisMarket:
-        return GenesisMarket(**{field: getattr(self, field) for field in GenesisMarket.__struct_fields__})
+        fields = {field: getattr(self, field) for field in GenesisMarket.__struct_fields__}
+        return GenesisMarket(**{**fields, "oracles": tuple(self.oracles)})
 
 
 class GenesisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -98,8 +105,6 @@ class GenesisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     chain_id: PositiveInt
     verifying_contract: Address
     oracles: Annotated[list[Address], msgspec.Meta(min_length=1, max_length=MAX_ORACLES)]
-    quorum: PositiveInt
-    oracle_faults: NonNegativeInt
     max_sample_age: PositiveInt  # seconds
     price_validity: PositiveInt  # seconds
     funding_validity: PositiveInt  # seconds
@@ -112,8 +117,6 @@ class GenesisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             chain_id=self.chain_id,
             verifying_contract=parse_address(self.verifying_contract),
             oracles=tuple(parse_address(o) for o in self.oracles),
-            quorum=self.quorum,
-            oracle_faults=self.oracle_faults,
             max_sample_age=self.max_sample_age,
             price_validity=self.price_validity,
             funding_validity=self.funding_validity,
@@ -280,15 +283,6 @@ def check_genesis_section(section: GenesisSection, source: str) -> None:
         if address in seen:
             raise _fail(source, f"genesis.oracles[{i}]", f"duplicate of oracles[{seen[address]}]: one key would count twice towards the quorum")
         seen[address] = i
-    if section.quorum > len(section.oracles):
-        raise _fail(source, "genesis.quorum", f"{section.quorum} exceeds the number of oracles ({len(section.oracles)})")
-    if section.quorum < 2 * section.oracle_faults + 1:
-        raise _fail(
-            source,
-            "genesis.quorum",
-            f"{section.quorum} < 2 * oracle_faults + 1 = {2 * section.oracle_faults + 1}: the sequencer and "
-            f"{section.oracle_faults} lying oracle(s) could choose the median",
-        )
     names: dict[str, int] = {}
     for i, market in enumerate(section.markets):
         where = f"genesis.markets[{i}]"
@@ -299,6 +293,27 @@ def check_genesis_section(section: GenesisSection, source: str) -> None:
             raise _fail(source, where, "need 0 < maintenance_margin <= initial_margin")
         if market.liquidation_fee > market.maintenance_margin:
             raise _fail(source, f"{where}.liquidation_fee", "must not exceed maintenance_margin")
+        for k, index in enumerate(market.oracles):
+            if index >= len(section.oracles):
+                raise _fail(source, f"{where}.oracles[{k}]", f"{index} is not an index of genesis.oracles ({len(section.oracles)} oracles)")
+            if index in market.oracles[:k]:
+                raise _fail(source, f"{where}.oracles[{k}]", f"oracle {index} listed twice: one key would count twice towards the quorum")
+        if market.quorum > len(market.oracles):
+            raise _fail(source, f"{where}.quorum", f"{market.quorum} exceeds the market's number of oracles ({len(market.oracles)})")
+        if market.quorum < 2 * market.oracle_faults + 1:
+            raise _fail(
+                source,
+                f"{where}.quorum",
+                f"{market.quorum} < 2 * oracle_faults + 1 = {2 * market.oracle_faults + 1}: the sequencer and "
+                f"{market.oracle_faults} lying oracle(s) could choose the median",
+            )
+        if market.max_price_move and market.max_price_move * section.price_validity < FRACTION_ONE:
+            raise _fail(
+                source,
+                f"{where}.max_price_move",
+                f"{market.max_price_move} * price_validity {section.price_validity} < {FRACTION_ONE}: a crash could "
+                "not get through before the last price goes stale (0 turns the limit off)",
+            )
 
 
 def check_l1_section(l1: L1Section | None, node: NodeSection, source: str, genesis: GenesisSection | None = None) -> None:

@@ -156,8 +156,11 @@ class _Demo:
         eth_config = self.markets[self.eth]
         console.rule("[bold]optinode spec demo")
         console.print(
-            f"Genesis from {config_name}: chain {g.chain_id}, {len(g.oracles)} oracles (quorum {g.quorum}), markets "
-            + ", ".join(f"{m.name} @ {self.fmt_price(m.price, i)}" for i, m in enumerate(self.markets))
+            f"Genesis from {config_name}: chain {g.chain_id}, {len(g.oracles)} oracles, markets "
+            + ", ".join(
+                f"{m.name} @ {self.fmt_price(m.price, i)} (quorum {m.quorum} of {len(m.oracles)}, f = {m.oracle_faults})"
+                for i, m in enumerate(self.markets)
+            )
             + f".\nroot [bold]0x{self.root.hex()}[/]",
             highlight=False,
         )

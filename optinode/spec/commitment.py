@@ -4,7 +4,8 @@
 
 - accounts_root: MerkleTree(ACCOUNT_TREE_DEPTH) over keccak(encode_account(account)) by account id;
 - slots_root: MerkleTree(SLOT_TREE_DEPTH) over keccak(encode_slot(slot)) by slot id;
-- globals: config, per-market prices and funding, the system balances and counters, then the time and
+- globals: config (the oracle keys; per market its parameters, oracle set, quorum and price-move
+  limit), per-market prices and funding, the system balances and counters, then the time and
   fee parameters (fee owner, max sample age, price and funding validity);
 - the queue counters sit in the top preimage so that L1 can read them from a posted root's preimage.
 
@@ -24,7 +25,7 @@ from .state import Account, Slot, State
 ACCOUNT_FIXED_BYTES = 20 + 16 + 16 + 8 + 32 + 1  # owner, collateral, withdrawn, nonce base, bits, count
 POSITION_BYTES = 1 + 8 + 16  # market, size, funding index
 SLOT_BYTES = 4 + 1 + 1 + 8 + 8 + 4 + 8
-MARKET_BYTES = 8 + 8 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 16 + 8
+MARKET_BYTES = 8 + 8 + 4 + 4 + 4 + 8 + 8 + 4 + 1 + 4 + 8 + 8 + 16 + 8
 SYSTEM_BYTES = 8 + 8 + 16 + 16 + 16 + 8 + 8
 TIME_CONFIG_BYTES = 20 + 8 + 8 + 8  # fee owner, max sample age, price and funding validity
 
@@ -76,7 +77,6 @@ def encode_globals(state: State) -> bytes:
     config = state.config
     parts = [
         config.domain_separator,
-        _uint(config.quorum, 1),
         _uint(len(config.oracles), 1),
         *config.oracles,
         _uint(len(config.markets), 1),
@@ -90,6 +90,9 @@ def encode_globals(state: State) -> bytes:
             + _uint(market.liquidation_fee, 4)
             + _uint(market.max_funding_rate, 8)
             + _uint(market.max_position, 8)
+            + _uint(market.oracle_set, 4)
+            + _uint(market.quorum, 1)
+            + _uint(market.max_price_move, 4)
             + _uint(dynamic.price, 8)
             + _uint(dynamic.price_time, 8)
             + _int(dynamic.funding_index, 16)
@@ -236,7 +239,6 @@ def decode_globals(data: bytes) -> State:
 
     r = _Reader(data)
     domain_separator = r.take(32)
-    quorum = r.uint(1)
     oracles = tuple(r.take(20) for _ in range(r.uint(1)))
     configs, markets = [], []
     for _ in range(r.uint(1)):
@@ -250,6 +252,9 @@ def decode_globals(data: bytes) -> State:
                 liquidation_fee=r.uint(4),
                 max_funding_rate=r.uint(8),
                 max_position=r.uint(8),
+                oracle_set=r.uint(4),
+                quorum=r.uint(1),
+                max_price_move=r.uint(4),
             )
         )
         markets.append(MarketState(price=r.uint(8), price_time=r.uint(8), funding_index=r.int(16), sample_time=r.uint(8)))
@@ -265,7 +270,6 @@ def decode_globals(data: bytes) -> State:
     config = Config(
         domain_separator=domain_separator,
         oracles=oracles,
-        quorum=quorum,
         markets=tuple(configs),
         fee_owner=r.take(20),
         max_sample_age=r.uint(8),

@@ -66,6 +66,7 @@ class ErrorCode(IntEnum):
     STALE_PRICE = 36  # a price the transaction reads is older than price_validity
     STALE_FUNDING = 37  # the funding indices are older than funding_validity
     NONCE_TOO_HIGH = 38  # a nonce or nonce floor NONCE_HORIZON or more above the account's window
+    PRICE_MOVE_TOO_FAST = 39  # the new price moves more than the market's max_price_move per second allows
 
 
 class InvalidInput(Exception):

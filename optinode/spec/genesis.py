@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .constants import ADDRESS_LEN, FRACTION_ONE, MAX_MARKETS, MAX_ORACLES, MAX_POSITION, MAX_U64, MAX_U256
+from .constants import ADDRESS_LEN, FRACTION_ONE, MAX_MARKETS, MAX_ORACLES, MAX_POSITION, MAX_U32, MAX_U64, MAX_U256
 from .eip712 import compute_domain_separator
 from .errors import InvalidInput
 from .fields import Address
@@ -21,14 +21,20 @@ class GenesisMarket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_funding_rate: int
     max_position: int
     price: int
+    # The market's own oracles (indices into Genesis.oracles), how many of them may lie or collude with
+    # the sequencer (f), and the samples an update needs (docs/risk.md, the oracle rule).
+    oracles: tuple[int, ...]
+    oracle_faults: int
+    quorum: int
+    # Defence in depth: the largest move of the price per second since the last price, as a fraction
+    # (FRACTION_ONE) of it; 0 = no limit. An update moving further is rejected (PRICE_MOVE_TOO_FAST).
+    max_price_move: int
 
 
 class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chain_id: int
     verifying_contract: Address  # the Rollup contract: the EIP-712 domain's verifyingContract
-    oracles: tuple[Address, ...]
-    quorum: int
-    oracle_faults: int  # f: how many oracles may lie or collude with the sequencer (docs/risk.md)
+    oracles: tuple[Address, ...]  # every oracle key once; each market names its own among them
     max_sample_age: int  # seconds
     price_validity: int  # seconds
     funding_validity: int  # seconds
@@ -56,8 +62,34 @@ def check_oracle_rule(oracle_count: int, quorum: int, faults: int) -> None:
         raise InvalidGenesis(f"need 1 <= quorum <= number of oracles <= {MAX_ORACLES} (so N >= 2f + 1)")
 
 
+def check_market_oracles(name: str, oracles: tuple[int, ...], oracle_count: int, quorum: int, faults: int) -> None:
+    """A market's oracle set: distinct known oracles (one key must not count twice toward the quorum),
+    and the oracle rule for the market's own f and quorum."""
+    if not all(0 <= i < oracle_count for i in oracles) or len(set(oracles)) != len(oracles):
+        raise InvalidGenesis(f"{name}: oracles must be distinct indices into the {oracle_count} genesis oracles")
+    try:
+        check_oracle_rule(len(oracles), quorum, faults)
+    except InvalidGenesis as broken:
+        raise InvalidGenesis(f"{name}: {broken}") from None
+
+
+def check_price_move_liveness(name: str, max_price_move: int, price_validity: int) -> None:
+    """The price-move limit (0 = off) must let a real crash through before the last price goes stale:
+    with max_price_move * price_validity >= FRACTION_ONE, a fall of any size is allowed once
+    price_validity has passed since the last price (the bound grows with the time elapsed), so a
+    limit can delay a move but never freeze the market on an old price (docs/risk.md)."""
+    if not 0 <= max_price_move <= MAX_U32:
+        raise InvalidGenesis(f"{name}: max_price_move must be a u32 (FRACTION_ONE per second)")
+    if max_price_move and max_price_move * price_validity < FRACTION_ONE:
+        raise InvalidGenesis(
+            f"{name}: max_price_move {max_price_move} * price_validity {price_validity} < {FRACTION_ONE}: "
+            "a crash could not get through before the last price goes stale"
+        )
+
+
 def check_genesis(genesis: Genesis) -> None:
-    check_oracle_rule(len(genesis.oracles), genesis.quorum, genesis.oracle_faults)
+    if not 1 <= len(genesis.oracles) <= MAX_ORACLES:
+        raise InvalidGenesis(f"need 1 to {MAX_ORACLES} oracles")
     for name in ("max_sample_age", "price_validity", "funding_validity"):
         if not 0 < getattr(genesis, name) <= MAX_U64:
             raise InvalidGenesis(f"{name} must be a positive u64 (seconds)")
@@ -80,6 +112,13 @@ def check_genesis(genesis: Genesis) -> None:
             raise InvalidGenesis(f"{m.name}: need 0 < maintenance <= initial <= 1e6")
         if not (0 <= m.liquidation_fee <= m.maintenance_margin and 0 <= m.max_funding_rate <= MAX_U64 and 0 < m.max_position <= MAX_POSITION):
             raise InvalidGenesis(f"{m.name}: liquidation fee, funding rate or position limit out of range")
+        check_market_oracles(m.name, m.oracles, len(genesis.oracles), m.quorum, m.oracle_faults)
+        check_price_move_liveness(m.name, m.max_price_move, genesis.price_validity)
+
+
+def compute_oracle_set(oracles: tuple[int, ...]) -> int:
+    """The committed form of a market's oracles: a bitmask over the genesis oracle list."""
+    return sum(1 << i for i in set(oracles))
 
 
 def create_genesis_state(genesis: Genesis) -> State:
@@ -87,7 +126,6 @@ def create_genesis_state(genesis: Genesis) -> State:
     config = Config(
         domain_separator=compute_domain_separator(genesis.chain_id, genesis.verifying_contract),
         oracles=tuple(genesis.oracles),
-        quorum=genesis.quorum,
         fee_owner=genesis.fee_owner,
         max_sample_age=genesis.max_sample_age,
         price_validity=genesis.price_validity,
@@ -102,6 +140,9 @@ def create_genesis_state(genesis: Genesis) -> State:
                 liquidation_fee=m.liquidation_fee,
                 max_funding_rate=m.max_funding_rate,
                 max_position=m.max_position,
+                oracle_set=compute_oracle_set(m.oracles),
+                quorum=m.quorum,
+                max_price_move=m.max_price_move,
             )
             for m in genesis.markets
         ),

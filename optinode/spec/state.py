@@ -27,14 +27,16 @@ class MarketConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     liquidation_fee: int  # fraction of liquidated notional paid to the insurance fund
     max_funding_rate: int  # per second, FUNDING_RATE_ONE units, times price
     max_position: int  # risk limit on |size|
+    oracle_set: int  # bitmask over Config.oracles: bit i set = oracle i signs this market's prices
+    quorum: int  # samples an update needs: >= 2f + 1 for this market's f (genesis checks; f is not committed)
+    max_price_move: int  # per second, FRACTION_ONE units, of the last price (0 = no limit; docs/risk.md)
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Parameters fixed at genesis and committed in the state root."""
 
     domain_separator: Hash32  # EIP-712 domain separator
-    oracles: tuple[Address, ...]  # oracle signer addresses
-    quorum: int  # samples an update needs: >= 2 * oracle_faults + 1 (genesis checks; f is not committed)
+    oracles: tuple[Address, ...]  # every oracle signer once; a sample names its signer by index here
     markets: tuple[MarketConfig, ...]
     fee_owner: Address  # the L1 address whose accounts CollectFees may credit
     max_sample_age: int  # seconds: an oracle sample older than this before the batch's L1 time is rejected

@@ -14,7 +14,7 @@ A witness-backed state (one-step proof) holds only some leaves on purpose and is
 from __future__ import annotations
 
 from .commitment import compute_state_root_from_parts, encode_account, encode_globals, encode_slot
-from .constants import ADDRESS_LEN, HASH_LEN
+from .constants import ADDRESS_LEN, HASH_LEN, MAX_ORACLES
 from .errors import InvalidState
 from .genesis import Genesis, GenesisMarket, InvalidGenesis, check_genesis
 from .state import MarketConfig, State
@@ -32,19 +32,24 @@ def _genesis_of(state: State) -> Genesis:
         chain_id=0,
         verifying_contract=bytes(ADDRESS_LEN),
         oracles=config.oracles,
-        quorum=config.quorum,
-        # f is not committed (only the quorum it implies is): the largest f this quorum tolerates
-        oracle_faults=(config.quorum - 1) // 2,
         max_sample_age=config.max_sample_age,
         price_validity=config.price_validity,
         funding_validity=config.funding_validity,
         fee_owner=config.fee_owner,
-        markets=tuple(
-            GenesisMarket(**{field: getattr(market, field) for field in MarketConfig.__struct_fields__}, price=dynamic.price)
-            for market, dynamic in zip(config.markets, state.markets)
-        ),
+        markets=tuple(_genesis_market(market, dynamic.price) for market, dynamic in zip(config.markets, state.markets)),
         time=state.time,
     )
+
+
+def _genesis_market(market: MarketConfig, price: int) -> GenesisMarket:
+    """A MarketConfig as genesis writes it. f is not committed (only the quorum it implies is): the
+    largest f this quorum tolerates stands in. A set bit beyond the oracle indices becomes an index
+    genesis refuses."""
+    oracles = tuple(i for i in range(MAX_ORACLES) if (market.oracle_set >> i) & 1)
+    if not 0 <= market.oracle_set < 1 << MAX_ORACLES:
+        oracles += (MAX_ORACLES,)
+    fields = {f: getattr(market, f) for f in MarketConfig.__struct_fields__ if f not in ("oracle_set", "quorum")}
+    return GenesisMarket(**fields, price=price, oracles=oracles, oracle_faults=(market.quorum - 1) // 2, quorum=market.quorum)
 
 
 def _are_ids_below(leaves: dict[int, object], count: int) -> bool:

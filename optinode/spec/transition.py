@@ -500,20 +500,29 @@ def lower_median(values: list[int]) -> int:
     return sorted(values)[(len(values) - 1) // 2]
 
 
+def is_price_move_allowed(max_price_move: int, old_price: int, new_price: int, elapsed: int) -> bool:
+    """|new - old| <= max_price_move / FRACTION_ONE * old * elapsed, exactly (no rounding); 0 = no limit."""
+    return max_price_move == 0 or abs(new_price - old_price) * FRACTION_ONE <= max_price_move * old_price * elapsed
+
+
 def process_oracle_price(state: State, tx: OraclePrice, ctx: L1Context) -> Receipt:
     # 1. The market exists.
     require(tx.market < len(state.markets), ErrorCode.MARKET_NOT_FOUND)
     market = state.markets[tx.market]
+    market_config = state.config.markets[tx.market]
     config = state.config
     oracles = config.oracles
-    # 2. At least a quorum of samples. Genesis makes quorum >= 2f + 1 (genesis.check_oracle_rule), so
-    #    the lower median of any subset the sequencer includes lies between two honest samples.
-    require(len(tx.samples) >= config.quorum, ErrorCode.QUORUM_NOT_MET)
+    # 2. At least the market's quorum of samples. Genesis makes quorum >= 2f + 1 for the market's own f
+    #    (genesis.check_market_oracles), so the lower median of any subset the sequencer includes lies
+    #    between two honest samples.
+    require(len(tx.samples) >= market_config.quorum, ErrorCode.QUORUM_NOT_MET)
     previous_index = -1
     for sample in tx.samples:
         # 3. Oracle indices are known and strictly increasing (each oracle counts once).
         require(previous_index < sample.oracle_index < len(oracles), ErrorCode.INVALID_ORACLE)
         previous_index = sample.oracle_index
+        # 3a. The oracle is one of this market's (its bit is in the market's oracle set).
+        require((market_config.oracle_set >> sample.oracle_index) & 1 == 1, ErrorCode.INVALID_ORACLE)
         # 4. The price is positive.
         require(sample.price > 0, ErrorCode.INVALID_PRICE)
         # 5. Not later than the batch's L1 timestamp.
@@ -527,8 +536,18 @@ def process_oracle_price(state: State, tx: OraclePrice, ctx: L1Context) -> Recei
         check_signer(digest, sample.signature, oracles[sample.oracle_index])
     # The new price and its time are the lower medians: f oracles move neither outside the honest
     # samples. The newest sample time is the bar every later sample must clear.
-    market.price = lower_median([s.price for s in tx.samples])
-    market.price_time = lower_median([s.timestamp for s in tx.samples])
+    price = lower_median([s.price for s in tx.samples])
+    price_time = lower_median([s.timestamp for s in tx.samples])
+    # 10. The price moves no faster than the market's max_price_move per second since the last price's
+    #     time (rule 7 makes price_time later than it). Rejected, never clamped: a stored price is always
+    #     one a quorum signed; the bound grows with the time elapsed, so a real move gets through late
+    #     but never stays out (genesis.check_price_move_liveness, docs/risk.md).
+    require(
+        is_price_move_allowed(market_config.max_price_move, market.price, price, price_time - market.price_time),
+        ErrorCode.PRICE_MOVE_TOO_FAST,
+    )
+    market.price = price
+    market.price_time = price_time
     market.sample_time = max(s.timestamp for s in tx.samples)
     state.time = max(state.time, market.price_time)
     return APPLIED

@@ -37,7 +37,9 @@ from optinode.spec.types import (
     SlotRef,
     Trade,
 )
-from optinode.testing.world import BTC, ETH, ETH_MARKET, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, WINDOW, World, make_genesis
+from optinode.testing.world import (
+    BTC, BTC_MARKET, BTC_PRICE, ETH, ETH_MARKET, ETH_PRICE, ETH_TICK, ETH_UNIT, GENESIS_TIME, USD, WINDOW, World, make_genesis,
+)
 from optinode.wallet import sign_cancel_all
 
 E = ErrorCode
@@ -437,6 +439,64 @@ def _():
     w = base_world()
     s = _samples(w)
     return w.vector(OraclePrice(ETH, (replace(s[0], signature=bytes(32) + s[0].signature[32:]), s[1])), expect=E.BAD_SIGNATURE, description="r = 0")
+
+
+# Per-market oracle rules: ETH-USD signed by oracles 0-2 with f = 1 (quorum 3) and at most 0.1% per
+# second; BTC-USD signed by oracles 1-2 only (f = 0, quorum 2), no price-move limit.
+MARKET_RULES_GENESIS = make_genesis(
+    markets=(
+        replace(ETH_MARKET, oracles=(0, 1, 2), oracle_faults=1, quorum=3, max_price_move=1_000),
+        replace(BTC_MARKET, oracles=(1, 2), oracle_faults=0, quorum=2, max_price_move=0),
+    )
+)
+PRICE_MOVE_BOUND = ETH_PRICE * 1_000 * 100 // 10**6  # 0.1%/s for 100 s: 10% of the genesis price
+
+
+def market_rules_world() -> World:
+    w = World(MARKET_RULES_GENESIS)
+    w.deposit("alice", 1_000 * USD)
+    w.root()
+    return w
+
+
+@case("oracle/market_quorum")
+def _():
+    w = market_rules_world()
+    return w.vector(OraclePrice(ETH, _samples(w)[:2]), expect=E.QUORUM_NOT_MET, description="two samples: this market's f = 1 needs three")
+
+
+@case("oracle/not_in_market_set")
+def _():
+    w = market_rules_world()
+    return w.vector(
+        OraclePrice(BTC, _samples(w, market=BTC, prices=(BTC_PRICE,) * 3)[:2]),
+        expect=E.INVALID_ORACLE,
+        description="oracle 0 (a genuine signature) does not sign BTC-USD",
+    )
+
+
+@case("oracle/ok_market_set")
+def _():
+    w = market_rules_world()
+    return w.vector(OraclePrice(BTC, _samples(w, market=BTC, prices=(BTC_PRICE,) * 3)[1:]), expect=E.OK, description="BTC-USD's own two oracles")
+
+
+@case("oracle/price_move_too_fast")
+def _():
+    w = market_rules_world()
+    up = ETH_PRICE + PRICE_MOVE_BOUND + 1
+    return w.vector(
+        OraclePrice(ETH, _samples(w, prices=(up,) * 3, times=(100,) * 3)),
+        expect=E.PRICE_MOVE_TOO_FAST,
+        description="one price unit more than 0.1%/s x 100 s allows",
+    )
+
+
+@case("oracle/ok_price_move_at_bound")
+def _():
+    w = market_rules_world()
+    down = ETH_PRICE - PRICE_MOVE_BOUND
+    return w.vector(OraclePrice(ETH, _samples(w, prices=(down,) * 3, times=(100,) * 3)), expect=E.OK, description="a 10% fall after 100 s: exactly the bound")
 
 
 # --- FundingTick ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Tests, the shared vectors, the property strategies, the L1 system tests, the ben
 one key-seed scheme and one nonce convention:
 
 - **genesis** `GENESIS` (`make_genesis(**overrides)` for variants): chain 31337, the Rollup at anvil's
-  first deployment address, the three devnet oracles with quorum 2, and two markets
+  first deployment address, the three devnet oracles (each market signed by all three, quorum 2), and two markets
     0 ETH-USD  base unit 1e-9 ETH;  step 10**6 (0.001 ETH), tick 10**4 (0.1 USD/ETH), price 3 * PRICE_ONE
                (3000 USD/ETH); margins 10% / 5%, liquidation fee 1%, max funding 1e5 / 1e12 per second,
                max position 10**15
@@ -119,33 +119,48 @@ def oracle_key(index: int) -> Key:
 ETH_MARKET = GenesisMarket(
     name="ETH-USD", step_size=ETH_STEP, tick_size=ETH_TICK, initial_margin=100_000, maintenance_margin=50_000,
     liquidation_fee=10_000, max_funding_rate=10**5, max_position=10**15, price=ETH_PRICE,
+    oracles=(0, 1, 2), oracle_faults=0, quorum=2, max_price_move=0,
 )
 BTC_MARKET = GenesisMarket(
     name="BTC-USD", step_size=BTC_STEP, tick_size=BTC_TICK, initial_margin=50_000, maintenance_margin=25_000,
     liquidation_fee=10_000, max_funding_rate=2 * 10**5, max_position=10**12, price=BTC_PRICE,
+    oracles=(0, 1, 2), oracle_faults=0, quorum=2, max_price_move=0,
 )
 
 
-# The oracle, time and fee parameters of GENESIS. f = 0, so quorum 2 of 3 oracles is valid (the devnet
-# config's f = 1 and quorum 3 are tested in tests/spec/test_oracle_time.py). Windows of two days,
-# because the batch's L1 time is a day after the genesis prices unless a test sets it.
+# The oracle, time and fee parameters of GENESIS. Each market is signed by all three oracles with
+# f = 0, so quorum 2 of 3 is valid (the devnet config's f = 1 and quorum 3, and markets with oracle sets
+# and f of their own, are tested in tests/spec/test_oracle_time.py); no price-move limit. Windows of two
+# days, because the batch's L1 time is a day after the genesis prices unless a test sets it.
 WINDOW = 2 * 86_400
 FEE_OWNER = "fees"  # test_key(FEE_OWNER) is the genesis fee owner (the devnet config's too)
 
 
-def make_genesis(*, oracle_count: int = 3, quorum: int = 2, **overrides: Any) -> Genesis:
-    """GENESIS, or a variant: other oracle counts, markets (`markets=(...)`), time, ..."""
+def make_genesis(
+    *,
+    oracle_count: int = 3,
+    quorum: int | None = None,
+    oracle_faults: int | None = None,
+    max_price_move: int | None = None,
+    **overrides: Any,
+) -> Genesis:
+    """GENESIS, or a variant: other oracle counts, markets (`markets=(...)`), time, ... `quorum`,
+    `oracle_faults` and `max_price_move`, when given, apply to every market; the default markets are
+    signed by all `oracle_count` oracles, markets given with `markets=` by their own sets."""
+    given = {k: v for k, v in dict(quorum=quorum, oracle_faults=oracle_faults, max_price_move=max_price_move).items() if v is not None}
+    if "markets" in overrides:  # as given (their oracle sets too)
+        markets = [msgspec.structs.replace(m, **given) for m in overrides.pop("markets")]
+    else:  # ETH-USD and BTC-USD, each signed by all the oracles
+        markets = [msgspec.structs.replace(m, oracles=tuple(range(oracle_count)), **given) for m in (ETH_MARKET, BTC_MARKET)]
     genesis = Genesis(
         chain_id=CHAIN_ID,
         verifying_contract=ROLLUP_ADDRESS,
         oracles=tuple(oracle_key(i).address for i in range(oracle_count)),
-        quorum=quorum,
-        oracle_faults=0,
         max_sample_age=WINDOW,
         price_validity=WINDOW,
         funding_validity=WINDOW,
         fee_owner=test_key(FEE_OWNER).address,
-        markets=(ETH_MARKET, BTC_MARKET),
+        markets=tuple(markets),
         time=GENESIS_TIME,
     )
     return msgspec.structs.replace(genesis, **overrides)

@@ -171,7 +171,7 @@ def test_bad_transactions(tmp_path: Path, content: str, fragments: list[str]) ->
 def test_bad_pre_states(tmp_path: Path) -> None:
     genesis = json.loads(PRE.read_text())
     bad_quorum = json.loads(PRE.read_text())
-    bad_quorum["genesis"]["quorum"] = 7
+    bad_quorum["genesis"]["markets"][0]["quorum"] = 7
     check_bad(invoke("apply", "--pre", write(tmp_path, "q.json", json.dumps(bad_quorum)), "--txs", str(TXS)), "quorum")
     negative = json.loads(PRE.read_text())
     negative["genesis"]["chain_id"] = -1
@@ -217,13 +217,16 @@ def test_demo_runs() -> None:
     "edit,fragments",
     [
         (lambda t: t.replace("quorum = 3", "quorum = = 3"), ["invalid TOML", "line"]),
-        (lambda t: t.replace("quorum = 3", 'quorum = "3"'), ["genesis.quorum", "int"]),
-        (lambda t: t.replace("quorum = 3", "quorum = 3\nquorom = 3"), ["genesis", "unknown key `quorom`"]),
+        (lambda t: t.replace("quorum = 3", 'quorum = "3"'), ["genesis.markets[0].quorum", "int"]),
+        (lambda t: t.replace("quorum = 3", "quorum = 3\nquorom = 3"), ["genesis.markets[0]", "unknown key `quorom`"]),
         (lambda t: t.replace("step_size = 1_000_000", "step_size = 0", 1), ["genesis.markets[0].step_size"]),
         (lambda t: t.replace("0x3617A5c23bE91A8edf8A1Bbca4C8575e0F4e5144", "0x3617a5c23bE91A8edf8A1Bbca4C8575e0F4e5144"), ["genesis.oracles[0]", "checksum"]),
         (lambda t: t.replace("0xAB89F9d49E1deAC1Cd8e29Db331472C35AB3f0De", "0x3617A5c23bE91A8edf8A1Bbca4C8575e0F4e5144"), ["genesis.oracles[2]", "duplicate"]),
-        (lambda t: t.replace("quorum = 3", "quorum = 4"), ["genesis.quorum"]),
-        (lambda t: t.replace("quorum = 3", "quorum = 2"), ["genesis.quorum", "2 * oracle_faults + 1"]),
+        (lambda t: t.replace("quorum = 3", "quorum = 4"), ["genesis.markets[0].quorum", "exceeds"]),
+        (lambda t: t.replace("quorum = 3", "quorum = 2", 2), ["genesis.markets[0].quorum", "2 * oracle_faults + 1"]),
+        (lambda t: t.replace("oracles = [0, 1, 2]", "oracles = [0, 1, 3]", 1), ["genesis.markets[0].oracles[2]", "not an index"]),
+        (lambda t: t.replace("oracles = [0, 1, 2]", "oracles = [0, 1, 1]", 1), ["genesis.markets[0].oracles[2]", "twice"]),
+        (lambda t: t.replace("max_price_move = 1_000", "max_price_move = 100", 1), ["genesis.markets[0].max_price_move", "stale"]),
         (lambda t: t.replace("price_validity = 3_600", "price_validity = 0"), ["genesis.price_validity"]),
         (lambda t: t.replace("maintenance_margin = 50_000", "maintenance_margin = 150_000", 1), ["genesis.markets[0]", "maintenance_margin"]),
         (lambda t: t + "\n[sequencer]\nport = 1\n", ["unknown key `sequencer`"]),

@@ -64,7 +64,15 @@ STRATEGY_GENESIS = make_genesis(
     max_sample_age=2 * 10**6,
     price_validity=2 * 10**6,
     funding_validity=2 * 10**6,
-    markets=tuple(msgspec.structs.replace(m, max_funding_rate=100 * m.max_funding_rate) for m in GENESIS.markets)
+    markets=(
+        msgspec.structs.replace(GENESIS.markets[ETH], max_funding_rate=100 * GENESIS.markets[ETH].max_funding_rate),
+        # BTC: an oracle rule of its own (f = 1, all three samples) and a price-move limit of 0.2% per
+        # second, so that random updates exercise both per-market rules (a shock that comes too soon
+        # after the last price is refused with PRICE_MOVE_TOO_FAST)
+        msgspec.structs.replace(
+            GENESIS.markets[BTC], max_funding_rate=100 * GENESIS.markets[BTC].max_funding_rate, oracle_faults=1, quorum=3, max_price_move=2_000
+        ),
+    ),
 )
 MARKETS = STRATEGY_GENESIS.markets
 GENESIS_PRICES = tuple(m.price for m in MARKETS)
@@ -573,6 +581,8 @@ class Generator:
         market = self.pick(held if held and self.chance(70) else (BTC, ETH))
         target = self.target_price(market)
         oracles = self.pick(((0, 1), (0, 2), (1, 2), (0, 1, 2), (0, 1, 2)))
+        if len(oracles) < MARKETS[market].quorum and self.chance(80):  # mostly a quorum of the market's own
+            oracles = (0, 1, 2)
         if fault == "quorum":
             oracles = self.pick(((), (0,), (2,)))
         elif fault == "order":

@@ -139,8 +139,6 @@ def make_genesis() -> Genesis:
         chain_id=DOMAIN["chainId"],
         verifying_contract=bytes.fromhex(DOMAIN["verifyingContract"][2:]),
         oracles=(bytes.fromhex(Account.from_key(ORACLE0_KEY).address[2:]), bytes.fromhex(Account.from_key(ORACLE1_KEY).address[2:])),
-        quorum=2,
-        oracle_faults=0,
         max_sample_age=WINDOW,
         price_validity=WINDOW,
         funding_validity=WINDOW,
@@ -149,6 +147,7 @@ def make_genesis() -> Genesis:
             GenesisMarket(
                 name="ETH-USD", step_size=10**6, tick_size=10**4, initial_margin=100_000, maintenance_margin=50_000,
                 liquidation_fee=10_000, max_funding_rate=260_416, max_position=10**13, price=3 * 10**8,
+                oracles=(0, 1), oracle_faults=0, quorum=2, max_price_move=0,
             ),
         ),
         time=GENESIS_TIME,

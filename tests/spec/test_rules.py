@@ -33,7 +33,7 @@ from optinode.spec.types import (
 )
 
 from optinode.testing.world import (
-    BTC, BTC_PRICE, BTC_STEP, ETH, ETH_PRICE, ETH_STEP, ETH_TICK, FAR_EXPIRY, FUNDS, GENESIS, GENESIS_TIME, World,
+    BTC, BTC_PRICE, BTC_STEP, ETH, ETH_PRICE, ETH_STEP, ETH_TICK, FAR_EXPIRY, FUNDS, GENESIS, GENESIS_TIME, World, make_genesis,
 )
 
 E = ErrorCode
@@ -946,6 +946,41 @@ def test_oracle_price_3_invalid_oracle(world, indices):
     assert_invalid(world, tx, E.INVALID_ORACLE)
 
 
+def test_oracle_price_2_quorum_is_the_markets_own():
+    """BTC needs three samples (its own f = 1), ETH two (f = 0): the rule reads the market's quorum."""
+    btc = msgspec.structs.replace(GENESIS.markets[BTC], oracle_faults=1, quorum=3)
+    w = World(msgspec.structs.replace(GENESIS, markets=(GENESIS.markets[ETH], btc)))
+    p = w.state.markets[BTC].price
+    assert_invalid(w, w.prices(BTC, [(0, p, T + 1), (1, p, T + 1)]), E.QUORUM_NOT_MET)
+    assert_applied(w, w.prices(ETH, [(0, ETH_PRICE, T + 1), (1, ETH_PRICE, T + 1)]))
+    assert_applied(w, w.prices(BTC, [(0, p, T + 1), (1, p, T + 1), (2, p, T + 1)]))
+
+
+def test_oracle_price_3a_oracle_outside_the_market_set():
+    """Oracle 2 signs ETH only: its (correctly signed) BTC sample is refused, whatever its place."""
+    btc = msgspec.structs.replace(GENESIS.markets[BTC], oracles=(0, 1))
+    w = World(msgspec.structs.replace(GENESIS, markets=(GENESIS.markets[ETH], btc)))
+    p = w.state.markets[BTC].price
+    assert_invalid(w, w.prices(BTC, [(0, p, T + 1), (2, p, T + 1)]), E.INVALID_ORACLE)
+    assert_invalid(w, w.prices(BTC, [(0, p, T + 1), (1, p, T + 1), (2, p, T + 1)]), E.INVALID_ORACLE)
+    assert_applied(w, w.prices(BTC, [(0, p, T + 1), (1, p, T + 1)]))
+    assert_applied(w, w.prices(ETH, [(1, ETH_PRICE, T + 1), (2, ETH_PRICE, T + 1)]))
+
+
+@pytest.mark.parametrize("direction", [1, -1], ids=["up", "down"])
+def test_oracle_price_10_price_move_too_fast(direction):
+    """0.1% per second: 100 s after the genesis price (the lower median of the sample times) a move of
+    10% of it is the bound, exactly; one price unit more is refused and the market keeps its price."""
+    w = World(make_genesis(max_price_move=1_000))
+    bound = ETH_PRICE * 1_000 * 100 // 1_000_000
+    over = ETH_PRICE + direction * (bound + 1)
+    assert_invalid(w, w.prices(ETH, [(0, over, T + 100), (1, over, T + 100)]), E.PRICE_MOVE_TOO_FAST)
+    assert w.state.markets[ETH].price == ETH_PRICE
+    at = ETH_PRICE + direction * bound
+    assert_applied(w, w.prices(ETH, [(0, at, T + 100), (1, at, T + 100)]))
+    assert w.state.markets[ETH].price == at
+
+
 def test_oracle_price_4_invalid_price(world):
     assert_invalid(world, world.prices(ETH, [(0, ETH_PRICE, T + 1), (1, 0, T + 1)]), E.INVALID_PRICE)
 
@@ -1419,7 +1454,7 @@ def _extreme_world() -> World:
     big = 2**64 - 1
     market = GenesisMarket(
         name="X", step_size=1, tick_size=1, initial_margin=100_000, maintenance_margin=50_000, liquidation_fee=0,
-        max_funding_rate=big, max_position=10**12, price=big,
+        max_funding_rate=big, max_position=10**12, price=big, oracles=(0, 1, 2), oracle_faults=0, quorum=2, max_price_move=0,
     )
     # validity windows as wide as the funding tick's span, so the stale genesis price stays usable
     genesis = msgspec.structs.replace(GENESIS, markets=(market,), price_validity=10**14, funding_validity=10**14)

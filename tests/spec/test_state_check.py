@@ -89,7 +89,10 @@ def _add_slot(plain: dict[str, Any]) -> None:
     "edit,fragment",
     [
         (lambda p: p["markets"].pop(), "markets"),  # rule 2
-        (_set("config.quorum", 9), "config: need 1 <= quorum"),  # rule 3
+        (_set("config.markets.0.quorum", 9), "config: ETH-USD: need 1 <= quorum"),  # rule 3
+        (_set("config.markets.1.oracle_set", 8), "config: BTC-USD: oracles must be distinct indices"),
+        (_set("config.markets.1.oracle_set", 2**40), "config: BTC-USD: oracles must be distinct indices"),
+        (_set("config.markets.0.max_price_move", 1), "config: ETH-USD: max_price_move 1"),
         (lambda p: p["config"]["oracles"].append(p["config"]["oracles"][0]), "config: oracle addresses must be distinct"),
         (_set("config.markets.0.step_size", 0), "config: ETH-USD: step, tick and price"),
         (_set("config.markets.0.maintenance_margin", 10**6), "config: ETH-USD: need 0 < maintenance <= initial"),

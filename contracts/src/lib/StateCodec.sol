@@ -16,6 +16,9 @@ library StateCodec {
         uint32 liquidationFee;
         uint64 maxFundingRate;
         uint64 maxPosition;
+        uint32 oracleSet; // bitmask over Globals.oracles: the market's own signers
+        uint8 quorum; // samples an update needs (>= 2f + 1 for the market's f; genesis checks)
+        uint32 maxPriceMove; // per second, FRACTION_ONE of the last price; 0 = no limit
     }
 
     struct MarketState {
@@ -27,7 +30,6 @@ library StateCodec {
 
     struct Globals {
         bytes32 domainSeparator;
-        uint8 quorum;
         address[] oracles;
         MarketConfig[] configs;
         MarketState[] markets;
@@ -102,23 +104,22 @@ library StateCodec {
 
     // --- globals -----------------------------------------------------------------------------------
 
-    /// The length of a globals blob with these counts: 32 + 1 + 1 + 20 per oracle + 1 + 84 per market
+    /// The length of a globals blob with these counts: 32 + 1 + 20 per oracle + 1 + 93 per market
     /// + 80 (system fields) + 44 (fee owner, max sample age, price and funding validity).
     function globalsLength(uint256 oracleCount, uint256 marketCount) internal pure returns (uint256) {
-        return 35 + 20 * oracleCount + 84 * marketCount + 124;
+        return 34 + 20 * oracleCount + 93 * marketCount + 124;
     }
 
     /// spec: decode_globals. The length is checked against the two counts first, so that every field
     /// is then read without a bounds check of its own (a third of the gas of decoding otherwise).
     function decodeGlobals(bytes memory data) internal pure returns (Globals memory g) {
-        if (data.length < 34) revert MalformedEncoding();
-        uint256 oracleCount = readUint(data, 33, 1);
-        if (data.length < 35 + 20 * oracleCount) revert MalformedEncoding();
-        uint256 marketCount = readUint(data, 34 + 20 * oracleCount, 1);
+        if (data.length < 33) revert MalformedEncoding();
+        uint256 oracleCount = readUint(data, 32, 1);
+        if (data.length < 34 + 20 * oracleCount) revert MalformedEncoding();
+        uint256 marketCount = readUint(data, 33 + 20 * oracleCount, 1);
         if (data.length != globalsLength(oracleCount, marketCount)) revert MalformedEncoding();
         g.domainSeparator = bytes32(word(data, 0, 32));
-        g.quorum = uint8(word(data, 32, 1));
-        uint256 at = 34;
+        uint256 at = 33;
         g.oracles = new address[](oracleCount);
         for (uint256 i = 0; i < oracleCount; ++i) {
             g.oracles[i] = address(uint160(word(data, at, 20)));
@@ -135,15 +136,18 @@ library StateCodec {
                 maintenanceMargin: uint32(word(data, at + 20, 4)),
                 liquidationFee: uint32(word(data, at + 24, 4)),
                 maxFundingRate: uint64(word(data, at + 28, 8)),
-                maxPosition: uint64(word(data, at + 36, 8))
+                maxPosition: uint64(word(data, at + 36, 8)),
+                oracleSet: uint32(word(data, at + 44, 4)),
+                quorum: uint8(word(data, at + 48, 1)),
+                maxPriceMove: uint32(word(data, at + 49, 4))
             });
             g.markets[i] = MarketState({
-                price: uint64(word(data, at + 44, 8)),
-                priceTime: uint64(word(data, at + 52, 8)),
-                fundingIndex: int128(uint128(word(data, at + 60, 16))),
-                sampleTime: uint64(word(data, at + 76, 8))
+                price: uint64(word(data, at + 53, 8)),
+                priceTime: uint64(word(data, at + 61, 8)),
+                fundingIndex: int128(uint128(word(data, at + 69, 16))),
+                sampleTime: uint64(word(data, at + 85, 8))
             });
-            at += 84;
+            at += 93;
         }
         g.time = uint64(word(data, at, 8));
         g.fundingTime = uint64(word(data, at + 8, 8));
@@ -160,7 +164,7 @@ library StateCodec {
 
     /// spec: encode_globals
     function encodeGlobals(Globals memory g) internal pure returns (bytes memory out) {
-        out = abi.encodePacked(g.domainSeparator, g.quorum, uint8(g.oracles.length));
+        out = abi.encodePacked(g.domainSeparator, uint8(g.oracles.length));
         for (uint256 i = 0; i < g.oracles.length; ++i) {
             out = bytes.concat(out, bytes20(g.oracles[i]));
         }
@@ -173,6 +177,7 @@ library StateCodec {
                 abi.encodePacked(
                     c.stepSize, c.tickSize, c.initialMargin, c.maintenanceMargin, c.liquidationFee, c.maxFundingRate, c.maxPosition
                 ),
+                abi.encodePacked(c.oracleSet, c.quorum, c.maxPriceMove),
                 abi.encodePacked(m.price, m.priceTime, m.fundingIndex, m.sampleTime)
             );
         }

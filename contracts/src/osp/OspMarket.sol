@@ -92,6 +92,19 @@ contract OspMarket is OspProver {
         return values[(n - 1) / 2];
     }
 
+    /// spec: is_price_move_allowed — |new - old| * FRACTION_ONE <= maxPriceMove * old * elapsed, exactly; 0 = no
+    /// limit. `elapsed` is signed as in the spec (a hostile pre-state could have it negative: then only
+    /// no limit allows the update). Every term is below 2^160.
+    function isPriceMoveAllowed(uint256 maxPriceMove, uint256 oldPrice, uint256 newPrice, int256 elapsed)
+        internal
+        pure
+        returns (bool)
+    {
+        if (maxPriceMove == 0) return true;
+        int256 change = int256(newPrice > oldPrice ? newPrice - oldPrice : oldPrice - newPrice);
+        return change * OspConstants.FRACTION_ONE <= int256(maxPriceMove * oldPrice) * elapsed;
+    }
+
     /// spec: process_oracle_price
     function processOraclePrice(OspState.State memory s, L1Inputs calldata l1, OraclePrice memory t)
         internal
@@ -101,11 +114,13 @@ contract OspMarket is OspProver {
         // 1. The market exists.
         OspRules.requireValid(t.market < s.g.markets.length, ErrorCode.MARKET_NOT_FOUND);
         StateCodec.MarketState memory market = s.g.markets[t.market];
+        StateCodec.MarketConfig memory config = s.g.configs[t.market];
         address[] memory oracles = s.g.oracles;
         uint256 n = t.samples.length;
-        // 2. At least a quorum of samples. Genesis makes quorum >= 2f + 1 (genesis.check_oracle_rule), so
-        //    the lower median of any subset the sequencer includes lies between two honest samples.
-        OspRules.requireValid(n >= s.g.quorum, ErrorCode.QUORUM_NOT_MET);
+        // 2. At least the market's quorum of samples. Genesis makes quorum >= 2f + 1 for the market's own f
+        //    (genesis.check_market_oracles), so the lower median of any subset the sequencer includes lies
+        //    between two honest samples.
+        OspRules.requireValid(n >= config.quorum, ErrorCode.QUORUM_NOT_MET);
         uint256 newest;
         uint256[] memory prices = new uint256[](n);
         uint256[] memory timestamps = new uint256[](n);
@@ -118,6 +133,8 @@ contract OspMarket is OspProver {
                 ErrorCode.INVALID_ORACLE
             );
             previousIndex = int256(uint256(sample.oracleIndex));
+            // 3a. The oracle is one of this market's (its bit is in the market's oracle set).
+            OspRules.requireValid((config.oracleSet >> sample.oracleIndex) & 1 == 1, ErrorCode.INVALID_ORACLE);
             // 4. The price is positive.
             OspRules.requireValid(sample.price > 0, ErrorCode.INVALID_PRICE);
             // 5. Not later than the batch's L1 timestamp.
@@ -138,8 +155,18 @@ contract OspMarket is OspProver {
         }
         // The new price and its time are the lower medians: f oracles move neither outside the honest
         // samples. The newest sample time is the bar every later sample must clear.
-        market.price = uint64(lowerMedian(prices));
-        market.priceTime = uint64(lowerMedian(timestamps));
+        uint256 price = lowerMedian(prices);
+        uint256 priceTime = lowerMedian(timestamps);
+        // 10. The price moves no faster than the market's max_price_move per second since the last price's
+        //     time (rule 7 makes priceTime later than it). Rejected, never clamped: a stored price is always
+        //     one a quorum signed; the bound grows with the time elapsed, so a real move gets through late
+        //     but never stays out (genesis.check_price_move_liveness, docs/risk.md).
+        OspRules.requireValid(
+            isPriceMoveAllowed(config.maxPriceMove, market.price, price, int256(priceTime) - int256(uint256(market.priceTime))),
+            ErrorCode.PRICE_MOVE_TOO_FAST
+        );
+        market.price = uint64(price);
+        market.priceTime = uint64(priceTime);
         market.sampleTime = uint64(newest);
         if (market.priceTime > s.g.time) s.g.time = market.priceTime;
         return ErrorCode.OK;

@@ -96,10 +96,10 @@ library OspState {
 
     /// Whether decode_globals reads `data` exactly (StateCodec.globalsLength of its two counts).
     function isGlobalsEncoding(bytes calldata data) internal pure returns (bool) {
-        if (data.length < 34) return false;
-        uint256 pos = 34 + 20 * uint256(uint8(data[33]));
+        if (data.length < 33) return false;
+        uint256 pos = 33 + 20 * uint256(uint8(data[32]));
         if (data.length <= pos) return false;
-        return data.length == StateCodec.globalsLength(uint8(data[33]), uint8(data[pos]));
+        return data.length == StateCodec.globalsLength(uint8(data[32]), uint8(data[pos]));
     }
 
     /// spec: get_account — (the account, true), or found = false when no account has that id.
@@ -182,22 +182,22 @@ library OspState {
         }
     }
 
-    /// spec: commitment.encode_globals. The config part (domain separator, quorum, oracles and the static
-    /// market parameters, the time and fee parameters) never changes, and decode_globals/encode_globals
+    /// spec: commitment.encode_globals. The config part (domain separator, oracles, the static market
+    /// parameters with each market's oracle set, quorum and price-move limit, the time and fee parameters) never changes, and decode_globals/encode_globals
     /// are exact inverses on the fixed-width layout, so the witness's blob is rewritten in place at the
     /// dynamic fields: per market price, price time, funding index and sample time; then the system
     /// fields (the time and fee parameters after them stay as they are).
     function encodeGlobals(State memory s) internal pure returns (bytes memory out) {
         out = s.globals;
         StateCodec.Globals memory g = s.g;
-        uint256 pos = 34 + 20 * g.oracles.length + 1;
+        uint256 pos = 33 + 20 * g.oracles.length + 1;
         for (uint256 i = 0; i < g.markets.length; ++i) {
             StateCodec.MarketState memory m = g.markets[i];
-            writeUint(out, pos + 44, 8, m.price);
-            writeUint(out, pos + 52, 8, m.priceTime);
-            writeUint(out, pos + 60, 16, uint128(m.fundingIndex));
-            writeUint(out, pos + 76, 8, m.sampleTime);
-            pos += 84;
+            writeUint(out, pos + 53, 8, m.price);
+            writeUint(out, pos + 61, 8, m.priceTime);
+            writeUint(out, pos + 69, 16, uint128(m.fundingIndex));
+            writeUint(out, pos + 85, 8, m.sampleTime);
+            pos += 93;
         }
         writeUint(out, pos, 8, g.time);
         writeUint(out, pos + 8, 8, g.fundingTime);

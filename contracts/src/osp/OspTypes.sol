@@ -82,6 +82,7 @@ library ErrorCode {
     uint8 internal constant STALE_PRICE = 36;
     uint8 internal constant STALE_FUNDING = 37;
     uint8 internal constant NONCE_TOO_HIGH = 38;
+    uint8 internal constant PRICE_MOVE_TOO_FAST = 39;
 }
 
 // --- errors ------------------------------------------------------------------------------------------
