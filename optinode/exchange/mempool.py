@@ -264,4 +264,4 @@ class Mempool:
                 self.withdrawn.add(message.order_hash)
             return CancelOrder(message.account_id, message.order_hash), queued
         self.floors[message.account_id] = max(self.floors.get(message.account_id, 0), message.nonce_below)
-        return CancelAll(message.account_id, message.nonce_below), False
+        return CancelAll(message.account_id, message.nonce_below, message.signature), False

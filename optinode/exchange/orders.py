@@ -72,10 +72,13 @@ class CancelOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=T
 
 
 class CancelAll(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=True):
-    """Cancel every live order of the account with nonce < nonce_below, and refuse such nonces from now on."""
+    """Cancel every live order of the account with nonce < nonce_below, and refuse such nonces from now on.
+    `signature` is the owner's EIP-712 CancelAll signature (the spec's message): the engine also posts
+    it on L1 as the spec's `CancelAll`, raising the nonce floor there (empty: off-chain only)."""
 
     account_id: int
     nonce_below: int
+    signature: bytes = b""
 
 
 class ExpireOrders(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=True):

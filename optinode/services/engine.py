@@ -69,6 +69,7 @@ from optinode.spec.record_codec import encode_transaction
 from optinode.spec.state import State
 from optinode.spec.transition import state_transition
 from optinode.spec.types import (
+    CancelAll,
     Deleverage,
     Deposit,
     DepositEntry,
@@ -251,9 +252,19 @@ class Engine:
             result = self.matcher.apply(entry.command, L1Context(entry.l1_timestamp))
         except UnknownOrder as error:
             raise ReplayMismatch(f"log entry {entry.seq}: {error}") from None
-        trades = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
+        trades = tuple(encode_transaction(t) for t in getattr(result, "trades", ())) + self._cancel_all_record(entry.command, entry.l1_timestamp)
         if trades != entry.records:
             raise ReplayMismatch(f"log entry {entry.seq} matches to {len(trades)} other Trades than the {len(entry.records)} logged")
+
+    def _cancel_all_record(self, command: Any, now: int) -> tuple[bytes, ...]:
+        """A signed cancel-all is also the spec's `CancelAll`: applied to the state and posted with the
+        entry, so L1 replay and verifiers see the nonce floor rise and no later replay can fill the
+        cancelled orders. Only when the spec applies it: a floor that does not rise (or rises too far)
+        is honoured off-chain alone, as before."""
+        if type(command) is not book_orders.CancelAll or not command.signature:
+            return ()
+        tx = CancelAll(command.account_id, command.nonce_below, command.signature)
+        return (encode_transaction(tx),) if state_transition(self.state, tx, L1Context(now)).applied else ()
 
     def _book_room(self, command: Any) -> tuple[bytes, ...]:
         """The most records a book command can add: one Trade per resting order it can meet."""
@@ -284,7 +295,7 @@ class Engine:
             if opened:
                 self.batch_time = None
             return Rejected(ErrorCode.MALFORMED, str(error))
-        records = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
+        records = tuple(encode_transaction(t) for t in getattr(result, "trades", ())) + self._cancel_all_record(command, now)
         if opened and not records:
             self.batch_time = None  # no record joined the batch: it opens with its first one
         if type(result) is book_orders.PlaceResult and not result.logged:

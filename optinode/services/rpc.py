@@ -375,14 +375,15 @@ async def _book(deps: RpcDeps, command: Any) -> Any:
 
 
 async def cancel_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
-    _arity(params, 2, 2, "optinode_cancelOrder(cancel, signature): cancel = {accountId, orderHash} or {accountId, nonceBelow}")
+    _arity(params, 2, 2, "optinode_cancelOrder(cancel, signature): cancel = {accountId, orderHash} or {accountId, nonceFloor}")
     raw, signature = params[0], _bytes(params[1], "signature", 65)
     if isinstance(raw, dict) and "orderHash" in raw:
         fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "orderHash": lambda v, n: _bytes(v, n, 32)})
         message: Any = SignedCancelOrder(fields["accountId"], fields["orderHash"], signature)
     else:
-        fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "nonceBelow": _uint})
-        message = SignedCancelAll(fields["accountId"], fields["nonceBelow"], signature)
+        # the keys are the EIP-712 type's field names (docs/eip712.md): the signature covers them
+        fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "nonceFloor": _uint})
+        message = SignedCancelAll(fields["accountId"], fields["nonceFloor"], signature)
     try:
         command, queued = await deps.mempool.check_cancel(message)
     except IntakeRejected as rejected:

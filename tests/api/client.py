@@ -27,7 +27,7 @@ TYPES = {
         {"name": "expiry", "type": "uint64"}, {"name": "nonce", "type": "uint64"},
     ],
     "CancelOrder": [{"name": "accountId", "type": "uint32"}, {"name": "orderHash", "type": "bytes32"}],
-    "CancelAll": [{"name": "accountId", "type": "uint32"}, {"name": "nonceBelow", "type": "uint64"}],
+    "CancelAll": [{"name": "accountId", "type": "uint32"}, {"name": "nonceFloor", "type": "uint64"}],
 }
 
 

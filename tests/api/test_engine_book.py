@@ -85,3 +85,46 @@ async def test_a_price_tick_past_an_orders_expiry_takes_it_off_the_book_and_repl
     store = open_store(tmp_path / "db", identity="test")
     assert make_engine(store).matcher.snapshot() == snapshot
     store.close()
+
+
+@pytest.mark.trio
+async def test_a_signed_cancel_all_is_logged_with_the_spec_cancel_all_and_replays(tmp_path, world) -> None:
+    """The book's CancelAll with its owner's signature is applied to the spec state and logged with the
+    spec CancelAll record (which the batch then carries to L1); a restart replays it to the same state.
+    Without a signature (an old log entry) it stays off-chain; a floor that does not rise is not posted."""
+    from optinode.exchange.cancel import SignedCancelAll, compute_cancel_digest
+    from optinode.exchange.orders import CancelAll as BookCancelAll
+    from optinode.spec.types import CancelAll
+
+    def signed_floor(floor: int) -> BookCancelAll:
+        message = SignedCancelAll(world.ids["alice"], floor, b"")
+        signature = world.key("alice").sign_digest(compute_cancel_digest(world.domain, message))
+        return BookCancelAll(world.ids["alice"], floor, signature)
+
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = await Harness(store, inner).start()
+        await funded(h, world, FakeL1(store, world))
+        alice = world.ids["alice"]
+        for ticks in (1, 2):
+            await h.submitter.submit_book(Placement(order(world, "alice", buy=True, ticks=-ticks)))
+        floor = h.engine.state.accounts[alice].nonce_base + 10
+        answer = await h.submitter.submit_book(signed_floor(floor))
+        assert len(answer.result) == 2 and h.engine.matcher.open_orders(alice) == []
+        [entry] = list(Journal(store).entries(answer.seq))
+        [record] = entry.records
+        assert decode_transaction(record) == CancelAll(alice, floor, signed_floor(floor).signature)
+        assert h.engine.state.accounts[alice].nonce_base == floor
+        again_floor = await h.submitter.submit_book(signed_floor(floor))  # does not rise: off-chain only
+        assert list(Journal(store).entries(again_floor.seq))[0].records == ()
+        unsigned = await h.submitter.submit_book(BookCancelAll(alice, floor + 5))
+        assert list(Journal(store).entries(unsigned.seq))[0].records == ()
+        assert h.engine.state.accounts[alice].nonce_base == floor
+        root, pending = compute_state_root(h.engine.state), h.engine.pending.records
+        inner.cancel_scope.cancel()
+    store.close()
+    store = open_store(tmp_path / "db", identity="test")
+    again = make_engine(store)
+    assert compute_state_root(again.state) == root and again.pending.records == pending
+    assert again.state.accounts[world.ids["alice"]].nonce_base == floor
+    store.close()

@@ -161,7 +161,7 @@ async def test_signed_cancels_are_checked_and_drop_what_is_still_queued() -> Non
     assert await pool.check_cancel(one) == (CancelOrder(0, hashes[1]), True)
     assert (await pool.check_cancel(one))[1] is False  # twice: nothing more to drop
     floor = signed(SignedCancelAll(0, 3, b""))
-    assert await pool.check_cancel(floor) == (CancelAll(0, 3), False)
+    assert await pool.check_cancel(floor) == (CancelAll(0, 3, floor.signature), False)  # signed: the engine posts it
     taken = await pool.next_batch(10)
     assert [h for _, h in taken] == [hashes[3]]  # 1 cancelled, 0 and 2 below the floor
     late = await pool.submit([Placement(w.order("alice", nonce=2))])

@@ -85,3 +85,53 @@ def test_acknowledged_orders_survive_a_sigkill_with_the_same_book_and_fills(chai
         assert client.call("optinode_getOrder", acked[2]["hash"])["remaining"] == 5 * step
     finally:
         assert again.stop() == 0, again.log_tail()
+
+
+def test_a_cancel_all_over_json_rpc_is_posted_on_l1_and_raises_the_nonce_floor_there(chain, users, api_node, anvil) -> None:
+    """A signed CancelAll (docs/api.md, optinode_cancelOrder with {accountId, nonceFloor}) cancels the
+    resting orders off-chain and is posted in a batch as the spec's CancelAll: a verifier rebuilding
+    the state from L1 alone sees the account's nonce floor raised, so the cancelled orders' signatures
+    can never fill, whoever replays them later."""
+    from optinode.spec.errors import ErrorCode
+    from optinode.spec.transition import state_transition
+    from optinode.spec.types import CancelAll, L1Context, Order
+
+    d = chain.deployment
+    alice = Client(api_node.api_url, anvil.private_keys[2], chain_id=d.chain_id, verifying_contract=d.contracts.rollup)
+    bob = Client(api_node.api_url, anvil.private_keys[3], chain_id=d.chain_id, verifying_contract=d.contracts.rollup)
+    chain.deposit(users["alice"], 1_000 * USD)
+    chain.deposit(users["bob"], 1_000 * USD)
+    chain.mine(chain.config.node.batch.queue_confirmations)
+    api_node.wait_for(lambda: alice.call("optinode_status")["queues"]["depositsDone"] == 2, "the deposits", mine_every=0.5)
+    a_id, b_id = alice.call("optinode_getAccount", users["alice"])["id"], bob.call("optinode_getAccount", users["bob"])["id"]
+    market = alice.call("optinode_status")["markets"][0]
+    price, step, tick = market["price"], market["stepSize"], market["tickSize"]
+    expiry = chain.genesis.time + 86_400
+    orders = []
+    for nonce in (1, 2):
+        order = {"accountId": a_id, "market": 0, "isBuy": True, "size": str(10 * step), "limitPrice": str(price - nonce * tick),
+                 "feeRate": 0, "expiry": str(expiry), "nonce": str(nonce)}
+        assert alice.call("optinode_sendOrder", order, alice.sign("Order", order))["status"] == "resting"
+        orders.append(order)
+
+    everything = {"accountId": a_id, "nonceFloor": "3"}
+    answer = alice.call("optinode_cancelOrder", everything, alice.sign("CancelAll", everything))
+    assert len(answer["cancelled"]) == 2 and answer["seq"] is not None
+    assert alice.call("optinode_getBook", 0, 5)["bids"] == []
+
+    def cancels_on_l1():
+        return [tx for b in chain.l1_batches() for tx in map(decode_transaction, b.records) if isinstance(tx, CancelAll)]
+
+    [posted] = api_node.wait_for(cancels_on_l1, "the CancelAll in a batch on L1", mine_every=0.5)
+    assert (posted.account_id, posted.nonce_floor) == (a_id, 3)
+    _, receipts, state = chain.replay(chain.l1_batches())  # the state a verifier rebuilds from L1 alone
+    assert [r.code for batch in receipts for tx, r in batch if isinstance(tx, CancelAll)] == [ErrorCode.OK]
+    assert state.accounts[a_id].nonce_base == 3
+    # a cancelled order, replayed by anyone against a fresh order of bob's: its nonce is below the floor
+    o = orders[0]
+    maker = Order(a_id, 0, True, int(o["size"]), int(o["limitPrice"]), 0, expiry, 1, bytes.fromhex(alice.sign("Order", o)[2:]))
+    take = {"accountId": b_id, "market": 0, "isBuy": False, "size": str(10 * step), "limitPrice": o["limitPrice"],
+            "feeRate": 0, "expiry": str(expiry), "nonce": "1"}
+    taker = Order(b_id, 0, False, 10 * step, int(o["limitPrice"]), 0, expiry, 1, bytes.fromhex(bob.sign("Order", take)[2:]))
+    receipt = state_transition(state, Trade(maker, taker, 10 * step), L1Context(chain.l1_batches()[-1].timestamp))
+    assert not receipt.applied and receipt.code == ErrorCode.NONCE_TOO_LOW
