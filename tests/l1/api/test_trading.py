@@ -13,17 +13,21 @@ from optinode.testing.world import USD
 from tests.api.client import Client, Subscription
 
 
-def test_two_clients_trade_over_json_rpc_and_the_trade_lands_on_l1(chain, users, api_node, anvil) -> None:
+def funded_clients(chain, users, api_node, anvil) -> tuple[Client, Client, int, int, dict]:
+    """Alice's and Bob's clients (anvil keys 2 and 3), 1,000 USD deposited each and consumed; their
+    account ids and market 0 as optinode_status shows it."""
     d = chain.deployment
-    client = {name: Client(api_node.api_url, anvil.private_keys[i], chain_id=d.chain_id, verifying_contract=d.contracts.rollup)
-              for name, i in (("alice", 2), ("bob", 3))}
-    alice, bob = client["alice"], client["bob"]
+    alice, bob = (Client(api_node.api_url, anvil.private_keys[i], chain_id=d.chain_id, verifying_contract=d.contracts.rollup) for i in (2, 3))
     chain.deposit(users["alice"], 1_000 * USD)
     chain.deposit(users["bob"], 1_000 * USD)
     chain.mine(chain.config.node.batch.queue_confirmations)
     api_node.wait_for(lambda: alice.call("optinode_status")["queues"]["depositsDone"] == 2, "the deposits", mine_every=0.5)
     a_id, b_id = alice.call("optinode_getAccount", users["alice"])["id"], bob.call("optinode_getAccount", users["bob"])["id"]
-    market = alice.call("optinode_status")["markets"][0]
+    return alice, bob, a_id, b_id, alice.call("optinode_status")["markets"][0]
+
+
+def test_two_clients_trade_over_json_rpc_and_the_trade_lands_on_l1(chain, users, api_node, anvil) -> None:
+    alice, bob, a_id, b_id, market = funded_clients(chain, users, api_node, anvil)
     price, step, tick = market["price"], market["stepSize"], market["tickSize"]
     expiry = chain.genesis.time + 86_400
 
@@ -96,15 +100,7 @@ def test_a_cancel_all_over_json_rpc_is_posted_on_l1_and_raises_the_nonce_floor_t
     from optinode.spec.transition import state_transition
     from optinode.spec.types import CancelAll, L1Context, Order
 
-    d = chain.deployment
-    alice = Client(api_node.api_url, anvil.private_keys[2], chain_id=d.chain_id, verifying_contract=d.contracts.rollup)
-    bob = Client(api_node.api_url, anvil.private_keys[3], chain_id=d.chain_id, verifying_contract=d.contracts.rollup)
-    chain.deposit(users["alice"], 1_000 * USD)
-    chain.deposit(users["bob"], 1_000 * USD)
-    chain.mine(chain.config.node.batch.queue_confirmations)
-    api_node.wait_for(lambda: alice.call("optinode_status")["queues"]["depositsDone"] == 2, "the deposits", mine_every=0.5)
-    a_id, b_id = alice.call("optinode_getAccount", users["alice"])["id"], bob.call("optinode_getAccount", users["bob"])["id"]
-    market = alice.call("optinode_status")["markets"][0]
+    alice, bob, a_id, b_id, market = funded_clients(chain, users, api_node, anvil)
     price, step, tick = market["price"], market["stepSize"], market["tickSize"]
     expiry = chain.genesis.time + 86_400
     orders = []
