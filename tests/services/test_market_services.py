@@ -50,6 +50,19 @@ async def heads(h: Harness, l1: FakeL1, count: int, every: float = 1.0) -> None:
     await trio.sleep(2)
 
 
+async def running_engine(store, world, nursery) -> tuple[Harness, FakeL1]:
+    """An engine service with one L1 head seen."""
+    h = await Harness(store, nursery).start()
+    l1 = FakeL1(store, world)
+    await h.send(l1.head())
+    return h, l1
+
+
+def feed(h: Harness, oracles: int = 3, **walk) -> oracle_feed.OracleDeps:
+    source = oracle_feed.DevnetWalkSource(walk_for(h.engine, **walk), signers(oracles))
+    return oracle_feed.OracleDeps(EngineView(h.engine), h.submitter, source, interval=1.0)
+
+
 @pytest.fixture
 def store():
     return open_memory()
@@ -60,11 +73,8 @@ def store():
 
 @pytest.mark.trio
 async def test_oracle_feed_each_oracle_signs_its_own_sample_and_the_engine_includes_the_update(store, world, nursery, autojump_clock) -> None:
-    h = await Harness(store, nursery).start()
-    l1 = FakeL1(store, world)
-    await h.send(l1.head())
-    view = EngineView(h.engine)
-    deps = oracle_feed.OracleDeps(view, h.submitter, oracle_feed.DevnetWalkSource(walk_for(h.engine, seed=3), signers()), interval=1.0)
+    h, l1 = await running_engine(store, world, nursery)
+    deps = feed(h, seed=3)
     await nursery.start(oracle_feed.run, deps)
     await heads(h, l1, 5)
     updates = logged(h.engine, OraclePrice)
@@ -84,15 +94,12 @@ async def test_oracle_feed_each_oracle_signs_its_own_sample_and_the_engine_inclu
 
 @pytest.mark.trio
 async def test_oracle_feed_waits_for_l1_time_and_below_quorum_submits_nothing(store, world, nursery, autojump_clock) -> None:
-    h = await Harness(store, nursery).start()
-    l1 = FakeL1(store, world)
-    await h.send(l1.head())
-    view = EngineView(h.engine)
-    lonely = oracle_feed.OracleDeps(view, h.submitter, oracle_feed.DevnetWalkSource(walk_for(h.engine), signers(1)), interval=1.0)
+    h, l1 = await running_engine(store, world, nursery)
+    lonely = feed(h, oracles=1)
     await nursery.start(oracle_feed.run, lonely)
     await trio.sleep(5)
     assert lonely.accepted == 0 and lonely.refused["QUORUM_NOT_MET"] >= 5  # one oracle of quorum 2
-    full = oracle_feed.OracleDeps(view, h.submitter, oracle_feed.DevnetWalkSource(walk_for(h.engine), signers()), interval=1.0)
+    full = feed(h)
     await nursery.start(oracle_feed.run, full)
     await trio.sleep(5)
     assert full.accepted == 2  # one per market: L1 time has not moved since, so no newer sample can be valid
@@ -107,9 +114,7 @@ class SlowSource:
 
 @pytest.mark.trio
 async def test_a_source_that_never_answers_costs_one_update_per_timeout(store, world, nursery, autojump_clock) -> None:
-    h = await Harness(store, nursery).start()
-    l1 = FakeL1(store, world)
-    await h.send(l1.head())
+    h, l1 = await running_engine(store, world, nursery)
     deps = oracle_feed.OracleDeps(EngineView(h.engine), h.submitter, SlowSource(), interval=1.0, collect_timeout=2.0)
     await nursery.start(oracle_feed.run, deps)
     await trio.sleep(30)
