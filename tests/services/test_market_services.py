@@ -47,7 +47,7 @@ async def heads(h: Harness, l1: FakeL1, count: int, every: float = 1.0) -> None:
     for _ in range(count):
         await h.send(l1.head())
         await trio.sleep(every)
-    await trio.sleep(2)
+    await idle(h, 2)
 
 
 async def running_engine(store, world, nursery) -> tuple[Harness, FakeL1]:
@@ -61,6 +61,13 @@ async def running_engine(store, world, nursery) -> tuple[Harness, FakeL1]:
 def feed(h: Harness, oracles: int = 3, **walk) -> oracle_feed.OracleDeps:
     source = oracle_feed.DevnetWalkSource(walk_for(h.engine, **walk), signers(oracles))
     return oracle_feed.OracleDeps(EngineView(h.engine), h.submitter, source, interval=1.0)
+
+
+async def idle(h: Harness, seconds: float) -> None:
+    """Let the services run for `seconds`, then wait for the engine to be idle (it applies a group
+    before its log write returns: the state and the log agree only once it is idle)."""
+    await trio.sleep(seconds)
+    await h.settle()
 
 
 @pytest.fixture
@@ -97,11 +104,11 @@ async def test_oracle_feed_waits_for_l1_time_and_below_quorum_submits_nothing(st
     h, l1 = await running_engine(store, world, nursery)
     lonely = feed(h, oracles=1)
     await nursery.start(oracle_feed.run, lonely)
-    await trio.sleep(5)
+    await idle(h, 5)
     assert lonely.accepted == 0 and lonely.refused["QUORUM_NOT_MET"] >= 5  # one oracle of quorum 2
     full = feed(h)
     await nursery.start(oracle_feed.run, full)
-    await trio.sleep(5)
+    await idle(h, 5)
     assert full.accepted == 2  # one per market: L1 time has not moved since, so no newer sample can be valid
     await heads(h, l1, 1)
     assert full.accepted == 4
@@ -117,7 +124,7 @@ async def test_a_source_that_never_answers_costs_one_update_per_timeout(store, w
     h, l1 = await running_engine(store, world, nursery)
     deps = oracle_feed.OracleDeps(EngineView(h.engine), h.submitter, SlowSource(), interval=1.0, collect_timeout=2.0)
     await nursery.start(oracle_feed.run, deps)
-    await trio.sleep(30)
+    await idle(h, 30)
     assert deps.accepted == 0 and deps.refused["QUORUM_NOT_MET"] >= 5  # still running, nothing sent
 
 
@@ -206,10 +213,10 @@ async def test_the_liquidator_liquidates_an_account_below_maintenance_after_a_pr
     await leveraged(h, world, l1)
     deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0)
     await nursery.start(liquidator.run, deps)
-    await trio.sleep(3)
+    await idle(h, 3)
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 0}  # healthy: nothing to do
     await set_price(h, world, l1, "2800")  # alice: TV 100 < TR 140
-    await trio.sleep(2)
+    await idle(h, 2)
     liquidations = logged(h.engine, Liquidate)
     assert deps.emitted["Liquidate"] == len(liquidations) == 1
     state = h.engine.state
@@ -217,7 +224,7 @@ async def test_the_liquidator_liquidates_an_account_below_maintenance_after_a_pr
     assert not state.accounts[0].positions and state.accounts[0].collateral >= 0
     assert state.accounts[2].positions[ETH].size == ETH_UNIT  # the liquidator took it over
     assert state.insurance > 0  # the penalty went to the fund
-    await trio.sleep(5)
+    await idle(h, 5)
     assert deps.emitted["Liquidate"] == 1  # nothing more to do
 
 
@@ -230,7 +237,7 @@ async def test_a_bankrupt_account_the_fund_cannot_cover_is_deleveraged_against_t
     deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0)
     await nursery.start(liquidator.run, deps)
     await set_price(h, world, l1, "2600")  # alice: TV = 300 - 400 = -100, and the fund is empty
-    await trio.sleep(2)
+    await idle(h, 2)
     assert logged(h.engine, Liquidate) == []
     deleverages = logged(h.engine, Deleverage)
     assert deleverages == [Deleverage(0, 1, ETH, ETH_UNIT)]  # against bob, the only opposite holder
@@ -247,10 +254,10 @@ async def test_without_a_liquidator_account_only_deleverages_are_emitted(store, 
     deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0)
     await nursery.start(liquidator.run, deps)
     await set_price(h, world, l1, "2800")  # liquidatable, not bankrupt: nothing valid to emit
-    await trio.sleep(3)
+    await idle(h, 3)
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 0}
     await set_price(h, world, l1, "2600")
-    await trio.sleep(2)
+    await idle(h, 2)
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 1}
 
 
