@@ -26,6 +26,10 @@ from tests.services.conftest import FakeL1
 from tests.services.test_engine import Harness, funded
 
 REPO_CONFIG = "configs/devnet.toml"
+# The autojump clock jumps whenever every task is blocked, including while the engine's log write runs
+# in a thread: a real-time timeout would fire in virtual time on a loaded machine. The services' own
+# timeouts are tested with a source that never answers.
+NO_TIMEOUT = 10.0**6
 
 
 def signers(n: int = 3):
@@ -60,7 +64,7 @@ async def running_engine(store, world, nursery) -> tuple[Harness, FakeL1]:
 
 def feed(h: Harness, oracles: int = 3, **walk) -> oracle_feed.OracleDeps:
     source = oracle_feed.DevnetWalkSource(walk_for(h.engine, **walk), signers(oracles))
-    return oracle_feed.OracleDeps(EngineView(h.engine), h.submitter, source, interval=1.0)
+    return oracle_feed.OracleDeps(EngineView(h.engine), h.submitter, source, interval=1.0, submit_timeout=NO_TIMEOUT)
 
 
 async def idle(h: Harness, seconds: float) -> None:
@@ -157,7 +161,7 @@ async def test_funding_ticks_on_schedule_from_the_premium_within_the_spec_bound(
     state = h.engine.state
     before = [m.funding_index for m in state.markets]
     start_time = state.funding_time
-    deps = funding.FundingDeps(EngineView(h.engine), h.submitter, funding.FundingPolicy(interval=60.0, sample_interval=5.0))
+    deps = funding.FundingDeps(EngineView(h.engine), h.submitter, funding.FundingPolicy(interval=60.0, sample_interval=5.0, submit_timeout=NO_TIMEOUT))
     await nursery.start(funding.run, deps)
     for _ in range(2):
         await heads(h, l1, 5, every=12.0)
@@ -201,6 +205,17 @@ async def set_price(h: Harness, world, l1: FakeL1, usd: str) -> None:
     await h.submitter.submit(world.prices(ETH, samples))
 
 
+def enabled_services(**oracle):
+    """The devnet config's [market_services], enabled, with `oracle` overrides (and no real-time timeouts)."""
+    section = load_config(REPO_CONFIG).market_services
+    return msgspec.structs.replace(
+        section, enabled=True,
+        oracle=msgspec.structs.replace(section.oracle, submit_timeout=NO_TIMEOUT, **oracle),
+        funding=msgspec.structs.replace(section.funding, submit_timeout=NO_TIMEOUT),
+        liquidator=msgspec.structs.replace(section.liquidator, submit_timeout=NO_TIMEOUT),
+    )
+
+
 def value_and_risk(state, account_id):
     collateral, positions, _ = compute_settled_funding(state, state.accounts[account_id])
     return get_value_and_risk(state, collateral, positions)
@@ -211,7 +226,7 @@ async def test_the_liquidator_liquidates_an_account_below_maintenance_after_a_pr
     h = await Harness(store, nursery).start()
     l1 = FakeL1(store, world)
     await leveraged(h, world, l1)
-    deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0)
+    deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0, submit_timeout=NO_TIMEOUT)
     await nursery.start(liquidator.run, deps)
     await idle(h, 3)
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 0}  # healthy: nothing to do
@@ -234,7 +249,7 @@ async def test_a_bankrupt_account_the_fund_cannot_cover_is_deleveraged_against_t
     l1 = FakeL1(store, world)
     await leveraged(h, world, l1)
     assert h.engine.state.insurance == 0
-    deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0)
+    deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0, submit_timeout=NO_TIMEOUT)
     await nursery.start(liquidator.run, deps)
     await set_price(h, world, l1, "2600")  # alice: TV = 300 - 400 = -100, and the fund is empty
     await idle(h, 2)
@@ -251,7 +266,7 @@ async def test_without_a_liquidator_account_only_deleverages_are_emitted(store, 
     h = await Harness(store, nursery).start()
     l1 = FakeL1(store, world)
     await leveraged(h, world, l1, liquidator_funds=0)
-    deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0)
+    deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0, submit_timeout=NO_TIMEOUT)
     await nursery.start(liquidator.run, deps)
     await set_price(h, world, l1, "2800")  # liquidatable, not bankrupt: nothing valid to emit
     await idle(h, 3)
@@ -267,12 +282,7 @@ async def test_a_scripted_crash_of_the_walk_liquidates_through_the_whole_chain(s
     h = await Harness(store, nursery).start()
     l1 = FakeL1(store, world)
     await leveraged(h, world, l1)
-    section = load_config(REPO_CONFIG).market_services
-    section = msgspec.structs.replace(
-        section, enabled=True,
-        oracle=msgspec.structs.replace(section.oracle, volatility_ppm=0, spread_ppm=0,
-                                       crash=[CrashSection(market=ETH, after_updates=2, drop_ppm=100_000)]),
-    )
+    section = enabled_services(crash=[CrashSection(market=ETH, after_updates=2, drop_ppm=100_000)], volatility_ppm=0, spread_ppm=0)
     keys = market_services.MarketKeys(tuple(signers()), test_key("liquidator"))
     started = await market_services.start(nursery, h.engine, h.submitter, section, keys)
     assert started == ["liquidator", "oracle_feed", "funding"]
@@ -289,8 +299,7 @@ async def test_the_services_stop_cleanly_when_cancelled(store, world, autojump_c
         h = await Harness(store, nursery).start()
         l1 = FakeL1(store, world)
         await h.send(l1.head())
-        section = msgspec.structs.replace(load_config(REPO_CONFIG).market_services, enabled=True)
-        await market_services.start(nursery, h.engine, h.submitter, section, market_services.MarketKeys(tuple(signers()), test_key("liquidator")))
+        await market_services.start(nursery, h.engine, h.submitter, enabled_services(), market_services.MarketKeys(tuple(signers()), test_key("liquidator")))
         await heads(h, l1, 3)
         nursery.cancel_scope.cancel()
     assert logged(h.engine, OraclePrice)  # they ran, and the nursery closed without an error
