@@ -51,8 +51,23 @@ class PriceSource(Protocol):
 
 def get_max_move(state: State, market: int) -> int:
     """The spec's maximum price move per second for the market (parts per million; 0: none). Read
-    by name so that the walk follows the rule whenever the market config carries it."""
+    by name so that the walk follows the rule whenever the market config carries it (issue 7's
+    optional rule, per market)."""
     return int(getattr(state.config.markets[market], "max_price_move", 0) or 0)
+
+
+def get_quorum(state: State, market: int) -> int:
+    """The samples an update of the market needs: the market's own quorum when the genesis sets one
+    per market, else the global one."""
+    quorum = getattr(state.config.markets[market], "quorum", None)
+    return state.config.quorum if quorum is None else quorum
+
+
+def is_market_oracle(state: State, market: int, oracle_index: int) -> bool:
+    """Whether the oracle signs this market's prices (every configured oracle unless the market has
+    its own oracle set, a bitmask over the oracles)."""
+    oracle_set = getattr(state.config.markets[market], "oracle_set", None)
+    return 0 <= oracle_index < len(state.config.oracles) and (oracle_set is None or (oracle_set >> oracle_index) & 1 == 1)
 
 
 @dataclass
@@ -78,12 +93,12 @@ class DevnetWalkSource:
 
 
 def select_samples(state: State, market: int, samples: list[PriceSample], now: int) -> tuple[PriceSample, ...]:
-    """One sample per known oracle (the newest), newer than the market's last update and not after
-    `now`, sorted by oracle index (the spec's order rule)."""
+    """One sample per oracle of the market (the newest), newer than the market's last update and not
+    after `now`, sorted by oracle index (the spec's order rule)."""
     newest: dict[int, PriceSample] = {}
     after = state.markets[market].sample_time
     for sample in samples:
-        if not 0 <= sample.oracle_index < len(state.config.oracles) or not after < sample.timestamp <= now:
+        if not is_market_oracle(state, market, sample.oracle_index) or not after < sample.timestamp <= now:
             continue
         kept = newest.get(sample.oracle_index)
         if kept is None or sample.timestamp > kept.timestamp:
@@ -116,7 +131,7 @@ async def update_market(deps: OracleDeps, market: int) -> bool:
         samples = await deps.source.collect(view.state, market, newer_than=last.sample_time, now=now)
     state = view.state  # (read again: the engine may have moved while we waited)
     chosen = select_samples(state, market, samples, now)
-    if len(chosen) < state.config.quorum:
+    if len(chosen) < get_quorum(state, market):
         _refuse(deps, "QUORUM_NOT_MET")
         return False
     tx = OraclePrice(market, chosen)
