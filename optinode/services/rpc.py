@@ -86,7 +86,7 @@ class RpcDeps:
     hub: Hub = field(default_factory=lambda: Hub())
     orders: OrderedDict[bytes, dict[str, Any]] = field(default_factory=OrderedDict)
     # Orders in the mempool's fair queue, by hash: where the engine's answer goes, and the order.
-    waiting: dict[bytes, tuple[trio.MemorySendChannel[Any], Order]] = field(default_factory=dict)
+    waiting: dict[bytes, tuple[Any, Order]] = field(default_factory=dict)  # (a reply: `send_nowait(answer)`)
 
 
 # --- params ----------------------------------------------------------------------------------------
@@ -348,29 +348,44 @@ async def send_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | 
     return _placed(deps, placement, answer)
 
 
+class _Reply:
+    """Where the engine's answer to one order of a request goes: it takes the place of a reply
+    channel (`send_nowait`), without a channel and a task per order."""
+
+    __slots__ = ("answers", "index")
+
+    def __init__(self, answers: _Answers, index: int) -> None:
+        self.answers, self.index = answers, index
+
+    def send_nowait(self, answer: Any) -> None:
+        self.answers.put(self.index, answer)
+
+
+class _Answers:
+    """The answers to one request's orders, complete when each queued order has its answer."""
+
+    def __init__(self, answers: list[Any], waiting: int) -> None:
+        self.values, self.waiting, self.done = answers, waiting, trio.Event()
+        if waiting == 0:
+            self.done.set()
+
+    def put(self, index: int, answer: Any) -> None:
+        self.values[index] = _refused(answer.code.name, str(answer)) if isinstance(answer, Rejected) else answer
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.done.set()
+
+
 async def _place(deps: RpcDeps, placements: list[Placement]) -> list[BookAccepted | RpcError]:
     """Mempool intake of a request's orders together (checks, signatures recovered in one go, the
     fair per-account queue in their order), then the engine's answers, which `_feed` routes back here."""
     outcomes = await deps.mempool.submit(placements)
-    answers: list[BookAccepted | RpcError] = [_refused(o.reason, str(o)) if isinstance(o, IntakeRejected) else None for o in outcomes]  # type: ignore[misc]
-    receivers = []
+    answers: list[Any] = [_refused(o.reason, str(o)) if isinstance(o, IntakeRejected) else None for o in outcomes]
+    collected = _Answers(answers, sum(1 for o in outcomes if not isinstance(o, IntakeRejected)))
     for i, (placement, outcome) in enumerate(zip(placements, outcomes)):
         if not isinstance(outcome, IntakeRejected):
-            send, receive = trio.open_memory_channel[Any](1)
-            deps.waiting[outcome] = (send, placement.order)  # (no checkpoint since submit: _feed has not run)
-            receivers.append((i, receive))
-
-    async def wait(i: int, receive: trio.MemoryReceiveChannel[Any]) -> None:
-        async with receive:
-            answer = await receive.receive()
-        answers[i] = _refused(answer.code.name, str(answer)) if isinstance(answer, Rejected) else answer
-
-    if len(receivers) == 1:
-        await wait(*receivers[0])
-    elif receivers:
-        async with trio.open_nursery() as nursery:
-            for i, receive in receivers:
-                nursery.start_soon(wait, i, receive)
+            deps.waiting[outcome] = (_Reply(collected, i), placement.order)  # (no checkpoint since submit: _feed has not run)
+    await collected.done.wait()
     return answers
 
 
