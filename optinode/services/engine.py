@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import msgspec
 import trio
@@ -231,6 +231,10 @@ class Engine:
         self.head: Head | None = None
         self._head_time = 0
         self.busy = False  # a group is being processed (tests wait for it to settle)
+        # Called with the ids of the accounts changed since the last cut (a superset of what the last
+        # group touched), after each group and before each cut clears the marks: the liquidator's
+        # risk index re-values exactly these (docs/market-services.md). Must not block or raise.
+        self.account_listeners: list[Callable[[set[int]], None]] = []
         log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, replayed, checkpoint.batch_index)
 
     @property
@@ -270,8 +274,14 @@ class Engine:
         """The most records a book command can add: one Trade per resting order it can meet."""
         if type(command) is not book_orders.Placement:
             return ()
-        crossing = len(self.matcher.books[command.order.market].side(not command.order.is_buy)) if command.order.market < len(self.matcher.books) else 0
-        return (_MAX_TRADE_RECORD,) * min(crossing, self.policy.max_records)
+        order = command.order
+        # (not the whole opposite side: with a deep book that would cut a batch before every order)
+        if order.market >= len(self.matcher.books):
+            return ()
+        # every fill is at least one step, so no more fills than steps in the order
+        most = min(self.matcher.books[order.market].crossing(order.is_buy, order.limit_price),
+                   order.size // self.state.config.markets[order.market].step_size)
+        return (_MAX_TRADE_RECORD,) * min(most, self.policy.max_records)
 
     def _expire_orders(self) -> LogEntry | None:
         """Once the system time has passed a resting order's signed expiry, an `ExpireOrders` book
@@ -487,8 +497,14 @@ class Engine:
             else:
                 self.absorb(message)
         await self._flush(written, replies)
+        self._notify_accounts()
         if cut_reason is not None and self.pending.entries:
             await self.cut(batches, cut_reason)
+
+    def _notify_accounts(self) -> None:
+        if self.state.dirty_accounts:
+            for listener in self.account_listeners:
+                listener(self.state.dirty_accounts)
 
     async def _flush(self, written: list[LogEntry], replies: list[tuple[trio.MemorySendChannel[Any], Accepted]]) -> None:
         if written:
@@ -507,6 +523,7 @@ class Engine:
         """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
         if self.faults.tamper_after(self.batch_index) is not None:
             mint_one(self.state)  # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K)
+        self._notify_accounts()  # (the commitment clears the marks)
         root = self.commitment.update(self.state)
         state = self.state
         record = BatchRecord(
