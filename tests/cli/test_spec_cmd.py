@@ -226,7 +226,7 @@ def test_demo_runs() -> None:
         (lambda t: t.replace("quorum = 3", "quorum = 2", 2), ["genesis.markets[0].quorum", "2 * oracle_faults + 1"]),
         (lambda t: t.replace("oracles = [0, 1, 2]", "oracles = [0, 1, 3]", 1), ["genesis.markets[0].oracles[2]", "not an index"]),
         (lambda t: t.replace("oracles = [0, 1, 2]", "oracles = [0, 1, 1]", 1), ["genesis.markets[0].oracles[2]", "twice"]),
-        (lambda t: t.replace("max_price_move = 1_000", "max_price_move = 100", 1), ["genesis.markets[0].max_price_move", "stale"]),
+        (lambda t: t.replace("max_price_move = 10_000", "max_price_move = 100", 1), ["genesis.markets[0].max_price_move", "stale"]),
         (lambda t: t.replace("price_validity = 3_600", "price_validity = 0"), ["genesis.price_validity"]),
         (lambda t: t.replace("maintenance_margin = 50_000", "maintenance_margin = 150_000", 1), ["genesis.markets[0]", "maintenance_margin"]),
         (lambda t: t + "\n[sequencer]\nport = 1\n", ["unknown key `sequencer`"]),

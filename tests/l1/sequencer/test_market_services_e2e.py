@@ -74,6 +74,14 @@ def test_a_crash_liquidates_the_underwater_account_funding_ticks_and_l1_replays_
         node.wait_for(liquidated_on_l1, "alice's liquidation in a posted batch", timeout=120, mine_every=1.0)
         node.wait_for(lambda: sum(isinstance(t, FundingTick) for b in chain.l1_batches() for t in map(decode_transaction, b.records)) >= 2,
                       "two funding ticks on L1", timeout=60, mine_every=1.0)
+
+        def eth_price_on_l1() -> int | None:  # the lower median of the last posted ETH update
+            updates = [t for b in chain.l1_batches() for t in map(decode_transaction, b.records) if isinstance(t, OraclePrice) and t.market == ETH]
+            return sorted(s.price for s in updates[-1].samples)[(len(updates[-1].samples) - 1) // 2] if updates else None
+
+        # the devnet's max_price_move (1% per second) lets the walk's crash land over several updates
+        node.wait_for(lambda: abs((eth_price_on_l1() or 0) - price_of(ETH, "2700")) <= price_of(ETH, "2700") // 1000,
+                      "the whole 10% crash on L1", timeout=60, mine_every=1.0)
         batches = chain.l1_batches()
     finally:
         assert node.stop() == 0, node.log_tail()
