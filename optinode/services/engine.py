@@ -233,6 +233,7 @@ class Engine:
         self._discards: list[events.L1Event] = []  # BatchesDiscarded not rolled back for yet
         self._rebuild_asked: RebuildRequest | None = None
         self.revisions: dict[bytes, OrderRevision] = {}  # orders the last rebuilds changed (since start)
+        self.rebuild_listeners: list[Any] = []  # called after a rebuild replaced state and books (the mempool reads the state)
         # Restart: the last checkpoint's state and books, then the later log entries (the pending batch).
         self.state, self.matcher = self._restore(checkpoint)
         self.batch_index = checkpoint.batch_index + 1  # the next batch to cut
@@ -655,6 +656,8 @@ class Engine:
             await trio.to_thread.run_sync(self.journal.append, [expired])
         dropped = tuple(e.seq for e in rewritten if e.dropped)
         self._revise(results)
+        for listener in self.rebuild_listeners:
+            listener()
         log.warning("alert=batches_rebuilt from=%d reason=%s epoch=%d: %d log entries re-applied at L1 time %d into %d batch(es); "
                     "%d acknowledged command(s) dropped %s", from_index, reason, self.mark.epoch, len(rewritten), now, len(cuts),
                     len(dropped), [(e.seq, e.dropped) for e in rewritten if e.dropped][:20])
@@ -698,6 +701,29 @@ class Engine:
             if type(result) is PlaceResult:
                 status = "dropped" if entry.dropped else result.status.value
                 self.revisions[result.order_hash] = OrderRevision(entry.seq, status, result.reason, tuple(result.fills) + tuple(fills.get(result.order_hash, ())))
+
+    def command_status(self, seq: int) -> dict[str, Any] | None:
+        """What became of acknowledged command ``seq`` (optinode_getCommand): ``pending`` (not cut
+        yet), ``batched`` / ``final`` (in batch n), or ``dropped`` with the reason a rebuild found it
+        no longer executes. Read from the durable log, so it survives restarts."""
+        entry = self.journal.entry(seq)
+        if entry is None:
+            return None
+        view: dict[str, Any] = {"seq": seq, "l1Time": entry.l1_timestamp, "batch": None, "reason": entry.dropped or None}
+        if entry.dropped:
+            return {**view, "status": "dropped"}
+        low, high = 1, self.batch_index - 1  # batches are consecutive log ranges: binary search by first_seq
+        while low <= high:
+            middle = (low + high) // 2
+            record = self.journal.batch(middle)
+            if record is None or seq < record.first_seq:
+                high = middle - 1
+            elif seq >= record.end_seq:
+                low = middle + 1
+            else:
+                status = "final" if record.index <= self.journal.last_final() else "batched"
+                return {**view, "status": status, "batch": record.index}
+        return {**view, "status": "pending"}
 
     def _discard_position(self, event: Any) -> tuple[int, int]:
         return (event.block_number, event.log_index)

@@ -100,8 +100,9 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
-                                     max_timestamp_drift=params.max_timestamp_drift,
-                                     known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
+                                     max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(),
+                                     known_events=[e for e in follower.stored_events()
+                                                   if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])
         async with trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
@@ -123,7 +124,9 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             if settings.admin_port is not None:
                 port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
             if settings.rpc_port is not None:
-                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, Mempool(the_engine.state), port=settings.rpc_port))
+                mempool = Mempool(the_engine.state)
+                the_engine.rebuild_listeners.append(lambda: setattr(mempool, "state", the_engine.state))  # a rebuild replaces the state
+                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, mempool, port=settings.rpc_port))
             await engine_send.aclose()
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
             task_status.started(port)
