@@ -635,7 +635,9 @@ class Engine:
         cuts: list[tuple[BatchRecord, Checkpoint]] = []
         rewritten: list[LogEntry] = []
         results: list[tuple[LogEntry, Any]] = []
+        end_seq = self.next_seq
         for entry in old:
+            self.next_seq = entry.seq  # (a cut in between ends the batch before this entry)
             command = entry.command
             room = (self._book_room(command) if isinstance(command, BOOK_COMMANDS)
                     else (command.record,) if type(command) is SubmitCommand else (b"\x00" * 4,))
@@ -643,9 +645,11 @@ class Engine:
                 cuts.append(self._close("rebuild"))
                 now = self._time()
             new, result = self._reapply(entry, now)
+            self.next_seq = entry.seq + 1
             rewritten.append(new)
             results.append((new, result))
             self._pend(new, trio.current_time())
+        assert self.next_seq == end_seq, "the log range rebuilt is the whole log after the checkpoint"
         if self.pending.records:
             cuts.append(self._close("rebuild"))
         else:
