@@ -54,19 +54,10 @@ class UnknownOrder(InvalidInput):
     """A cancel named an order that is not live for that account (an expected client error)."""
 
 
-class RestingSnapshot(msgspec.Struct, frozen=True, array_like=True):
-    """One resting order in a checkpoint: every field of `RestingOrder` (the owner is the account's)."""
+class RestingSnapshot(RestingView, frozen=True, array_like=True):
+    """One resting order in a checkpoint: its view plus what the matcher tracks besides (the owner is
+    the account's)."""
 
-    order_hash: bytes
-    account_id: int
-    market: int
-    is_buy: bool
-    price: int
-    remaining: int
-    seq: int
-    handle: OrderOrRef
-    reduce_only: bool
-    expiry: int
     nonce: int
     filled: int
 

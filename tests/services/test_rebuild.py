@@ -5,6 +5,8 @@ batches in one synced write batch. On LevelDB; the anvil tests in tests/l1 drive
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 
@@ -22,6 +24,22 @@ from optinode.testing.world import ETH_PRICE, ETH_STEP, ETH_UNIT, USD
 
 from tests.services.conftest import FakeL1, make_engine
 from tests.services.test_engine import Harness, funded
+
+
+@asynccontextmanager
+async def funded_engine(tmp_path, world, **policy):
+    """A running engine on LevelDB with alice and bob funded: (store, harness, fake L1). The store
+    stays open after the engine stops (the test may restart on it) and is closed at the end."""
+    store = open_store(tmp_path / "db", identity="test")
+    try:
+        async with trio.open_nursery() as inner:
+            h = await Harness(store, inner, **policy).start()
+            l1 = FakeL1(store, world)
+            await funded(h, world, l1)
+            yield store, h, l1
+            inner.cancel_scope.cancel()
+    finally:
+        store.close()
 
 
 async def _received(h: Harness) -> list:
@@ -42,11 +60,7 @@ def _verifier_roots(store, record, deposits):
 
 @pytest.mark.trio
 async def test_a_stale_batch_is_rebuilt_at_a_fresh_time_dropping_what_expired(tmp_path, world) -> None:
-    store = open_store(tmp_path / "db", identity="test")
-    async with trio.open_nursery() as inner:
-        h = await Harness(store, inner).start()
-        l1 = FakeL1(store, world)
-        await funded(h, world, l1)
+    async with funded_engine(tmp_path, world) as (store, h, l1):
         deposits = dict(world.deposit_queue)
         expiry = h.engine.head_time + 30
         short = world.order("alice", is_buy=True, size=2 * ETH_STEP, limit_price=ETH_PRICE, expiry=expiry)
@@ -79,8 +93,6 @@ async def test_a_stale_batch_is_rebuilt_at_a_fresh_time_dropping_what_expired(tm
         # a stale request for the replaced epoch does nothing
         await h.send(RebuildRequest(1, 0))
         assert await _received(h) == []
-        inner.cancel_scope.cancel()
-    store.close()
     store = open_store(tmp_path / "db", identity="test")
     again = make_engine(store)  # durable: a restart gives the rebuilt batch, state and books
     assert again.batch_index == 2 and Journal(store).batch(1).state_root == state_root and again.mark.epoch == 1
@@ -94,11 +106,7 @@ def short_hash(h, order):
 
 @pytest.mark.trio
 async def test_a_discard_on_l1_rolls_back_to_the_last_valid_checkpoint_once(tmp_path, world) -> None:
-    store = open_store(tmp_path / "db", identity="test")
-    async with trio.open_nursery() as inner:
-        h = await Harness(store, inner).start()
-        l1 = FakeL1(store, world)
-        await funded(h, world, l1)
+    async with funded_engine(tmp_path, world) as (store, h, l1):
         one = await h.cut()
         await h.submitter.submit(world.withdraw("alice", 10 * USD))
         two = await h.cut()
@@ -119,17 +127,11 @@ async def test_a_discard_on_l1_rolls_back_to_the_last_valid_checkpoint_once(tmp_
         await h.send(discard, l1.head(1))  # the same event again (a restart re-reads it): handled once
         assert await _received(h) == []
         assert three.index == 3
-        inner.cancel_scope.cancel()
-    store.close()
 
 
 @pytest.mark.trio
 async def test_a_rebuild_cuts_by_the_size_limits_and_each_batch_replays_to_its_root(tmp_path, world) -> None:
-    store = open_store(tmp_path / "db", identity="test")
-    async with trio.open_nursery() as inner:
-        h = await Harness(store, inner, max_records=2).start()
-        l1 = FakeL1(store, world)
-        await funded(h, world, l1)  # 2 deposits: batch 1, cut at the limit
+    async with funded_engine(tmp_path, world, max_records=2) as (store, h, l1):  # 2 deposits: batch 1, cut at the limit
         deposits = dict(world.deposit_queue)
         for amount in (1, 2, 3):
             await h.submitter.submit(world.withdraw("alice", amount * USD))
@@ -144,5 +146,3 @@ async def test_a_rebuild_cuts_by_the_size_limits_and_each_batch_replays_to_its_r
         for record in records:  # each from its parent's (rebuilt) checkpoint, as a verifier replays it
             assert _verifier_roots(store, record, deposits)[-1] == record.state_root
         assert h.engine.batch_index == 4 and h.engine.next_seq == 5
-        inner.cancel_scope.cancel()
-    store.close()
