@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import msgspec
 import trio
@@ -233,7 +233,6 @@ class Engine:
         self._discards: list[events.L1Event] = []  # BatchesDiscarded not rolled back for yet
         self._rebuild_asked: RebuildRequest | None = None
         self.revisions: dict[bytes, OrderRevision] = {}  # orders the last rebuilds changed (since start)
-        self.rebuild_listeners: list[Any] = []  # called after a rebuild replaced state and books (the mempool reads the state)
         # Restart: the last checkpoint's state and books, then the later log entries (the pending batch).
         self.state, self.matcher = self._restore(checkpoint)
         self.batch_index = checkpoint.batch_index + 1  # the next batch to cut
@@ -244,7 +243,7 @@ class Engine:
         # The pending batch's L1 time: fixed by its first entry, None while it is empty.
         self.batch_time: int | None = None
         for entry in self.journal.entries(checkpoint.next_seq):
-            self._replay(entry)
+            self._replay(entry, self.state, self.matcher)
             self._pend(entry, 0.0, self._post_by(entry))  # run() restarts the age clock
             if entry.records and self.batch_time is None:
                 self.batch_time = entry.l1_timestamp  # the pending batch's time, as its entries ran
@@ -260,6 +259,11 @@ class Engine:
         self.head: Head | None = None
         self._head_time = 0
         self.busy = False  # a group is being processed (tests wait for it to settle)
+        # Called with the ids of the accounts changed since the last cut (a superset of what the last
+        # group touched), after each group and before each cut clears the marks: the liquidator's
+        # risk index re-values exactly these (docs/market-services.md). Must not block or raise.
+        # (After a rebuild, with every account: the state was replaced.)
+        self.account_listeners: list[Callable[[set[int]], None]] = []
         log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, len(self.replayed_seqs),
                  checkpoint.batch_index)
 
@@ -271,26 +275,35 @@ class Engine:
     # --- restoring a checkpoint --------------------------------------------------------------------
 
     def _restore(self, checkpoint: Checkpoint) -> tuple[State, Matcher]:
-        """The state and books as of ``checkpoint``: both stored in it, or (a checkpoint written before
-        books were checkpointed) the genesis replayed through the log up to it."""
+        """Fresh state and books as of ``checkpoint``: both stored in it, or (a checkpoint written
+        before books were checkpointed) the genesis replayed through the log up to it."""
         if checkpoint.book is not None:
             state = decode_state(checkpoint.state)
             return state, Matcher.restore(state, checkpoint.book)
         assert self.genesis_checkpoint is not None
-        self.state = decode_state(self.genesis_checkpoint.state)
-        self.matcher = Matcher(self.state)  # (the genesis books are empty)
+        state = decode_state(self.genesis_checkpoint.state)
+        matcher = Matcher(state)  # (the genesis books are empty)
         for entry in self.journal.entries(0, checkpoint.next_seq):
-            self._replay(entry)
-        return self.state, self.matcher
+            self._replay(entry, state, matcher)
+        return state, matcher
 
-    def _replay(self, entry: LogEntry) -> None:
+    def _replay(self, entry: LogEntry, state: State, matcher: Matcher) -> None:
         """Re-run a logged entry exactly as it ran (restart): it must reproduce what it logged."""
         if entry.dropped:
             return
         if isinstance(entry.command, BOOK_COMMANDS):
-            self._replay_book(entry)
+            self._replay_book(entry, matcher)
         else:
-            replay_entry(self.state, entry)
+            replay_entry(state, entry)
+
+    def _restore_in_place(self, checkpoint: Checkpoint) -> None:
+        """Make the engine's own State object (which the mempool, the market services and the
+        liquidator's risk index hold) the checkpoint's again, and the books with it."""
+        state, matcher = self._restore(checkpoint)
+        for name in State.__struct_fields__:
+            setattr(self.state, name, getattr(state, name))
+        matcher.state = self.state
+        self.matcher = matcher
 
     def _checkpoint(self, record: BatchRecord) -> Checkpoint:
         return Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, state=encode_state(self.state),
@@ -305,9 +318,9 @@ class Engine:
         if entry.records or not (entry.dropped or isinstance(entry.command, BOOK_COMMANDS)):
             self.pending.add(entry.records, now, post_by)
 
-    def _replay_book(self, entry: LogEntry) -> None:
+    def _replay_book(self, entry: LogEntry, matcher: Matcher) -> None:
         try:
-            result = self.matcher.apply(entry.command, L1Context(entry.l1_timestamp))
+            result = matcher.apply(entry.command, L1Context(entry.l1_timestamp))
         except UnknownOrder as error:
             raise ReplayMismatch(f"log entry {entry.seq}: {error}") from None
         trades = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
@@ -555,8 +568,14 @@ class Engine:
                 self.absorb(message)
         await self._flush(written, replies)
         await self._maybe_rebuild(batches)
+        self._notify_accounts()
         if cut_reason is not None and self.pending.entries:
             await self.cut(batches, cut_reason)
+
+    def _notify_accounts(self) -> None:
+        if self.state.dirty_accounts:
+            for listener in self.account_listeners:
+                listener(self.state.dirty_accounts)
 
     async def _flush(self, written: list[LogEntry], replies: list[tuple[trio.MemorySendChannel[Any], Accepted]]) -> None:
         if written:
@@ -577,6 +596,7 @@ class Engine:
             # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K).
             # Only before the first rebuild: the batches that replace a discarded one are honest.
             mint_one(self.state)
+        self._notify_accounts()  # (the commitment clears the marks)
         root = self.commitment.update(self.state)
         state = self.state
         record = BatchRecord(
@@ -627,7 +647,7 @@ class Engine:
         if parent is None or from_index > self.batch_index:
             raise EngineCritical(f"cannot rebuild from batch {from_index}: no checkpoint of batch {from_index - 1}")
         old = list(self.journal.entries(parent.next_seq))
-        self.state, self.matcher = self._restore(parent)
+        self._restore_in_place(parent)
         self.commitment = Commitment.from_state(self.state)
         self.owners = {}
         for account_id in sorted(self.state.accounts):
@@ -666,8 +686,8 @@ class Engine:
             await trio.to_thread.run_sync(self.journal.append, [expired])
         dropped = tuple(e.seq for e in rewritten if e.dropped)
         self._revise(results)
-        for listener in self.rebuild_listeners:
-            listener()
+        for account_listener in self.account_listeners:
+            account_listener(set(self.state.accounts))
         log.warning("alert=batches_rebuilt from=%d reason=%s epoch=%d: %d log entries re-applied at L1 time %d into %d batch(es); "
                     "%d acknowledged command(s) dropped %s", from_index, reason, self.mark.epoch, len(rewritten), now, len(cuts),
                     len(dropped), [(e.seq, e.dropped) for e in rewritten if e.dropped][:20])
