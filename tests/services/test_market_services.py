@@ -262,7 +262,7 @@ async def test_a_bankrupt_account_the_fund_cannot_cover_is_deleveraged_against_t
 
 
 @pytest.mark.trio
-async def test_without_a_liquidator_account_only_deleverages_are_emitted(store, world, nursery, autojump_clock) -> None:
+async def test_without_a_liquidator_account_only_deleverages_are_emitted_and_stuck_accounts_are_parked(store, world, nursery, autojump_clock) -> None:
     h = await Harness(store, nursery).start()
     l1 = FakeL1(store, world)
     await leveraged(h, world, l1, liquidator_funds=0)
@@ -271,6 +271,10 @@ async def test_without_a_liquidator_account_only_deleverages_are_emitted(store, 
     await set_price(h, world, l1, "2800")  # liquidatable, not bankrupt: nothing valid to emit
     await idle(h, 3)
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 0}
+    assert 0 in deps.index.parked  # parked: not planned again on every round while nothing changes
+    evaluations = deps.index.evaluations
+    await idle(h, 10)
+    assert deps.index.evaluations == evaluations and deps.rounds >= 10
     await set_price(h, world, l1, "2600")
     await idle(h, 2)
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 1}
