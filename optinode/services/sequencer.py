@@ -103,8 +103,9 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
-                                     max_timestamp_drift=params.max_timestamp_drift,
-                                     known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
+                                     max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(),
+                                     known_events=[e for e in follower.stored_events()
+                                                   if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])
         async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
