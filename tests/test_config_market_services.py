@@ -7,7 +7,7 @@ import pytest
 
 from optinode.config import ConfigError, MarketServicesSection, SignerSource, load_signer, parse_config
 
-from tests.test_config_node import DEVNET, with_node
+from tests.test_config_node import DEVNET, expect_config_error, with_node
 
 SIGNERS = "signers = [{ seed = 'optinode-devnet-oracle-0' }]"
 
@@ -38,11 +38,7 @@ def test_absent_means_off_and_the_shipped_tables_load() -> None:
     ],
 )
 def test_bad_market_services_values_name_the_key(section: str, where: str, problem: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_config(with_node(section), "c.toml")
-    message = str(info.value)
-    assert message.startswith(f"c.toml: {where}: "), message
-    assert problem in message, message
+    expect_config_error(section, where, problem)
 
 
 def test_a_seed_key_is_public_and_only_for_a_devnet() -> None:
