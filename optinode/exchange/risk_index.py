@@ -29,6 +29,12 @@ re-indexed before the next look. When R grows past `rebase` (a 5% move by defaul
 accounts evaluated long ago have become loose, so the index re-anchors at the current prices and
 re-indexes everyone: a full scan, once per large move rather than once per tick.
 
+**Parking.** An account below maintenance for which nothing valid can be done now (no opposite
+holder can absorb its deficit, the liquidator lacks margin) would be due on every round. The
+liquidator `park`s it with a token of what its options depend on (prices, funding, the insurance
+fund, the liquidator's own account); it is looked at again once the token changes or the engine
+changes the account, not on every round.
+
 It also keeps, per market, who holds a position and its size (`holders`): the counterparties a
 deleverage may choose from.
 """
@@ -53,6 +59,7 @@ class RiskIndex:
         self.keys: dict[int, int] = {}
         self.holders: list[dict[int, int]] = [{} for _ in state.markets]
         self.stale: set[int] = set()
+        self.parked: dict[int, object] = {}  # account -> the token it was parked under
         self.rebases = 0
         self.evaluations = 0
         self._anchor()
@@ -79,6 +86,23 @@ class RiskIndex:
     def mark(self, account_ids) -> None:
         """These accounts changed (their keys are recomputed before the next `due`)."""
         self.stale.update(account_ids)
+        if self.parked:
+            for account_id in self.parked.keys() & set(account_ids):
+                del self.parked[account_id]
+
+    def park(self, account_id: int, token: object) -> None:
+        """Nothing can be done for the account until `token` changes or the account does."""
+        self._drop(account_id)
+        self.stale.discard(account_id)
+        self.parked[account_id] = token
+
+    def unpark(self, token: object) -> None:
+        """Accounts parked under another token are looked at again."""
+        if self.parked:
+            moved = [account_id for account_id, parked in self.parked.items() if parked != token]
+            for account_id in moved:
+                del self.parked[account_id]
+            self.stale.update(moved)
 
     def _drop(self, account_id: int) -> None:
         key = self.keys.pop(account_id, None)

@@ -16,7 +16,9 @@ round:
    transaction the spec applies is ever submitted;
 3. it submits it, waits for the durable acknowledgement (bounded by `submit_timeout`), and plans
    the same account again until it is healthy or nothing valid is left; at most `max_actions`
-   transactions per round, so one cascade cannot monopolise the engine's inbox.
+   transactions per round, so one cascade cannot monopolise the engine's inbox;
+4. an account still below maintenance for which nothing valid exists is parked until prices,
+   funding, the insurance fund, the liquidator's account or the account itself change.
 
 The liquidator account is the lowest account owned by the configured key (deposit to it first);
 while it does not exist only deleverages are emitted. It keeps what it takes over: unwinding that
@@ -30,10 +32,11 @@ from dataclasses import dataclass, field
 
 import trio
 
-from optinode.exchange.liquidation import LiquidatorAccount, plan
+from optinode.exchange.liquidation import LiquidatorAccount, is_below_maintenance, plan
 from optinode.exchange.risk_index import RiskIndex
 from optinode.services.engine import Rejected, Submitter
 from optinode.services.market_view import EngineView
+from optinode.spec.state import State
 from optinode.spec.types import Deleverage, L1Context, Liquidate
 from optinode.wallet import Key
 
@@ -69,29 +72,48 @@ def _liquidator_account(deps: LiquidatorDeps) -> LiquidatorAccount | None:
     return LiquidatorAccount(account_id, deps.key, deps.order_expiry)
 
 
+def get_options_token(state: State, liquidator: LiquidatorAccount | None) -> tuple:
+    """What the options for an account below maintenance depend on besides the account itself:
+    prices, funding, the insurance fund and the liquidator's own account (its margin)."""
+    me = state.accounts.get(liquidator.account_id) if liquidator is not None else None
+    mine = (me.collateral, tuple(sorted((m, p.size) for m, p in me.positions.items()))) if me is not None else None
+    return (tuple((m.price, m.funding_index) for m in state.markets), state.insurance, mine)
+
+
 async def check_round(deps: LiquidatorDeps) -> int:
     """One round; returns how many transactions the engine accepted."""
     index = deps.index
     assert index is not None
     deps.rounds += 1
     liquidator = _liquidator_account(deps)
+    view = deps.view
+    index.unpark(get_options_token(view.state, liquidator))
     accepted = 0
     for account_id in index.due():
+        acted = False
         while accepted < deps.max_actions:
-            view = deps.view
             ctx = L1Context(view.tx_time())
             taken = view.nonce_reserved(liquidator.account_id) if liquidator is not None else (lambda nonce: False)
             tx = plan(view.state, account_id, ctx, liquidator, index.holders, taken)
             if tx is None:
                 break
             if not await _submit(deps, tx):
+                acted = True  # refused or late: plan it again next round
                 break
             accepted += 1
+            acted = True
             # the engine's listener marks what changed; re-value them before planning again
             index.refresh()
+        if not acted and _is_below(view.state, account_id):
+            index.park(account_id, get_options_token(view.state, liquidator))  # nothing valid can be done now
         if accepted >= deps.max_actions:
             break
     return accepted
+
+
+def _is_below(state: State, account_id: int) -> bool:
+    account = state.accounts.get(account_id)
+    return account is not None and bool(account.positions) and is_below_maintenance(state, account)[0]
 
 
 async def _submit(deps: LiquidatorDeps, tx: Liquidate | Deleverage) -> bool:
@@ -118,7 +140,11 @@ async def run(deps: LiquidatorDeps, *, task_status: trio.TaskStatus[None] = trio
     view.on_accounts_changed(deps.index.mark)
     task_status.started()
     while True:
-        await check_round(deps)
+        if await check_round(deps):
+            # what it did may have pushed others below (a last-resort deleverage leaves its counterparty
+            # below maintenance): look again at once, after letting the other tasks run
+            await trio.sleep(0)
+            continue
         with trio.move_on_after(deps.interval):
             if deps.nudges is None:
                 await trio.sleep_forever()

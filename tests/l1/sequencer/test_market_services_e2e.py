@@ -1,7 +1,7 @@
 """End to end on anvil with the market services on: `optinode sequencer` runs the devnet oracle feed,
 funding and the liquidator. Alice opens a leveraged long; the sequencer restarts with the services
-enabled and a scripted crash of the ETH walk; the liquidator liquidates her, funding ticks are
-applied, batches are posted, and a verifier-style replay of L1 alone (optinode.replay) reproduces
+enabled and a scripted crash of the ETH walk; the liquidator liquidates her, funding ticks from the
+premium of bob's quotes (placed over the public API) are applied, batches are posted, and a verifier-style replay of L1 alone (optinode.replay) reproduces
 every posted root."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from optinode.spec.genesis import create_genesis_state
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.types import FundingTick, L1Context, Liquidate, OraclePrice
 from optinode.testing.world import ETH, ETH_UNIT, USD, price_of, test_key
+
+from tests.api.client import Client
 
 SERVICES = """
 [market_services]
@@ -48,12 +50,12 @@ def with_services(config_text: str) -> str:
     return head + SERVICES
 
 
-def test_a_crash_liquidates_the_underwater_account_funding_ticks_and_l1_replays_every_root(chain, tmp_path, users, world) -> None:
+def test_a_crash_liquidates_the_underwater_account_funding_ticks_and_l1_replays_every_root(chain, tmp_path, users, world, anvil) -> None:
     alice, bob = users["alice"], users["bob"]
     liquidator = Web3.to_checksum_address(test_key("liquidator").address)
     confirmations = chain.config.node.batch.queue_confirmations
     # --- without the services: deposits (the liquidator's account funded by bob) and alice's 9.4x long
-    node = chain.start_sequencer(tmp_path / "seq")
+    node = chain.start_sequencer(tmp_path / "seq", api=True)
     chain.deposit(alice, 320 * USD)
     chain.deposit(bob, 5_000 * USD)
     chain.deposit(bob, 10_000 * USD, owner=liquidator)
@@ -62,6 +64,12 @@ def test_a_crash_liquidates_the_underwater_account_funding_ticks_and_l1_replays_
     world.ids.update(alice=0, bob=1)
     expiry = chain.genesis.time + 86_400
     assert node.submit(world.trade("bob", "alice", ETH_UNIT, expiry=expiry))["codes"] == ["OK"]  # at 3000
+    # bob quotes ETH over the public API, 3030 / 3090: the book's mid is 2% above the oracle
+    d = chain.deployment
+    quoter = Client(node.api_url, anvil.private_keys[3], chain_id=d.chain_id, verifying_contract=d.contracts.rollup)
+    for nonce, is_buy, usd in ((1, True, "3030"), (2, False, "3090")):
+        placed = quoter.send_order(1, market=ETH, is_buy=is_buy, size=ETH_UNIT // 10, price=price_of(ETH, usd), nonce=nonce, expiry=expiry)
+        assert placed["status"] == "resting"
     assert node.stop() == 0
 
     # --- restart with the market services on (the same log and state; the walk starts afresh)
@@ -110,6 +118,8 @@ def test_a_crash_liquidates_the_underwater_account_funding_ticks_and_l1_replays_
     assert not state.accounts[0].positions and state.accounts[0].collateral >= 0
     assert state.accounts[2].positions[ETH].size == ETH_UNIT and state.accounts[2].owner == test_key("liquidator").address
     assert state.insurance > 0  # the penalty
-    # funding ticks were applied: the state's funding time is the last posted tick's
+    # funding ticks were applied: the book above the oracle makes ETH longs pay (the index rises, at the
+    # market's max rate: 2% per 8 h is above it); BTC has no book, so its ticks change nothing
     ticks = [t for t in applied if isinstance(t, FundingTick)]
     assert len(ticks) >= 2 and state.funding_time == ticks[-1].timestamp
+    assert state.markets[ETH].funding_index > 0 and all(t.indices[1] == 0 for t in ticks)
