@@ -86,7 +86,9 @@ def test_two_consecutive_bad_batches_are_discarded_and_the_sequencer_recovers_an
     assert state.accounts[0].collateral == 1_000 * USD - 15 * USD and state.accounts[0].withdrawn == 15 * USD
     forced_codes = [r.code for applied in receipts for tx, r in applied if type(tx).__name__ == "ForcedWithdraw"]
     assert forced_codes == [ErrorCode.OK] and state.accounts[1].collateral == 5_000 * USD - 100 * USD
-    assert all(seq.call("optinode_adminCommand", a["seq"])["status"] == "final" for a in acks)
+    # (the sequencer marks a batch final when its follower sees the finalization: a poll later than L1)
+    wait_until(lambda: all(seq.call("optinode_adminCommand", a["seq"])["status"] == "final" for a in acks),
+               "the sequencer to see the acknowledged commands final", chain=chain, procs=processes)
     try:  # the same signed withdrawal again: its nonce is used in the re-posted history
         seq.submit(withdrawals[0])
         raise AssertionError("a replayed withdrawal was accepted")
