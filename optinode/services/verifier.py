@@ -45,7 +45,7 @@ from optinode.services import dispute
 from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
 from optinode.services.faults import Faults
 from optinode.services.signals import stop_on_signal
-from optinode.services.replayer import INVALID, VALID, Replayer, live_batches
+from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, Replayer, live_batches, verify_batch
 from optinode.spec.crypto import keccak
 from optinode.spec.genesis import create_genesis_state
 from optinode.config import parse_address
@@ -83,6 +83,7 @@ class Verifier:
         self.follower = follower
         genesis = create_genesis_state(self.deployment.genesis(settings.config))
         self.replayer = Replayer(store, genesis)
+        self.recovery = trio.CapacityLimiter(RECOVERY_WORKERS)  # signature recovery threads (the machine's cores)
         self.head: Head | None = None
         self.last_final = 0
         self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
@@ -97,7 +98,7 @@ class Verifier:
 
     async def _verify(self, appended: Any) -> None:
         data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
-        verdict = self.replayer.verify(appended, data, timestamp)
+        verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery)
         if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
             self.alerted.add(verdict.tx_hash)
             log.warning("alert=invalid_batch batch=%d batch_id=%d block=%d posted=0x%s computed=0x%s txs=%d", verdict.index,
