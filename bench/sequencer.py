@@ -125,7 +125,10 @@ async def measure_processes(pairs: list[tuple[bytes, bytes]], chunk: int, worker
     return len(pairs) / elapsed
 
 
-async def measure_intake(flow: OrderFlow, orders: list[Order], request: int, clients: int) -> tuple[float, dict]:
+async def measure_intake(flow: OrderFlow, orders: list[Order], request: int, clients: int,
+                         trades: list | None = None) -> tuple[float, dict]:
+    """Orders per second through the intake, and what happened to them; `trades` (if given) gets
+    every spec Trade the engine applied, in order (bench/verifier.py replays them)."""
     limits = Limits(max_request_items=request, items_per_second=1e9, burst=10**9, max_pending_per_account=10**6)
     pool = Mempool(flow.world.state, limits)
     matcher = Matcher(flow.world.state, max_open_orders=10**6)
@@ -151,6 +154,8 @@ async def measure_intake(flow: OrderFlow, orders: list[Order], request: int, cli
                     result = matcher.place(placement, flow.world.ctx)
                     statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
                     fills += len(result.fills)
+                    if trades is not None:
+                        trades.extend(fill.trade for fill in result.fills)
                 placed += len(batch)
                 await trio.lowlevel.checkpoint()  # let the clients' threads hand over their results
         done.set()

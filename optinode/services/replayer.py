@@ -113,6 +113,11 @@ def signed_pairs(domain_separator: bytes, txs: Sequence[Transaction]) -> list[tu
     return [pair for tx in txs for pair in get_signed_digests(domain_separator, tx)]
 
 
+def remember(pairs: Sequence[tuple[bytes, bytes]], signers: Sequence[bytes | None]) -> None:
+    """Put signers recovered elsewhere (worker processes, the store) in the spec's memo."""
+    remember_signers((digest, signature, signer) for (digest, signature), signer in zip(pairs, signers, strict=True))
+
+
 async def recover_signers(pairs: Sequence[tuple[bytes, bytes]], *, limiter: trio.CapacityLimiter | None = None,
                           run_sync: Callable[..., Any] = trio.to_thread.run_sync) -> list[bytes | None]:
     """The signers of `pairs`, chunks recovered concurrently by `run_sync` (worker threads by default;
@@ -132,11 +137,15 @@ async def recover_signers(pairs: Sequence[tuple[bytes, bytes]], *, limiter: trio
 
 async def verify_batch(replayer: Replayer, appended: Any, data: bytes, timestamp: int, *, limiter: trio.CapacityLimiter | None = None,
                        run_sync: Callable[..., Any] = trio.to_thread.run_sync) -> VerifiedBatch:
-    """`Replayer.verify`, the batch's signatures recovered first by worker threads (or processes)."""
+    """`Replayer.verify`, the batch's signatures recovered first by worker threads (or processes) and
+    put in the spec's memo, so that the replay itself recovers nothing."""
     decoded = replayer.decode(appended.index, appended.tx_hash, data)
-    if decoded.signers is None and replayer.replays(appended.index):
+    if replayer.replays(appended.index):
         pairs = signed_pairs(replayer.domain_separator, decoded.txs)
-        decoded = msgspec.structs.replace(decoded, signers=await recover_signers(pairs, limiter=limiter, run_sync=run_sync))
+        if decoded.signers is None:
+            decoded = msgspec.structs.replace(decoded, signers=await recover_signers(pairs, limiter=limiter, run_sync=run_sync))
+        assert decoded.signers is not None
+        remember(pairs, decoded.signers)
     return replayer.verify(appended, data, timestamp, decoded=decoded)
 
 
@@ -211,12 +220,6 @@ class Replayer:
             return stored
         return DecodedBatch(index=index, tx_hash=tx_hash, txs=[decode_transaction(r) for r in split_records(data)])
 
-    def remember(self, decoded: DecodedBatch) -> None:
-        """Put the batch's recovered signers in the spec's memo (nothing is recovered again)."""
-        if decoded.signers is not None:
-            pairs = signed_pairs(self.domain_separator, decoded.txs)
-            remember_signers((digest, signature, signer) for (digest, signature), signer in zip(pairs, decoded.signers, strict=True))
-
     def replays(self, index: int) -> bool:
         """Whether `verify` replays batch ``index`` (not when it builds on a batch that is not valid)."""
         parent = self.batch(index - 1) if index > 1 else None
@@ -224,7 +227,7 @@ class Replayer:
 
     def verify(self, appended: Any, data: bytes, timestamp: int, *, decoded: DecodedBatch | None = None) -> VerifiedBatch:
         """Replay batch ``appended.index`` (a BatchAppended event) from the checkpoint before it
-        (signatures not in ``decoded`` are recovered on this thread, as the spec meets them)."""
+        (signatures the spec's memo does not have are recovered on this thread, as the spec meets them)."""
         index = appended.index
         parent_tx = self._parent_tx(index)
         if parent_tx is None:
@@ -242,7 +245,6 @@ class Replayer:
             decoded = self.decode(index, appended.tx_hash, data)
         state, commitment = self._pre_state(index, parent_tx)
         ctx = self.context(timestamp)
-        self.remember(decoded)
         for tx in decoded.txs:
             state_transition(state, tx, ctx)
         root = commitment.update(state)
@@ -288,7 +290,9 @@ class Replayer:
             if checkpoint is None or checkpoint.tx_hash != verified.parent_tx:
                 raise LookupError(f"no checkpoint before batch {index}")
             decoded = self.decode(index, verified.tx_hash, verified.data)
-            self.remember(decoded)  # a game after a restart recovers nothing
+            if decoded.signers is not None:  # a game after a restart recovers nothing
+                pairs = signed_pairs(self.domain_separator, decoded.txs)
+                remember(pairs, decoded.signers)
             replay = Replay(decode_state(checkpoint.state), split_records(verified.data), self.context(verified.timestamp), txs=decoded.txs)
             self._replays[key] = replay
         return replay

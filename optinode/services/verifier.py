@@ -103,6 +103,8 @@ class Verifier:
             self.alerted.add(verdict.tx_hash)
             log.warning("alert=invalid_batch batch=%d batch_id=%d block=%d posted=0x%s computed=0x%s txs=%d", verdict.index,
                         verdict.batch_id, verdict.block_number, verdict.posted_root.hex(), verdict.computed_root.hex(), verdict.tx_count)
+        elif verdict.verdict == INVALID:  # the same append again (read again after a reorg): alerted once already
+            log.info("batch %d (append 0x%s) is invalid, as already reported", verdict.index, verdict.tx_hash.hex()[:16])
         elif verdict.verdict == VALID:
             log.info("batch %d verified: %d txs, root 0x%s", verdict.index, verdict.tx_count, verdict.posted_root.hex()[:16])
         else:
