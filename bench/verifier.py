@@ -95,11 +95,7 @@ def appended_batches(flow: OrderFlow, txs: list[Transaction], batch_size: int) -
 
 def forget_signatures() -> None:
     """A verifier is another process: nothing the intake recovered or hashed is in its memos."""
-    clear = getattr(recover_signer, "cache_clear", None)
-    if clear is not None:
-        clear()
-    else:
-        recover_signer.memo.clear()
+    recover_signer.memo.clear()
     compute_order_digest.cache_clear()
 
 

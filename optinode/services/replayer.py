@@ -27,7 +27,8 @@ Bridge's events (`Follower.stored_events`), which are read back at start-up.
 batch's signatures (`eip712.get_signed_digests`) on worker threads first — coincurve releases the
 GIL, and the threads fill the spec's memo of `recover_signer` — and the replay on this thread then
 only meets memo hits (bench/verifier.py measures threads against worker processes;
-docs/benchmarks.md). Signers loaded from the store go into the memo with `crypto.remember_signers`.
+docs/benchmarks.md). Signers recovered in worker processes or loaded from the store go into the memo with
+`recover_signer.remember`.
 
 **Verdicts.** ``valid``; ``invalid`` (the spec's root differs from the posted one: challenge it);
 ``descends`` (its parent is invalid: its pre-root is one the honest replay never agreed with, so no
@@ -49,7 +50,7 @@ from optinode.l1 import events
 from optinode.services.journal import decode_state, encode_state
 from optinode.spec.batch_framing import split_records
 from optinode.spec.commitment import Commitment
-from optinode.spec.crypto import recover_signer, remember_signers
+from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import get_signed_digests
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.state import State
@@ -115,7 +116,8 @@ def signed_pairs(domain_separator: bytes, txs: Sequence[Transaction]) -> list[tu
 
 def remember(pairs: Sequence[tuple[bytes, bytes]], signers: Sequence[bytes | None]) -> None:
     """Put signers recovered elsewhere (worker processes, the store) in the spec's memo."""
-    remember_signers((digest, signature, signer) for (digest, signature), signer in zip(pairs, signers, strict=True))
+    for (digest, signature), signer in zip(pairs, signers, strict=True):
+        recover_signer.remember(digest, signature, signer)
 
 
 async def recover_signers(pairs: Sequence[tuple[bytes, bytes]], *, limiter: trio.CapacityLimiter | None = None,

@@ -41,11 +41,11 @@ class CountingKeys:
 
 @pytest.fixture
 def counting(monkeypatch):
-    crypto.recover_signer.cache_clear()  # a fresh process: nothing recovered yet
+    crypto.recover_signer.memo.clear()  # a fresh process: nothing recovered yet
     keys_ = CountingKeys(crypto.PublicKey)
     monkeypatch.setattr(crypto, "PublicKey", keys_)
     yield keys_
-    crypto.recover_signer.cache_clear()
+    crypto.recover_signer.memo.clear()
 
 
 def _batch() -> tuple[World, object, list[bytes]]:
@@ -75,7 +75,7 @@ def test_signatures_are_recovered_once_on_worker_threads_and_kept(counting) -> N
     replayer = _replayer(store, genesis, w)
     honest = Replay(genesis, records, replayer.context(TS))
     appended = _appended(1, honest.roots[-1], 1, records)
-    crypto.recover_signer.cache_clear()  # what building the batch recovered is forgotten
+    crypto.recover_signer.memo.clear()  # what building the batch recovered is forgotten
     counting.threads.clear()
     pairs = signed_pairs(genesis.config.domain_separator, [decode_transaction(r) for r in records])
     assert len(set(pairs)) >= 10
@@ -88,7 +88,7 @@ def test_signatures_are_recovered_once_on_worker_threads_and_kept(counting) -> N
     assert stored.tx_hash == appended.tx_hash and stored.txs == [decode_transaction(r) for r in records]
     assert stored.signers == [crypto.recover_signer(d, s) for d, s in pairs]
 
-    crypto.recover_signer.cache_clear()  # a restart
+    crypto.recover_signer.memo.clear()  # a restart
     recovered = len(counting.threads)
     restarted = _replayer(store, genesis, w)
     replay = restarted.replay_of(1)
@@ -101,7 +101,7 @@ def test_worker_processes_give_the_same_verdict_and_signers(counting) -> None:
     w, genesis, records = _batch()
     replayer = _replayer(open_memory(), genesis, w)
     honest = Replay(genesis, records, replayer.context(TS))
-    crypto.recover_signer.cache_clear()
+    crypto.recover_signer.memo.clear()
     counting.threads.clear()
     appended = _appended(1, honest.roots[-1], 1, records)
     verdict = trio.run(partial(verify_batch, replayer, appended, frame_records(records), TS, run_sync=trio_parallel.run_sync))

@@ -1,5 +1,5 @@
 """`eip712.get_signed_digests` names every signature `state_transition` recovers, so a verifier that
-recovers those ahead of its replay (on every core) and remembers them (`crypto.remember_signers`)
+recovers those ahead of its replay (on every core) and remembers them (`recover_signer.remember`)
 replays with no recovery of its own; and remembered signers are what `recover_signer` returns."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from optinode.spec import crypto, transition
-from optinode.spec.crypto import recover_signer, remember_signers
+from optinode.spec import transition
+from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_order_digest, get_signed_digests
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.serde import from_plain
@@ -48,8 +48,7 @@ def test_remembered_signers_are_returned_without_recovery() -> None:
     assert alice is not None
     fake = bytes(range(20))  # nobody's key: only the memo can answer it
     other = signature[:31] + bytes([signature[31] ^ 1]) + signature[32:]  # a signature never recovered
-    remember_signers([(digest, other, fake)])
-    assert recover_signer(digest, other) == fake
-    remember_signers([(digest, signature, fake)])  # already recovered: the memo keeps what it has
-    assert recover_signer(digest, signature) == alice
-    assert not crypto._REMEMBERED  # nothing is left waiting between calls
+    misses = recover_signer.cache_info().misses
+    recover_signer.remember(digest, other, fake)
+    assert recover_signer(digest, other) == fake and recover_signer(digest, signature) == alice
+    assert recover_signer.cache_info().misses == misses  # neither was recovered again
