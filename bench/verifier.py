@@ -24,10 +24,11 @@ In one run, on one workload:
    corrupt:1:0` posts a batch with a wrong root, `optinode verifier run` challenges it; L1 blocks
    from the append to the mined `GameOpened` (target <= 2).
 
-CPU figures (`*_cpu_us_per_tx`: this process's CPU time, all threads, per transaction; `ratio_cpu`
-= intake CPU per transaction / replay CPU per transaction) sit next to the wall-clock ones: on a
-shared machine they are what the code costs. (The replay's CPU figure is for worker threads; a
-worker process's CPU is not this process's.)
+CPU figures sit next to the wall-clock ones: on a shared machine they are what the code costs.
+`replay_cpu_us_per_tx` is this process's CPU (all threads) per replayed transaction;
+`intake_cpu_us_per_tx` is the intake process's CPU per order (`intake_cpu_us_per_order`, which
+leaves out its recovery worker processes) plus one bare recovery's CPU (`recovery_cpu_us`, measured
+in this run: each order is recovered once), per transaction produced; `ratio_cpu` = the second / the first.
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sequencer import OrderFlow, measure_intake  # noqa: E402
-from bench.stf import measure_apply  # noqa: E402
+from bench.sequencer import OrderFlow, measure_intake, with_workers  # noqa: E402
+from bench.stf import measure_apply, measure_recoveries  # noqa: E402
 from bench.workload import Workload  # noqa: E402
+from optinode.exchange.mempool import Limits  # noqa: E402
 from optinode.l1 import events  # noqa: E402
 from optinode.services.replayer import VALID, Replayer, verify_batch  # noqa: E402
 from optinode.spec.batch_framing import frame_records  # noqa: E402
@@ -64,13 +67,15 @@ from optinode.spec.types import L1Context, Transaction  # noqa: E402
 from optinode.store.db import open_store  # noqa: E402
 
 
-def intake_transactions(orders: int, accounts: int, request: int, clients: int) -> tuple[OrderFlow, list[Transaction], float, dict]:
-    """The intake benchmark, keeping the transactions it produced: (flow, txs, seconds, outcome)."""
+def intake_transactions(orders: int, accounts: int, request: int, clients: int, chunk: int) -> tuple[OrderFlow, list[Transaction], float, dict]:
+    """The intake benchmark as the sequencer runs it (recovery in two trio-parallel worker processes),
+    keeping the transactions it produced: (flow, txs, seconds, outcome)."""
     flow = OrderFlow(accounts)
     genesis_txs = list(flow.world.txs)  # the deposits that funded the accounts
     flow_orders = flow.orders(orders)
     trades: list = []
-    orders_per_s, outcome = trio.run(measure_intake, flow, flow_orders, request, clients, trades)
+    orders_per_s, outcome = trio.run(with_workers, partial(measure_intake, trades=trades), flow.world.state, flow.world.ctx,
+                                     flow_orders, request, clients, chunk)
     return flow, genesis_txs + trades, len(flow_orders) / orders_per_s, outcome
 
 
@@ -185,12 +190,13 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--request", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--chunk", type=int, default=Limits().recovery_chunk, help="signatures per intake worker call")
     parser.add_argument("--batch", type=int, default=1_000, help="records per replayed batch")
     parser.add_argument("--trades", type=int, default=10_000, help="bench/stf.py's workload size")
     parser.add_argument("--skip-devnet", action="store_true", help="no anvil: detect_blocks is null")
     args = parser.parse_args()
 
-    flow, txs, intake_s, outcome = intake_transactions(args.orders, args.accounts, args.request, args.clients)
+    flow, txs, intake_s, outcome = intake_transactions(args.orders, args.accounts, args.request, args.clients, args.chunk)
     trades = len(txs) - len(flow.world.txs)
     intake_tx_per_s = trades / intake_s
     print(f"intake: {args.orders} orders -> {trades} trades in {intake_s:.2f} s ({intake_tx_per_s:,.0f} tx/s; {outcome})", flush=True)
@@ -202,7 +208,15 @@ def main() -> None:
         wall_p, _ = trio.run(replay_all, flow, batches, Path(tmp) / "processes", True)
     replay_tx_per_s, replay_processes_tx_per_s = replayed / wall, replayed / wall_p
     replay_cpu_us = cpu_s / replayed * 1e6
-    intake_cpu_us = outcome["cpu_us_per_order"] * args.orders / trades  # the intake's CPU per transaction it produced
+    # The intake's CPU per transaction it produced: its process's CPU per order plus the one recovery per
+    # order its worker processes made (their CPU is not this process's; one recovery's CPU measured here).
+    single = flow.orders(2_000)
+    for order in single:  # the digests first (memoised), so that only the recoveries are timed
+        compute_order_digest(flow.world.domain, order)
+    cpu = time.process_time()
+    measure_recoveries(SimpleNamespace(state=flow.world.state, signed_orders=single), count=len(single))
+    recovery_cpu_us = (time.process_time() - cpu) / len(single) * 1e6
+    intake_cpu_us = (outcome["cpu_us_per_order"] + recovery_cpu_us) * args.orders / trades
     print(f"replay, {len(batches)} batches of <= {args.batch}: threads {replay_tx_per_s:,.0f} tx/s "
           f"({cpu_s / replayed * 1e6:.1f} us CPU/tx), processes {replay_processes_tx_per_s:,.0f} tx/s", flush=True)
 
@@ -230,6 +244,8 @@ def main() -> None:
         "intake_cpu_us_per_tx": round(intake_cpu_us, 1),
         "ratio_cpu": round(intake_cpu_us / replay_cpu_us, 2),
         "intake_cpu_us_per_order": round(outcome["cpu_us_per_order"], 1),
+        "recovery_cpu_us": round(recovery_cpu_us, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "intake_orders_per_s": round(args.orders / intake_s),
         "replayed_txs": replayed,
         "batches": len(batches),
