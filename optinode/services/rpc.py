@@ -279,6 +279,8 @@ class Hub:
 def _after_book(deps: RpcDeps, market: int | None, fills: tuple[Any, ...], accounts: set[int]) -> None:
     """Notifications once a book command is durable: fills, the market's book, touched accounts."""
     hub, engine = deps.hub, deps.engine
+    if not hub.topics:
+        return  # nobody subscribed to anything: no view to build
     for fill in fills:
         view = _fill_view(fill)
         hub.publish("fills", None, view)
@@ -437,10 +439,16 @@ async def _feed(deps: RpcDeps, *, task_status: trio.TaskStatus[None] = trio.TASK
     """Hand the mempool's orders to the engine, round-robin across accounts (`Mempool.next_batch`),
     as fast as the engine's bounded inbox takes them: a flood from one account waits in its own queue."""
     task_status.started()
+    inbox = deps.submitter.inbox
     while True:
         for placement, order_hash in await deps.mempool.next_batch(FEED_BATCH):
             send, _ = deps.waiting.pop(order_hash)
-            await deps.submitter.inbox.send(BookSubmission(placement, send))
+            message = BookSubmission(placement, send)
+            try:
+                inbox.send_nowait(message)  # (an `await send` per order would yield to the scheduler each time)
+            except trio.WouldBlock:
+                await inbox.send(message)
+        await trio.lowlevel.checkpoint()
 
 
 async def _book(deps: RpcDeps, command: Any) -> Any:
@@ -520,9 +528,13 @@ async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | N
     order_hash = _bytes(params[0], "hash", 32)
     live = deps.engine.matcher.get(order_hash)
     known = deps.orders.get(order_hash)
-    if live is None and known is None:
+    revised = deps.engine.revisions.get(order_hash)
+    if live is None and known is None and revised is None:
         raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} is live or was seen since the node started")
     view = dict(known or {"hash": _hex(order_hash), "fills": [], "filled": None, "reason": None})
+    if revised is not None:  # a rebuild re-applied it (docs/sequencer.md, "Rebuilding batches"): what holds now
+        view.update({"status": revised.status, "reason": revised.reason, "fills": [_fill_view(f) for f in revised.fills],
+                     "filled": sum(f.size for f in revised.fills), "seq": revised.seq, "revised": True})
     if live is not None:
         view.update(_resting_view(live))
     return view
@@ -597,7 +609,16 @@ async def unsubscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber |
     return deps.hub.remove(subscriber, params[0])
 
 
+async def get_command(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 1, 1, "optinode_getCommand(seq)")
+    status = deps.engine.command_status(_uint(params[0], "seq"))
+    if status is None:
+        raise _refused("UNKNOWN_COMMAND", f"no command {params[0]} in the log")
+    return status
+
+
 METHODS: dict[str, Callable[[RpcDeps, list[Any], Subscriber | None], Awaitable[Any]]] = {
+    "optinode_getCommand": get_command,
     "optinode_sendOrder": send_order,
     "optinode_cancelOrder": cancel_order,
     "optinode_sendWithdraw": send_withdraw,
