@@ -341,6 +341,12 @@ async def _place(deps: RpcDeps, placement: Placement) -> BookAccepted:
     [outcome] = await deps.mempool.submit([placement])
     if isinstance(outcome, IntakeRejected):
         raise _refused(outcome.reason, str(outcome))
+    if outcome in deps.waiting:
+        # The same signed order is already on its way: the mempool forgets a hash once the feed has
+        # taken it, so it queued this copy again. Drop the copy (the mempool skips a withdrawn hash
+        # when it is served) and refuse it; the first request keeps its place and its answer.
+        deps.mempool.withdrawn.add(outcome)
+        raise _refused("DUPLICATE_ORDER", "the same signed order is already waiting for the engine")
     send, receive = trio.open_memory_channel[Any](1)
     deps.waiting[outcome] = (send, placement.order)  # (no checkpoint since submit: _feed has not run)
     async with receive:

@@ -55,7 +55,9 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
     alice, bob = api.client("alice"), api.client("bob")  # alice is account 0, bob (the flooder) 1
     flood = [order_request(bob, 0, 1, is_buy=True, price=ETH_PRICE - (10 + i % 50) * ETH_TICK, nonce=i + 1) for i in range(FLOOD_ORDERS)]
     answers: list[tuple[list[int], object]] = []  # (ids sent, the parsed reply or the transport error)
+    answered_at: list[float] = []
     flooding = threading.Event()
+    victim_done: list[float] = []
 
     def flooder(connection: int) -> None:
         with httpx.Client(timeout=60.0) as http:
@@ -67,6 +69,7 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
                     answers.append((ids, http.post(api.url, json=body).json()))
                 except Exception as error:  # noqa: BLE001 - recorded and asserted below: a drop would show here
                     answers.append((ids, error))
+                answered_at.append(time.monotonic())
 
     def victim() -> list[tuple[float, dict]]:
         flooding.wait(30)
@@ -76,6 +79,7 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
             started = time.monotonic()
             result = alice.send_order(0, market=0, is_buy=False, size=ETH_STEP, price=ETH_PRICE + (n + 1) * ETH_TICK, nonce=n + 1, expiry=FAR_EXPIRY)
             results.append((time.monotonic() - started, result))
+        victim_done.append(time.monotonic())
         return results
 
     threads = [threading.Thread(target=flooder, args=(c,)) for c in range(CONNECTIONS)]
@@ -88,6 +92,7 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
     latencies = [latency for latency, _ in victim_results]
     assert [r["status"] for _, r in victim_results] == ["resting"] * VICTIM_ORDERS, victim_results
     assert max(latencies) < LATENCY_BOUND, latencies
+    assert victim_done[0] < max(answered_at), "the other account was served during the flood, not after it"
     # the flood: every request of every batch answered, in order, with a result or a documented refusal
     assert len(answers) == CONNECTIONS * BATCHES
     outcomes: Counter[str] = Counter()
@@ -130,7 +135,7 @@ async def test_the_same_signed_order_sent_again_while_the_first_is_on_its_way_to
     while not deps.waiting:
         await trio.sleep(0.01)
     [(placement, order_hash)] = await deps.mempool.next_batch(10)  # the feed has taken it, not yet handed it over
-    with pytest.raises(rpc.RpcError) as again:
+    with pytest.raises(rpc.RpcError) as again, trio.fail_after(5):  # (before the fix: queued again, and it waits here)
         await rpc.send_order(deps, params, None)
     assert again.value.data == "DUPLICATE_ORDER"
     send_to, _ = deps.waiting.pop(order_hash)  # the feed hands the first one to the engine
