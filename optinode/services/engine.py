@@ -46,6 +46,7 @@ import trio
 
 from optinode.errors import InvalidInput
 from optinode.exchange import orders as book_orders
+from optinode.exchange.history import History
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.l1 import events
 from optinode.l1.follower import BLOCK, Head, Reorg
@@ -187,6 +188,7 @@ class Engine:
     ) -> None:
         self.store = store
         self.journal = Journal(store)
+        self.history = History(store)  # what became of each accepted order (optinode_getOrder), written with the log
         self.policy = policy
         self.confirmations = confirmations
         self.deadlines = deadlines
@@ -292,6 +294,7 @@ class Engine:
         entry = LogEntry(self.next_seq, now, command, records, (int(ErrorCode.OK),) * len(records))
         self.next_seq += 1
         self._pend(entry, trio.current_time())
+        self.history.record(entry.seq, now, command, result)  # (written in the entry's own synced batch)
         return entry, result
 
     # --- L1 ----------------------------------------------------------------------------------------
@@ -483,7 +486,8 @@ class Engine:
         if written:
             entries = list(written)
             written.clear()
-            await trio.to_thread.run_sync(self.journal.append, entries)
+            await trio.to_thread.run_sync(self.journal.append, entries, self.history.writes())
+            self.history.flushed()
             self.faults.point("engine.logged")
         for reply, ack in replies:
             try:
@@ -515,6 +519,7 @@ class Engine:
         # the checkpoint's clock covers this batch's time: the next batch never opens before it
         self.l1_time = max(self.l1_time, record.l1_timestamp)
         await trio.to_thread.run_sync(self.journal.cut, record, state, self.l1_time)
+        await trio.to_thread.run_sync(self.history.prune, record.l1_timestamp)  # finished orders past their retention
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
                  record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
         self.faults.point("engine.cut")
