@@ -300,8 +300,14 @@ def check_node(url: str, replay: Replay, account_ids: list[int], orders: set[str
             if got != expected:
                 mismatched += 1
                 problems.append(f"open orders of {account_id}: node {got}, replay {expected}")
-        for order_hash in sorted(orders):
-            reply = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "optinode_getOrder", "params": [order_hash]}).json()
+        ordered = sorted(orders)
+        replies: dict[str, Any] = {}
+        for i in range(0, len(ordered), 100):  # JSON-RPC batches of getOrder
+            chunk = ordered[i:i + 100]
+            body = [{"jsonrpc": "2.0", "id": n, "method": "optinode_getOrder", "params": [h]} for n, h in enumerate(chunk)]
+            replies.update((chunk[r["id"]], r) for r in http.post(url, json=body).json())
+        for order_hash in ordered:
+            reply = replies[order_hash]
             record = replay.history.get(bytes.fromhex(order_hash[2:]))
             if "error" in reply:
                 if record is not None or order_hash in ack_fills:
