@@ -524,16 +524,23 @@ async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | N
     _arity(params, 1, 1, "optinode_getOrder(hash)")
     order_hash = _bytes(params[0], "hash", 32)
     record = deps.engine.history.get(order_hash)
+    revised = deps.engine.revisions.get(order_hash)
+    live = deps.engine.matcher.get(order_hash)
     if record is not None:
         view = order_view(record)
-        live = deps.engine.matcher.get(order_hash)
-        if live is not None:  # the book's own figures for what rests (equal to the record's)
-            view.update(status=_resting_view(live)["status"], remaining=live.remaining)
-        return view
-    known = deps.orders.get(order_hash)  # refused or withdrawn from the mempool since the node started
-    if known is None:
-        raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} was accepted (within the retention) or answered since the node started")
-    return known
+    elif revised is not None or live is not None:  # (a store written before the order history existed)
+        view = {"hash": _hex(order_hash), "fills": [], "filled": 0, "reason": None}
+    else:
+        known = deps.orders.get(order_hash)  # refused or withdrawn from the mempool since the node started
+        if known is None:
+            raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} was accepted (within the retention) or answered since the node started")
+        return known
+    if revised is not None:  # a rebuild re-applied it (docs/sequencer.md, "Rebuilding batches"): what holds now
+        view.update({"status": revised.status, "reason": revised.reason, "fills": [_fill_view(f) for f in revised.fills],
+                     "filled": sum(f.size for f in revised.fills), "seq": revised.seq, "revised": True})
+    if live is not None:  # the book's own figures for what rests
+        view.update(status=_resting_view(live)["status"], remaining=live.remaining)
+    return view
 
 
 def _market(deps: RpcDeps, value: Any) -> int:
@@ -605,7 +612,16 @@ async def unsubscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber |
     return deps.hub.remove(subscriber, params[0])
 
 
+async def get_command(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 1, 1, "optinode_getCommand(seq)")
+    status = deps.engine.command_status(_uint(params[0], "seq"))
+    if status is None:
+        raise _refused("UNKNOWN_COMMAND", f"no command {params[0]} in the log")
+    return status
+
+
 METHODS: dict[str, Callable[[RpcDeps, list[Any], Subscriber | None], Awaitable[Any]]] = {
+    "optinode_getCommand": get_command,
     "optinode_sendOrder": send_order,
     "optinode_cancelOrder": cancel_order,
     "optinode_sendWithdraw": send_withdraw,

@@ -37,7 +37,7 @@ from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
 from optinode.exchange.mempool import Mempool
-from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer
+from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, market_services, proposer
 from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
 from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
@@ -67,6 +67,7 @@ class SequencerSettings:
     admin_port: int | None = None  # devnet only
     rpc_port: int | None = None  # the public JSON-RPC/WebSocket API (docs/api.md), on 127.0.0.1
     faults: Faults = field(default_factory=Faults)
+    market_keys: market_services.MarketKeys = field(default_factory=market_services.MarketKeys)  # [market_services] keys
 
 
 def identity(deployment: Deployment) -> str:
@@ -102,8 +103,9 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
-                                     max_timestamp_drift=params.max_timestamp_drift,
-                                     known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
+                                     max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(),
+                                     known_events=[e for e in follower.stored_events()
+                                                   if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])
         async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
@@ -124,6 +126,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             port = None
             if settings.admin_port is not None:
                 port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
+            await market_services.start(nursery, the_engine, submitter, config.market_services, settings.market_keys)
             if settings.rpc_port is not None:
                 # Signatures are recovered in worker processes, not threads, so that a busy engine
                 # never holds the GIL against them (optinode/exchange/mempool.py, docs/benchmarks.md).

@@ -40,7 +40,8 @@ class Prefix(IntEnum):
     SENDER_ITEM = 0x11  # (address, u64 item id) -> the send record of one logical item
     SENDER_BY_NONCE = 0x12  # (address, u64 nonce) -> item id using that nonce
     LOG_ENTRY = 0x20  # (u64 seq) -> one accepted command with its transactions (the sequencer's log)
-    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state after that batch, and the next log seq
+    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state and order books after that batch, and the next log seq
+    REBUILD = 0x22  # () -> the sequencer's rebuild epoch and the L1 discards it rolled back for
     ORDER = 0x28  # (32-byte order hash) -> an accepted order's history: status, reason, fills (exchange/history.py)
     ORDER_PRUNE = 0x29  # (u64 L1 time, 32-byte order hash) -> b"": a finished order's record may be deleted after that time
     BATCH = 0x40  # (u64 batch index) -> a cut batch: its log range and post-state preimage
@@ -172,6 +173,9 @@ def order_prune_before(at: int) -> bytes:
 
 def parse_order_prune(key: bytes) -> tuple[int, bytes]:
     return int.from_bytes(key[1:9], "big"), key[9:41]
+
+
+REBUILD = bytes([Prefix.REBUILD])
 
 
 def batch(index: int) -> bytes:
