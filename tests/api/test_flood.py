@@ -9,6 +9,7 @@ quickly exceeds them; the mechanism is the same at the defaults (docs/api.md, "E
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -29,7 +30,7 @@ from tests.services.test_engine import Harness, funded
 pytestmark = pytest.mark.trio
 
 CONNECTIONS = 8  # the flooder's HTTP connections
-BATCHES = 6  # batches per connection
+BATCHES = 6  # batches per connection, at least (and until the other account is done)
 BATCH = 100  # requests per batch (the JSON-RPC batch limit)
 FLOOD_ORDERS = 300  # distinct signed orders the flood cycles through
 VICTIM_ORDERS = 5
@@ -58,11 +59,14 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
     answered_at: list[float] = []
     flooding = threading.Event()
     victim_done: list[float] = []
+    victim_finished = threading.Event()
 
     def flooder(connection: int) -> None:
         with httpx.Client(timeout=60.0) as http:
-            for b in range(BATCHES):
-                ids = [(connection * BATCHES + b) * BATCH + i for i in range(BATCH)]
+            for b in itertools.count():
+                if b >= BATCHES and victim_finished.is_set():
+                    break  # (the flood lasts at least until the other account is done)
+                ids = [(connection * 10_000 + b) * BATCH + i for i in range(BATCH)]
                 body = [{**flood[rid % FLOOD_ORDERS], "id": rid} for rid in ids]
                 flooding.set()
                 try:
@@ -80,6 +84,7 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
             result = alice.send_order(0, market=0, is_buy=False, size=ETH_STEP, price=ETH_PRICE + (n + 1) * ETH_TICK, nonce=n + 1, expiry=FAR_EXPIRY)
             results.append((time.monotonic() - started, result))
         victim_done.append(time.monotonic())
+        victim_finished.set()
         return results
 
     threads = [threading.Thread(target=flooder, args=(c,)) for c in range(CONNECTIONS)]
@@ -94,7 +99,8 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
     assert max(latencies) < LATENCY_BOUND, latencies
     assert victim_done[0] < max(answered_at), "the other account was served during the flood, not after it"
     # the flood: every request of every batch answered, in order, with a result or a documented refusal
-    assert len(answers) == CONNECTIONS * BATCHES
+    assert len(answers) >= CONNECTIONS * BATCHES
+    requests = len(answers) * BATCH
     outcomes: Counter[str] = Counter()
     for ids, reply in answers:
         assert isinstance(reply, list), reply
@@ -106,8 +112,8 @@ async def test_a_flooding_account_is_rate_limited_and_never_starves_another(tmp_
             else:
                 assert r["error"]["code"] == -32000 and r["error"]["data"] in FLOOD_REFUSALS, r
                 outcomes[r["error"]["data"]] += 1
-    assert sum(outcomes.values()) == CONNECTIONS * BATCHES * BATCH
-    assert outcomes["RATE_LIMITED"] > CONNECTIONS * BATCHES * BATCH // 2, outcomes
+    assert sum(outcomes.values()) == requests
+    assert outcomes["RATE_LIMITED"] > requests // 2, outcomes
     assert outcomes["accepted"] >= limits.burst // 2, outcomes
     # the victim's orders are on the book and the node still answers
     book = await api.run(alice.call, "optinode_getBook", 0, 20)
