@@ -26,9 +26,9 @@ In one run, on one workload:
 
 CPU figures sit next to the wall-clock ones: on a shared machine they are what the code costs.
 `replay_cpu_us_per_tx` is this process's CPU (all threads) per replayed transaction;
-`intake_cpu_us_per_tx` is the intake process's CPU per order (`intake_cpu_us_per_order`, which
-leaves out its recovery worker processes) plus one bare recovery's CPU (`recovery_cpu_us`, measured
-in this run: each order is recovered once), per transaction produced; `ratio_cpu` = the second / the first.
+`intake_cpu_us_per_tx` is the intake's CPU, its process (`intake_cpu_us_per_order`) and its recovery
+worker processes (`intake_workers_cpu_us_per_order`, as bench/sequencer.py measures them), per
+transaction produced; `ratio_cpu` = the second / the first.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import trio
@@ -50,7 +49,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sequencer import OrderFlow, measure_intake, with_workers  # noqa: E402
-from bench.stf import measure_apply, measure_recoveries  # noqa: E402
+from bench.stf import measure_apply  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 from optinode.exchange.mempool import Limits  # noqa: E402
 from optinode.l1 import events  # noqa: E402
@@ -74,8 +73,9 @@ def intake_transactions(orders: int, accounts: int, request: int, clients: int, 
     genesis_txs = list(flow.world.txs)  # the deposits that funded the accounts
     flow_orders = flow.orders(orders)
     trades: list = []
-    orders_per_s, outcome = trio.run(with_workers, partial(measure_intake, trades=trades), flow.world.state, flow.world.ctx,
-                                     flow_orders, request, clients, chunk)
+    (orders_per_s, outcome), workers_cpu_s = trio.run(with_workers, partial(measure_intake, trades=trades), flow.world.state, flow.world.ctx,
+                                                      flow_orders, request, clients, chunk)
+    outcome["workers_cpu_us_per_order"] = workers_cpu_s / len(flow_orders) * 1e6
     return flow, genesis_txs + trades, len(flow_orders) / orders_per_s, outcome
 
 
@@ -208,15 +208,8 @@ def main() -> None:
         wall_p, _ = trio.run(replay_all, flow, batches, Path(tmp) / "processes", True)
     replay_tx_per_s, replay_processes_tx_per_s = replayed / wall, replayed / wall_p
     replay_cpu_us = cpu_s / replayed * 1e6
-    # The intake's CPU per transaction it produced: its process's CPU per order plus the one recovery per
-    # order its worker processes made (their CPU is not this process's; one recovery's CPU measured here).
-    single = flow.orders(2_000)
-    for order in single:  # the digests first (memoised), so that only the recoveries are timed
-        compute_order_digest(flow.world.domain, order)
-    cpu = time.process_time()
-    measure_recoveries(SimpleNamespace(state=flow.world.state, signed_orders=single), count=len(single))
-    recovery_cpu_us = (time.process_time() - cpu) / len(single) * 1e6
-    intake_cpu_us = (outcome["cpu_us_per_order"] + recovery_cpu_us) * args.orders / trades
+    # The intake's CPU per transaction it produced: its process's and its recovery workers' CPU.
+    intake_cpu_us = (outcome["cpu_us_per_order"] + outcome["workers_cpu_us_per_order"]) * args.orders / trades
     print(f"replay, {len(batches)} batches of <= {args.batch}: threads {replay_tx_per_s:,.0f} tx/s "
           f"({cpu_s / replayed * 1e6:.1f} us CPU/tx), processes {replay_processes_tx_per_s:,.0f} tx/s", flush=True)
 
@@ -244,7 +237,7 @@ def main() -> None:
         "intake_cpu_us_per_tx": round(intake_cpu_us, 1),
         "ratio_cpu": round(intake_cpu_us / replay_cpu_us, 2),
         "intake_cpu_us_per_order": round(outcome["cpu_us_per_order"], 1),
-        "recovery_cpu_us": round(recovery_cpu_us, 1),
+        "intake_workers_cpu_us_per_order": round(outcome["workers_cpu_us_per_order"], 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "intake_orders_per_s": round(args.orders / intake_s),
         "replayed_txs": replayed,
