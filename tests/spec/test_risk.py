@@ -276,3 +276,66 @@ def test_deleverage_6a_must_lower_the_deleveraged_risk():
     assert w.apply(Deleverage(0, 1, 1, 1_000)) == Receipt(ErrorCode.NOT_REDUCING, False)
     assert w.apply(Deleverage(0, 1, 1, 10**9)).ok  # closing all of it: risk 1 -> 0
     assert (w.collateral("alice"), w.size("alice", 1)) == (0, 0)
+
+
+# --- bad debt nobody can absorb: the socialized loss (docs/risk.md §4.3-4.4) ------------------------
+
+
+def stuck_world() -> World:
+    """alice (300 USD) long 1 ETH at 3000 from bob (the only short); carol holds 1,000 USD and no
+    position. The price gaps to 2000: alice is at -700 USD. 1,290 USD of bob's collateral is crafted over
+    to carol, leaving bob a value of 10 USD (as if he had lost it to her in another market): the only
+    opposite holder cannot absorb alice's deficit, and the insurance fund is empty."""
+    w = World()
+    w.deposit("alice", 300 * USD)
+    w.deposit("bob", 300 * USD)
+    w.deposit("carol", 1_000 * USD)
+    bob_sells = w.order("bob", is_buy=False, size=ETH_UNIT, limit_price=eth(3000))
+    assert w.apply(Trade(bob_sells, w.order("alice", size=ETH_UNIT, limit_price=eth(3000)), ETH_UNIT)).ok
+    w.set_price(ETH, eth(2000))
+    bob, carol = w.ids["bob"], w.ids["carol"]
+    w.state.accounts[bob].collateral -= 1_290 * USD
+    w.state.accounts[carol].collateral += 1_290 * USD
+    w.touch(bob, carol)
+    assert value_and_risk(w, "alice")[0] == -700 * USD and value_and_risk(w, "bob")[0] == 10 * USD
+    assert w.state.insurance == 0
+    return w
+
+
+def test_a_deficit_no_opposite_holder_can_absorb_is_resolved_by_the_socialized_loss():
+    # Seen failing before the socialized-loss rule: the deleverage was refused (INSUFFICIENT_MARGIN)
+    # and alice's -700 USD stayed forever with her position open.
+    w = stuck_world()
+    alice, bob = w.ids["alice"], w.ids["bob"]
+    assert w.apply(Deleverage(alice, bob, ETH, ETH_UNIT)).ok
+    # alice ends at 0 with nothing open; bob gives up everything he had (10 USD), and the other
+    # 690 USD is socialized over every balance.
+    assert (w.collateral("alice"), w.size("alice")) == (0, 0)
+    assert value_and_risk(w, "bob")[0] == 0 and w.size("bob") == 0
+    assert w.state.socialized_loss == 690 * USD
+    for account_id in w.state.accounts:
+        collateral, positions, _ = compute_settled_funding(w.state, w.state.accounts[account_id])
+        assert get_total_value(w.state, collateral, positions) >= 0
+    # Every collateral unit is now worth (1 - L/T) of a token: carol withdraws all of her 2,290 USD
+    # of collateral and receives what the bridge holds, 1,600 USD; nothing is left unbacked.
+    assert (w.state.total_collateral, w.collateral("carol")) == (2_290 * USD, 2_290 * USD)
+    assert w.apply(w.withdraw("carol", 2_290 * USD)).ok
+    assert w.state.accounts[w.ids["carol"]].withdrawn == 1_600 * USD
+    assert (w.state.total_collateral, w.state.socialized_loss) == (0, 0)
+    w.check_conservation()
+
+
+def test_a_censored_user_forces_the_insurance_fund_to_cover_a_bankrupt_account():
+    # Seen failing before the forced deleverage request: the sequencer had to consume the request,
+    # but it was rejected (the amount word was read as a withdrawal of someone else's account).
+    from optinode.spec.types import ForcedWithdraw
+
+    w = insured_world()  # the fund holds 280 USD
+    w.set_price(ETH, eth(2450))  # dave at -50 USD; the sequencer liquidates nobody
+    dave, bob = w.ids["dave"], w.ids["bob"]
+    word = 2**254 | bob << 72 | ETH << 64 | ETH_UNIT  # frank, not dave's owner, asks on L1
+    w.queue_forced("dave", word, requester="frank")
+    assert w.apply(ForcedWithdraw()) == Receipt(ErrorCode.OK, True)
+    assert (w.collateral("dave"), w.size("dave")) == (0, 0)
+    assert w.state.insurance == 230 * USD and w.state.forced_done == 1
+    w.check_conservation()
