@@ -162,7 +162,7 @@ def test_finding_3_the_whole_leg_of_the_market_carrying_the_loss_settles_it():
     w.check_conservation()
 
 
-def test_finding_3_a_deleverager_that_cannot_absorb_its_share_is_refused():
+def test_finding_3_a_deleverager_that_cannot_absorb_its_share_gives_up_its_value_and_no_more():
     w = World()
     w.deposit("whale", 10_000 * USD)
     w.deposit("bear", 4_000 * USD)
@@ -174,16 +174,18 @@ def test_finding_3_a_deleverager_that_cannot_absorb_its_share_is_refused():
     lender_sells = w.order("lender", is_buy=False, size=seventy, limit_price=eth(3000))
     assert w.apply(Trade(lender_sells, w.order("bear", size=seventy, limit_price=eth(3000)), seventy)).ok
     w.set_price(ETH, eth(2790))  # the bear: value 9,300 against maintenance 10,765
-    # Taking the whale's 10,000 USD deficit would leave the bear at -700: not even the last resort
-    # makes a counterparty pay more than it has.
-    receipt = w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, BTC_UNIT))
-    assert receipt == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
-    # Half of it (5,000 of the deficit) leaves the bear at 4,300 with 10,265 of risk: worse, but with
-    # the insurance fund empty this is the socialized loss, and the bear keeps a non-negative value.
+    # Half of the whale's deficit (5,000) leaves the bear at 4,300 with 10,265 of risk: worse, but with
+    # the insurance fund empty this is the last resort, and the bear keeps a non-negative value.
     half = BTC_UNIT // 2
     assert w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, half)).ok
     bear_value, bear_risk = value_and_risk(w, "bear")
-    assert 0 <= bear_value < bear_risk
+    assert 0 <= bear_value < bear_risk and w.state.socialized_loss == 0
+    # The other half (5,000) is more than the bear has left (4,300): it gives up all of it, never
+    # more, and the 700 it cannot pay are socialized (before the socialized-loss rule: refused,
+    # INSUFFICIENT_MARGIN, and the rest of the whale's debt had no path).
+    assert w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, half)).ok
+    assert value_and_risk(w, "bear")[0] == 0 and value_and_risk(w, "whale") == (0, 0)
+    assert w.state.socialized_loss == 700 * USD
     w.check_conservation()
 
 
@@ -191,14 +193,22 @@ def test_the_last_resort_takes_the_fund_first_and_never_more_than_the_counterpar
     w = insured_world()  # the fund holds 280 USD; bob is short 11 ETH
     w.set_price(ETH, eth(2000))  # dave at -500 USD
     bob = w.ids["bob"]
-    w.state.accounts[bob].collateral = 22_100 * USD  # bob: value 100 USD
-    w.touch(bob)
-    # The fund pays 280 of dave's 500; bob would pay the other 220 with 100 of value: refused.
-    assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)) == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
     w.state.accounts[bob].collateral = 22_300 * USD  # value 300: it ends at 80 USD, below maintenance
     w.touch(bob)
     assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)).ok
     assert value_and_risk(w, "bob")[0] == 80 * USD and w.state.insurance == 0
+    assert (w.collateral("dave"), w.size("dave"), w.state.socialized_loss) == (0, 0, 0)
+
+
+def test_the_socialized_loss_takes_only_what_the_fund_and_the_counterparty_cannot_pay():
+    w = insured_world()
+    w.set_price(ETH, eth(2000))  # dave at -500 USD
+    bob = w.ids["bob"]
+    w.state.accounts[bob].collateral = 22_100 * USD  # bob: value 100 USD
+    w.touch(bob)
+    # The fund pays 280 of dave's 500; bob pays the 100 he has; 120 are socialized.
+    assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)).ok
+    assert (value_and_risk(w, "bob")[0], w.state.insurance, w.state.socialized_loss) == (0, 0, 120 * USD)
     assert (w.collateral("dave"), w.size("dave")) == (0, 0)
 
 
