@@ -171,6 +171,8 @@ def compute_haircut(amount: int, loss: int, total: int) -> int:
         return 0
     if total <= loss:
         return min(amount, loss)
+    if amount >= total:
+        return loss  # ceil(amount * L / T) >= L (and the prover's int256 product stays small below it)
     return min(loss, ceil_div(amount * loss, total))
 
 

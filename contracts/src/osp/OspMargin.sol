@@ -193,6 +193,7 @@ library OspMargin {
     function computeHaircut(int256 amount, int256 loss, int256 total) internal pure returns (int256 haircut) {
         if (loss <= 0) return 0;
         if (total <= loss) return amount < loss ? amount : loss;
+        if (amount >= total) return loss; // ceil(amount * L / T) >= L; and below, amount * L < 2^254
         haircut = ceilDiv(amount * loss, total);
         if (haircut > loss) haircut = loss;
     }
