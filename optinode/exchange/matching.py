@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import heapq
 
+import msgspec
 from sortedcontainers import SortedList
 
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import State, require_account
 from optinode.spec.transition import is_well_formed, resolve_order, state_transition
-from optinode.spec.types import L1Context, Order, SlotRef, Trade
+from optinode.spec.types import L1Context, Order, OrderOrRef, SlotRef, Trade
 
 from .book import MarketBook, RestingOrder
 from .orders import (
@@ -44,13 +45,33 @@ from .orders import (
     TimeInForce,
     reason_name,
 )
-from .probe import PROBE_CTX, probe_side
+from .probe import PROBE_CTX, is_side_ok, probe_side
 
 DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
 
 
 class UnknownOrder(InvalidInput):
     """A cancel named an order that is not live for that account (an expected client error)."""
+
+
+class RestingSnapshot(RestingView, frozen=True, array_like=True):
+    """One resting order in a checkpoint: its view plus what the matcher tracks besides (the owner is
+    the account's)."""
+
+    nonce: int
+    filled: int
+
+
+class MatcherSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything that decides the matcher's future behaviour, stored in each state checkpoint next to
+    the spec state (so a restart is that checkpoint plus the later log, not the whole log from
+    genesis). The lookup tables (`orders`, `by_account`, `by_expiry`, `reserved`) are functions of
+    the resting orders and are rebuilt from them."""
+
+    resting: tuple[RestingSnapshot, ...]  # in seq order (seq is unique: placement order)
+    nonce_floor: tuple[tuple[int, int], ...]  # sorted (account, floor)
+    seen: tuple[tuple[bytes, int], ...]  # sorted (order hash, expiry): accepted orders not yet expired
+    seq: int
 
 
 class Matcher:
@@ -178,6 +199,37 @@ class Matcher:
             self.seq,
         )
 
+    def export(self) -> MatcherSnapshot:
+        """The checkpoint form of the matcher (see `MatcherSnapshot`); `restore` inverts it."""
+        resting = sorted((o for book in self.books for o in book), key=lambda o: o.seq)
+        return MatcherSnapshot(
+            resting=tuple(
+                RestingSnapshot(o.order_hash, o.account_id, o.market, o.is_buy, o.price, o.remaining, o.seq, o.handle,
+                                o.reduce_only, o.expiry, o.nonce, o.filled)
+                for o in resting
+            ),
+            nonce_floor=tuple(sorted(self.nonce_floor.items())),
+            seen=tuple(sorted(self.seen.items())),
+            seq=self.seq,
+        )
+
+    @classmethod
+    def restore(cls, state: State, snapshot: MatcherSnapshot, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS) -> Matcher:
+        """A matcher over `state` (the state of the same checkpoint) in the exported condition."""
+        matcher = cls(state, max_open_orders=max_open_orders)
+        for r in snapshot.resting:
+            owner = require_account(state, r.account_id).owner  # (an order rests only on an existing account)
+            order = RestingOrder(r.order_hash, r.account_id, owner, r.market, r.is_buy, r.price, r.remaining, r.seq, r.handle,
+                                 r.reduce_only, r.expiry, r.nonce)
+            order.filled = r.filled
+            matcher._rest(order)
+        matcher.nonce_floor = dict(snapshot.nonce_floor)
+        matcher.seen = dict(snapshot.seen)
+        matcher.seen_by_expiry = [(expiry, order_hash) for order_hash, expiry in snapshot.seen]
+        heapq.heapify(matcher.seen_by_expiry)
+        matcher.seq = snapshot.seq
+        return matcher
+
     # --- matching --------------------------------------------------------------------------------
 
     def _check_placement(self, placement: Placement, order_hash: bytes, now: int) -> Reason | ErrorCode | None:
@@ -205,10 +257,16 @@ class Matcher:
             if best is not None and self._crosses(order.is_buy, order.limit_price, best.price):
                 return Reason.POST_ONLY_WOULD_CROSS
             # It will rest in full: its margin now, as for any order that rests (_check_rest).
-            receipt = probe_side(state, order, self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only), order.limit_price)
-            if not receipt.ok:
-                return receipt.code
+            return self._side_code(order, self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only), order.limit_price)
         return None
+
+    def _side_code(self, handle: OrderOrRef, size: int, price: int) -> ErrorCode | None:
+        """The spec's code for `handle` filling `size` at `price` (None: it would apply). The fast
+        pre-check answers the common yes; a no is asked of the full probe for its code."""
+        if is_side_ok(self.state, handle, size, price):
+            return None
+        receipt = probe_side(self.state, handle, size, price)
+        return None if receipt.ok else receipt.code
 
     def _resting_size(self, account_id: int, market: int, is_buy: bool, remaining: int, reduce_only: bool) -> int:
         return min(remaining, self._reducible(account_id, market, is_buy)) if reduce_only else remaining
@@ -220,8 +278,7 @@ class Matcher:
         size = self._resting_size(order.account_id, order.market, order.is_buy, order.remaining, order.reduce_only)
         if size == 0:
             return Reason.REDUCE_ONLY
-        receipt = probe_side(self.state, order.handle, size, order.price)
-        return None if receipt.ok else receipt.code
+        return self._side_code(order.handle, size, order.price)
 
     @staticmethod
     def _crosses(taker_buys: bool, taker_price: int, maker_price: int) -> bool:

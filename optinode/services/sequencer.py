@@ -19,12 +19,15 @@ on the shutdown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import trio
+import trio_parallel
 
 from optinode.config import Config, Secret, parse_address
 from optinode.l1 import events
@@ -35,7 +38,7 @@ from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
 from optinode.exchange.mempool import Mempool
-from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer
+from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, market_services, proposer
 from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
 from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
@@ -50,6 +53,11 @@ __all__ = ["SequencerSettings", "run_sequencer"]
 
 log = logging.getLogger("optinode.sequencer")
 
+# The engine and the HTTP server run Python almost all the time; the journal's fsync thread needs the
+# GIL back after its write, and a thread waiting for the GIL gets it only at the interpreter's switch
+# interval (5 ms by default), which alone would spend the 5 ms acknowledgement budget (issue 10;
+# docs/benchmarks.md, "Sequencer intake").
+SWITCH_INTERVAL = 0.0005
 INBOX = 1024  # engine inbox: submissions, L1 outputs, cut requests
 L1_OUTPUTS = 256
 PROPOSER_INBOX = 256
@@ -65,6 +73,7 @@ class SequencerSettings:
     admin_port: int | None = None  # devnet only
     rpc_port: int | None = None  # the public JSON-RPC/WebSocket API (docs/api.md), on 127.0.0.1
     faults: Faults = field(default_factory=Faults)
+    market_keys: market_services.MarketKeys = field(default_factory=market_services.MarketKeys)  # [market_services] keys
 
 
 def identity(deployment: Deployment) -> str:
@@ -78,6 +87,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
     if settings.admin_port is not None and deployment.chain_id not in DEVNET_CHAIN_IDS:
         raise ValueError("the admin endpoint is for devnets only")
     assert deployment.params is not None
+    sys.setswitchinterval(SWITCH_INTERVAL)
     genesis = create_genesis_state(deployment.genesis(config))
     store = open_store(settings.data_dir / "db", identity=identity(deployment))
     try:
@@ -100,9 +110,10 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
-                                     max_timestamp_drift=params.max_timestamp_drift,
-                                     known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
-        async with trio.open_nursery() as nursery:
+                                     max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(),
+                                     known_events=[e for e in follower.stored_events()
+                                                   if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])
+        async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
             await nursery.start(proposer.run, deps, proposer_receive)
@@ -122,8 +133,13 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             port = None
             if settings.admin_port is not None:
                 port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
+            await market_services.start(nursery, the_engine, submitter, config.market_services, settings.market_keys)
             if settings.rpc_port is not None:
-                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, Mempool(the_engine.state), port=settings.rpc_port))
+                # Signatures are recovered in worker processes, not threads, so that a busy engine
+                # never holds the GIL against them (optinode/exchange/mempool.py, docs/benchmarks.md).
+                workers = await stack.enter_async_context(trio_parallel.open_worker_context(idle_timeout=3600))
+                mempool = Mempool(the_engine.state, workers=workers)
+                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, mempool, port=settings.rpc_port))
             await engine_send.aclose()
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
             task_status.started(port)

@@ -40,7 +40,8 @@ class Prefix(IntEnum):
     SENDER_ITEM = 0x11  # (address, u64 item id) -> the send record of one logical item
     SENDER_BY_NONCE = 0x12  # (address, u64 nonce) -> item id using that nonce
     LOG_ENTRY = 0x20  # (u64 seq) -> one accepted command with its transactions (the sequencer's log)
-    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state after that batch, and the next log seq
+    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state and order books after that batch, and the next log seq
+    REBUILD = 0x22  # () -> the sequencer's rebuild epoch and the L1 discards it rolled back for
     BATCH = 0x40  # (u64 batch index) -> a cut batch: its log range and post-state preimage
     BATCH_FINAL = 0x41  # () -> the highest batch index known final on L1
     VERIFIED_BATCH = 0x60  # (u64 batch index) -> a live batch as L1 holds it (raw data, posted root) and the replay's verdict
@@ -144,6 +145,9 @@ def parse_log_entry(key: bytes) -> int:
 
 def checkpoint(batch_index: int) -> bytes:
     return bytes([Prefix.CHECKPOINT]) + _u(batch_index, 8)
+
+
+REBUILD = bytes([Prefix.REBUILD])
 
 
 def batch(index: int) -> bytes:
