@@ -46,9 +46,11 @@ from optinode.spec.margin import (
     is_healthy_or_healthier,
 )
 from optinode.spec.state import State, copy_state, get_total_collateral
-from optinode.spec.errors import InvalidTransaction
+from optinode.spec.commitment import compute_state_root
+from optinode.spec.constants import FORCED_DELEVERAGE
+from optinode.spec.errors import ErrorCode, InvalidTransaction
 from optinode.spec.transition import check_fresh, state_transition
-from optinode.spec.types import Deleverage, L1Context, Liquidate, OraclePrice, Receipt, SlotRef, Trade, Transaction
+from optinode.spec.types import Deleverage, ForcedEntry, ForcedWithdraw, L1Context, Liquidate, OraclePrice, Receipt, SlotRef, Trade, Transaction
 
 from .risk_worlds import risk_worlds
 from .strategies import Scenario, consumed_deposits, scenarios
@@ -255,3 +257,44 @@ def check_deleverage_share(before: State, after: State, tx: Deleverage, where: s
     assert cover >= 0 and loss <= share - cover + 1, f"{where}: the deleverager paid {loss} for a share of {share}"
     if cover:
         event("deleverage covered by the insurance fund")
+
+
+@RISK
+@given(risk_worlds())
+def test_a_forced_deleverage_request_is_the_deleverage_it_names(scenario: Scenario) -> None:
+    """Bridge.requestForcedDeleverage's entry, consumed by ForcedWithdraw, does exactly what the
+    Deleverage it names does (the same post-state but for the consumed request), is rejected with that
+    Deleverage's code when it is invalid, and stays queued only on a stale price or funding (which the
+    Deleverage would fail on too): a censored user can always make the waterfall run."""
+    state = scenario.genesis_state()
+    ctx = scenario.ctx
+    requester = b"\x42" * 20  # anyone: no owner check
+    for tx in scenario.txs:
+        state_transition(state, tx, ctx)
+        for victim in sorted(state.accounts):
+            value, _, _, positions = health(state, victim)
+            if value >= 0 or not positions:
+                continue
+            market, position = sorted(positions.items())[0]
+            for other, account in sorted(state.accounts.items()):
+                held = account.positions.get(market)
+                if other == victim or held is None or held.size * position.size >= 0:
+                    continue
+                size = min(abs(position.size), abs(held.size))
+                direct = copy_state(state)
+                expected = state_transition(direct, Deleverage(victim, other, market, size), ctx)
+                forced = copy_state(state)
+                word = FORCED_DELEVERAGE | other << 72 | market << 64 | size
+                forced_ctx = L1Context(l1_timestamp=ctx.l1_timestamp, forced={state.forced_done: ForcedEntry(requester, victim, word)})
+                got = state_transition(forced, ForcedWithdraw(), forced_ctx)
+                if not got.applied:
+                    assert got.code in (ErrorCode.STALE_PRICE, ErrorCode.STALE_FUNDING) and not expected.applied
+                    event("forced deleverage: stays queued (stale)")
+                    continue
+                assert got.code == expected.code, (got, expected)
+                forced.forced_done -= 1
+                assert compute_state_root(forced) == compute_state_root(direct)
+                event(f"forced deleverage: {got.code.name}")
+                if forced.socialized_loss > state.socialized_loss:
+                    event("forced deleverage: socialized a loss")
+                break
