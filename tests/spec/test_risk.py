@@ -30,15 +30,21 @@ def value_and_risk(w: World, name: str) -> tuple[int, int]:
     return get_total_value(w.state, collateral, positions), get_total_risk(w.state, positions, initial=False)
 
 
-def alice_long_one_eth_at_3000() -> World:
-    """Finding 1's opening: alice (300 USD) long 1 ETH at 3000 from bob; carol holds 1000 USD; the
-    oracle then moves to 2800 (alice: value 100, maintenance 140, so liquidatable)."""
+def alice_buys_one_eth_from_bob(bob_usd: int) -> World:
+    """alice (300 USD) buys 1 ETH at 3000 from bob (`bob_usd`); carol holds 1,000 USD."""
     w = World()
     w.deposit("alice", 300 * USD)
-    w.deposit("bob", 1_000 * USD)
+    w.deposit("bob", bob_usd * USD)
     w.deposit("carol", 1_000 * USD)
     bob_sells = w.order("bob", is_buy=False, size=ETH_UNIT, limit_price=eth(3000))
     assert w.apply(Trade(bob_sells, w.order("alice", size=ETH_UNIT, limit_price=eth(3000)), ETH_UNIT)).ok
+    return w
+
+
+def alice_long_one_eth_at_3000() -> World:
+    """Finding 1's opening: alice (300 USD) long 1 ETH at 3000 from bob; carol holds 1000 USD; the
+    oracle then moves to 2800 (alice: value 100, maintenance 140, so liquidatable)."""
+    w = alice_buys_one_eth_from_bob(1_000)
     w.set_price(ETH, eth(2800))
     assert value_and_risk(w, "alice") == (100 * USD, 140 * USD)
     return w
@@ -296,12 +302,7 @@ def stuck_world() -> World:
     position. The price gaps to 2000: alice is at -700 USD. 1,290 USD of bob's collateral is crafted over
     to carol, leaving bob a value of 10 USD (as if he had lost it to her in another market): the only
     opposite holder cannot absorb alice's deficit, and the insurance fund is empty."""
-    w = World()
-    w.deposit("alice", 300 * USD)
-    w.deposit("bob", 300 * USD)
-    w.deposit("carol", 1_000 * USD)
-    bob_sells = w.order("bob", is_buy=False, size=ETH_UNIT, limit_price=eth(3000))
-    assert w.apply(Trade(bob_sells, w.order("alice", size=ETH_UNIT, limit_price=eth(3000)), ETH_UNIT)).ok
+    w = alice_buys_one_eth_from_bob(300)
     w.set_price(ETH, eth(2000))
     bob, carol = w.ids["bob"], w.ids["carol"]
     w.state.accounts[bob].collateral -= 1_290 * USD
