@@ -22,7 +22,7 @@ batches are kept: a withdrawal claim proves an account under a finalized batch's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Union
 
 import msgspec
@@ -185,11 +185,15 @@ class Journal:
 
     # --- the log -----------------------------------------------------------------------------------
 
-    def append(self, entries: list[LogEntry]) -> None:
-        """Make ``entries`` durable together: one synced write batch (one fsync for the group)."""
+    def append(self, entries: list[LogEntry], views: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Make ``entries`` durable together: one synced write batch (one fsync for the group).
+        ``views`` are puts derived from these entries (the order history) that must be exactly as
+        durable as they are: in the same batch, so a crash keeps both or neither."""
         with self.store.write_batch(sync=True) as batch:
             for entry in entries:
                 batch.put(keys.log_entry(entry.seq), ENTRY.encode(entry))
+            for key, value in views:
+                batch.put(key, value)
 
     def entries(self, from_seq: int = 0, end_seq: int | None = None) -> Iterator[LogEntry]:
         stop = keys.prefix_end(keys.prefix_of(keys.Prefix.LOG_ENTRY)) if end_seq is None else keys.log_entry(end_seq)
