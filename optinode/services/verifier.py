@@ -45,7 +45,7 @@ from optinode.services import dispute
 from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
 from optinode.services.faults import Faults
 from optinode.services.signals import stop_on_signal
-from optinode.services.replayer import INVALID, VALID, Replayer, live_batches
+from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, Replayer, live_batches, verify_batch
 from optinode.spec.crypto import keccak
 from optinode.spec.genesis import create_genesis_state
 from optinode.config import parse_address
@@ -83,8 +83,11 @@ class Verifier:
         self.follower = follower
         genesis = create_genesis_state(self.deployment.genesis(settings.config))
         self.replayer = Replayer(store, genesis)
+        self.recovery = trio.CapacityLimiter(RECOVERY_WORKERS)  # signature recovery threads (the machine's cores)
         self.head: Head | None = None
         self.last_final = 0
+        self.final_at: dict[int, int] = {}  # batch index -> the block of its BatchFinalized (kept until pruned)
+        self.pruned = 0  # checkpoints and decoded batches deleted through this batch (docs/verifier.md, "Pruning")
         self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
         self.alerted: set[bytes] = set()
         self.player: dispute.Player | None = None
@@ -92,16 +95,19 @@ class Verifier:
             self.replayer.note_queue_event(event)
             if isinstance(event, events.BatchFinalized):
                 self.last_final = max(self.last_final, event.index)
+                self.final_at[event.index] = event.block_number
 
     # --- the replay -----------------------------------------------------------------------------------
 
     async def _verify(self, appended: Any) -> None:
         data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
-        verdict = self.replayer.verify(appended, data, timestamp)
+        verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery)
         if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
             self.alerted.add(verdict.tx_hash)
             log.warning("alert=invalid_batch batch=%d batch_id=%d block=%d posted=0x%s computed=0x%s txs=%d", verdict.index,
                         verdict.batch_id, verdict.block_number, verdict.posted_root.hex(), verdict.computed_root.hex(), verdict.tx_count)
+        elif verdict.verdict == INVALID:  # the same append again (read again after a reorg): alerted once already
+            log.info("batch %d (append 0x%s) is invalid, as already reported", verdict.index, verdict.tx_hash.hex()[:16])
         elif verdict.verdict == VALID:
             log.info("batch %d verified: %d txs, root 0x%s", verdict.index, verdict.tx_count, verdict.posted_root.hex()[:16])
         else:
@@ -142,12 +148,14 @@ class Verifier:
             return True  # the player cancels its other games on those batches
         elif isinstance(output, events.BatchFinalized):
             self.last_final = max(self.last_final, output.index)
+            self.final_at[output.index] = output.block_number
             log.info("batch %d final on L1", output.index)
         elif isinstance(output, Reorg):
             for event in output.removed:
                 self.replayer.forget_queue_event(event)
                 if isinstance(event, events.BatchFinalized):
                     self.last_final = min(self.last_final, event.index - 1)
+                    self.final_at.pop(event.index, None)
             self.dirty = True
             return True
         elif isinstance(output, Head):
@@ -157,8 +165,17 @@ class Verifier:
                 except (BatchUnavailable, LookupError) as error:
                     log.info("reconciling with L1 failed (%s); retrying at the next head", error)
             self.head = output
+            self._prune(output.number)
             return True
         return isinstance(output, _GAME_EVENTS)
+
+    def _prune(self, head: int) -> None:
+        settled = settled_final(self.final_at, head, self.settings.config.node.reorg_window)
+        if settled > self.pruned and not self.dirty:
+            deleted = self.replayer.prune(settled)
+            self.final_at = {i: b for i, b in self.final_at.items() if i >= settled}
+            self.pruned = settled
+            log.info("pruned %d checkpoints and decoded batches through batch %d (final beyond any reorg)", deleted, settled)
 
     # --- what the challenger plays with --------------------------------------------------------------
 
@@ -238,6 +255,12 @@ class Verifier:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.status(), indent=2))
         os.replace(tmp, path)
+
+
+def settled_final(final_at: dict[int, int], head: int, reorg_window: int) -> int:
+    """The highest batch whose BatchFinalized is deeper than ``reorg_window`` blocks below ``head`` (its
+    append is deeper still): nothing a reorg this node survives can bring it back into play. 0: none."""
+    return max((index for index, block in final_at.items() if block <= head - reorg_window), default=0)
 
 
 async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], player: trio.MemorySendChannel[Any] | None,
