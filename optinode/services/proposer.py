@@ -95,7 +95,7 @@ class _Tracker:
 async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
     """Hand every cut batch from ``next_submit`` on to the sender, in order, stopping at a refusal."""
     while not t.halted and (batch := deps.journal.batch(t.next_submit)) is not None:
-        if batch.epoch != t.epoch:
+        if batch.epoch > t.epoch:
             return  # written by a rebuild whose `Rebuilt` has not reached us yet (it resets next_submit)
         if (deps.max_timestamp_drift is not None and deps.sender.record(append_item(batch)) is None
                 and t.head_time > batch.l1_timestamp + deps.max_timestamp_drift):
