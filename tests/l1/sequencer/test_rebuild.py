@@ -61,3 +61,51 @@ def test_a_batch_older_than_the_drift_is_rebuilt_at_a_fresh_time_and_posted(chai
         assert len(appends) == len(set(appends)) == 2  # batch 1, and the rebuilt batch 2: nothing posted twice
     finally:
         assert again.stop() == 0, again.log_tail()
+
+
+def test_an_append_that_lands_only_after_the_drift_reverts_and_its_batch_is_rebuilt(chain, node, users, world) -> None:
+    """L1 stalls (no block for longer than the drift) while batch 2's append waits in the mempool; the
+    next block mines it with a timestamp past the drift, so it reverts (TimestampTooOld); the
+    sequencer rebuilds the batch at the new time and posts it under a new sender item."""
+    alice, bob = users["alice"], users["bob"]
+    chain.deposit(alice, 1_000 * USD)
+    chain.deposit(bob, 5_000 * USD)
+    chain.mine(chain.config.node.batch.queue_confirmations)
+    node.wait_for(lambda: chain.l1_batches() and chain.l1_batches()[-1].deposits_done == 2, "the deposits' batch on L1", mine_every=1.0)
+    world.ids.update(alice=0, bob=1)
+    latest = chain.w3.eth.get_block("latest")["timestamp"]
+    node.wait_for(lambda: node.status()["l1_head_time"] == latest, "the node to see the latest block")
+    drift = chain.deployment.params.max_timestamp_drift
+    trade = world.trade("bob", "alice", ETH_UNIT // 10, expiry=latest + drift // 3)
+    withdraw = world.withdraw("alice", 10 * USD)
+    chain.rpc("evm_setAutomine", [False])  # L1 stops producing blocks
+    try:
+        acked = [node.submit(trade), node.submit(withdraw)]
+        node.wait_for(lambda: "batch 2: sending with nonce" in node.log_tail(200_000), "batch 2's append in the mempool")
+        assert chain.batch_count() == 2
+        chain.rpc("evm_increaseTime", [drift + 60])
+    finally:
+        chain.rpc("evm_setAutomine", [True])
+    chain.mine(1)  # the first block after the stall: the waiting append reverts in it
+    node.wait_for(lambda: chain.batch_count() >= 3, "the rebuilt batch on L1", timeout=90, mine_every=1.0)
+    batches = chain.l1_batches()
+    posted = [decode_transaction(r) for r in batches[1].records]
+    assert withdraw in posted and trade not in posted and batches[1].timestamp >= latest + drift + 60
+    roots, _, _ = chain.replay(batches)
+    assert roots == [b.state_root for b in batches]
+    assert node.call("optinode_adminCommand", acked[0]["seq"])["reason"] == ErrorCode.EXPIRED.name
+    reverted = [r for r in (chain.w3.eth.get_transaction_receipt(h) for h in _append_attempts(chain, node)) if r["status"] == 0]
+    assert len(reverted) == 1  # the stale append, mined and refused; the rebuilt one is a new transaction
+    assert "its append reverted" in node.log_tail(200_000)
+
+
+def _append_attempts(chain, node):
+    """Every transaction our proposer key sent to the Rollup (mined ones), newest blocks first."""
+    proposer = chain.deployment.params.proposers[0]
+    rollup = chain.deployment.contracts.rollup
+    hashes = []
+    for number in range(chain.w3.eth.block_number, chain.deployment.deployment_block, -1):
+        for tx in chain.w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if tx["from"] == proposer and tx["to"] == rollup:
+                hashes.append(tx["hash"])
+    return hashes
