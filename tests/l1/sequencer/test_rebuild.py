@@ -63,10 +63,24 @@ def test_a_batch_older_than_the_drift_is_rebuilt_at_a_fresh_time_and_posted(chai
         assert again.stop() == 0, again.log_tail()
 
 
-def test_an_append_that_lands_only_after_the_drift_reverts_and_its_batch_is_rebuilt(chain, node, users, world) -> None:
+def test_an_append_that_lands_only_after_the_drift_reverts_and_its_batch_is_rebuilt(chain, node, users, world, anvil, tmp_path) -> None:
     """L1 stalls (no block for longer than the drift) while batch 2's append waits in the mempool; the
     next block mines it with a timestamp past the drift, so it reverts (TimestampTooOld); the
-    sequencer rebuilds the batch at the new time and posts it under a new sender item."""
+    sequencer rebuilds the batch at the new time and posts it under a new sender item; a verifier
+    following L1 agrees with every posted root."""
+    from tests.l1.verifier.conftest import CHALLENGER_KEYS, VerifierProc
+
+    verifier = VerifierProc(chain, tmp_path / "ver", anvil.private_keys[CHALLENGER_KEYS[0]])
+    try:
+        _stall_and_rebuild(chain, node, users, world)
+        node.wait_for(lambda: (s := verifier.status()) and s["synced_batch"] == 2, "the verifier to replay the rebuilt batch",
+                      mine_every=1.0)
+        assert verifier.status()["invalid_batches"] == [] and not verifier.alerts("invalid_batch") and not verifier.alerts("game_opening")
+    finally:
+        verifier.stop()
+
+
+def _stall_and_rebuild(chain, node, users, world) -> None:
     alice, bob = users["alice"], users["bob"]
     chain.deposit(alice, 1_000 * USD)
     chain.deposit(bob, 5_000 * USD)
