@@ -172,6 +172,15 @@ Message = Union[Submission, BookSubmission, CutRequest, RebuildRequest, Head, Re
 BOOK_COMMANDS = (book_orders.Placement, book_orders.CancelOrder, book_orders.CancelAll, book_orders.ExpireOrders)
 
 
+def answer(reply: trio.MemorySendChannel[Any], value: Any) -> None:
+    """Send a submitter its answer. A submitter that went away (its timeout passed, its client
+    disconnected) must not stop the single writer: an accepted command stays logged either way."""
+    try:
+        reply.send_nowait(value)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
 class Submitter:
     """The in-process entry point: submit a spec transaction, get its durable acknowledgement."""
 
@@ -522,7 +531,7 @@ class Engine:
             if isinstance(message, Submission):
                 record = self._record_of(message.tx)
                 if record is None:
-                    message.reply.send_nowait(Rejected(ErrorCode.MALFORMED, "the transaction does not encode as a batch record"))
+                    answer(message.reply, Rejected(ErrorCode.MALFORMED, "the transaction does not encode as a batch record"))
                     continue
                 await room_for((record,))
                 result = self._submission(message.tx)
@@ -534,7 +543,7 @@ class Engine:
                     await self.cut(batches, "l1 time")
                     result = self._submission(message.tx)
                 if isinstance(result, Rejected):
-                    message.reply.send_nowait(result)
+                    answer(message.reply, result)
                     continue
                 self.faults.point("engine.applied")
                 written.append(result)
@@ -551,7 +560,7 @@ class Engine:
                     written.append(entry)
                     replies.append((message.reply, BookAccepted(entry.seq, result)))
                 else:
-                    message.reply.send_nowait(outcome)
+                    answer(message.reply, outcome)
             elif isinstance(message, CutRequest):
                 cut_reason = message.reason
             elif isinstance(message, RebuildRequest):
@@ -584,10 +593,7 @@ class Engine:
             await trio.to_thread.run_sync(self.journal.append, entries)
             self.faults.point("engine.logged")
         for reply, ack in replies:
-            try:
-                reply.send_nowait(ack)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the submitter went away; the command stays logged
+            answer(reply, ack)
         replies.clear()
 
     def _close(self, reason: str) -> tuple[BatchRecord, Checkpoint]:

@@ -279,6 +279,8 @@ class Hub:
 def _after_book(deps: RpcDeps, market: int | None, fills: tuple[Any, ...], accounts: set[int]) -> None:
     """Notifications once a book command is durable: fills, the market's book, touched accounts."""
     hub, engine = deps.hub, deps.engine
+    if not hub.topics:
+        return  # nobody subscribed to anything: no view to build
     for fill in fills:
         view = _fill_view(fill)
         hub.publish("fills", None, view)
@@ -437,10 +439,16 @@ async def _feed(deps: RpcDeps, *, task_status: trio.TaskStatus[None] = trio.TASK
     """Hand the mempool's orders to the engine, round-robin across accounts (`Mempool.next_batch`),
     as fast as the engine's bounded inbox takes them: a flood from one account waits in its own queue."""
     task_status.started()
+    inbox = deps.submitter.inbox
     while True:
         for placement, order_hash in await deps.mempool.next_batch(FEED_BATCH):
             send, _ = deps.waiting.pop(order_hash)
-            await deps.submitter.inbox.send(BookSubmission(placement, send))
+            message = BookSubmission(placement, send)
+            try:
+                inbox.send_nowait(message)  # (an `await send` per order would yield to the scheduler each time)
+            except trio.WouldBlock:
+                await inbox.send(message)
+        await trio.lowlevel.checkpoint()
 
 
 async def _book(deps: RpcDeps, command: Any) -> Any:
