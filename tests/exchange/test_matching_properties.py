@@ -162,39 +162,32 @@ def test_every_emitted_trade_applies_and_reduce_only_never_grows(flow) -> None:
     assert msgspec.msgpack.encode(shadow) == msgspec.msgpack.encode(w.state)
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
-@given(steps)
-def test_the_book_is_rebuilt_exactly_from_the_command_log(flow) -> None:
-    w, m, log, emitted, start, _ = run_flow(flow)
-    rebuilt_world = new_world()
-    rebuilt = Matcher(rebuilt_world.state)
-    replayed: list = []
-    for kind, item in log:
-        if kind == "cmd":  # through the log's encoding, as a restart reads it
-            item = msgspec.msgpack.decode(msgspec.msgpack.encode(item), type=Command)
-        if kind == "tx":
-            assert state_transition(rebuilt_world.state, item, rebuilt_world.ctx).ok
-            replayed.append(item)
-        else:
-            result = rebuilt.apply(item, rebuilt_world.ctx)
-            if isinstance(item, Placement):
-                replayed.extend(result.trades)
-    assert rebuilt.snapshot() == m.snapshot()
-    assert replayed == emitted
-    assert msgspec.msgpack.encode(rebuilt_world.state) == msgspec.msgpack.encode(w.state)
-
-
 def _replay_log(world: World, matcher: Matcher, log: list) -> list:
+    """Replay a flow's log on `world` and `matcher` (commands through the log's encoding, as a restart
+    reads them); returns the spec transactions it emits, in order."""
     replayed: list = []
     for kind, item in log:
         if kind == "tx":
             assert state_transition(world.state, item, world.ctx).ok
             replayed.append(item)
         else:
+            item = msgspec.msgpack.decode(msgspec.msgpack.encode(item), type=Command)
             result = matcher.apply(item, world.ctx)
             if isinstance(item, Placement):
                 replayed.extend(result.trades)
     return replayed
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(steps)
+def test_the_book_is_rebuilt_exactly_from_the_command_log(flow) -> None:
+    w, m, log, emitted, start, _ = run_flow(flow)
+    rebuilt_world = new_world()
+    rebuilt = Matcher(rebuilt_world.state)
+    replayed = _replay_log(rebuilt_world, rebuilt, log)
+    assert rebuilt.snapshot() == m.snapshot()
+    assert replayed == emitted
+    assert msgspec.msgpack.encode(rebuilt_world.state) == msgspec.msgpack.encode(w.state)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])

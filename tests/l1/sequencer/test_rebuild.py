@@ -13,19 +13,22 @@ from optinode.testing.seqnode import Sequencer
 from optinode.testing.world import ETH_UNIT, USD
 
 
-def test_a_batch_older_than_the_drift_is_rebuilt_at_a_fresh_time_and_posted(chain, users, world, tmp_path) -> None:
-    alice, bob = users["alice"], users["bob"]
-    # SIGKILL the 2nd time a batch is about to be handed to the L1 sender: batch 2 is cut, never sent
-    node = chain.start_sequencer(tmp_path / "seq", crash_at="proposer.before_submit:2")
-    chain.deposit(alice, 1_000 * USD)
-    chain.deposit(bob, 5_000 * USD)
+def _funded_and_synced(chain, node, users, world) -> tuple[int, int]:
+    """Deposits for alice and bob in batch 1 on L1, the node at the latest block: (its time, the drift)."""
+    chain.deposit(users["alice"], 1_000 * USD)
+    chain.deposit(users["bob"], 5_000 * USD)
     chain.mine(chain.config.node.batch.queue_confirmations)
     node.wait_for(lambda: chain.l1_batches() and chain.l1_batches()[-1].deposits_done == 2, "the deposits' batch on L1", mine_every=1.0)
     world.ids.update(alice=0, bob=1)
     latest = chain.w3.eth.get_block("latest")["timestamp"]
     node.wait_for(lambda: node.status()["l1_head_time"] == latest, "the node to see the latest block")
-    applied_at = node.status()["l1_head_time"]
-    drift = chain.deployment.params.max_timestamp_drift
+    return latest, chain.deployment.params.max_timestamp_drift
+
+
+def test_a_batch_older_than_the_drift_is_rebuilt_at_a_fresh_time_and_posted(chain, users, world, tmp_path) -> None:
+    # SIGKILL the 2nd time a batch is about to be handed to the L1 sender: batch 2 is cut, never sent
+    node = chain.start_sequencer(tmp_path / "seq", crash_at="proposer.before_submit:2")
+    applied_at, drift = _funded_and_synced(chain, node, users, world)  # a batch opened now runs at this time
     trade = world.trade("bob", "alice", ETH_UNIT // 10, expiry=applied_at + drift // 3)  # valid now, not after the outage
     withdraw = world.withdraw("alice", 10 * USD)  # valid for days
     acked = [node.submit(trade), node.submit(withdraw)]
@@ -81,15 +84,7 @@ def test_an_append_that_lands_only_after_the_drift_reverts_and_its_batch_is_rebu
 
 
 def _stall_and_rebuild(chain, node, users, world) -> None:
-    alice, bob = users["alice"], users["bob"]
-    chain.deposit(alice, 1_000 * USD)
-    chain.deposit(bob, 5_000 * USD)
-    chain.mine(chain.config.node.batch.queue_confirmations)
-    node.wait_for(lambda: chain.l1_batches() and chain.l1_batches()[-1].deposits_done == 2, "the deposits' batch on L1", mine_every=1.0)
-    world.ids.update(alice=0, bob=1)
-    latest = chain.w3.eth.get_block("latest")["timestamp"]
-    node.wait_for(lambda: node.status()["l1_head_time"] == latest, "the node to see the latest block")
-    drift = chain.deployment.params.max_timestamp_drift
+    latest, drift = _funded_and_synced(chain, node, users, world)
     trade = world.trade("bob", "alice", ETH_UNIT // 10, expiry=latest + drift // 3)
     withdraw = world.withdraw("alice", 10 * USD)
     chain.rpc("evm_setAutomine", [False])  # L1 stops producing blocks
