@@ -139,9 +139,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
                 # never holds the GIL against them (optinode/exchange/mempool.py, docs/benchmarks.md).
                 workers = await stack.enter_async_context(trio_parallel.open_worker_context(idle_timeout=3600))
                 mempool = Mempool(the_engine.state, workers=workers)
-                async with trio.open_nursery() as warm:  # started now, not on the first orders' time
-                    for _ in range(mempool.limits.workers):
-                        warm.start_soon(workers.run_sync, compute_chunk, [])
+                for _ in range(mempool.limits.workers):  # started now, in the background, not on the first orders' time
+                    nursery.start_soon(workers.run_sync, compute_chunk, [])
                 await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, mempool, port=settings.rpc_port))
             await engine_send.aclose()
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
