@@ -46,6 +46,7 @@ import trio
 
 from optinode.errors import InvalidInput
 from optinode.exchange import orders as book_orders
+from optinode.exchange.history import History
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
@@ -230,6 +231,7 @@ class Engine:
     ) -> None:
         self.store = store
         self.journal = Journal(store)
+        self.history = History(store)  # what became of each accepted order (optinode_getOrder), written with the log
         self.policy = policy
         self.confirmations = confirmations
         self.deadlines = deadlines
@@ -379,6 +381,7 @@ class Engine:
         entry = LogEntry(self.next_seq, now, command, records, (int(ErrorCode.OK),) * len(records))
         self.next_seq += 1
         self._pend(entry, trio.current_time())
+        self.history.record(entry.seq, now, command, result)  # (written in the entry's own synced batch)
         return entry, result
 
     # --- L1 ----------------------------------------------------------------------------------------
@@ -590,7 +593,8 @@ class Engine:
         if written:
             entries = list(written)
             written.clear()
-            await trio.to_thread.run_sync(self.journal.append, entries)
+            await trio.to_thread.run_sync(self.journal.append, entries, self.history.writes())
+            self.history.flushed()
             self.faults.point("engine.logged")
         for reply, ack in replies:
             answer(reply, ack)
@@ -635,6 +639,7 @@ class Engine:
         """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
         record, checkpoint = self._close(reason)
         await trio.to_thread.run_sync(self.journal.cut, record, checkpoint)
+        await trio.to_thread.run_sync(self.history.prune, record.l1_timestamp)  # finished orders past their retention
         self.faults.point("engine.cut")
         await batches.send(record)
         return record
@@ -686,10 +691,13 @@ class Engine:
             cuts.append(self._close("rebuild"))
         else:
             self.batch_time = None  # only record-less entries left: the next batch opens with its first record
-        await trio.to_thread.run_sync(self.journal.rewrite, from_index, rewritten, cuts, self.mark)
+        self.history.rewind(parent.next_seq, results)  # the order history of what the rebuild re-applied
+        await trio.to_thread.run_sync(self.journal.rewrite, from_index, rewritten, cuts, self.mark, self.history.writes())
+        self.history.flushed()
         expired = self._expire_orders()  # orders whose expiry the fresh time passed leave the book
         if expired is not None:
-            await trio.to_thread.run_sync(self.journal.append, [expired])
+            await trio.to_thread.run_sync(self.journal.append, [expired], self.history.writes())
+            self.history.flushed()
         dropped = tuple(e.seq for e in rewritten if e.dropped)
         self._revise(results)
         for account_listener in self.account_listeners:

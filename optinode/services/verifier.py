@@ -45,7 +45,7 @@ from optinode.services import dispute
 from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
 from optinode.services.faults import Faults
 from optinode.services.signals import stop_on_signal
-from optinode.services.replayer import INVALID, VALID, Replayer, live_batches
+from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, Replayer, live_batches, verify_batch
 from optinode.spec.crypto import keccak
 from optinode.spec.genesis import create_genesis_state
 from optinode.config import parse_address
@@ -83,6 +83,7 @@ class Verifier:
         self.follower = follower
         genesis = create_genesis_state(self.deployment.genesis(settings.config))
         self.replayer = Replayer(store, genesis)
+        self.recovery = trio.CapacityLimiter(RECOVERY_WORKERS)  # signature recovery threads (the machine's cores)
         self.head: Head | None = None
         self.last_final = 0
         self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
@@ -97,11 +98,13 @@ class Verifier:
 
     async def _verify(self, appended: Any) -> None:
         data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
-        verdict = self.replayer.verify(appended, data, timestamp)
+        verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery)
         if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
             self.alerted.add(verdict.tx_hash)
             log.warning("alert=invalid_batch batch=%d batch_id=%d block=%d posted=0x%s computed=0x%s txs=%d", verdict.index,
                         verdict.batch_id, verdict.block_number, verdict.posted_root.hex(), verdict.computed_root.hex(), verdict.tx_count)
+        elif verdict.verdict == INVALID:  # the same append again (read again after a reorg): alerted once already
+            log.info("batch %d (append 0x%s) is invalid, as already reported", verdict.index, verdict.tx_hash.hex()[:16])
         elif verdict.verdict == VALID:
             log.info("batch %d verified: %d txs, root 0x%s", verdict.index, verdict.tx_count, verdict.posted_root.hex()[:16])
         else:

@@ -112,7 +112,7 @@ async def test_group_commit_one_write_for_everything_waiting(db, world, nursery)
     writes = []
     journal = h.engine.journal
     original = journal.append
-    journal.append = lambda entries: (writes.append(len(entries)), original(entries))[1]
+    journal.append = lambda entries, views=(): (writes.append(len(entries)), original(entries, views))[1]
     trades = [world.trade("bob", "alice", ETH_UNIT // 100) for _ in range(20)]
     acks = []
     async with trio.open_nursery() as clients:

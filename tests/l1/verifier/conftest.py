@@ -23,15 +23,16 @@ CHALLENGER_KEYS = (5, 6)  # anvil accounts used as challengers (alice, bob are 2
 class VerifierProc:
     """One `optinode verifier run` process; its status is the JSON it rewrites at every head."""
 
-    def __init__(self, chain: DevChain, data_dir: Path, key: str, *, fault: str | None = None) -> None:
+    def __init__(self, chain: DevChain, data_dir: Path, key: str, *, fault: str | None = None, config_path: Path | None = None) -> None:
         self.chain, self.data_dir, self.key = chain, data_dir, key
+        self.config_path = config_path or chain.config_path  # another node section (the chain's genesis and contracts)
         self.address = Account.from_key(key).address
         self.log_path = data_dir.with_suffix(".log")
         self.fault = fault
         self.start()
 
     def start(self) -> None:
-        args = ["verifier", "run", "--config", str(self.chain.config_path), "--deployment", str(self.chain.deployment_path),
+        args = ["verifier", "run", "--config", str(self.config_path), "--deployment", str(self.chain.deployment_path),
                 "--data-dir", str(self.data_dir), "--rpc", self.chain.url]
         if self.fault:
             args += ["--fault", self.fault]
