@@ -4,6 +4,8 @@ once the insurance fund cannot cover), their wiring from config and their clean 
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import pytest
 import trio
@@ -27,10 +29,11 @@ from tests.services.conftest import FakeL1
 from tests.services.test_engine import Harness, funded
 
 REPO_CONFIG = "configs/devnet.toml"
-# The autojump clock jumps whenever every task is blocked, including while the engine's log write runs
-# in a thread: a real-time timeout would fire in virtual time on a loaded machine. The services' own
-# timeouts are tested with a source that never answers.
-NO_TIMEOUT = 10.0**6
+# The autojump clock jumps to the next deadline whenever every task is blocked, including while the
+# engine's log write runs in a thread: any finite submit timeout can fire in virtual time while the
+# engine is merely writing (seen on a loaded machine with 10**6 s). An infinite one is never jumped
+# to. The services' own timeouts are tested with a source that never answers.
+NO_TIMEOUT = math.inf
 
 
 def signers(n: int = 3):
@@ -269,7 +272,7 @@ async def test_the_liquidator_liquidates_an_account_below_maintenance_after_a_pr
     await set_price(h, world, l1, "2800")  # alice: TV 100 < TR 140
     await until(h, lambda: deps.emitted["Liquidate"])
     liquidations = logged(h.engine, Liquidate)
-    assert deps.emitted["Liquidate"] == len(liquidations) == 1
+    assert deps.emitted["Liquidate"] == len(liquidations) == 1, deps.refused
     state = h.engine.state
     assert liquidations[0].liquidated_id == 0 and liquidations[0].size == ETH_UNIT
     assert not state.accounts[0].positions and state.accounts[0].collateral >= 0
