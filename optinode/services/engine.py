@@ -38,6 +38,7 @@ entries (`Engine.__init__`), byte for byte the same state.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -49,6 +50,7 @@ from optinode.exchange import orders as book_orders
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.l1 import events
 from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending
 from optinode.services.faults import NO_FAULTS, Faults
 from optinode.services.journal import (
@@ -184,8 +186,10 @@ class Engine:
         confirmations: int,
         deadlines: Deadlines,
         faults: Faults = NO_FAULTS,
+        metrics: SequencerMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or SequencerMetrics()  # this node's registry (served at /metrics)
         self.journal = Journal(store)
         self.policy = policy
         self.confirmations = confirmations
@@ -230,6 +234,8 @@ class Engine:
         self.head: Head | None = None
         self._head_time = 0
         self.busy = False  # a group is being processed (tests wait for it to settle)
+        self.metrics.watch_l1(lambda: self.head)  # read at scrape time: nothing on the hot path
+        self.metrics.watch_book(lambda: self.matcher.books)
         log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, replayed, checkpoint.batch_index)
 
     @property
@@ -483,7 +489,10 @@ class Engine:
         if written:
             entries = list(written)
             written.clear()
+            started = time.perf_counter()
             await trio.to_thread.run_sync(self.journal.append, entries)
+            self.metrics.fsync.observe(time.perf_counter() - started)
+            self.metrics.group_entries.inc(len(entries))
             self.faults.point("engine.logged")
         for reply, ack in replies:
             try:
@@ -517,6 +526,8 @@ class Engine:
         await trio.to_thread.run_sync(self.journal.cut, record, state, self.l1_time)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
                  record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
+        self.metrics.batches_cut.labels(reason).inc()
+        self.metrics.last_cut.set(record.index)
         self.faults.point("engine.cut")
         self.batch_index += 1
         self.pending = Pending()

@@ -103,8 +103,8 @@ async def test_endpoint_away_and_back_is_survived_with_one_log_line_each(proxy, 
     assert result and result[0] >= 0
     messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "optinode.l1.rpc"]
     assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], messages
-    assert "unreachable" in messages[0][1] and "retrying" in messages[0][1]
-    assert "back after" in messages[1][1]
+    assert "alert=l1_lost" in messages[0][1] and "retrying" in messages[0][1]
+    assert "alert=l1_back" in messages[1][1] and "down_s=" in messages[1][1]
 
 
 @pytest.mark.trio
