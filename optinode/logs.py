@@ -85,3 +85,4 @@ def configure(fmt: str = "human", *, level: int = logging.INFO, stream: TextIO |
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # Python warnings become records too: nothing else reaches stderr as raw text
