@@ -328,7 +328,7 @@ async def send_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | 
     try:
         view, seq = await _send_order(deps, params)
     except RpcError as refused:
-        metrics.rejected(refused.data if isinstance(refused.data, str) else "INVALID_PARAMS")
+        metrics.rejected(str(refused.data) if refused.data is not None else "INVALID_PARAMS")
         raise
     if view["status"] == Status.REJECTED.value:
         metrics.rejected(view["reason"] or "REJECTED")
