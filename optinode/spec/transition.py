@@ -81,6 +81,10 @@ def apply_transactions(state: State, txs: list[Transaction], ctx: L1Context) -> 
     return [state_transition(state, tx, ctx) for tx in txs]
 
 
+# A check is written `if not (<the rule>): raise InvalidTransaction(<code>)` on the trade path (the
+# shared checks and process_trade: every fill runs ~30 of them, and a call per check was a quarter of
+# a trade's apply time; docs/benchmarks.md) and `require(<the rule>, <code>)` elsewhere. Both state the
+# rule as the condition that must hold.
 def require(condition: bool, code: ErrorCode, detail: str = "") -> None:
     if not condition:
         raise InvalidTransaction(code, detail)
@@ -100,22 +104,26 @@ def is_well_formed(tx: Transaction) -> bool:
 
 def check_well_formed(tx: Transaction) -> None:
     # A record the batch codec could not have produced is malformed, whatever its fields say.
-    require(is_well_formed(tx), ErrorCode.MALFORMED)
+    if not is_well_formed(tx):
+        raise InvalidTransaction(ErrorCode.MALFORMED)
 
 
 # --- shared checks ---------------------------------------------------------------------------------
 
 
 def check_balance(value: int) -> None:
-    require(-MAX_BALANCE <= value <= MAX_BALANCE, ErrorCode.BALANCE_OVERFLOW)
+    if not (-MAX_BALANCE <= value <= MAX_BALANCE):
+        raise InvalidTransaction(ErrorCode.BALANCE_OVERFLOW)
 
 
 def check_signer(digest: bytes, signature: bytes, expected: bytes) -> None:
     signer = recover_signer(digest, signature)
     # The signature is 65 bytes r ‖ s ‖ v, v in {27, 28}, low s, and recovers a key.
-    require(signer is not None, ErrorCode.BAD_SIGNATURE)
+    if signer is None:
+        raise InvalidTransaction(ErrorCode.BAD_SIGNATURE)
     # The recovered address is the expected signer.
-    require(signer == expected, ErrorCode.WRONG_SIGNER)
+    if not (signer == expected):
+        raise InvalidTransaction(ErrorCode.WRONG_SIGNER)
 
 
 def compute_raised_window(base: int, bits: int, floor: int) -> tuple[int, int]:
@@ -129,15 +137,18 @@ def check_nonce(account: Account, nonce: int) -> tuple[int, int]:
     """The account's (nonce_base, nonce_bits) after using `nonce` (nonce rules 1-3)."""
     base, bits = account.nonce_base, account.nonce_bits
     # (nonce 1) The nonce is not below the window.
-    require(nonce >= base, ErrorCode.NONCE_TOO_LOW)
+    if not (nonce >= base):
+        raise InvalidTransaction(ErrorCode.NONCE_TOO_LOW)
     # (nonce 2) The nonce is less than NONCE_HORIZON above the window: the window moves up by less than
     #           NONCE_HORIZON per signed operation, so no nonce value can exhaust the nonce space.
-    require(nonce - base < NONCE_HORIZON, ErrorCode.NONCE_TOO_HIGH)
+    if not (nonce - base < NONCE_HORIZON):
+        raise InvalidTransaction(ErrorCode.NONCE_TOO_HIGH)
     if nonce - base >= NONCE_WINDOW:  # slide the window up so that nonce is its top entry
         base, bits = compute_raised_window(base, bits, nonce - NONCE_WINDOW + 1)
     offset = nonce - base
     # (nonce 3) The nonce has not been used.
-    require(not (bits >> offset) & 1, ErrorCode.NONCE_USED)
+    if (bits >> offset) & 1:
+        raise InvalidTransaction(ErrorCode.NONCE_USED)
     return base, bits | (1 << offset)
 
 
@@ -160,9 +171,11 @@ def check_fresh(state: State, ctx: L1Context, markets: set[int]) -> None:
     now = ctx.l1_timestamp
     for market in sorted(markets):
         # (time 1) Each price read was set no more than price_validity before the batch's L1 time.
-        require(state.markets[market].price_time + config.price_validity >= now, ErrorCode.STALE_PRICE)
+        if not (state.markets[market].price_time + config.price_validity >= now):
+            raise InvalidTransaction(ErrorCode.STALE_PRICE)
     # (time 2) The funding indices were set no more than funding_validity before it.
-    require(state.funding_time + config.funding_validity >= now, ErrorCode.STALE_FUNDING)
+    if not (state.funding_time + config.funding_validity >= now):
+        raise InvalidTransaction(ErrorCode.STALE_FUNDING)
 
 
 def get_read_markets(market: int | None, *accounts: Account) -> set[int]:
@@ -196,35 +209,41 @@ def resolve_order(state: State, order: OrderOrRef, now: int) -> OrderSide:
     if type(order) is SlotRef:
         slot = require_slot(state, order.slot)
         # (ref 1) The slot exists.
-        require(slot is not None, ErrorCode.SLOT_NOT_FOUND)
+        if slot is None:
+            raise InvalidTransaction(ErrorCode.SLOT_NOT_FOUND)
         # (ref 2) The order still has something to fill.
-        require(slot.remaining > 0, ErrorCode.ORDER_FILLED)
+        if not (slot.remaining > 0):
+            raise InvalidTransaction(ErrorCode.ORDER_FILLED)
         # (ref 3) The order has not expired.
-        require(now <= slot.expiry, ErrorCode.EXPIRED)
+        if not (now <= slot.expiry):
+            raise InvalidTransaction(ErrorCode.EXPIRED)
         account = require_account(state, slot.account_id)
         return OrderSide(
             slot.account_id, account, slot.market, slot.is_buy, slot.limit_price, slot.remaining, slot.fee_rate, slot.expiry, order.slot, None
         )
     markets = state.config.markets
     # (new 1) The market exists.
-    require(order.market < len(markets), ErrorCode.MARKET_NOT_FOUND)
+    if not (order.market < len(markets)):
+        raise InvalidTransaction(ErrorCode.MARKET_NOT_FOUND)
     config = markets[order.market]
     # (new 2) Size and limit price are positive multiples of the market's step and tick; fee rate <= 100%.
-    require(
+    if not (
         order.size > 0
         and order.size % config.step_size == 0
         and order.limit_price > 0
         and order.limit_price % config.tick_size == 0
-        and order.fee_rate <= FRACTION_ONE,
-        ErrorCode.INVALID_ORDER,
-    )
+        and order.fee_rate <= FRACTION_ONE
+    ):
+        raise InvalidTransaction(ErrorCode.INVALID_ORDER)
     account = require_account(state, order.account_id)
     # (new 3) The account exists.
-    require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
+    if account is None:
+        raise InvalidTransaction(ErrorCode.ACCOUNT_NOT_FOUND)
     # (new 4, 5) The order is signed by the account owner.
     check_signer(compute_order_digest(state.config.domain_separator, order), order.signature, account.owner)
     # (new 6) The order has not expired.
-    require(now <= order.expiry, ErrorCode.EXPIRED)
+    if not (now <= order.expiry):
+        raise InvalidTransaction(ErrorCode.EXPIRED)
     # (new 7-9) The nonce is fresh (nonce rules 1-3).
     nonce_state = check_nonce(account, order.nonce)
     return OrderSide(
@@ -235,9 +254,11 @@ def resolve_order(state: State, order: OrderOrRef, now: int) -> OrderSide:
 def check_fill_size(state: State, size: int, *sides: OrderSide) -> None:
     step = state.config.markets[sides[0].market].step_size
     # The fill is a positive multiple of the step and no larger than what each order has left.
-    require(size > 0 and size % step == 0, ErrorCode.INVALID_AMOUNT)
+    if not (size > 0 and size % step == 0):
+        raise InvalidTransaction(ErrorCode.INVALID_AMOUNT)
     for side in sides:
-        require(size <= side.remaining, ErrorCode.INVALID_AMOUNT)
+        if not (size <= side.remaining):
+            raise InvalidTransaction(ErrorCode.INVALID_AMOUNT)
 
 
 def check_slot_capacity(state: State, size: int, *sides: OrderSide) -> None:
@@ -246,7 +267,8 @@ def check_slot_capacity(state: State, size: int, *sides: OrderSide) -> None:
         if side.slot_id is None and side.remaining > size:
             new_slots += 1
     # The rest of each partially filled new order gets a slot id within the slot tree.
-    require(state.next_slot + new_slots <= MAX_SLOT_ID + 1, ErrorCode.TREE_FULL)
+    if not (state.next_slot + new_slots <= MAX_SLOT_ID + 1):
+        raise InvalidTransaction(ErrorCode.TREE_FULL)
 
 
 def compute_fee(size: int, price: int, fee_rate: int) -> int:
@@ -325,7 +347,8 @@ def compute_party_after(state: State, party: Party, market: int, size_delta: int
 
 def check_party_after(state: State, market: int, new_size: int, collateral: int) -> None:
     # The new position is within the market's risk limit.
-    require(abs(new_size) <= state.config.markets[market].max_position, ErrorCode.POSITION_LIMIT)
+    if not (abs(new_size) <= state.config.markets[market].max_position):
+        raise InvalidTransaction(ErrorCode.POSITION_LIMIT)
     # The collateral stays in range.
     check_balance(collateral)
 
@@ -333,10 +356,8 @@ def check_party_after(state: State, market: int, new_size: int, collateral: int)
 def check_margin(state: State, party: Party, collateral: int, positions: dict[int, Position], market: int) -> None:
     # The margin rule holds after the fill: initial margin after an exposure increase, otherwise
     # healthy or healthier (see margin.is_margin_ok_after_fill).
-    require(
-        is_margin_ok_after_fill(state, party.collateral, party.positions, collateral, positions, market),
-        ErrorCode.INSUFFICIENT_MARGIN,
-    )
+    if not is_margin_ok_after_fill(state, party.collateral, party.positions, collateral, positions, market):
+        raise InvalidTransaction(ErrorCode.INSUFFICIENT_MARGIN)
 
 
 def compute_funding_pool(state: State, *parties: Party) -> int:
@@ -359,17 +380,21 @@ def process_trade(state: State, tx: Trade, ctx: L1Context) -> Receipt:
     maker = resolve_order(state, tx.maker, ctx.l1_timestamp)
     taker = resolve_order(state, tx.taker, ctx.l1_timestamp)
     # 3. Two different accounts.
-    require(maker.account_id != taker.account_id, ErrorCode.SELF_TRADE)
+    if not (maker.account_id != taker.account_id):
+        raise InvalidTransaction(ErrorCode.SELF_TRADE)
     # 4. The same market.
-    require(maker.market == taker.market, ErrorCode.MARKET_MISMATCH)
+    if not (maker.market == taker.market):
+        raise InvalidTransaction(ErrorCode.MARKET_MISMATCH)
     # 5. Opposite sides.
-    require(maker.is_buy != taker.is_buy, ErrorCode.SAME_SIDE)
+    if not (maker.is_buy != taker.is_buy):
+        raise InvalidTransaction(ErrorCode.SAME_SIDE)
     # 6. A valid fill size for both orders.
     size = tx.size
     check_fill_size(state, size, maker, taker)
     # 7. The trade executes at the maker's price, which must satisfy the taker's limit.
     price = maker.limit_price
-    require(price <= taker.limit_price if taker.is_buy else price >= taker.limit_price, ErrorCode.PRICE_LIMIT)
+    if not (price <= taker.limit_price if taker.is_buy else price >= taker.limit_price):
+        raise InvalidTransaction(ErrorCode.PRICE_LIMIT)
     market = maker.market
     buyer, seller = (maker, taker) if maker.is_buy else (taker, maker)
     # 7a. The prices and funding the fill reads are fresh (time rules 1-2).
