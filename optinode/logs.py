@@ -63,7 +63,7 @@ def event(log: logging.Logger, level: int, name: str, /, **fields: Any) -> None:
     """A named event with fields: JSON ``{"event": name, "fields": {...}}``, human ``name key=value …``."""
     if log.isEnabledFor(level):
         text = " ".join(f"{k}={_text(v)}" for k, v in fields.items())
-        log.log(level, "%s %s" if text else "%s%s", name, text, extra={"event": name, "fields": fields})
+        log.log(level, "%s %s" if text else "%s%s", name, text, extra={"event": name, "fields": fields}, stacklevel=2)
 
 
 def alert(log: logging.Logger, name: str, /, *, level: int = logging.WARNING, **fields: Any) -> None:
@@ -71,7 +71,7 @@ def alert(log: logging.Logger, name: str, /, *, level: int = logging.WARNING, **
     with ``fields.alert = true``."""
     if log.isEnabledFor(level):
         text = " ".join(f"{k}={_text(v)}" for k, v in fields.items())
-        log.log(level, "alert=%s %s", name, text, extra={"event": name, "fields": {"alert": True, **fields}})
+        log.log(level, "alert=%s %s", name, text, extra={"event": name, "fields": {"alert": True, **fields}}, stacklevel=2)
 
 
 def configure(fmt: str = "human", *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
