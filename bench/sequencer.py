@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,9 +37,16 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.rpc_load import run_clients  # noqa: E402
 from bench.stf import measure_recoveries  # noqa: E402
+from optinode.config import BatchSection  # noqa: E402
 from optinode.exchange.matching import Matcher  # noqa: E402
-from optinode.exchange.mempool import Limits, Mempool, recover_chunk  # noqa: E402
+from optinode.exchange.mempool import Limits, Mempool, compute_chunk, recover_chunk  # noqa: E402
+from optinode.services import engine as engine_mod  # noqa: E402
+from optinode.services import rpc  # noqa: E402
+from optinode.services.batcher import BatchPolicy  # noqa: E402
+from optinode.spec.state import State, copy_state  # noqa: E402
+from optinode.store.db import open_store  # noqa: E402
 from optinode.exchange.orders import Placement, Status, TimeInForce  # noqa: E402
 from optinode.spec.eip712 import compute_order_digest  # noqa: E402
 from optinode.spec.types import Order  # noqa: E402
@@ -125,14 +134,15 @@ async def measure_processes(pairs: list[tuple[bytes, bytes]], chunk: int, worker
     return len(pairs) / elapsed
 
 
-async def measure_intake(flow: OrderFlow, orders: list[Order], request: int, clients: int) -> tuple[float, dict]:
-    limits = Limits(max_request_items=request, items_per_second=1e9, burst=10**9, max_pending_per_account=10**6)
-    pool = Mempool(flow.world.state, limits)
-    matcher = Matcher(flow.world.state, max_open_orders=10**6)
+async def measure_intake(state: State, ctx, orders: list[Order], request: int, clients: int, chunk: int,
+                         workers=None) -> tuple[float, dict]:
+    """Orders through `Mempool.submit` and the `Matcher` on `state` (threads, or `workers` processes)."""
+    limits = Limits(max_request_items=request, items_per_second=1e9, burst=10**9, max_pending_per_account=10**6, recovery_chunk=chunk)
+    pool = Mempool(state, limits, workers=workers)
+    matcher = Matcher(state, max_open_orders=10**6)
     requests = [[Placement(o, TimeInForce.GTC) for o in orders[i:i + request]] for i in range(0, len(orders), request)]
     statuses: dict[str, int] = {}
     fills = 0
-    done = trio.Event()
     rejected_at_intake = 0
 
     async def client(mine: list) -> None:
@@ -148,64 +158,168 @@ async def measure_intake(flow: OrderFlow, orders: list[Order], request: int, cli
             with trio.move_on_after(0.5):
                 batch = await pool.next_batch(256)
                 for placement, _ in batch:
-                    result = matcher.place(placement, flow.world.ctx)
+                    result = matcher.place(placement, ctx)
                     statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
                     fills += len(result.fills)
                 placed += len(batch)
-                await trio.lowlevel.checkpoint()  # let the clients' threads hand over their results
-        done.set()
+                await trio.lowlevel.checkpoint()  # let the clients' workers hand over their results
 
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(engine)
         for c in range(clients):
             nursery.start_soon(client, requests[c::clients])
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    elapsed, cpu, main_cpu = time.perf_counter() - start, time.process_time() - cpu, time.thread_time() - main_cpu
     assert rejected_at_intake == 0 and statuses.get(Status.REJECTED.value, 0) == 0, (rejected_at_intake, statuses)
-    return len(orders) / elapsed, {"fills": fills, "cpu_us_per_order": cpu / len(orders) * 1e6, **statuses}
+    return len(orders) / elapsed, {"fills": fills, "cpu_us_per_order": cpu / len(orders) * 1e6,
+                                   "main_cpu_us_per_order": main_cpu / len(orders) * 1e6, **statuses}
+
+
+async def with_workers(fn, *args, count: int = 2):
+    """Run `fn(*args, workers=ctx)` with `count` trio-parallel worker processes already started."""
+    import trio_parallel
+
+    async with trio_parallel.open_worker_context(idle_timeout=600) as ctx:
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(ctx.run_sync, compute_chunk, [])
+        return await fn(*args, workers=ctx)
+
+
+def rpc_bodies(orders: list[Order], per_request: int, first_id: int = 1) -> list[bytes]:
+    """JSON-RPC batch bodies of `optinode_sendOrder` requests, the order JSON as docs/eip712.md has it."""
+    bodies, rid = [], first_id
+    for i in range(0, len(orders), per_request):
+        batch = []
+        for o in orders[i:i + per_request]:
+            message = {"accountId": o.account_id, "market": o.market, "isBuy": o.is_buy, "size": str(o.size),
+                       "limitPrice": str(o.limit_price), "feeRate": o.fee_rate, "expiry": str(o.expiry), "nonce": str(o.nonce)}
+            batch.append({"jsonrpc": "2.0", "id": rid, "method": "optinode_sendOrder", "params": [message, "0x" + o.signature.hex()]})
+            rid += 1
+        bodies.append(json.dumps(batch).encode())
+    return bodies
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def measure_rpc(genesis: State, peak_orders: list[Order], latency_orders: list[Order], args, *, workers) -> dict:
+    """The sequencer's engine on LevelDB (fsync on), its JSON-RPC service on 127.0.0.1 and the
+    mempool on `workers` processes; client processes post batches (docs/benchmarks.md)."""
+    with tempfile.TemporaryDirectory(prefix="optinode-bench-") as data_dir:
+        store = open_store(Path(data_dir) / "db", identity="bench")
+        policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
+        engine = engine_mod.Engine(store, genesis, policy=policy, confirmations=0, deadlines=engine_mod.Deadlines(3600, 3600))
+        inbox_send, inbox_receive = trio.open_memory_channel(1024)
+        batches_send, batches_receive = trio.open_memory_channel(64)
+        limits = Limits(max_request_items=max(args.rpc_batch, args.latency_batch), recovery_chunk=args.chunk)
+        result: dict = {}
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(engine_mod.run, engine, inbox_receive, batches_send)
+
+                async def drain() -> None:
+                    async for _ in batches_receive:
+                        result["batches"] = result.get("batches", 0) + 1
+
+                nursery.start_soon(drain)
+                deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
+                port = await nursery.start(rpc.run, deps)
+                cpu = time.process_time()
+                peak = await trio.to_thread.run_sync(lambda: run_clients(
+                    port, rpc_bodies(peak_orders, args.rpc_batch), processes=args.rpc_processes, connections=args.rpc_connections))
+                result["peak_cpu_us_per_order"] = (time.process_time() - cpu) / peak["acked"] * 1e6
+                assert peak["acked"] == len(peak_orders), peak["acked"]
+                result["rpc_orders_per_s"] = peak["acked"] / peak["elapsed"]
+                rate = result["rpc_orders_per_s"] / 2 / args.latency_batch  # requests per second, at half the peak
+                half = await trio.to_thread.run_sync(lambda: run_clients(
+                    port, rpc_bodies(latency_orders, args.latency_batch, first_id=10**7), processes=args.rpc_processes,
+                    connections=args.rpc_connections, rate=rate))
+                assert half["acked"] == len(latency_orders), half["acked"]
+                result["latency_orders_per_s"] = half["acked"] / half["elapsed"]
+                result["ack_p50_ms"] = percentile(half["latencies"], 0.50) * 1e3
+                result["ack_p99_ms"] = percentile(half["latencies"], 0.99) * 1e3
+                result["log_entries"] = engine.next_seq
+                nursery.cancel_scope.cancel()
+        finally:
+            store.close()
+        return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--orders", type=int, default=20_000, help="in-process intake orders (each mode)")
     parser.add_argument("--accounts", type=int, default=400)
-    parser.add_argument("--request", type=int, default=200, help="orders per request")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent submitting clients")
-    parser.add_argument("--chunk", type=int, default=64, help="signatures per worker call")
+    parser.add_argument("--request", type=int, default=200, help="orders per in-process request")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent in-process submitting clients")
+    parser.add_argument("--chunk", type=int, default=Limits().recovery_chunk, help="signatures per worker call")
+    parser.add_argument("--rpc-orders", type=int, default=30_000, help="orders for the JSON-RPC peak")
+    parser.add_argument("--rpc-batch", type=int, default=50, help="orders per JSON-RPC batch at the peak")
+    parser.add_argument("--rpc-processes", type=int, default=2, help="client processes")
+    parser.add_argument("--rpc-connections", type=int, default=2, help="HTTP connections per client process")
+    parser.add_argument("--latency-seconds", type=float, default=4.0, help="length of the half-peak latency run")
+    parser.add_argument("--latency-batch", type=int, default=10, help="orders per JSON-RPC batch at half the peak")
+    parser.add_argument("--skip-rpc", action="store_true")
     args = parser.parse_args()
 
     flow = OrderFlow(args.accounts)
+    genesis = copy_state(flow.world.state)  # the RPC node starts from the funded state
     single = flow.orders(3_000)
     for_threads = pairs_of(flow, flow.orders(8_000))
     for_processes = pairs_of(flow, flow.orders(8_000))
-    intake_orders = flow.orders(args.orders)
-    print(f"signed {3_000 + 16_000 + args.orders} orders", flush=True)
+    intake_threads = flow.orders(args.orders)
+    intake_processes = flow.orders(args.orders)
+    print(f"signed {3_000 + 16_000 + 2 * args.orders} orders", flush=True)
 
     cpu = time.process_time()
     recoveries_per_s = measure_recoveries(SimpleNamespace(state=flow.world.state, signed_orders=single), count=3_000)
     recovery_cpu_us = (time.process_time() - cpu) / 3_000 * 1e6
-    print(f"secp256k1 recoveries, one core:      {recoveries_per_s:,.0f}/s")
-    speedup = measure_gil_release(pairs_of(flow, single))
-    print(f"coincurve, 2 threads over 1:         {speedup:.2f}x")
-    pool = Mempool(flow.world.state, Limits(recovery_chunk=args.chunk))
-    threads_per_s = trio.run(measure_threads, pool, for_threads)
+    print(f"secp256k1 recoveries, one core:      {recoveries_per_s:,.0f}/s ({recovery_cpu_us:.1f} µs CPU each)")
+    speedup = max(measure_gil_release(pairs_of(flow, single)) for _ in range(3))
+    print(f"coincurve, 2 threads over 1:         {speedup:.2f}x (best of 3)")
+    threads_per_s = trio.run(measure_threads, Mempool(flow.world.state, Limits(recovery_chunk=args.chunk)), for_threads)
     print(f"recoveries, 2 worker threads:        {threads_per_s:,.0f}/s")
     processes_per_s = trio.run(measure_processes, for_processes, args.chunk, 2)
     print(f"recoveries, 2 trio-parallel workers: {processes_per_s:,.0f}/s")
-    intake_per_s, outcome = trio.run(measure_intake, flow, intake_orders, args.request, args.clients)
-    print(f"in-process intake:                   {intake_per_s:,.0f} orders/s ({outcome})")
-    print(json.dumps({
-        "inprocess_orders_per_s": round(intake_per_s),
+    state, ctx = flow.world.state, flow.world.ctx
+    in_threads, threads_outcome = trio.run(measure_intake, state, ctx, intake_threads, args.request, args.clients, args.chunk)
+    print(f"in-process intake, threads:          {in_threads:,.0f} orders/s ({threads_outcome})")
+    in_processes, outcome = trio.run(with_workers, measure_intake, state, ctx, intake_processes, args.request, args.clients, args.chunk)
+    print(f"in-process intake, processes:        {in_processes:,.0f} orders/s ({outcome})")
+    figures = {
+        "inprocess_orders_per_s": round(in_processes),
         "recoveries_per_s": round(recoveries_per_s),
-        "intake_vs_recovery": round(intake_per_s / recoveries_per_s, 3),
+        "intake_vs_recovery": round(in_processes / recoveries_per_s, 3),
+    }
+    if not args.skip_rpc:
+        peak_orders = flow.orders(args.rpc_orders)
+        latency_orders = flow.orders(int(args.latency_seconds * max(2_000, in_processes / 2)))  # enough for the run at half the peak
+        print(f"signed {len(peak_orders) + len(latency_orders)} orders for JSON-RPC", flush=True)
+        rpc_figures = trio.run(with_workers, measure_rpc, genesis, peak_orders, latency_orders, args)
+        print(f"JSON-RPC: {rpc_figures}")
+        figures.update({
+            "rpc_orders_per_s": round(rpc_figures["rpc_orders_per_s"]),
+            "rpc_vs_recovery": round(rpc_figures["rpc_orders_per_s"] / recoveries_per_s, 3),
+            "ack_p50_ms": round(rpc_figures["ack_p50_ms"], 2),
+            "ack_p99_ms": round(rpc_figures["ack_p99_ms"], 2),
+            "latency_orders_per_s": round(rpc_figures["latency_orders_per_s"]),
+            "rpc_server_cpu_us_per_order": round(rpc_figures["peak_cpu_us_per_order"], 1),
+        })
+    figures.update({
+        "inprocess_threads_orders_per_s": round(in_threads),
         "coincurve_two_thread_speedup": round(speedup, 2),
         "recoveries_threads_per_s": round(threads_per_s),
         "recoveries_processes_per_s": round(processes_per_s),
-        "intake_cpu_us_per_order": round(outcome["cpu_us_per_order"], 1),
+        "intake_main_cpu_us_per_order": round(outcome["main_cpu_us_per_order"], 1),
+        "intake_threads_main_cpu_us_per_order": round(threads_outcome["main_cpu_us_per_order"], 1),
+        "intake_threads_cpu_us_per_order": round(threads_outcome["cpu_us_per_order"], 1),
         "recovery_cpu_us": round(recovery_cpu_us, 1),
         "orders": args.orders,
         "fills": outcome["fills"],
-    }))
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    })
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,13 @@ class MarketBook:
         side = self.side(is_buy)
         return side.peekitem(0)[1] if side else None
 
+    def crossing(self, taker_is_buy: bool, limit_price: int) -> int:
+        """How many resting orders an order on this side with this limit could meet (an upper bound
+        on its fills): asks at or below a buy's limit, bids at or above a sell's. O(log n)."""
+        if taker_is_buy:
+            return self.asks.bisect_left((limit_price + 1,))  # keys (price, seq): every price <= limit
+        return self.bids.bisect_left((-limit_price + 1,))  # keys (-price, seq): every price >= limit
+
     def levels(self, is_buy: bool, depth: int) -> list[tuple[int, int, int]]:
         """Up to `depth` price levels of one side, best first: (price, total remaining, order count)."""
         levels: list[tuple[int, int, int]] = []

@@ -26,7 +26,7 @@ from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import State, require_account
 from optinode.spec.transition import is_well_formed, resolve_order, state_transition
-from optinode.spec.types import L1Context, Order, SlotRef, Trade
+from optinode.spec.types import L1Context, Order, OrderOrRef, SlotRef, Trade
 
 from .book import MarketBook, RestingOrder
 from .orders import (
@@ -44,7 +44,7 @@ from .orders import (
     TimeInForce,
     reason_name,
 )
-from .probe import PROBE_CTX, probe_side
+from .probe import PROBE_CTX, is_side_ok, probe_side
 
 DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
 
@@ -205,10 +205,16 @@ class Matcher:
             if best is not None and self._crosses(order.is_buy, order.limit_price, best.price):
                 return Reason.POST_ONLY_WOULD_CROSS
             # It will rest in full: its margin now, as for any order that rests (_check_rest).
-            receipt = probe_side(state, order, self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only), order.limit_price)
-            if not receipt.ok:
-                return receipt.code
+            return self._side_code(order, self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only), order.limit_price)
         return None
+
+    def _side_code(self, handle: OrderOrRef, size: int, price: int) -> ErrorCode | None:
+        """The spec's code for `handle` filling `size` at `price` (None: it would apply). The fast
+        pre-check answers the common yes; a no is asked of the full probe for its code."""
+        if is_side_ok(self.state, handle, size, price):
+            return None
+        receipt = probe_side(self.state, handle, size, price)
+        return None if receipt.ok else receipt.code
 
     def _resting_size(self, account_id: int, market: int, is_buy: bool, remaining: int, reduce_only: bool) -> int:
         return min(remaining, self._reducible(account_id, market, is_buy)) if reduce_only else remaining
@@ -220,8 +226,7 @@ class Matcher:
         size = self._resting_size(order.account_id, order.market, order.is_buy, order.remaining, order.reduce_only)
         if size == 0:
             return Reason.REDUCE_ONLY
-        receipt = probe_side(self.state, order.handle, size, order.price)
-        return None if receipt.ok else receipt.code
+        return self._side_code(order.handle, size, order.price)
 
     @staticmethod
     def _crosses(taker_buys: bool, taker_price: int, maker_price: int) -> bool:

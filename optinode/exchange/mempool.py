@@ -3,10 +3,14 @@
 1. per-account limits: items per request, a token bucket of items per second, pending items;
 2. stateless checks: the spec's field table (`fields.find_field_error`: types, bounds, lengths), a known market, not expired
    against the spec's system time;
-3. signature recovery across both cores: worker threads calling the spec's `recover_signer`
-   (coincurve's libsecp256k1 call releases the GIL; measured against trio-parallel worker
-   processes in docs/benchmarks.md). Threads also fill the spec's memo of recovered signers, so the
-   engine's `state_transition` finds each signature already checked;
+3. signature recovery across both cores, in trio-parallel worker processes (`workers=`, what the
+   sequencer runs) or in worker threads (the default). Both call the spec's `compute_signer` and
+   fill the spec's memo of recovered signers (`recover_signer.remember` for a process's answers), so
+   the engine's `state_transition` finds each signature already checked. Processes win under load:
+   coincurve releases the GIL inside libsecp256k1, but a recovery thread needs the GIL back after
+   each of its C calls, and while the engine runs Python it waits up to the interpreter's switch
+   interval (5 ms) each time, so threads recover ~1,000 signatures/s next to a busy engine
+   (docs/benchmarks.md, "Intake");
 4. replay checks against the engine's state with the spec's own functions: the owner
    (`WRONG_SIGNER`), the nonce window (`check_nonce`: `NONCE_TOO_LOW`, `NONCE_TOO_HIGH`, `NONCE_USED`), and
    the same order pending twice;
@@ -25,11 +29,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 import trio
 
-from optinode.spec.crypto import recover_signer
+from optinode.spec.crypto import compute_signer, recover_signer
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import Account, State, require_account
@@ -46,8 +51,8 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     items_per_second: float = 1_000.0  # per account, sustained
     burst: int = 2_000  # per account, the token bucket's depth
     max_pending_per_account: int = 2_000  # queued for the engine, per account
-    recovery_chunk: int = 64  # signatures per worker-thread call
-    workers: int = 2  # threads recovering signatures at once (the machine's cores)
+    recovery_chunk: int = 128  # signatures per worker call (fewer hand-overs to a busy engine: docs/benchmarks.md)
+    workers: int = 2  # threads or processes recovering signatures at once (the machine's cores)
 
 
 class IntakeRejected(InvalidInput):
@@ -119,14 +124,22 @@ class FairQueue:
 
 
 def recover_chunk(pairs: Sequence[tuple[bytes, bytes]]) -> list[bytes | None]:
-    """Recover the signers of (digest, signature) pairs (runs in a worker thread)."""
+    """Recover the signers of (digest, signature) pairs (runs in a worker thread, into the spec's memo)."""
     return [recover_signer(digest, signature) for digest, signature in pairs]
+
+
+def compute_chunk(pairs: Sequence[tuple[bytes, bytes]]) -> list[bytes | None]:
+    """The same in a worker process (whose memo is not the engine's: the answers are remembered there)."""
+    return [compute_signer(digest, signature) for digest, signature in pairs]
 
 
 class Mempool:
     """Intake for signed orders in front of the engine (which calls `next_batch`)."""
 
-    def __init__(self, state: State, limits: Limits = Limits(), *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, state: State, limits: Limits = Limits(), *, clock: Callable[[], float] = time.monotonic,
+                 workers: Any = None) -> None:
+        """`workers`: a `trio_parallel.WorkerContext` to recover signatures in (None: worker threads)."""
+        self.workers = workers
         self.state = state  # the engine's state, read between awaits (the engine writes it on this thread)
         self.limits = limits
         self.rate = TokenBucket(limits.items_per_second, limits.burst, clock)
@@ -185,15 +198,24 @@ class Mempool:
         if order_hash in self.pending:
             raise IntakeRejected(Reason.DUPLICATE_ORDER, "already waiting for the engine")
 
+    async def _recover_chunk(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[bytes | None]:
+        if self.workers is None:
+            return await trio.to_thread.run_sync(recover_chunk, pairs, limiter=self.limiter)
+        signers = await self.workers.run_sync(compute_chunk, pairs, limiter=self.limiter)
+        remember = recover_signer.remember
+        for (digest, signature), signer in zip(pairs, signers, strict=True):
+            remember(digest, signature, signer)
+        return signers
+
     async def recover(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[bytes | None]:
-        """Signers of many (digest, signature) pairs, on worker threads in chunks."""
+        """Signers of many (digest, signature) pairs, on worker threads or processes in chunks."""
         chunk = self.limits.recovery_chunk
         if len(pairs) <= chunk:
-            return await trio.to_thread.run_sync(recover_chunk, pairs, limiter=self.limiter)
+            return await self._recover_chunk(pairs)
         results: list[list[bytes | None]] = [[] for _ in range(0, len(pairs), chunk)]
 
         async def one(i: int) -> None:
-            results[i] = await trio.to_thread.run_sync(recover_chunk, pairs[i * chunk:(i + 1) * chunk], limiter=self.limiter)
+            results[i] = await self._recover_chunk(pairs[i * chunk:(i + 1) * chunk])
 
         async with trio.open_nursery() as nursery:
             for i in range(len(results)):

@@ -11,15 +11,33 @@ when i7-risk changes the margin rules the pre-check changes with them.
 
 Used for (docs/matching.md): the margin check of what is about to rest (all of it, at its own limit
 price: the fill a resting order will execute), and to tell whether a failed fill is the maker's fault.
+
+`is_side_ok` is the hot path's answer to the same question without the copied state: the spec's own
+pieces of `process_trade` (resolve_order, Party, compute_party_after, check_party_after,
+is_margin_ok_after_fill, ...) evaluated for the tested side alone, in ~a third of the time. It says
+only yes or no; on no, `probe_side` gives the spec's code. It is proven equal to
+`probe_side(...).ok` by a hypothesis differential test (tests/exchange/test_probe_fast.py), and being
+wrong could not emit an invalid Trade anyway: every fill is still applied by `state_transition`.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from optinode.spec.constants import MAX_TIMESTAMP
+from optinode.spec.constants import MAX_SLOT_ID, MAX_TIMESTAMP, PRICE_ONE
+from optinode.spec.errors import InvalidTransaction
+from optinode.spec.margin import ceil_div, is_margin_ok_after_fill
 from optinode.spec.state import Account, Position, Slot, State, require_account, require_slot
-from optinode.spec.transition import state_transition
+from optinode.spec.transition import (
+    Party,
+    check_balance,
+    check_party_after,
+    compute_fee,
+    compute_party_after,
+    is_well_formed,
+    resolve_order,
+    state_transition,
+)
 from optinode.spec.types import L1Context, Order, OrderOrRef, Receipt, SlotRef, Trade
 
 # The neutral counterparty's collateral: far above any notional (sizes and prices are < 2**64 and
@@ -71,3 +89,44 @@ def probe_side(state: State, handle: OrderOrRef, size: int, price: int, ctx: L1C
         dirty_slots=set(),
     )
     return state_transition(probe, Trade(SlotRef(neutral_slot), handle, size), ctx)
+
+
+def is_side_ok(state: State, handle: OrderOrRef, size: int, price: int) -> bool:
+    """`probe_side(state, handle, size, price).ok`, computed on the real state without copying it
+    (nothing is written). The neutral maker of the probe passes each of its own checks by
+    construction (it is flat or shrinking, rich, fee-free and fresh), so what is left are the tested
+    side's rules, in the order `process_trade` applies them."""
+    # The Trade of the probe must be well formed (its neutral slot id is the next one).
+    if not is_well_formed(Trade(SlotRef(state.next_slot), handle, size)):
+        return False
+    try:
+        # 2. The tested order resolves at the probe's time 0 (nothing expires at 0).
+        side = resolve_order(state, handle, PROBE_CTX.l1_timestamp)
+        market = side.market
+        # 6. A valid fill size for both (the neutral slot holds exactly `size`).
+        if not (size > 0 and size % state.config.markets[market].step_size == 0 and size <= side.remaining):
+            return False
+        # 7. The neutral maker's price is `price`: it must satisfy the tested side's limit.
+        if not (price <= side.limit_price if side.is_buy else price >= side.limit_price):
+            return False
+        # 7a. Prices and funding are fresh at time 0: always. Then the tested party's fill.
+        party = Party(state, side.account_id, side.account)
+        paid = ceil_div(size * price, PRICE_ONE)
+        received = size * price // PRICE_ONE
+        fee = compute_fee(size, price, side.fee_rate)
+        if side.is_buy:
+            new_size, collateral, positions = compute_party_after(state, party, market, size, -paid - fee)
+        else:
+            new_size, collateral, positions = compute_party_after(state, party, market, -size, received - fee)
+        # 8-9. Position limit and balance; 9a. the fee account (the neutral pays no fee); 9b. the pool.
+        check_party_after(state, market, new_size, collateral)
+        check_balance(state.fees + fee + (paid - received))
+        check_balance(state.funding_pool + party.funding_paid)
+    except InvalidTransaction:
+        return False
+    # 10. Margin after the fill.
+    if not is_margin_ok_after_fill(state, party.collateral, party.positions, collateral, positions, market):
+        return False
+    # 11. Slot room: the probe's neutral slot is taken, and a partial new order needs one more.
+    new_slots = 1 if side.slot_id is None and side.remaining > size else 0
+    return state.next_slot + 1 + new_slots <= MAX_SLOT_ID + 1

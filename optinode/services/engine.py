@@ -265,8 +265,14 @@ class Engine:
         """The most records a book command can add: one Trade per resting order it can meet."""
         if type(command) is not book_orders.Placement:
             return ()
-        crossing = len(self.matcher.books[command.order.market].side(not command.order.is_buy)) if command.order.market < len(self.matcher.books) else 0
-        return (_MAX_TRADE_RECORD,) * min(crossing, self.policy.max_records)
+        order = command.order
+        # (not the whole opposite side: with a deep book that would cut a batch before every order)
+        if order.market >= len(self.matcher.books):
+            return ()
+        # every fill is at least one step, so no more fills than steps in the order
+        most = min(self.matcher.books[order.market].crossing(order.is_buy, order.limit_price),
+                   order.size // self.state.config.markets[order.market].step_size)
+        return (_MAX_TRADE_RECORD,) * min(most, self.policy.max_records)
 
     def _expire_orders(self) -> LogEntry | None:
         """Once the system time has passed a resting order's signed expiry, an `ExpireOrders` book

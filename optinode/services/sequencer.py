@@ -19,12 +19,14 @@ on the shutdown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import trio
+import trio_parallel
 
 from optinode.config import Config, Secret, parse_address
 from optinode.l1 import events
@@ -106,7 +108,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
                                      max_timestamp_drift=params.max_timestamp_drift, metrics=metrics,
                                      known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
-        async with trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
             await nursery.start(proposer.run, deps, proposer_receive)
@@ -128,7 +130,11 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             if settings.admin_port is not None:
                 port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
             if settings.rpc_port is not None:
-                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, Mempool(the_engine.state), port=settings.rpc_port))
+                # Signatures are recovered in worker processes, not threads, so that a busy engine
+                # never holds the GIL against them (optinode/exchange/mempool.py, docs/benchmarks.md).
+                workers = await stack.enter_async_context(trio_parallel.open_worker_context(idle_timeout=3600))
+                mempool = Mempool(the_engine.state, workers=workers)
+                await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, mempool, port=settings.rpc_port))
             await engine_send.aclose()
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
             task_status.started(port)

@@ -1,6 +1,6 @@
 """keccak256 and secp256k1 public-key recovery (pure; C-backed for speed)."""
 
-from functools import lru_cache
+from collections import namedtuple
 
 from coincurve import PublicKey
 from sha3 import keccak_256  # safe-pysha3: ~7x faster than the pycryptodome backend here
@@ -21,11 +21,8 @@ def is_valid_signature_form(signature: bytes) -> bool:
     return 0 < r < SECP256K1_N and 0 < s <= SECP256K1_HALF_N
 
 
-@lru_cache(maxsize=1 << 20)
-def recover_signer(digest: bytes, signature: bytes) -> bytes | None:
-    """The 20-byte address that signed `digest`, or None for a malformed or unrecoverable signature.
-
-    Memoised: the sequencer verifies each order once at admission, so applying it is a cache hit."""
+def compute_signer(digest: bytes, signature: bytes) -> bytes | None:
+    """The 20-byte address that signed `digest`, or None for a malformed or unrecoverable signature."""
     if not is_valid_signature_form(signature):
         return None
     try:
@@ -35,3 +32,45 @@ def recover_signer(digest: bytes, signature: bytes) -> bytes | None:
     except ValueError:  # coincurve: no point recovers for this r (hostile input, not a bug)
         return None
     return keccak(key.format(compressed=False)[1:])[12:]
+
+
+CacheInfo = namedtuple("CacheInfo", "hits misses maxsize currsize")
+
+
+class SignerMemo:
+    """`compute_signer` memoised (an lru_cache-like object: `cache_info()`, `__wrapped__`).
+
+    The sequencer verifies each order once at admission, so applying it is a memo hit. Admission may
+    recover signatures in worker processes, whose memo is not this one: `remember` records what such
+    a worker's `compute_signer` returned. When full, the oldest entry is dropped first."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.__wrapped__ = compute_signer
+        self.maxsize = maxsize
+        self.memo: dict[tuple[bytes, bytes], bytes | None] = {}
+        self.hits = self.misses = 0
+
+    def __call__(self, digest: bytes, signature: bytes) -> bytes | None:
+        try:
+            signer = self.memo[(digest, signature)]
+        except KeyError:
+            self.misses += 1
+            signer = compute_signer(digest, signature)
+            self.remember(digest, signature, signer)
+            return signer
+        except TypeError:  # an unhashable argument: the recovery itself raises the right error
+            return compute_signer(digest, signature)
+        self.hits += 1
+        return signer
+
+    def remember(self, digest: bytes, signature: bytes, signer: bytes | None) -> None:
+        memo = self.memo
+        memo[(digest, signature)] = signer
+        if len(memo) > self.maxsize:
+            memo.pop(next(iter(memo)), None)  # (another thread may have dropped it already)
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self.hits, self.misses, self.maxsize, len(self.memo))
+
+
+recover_signer = SignerMemo(maxsize=1 << 20)

@@ -1,0 +1,85 @@
+"""Load generators for bench/sequencer.py's JSON-RPC figures: separate client processes, each with
+several keep-alive HTTP/1.1 connections (plain `http.client`, no optinode code), posting
+pre-encoded JSON-RPC batch bodies to the node on 127.0.0.1.
+
+- `closed_loop`: every connection posts its bodies one after the other as fast as the node
+  answers (the peak);
+- `open_loop`: connections post on a fixed schedule (a given rate), and each request's latency is
+  measured from its *scheduled* time, so a node that falls behind is charged for the wait
+  (no coordinated omission).
+
+Each answer is checked: every order in it must be acknowledged (a result, no error)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from multiprocessing import get_context
+
+
+def _post(connection: http.client.HTTPConnection, body: bytes) -> int:
+    """Post one batch; the number of orders acknowledged (asserts every one was)."""
+    connection.request("POST", "/", body=body, headers={"content-type": "application/json"})
+    response = connection.getresponse()
+    answers = json.loads(response.read())
+    errors = [a["error"] for a in answers if "error" in a]
+    assert response.status == 200 and not errors, errors[:3]
+    return len(answers)
+
+
+def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: float | None, out) -> None:
+    """One process: a thread per connection; `interval` None = closed loop, else seconds between
+    the sends of one connection (its schedule is offset by its index)."""
+    results: list[tuple[float, float, list[float], int]] = [None] * len(bodies)  # type: ignore[list-item]
+
+    def connection_main(k: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.connect()
+        latencies, acked = [], 0
+        while time.time() < start_at:
+            time.sleep(0.0005)
+        began = time.perf_counter()
+        offset = 0.0 if interval is None else interval * k / len(bodies)
+        for n, body in enumerate(bodies[k]):
+            if interval is not None:
+                due = began + offset + n * interval
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            else:
+                due = time.perf_counter()
+            acked += _post(connection, body)
+            latencies.append(time.perf_counter() - due)
+        results[k] = (began, time.perf_counter(), latencies, acked)
+        connection.close()
+
+    threads = [threading.Thread(target=connection_main, args=(k,)) for k in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put([(r[0] + time.time() - time.perf_counter(), r[1] + time.time() - time.perf_counter(), r[2], r[3]) for r in results])
+
+
+def run_clients(port: int, bodies: list[bytes], *, processes: int, connections: int, rate: float | None = None) -> dict:
+    """Spread `bodies` over processes × connections and run them (closed loop, or `rate` requests/s
+    in all). Returns elapsed seconds, orders acknowledged and the per-request latencies (seconds)."""
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    lanes = processes * connections
+    per_lane = [bodies[i::lanes] for i in range(lanes)]
+    interval = None if rate is None else lanes / rate
+    start_at = time.time() + 1.5  # after the client processes have started
+    procs = [ctx.Process(target=_client, args=(port, per_lane[p * connections:(p + 1) * connections], start_at, interval, queue))
+             for p in range(processes)]
+    for p in procs:
+        p.start()
+    lanes_done = [lane for _ in procs for lane in queue.get()]
+    for p in procs:
+        p.join()
+    began = min(lane[0] for lane in lanes_done)
+    ended = max(lane[1] for lane in lanes_done)
+    return {"elapsed": ended - began, "acked": sum(lane[3] for lane in lanes_done),
+            "latencies": sorted(x for lane in lanes_done for x in lane[2])}

@@ -1,0 +1,35 @@
+"""The mempool's signature recovery in trio-parallel worker processes (what the sequencer runs): the
+answers agree with the spec, a bad signature is still BAD_SIGNATURE, and they land in the engine
+process's memo of `recover_signer`, so the engine's own check is a memo hit, not a second recovery."""
+
+from __future__ import annotations
+
+import pytest
+import trio_parallel
+
+from optinode.exchange.mempool import IntakeRejected, Limits, Mempool
+from optinode.exchange.orders import Placement
+from optinode.spec.crypto import recover_signer
+from optinode.spec.eip712 import compute_order_digest
+
+from tests.exchange.test_mempool import funded
+
+pytestmark = pytest.mark.trio
+
+
+async def test_recovery_in_worker_processes_agrees_with_the_spec_and_fills_the_engines_memo() -> None:
+    w = funded()
+    orders = [w.order("alice") for _ in range(30)] + [w.order("bob") for _ in range(30)]
+    forged = w.order("carol", signer="alice")  # signed with another key
+    broken = w.order("carol")
+    broken = type(broken)(**{**{f: getattr(broken, f) for f in broken.__struct_fields__}, "signature": b"\x00" * 64 + b"\x1b"})
+    async with trio_parallel.open_worker_context() as workers:
+        pool = Mempool(w.state, Limits(recovery_chunk=16), workers=workers)
+        outcomes = await pool.submit([Placement(o) for o in orders + [forged, broken]])
+    assert all(isinstance(o, bytes) for o in outcomes[:60])
+    assert isinstance(outcomes[60], IntakeRejected) and outcomes[60].reason == "WRONG_SIGNER"
+    assert isinstance(outcomes[61], IntakeRejected) and outcomes[61].reason == "BAD_SIGNATURE"
+    hits, misses = recover_signer.cache_info().hits, recover_signer.cache_info().misses
+    signers = [recover_signer(compute_order_digest(w.domain, o), o.signature) for o in orders]
+    assert signers == [w.address("alice")] * 30 + [w.address("bob")] * 30
+    assert recover_signer.cache_info().hits == hits + 60 and recover_signer.cache_info().misses == misses

@@ -1,0 +1,17 @@
+"""`crypto.SignerMemo`: the memo behind `recover_signer` (remembered answers, bounded, oldest out first)."""
+
+from optinode.spec.crypto import SignerMemo, compute_signer
+from optinode.wallet import Key
+
+
+def test_a_remembered_signer_is_a_hit_and_the_oldest_entry_goes_first() -> None:
+    key = Key.from_seed("test-signer-memo")
+    digests = [bytes([i]) * 32 for i in range(4)]
+    signatures = [key.sign_digest(d) for d in digests]
+    memo = SignerMemo(maxsize=2)
+    memo.remember(digests[0], signatures[0], key.address)  # as a worker process answered
+    assert memo(digests[0], signatures[0]) == key.address and memo.cache_info().hits == 1 and memo.cache_info().misses == 0
+    assert memo(digests[1], signatures[1]) == compute_signer(digests[1], signatures[1]) == key.address  # a miss, computed
+    assert memo(digests[2], signatures[2]) == key.address
+    assert memo.cache_info().currsize == 2 and (digests[0], signatures[0]) not in memo.memo  # the oldest went
+    assert memo(b"\x00" * 32, b"\x00" * 65) is None  # malformed: None, remembered like any answer
