@@ -233,12 +233,84 @@ class L1Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     claim_period: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] = 86_400  # escape claims after a freeze
 
 
+# --- [market_services]: the sequencer's own oracle feed, funding and liquidator (docs/market-services.md)
+
+Ppm = Annotated[int, msgspec.Meta(ge=0, le=FRACTION_ONE, description="parts per million")]
+SignedPpm = Annotated[int, msgspec.Meta(ge=-FRACTION_ONE, le=FRACTION_ONE, description="parts per million")]
+KeySeed = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class SignerSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A key that signs L2 messages (oracle samples, liquidation orders): ``{ env = "VAR" }``,
+    ``{ keystore = "file.json", password_env = "VAR" }``, or on a devnet only ``{ seed = "text" }``
+    (the public test keys of configs/devnet.toml: keccak256 of the text)."""
+
+    env: EnvName | None = None
+    keystore: str | None = None
+    password_env: EnvName | None = None
+    seed: KeySeed | None = None
+
+
+class CrashSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[market_services.oracle.crash]]``: a scripted fall of one market's devnet walk."""
+
+    market: Annotated[int, msgspec.Meta(ge=0, lt=MAX_MARKETS)]
+    after_updates: NonNegativeInt  # the walk's step (per market) at which the fall starts
+    drop_ppm: Annotated[int, msgspec.Meta(ge=1, lt=FRACTION_ONE)]  # the fundamental price falls by this fraction
+
+
+class OracleFeedSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[market_services.oracle]``: the devnet price walk and the oracles that sign it."""
+
+    signers: Annotated[list[SignerSource], msgspec.Meta(min_length=1, max_length=MAX_ORACLES)]
+    interval: Seconds = 1.0  # between updates of each market
+    collect_timeout: Seconds = 2.0  # waiting for the oracles' samples
+    submit_timeout: Seconds = 10.0  # waiting for the engine's durable acknowledgement
+    seed: NonNegativeInt = 0  # the walk is a function of the seed and the update times
+    volatility_ppm: Ppm = 500  # stdev of the relative move per sqrt(second)
+    spread_ppm: Ppm = 200  # how far apart the oracles' samples are (each signs its own)
+    max_move_ppm_per_s: Ppm = 0  # 0: no bound of its own (a bound the spec sets applies as well)
+    crash: list[CrashSection] = []
+
+
+class FundingSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[market_services.funding]``: ticks from the premium of the book's mid over the oracle."""
+
+    interval: Seconds = 60.0  # between funding ticks
+    sample_interval: Seconds = 5.0  # between premium samples
+    submit_timeout: Seconds = 10.0
+    period: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] = 28_800  # seconds the premium's rate applies to (8 h)
+    interest_ppm: SignedPpm = 0  # interest per period (Hyperliquid/BitMEX-style), added within the band
+    interest_band_ppm: Ppm = 500  # |interest - premium| is clamped to this per period
+
+
+class LiquidatorSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[market_services.liquidator]``: the account that takes liquidated positions over."""
+
+    key: SignerSource  # the liquidator account's owner (its lowest account id is used)
+    interval: Seconds = 1.0  # re-check at least this often, even without a price or funding change
+    submit_timeout: Seconds = 10.0
+    order_expiry: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300  # seconds after the batch time
+    max_actions: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256  # transactions per round (bounded work)
+    rebase_ppm: Annotated[int, msgspec.Meta(ge=1, le=FRACTION_ONE)] = 50_000  # re-anchor the index after a 5% move
+
+
+class MarketServicesSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[market_services]``: off unless ``enabled``; each service runs when its table is present."""
+
+    enabled: bool = False
+    oracle: OracleFeedSection | None = None
+    funding: FundingSection | None = None
+    liquidator: LiquidatorSection | None = None
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A whole config file."""
 
     genesis: GenesisSection
     node: NodeSection = msgspec.field(default_factory=NodeSection)
     l1: L1Section | None = None  # needed by `optinode l1 deploy` only
+    market_services: MarketServicesSection = msgspec.field(default_factory=MarketServicesSection)
 
 
 # --- addresses -------------------------------------------------------------------------------------
@@ -346,20 +418,36 @@ def check_l1_section(l1: L1Section | None, node: NodeSection, source: str, genes
         raise _fail(source, "node.batch.queue_margin", "must be shorter than l1.forced_deadline and l1.deposit_deadline")
 
 
+def check_key_source(key: KeySource | SignerSource, where: str, source: str) -> None:
+    seed = getattr(key, "seed", None)
+    if [key.env is not None, key.keystore is not None, seed is not None].count(True) != 1:
+        raise _fail(source, where, "give exactly one of env or keystore" + (" or seed" if isinstance(key, SignerSource) else ""))
+    if key.keystore is not None and key.password_env is None:
+        raise _fail(source, where, "a keystore needs password_env (the variable holding its password)")
+    if key.keystore is None and key.password_env is not None:
+        raise _fail(source, where, "password_env belongs to a keystore source")
+
+
 def check_node_section(node: NodeSection, source: str) -> None:
     if node.l1_rpc is not None and node.l1_rpc_env is not None:
         raise _fail(source, "node", "give l1_rpc or l1_rpc_env, not both")
     for role in KeysSection.__struct_fields__:
         key = getattr(node.keys, role)
-        if key is None:
-            continue
-        where = f"node.keys.{role}"
-        if (key.env is None) == (key.keystore is None):
-            raise _fail(source, where, "give exactly one of env or keystore")
-        if key.keystore is not None and key.password_env is None:
-            raise _fail(source, where, "a keystore needs password_env (the variable holding its password)")
-        if key.env is not None and key.password_env is not None:
-            raise _fail(source, where, "password_env belongs to a keystore source")
+        if key is not None:
+            check_key_source(key, f"node.keys.{role}", source)
+
+
+def check_market_services_section(section: MarketServicesSection, genesis: GenesisSection, source: str) -> None:
+    """Key sources well formed; the crash scenarios name markets of the genesis. (Whether each oracle
+    signer is a genesis oracle is checked when the keys are loaded: an env key is not known before.)"""
+    if section.oracle is not None:
+        for i, signer in enumerate(section.oracle.signers):
+            check_key_source(signer, f"market_services.oracle.signers[{i}]", source)
+        for i, crash in enumerate(section.oracle.crash):
+            if crash.market >= len(genesis.markets):
+                raise _fail(source, f"market_services.oracle.crash[{i}].market", f"no market {crash.market} in the genesis")
+    if section.liquidator is not None:
+        check_key_source(section.liquidator.key, "market_services.liquidator.key", source)
 
 
 def parse_config(text: str | bytes, source: str = "<config>") -> Config:
@@ -373,6 +461,7 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
         raise _fail(source, "", f"invalid TOML: {error}") from None
     check_genesis_section(config.genesis, source)
     check_node_section(config.node, source)
+    check_market_services_section(config.market_services, config.genesis, source)
     check_l1_section(config.l1, config.node, source, config.genesis)
     try:
         check_genesis(config.genesis.to_genesis())
@@ -432,6 +521,12 @@ class Secret:
 
         return Account.from_key(self._key)
 
+    def signing_key(self):  # type: ignore[no-untyped-def]
+        """The key as `optinode.wallet.Key` (signs EIP-712 digests: orders, oracle samples)."""
+        from optinode.wallet import Key
+
+        return Key(self._key)
+
     def __repr__(self) -> str:
         return f"Secret(address={self.address}, key=<hidden>)"
 
@@ -447,11 +542,27 @@ _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 def load_key(node: NodeSection, role: str, *, environ: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Secret:
     """The key of ``role`` (a field of ``[node.keys]``). Errors name the role and the source, never
     the key or the password."""
-    environ = os.environ if environ is None else environ
     where = f"node.keys.{role}"
     source = getattr(node.keys, role, None)
     if source is None:
         raise ConfigError(f"{where}: no key source configured (add {{ env = \"VAR\" }} or {{ keystore = \"file\", password_env = \"VAR\" }})")
+    return load_key_source(source, where, environ=environ, base_dir=base_dir)
+
+
+def load_signer(source: SignerSource, where: str, *, devnet: bool, environ: Mapping[str, str] | None = None,
+                base_dir: Path | None = None) -> Secret:
+    """A market service's signing key. A ``seed`` key is public (anyone can recompute it), so it is
+    refused unless the chain is a devnet."""
+    if source.seed is not None:
+        if not devnet:
+            raise ConfigError(f"{where}: a seed key is public and is refused unless the chain is a devnet")
+        return Secret(keccak(source.seed.encode()))
+    return load_key_source(source, where, environ=environ, base_dir=base_dir)
+
+
+def load_key_source(source: KeySource | SignerSource, where: str, *, environ: Mapping[str, str] | None = None,
+                    base_dir: Path | None = None) -> Secret:
+    environ = os.environ if environ is None else environ
     if source.env is not None:
         text = environ.get(source.env, "").strip()
         if not text:

@@ -41,6 +41,7 @@ def sequencer(
     from optinode.config import load_key
     from optinode.l1.deploy import DEVNET_CHAIN_IDS
     from optinode.services.faults import Faults
+    from optinode.services.market_services import load_market_keys
     from optinode.services.sequencer import SequencerSettings, run_sequencer
     from optinode.store.errors import StoreError
 
@@ -49,6 +50,8 @@ def sequencer(
         key = load_key(loaded.node, "proposer", base_dir=config.parent)
         faults = Faults.parse(crash_at or os.environ.get("OPTINODE_CRASH_AT"), chain_id=deployed.chain_id)
         faults.with_fault(fault, chain_id=deployed.chain_id)
+        market_keys = load_market_keys(loaded.market_services, deployed.genesis(loaded).oracles,
+                                       devnet=deployed.chain_id in DEVNET_CHAIN_IDS, base_dir=config.parent)
     except InvalidInput as error:
         reject(error)
     if admin_port is not None and deployed.chain_id not in DEVNET_CHAIN_IDS:
@@ -56,7 +59,8 @@ def sequencer(
     if deployed.params is None or key.address not in deployed.params.proposers:
         fail(f"the proposer key {key.address} is not a proposer of this deployment")
     settings = SequencerSettings(config=loaded, deployment=deployed, data_dir=data_dir or Path(loaded.node.data_dir), rpc_url=url,
-                                 proposer_key=key, admin_port=admin_port, rpc_port=api_port, faults=faults)
+                                 proposer_key=key, admin_port=admin_port, rpc_port=api_port, faults=faults,
+                                 market_keys=market_keys)
     try:
         trio.run(run_sequencer, settings)
     except StoreError as error:

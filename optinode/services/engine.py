@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import msgspec
 import trio
@@ -236,6 +236,10 @@ class Engine:
         self.busy = False  # a group is being processed (tests wait for it to settle)
         self.metrics.watch_l1(lambda: self.head)  # read at scrape time: nothing on the hot path
         self.metrics.watch_book(lambda: self.matcher.books)
+        # Called with the ids of the accounts changed since the last cut (a superset of what the last
+        # group touched), after each group and before each cut clears the marks: the liquidator's
+        # risk index re-values exactly these (docs/market-services.md). Must not block or raise.
+        self.account_listeners: list[Callable[[set[int]], None]] = []
         log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, replayed, checkpoint.batch_index)
 
     @property
@@ -488,8 +492,14 @@ class Engine:
             else:
                 self.absorb(message)
         await self._flush(written, replies)
+        self._notify_accounts()
         if cut_reason is not None and self.pending.entries:
             await self.cut(batches, cut_reason)
+
+    def _notify_accounts(self) -> None:
+        if self.state.dirty_accounts:
+            for listener in self.account_listeners:
+                listener(self.state.dirty_accounts)
 
     async def _flush(self, written: list[LogEntry], replies: list[tuple[trio.MemorySendChannel[Any], Accepted]]) -> None:
         if written:
@@ -511,6 +521,7 @@ class Engine:
         """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
         if self.faults.tamper_after(self.batch_index) is not None:
             mint_one(self.state)  # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K)
+        self._notify_accounts()  # (the commitment clears the marks)
         root = self.commitment.update(self.state)
         state = self.state
         record = BatchRecord(

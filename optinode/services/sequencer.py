@@ -38,7 +38,7 @@ from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
 from optinode.exchange.mempool import Mempool
 from optinode.metrics import SequencerMetrics
-from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, proposer
+from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, market_services, proposer
 from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
 from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
@@ -68,6 +68,7 @@ class SequencerSettings:
     admin_port: int | None = None  # devnet only
     rpc_port: int | None = None  # the public JSON-RPC/WebSocket API (docs/api.md), on 127.0.0.1
     faults: Faults = field(default_factory=Faults)
+    market_keys: market_services.MarketKeys = field(default_factory=market_services.MarketKeys)  # [market_services] keys
 
 
 def identity(deployment: Deployment) -> str:
@@ -129,6 +130,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             port = None
             if settings.admin_port is not None:
                 port = await nursery.start(admin_rpc.run, admin_rpc.AdminDeps(the_engine, submitter, port=settings.admin_port))
+            await market_services.start(nursery, the_engine, submitter, config.market_services, settings.market_keys)
             if settings.rpc_port is not None:
                 # Signatures are recovered in worker processes, not threads, so that a busy engine
                 # never holds the GIL against them (optinode/exchange/mempool.py, docs/benchmarks.md).

@@ -1,0 +1,120 @@
+"""Properties of the liquidation engine over random worlds (hypothesis):
+
+- every transaction the liquidator plans is valid: applied to the real state it executes (OK) —
+  the spec agrees with the what-if check, whatever the prices, gaps, funding and insurance;
+- the risk index never misses an account: after any sequence of price moves and funding ticks,
+  every account below maintenance is among the ones it returns as due;
+- once the liquidator has run to quiescence, no account is left below maintenance while a valid
+  liquidation or deleverage for it exists (it stops only when nothing valid is left).
+"""
+
+from __future__ import annotations
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from optinode.exchange.liquidation import LiquidatorAccount, plan
+from optinode.exchange.risk_index import RiskIndex
+from optinode.spec.constants import FRACTION_ONE, FUNDING_RATE_ONE, PRICE_ONE
+from optinode.spec.errors import ErrorCode
+from optinode.spec.margin import compute_settled_funding, is_liquidatable
+from optinode.spec.types import FundingTick
+from optinode.testing.world import BTC, ETH, USD, World, test_key
+
+PROPERTY = settings(max_examples=max(40, settings.default.max_examples), deadline=None)
+TRADERS = ("t0", "t1", "t2", "t3")
+
+trade_st = st.tuples(
+    st.sampled_from(TRADERS), st.sampled_from(TRADERS), st.sampled_from((ETH, BTC)),
+    st.integers(5, 100),  # % of the leverage the poorer side's collateral allows
+    st.integers(-30, 30),  # limit price offset from the oracle, in 0.1%
+)
+move_st = st.one_of(
+    st.tuples(st.just("price"), st.sampled_from((ETH, BTC)), st.integers(-60, 40)),  # relative move, 0.1%
+    st.tuples(st.just("price"), st.sampled_from((ETH, BTC)), st.integers(-400, 250)),  # crashes and gaps
+    st.tuples(st.just("funding"), st.integers(-10**5, 10**5), st.integers(1, 86_400)),  # rate per second (1e12), elapsed
+)
+
+
+def liquidatable(state, account_id: int) -> bool:
+    collateral, positions, _ = compute_settled_funding(state, state.accounts[account_id])
+    return bool(positions) and is_liquidatable(state, collateral, positions)
+
+
+def run_liquidator(w: World, index: RiskIndex, liquidator: LiquidatorAccount, limit: int = 200) -> list:
+    """The service's round, synchronously: every planned transaction must apply."""
+    applied = []
+    for account_id in index.due():
+        for _ in range(limit):
+            tx = plan(w.state, account_id, w.ctx, liquidator, index.holders)
+            if tx is None:
+                break
+            receipt = w.apply(tx)
+            assert receipt.code == ErrorCode.OK and receipt.applied, f"planned {tx!r} is invalid: {ErrorCode(receipt.code).name}"
+            applied.append(tx)
+            index.mark(w.state.dirty_accounts)
+            w.state.dirty_accounts.clear()
+            index.refresh()
+    return applied
+
+
+@PROPERTY
+@given(
+    deposits=st.lists(st.integers(50, 5_000), min_size=len(TRADERS), max_size=len(TRADERS)),
+    trades=st.lists(trade_st, min_size=1, max_size=12),
+    moves=st.lists(move_st, min_size=1, max_size=10),
+    liquidator_funds=st.sampled_from((0, 200, 100_000)),
+)
+def test_the_liquidator_only_emits_valid_transactions_and_the_index_misses_no_one(deposits, trades, moves, liquidator_funds) -> None:
+    w = World()
+    for name, usd in zip(TRADERS, deposits):
+        w.deposit(name, usd * USD)
+    liquidator = None
+    if liquidator_funds:
+        w.deposit("liquidator", liquidator_funds * USD)
+        liquidator = LiquidatorAccount(w.ids["liquidator"], test_key("liquidator"))
+    for maker, taker, market, leverage, offset in trades:
+        if maker == taker:
+            continue
+        config = w.state.config.markets[market]
+        tick, step = config.tick_size, config.step_size
+        price = max(tick, w.state.markets[market].price * (1000 + offset) // 1000 // tick * tick)
+        collateral = min(w.state.accounts[w.ids[n]].collateral for n in (maker, taker))
+        size = max(0, collateral) * FRACTION_ONE // config.initial_margin * PRICE_ONE // price * leverage // 100 // step * step
+        if size:
+            w.apply(w.trade(maker, taker, size, market=market, limit_price=price))  # refused trades change nothing
+    w.state.dirty_accounts.clear()
+    index = RiskIndex(w.state, exclude={liquidator.account_id} if liquidator else set())
+    emitted = run_liquidator(w, index, liquidator) if liquidator else run_liquidator(w, index, None)
+    for move in moves:
+        if move[0] == "price":
+            _, market, permille = move
+            tick = w.state.config.markets[market].tick_size
+            price = max(tick, w.state.markets[market].price * (1000 + permille) // 1000 // tick * tick)
+            w.set_price(market, price)
+        else:
+            _, rate, elapsed = move
+            state = w.state
+            timestamp = max(state.time, state.funding_time) + elapsed
+            if timestamp > w.l1_timestamp:
+                continue
+            indices = []
+            for market, config in zip(state.markets, state.config.markets):
+                bounded = max(-config.max_funding_rate, min(config.max_funding_rate, rate))
+                change = abs(bounded) * market.price * (timestamp - state.funding_time) // FUNDING_RATE_ONE
+                indices.append(market.funding_index + (change if bounded >= 0 else -change))
+            w.must(FundingTick(timestamp, tuple(indices)))
+        index.mark(w.state.dirty_accounts)
+        w.state.dirty_accounts.clear()
+        # the index misses no one: every account below maintenance is due now
+        below = {i for i in w.state.accounts if i not in index.exclude and liquidatable(w.state, i)}
+        index.refresh()
+        keys_due = {i for i, key in index.keys.items() if key <= index.distance()}
+        assert below <= keys_due | index.stale, f"missed {below - keys_due}"
+        emitted += run_liquidator(w, index, liquidator)
+    for kind in sorted({type(tx).__name__ for tx in emitted}):
+        event(f"emitted {kind}")
+    # quiescence: nothing the liquidator could still do is left
+    for account_id in w.state.accounts:
+        if account_id not in index.exclude:
+            assert plan(w.state, account_id, w.ctx, liquidator, index.holders) is None
