@@ -55,17 +55,20 @@ def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: flo
         results[k] = (began, time.perf_counter(), latencies, acked)
         connection.close()
 
+    cpu = time.process_time()  # (after this process's start-up imports)
     threads = [threading.Thread(target=connection_main, args=(k,)) for k in range(len(bodies))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    out.put([(r[0] + time.time() - time.perf_counter(), r[1] + time.time() - time.perf_counter(), r[2], r[3]) for r in results])
+    offset = time.time() - time.perf_counter()
+    out.put(([(r[0] + offset, r[1] + offset, r[2], r[3]) for r in results], time.process_time() - cpu))
 
 
 def run_clients(port: int, bodies: list[bytes], *, processes: int, connections: int, rate: float | None = None) -> dict:
     """Spread `bodies` over processes × connections and run them (closed loop, or `rate` requests/s
-    in all). Returns elapsed seconds, orders acknowledged and the per-request latencies (seconds)."""
+    in all). Returns elapsed seconds, orders acknowledged, the per-request latencies (seconds) and
+    the clients' CPU seconds (all their processes)."""
     ctx = get_context("spawn")
     queue = ctx.Queue()
     lanes = processes * connections
@@ -76,10 +79,20 @@ def run_clients(port: int, bodies: list[bytes], *, processes: int, connections: 
              for p in range(processes)]
     for p in procs:
         p.start()
-    lanes_done = [lane for _ in procs for lane in queue.get()]
+    reports = [queue.get() for _ in procs]
     for p in procs:
         p.join()
+    lanes_done = [lane for lanes_of, _ in reports for lane in lanes_of]
     began = min(lane[0] for lane in lanes_done)
     ended = max(lane[1] for lane in lanes_done)
     return {"elapsed": ended - began, "acked": sum(lane[3] for lane in lanes_done),
-            "latencies": sorted(x for lane in lanes_done for x in lane[2])}
+            "latencies": sorted(x for lane in lanes_done for x in lane[2]), "client_cpu": sum(cpu for _, cpu in reports)}
+
+
+def worker_cpu_sample(pause: float) -> tuple[int, float]:
+    """(pid, CPU seconds so far) of the worker process this runs in; it first waits `pause` so that
+    calls made at once land on different workers."""
+    import os
+
+    time.sleep(pause)
+    return os.getpid(), time.process_time()

@@ -1,24 +1,26 @@
-"""Sequencer intake benchmark, first half: signed orders through the mempool and the matcher in one
-process, no network.
+"""Sequencer intake benchmark: signed orders through mempool and engine, in process and over JSON-RPC.
 
-Prints, last, one JSON object:
-- recoveries_per_s — bare secp256k1 recoveries on one core (uncached), measured in this run: the unit
-  the target is stated in;
-- recoveries_threads_per_s / recoveries_processes_per_s — the same recoveries spread over the
-  machine's cores by the mempool's worker threads (coincurve releases the GIL) and by trio-parallel
-  worker processes, so the choice in optinode/exchange/mempool.py is measured, not assumed;
-- coincurve_two_thread_speedup — bare coincurve recoveries on two threads over one: ~2 if the
-  library releases the GIL around libsecp256k1 (it does: cffi), ~1 if it does not;
+Prints, last, one JSON object (docs/benchmarks.md, "Sequencer intake", says how to read it):
+- recoveries_per_s / recovery_cpu_us — bare secp256k1 recoveries on one core (uncached), measured
+  in this run: the unit the targets are stated in;
 - inprocess_orders_per_s — fresh signed orders from many accounts submitted in requests of
-  `--request` orders by several concurrent clients to `Mempool.submit` (stateless checks, recovery
-  on worker threads, replay checks, fair queue), taken by an engine loop (`Mempool.next_batch`) and
-  placed on the `Matcher` (spec margin probe, matching, every fill applied by the spec);
-- intake_vs_recovery — inprocess_orders_per_s / recoveries_per_s (target >= 1.0);
-- intake_cpu_us_per_order / recovery_cpu_us — CPU time (all threads) per order through the whole
-  intake, and per bare recovery: what the wall-clock figures are made of on a shared machine, where
-  this process may get much less than two cores.
+  `--request` orders by several concurrent clients to `Mempool.submit` (stateless checks,
+  recovery in 2 trio-parallel worker processes as the sequencer runs it, replay checks, fair
+  queue), taken by an engine loop (`Mempool.next_batch`) and placed on the `Matcher` (spec margin
+  pre-check, matching, every fill applied by the spec); intake_vs_recovery = it / recoveries_per_s
+  (target >= 1.0); inprocess_threads_orders_per_s — the same with recovery on 2 worker threads;
+- rpc_orders_per_s — the engine on LevelDB (every acknowledgement after its synced group commit),
+  its JSON-RPC service on 127.0.0.1 and client processes (`bench/rpc_load.py`, `--rpc-processes`
+  × `--rpc-connections` keep-alive connections) posting batches of `--rpc-batch` sendOrder
+  requests as fast as answered; rpc_vs_recovery (target >= 0.5);
+- ack_p50_ms / ack_p99_ms — then at half that peak, open loop, batches of `--latency-batch`: each
+  request's time from its scheduled send to its answer (target p99 <= 5 ms);
+- *_cpu_us_per_order — CPU time per order of the engine's thread, the engine's process, the worker
+  processes and the clients; *_cpu_capacity_per_s — what that CPU gives on two cores of our own
+  (the engine's thread is serial; everything shares two cores): on a shared machine the
+  wall-clock figures measure the load, these the code.
 
-    .venv/bin/python bench/sequencer.py            # ~20 s; --orders N, --accounts N
+    .venv/bin/python bench/sequencer.py            # ~1-2 min; --orders N, --rpc-orders N, ...
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rpc_load import run_clients  # noqa: E402
+from bench.rpc_load import run_clients, worker_cpu_sample  # noqa: E402
 from bench.stf import measure_recoveries  # noqa: E402
 from optinode.config import BatchSection  # noqa: E402
 from optinode.exchange.matching import Matcher  # noqa: E402
@@ -45,6 +47,7 @@ from optinode.exchange.mempool import Limits, Mempool, compute_chunk, recover_ch
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
+from optinode.services.sequencer import SWITCH_INTERVAL  # noqa: E402
 from optinode.spec.state import State, copy_state  # noqa: E402
 from optinode.store.db import open_store  # noqa: E402
 from optinode.exchange.orders import Placement, Status, TimeInForce  # noqa: E402
@@ -135,7 +138,7 @@ async def measure_processes(pairs: list[tuple[bytes, bytes]], chunk: int, worker
 
 
 async def measure_intake(state: State, ctx, orders: list[Order], request: int, clients: int, chunk: int,
-                         workers=None) -> tuple[float, dict]:
+                         workers=None, engine_batch: int = 64) -> tuple[float, dict]:
     """Orders through `Mempool.submit` and the `Matcher` on `state` (threads, or `workers` processes)."""
     limits = Limits(max_request_items=request, items_per_second=1e9, burst=10**9, max_pending_per_account=10**6, recovery_chunk=chunk)
     pool = Mempool(state, limits, workers=workers)
@@ -156,7 +159,7 @@ async def measure_intake(state: State, ctx, orders: list[Order], request: int, c
         placed = 0
         while placed + rejected_at_intake < len(orders):
             with trio.move_on_after(0.5):
-                batch = await pool.next_batch(256)
+                batch = await pool.next_batch(engine_batch)
                 for placement, _ in batch:
                     result = matcher.place(placement, ctx)
                     statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
@@ -175,15 +178,32 @@ async def measure_intake(state: State, ctx, orders: list[Order], request: int, c
                                    "main_cpu_us_per_order": main_cpu / len(orders) * 1e6, **statuses}
 
 
+async def workers_cpu(ctx, count: int) -> dict[int, float]:
+    """CPU seconds so far of each of the `count` worker processes, by pid."""
+    samples: dict[int, float] = {}
+
+    async def one() -> None:
+        pid, cpu = await ctx.run_sync(worker_cpu_sample, 0.3)
+        samples[pid] = cpu
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+    assert len(samples) == count, "every worker sampled once"
+    return samples
+
+
 async def with_workers(fn, *args, count: int = 2):
-    """Run `fn(*args, workers=ctx)` with `count` trio-parallel worker processes already started."""
+    """`fn(*args, workers=ctx)` with `count` trio-parallel worker processes already started.
+    Returns (its result, the CPU seconds the workers spent on it)."""
     import trio_parallel
 
     async with trio_parallel.open_worker_context(idle_timeout=600) as ctx:
-        async with trio.open_nursery() as nursery:
-            for _ in range(count):
-                nursery.start_soon(ctx.run_sync, compute_chunk, [])
-        return await fn(*args, workers=ctx)
+        before = await workers_cpu(ctx, count)
+        result = await fn(*args, workers=ctx)
+        after = await workers_cpu(ctx, count)
+    assert set(before) == set(after), "the same workers throughout"
+    return result, sum(after[pid] - before[pid] for pid in before)
 
 
 def rpc_bodies(orders: list[Order], per_request: int, first_id: int = 1) -> list[bytes]:
@@ -207,6 +227,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 async def measure_rpc(genesis: State, peak_orders: list[Order], latency_orders: list[Order], args, *, workers) -> dict:
     """The sequencer's engine on LevelDB (fsync on), its JSON-RPC service on 127.0.0.1 and the
     mempool on `workers` processes; client processes post batches (docs/benchmarks.md)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as `optinode sequencer` runs
     with tempfile.TemporaryDirectory(prefix="optinode-bench-") as data_dir:
         store = open_store(Path(data_dir) / "db", identity="bench")
         policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
@@ -226,10 +247,12 @@ async def measure_rpc(genesis: State, peak_orders: list[Order], latency_orders: 
                 nursery.start_soon(drain)
                 deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
                 port = await nursery.start(rpc.run, deps)
-                cpu = time.process_time()
+                bodies = rpc_bodies(peak_orders, args.rpc_batch)
+                cpu, main_cpu = time.process_time(), time.thread_time()
                 peak = await trio.to_thread.run_sync(lambda: run_clients(
-                    port, rpc_bodies(peak_orders, args.rpc_batch), processes=args.rpc_processes, connections=args.rpc_connections))
-                result["peak_cpu_us_per_order"] = (time.process_time() - cpu) / peak["acked"] * 1e6
+                    port, bodies, processes=args.rpc_processes, connections=args.rpc_connections))
+                result["server_cpu_us_per_order"] = (time.process_time() - cpu) / peak["acked"] * 1e6
+                result["server_main_cpu_us_per_order"] = (time.thread_time() - main_cpu) / peak["acked"] * 1e6
                 assert peak["acked"] == len(peak_orders), peak["acked"]
                 result["rpc_orders_per_s"] = peak["acked"] / peak["elapsed"]
                 rate = result["rpc_orders_per_s"] / 2 / args.latency_batch  # requests per second, at half the peak
@@ -241,6 +264,8 @@ async def measure_rpc(genesis: State, peak_orders: list[Order], latency_orders: 
                 result["ack_p50_ms"] = percentile(half["latencies"], 0.50) * 1e3
                 result["ack_p99_ms"] = percentile(half["latencies"], 0.99) * 1e3
                 result["log_entries"] = engine.next_seq
+                result["client_cpu_us_per_order"] = (peak["client_cpu"] + half["client_cpu"]) / (peak["acked"] + half["acked"]) * 1e6
+                result["client_cpu"] = peak["client_cpu"] + half["client_cpu"]
                 nursery.cancel_scope.cancel()
         finally:
             store.close()
@@ -285,36 +310,59 @@ def main() -> None:
     state, ctx = flow.world.state, flow.world.ctx
     in_threads, threads_outcome = trio.run(measure_intake, state, ctx, intake_threads, args.request, args.clients, args.chunk)
     print(f"in-process intake, threads:          {in_threads:,.0f} orders/s ({threads_outcome})")
-    in_processes, outcome = trio.run(with_workers, measure_intake, state, ctx, intake_processes, args.request, args.clients, args.chunk)
-    print(f"in-process intake, processes:        {in_processes:,.0f} orders/s ({outcome})")
+    (in_processes, outcome), worker_cpu = trio.run(with_workers, measure_intake, state, ctx, intake_processes, args.request, args.clients, args.chunk)
+    worker_us = worker_cpu / args.orders * 1e6
+    print(f"in-process intake, processes:        {in_processes:,.0f} orders/s ({outcome}, workers {worker_us:.1f} µs CPU/order)")
+    # What two cores of our own would give (the machine is shared: wall clock undercounts): the
+    # engine's thread is serial, and the engine process plus the workers share the two cores.
+    capacity = min(1e6 / outcome["main_cpu_us_per_order"], 2e6 / (outcome["cpu_us_per_order"] + worker_us))
     figures = {
         "inprocess_orders_per_s": round(in_processes),
         "recoveries_per_s": round(recoveries_per_s),
         "intake_vs_recovery": round(in_processes / recoveries_per_s, 3),
     }
+    rpc_cpu: dict = {}
     if not args.skip_rpc:
         peak_orders = flow.orders(args.rpc_orders)
         latency_orders = flow.orders(int(args.latency_seconds * max(2_000, in_processes / 2)))  # enough for the run at half the peak
         print(f"signed {len(peak_orders) + len(latency_orders)} orders for JSON-RPC", flush=True)
-        rpc_figures = trio.run(with_workers, measure_rpc, genesis, peak_orders, latency_orders, args)
-        print(f"JSON-RPC: {rpc_figures}")
+        rpc_figures, rpc_worker_cpu = trio.run(with_workers, measure_rpc, genesis, peak_orders, latency_orders, args)
+        all_orders = len(peak_orders) + len(latency_orders)
+        rpc_worker_us = rpc_worker_cpu / all_orders * 1e6
+        print(f"JSON-RPC: {rpc_figures}, workers {rpc_worker_us:.1f} µs CPU/order")
+        rpc_capacity = min(1e6 / rpc_figures["server_main_cpu_us_per_order"],
+                           2e6 / (rpc_figures["server_cpu_us_per_order"] + rpc_worker_us + rpc_figures["client_cpu_us_per_order"]))
         figures.update({
             "rpc_orders_per_s": round(rpc_figures["rpc_orders_per_s"]),
             "rpc_vs_recovery": round(rpc_figures["rpc_orders_per_s"] / recoveries_per_s, 3),
             "ack_p50_ms": round(rpc_figures["ack_p50_ms"], 2),
             "ack_p99_ms": round(rpc_figures["ack_p99_ms"], 2),
             "latency_orders_per_s": round(rpc_figures["latency_orders_per_s"]),
-            "rpc_server_cpu_us_per_order": round(rpc_figures["peak_cpu_us_per_order"], 1),
         })
+        rpc_cpu = {
+            "rpc_server_cpu_us_per_order": round(rpc_figures["server_cpu_us_per_order"], 1),
+            "rpc_server_main_cpu_us_per_order": round(rpc_figures["server_main_cpu_us_per_order"], 1),
+            "rpc_worker_cpu_us_per_order": round(rpc_worker_us, 1),
+            "rpc_client_cpu_us_per_order": round(rpc_figures["client_cpu_us_per_order"], 1),
+            "rpc_cpu_capacity_per_s": round(rpc_capacity),
+            "rpc_cpu_capacity_vs_recovery_cpu": round(rpc_capacity * recovery_cpu_us / 1e6, 3),
+        }
     figures.update({
+        # CPU figures: what two cores of our own would do (1 / recovery_cpu_us is the single-core unit)
+        "intake_main_cpu_us_per_order": round(outcome["main_cpu_us_per_order"], 1),
+        "intake_process_cpu_us_per_order": round(outcome["cpu_us_per_order"], 1),
+        "intake_worker_cpu_us_per_order": round(worker_us, 1),
+        "recovery_cpu_us": round(recovery_cpu_us, 1),
+        "inprocess_cpu_capacity_per_s": round(capacity),
+        "inprocess_cpu_capacity_vs_recovery_cpu": round(capacity * recovery_cpu_us / 1e6, 3),
+        **rpc_cpu,
+        # the threads alternative, and the recovery rates themselves
         "inprocess_threads_orders_per_s": round(in_threads),
+        "intake_threads_main_cpu_us_per_order": round(threads_outcome["main_cpu_us_per_order"], 1),
+        "intake_threads_cpu_us_per_order": round(threads_outcome["cpu_us_per_order"], 1),
         "coincurve_two_thread_speedup": round(speedup, 2),
         "recoveries_threads_per_s": round(threads_per_s),
         "recoveries_processes_per_s": round(processes_per_s),
-        "intake_main_cpu_us_per_order": round(outcome["main_cpu_us_per_order"], 1),
-        "intake_threads_main_cpu_us_per_order": round(threads_outcome["main_cpu_us_per_order"], 1),
-        "intake_threads_cpu_us_per_order": round(threads_outcome["cpu_us_per_order"], 1),
-        "recovery_cpu_us": round(recovery_cpu_us, 1),
         "orders": args.orders,
         "fills": outcome["fills"],
         "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -84,8 +84,13 @@ def test_node_section_defaults_when_absent() -> None:
     ],
 )
 def test_bad_node_values_name_the_key(node: str, where: str, problem: str) -> None:
+    expect_config_error(node, where, problem)
+
+
+def expect_config_error(sections: str, where: str, problem: str) -> None:
+    """devnet.toml's genesis with `sections` is refused with a message naming `where`."""
     with pytest.raises(ConfigError) as info:
-        parse_config(with_node(node), "c.toml")
+        parse_config(with_node(sections), "c.toml")
     message = str(info.value)
     assert message.startswith(f"c.toml: {where}: "), message
     assert problem in message, message

@@ -32,7 +32,7 @@ from optinode.spec.constants import NONCE_WINDOW
 from optinode.spec.errors import WitnessError
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_value_and_risk
 from optinode.spec.state import Account, State
-from optinode.spec.types import Deleverage, L1Context, Liquidate, Order, Transaction
+from optinode.spec.types import Deleverage, L1Context, Liquidate, Transaction
 from optinode.wallet import Key, sign_order
 
 MAX_DELEVERAGE_CANDIDATES = 64  # counterparties tried per market and round (bounded work)
@@ -144,7 +144,7 @@ def plan_deleverage(state: State, account_id: int, ctx: L1Context, holders: list
     account = state.accounts.get(account_id)
     if account is None:
         return None
-    below, value = is_below_maintenance(state, account)
+    _, value = is_below_maintenance(state, account)
     if value >= 0:
         return None
     configs = state.config.markets
@@ -182,5 +182,3 @@ def is_valid(state: State, tx: Transaction, ctx: L1Context, account_ids: Iterabl
     except WitnessError:
         return False
 
-
-__all__ = ["LiquidatorAccount", "Order", "candidate_sizes", "get_free_nonce", "plan", "plan_deleverage", "plan_liquidation", "rank_counterparties"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 
+import msgspec
 from sortedcontainers import SortedList
 
 from optinode.spec.eip712 import compute_order_digest
@@ -51,6 +52,26 @@ DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
 
 class UnknownOrder(InvalidInput):
     """A cancel named an order that is not live for that account (an expected client error)."""
+
+
+class RestingSnapshot(RestingView, frozen=True, array_like=True):
+    """One resting order in a checkpoint: its view plus what the matcher tracks besides (the owner is
+    the account's)."""
+
+    nonce: int
+    filled: int
+
+
+class MatcherSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything that decides the matcher's future behaviour, stored in each state checkpoint next to
+    the spec state (so a restart is that checkpoint plus the later log, not the whole log from
+    genesis). The lookup tables (`orders`, `by_account`, `by_expiry`, `reserved`) are functions of
+    the resting orders and are rebuilt from them."""
+
+    resting: tuple[RestingSnapshot, ...]  # in seq order (seq is unique: placement order)
+    nonce_floor: tuple[tuple[int, int], ...]  # sorted (account, floor)
+    seen: tuple[tuple[bytes, int], ...]  # sorted (order hash, expiry): accepted orders not yet expired
+    seq: int
 
 
 class Matcher:
@@ -177,6 +198,37 @@ class Matcher:
             tuple(sorted(self.reserved.items())),
             self.seq,
         )
+
+    def export(self) -> MatcherSnapshot:
+        """The checkpoint form of the matcher (see `MatcherSnapshot`); `restore` inverts it."""
+        resting = sorted((o for book in self.books for o in book), key=lambda o: o.seq)
+        return MatcherSnapshot(
+            resting=tuple(
+                RestingSnapshot(o.order_hash, o.account_id, o.market, o.is_buy, o.price, o.remaining, o.seq, o.handle,
+                                o.reduce_only, o.expiry, o.nonce, o.filled)
+                for o in resting
+            ),
+            nonce_floor=tuple(sorted(self.nonce_floor.items())),
+            seen=tuple(sorted(self.seen.items())),
+            seq=self.seq,
+        )
+
+    @classmethod
+    def restore(cls, state: State, snapshot: MatcherSnapshot, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS) -> Matcher:
+        """A matcher over `state` (the state of the same checkpoint) in the exported condition."""
+        matcher = cls(state, max_open_orders=max_open_orders)
+        for r in snapshot.resting:
+            owner = require_account(state, r.account_id).owner  # (an order rests only on an existing account)
+            order = RestingOrder(r.order_hash, r.account_id, owner, r.market, r.is_buy, r.price, r.remaining, r.seq, r.handle,
+                                 r.reduce_only, r.expiry, r.nonce)
+            order.filled = r.filled
+            matcher._rest(order)
+        matcher.nonce_floor = dict(snapshot.nonce_floor)
+        matcher.seen = dict(snapshot.seen)
+        matcher.seen_by_expiry = [(expiry, order_hash) for order_hash, expiry in snapshot.seen]
+        heapq.heapify(matcher.seen_by_expiry)
+        matcher.seq = snapshot.seq
+        return matcher
 
     # --- matching --------------------------------------------------------------------------------
 

@@ -102,7 +102,17 @@ async def _status(deps: AdminDeps, params: list[Any]) -> Any:
     }
 
 
+async def _command(deps: AdminDeps, params: list[Any]) -> Any:
+    if len(params) != 1 or not isinstance(params[0], int) or isinstance(params[0], bool) or params[0] < 0:
+        raise AdminRpcError(INVALID_PARAMS, "optinode_adminCommand takes a log seq")
+    status = deps.engine.command_status(params[0])
+    if status is None:
+        raise AdminRpcError(APPLICATION_ERROR, f"no command {params[0]} in the log", "UNKNOWN_COMMAND")
+    return status
+
+
 METHODS: dict[str, Callable[[AdminDeps, list[Any]], Awaitable[Any]]] = {
+    "optinode_adminCommand": _command,
     "optinode_adminSubmit": _submit,
     "optinode_adminWithdrawalClaim": _claim,
     "optinode_adminStatus": _status,

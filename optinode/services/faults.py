@@ -59,14 +59,20 @@ class Faults:
     after: int = 1  # crash the after-th time the point is reached
     hits: dict[str, int] = field(default_factory=dict)
     # ``corrupt:B:K`` (sequencer): batch B's state gains one unit of collateral on account 0 after
-    # transaction K (a wrong root from index K + 1 on); the proposer defends those roots.
-    corrupt: tuple[int, int] | None = None
+    # transaction K (a wrong root from index K + 1 on); the proposer defends those roots. Several
+    # batches: ``corrupt:1:2,corrupt:2:0``. It applies to the batches as first cut, not to those a
+    # rebuild cuts after L1 discarded them (docs/sequencer.md, "Rebuilding batches").
+    corrupt: dict[int, int] | None = None
     # ``challenge:B:K`` (verifier): challenge batch B whatever its verdict, with roots wrong from K + 1 on.
     challenge: tuple[int, int] | None = None
 
     def with_fault(self, spec: str | None, *, chain_id: int) -> Faults:
-        """Add a ``--fault KIND:B:K`` switch (devnet only)."""
+        """Add a ``--fault KIND:B:K[,KIND:B:K…]`` switch (devnet only)."""
         if not spec:
+            return self
+        if "," in spec:
+            for one in spec.split(","):
+                self.with_fault(one, chain_id=chain_id)
             return self
         kind, rest = _devnet_switch("--fault", "kind", spec, FAULT_KINDS, chain_id)
         try:
@@ -75,12 +81,15 @@ class Faults:
             raise FaultRefused(f"--fault {spec}: expected {kind}:BATCH:TX with two integers") from None
         if batch < 1 or tx < 0:
             raise FaultRefused(f"--fault {spec}: batch >= 1 and tx >= 0")
-        setattr(self, kind, (batch, tx))
+        if kind == "corrupt":
+            self.corrupt = {**(self.corrupt or {}), batch: tx}
+        else:
+            self.challenge = (batch, tx)
         return self
 
     def tamper_after(self, batch_index: int) -> int | None:
         """The transaction after which batch ``batch_index``'s state is corrupted (None: not this one)."""
-        return self.corrupt[1] if self.corrupt is not None and self.corrupt[0] == batch_index else None
+        return None if self.corrupt is None else self.corrupt.get(batch_index)
 
     @classmethod
     def parse(cls, spec: str | None, *, chain_id: int) -> Faults:

@@ -22,11 +22,12 @@ batches are kept: a withdrawal claim proves an account under a finalized batch's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Union
 
 import msgspec
 
+from optinode.exchange.matching import MatcherSnapshot
 from optinode.exchange.orders import Command as BookCommand
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.state import State
@@ -87,6 +88,10 @@ class LogEntry(msgspec.Struct, frozen=True, array_like=True):
     command: Command
     records: tuple[bytes, ...]  # the spec transactions it produced, as batch records
     codes: tuple[int, ...]  # their receipt codes (every one applied)
+    # Set by a rebuild (docs/sequencer.md, "Rebuilding batches"): the acknowledged command no longer
+    # executes at the rebuilt batch's L1 time (an order expired meanwhile, ...): the reason (a spec
+    # ErrorCode or exchange Reason name). A dropped entry has no records and replays as nothing.
+    dropped: str = ""
 
 
 class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +108,10 @@ class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
     state_root: bytes
     # the batch's L1 time: every entry's l1_timestamp, declared in appendBatch (the Rollup bounds it)
     l1_timestamp: int = 0
+    # how many rebuilds came before its cut (docs/sequencer.md, "Rebuilding batches"): the L1 sender
+    # item of its append is unique per (epoch, index), so a rebuilt batch is never confused with the
+    # one it replaces
+    epoch: int = 0
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,6 +119,17 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     next_seq: int  # the first log entry after this batch
     l1_time: int  # the L1 time of its last entry (the engine's clock never runs backwards)
     state: bytes  # JSON of the spec State (see encode_state)
+    # the order books and matcher memory at the same point (None: written before books were
+    # checkpointed; the engine then rebuilds them from genesis)
+    book: MatcherSnapshot | None = None
+
+
+class RebuildMark(msgspec.Struct, frozen=True, kw_only=True):
+    """The sequencer's rebuild history: the epoch (rebuilds so far) and the L1 discards already
+    handled (their event positions), so a restart neither repeats nor misses one."""
+
+    epoch: int = 0
+    discards: tuple[tuple[int, int], ...] = ()  # (block number, log index) of each BatchesDiscarded rolled back for
 
 
 class FinalMark(msgspec.Struct, frozen=True, array_like=True):
@@ -120,6 +140,7 @@ ENTRY = Codec(LogEntry)
 BATCH = Codec(BatchRecord)
 CHECKPOINT = Codec(Checkpoint)
 FINAL = Codec(FinalMark)
+REBUILD = Codec(RebuildMark)
 # Checkpoints hold the whole State as JSON: its integers are unbounded (a nonce window is a 256-bit
 # bitmap), which msgpack cannot carry; msgspec's JSON can, exactly.
 _STATE_ENCODER = msgspec.json.Encoder()
@@ -141,6 +162,8 @@ def entry_context(entry: LogEntry) -> L1Context:
 
 
 def replay_entry(state: State, entry: LogEntry) -> None:
+    if entry.dropped:
+        return
     ctx = entry_context(entry)
     for record, code in zip(entry.records, entry.codes, strict=True):
         receipt = state_transition(state, decode_transaction(record), ctx)
@@ -162,11 +185,15 @@ class Journal:
 
     # --- the log -----------------------------------------------------------------------------------
 
-    def append(self, entries: list[LogEntry]) -> None:
-        """Make ``entries`` durable together: one synced write batch (one fsync for the group)."""
+    def append(self, entries: list[LogEntry], views: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Make ``entries`` durable together: one synced write batch (one fsync for the group).
+        ``views`` are puts derived from these entries (the order history) that must be exactly as
+        durable as they are: in the same batch, so a crash keeps both or neither."""
         with self.store.write_batch(sync=True) as batch:
             for entry in entries:
                 batch.put(keys.log_entry(entry.seq), ENTRY.encode(entry))
+            for key, value in views:
+                batch.put(key, value)
 
     def entries(self, from_seq: int = 0, end_seq: int | None = None) -> Iterator[LogEntry]:
         stop = keys.prefix_end(keys.prefix_of(keys.Prefix.LOG_ENTRY)) if end_seq is None else keys.log_entry(end_seq)
@@ -179,17 +206,38 @@ class Journal:
 
     # --- batches and checkpoints -------------------------------------------------------------------
 
-    def cut(self, record: BatchRecord, state: State, l1_time: int) -> None:
-        """Record a batch and the state after it, atomically and durably."""
-        checkpoint = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=l1_time, state=encode_state(state))
+    def cut(self, record: BatchRecord, checkpoint: Checkpoint) -> None:
+        """Record a batch and the state (and books) after it, atomically and durably."""
         with self.store.write_batch(sync=True) as batch:
             batch.put(keys.batch(record.index), BATCH.encode(record))
             batch.put(keys.checkpoint(record.index), CHECKPOINT.encode(checkpoint))
 
-    def write_genesis(self, state: State) -> None:
+    def rewrite(self, from_index: int, entries: list[LogEntry], cuts: list[tuple[BatchRecord, Checkpoint]], mark: RebuildMark) -> None:
+        """A rebuild, in one synced write batch: batches ``from_index`` and later and their checkpoints
+        go, the re-applied log entries replace theirs (same seqs), the rebuilt batches and their
+        checkpoints come in, and the rebuild mark moves on. A crash leaves the old or the new, never a mix."""
+        with self.store.write_batch(sync=True) as batch:
+            for record in list(self.batches(from_index)):
+                batch.delete(keys.batch(record.index))
+                batch.delete(keys.checkpoint(record.index))
+            for entry in entries:
+                batch.put(keys.log_entry(entry.seq), ENTRY.encode(entry))
+            for record, checkpoint in cuts:
+                batch.put(keys.batch(record.index), BATCH.encode(record))
+                batch.put(keys.checkpoint(record.index), CHECKPOINT.encode(checkpoint))
+            batch.put(keys.REBUILD, REBUILD.encode(mark))
+
+    def rebuild_mark(self) -> RebuildMark:
+        return self.store.get_value(keys.REBUILD, REBUILD) or RebuildMark()
+
+    def write_genesis(self, state: State, book: MatcherSnapshot) -> None:
         if self.store.get(keys.checkpoint(0)) is None:
+            genesis = Checkpoint(batch_index=0, next_seq=0, l1_time=0, state=encode_state(state), book=book)
             with self.store.write_batch(sync=True) as batch:
-                batch.put(keys.checkpoint(0), CHECKPOINT.encode(Checkpoint(batch_index=0, next_seq=0, l1_time=0, state=encode_state(state))))
+                batch.put(keys.checkpoint(0), CHECKPOINT.encode(genesis))
+
+    def entry(self, seq: int) -> LogEntry | None:
+        return self.store.get_value(keys.log_entry(seq), ENTRY)
 
     def batch(self, index: int) -> BatchRecord | None:
         return self.store.get_value(keys.batch(index), BATCH)

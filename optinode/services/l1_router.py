@@ -1,5 +1,6 @@
 """The L1 router: one follower, two consumers (three with the dispute player: game events, heads, reorgs). Queue entries go to the engine, batch events to the
-proposer, heads and reorgs to both (each unwinds what it derived). Bounded channels both ways: a
+proposer, heads and reorgs to both (each unwinds what it derived); a discard of our batches to all
+three (the engine rebuilds them from the last valid checkpoint, the proposer re-posts). Bounded channels both ways: a
 slow consumer slows the follower, nothing is dropped."""
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ async def run(
             elif isinstance(output, _GAMES):
                 if player is not None:
                     await player.send(output)
+                if isinstance(output, events.BatchesDiscarded):  # the engine rolls back, the proposer re-posts
+                    await engine.send(output)
+                    await proposer.send(output)
             elif isinstance(output, _ENGINE):
                 await engine.send(output)
             elif isinstance(output, _PROPOSER):

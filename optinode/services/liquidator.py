@@ -140,7 +140,11 @@ async def run(deps: LiquidatorDeps, *, task_status: trio.TaskStatus[None] = trio
     view.on_accounts_changed(deps.index.mark)
     task_status.started()
     while True:
-        await check_round(deps)
+        if await check_round(deps):
+            # what it did may have pushed others below (a last-resort deleverage leaves its counterparty
+            # below maintenance): look again at once, after letting the other tasks run
+            await trio.sleep(0)
+            continue
         with trio.move_on_after(deps.interval):
             if deps.nudges is None:
                 await trio.sleep_forever()

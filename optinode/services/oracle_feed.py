@@ -4,8 +4,9 @@
     await nursery.start(oracle_feed.run, OracleDeps(view, submitter, source, interval=1.0))
 
 Every `interval` seconds, for each market whose last samples are older than the newest L1 time, it
-asks the `PriceSource` for one signed sample per oracle, keeps the distinct oracles' samples that are
-newer than the market's last update and not after that L1 time, sorts them by oracle index, and —
+asks the `PriceSource` for one signed sample per oracle, keeps one usable sample per oracle (each
+checked alone against the spec's per-sample rules, so that one bad sample cannot sink the update),
+sorts them by oracle index, and —
 if they reach the quorum — runs the `OraclePrice` through the spec on a copy (`what_if`) before
 submitting it. It submits every valid sample it has, not just a quorum: the lower median of more
 honest samples is closer to the middle, and a sequencer that drops samples gains nothing (the
@@ -34,6 +35,8 @@ from optinode.exchange.price_walk import PriceWalk
 from optinode.exchange.what_if import what_if
 from optinode.services.engine import Rejected, Submitter
 from optinode.services.market_view import EngineView
+from optinode.spec.crypto import recover_signer
+from optinode.spec.eip712 import compute_typed_digest, hash_oracle_price
 from optinode.spec.state import State
 from optinode.spec.types import L1Context, OraclePrice, PriceSample
 from optinode.wallet import Key, sign_price
@@ -92,13 +95,25 @@ class DevnetWalkSource:
         ]
 
 
+def is_sample_usable(state: State, market: int, sample: PriceSample, now: int) -> bool:
+    """The spec's per-sample rules for one sample (oracle of the market, positive price, newer than the
+    market's last samples, not after `now` and not older than max_sample_age, signed by that oracle),
+    so that one bad sample — a lying or broken source — cannot sink the whole update. The spec runs
+    every rule again on the update before it is submitted."""
+    if not is_market_oracle(state, market, sample.oracle_index) or sample.price <= 0:
+        return False
+    if not state.markets[market].sample_time < sample.timestamp <= now or sample.timestamp + state.config.max_sample_age < now:
+        return False
+    digest = compute_typed_digest(state.config.domain_separator, hash_oracle_price(market, sample))
+    return recover_signer(digest, sample.signature) == state.config.oracles[sample.oracle_index]
+
+
 def select_samples(state: State, market: int, samples: list[PriceSample], now: int) -> tuple[PriceSample, ...]:
-    """One sample per oracle of the market (the newest), newer than the market's last update and not
-    after `now`, sorted by oracle index (the spec's order rule)."""
+    """One usable sample per oracle of the market (the newest), sorted by oracle index (the spec's
+    order rule)."""
     newest: dict[int, PriceSample] = {}
-    after = state.markets[market].sample_time
     for sample in samples:
-        if not is_market_oracle(state, market, sample.oracle_index) or not after < sample.timestamp <= now:
+        if not is_sample_usable(state, market, sample, now):
             continue
         kept = newest.get(sample.oracle_index)
         if kept is None or sample.timestamp > kept.timestamp:

@@ -35,15 +35,17 @@ from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SendRecord, SendRejected
 from optinode.services.faults import Faults
 from optinode.metrics import SequencerMetrics
+from optinode.services.engine import RebuildRequest, Rebuilt
 from optinode.services.journal import BatchRecord, Journal
 from optinode.spec.batch_framing import frame_records
 from optinode.spec.crypto import keccak
 
-__all__ = ["FINALIZE_ITEM", "ProposerDeps", "append_calldata", "finalize_calldata", "run"]
+__all__ = ["FINALIZE_ITEM", "ProposerDeps", "append_calldata", "append_item", "finalize_calldata", "run"]
 
 log = logging.getLogger("optinode.services.proposer")
 
 FINALIZE_ITEM = 1 << 40  # sender item ids: batch i is item i, its finalize FINALIZE_ITEM + 256 i + attempt
+EPOCH_ITEM = 1 << 48  # a rebuilt batch i of epoch e >= 1 is item e * EPOCH_ITEM + i (above every finalize item)
 _APPEND = keccak(b"appendBatch(bytes,bytes32,bytes32,bytes32,uint64,uint64,uint64)")[:4]
 _FINALIZE = keccak(b"finalize(uint256)")[:4]
 
@@ -54,6 +56,12 @@ def append_calldata(records: list[bytes], batch: BatchRecord) -> bytes:
         [frame_records(records), batch.accounts_root, batch.slots_root, batch.globals_hash, batch.deposits_done, batch.forced_done,
          batch.l1_timestamp],  # the time the engine executed the batch at: the Rollup bounds and records it
     )
+
+
+def append_item(batch: BatchRecord) -> int:
+    """The L1 sender item of a batch's append: one per (epoch, index), so the batch that replaces a
+    rebuilt or discarded one gets its own transaction (the sender never signs an item twice)."""
+    return batch.index if batch.epoch == 0 else batch.epoch * EPOCH_ITEM + batch.index
 
 
 def finalize_calldata(index: int) -> bytes:
@@ -72,6 +80,7 @@ class ProposerDeps:
     known_events: list[Any] = field(default_factory=list)  # the follower's stored events at start-up
     max_timestamp_drift: int | None = None  # Rollup.maxTimestampDrift: an older batch is refused on chain
     metrics: SequencerMetrics = field(default_factory=SequencerMetrics)
+    engine: Any = None  # the engine's inbox (a MemorySendChannel): stale batches are sent back to be rebuilt
 
 
 @dataclass
@@ -84,22 +93,35 @@ class _Tracker:
     cut_at: dict[int, float] = field(default_factory=dict)  # index -> monotonic time its BatchRecord arrived (posting latency)
     last_posted: int = 0
     live: bool = True  # False while the stored events of before a restart are re-read (gauges only, no counters)
+    epoch: int = 0  # the engine's rebuild epoch as the proposer last heard it: newer batches wait for `Rebuilt`
+    halted: bool = False  # L1 discarded our batches: post nothing until the engine has rebuilt them
+    asked: tuple[int, int] | None = None  # the (index, epoch) a rebuild was last requested for
 
 
 async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
     """Hand every cut batch from ``next_submit`` on to the sender, in order, stopping at a refusal."""
-    while (batch := deps.journal.batch(t.next_submit)) is not None:
-        if (deps.max_timestamp_drift is not None and deps.sender.record(batch.index) is None
+    while not t.halted and (batch := deps.journal.batch(t.next_submit)) is not None:
+        if batch.epoch != t.epoch:
+            return  # written by a rebuild whose `Rebuilt` has not reached us yet (it resets next_submit)
+        if (deps.max_timestamp_drift is not None and deps.sender.record(append_item(batch)) is None
                 and t.head_time > batch.l1_timestamp + deps.max_timestamp_drift):
-            # The chain would refuse it (TimestampTooOld): never sign it. docs/sequencer.md, "Batch time".
-            log.critical("batch %d: its L1 time %d is more than %d s behind the head (%d): it cannot be appended; "
-                         "the operator must rebuild it (docs/sequencer.md)", batch.index, batch.l1_timestamp,
-                         deps.max_timestamp_drift, t.head_time)
+            # The chain would refuse it (TimestampTooOld), and no append of it can ever land now (every
+            # later block is later still): the engine rebuilds it and its successors at a fresh L1 time.
+            # docs/sequencer.md, "Rebuilding batches".
+            if t.asked != (batch.index, batch.epoch):
+                log.warning("batch %d: its L1 time %d is more than %d s behind the head (%d): asking the engine to rebuild it",
+                            batch.index, batch.l1_timestamp, deps.max_timestamp_drift, t.head_time)
+                t.asked = (batch.index, batch.epoch)
+            if deps.engine is not None:
+                try:  # (never block on the engine's inbox: the engine may be sending to ours; retried at the next head)
+                    deps.engine.send_nowait(RebuildRequest(batch.index, batch.epoch))
+                except trio.WouldBlock:
+                    pass
             return
         deps.faults.point("proposer.before_submit")
         try:
             record = await deps.sender.submit(
-                item=batch.index, to=deps.rollup, data=append_calldata(deps.journal.batch_records(batch), batch),
+                item=append_item(batch), to=deps.rollup, data=append_calldata(deps.journal.batch_records(batch), batch),
                 value=deps.bond, label=f"batch {batch.index}",
             )
         except SendRejected as error:
@@ -143,7 +165,7 @@ async def _maybe_finalize(deps: ProposerDeps, t: _Tracker, head: Head) -> None:
 
 async def run(deps: ProposerDeps, inbox: trio.MemoryReceiveChannel[Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     last_final = deps.journal.last_final()
-    t = _Tracker(next_submit=last_final + 1, last_final=last_final)
+    t = _Tracker(next_submit=last_final + 1, last_final=last_final, epoch=deps.journal.rebuild_mark().epoch)
     deps.metrics.last_final.set(last_final)
     await _submit_ready(deps, t)
     task_status.started()
@@ -172,6 +194,23 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
     if isinstance(message, BatchRecord):
         t.cut_at[message.index] = time.monotonic()
         await _submit_ready(deps, t)
+    elif isinstance(message, Rebuilt):
+        # The engine replaced batches from_index..: post from there again (new sender items).
+        t.epoch, t.halted = message.epoch, False
+        t.next_submit = min(t.next_submit, message.from_index)
+        for index in [i for i in t.appended if i >= message.from_index]:
+            t.appended.pop(index)
+            t.append_time.pop(index, None)
+        log.info("batches from %d rebuilt (epoch %d, %s): posting them again; %d acknowledged command(s) dropped",
+                 message.from_index, message.epoch, message.reason, len(message.dropped))
+    elif isinstance(message, events.BatchesDiscarded):
+        if (message.block_number, message.log_index) not in deps.journal.rebuild_mark().discards:
+            t.halted = True  # until the engine's `Rebuilt`: a batch cut on the discarded chain must not land
+        for index in [i for i in t.appended if i >= message.from_index]:
+            t.appended.pop(index)
+            t.append_time.pop(index, None)
+        t.last_posted = min(t.last_posted, message.from_index - 1)
+        deps.metrics.last_posted.set(t.last_posted)
     elif isinstance(message, events.BatchAppended):
         t.appended[message.index] = message
         t.append_time.pop(message.index, None)

@@ -42,8 +42,9 @@ from hypercorn.trio import serve
 from optinode.errors import InvalidInput
 from optinode.metrics import CONTENT_TYPE
 from optinode.exchange.cancel import SignedCancelAll, SignedCancelOrder
+from optinode.exchange.history import OrderRecord
 from optinode.exchange.mempool import IntakeRejected, Mempool
-from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResult, Status, TimeInForce
+from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResult, Reason, Status, TimeInForce
 from optinode.services.engine import BookAccepted, BookSubmission, Engine, Rejected, Submitter
 from optinode.spec.errors import ErrorCode
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value
@@ -61,7 +62,7 @@ MAX_DEPTH = 100  # price levels per side in getBook / book subscriptions
 MAX_SUBSCRIPTIONS = 64  # per WebSocket connection
 OUTBOX = 1024  # notifications queued per WebSocket connection; a consumer this far behind is closed
 FEED_BATCH = 256  # orders taken from the mempool's fair queue at a time
-ORDER_MEMORY = 100_000  # finished orders remembered for optinode_getOrder (since the node started)
+ORDER_MEMORY = 100_000  # unlogged answers (refused, withdrawn while queued) remembered for optinode_getOrder
 U64 = 2**64
 _DIGITS = len(str(U64))  # a decimal string longer than any uint64 is refused before int() parses it
 
@@ -281,6 +282,8 @@ class Hub:
 def _after_book(deps: RpcDeps, market: int | None, fills: tuple[Any, ...], accounts: set[int]) -> None:
     """Notifications once a book command is durable: fills, the market's book, touched accounts."""
     hub, engine = deps.hub, deps.engine
+    if not hub.topics:
+        return  # nobody subscribed to anything: no view to build
     for fill in fills:
         view = _fill_view(fill)
         hub.publish("fills", None, view)
@@ -295,28 +298,27 @@ def _after_book(deps: RpcDeps, market: int | None, fills: tuple[Any, ...], accou
 
 
 def _remember(deps: RpcDeps, result: PlaceResult, seq: int | None) -> dict[str, Any]:
+    """The answer to a placement. A logged one is in the engine's durable order history; one that
+    changed nothing (refused before matching, or cancelled while queued) is remembered in memory."""
     view = _place_view(result, seq)
-    # What getOrder remembers changes with later fills and cancels; the answer is this moment's.
-    deps.orders[result.order_hash] = {**view, "fills": list(view["fills"])}
-    deps.orders.move_to_end(result.order_hash)
-    while len(deps.orders) > ORDER_MEMORY:
-        deps.orders.popitem(last=False)
-    for fill in result.fills:  # makers' fills are part of their history too
-        maker = deps.orders.get(fill.maker_hash)
-        if maker is not None:
-            maker["fills"].append(_fill_view(fill))
-            maker["filled"] += fill.size
-            maker["remaining"] -= fill.size
-            maker["status"] = (Status.FILLED if maker["remaining"] <= 0 else Status.PARTIALLY_FILLED).value
-    for cancelled in result.cancelled:
-        _mark_cancelled(deps, cancelled)
+    if seq is None:
+        # (a copy: the answer is this moment's, and answers are not aliased with what getOrder keeps)
+        deps.orders[result.order_hash] = {**view, "fills": list(view["fills"])}
+        deps.orders.move_to_end(result.order_hash)
+        while len(deps.orders) > ORDER_MEMORY:
+            deps.orders.popitem(last=False)
     return view
 
 
-def _mark_cancelled(deps: RpcDeps, cancelled: Cancelled) -> None:
-    view = deps.orders.get(cancelled.order_hash)
-    if view is not None:
-        view["status"], view["reason"] = Status.CANCELLED.value, cancelled.reason
+def order_view(record: OrderRecord) -> dict[str, Any]:
+    """An order as the history holds it (optinode_getOrder)."""
+    filled = record.filled
+    live = record.status in (Status.RESTING, Status.PARTIALLY_FILLED)
+    return {"hash": _hex(record.order_hash), "status": record.status.value, "reason": record.reason, "accountId": record.account_id,
+            "market": record.market, "isBuy": record.is_buy, "price": record.price, "size": record.size, "filled": filled,
+            "remaining": record.size - filled if live else 0, "fills": [_fill_view(f) for f in record.fills],
+            "timeInForce": record.tif, "reduceOnly": record.reduce_only, "expiry": record.expiry, "seq": record.placed_seq,
+            "finishedSeq": record.finished_seq}
 
 
 # --- methods ---------------------------------------------------------------------------------------
@@ -402,7 +404,14 @@ class _Answers:
 async def _place(deps: RpcDeps, placements: list[Placement]) -> list[BookAccepted | RpcError]:
     """Mempool intake of a request's orders together (checks, signatures recovered in one go, the
     fair per-account queue in their order), then the engine's answers, which `_feed` routes back here."""
-    outcomes = await deps.mempool.submit(placements)
+    outcomes: list[Any] = await deps.mempool.submit(placements)
+    for i, outcome in enumerate(outcomes):
+        if not isinstance(outcome, IntakeRejected) and outcome in deps.waiting:
+            # The same signed order is already on its way: the mempool forgets a hash once the feed
+            # has taken it, so it queued this copy again. Drop the copy (the mempool skips a withdrawn
+            # hash when it is served) and refuse it; the first request keeps its place and its answer.
+            deps.mempool.withdrawn.add(outcome)
+            outcomes[i] = IntakeRejected(Reason.DUPLICATE_ORDER, "the same signed order is already waiting for the engine")
     answers: list[Any] = [_refused(o.reason, str(o)) if isinstance(o, IntakeRejected) else None for o in outcomes]
     collected = _Answers(answers, sum(1 for o in outcomes if not isinstance(o, IntakeRejected)))
     for i, (placement, outcome) in enumerate(zip(placements, outcomes)):
@@ -462,10 +471,16 @@ async def _feed(deps: RpcDeps, *, task_status: trio.TaskStatus[None] = trio.TASK
     """Hand the mempool's orders to the engine, round-robin across accounts (`Mempool.next_batch`),
     as fast as the engine's bounded inbox takes them: a flood from one account waits in its own queue."""
     task_status.started()
+    inbox = deps.submitter.inbox
     while True:
         for placement, order_hash in await deps.mempool.next_batch(FEED_BATCH):
             send, _ = deps.waiting.pop(order_hash)
-            await deps.submitter.inbox.send(BookSubmission(placement, send))
+            message = BookSubmission(placement, send)
+            try:
+                inbox.send_nowait(message)  # (an `await send` per order would yield to the scheduler each time)
+            except trio.WouldBlock:
+                await inbox.send(message)
+        await trio.lowlevel.checkpoint()
 
 
 async def _book(deps: RpcDeps, command: Any) -> Any:
@@ -498,8 +513,6 @@ async def cancel_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber 
         raise _refused("UNKNOWN_ORDER", f"no live order 0x{command.order_hash.hex()} of account {command.account_id}")
     answer = await _book(deps, command)
     cancelled = early + (answer.result if isinstance(answer.result, list) else [answer.result])
-    for c in cancelled:
-        _mark_cancelled(deps, c)
     _after_book(deps, None, (), {fields["accountId"]})
     for market in range(len(deps.engine.matcher.books)):  # (a cancel-all can touch every market)
         _after_book(deps, market, (), set())
@@ -543,13 +556,23 @@ async def get_account_method(deps: RpcDeps, params: list[Any], subscriber: Subsc
 async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
     _arity(params, 1, 1, "optinode_getOrder(hash)")
     order_hash = _bytes(params[0], "hash", 32)
+    record = deps.engine.history.get(order_hash)
+    revised = deps.engine.revisions.get(order_hash)
     live = deps.engine.matcher.get(order_hash)
-    known = deps.orders.get(order_hash)
-    if live is None and known is None:
-        raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} is live or was seen since the node started")
-    view = dict(known or {"hash": _hex(order_hash), "fills": [], "filled": None, "reason": None})
-    if live is not None:
-        view.update(_resting_view(live))
+    if record is not None:
+        view = order_view(record)
+    elif revised is not None or live is not None:  # (a store written before the order history existed)
+        view = {"hash": _hex(order_hash), "fills": [], "filled": 0, "reason": None}
+    else:
+        known = deps.orders.get(order_hash)  # refused or withdrawn from the mempool since the node started
+        if known is None:
+            raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} was accepted (within the retention) or answered since the node started")
+        return known
+    if revised is not None:  # a rebuild re-applied it (docs/sequencer.md, "Rebuilding batches"): what holds now
+        view.update({"status": revised.status, "reason": revised.reason, "fills": [_fill_view(f) for f in revised.fills],
+                     "filled": sum(f.size for f in revised.fills), "seq": revised.seq, "revised": True})
+    if live is not None:  # the book's own figures for what rests
+        view.update(status=_resting_view(live)["status"], remaining=live.remaining)
     return view
 
 
@@ -622,7 +645,16 @@ async def unsubscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber |
     return deps.hub.remove(subscriber, params[0])
 
 
+async def get_command(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
+    _arity(params, 1, 1, "optinode_getCommand(seq)")
+    status = deps.engine.command_status(_uint(params[0], "seq"))
+    if status is None:
+        raise _refused("UNKNOWN_COMMAND", f"no command {params[0]} in the log")
+    return status
+
+
 METHODS: dict[str, Callable[[RpcDeps, list[Any], Subscriber | None], Awaitable[Any]]] = {
+    "optinode_getCommand": get_command,
     "optinode_sendOrder": send_order,
     "optinode_cancelOrder": cancel_order,
     "optinode_sendWithdraw": send_withdraw,

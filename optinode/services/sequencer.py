@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -53,6 +54,11 @@ __all__ = ["SequencerSettings", "run_sequencer"]
 
 log = logging.getLogger("optinode.sequencer")
 
+# The engine and the HTTP server run Python almost all the time; the journal's fsync thread needs the
+# GIL back after its write, and a thread waiting for the GIL gets it only at the interpreter's switch
+# interval (5 ms by default), which alone would spend the 5 ms acknowledgement budget (issue 10;
+# docs/benchmarks.md, "Sequencer intake").
+SWITCH_INTERVAL = 0.0005
 INBOX = 1024  # engine inbox: submissions, L1 outputs, cut requests
 L1_OUTPUTS = 256
 PROPOSER_INBOX = 256
@@ -82,6 +88,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
     if settings.admin_port is not None and deployment.chain_id not in DEVNET_CHAIN_IDS:
         raise ValueError("the admin endpoint is for devnets only")
     assert deployment.params is not None
+    sys.setswitchinterval(SWITCH_INTERVAL)
     genesis = create_genesis_state(deployment.genesis(config))
     store = open_store(settings.data_dir / "db", identity=identity(deployment))
     try:
@@ -107,8 +114,9 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
-                                     max_timestamp_drift=params.max_timestamp_drift, metrics=metrics,
-                                     known_events=[e for e in follower.stored_events() if isinstance(e, (events.BatchAppended, events.BatchFinalized))])
+                                     max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(), metrics=metrics,
+                                     known_events=[e for e in follower.stored_events()
+                                                   if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])
         async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())

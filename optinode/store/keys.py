@@ -40,7 +40,10 @@ class Prefix(IntEnum):
     SENDER_ITEM = 0x11  # (address, u64 item id) -> the send record of one logical item
     SENDER_BY_NONCE = 0x12  # (address, u64 nonce) -> item id using that nonce
     LOG_ENTRY = 0x20  # (u64 seq) -> one accepted command with its transactions (the sequencer's log)
-    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state after that batch, and the next log seq
+    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state and order books after that batch, and the next log seq
+    REBUILD = 0x22  # () -> the sequencer's rebuild epoch and the L1 discards it rolled back for
+    ORDER = 0x28  # (32-byte order hash) -> an accepted order's history: status, reason, fills (exchange/history.py)
+    ORDER_PRUNE = 0x29  # (u64 L1 time, 32-byte order hash) -> b"": a finished order's record may be deleted after that time
     BATCH = 0x40  # (u64 batch index) -> a cut batch: its log range and post-state preimage
     BATCH_FINAL = 0x41  # () -> the highest batch index known final on L1
     VERIFIED_BATCH = 0x60  # (u64 batch index) -> a live batch as L1 holds it (raw data, posted root) and the replay's verdict
@@ -144,6 +147,35 @@ def parse_log_entry(key: bytes) -> int:
 
 def checkpoint(batch_index: int) -> bytes:
     return bytes([Prefix.CHECKPOINT]) + _u(batch_index, 8)
+
+
+ORDER_HASH_LEN = 32
+
+
+def _hash32(order_hash: bytes) -> bytes:
+    if len(order_hash) != ORDER_HASH_LEN:
+        raise ValueError(f"an order hash key component is {ORDER_HASH_LEN} bytes, got {len(order_hash)}")
+    return order_hash
+
+
+def order(order_hash: bytes) -> bytes:
+    return bytes([Prefix.ORDER]) + _hash32(order_hash)
+
+
+def order_prune(at: int, order_hash: bytes) -> bytes:
+    return bytes([Prefix.ORDER_PRUNE]) + _u(at, 8) + _hash32(order_hash)
+
+
+def order_prune_before(at: int) -> bytes:
+    """The first prune key at time ``at`` (a range stop: everything before it is due)."""
+    return bytes([Prefix.ORDER_PRUNE]) + _u(at, 8)
+
+
+def parse_order_prune(key: bytes) -> tuple[int, bytes]:
+    return int.from_bytes(key[1:9], "big"), key[9:41]
+
+
+REBUILD = bytes([Prefix.REBUILD])
 
 
 def batch(index: int) -> bytes:

@@ -85,3 +85,53 @@ async def test_a_price_tick_past_an_orders_expiry_takes_it_off_the_book_and_repl
     store = open_store(tmp_path / "db", identity="test")
     assert make_engine(store).matcher.snapshot() == snapshot
     store.close()
+
+
+def _full_replay(store, genesis):
+    """The books and state the whole log gives from genesis, through the matcher (the old restart)."""
+    from optinode.exchange.matching import Matcher
+    from optinode.services.engine import BOOK_COMMANDS
+    from optinode.services.journal import replay_entry
+    from optinode.spec.types import L1Context
+
+    matcher = Matcher(genesis)
+    for entry in Journal(store).entries(0):
+        if entry.dropped:
+            continue
+        if isinstance(entry.command, BOOK_COMMANDS):
+            matcher.apply(entry.command, L1Context(entry.l1_timestamp))
+        else:
+            replay_entry(genesis, entry)
+    return matcher.snapshot(), compute_state_root(genesis)
+
+
+@pytest.mark.trio
+async def test_a_restart_replays_only_the_log_after_the_last_checkpoint_and_equals_a_full_replay(tmp_path, world) -> None:
+    """Issue 9 open item 2: the books are in each checkpoint, so a restart after N batches restores
+    the last checkpoint and replays only the later log entries (not the whole log from genesis)."""
+    from optinode.spec.genesis import create_genesis_state
+    from optinode.testing.world import GENESIS
+
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = await Harness(store, inner).start()
+        await funded(h, world, FakeL1(store, world))
+        for n in range(3):  # three batches, each leaving orders resting (and partly filled) across the cut
+            await h.submitter.submit_book(Placement(order(world, "alice", buy=True, lots=3, ticks=-n)))
+            await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
+            await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=2, ticks=9)))
+            await h.cut()
+        cut_at = h.engine.next_seq
+        tail = await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
+        later = await h.submitter.submit_book(Placement(order(world, "alice", buy=False, lots=1, ticks=20)))
+        await h.submitter.submit_book(CancelOrder(world.ids["alice"], later.result.order_hash))
+        snapshot, root, depth = h.engine.matcher.snapshot(), compute_state_root(h.engine.state), h.engine.matcher.depth(0, 5)
+        inner.cancel_scope.cancel()
+    store.close()
+    store = open_store(tmp_path / "db", identity="test")
+    again = make_engine(store)
+    assert again.replayed_seqs == range(cut_at, cut_at + 3) and tail.seq == cut_at  # the tail only
+    assert again.matcher.snapshot() == snapshot and compute_state_root(again.state) == root
+    assert _full_replay(store, create_genesis_state(GENESIS)) == (snapshot, root)
+    assert again.matcher.depth(0, 5) == depth and len(depth["bids"]) == 2 and depth["asks"][0][2] == 3
+    store.close()

@@ -24,7 +24,7 @@ from tests.services.conftest import FakeL1
 from tests.services.test_engine import Harness, funded
 
 STANDARD = {-32700, -32600, -32601, -32602, -32603, -32000}
-READS = {"optinode_status", "optinode_getBook", "optinode_getAccount", "optinode_getOrder", "optinode_getBatch"}
+READS = {"optinode_status", "optinode_getBook", "optinode_getAccount", "optinode_getOrder", "optinode_getBatch", "optinode_getCommand"}
 METHOD_NAMES = sorted(rpc.METHODS) + ["eth_call", "optinode_", "", "optinode_sendorder"]
 
 

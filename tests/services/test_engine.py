@@ -112,7 +112,7 @@ async def test_group_commit_one_write_for_everything_waiting(db, world, nursery)
     writes = []
     journal = h.engine.journal
     original = journal.append
-    journal.append = lambda entries: (writes.append(len(entries)), original(entries))[1]
+    journal.append = lambda entries, views=(): (writes.append(len(entries)), original(entries, views))[1]
     trades = [world.trade("bob", "alice", ETH_UNIT // 100) for _ in range(20)]
     acks = []
     async with trio.open_nursery() as clients:
@@ -222,3 +222,20 @@ async def test_a_batch_runs_at_one_l1_time_that_its_record_declares_and_a_restar
     restarted = make_engine(store)
     assert restarted.batch_time == pending_time and restarted.next_seq == ack.seq + 1
     store.close()
+
+
+@pytest.mark.trio
+async def test_a_submitter_that_went_away_does_not_stop_the_engine(db, world, nursery) -> None:
+    # Found in the market-services tests: a rejected submission whose submitter had already given up
+    # (reply channel closed) raised BrokenResourceError out of the engine's run loop.
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    trade = world.trade("bob", "alice", ETH_UNIT // 10)
+    await h.submitter.submit(trade)
+    for tx in (trade, Deposit(0), world.trade("bob", "alice", ETH_UNIT // 10)):  # rejected, rejected, accepted
+        send, receive = trio.open_memory_channel(1)
+        await receive.aclose()  # the submitter is gone before the engine answers
+        await h.send(engine_mod.Submission(tx, send))
+    ack = await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))  # the engine still serves
+    assert ack.seq == Journal(db).next_seq() - 1

@@ -21,6 +21,7 @@ from optinode.spec.record_codec import decode_transaction
 from optinode.spec.types import Deleverage, FundingTick, Liquidate, OraclePrice
 from optinode.store.memory import open_memory
 from optinode.testing.world import ETH, ETH_UNIT, USD, oracle_key, price_of, test_key
+from optinode.wallet import sign_price
 
 from tests.services.conftest import FakeL1
 from tests.services.test_engine import Harness, funded
@@ -116,6 +117,32 @@ async def test_oracle_feed_waits_for_l1_time_and_below_quorum_submits_nothing(st
     assert full.accepted == 2  # one per market: L1 time has not moved since, so no newer sample can be valid
     await heads(h, l1, 1)
     assert full.accepted == 4
+
+
+class BadSamplesFirst:
+    """The devnet walk's samples, each oracle's preceded by a bad one of the same time: oracle 0's with
+    another oracle's signature, oracle 1's with a price of 0 (properly signed)."""
+
+    def __init__(self, walk_source) -> None:
+        self.walk_source = walk_source
+
+    async def collect(self, state, market, *, newer_than, now):
+        good = await self.walk_source.collect(state, market, newer_than=newer_than, now=now)
+        broken = msgspec.structs.replace(good[0], signature=good[1].signature)
+        zero = sign_price(oracle_key(1), state.config.domain_separator, 1, market, 0, now)
+        return [broken, zero] + good
+
+
+@pytest.mark.trio
+async def test_bad_samples_are_left_out_one_by_one_and_the_update_goes_through(store, world, nursery, autojump_clock) -> None:
+    h, l1 = await running_engine(store, world, nursery)
+    deps = feed(h, oracles=3)
+    deps.source = BadSamplesFirst(deps.source)
+    await nursery.start(oracle_feed.run, deps)
+    await heads(h, l1, 2)
+    updates = logged(h.engine, OraclePrice)
+    assert deps.accepted == len(updates) >= 4
+    assert all([s.oracle_index for s in u.samples] == [0, 1, 2] and min(s.price for s in u.samples) > 0 for u in updates)
 
 
 class SlowSource:

@@ -50,3 +50,17 @@ def test_prefix_end() -> None:
     assert keys.prefix_end(b"\x02") == b"\x03"
     assert keys.prefix_end(b"\x02\xff") == b"\x03"
     assert keys.prefix_end(b"\xff\xff") is None
+
+
+@given(a=st.tuples(u64, st.binary(min_size=32, max_size=32)), b=st.tuples(u64, st.binary(min_size=32, max_size=32)))
+def test_order_prune_keys_sort_by_time_and_parse_back(a, b) -> None:
+    ka, kb = keys.order_prune(*a), keys.order_prune(*b)
+    assert (ka < kb) == (a < b)
+    assert keys.parse_order_prune(ka) == a
+    assert keys.order_prune_before(a[0]) <= ka < keys.order_prune_before(a[0] + 1) if a[0] < keys.U64_MAX else True
+
+
+def test_order_keys_take_32_byte_hashes() -> None:
+    assert len(keys.order(b"\x01" * 32)) == 33
+    with pytest.raises(ValueError):
+        keys.order(b"\x01" * 31)

@@ -97,7 +97,7 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
     assert _logs(chain, game.events.Bisected()), "the sequencer defended its (corrupted) roots"
     # the batch is discarded once; the proposer's bond: rewardPerGame to each game, the rest burned
     (discarded,) = _logs(chain, chain.rollup.events.BatchesDiscarded())
-    assert discarded["args"]["fromIndex"] == 1 and chain.batch_count() == 1
+    assert discarded["args"]["fromIndex"] == 1 and discarded["args"]["toIndex"] == 2
     (forfeit,) = _logs(chain, chain.rollup.events.BondForfeited())
     per_game, games = forfeit["args"]["rewardPerGame"], forfeit["args"]["games"]
     assert games == verifiers and per_game * games + forfeit["args"]["burned"] == params.proposer_bond
@@ -119,8 +119,19 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
         (opened_alert,) = vs[0].alerts("game_opened")
         assert opened_alert["fields"]["batch"] == 1 and opened_alert["fields"]["role"] == "challenger"
         assert vs[0].alerts("game_move") and vs[0].alerts("invalid_batch")[0]["fields"]["batch"] == 1
+    # issue 11 item 3: the sequencer rolls back to batch 0's checkpoint, re-posts batch 1 (now honest), and it finalizes
+    wait_until(lambda: len(chain.append_transactions()) >= 2 and chain.batch_count() == 2, "the sequencer to re-post batch 1", chain=chain,
+               procs=processes)
     for v in vs:
-        wait_until(lambda: (s := v.status()) and s["synced_batch"] == 0, "the verifier to drop the batch", chain=chain, procs=processes)
+        wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1, "the verifier to follow the re-posted batch", chain=chain,
+                   procs=processes)
+    assert all(len(v.alerts("invalid_batch")) == 1 for v in vs if v.alerts("invalid_batch"))  # the re-post is not challenged
+    chain.travel(params.challenge_window + 1)
+    wait_until(lambda: chain.finalized_count() == 2, "the re-posted batch 1 to finalize", chain=chain, procs=processes)
+    (batch,) = chain.l1_batches()
+    roots, _, state = chain.replay([batch])
+    assert roots == [batch.state_root] and state.deposits_done == 4 and len(batch.records) == 4  # each deposit once
+    assert len(_logs(chain, game.events.GameOpened())) == verifiers  # no game against the re-posted batch
 
 
 @pytest.mark.parametrize("kill_sequencer", [pytest.param(False, id="live"), pytest.param(True, id="kill-9-sequencer-mid-defence")])

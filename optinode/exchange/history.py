@@ -1,0 +1,167 @@
+"""Order history: what became of every order the engine accepted, kept in the store so that
+`optinode_getOrder` gives the same answer after a restart (docs/api.md, docs/store.md).
+
+    history = History(store)
+    history.record(entry, result)               # the engine logged a book command (entry.seq)
+    journal.append(entries, history.writes())   # the changed records go in the log's synced write batch
+    history.flushed()                           # ... once that batch is durable
+    history.get(order_hash)                     # OrderRecord | None
+    history.prune(now)                          # at a batch cut: delete records whose retention ended
+
+**Durability.** The records a log entry changes are written in the same synced write batch as the
+entry (one fsync, all or nothing), so after a crash the history agrees with the log exactly: a fill
+that was acknowledged is in both, one that was not is in neither. Nothing is derived on replay (the
+books may come from a checkpoint rather than a replay from genesis, and the history must not
+depend on which), and nothing here is read by matching or by the state: it is a view for clients.
+
+**What is kept.** A record for every order whose placement was logged (it rested, filled, or was
+cancelled while matching), updated as it fills as a maker and when it is cancelled or expires.
+Orders refused before matching change nothing and are not logged, so they are not stored either
+(an answer `rejected` is final and immediate; the RPC front remembers the recent ones in memory).
+
+**Retention** (what an exchange keeps for reconciliation, bounded so that the store does not grow
+with a market maker's cancel traffic): a finished order with at least one fill is kept for
+`RETENTION_FILLED` (30 days) after it finished, one that finished with no fill (cancelled, expired,
+IOC unfilled: the bulk of a market maker's orders) for `RETENTION_UNFILLED` (3 days), both measured
+in rollup L1 time; live orders are kept while they live. Fills stay on L1 for good: an indexer that
+needs all history reads batches. Pruning runs at batch cuts, unsynced (a crash only delays it).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import msgspec
+
+from optinode.exchange.orders import CancelAll, Cancelled, CancelOrder, ExpireOrders, Fill, Placement, PlaceResult, Status
+from optinode.store import keys
+from optinode.store.codec import Codec
+from optinode.store.kv import KV
+
+__all__ = ["FillRecord", "History", "OrderRecord", "RETENTION_FILLED", "RETENTION_UNFILLED"]
+
+RETENTION_FILLED = 30 * 86_400  # seconds of L1 time a finished order with fills is kept
+RETENTION_UNFILLED = 3 * 86_400  # and one that finished without a fill
+PRUNE_LIMIT = 10_000  # records deleted per cut at most (bounds the pause; the rest goes at the next cut)
+FINAL = (Status.FILLED, Status.CANCELLED, Status.REJECTED)
+
+
+class FillRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One fill of an order (the names are those of `orders.Fill`, so one view renders both)."""
+
+    seq: int  # the log entry that executed it
+    market: int
+    price: int
+    size: int
+    taker_is_buy: bool
+    maker_hash: bytes
+    taker_hash: bytes
+    maker_account: int
+    taker_account: int
+
+
+class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
+    order_hash: bytes
+    account_id: int
+    market: int
+    is_buy: bool
+    price: int  # the signed limit price
+    size: int  # the signed size
+    expiry: int
+    tif: str  # TimeInForce value
+    reduce_only: bool
+    status: Status
+    reason: str | None
+    fills: tuple[FillRecord, ...]
+    placed_seq: int
+    finished_seq: int | None = None
+    finished_at: int | None = None  # the L1 time of the entry that finished it
+
+    @property
+    def filled(self) -> int:
+        return sum(f.size for f in self.fills)
+
+
+RECORD = Codec(OrderRecord)
+
+
+def _fill_record(seq: int, fill: Fill) -> FillRecord:
+    return FillRecord(seq, fill.market, fill.price, fill.size, fill.taker_is_buy, fill.maker_hash, fill.taker_hash,
+                      fill.maker_account, fill.taker_account)
+
+
+class History:
+    def __init__(self, store: KV) -> None:
+        self.store = store
+        self.pending: dict[bytes, OrderRecord] = {}  # changed since the last durable write
+        self.prunes: list[bytes] = []  # prune keys of orders finished since then
+
+    def get(self, order_hash: bytes) -> OrderRecord | None:
+        record = self.pending.get(order_hash)
+        if record is None and len(order_hash) == keys.ORDER_HASH_LEN:
+            record = self.store.get_value(keys.order(order_hash), RECORD)
+        return record
+
+    # --- recording (the engine, for each logged book command) -------------------------------------
+
+    def record(self, seq: int, l1_time: int, command: Any, result: Any) -> None:
+        """Update the records a logged book command changed (``result`` is the matcher's)."""
+        kind = type(command)
+        if kind is Placement:
+            self._placed(seq, l1_time, command, result)
+        elif kind is CancelOrder:
+            self._cancelled(seq, l1_time, result)
+        elif kind in (CancelAll, ExpireOrders):
+            for cancelled in result:
+                self._cancelled(seq, l1_time, cancelled)
+
+    def _placed(self, seq: int, l1_time: int, placement: Placement, result: PlaceResult) -> None:
+        order = placement.order
+        fills = tuple(_fill_record(seq, f) for f in result.fills)
+        record = OrderRecord(order_hash=result.order_hash, account_id=order.account_id, market=order.market, is_buy=order.is_buy,
+                             price=order.limit_price, size=order.size, expiry=order.expiry, tif=placement.tif.value,
+                             reduce_only=placement.reduce_only, status=result.status, reason=result.reason, fills=fills, placed_seq=seq)
+        self._put(record, seq, l1_time)
+        for fill in fills:  # the makers' side of each fill (a maker can be filled, then cancelled: fills first)
+            maker = self.get(fill.maker_hash)
+            if maker is not None:
+                filled = maker.filled + fill.size
+                status = Status.FILLED if filled >= maker.size else Status.PARTIALLY_FILLED
+                self._put(msgspec.structs.replace(maker, fills=maker.fills + (fill,), status=status), seq, l1_time)
+        for cancelled in result.cancelled:
+            self._cancelled(seq, l1_time, cancelled)
+
+    def _cancelled(self, seq: int, l1_time: int, cancelled: Cancelled) -> None:
+        record = self.get(cancelled.order_hash)
+        if record is not None and record.status not in FINAL:
+            self._put(msgspec.structs.replace(record, status=Status.CANCELLED, reason=cancelled.reason), seq, l1_time)
+
+    def _put(self, record: OrderRecord, seq: int, l1_time: int) -> None:
+        if record.status in FINAL and record.finished_seq is None:
+            record = msgspec.structs.replace(record, finished_seq=seq, finished_at=l1_time)
+            retention = RETENTION_FILLED if record.fills else RETENTION_UNFILLED
+            self.prunes.append(keys.order_prune(l1_time + retention, record.order_hash))
+        self.pending[record.order_hash] = record
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def writes(self) -> list[tuple[bytes, bytes]]:
+        """The puts that go in the write batch of the log entries that caused them."""
+        puts = [(keys.order(h), RECORD.encode(r)) for h, r in self.pending.items()]
+        return puts + [(key, b"") for key in self.prunes]
+
+    def flushed(self) -> None:
+        """The write batch holding `writes()` is durable (until then `get` reads the pending records)."""
+        self.pending.clear()
+        self.prunes.clear()
+
+    def prune(self, now: int, limit: int = PRUNE_LIMIT) -> int:
+        """Delete the records whose retention ended before ``now`` (L1 time); returns how many."""
+        due = [key for key, _ in itertools.islice(self.store.iterate(start=keys.order_prune_before(0), stop=keys.order_prune_before(now)), limit)]
+        if due:
+            with self.store.write_batch(sync=False) as batch:
+                for key in due:
+                    batch.delete(key)
+                    batch.delete(keys.order(keys.parse_order_prune(key)[1]))
+        return len(due)
