@@ -138,8 +138,9 @@ async def measure_processes(pairs: list[tuple[bytes, bytes]], chunk: int, worker
 
 
 async def measure_intake(state: State, ctx, orders: list[Order], request: int, clients: int, chunk: int,
-                         workers=None, engine_batch: int = 64) -> tuple[float, dict]:
-    """Orders through `Mempool.submit` and the `Matcher` on `state` (threads, or `workers` processes)."""
+                         workers=None, engine_batch: int = 64, trades: list | None = None) -> tuple[float, dict]:
+    """Orders through `Mempool.submit` and the `Matcher` on `state` (threads, or `workers` processes);
+    `trades` (if given) gets every spec Trade the engine applied, in order (bench/verifier.py replays them)."""
     limits = Limits(max_request_items=request, items_per_second=1e9, burst=10**9, max_pending_per_account=10**6, recovery_chunk=chunk)
     pool = Mempool(state, limits, workers=workers)
     matcher = Matcher(state, max_open_orders=10**6)
@@ -164,6 +165,8 @@ async def measure_intake(state: State, ctx, orders: list[Order], request: int, c
                     result = matcher.place(placement, ctx)
                     statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
                     fills += len(result.fills)
+                    if trades is not None:
+                        trades.extend(fill.trade for fill in result.fills)
                 placed += len(batch)
                 await trio.lowlevel.checkpoint()  # let the clients' workers hand over their results
 

@@ -17,7 +17,7 @@ from optinode.spec.crypto import keccak
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.state import State, copy_state, set_account
 from optinode.spec.transition import state_transition
-from optinode.spec.types import L1Context
+from optinode.spec.types import L1Context, Transaction
 from optinode.spec.witness import Witness, build_witness
 
 
@@ -46,15 +46,18 @@ class Replay:
     `tamper_after=k`: after transaction k the first account gains one unit of collateral, as a buggy or
     malicious sequencer's state would, so every root from index k + 1 on is wrong."""
 
-    def __init__(self, pre_state: State, records: Sequence[bytes], ctx: L1Context, *, tamper_after: int | None = None) -> None:
+    def __init__(self, pre_state: State, records: Sequence[bytes], ctx: L1Context, *, tamper_after: int | None = None,
+                 txs: Sequence[Transaction] | None = None) -> None:
         self.pre_state = pre_state
         self.records = list(records)
+        self.txs = list(txs) if txs is not None else [decode_transaction(r) for r in self.records]  # `txs`: decoded already
+        assert len(self.txs) == len(self.records)
         self.ctx = ctx
         self.tamper_after = tamper_after
         state, commitment = _fresh(pre_state)
         self.roots = [commitment.update(state)]
-        for k, record in enumerate(self.records):
-            receipt = state_transition(state, decode_transaction(record), ctx)
+        for k, tx in enumerate(self.txs):
+            receipt = state_transition(state, tx, ctx)
             if tamper_after == k:
                 mint_one(state)
             elif not receipt.applied:  # an invalid transaction changes nothing: the root stays (and is not rehashed)
@@ -74,9 +77,9 @@ class Replay:
         """The witness of transaction k against this replay's state before it, and that state
         (replayed again from the pre-state, so a long batch keeps no copies)."""
         state, _ = _fresh(self.pre_state)
-        for index, record in enumerate(self.records[:k]):
-            state_transition(state, decode_transaction(record), self.ctx)
+        for index, tx in enumerate(self.txs[:k]):
+            state_transition(state, tx, self.ctx)
             if self.tamper_after == index:
                 mint_one(state)
         state, commitment = _fresh(state)
-        return build_witness(state, commitment, decode_transaction(self.records[k]), self.ctx), state
+        return build_witness(state, commitment, self.txs[k], self.ctx), state

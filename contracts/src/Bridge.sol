@@ -186,6 +186,22 @@ contract Bridge {
         return _enqueueForced(accountId, OspConstants.FORCED_CANCEL_ALL | nonceFloor);
     }
 
+    /// @notice Ask the sequencer to deleverage `size` of bankrupt account `deleveragedId`'s position in
+    ///         `market` against `deleveragerId`'s opposite one (spec: process_forced_withdraw, a forced
+    ///         Deleverage): the bad-debt waterfall the sequencer cannot refuse — the insurance fund pays
+    ///         first, then the deleverager at the bankruptcy price, then the socialized loss. Anyone may
+    ///         ask (the waterfall protects every holder). Same queue and deadline as a forced withdrawal;
+    ///         its amount word is FORCED_DELEVERAGE | deleveragerId << 72 | market << 64 | size.
+    function requestForcedDeleverage(uint256 deleveragedId, uint256 deleveragerId, uint8 market, uint64 size)
+        external
+        returns (uint256 index)
+    {
+        if (deleveragerId > OspConstants.MAX_ACCOUNT_ID) revert InvalidAccountId();
+        if (size == 0) revert InvalidAmount();
+        uint256 word = OspConstants.FORCED_DELEVERAGE | deleveragerId << 72 | uint256(market) << 64 | uint256(size);
+        return _enqueueForced(deleveragedId, word);
+    }
+
     function _enqueueForced(uint256 accountId, uint256 amount) private returns (uint256 index) {
         if (frozen) revert RollupFrozen();
         if (accountId > OspConstants.MAX_ACCOUNT_ID) revert InvalidAccountId();

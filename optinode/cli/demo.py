@@ -233,7 +233,7 @@ class _Demo:
 
         # summary
         console.rule("[bold]Summary")
-        held = get_total_collateral(state)
+        held = get_total_collateral(state) - state.socialized_loss  # tokens: units less the socialized loss
         deposited, withdrawn = consumed_deposits(self.w.ctx, state), total_withdrawn(state)
         owed = deposited - withdrawn
         mark = "[green]holds[/]" if held == owed else "[red]DOES NOT hold[/]"

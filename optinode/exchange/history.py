@@ -13,6 +13,7 @@ entry (one fsync, all or nothing), so after a crash the history agrees with the 
 that was acknowledged is in both, one that was not is in neither. Nothing is derived on replay (the
 books may come from a checkpoint rather than a replay from genesis, and the history must not
 depend on which), and nothing here is read by matching or by the state: it is a view for clients.
+A rebuild rewinds it (`rewind`) in the write batch that rewrites the log.
 
 **What is kept.** A record for every order whose placement was logged (it rested, filled, or was
 cancelled while matching), updated as it fills as a maker and when it is cancelled or expires.
@@ -86,6 +87,12 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
 RECORD = Codec(OrderRecord)
 
 
+def _prune_key(record: OrderRecord) -> bytes:
+    """When a finished order's record may go: its retention after the L1 time it finished."""
+    assert record.finished_at is not None
+    return keys.order_prune(record.finished_at + (RETENTION_FILLED if record.fills else RETENTION_UNFILLED), record.order_hash)
+
+
 def _fill_record(seq: int, fill: Fill) -> FillRecord:
     return FillRecord(seq, fill.market, fill.price, fill.size, fill.taker_is_buy, fill.maker_hash, fill.taker_hash,
                       fill.maker_account, fill.taker_account)
@@ -94,14 +101,15 @@ def _fill_record(seq: int, fill: Fill) -> FillRecord:
 class History:
     def __init__(self, store: KV) -> None:
         self.store = store
-        self.pending: dict[bytes, OrderRecord] = {}  # changed since the last durable write
-        self.prunes: list[bytes] = []  # prune keys of orders finished since then
+        self.pending: dict[bytes, OrderRecord | None] = {}  # changed since the last durable write (None: deleted)
+        self.prunes: dict[bytes, bool] = {}  # prune keys to put (True) or delete (False) with them
 
     def get(self, order_hash: bytes) -> OrderRecord | None:
-        record = self.pending.get(order_hash)
-        if record is None and len(order_hash) == keys.ORDER_HASH_LEN:
-            record = self.store.get_value(keys.order(order_hash), RECORD)
-        return record
+        if order_hash in self.pending:
+            return self.pending[order_hash]
+        if len(order_hash) != keys.ORDER_HASH_LEN:
+            return None
+        return self.store.get_value(keys.order(order_hash), RECORD)
 
     # --- recording (the engine, for each logged book command) -------------------------------------
 
@@ -140,16 +148,53 @@ class History:
     def _put(self, record: OrderRecord, seq: int, l1_time: int) -> None:
         if record.status in FINAL and record.finished_seq is None:
             record = msgspec.structs.replace(record, finished_seq=seq, finished_at=l1_time)
-            retention = RETENTION_FILLED if record.fills else RETENTION_UNFILLED
-            self.prunes.append(keys.order_prune(l1_time + retention, record.order_hash))
+            self.prunes[_prune_key(record)] = True
         self.pending[record.order_hash] = record
+
+    # --- rebuilds ----------------------------------------------------------------------------------
+
+    def rewind(self, first_seq: int, reapplied: list[tuple[Any, Any]]) -> None:
+        """A rebuild re-applied log entries ``first_seq`` and later (``reapplied``: each new entry and
+        the matcher's result, None for an entry that is not a book command or no longer executes):
+        make the history what those entries did this time. Orders placed from ``first_seq`` on are
+        recorded again from scratch (a placement that no longer executes as REJECTED with the reason
+        the rebuild dropped it for); older orders lose the fills and the finish that came from
+        ``first_seq`` on (they were live at the checkpoint) before the re-applied entries update them.
+        Reads every stored record (rebuilds are rare; retention bounds the table)."""
+        stop = keys.prefix_end(keys.prefix_of(keys.Prefix.ORDER))
+        stored = [RECORD.decode(v, key=k) for k, v in self.store.iterate(start=keys.prefix_of(keys.Prefix.ORDER), stop=stop)]
+        placed_at: dict[int, OrderRecord] = {}  # records of placements from first_seq on, by seq
+        for record in stored + [r for r in self.pending.values() if r is not None]:
+            record = self.get(record.order_hash) or record
+            if record.finished_seq is not None and record.finished_seq >= first_seq:
+                self.prunes[_prune_key(record)] = False
+            if record.placed_seq >= first_seq:
+                placed_at[record.placed_seq] = record
+                self.pending[record.order_hash] = None
+            elif record.finished_seq is not None and record.finished_seq >= first_seq or any(f.seq >= first_seq for f in record.fills):
+                fills = tuple(f for f in record.fills if f.seq < first_seq)
+                self.pending[record.order_hash] = msgspec.structs.replace(
+                    record, fills=fills, status=Status.PARTIALLY_FILLED if fills else Status.RESTING, reason=None,
+                    finished_seq=None, finished_at=None)
+        for entry, result in reapplied:
+            command = entry.command
+            if entry.dropped and type(command) is Placement:
+                if type(result) is PlaceResult and result.order_hash:  # dropped now: no longer executes
+                    self._placed(entry.seq, entry.l1_timestamp, command, PlaceResult(
+                        result.order_hash, Status.REJECTED, reason=entry.dropped, logged=False))
+                elif entry.seq in placed_at:  # dropped by an earlier rebuild: as it was recorded then
+                    self.pending[placed_at[entry.seq].order_hash] = placed_at[entry.seq]
+                    if placed_at[entry.seq].finished_at is not None:
+                        self.prunes[_prune_key(placed_at[entry.seq])] = True
+            elif not entry.dropped and result is not None:
+                self.record(entry.seq, entry.l1_timestamp, command, result)
 
     # --- writing ---------------------------------------------------------------------------------
 
-    def writes(self) -> list[tuple[bytes, bytes]]:
-        """The puts that go in the write batch of the log entries that caused them."""
-        puts = [(keys.order(h), RECORD.encode(r)) for h, r in self.pending.items()]
-        return puts + [(key, b"") for key in self.prunes]
+    def writes(self) -> list[tuple[bytes, bytes | None]]:
+        """The puts (a value) and deletes (None) that go in the write batch of the log entries that caused them."""
+        puts = [(keys.order(h), None if r is None else RECORD.encode(r)) for h, r in self.pending.items()]
+        return puts + [(key, b"" if put else None) for key, put in self.prunes.items()]
 
     def flushed(self) -> None:
         """The write batch holding `writes()` is durable (until then `get` reads the pending records)."""

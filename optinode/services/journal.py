@@ -23,7 +23,7 @@ batches are kept: a withdrawal claim proves an account under a finalized batch's
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Union
+from typing import Any, Union
 
 import msgspec
 
@@ -179,21 +179,28 @@ def decode_state(data: bytes) -> State:
     return _STATE_DECODER.decode(data)
 
 
+def _write_views(batch: Any, views: Sequence[tuple[bytes, bytes | None]]) -> None:
+    for key, value in views:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+
+
 class Journal:
     def __init__(self, store: KV) -> None:
         self.store = store
 
     # --- the log -----------------------------------------------------------------------------------
 
-    def append(self, entries: list[LogEntry], views: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    def append(self, entries: list[LogEntry], views: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
         """Make ``entries`` durable together: one synced write batch (one fsync for the group).
-        ``views`` are puts derived from these entries (the order history) that must be exactly as
-        durable as they are: in the same batch, so a crash keeps both or neither."""
+        ``views`` are puts (deletes, for None) derived from these entries (the order history) that
+        must be exactly as durable as they are: in the same batch, so a crash keeps both or neither."""
         with self.store.write_batch(sync=True) as batch:
             for entry in entries:
                 batch.put(keys.log_entry(entry.seq), ENTRY.encode(entry))
-            for key, value in views:
-                batch.put(key, value)
+            _write_views(batch, views)
 
     def entries(self, from_seq: int = 0, end_seq: int | None = None) -> Iterator[LogEntry]:
         stop = keys.prefix_end(keys.prefix_of(keys.Prefix.LOG_ENTRY)) if end_seq is None else keys.log_entry(end_seq)
@@ -212,7 +219,8 @@ class Journal:
             batch.put(keys.batch(record.index), BATCH.encode(record))
             batch.put(keys.checkpoint(record.index), CHECKPOINT.encode(checkpoint))
 
-    def rewrite(self, from_index: int, entries: list[LogEntry], cuts: list[tuple[BatchRecord, Checkpoint]], mark: RebuildMark) -> None:
+    def rewrite(self, from_index: int, entries: list[LogEntry], cuts: list[tuple[BatchRecord, Checkpoint]], mark: RebuildMark,
+                views: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
         """A rebuild, in one synced write batch: batches ``from_index`` and later and their checkpoints
         go, the re-applied log entries replace theirs (same seqs), the rebuilt batches and their
         checkpoints come in, and the rebuild mark moves on. A crash leaves the old or the new, never a mix."""
@@ -226,6 +234,7 @@ class Journal:
                 batch.put(keys.batch(record.index), BATCH.encode(record))
                 batch.put(keys.checkpoint(record.index), CHECKPOINT.encode(checkpoint))
             batch.put(keys.REBUILD, REBUILD.encode(mark))
+            _write_views(batch, views)
 
     def rebuild_mark(self) -> RebuildMark:
         return self.store.get_value(keys.REBUILD, REBUILD) or RebuildMark()

@@ -3,7 +3,8 @@ checkpoint, its posted root compared with the one the spec computes.
 
     replayer = Replayer(store, genesis_state)
     replayer.note_queue_event(deposited)                  # Bridge queue entries (from the follower)
-    verdict = replayer.verify(batch_appended, data, ts)   # data: the framed records from the calldata
+    verdict = await verify_batch(replayer, batch_appended, data, ts)  # data: the framed records from the calldata
+                                                          # (its signatures recovered on worker threads first)
     replayer.discard_from(index)                          # Rollup.BatchesDiscarded, or an L1 reorg
     replay = replayer.replay_of(index)                    # roots after every tx + witnesses, for a game
 
@@ -14,11 +15,20 @@ an honest sequencer, which executed the whole batch at that time, is replayed ex
 append landed; and the queue entries are the Bridge's events.
 
 **Store.** Each verified batch (`keys.verified_batch`: raw data, posted root, the replay's root and
-verdict, the append transaction it came from and the one before it) and the honest state after it
-(`keys.verifier_checkpoint`) go in one write batch, so a game replays at most one batch. A
-checkpoint names the append transaction it follows: after a discard or a reorg a new batch at the
-same index never builds on a stale state. Queue entries are not copied: the follower already stores
-the Bridge's events (`Follower.stored_events`), which are read back at start-up.
+verdict, the append transaction it came from and the one before it), the honest state after it
+(`keys.verifier_checkpoint`) and the batch decoded with the signer of every signature in it
+(`keys.verifier_decoded`) go in one write batch, so a game replays at most one batch and neither a
+game nor a restart decodes or recovers a signature twice. A checkpoint and a decoded batch name the
+append transaction they follow or come from: after a discard or a reorg a new batch at the same
+index never builds on a stale state. Queue entries are not copied: the follower already stores the
+Bridge's events (`Follower.stored_events`), which are read back at start-up.
+
+**Signatures on every core.** Recovery costs ~4x applying a trade, so `verify_batch` recovers a
+batch's signatures (`eip712.get_signed_digests`) on worker threads first — coincurve releases the
+GIL, and the threads fill the spec's memo of `recover_signer` — and the replay on this thread then
+only meets memo hits (bench/verifier.py measures threads against worker processes;
+docs/benchmarks.md). Signers recovered in worker processes or loaded from the store go into the memo with
+`recover_signer.remember`.
 
 **Verdicts.** ``valid``; ``invalid`` (the spec's root differs from the posted one: challenge it);
 ``descends`` (its parent is invalid: its pre-root is one the honest replay never agreed with, so no
@@ -28,30 +38,37 @@ game on it can be won; it falls with the first invalid batch, which is the one c
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
+import trio
 
+from optinode.exchange.mempool import recover_chunk
 from optinode.l1 import events
 from optinode.services.journal import decode_state, encode_state
 from optinode.spec.batch_framing import split_records
 from optinode.spec.commitment import Commitment
+from optinode.spec.crypto import recover_signer
+from optinode.spec.eip712 import get_signed_digests
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.state import State
 from optinode.spec.transition import state_transition
-from optinode.spec.types import DepositEntry, ForcedEntry, L1Context
+from optinode.spec.types import DepositEntry, ForcedEntry, L1Context, Transaction
 from optinode.store import keys
 from optinode.store.codec import Codec
 from optinode.store.kv import KV
 from optinode.replay import Replay
 
-__all__ = ["VALID", "INVALID", "DESCENDS", "Replayer", "VerifiedBatch"]
+__all__ = ["VALID", "INVALID", "DESCENDS", "DecodedBatch", "Replayer", "VerifiedBatch", "recover_signers", "verify_batch"]
 
 log = logging.getLogger("optinode.services.replayer")
 
 VALID, INVALID, DESCENDS = "valid", "invalid", "descends"
 GENESIS_TX = bytes(32)  # the "append transaction" of batch 0
+RECOVERY_CHUNK = 64  # signatures per worker call: the hand-off is noise next to 64 recoveries, and chunks spread evenly
+RECOVERY_WORKERS = os.cpu_count() or 2
 
 
 class VerifiedBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,13 +94,67 @@ class VerifierCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
     state: bytes  # msgpack of the spec State
 
 
+class DecodedBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch's records decoded, and the signer of each signature in them (`signed_pairs` order;
+    None: that signature recovers no key)."""
+
+    index: int
+    tx_hash: bytes  # the append transaction the records came from
+    txs: list[Transaction]
+    signers: list[bytes | None] | None = None  # None: not recovered (yet)
+
+
 BATCH = Codec(VerifiedBatch)
 CHECKPOINT = Codec(VerifierCheckpoint)
+DECODED = Codec(DecodedBatch)
+
+
+def signed_pairs(domain_separator: bytes, txs: Sequence[Transaction]) -> list[tuple[bytes, bytes]]:
+    """Every (digest, signature) pair the replay of `txs` may recover, in order."""
+    return [pair for tx in txs for pair in get_signed_digests(domain_separator, tx)]
+
+
+def remember(pairs: Sequence[tuple[bytes, bytes]], signers: Sequence[bytes | None]) -> None:
+    """Put signers recovered elsewhere (worker processes, the store) in the spec's memo."""
+    for (digest, signature), signer in zip(pairs, signers, strict=True):
+        recover_signer.remember(digest, signature, signer)
+
+
+async def recover_signers(pairs: Sequence[tuple[bytes, bytes]], *, limiter: trio.CapacityLimiter | None = None,
+                          run_sync: Callable[..., Any] = trio.to_thread.run_sync) -> list[bytes | None]:
+    """The signers of `pairs`, chunks recovered concurrently by `run_sync` (worker threads by default;
+    `trio_parallel.run_sync` for worker processes), at most `limiter`'s workers at once."""
+    limiter = limiter or trio.CapacityLimiter(RECOVERY_WORKERS)
+    chunks = [pairs[i:i + RECOVERY_CHUNK] for i in range(0, len(pairs), RECOVERY_CHUNK)]
+    results: list[list[bytes | None]] = [[] for _ in chunks]
+
+    async def one(i: int) -> None:
+        results[i] = await run_sync(recover_chunk, chunks[i], limiter=limiter)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(chunks)):
+            nursery.start_soon(one, i)
+    return [signer for chunk in results for signer in chunk]
+
+
+async def verify_batch(replayer: Replayer, appended: Any, data: bytes, timestamp: int, *, limiter: trio.CapacityLimiter | None = None,
+                       run_sync: Callable[..., Any] = trio.to_thread.run_sync) -> VerifiedBatch:
+    """`Replayer.verify`, the batch's signatures recovered first by worker threads (or processes) and
+    put in the spec's memo, so that the replay itself recovers nothing."""
+    decoded = replayer.decode(appended.index, appended.tx_hash, data)
+    if replayer.replays(appended.index):
+        pairs = signed_pairs(replayer.domain_separator, decoded.txs)
+        if decoded.signers is None:
+            decoded = msgspec.structs.replace(decoded, signers=await recover_signers(pairs, limiter=limiter, run_sync=run_sync))
+        assert decoded.signers is not None
+        remember(pairs, decoded.signers)
+    return replayer.verify(appended, data, timestamp, decoded=decoded)
 
 
 class Replayer:
     def __init__(self, store: KV, genesis: State) -> None:
         self.store = store
+        self.domain_separator = genesis.config.domain_separator
         self.deposits: dict[int, DepositEntry] = {}
         self.forced: dict[int, ForcedEntry] = {}
         self._tip: tuple[int, bytes, State, Commitment] | None = None  # the last replayed batch, kept in memory
@@ -144,8 +215,21 @@ class Replayer:
         state = decode_state(checkpoint.state)
         return state, Commitment.from_state(state)
 
-    def verify(self, appended: Any, data: bytes, timestamp: int) -> VerifiedBatch:
-        """Replay batch ``appended.index`` (a BatchAppended event) from the checkpoint before it."""
+    def decode(self, index: int, tx_hash: bytes, data: bytes) -> DecodedBatch:
+        """Batch ``index`` (appended by ``tx_hash``) decoded, with its signers if the store has them."""
+        stored = self.store.get_value(keys.verifier_decoded(index), DECODED)
+        if stored is not None and stored.tx_hash == tx_hash:
+            return stored
+        return DecodedBatch(index=index, tx_hash=tx_hash, txs=[decode_transaction(r) for r in split_records(data)])
+
+    def replays(self, index: int) -> bool:
+        """Whether `verify` replays batch ``index`` (not when it builds on a batch that is not valid)."""
+        parent = self.batch(index - 1) if index > 1 else None
+        return parent is None or parent.verdict == VALID
+
+    def verify(self, appended: Any, data: bytes, timestamp: int, *, decoded: DecodedBatch | None = None) -> VerifiedBatch:
+        """Replay batch ``appended.index`` (a BatchAppended event) from the checkpoint before it
+        (signatures the spec's memo does not have are recovered on this thread, as the spec meets them)."""
         index = appended.index
         parent_tx = self._parent_tx(index)
         if parent_tx is None:
@@ -159,16 +243,22 @@ class Replayer:
             with self.store.write_batch(sync=True) as batch:
                 batch.put(keys.verified_batch(index), BATCH.encode(verdict))
             return verdict
+        if decoded is None or decoded.index != index or decoded.tx_hash != appended.tx_hash:
+            decoded = self.decode(index, appended.tx_hash, data)
         state, commitment = self._pre_state(index, parent_tx)
         ctx = self.context(timestamp)
-        for record in records:
-            state_transition(state, decode_transaction(record), ctx)
+        for tx in decoded.txs:
+            state_transition(state, tx, ctx)
         root = commitment.update(state)
+        if decoded.signers is None:  # recovered by the spec on this thread: read them back from its memo
+            signers = [recover_signer(digest, signature) for digest, signature in signed_pairs(self.domain_separator, decoded.txs)]
+            decoded = msgspec.structs.replace(decoded, signers=signers)
         verdict = VerifiedBatch(**fields, computed_root=root, verdict=VALID if root == appended.state_root else INVALID)
         with self.store.write_batch(sync=True) as batch:
             batch.put(keys.verified_batch(index), BATCH.encode(verdict))
             batch.put(keys.verifier_checkpoint(index), CHECKPOINT.encode(VerifierCheckpoint(index=index, tx_hash=appended.tx_hash,
                                                                                               state=encode_state(state))))
+            batch.put(keys.verifier_decoded(index), DECODED.encode(decoded))
         self._tip = (index, appended.tx_hash, state, commitment)
         return verdict
 
@@ -181,6 +271,7 @@ class Replayer:
             for i in gone:
                 batch.delete(keys.verified_batch(i))
                 batch.delete(keys.verifier_checkpoint(i))
+                batch.delete(keys.verifier_decoded(i))
         if self._tip is not None and self._tip[0] >= index:
             self._tip = None
         self._replays = {k: v for k, v in self._replays.items() if k[0] < index}
@@ -200,7 +291,11 @@ class Replayer:
             checkpoint = self.checkpoint(index - 1)
             if checkpoint is None or checkpoint.tx_hash != verified.parent_tx:
                 raise LookupError(f"no checkpoint before batch {index}")
-            replay = Replay(decode_state(checkpoint.state), split_records(verified.data), self.context(verified.timestamp))
+            decoded = self.decode(index, verified.tx_hash, verified.data)
+            if decoded.signers is not None:  # a game after a restart recovers nothing
+                pairs = signed_pairs(self.domain_separator, decoded.txs)
+                remember(pairs, decoded.signers)
+            replay = Replay(decode_state(checkpoint.state), split_records(verified.data), self.context(verified.timestamp), txs=decoded.txs)
             self._replays[key] = replay
         return replay
 

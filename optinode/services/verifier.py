@@ -52,7 +52,7 @@ from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
 from optinode.services.faults import Faults
 from optinode.services.queue_watch import QueueWatch
 from optinode.services.signals import stop_on_signal
-from optinode.services.replayer import INVALID, VALID, Replayer, live_batches
+from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, Replayer, live_batches, verify_batch
 from optinode.spec.crypto import keccak
 from optinode.spec.genesis import create_genesis_state
 from optinode.config import parse_address
@@ -91,6 +91,7 @@ class Verifier:
         self.follower = follower
         genesis = create_genesis_state(self.deployment.genesis(settings.config))
         self.replayer = Replayer(store, genesis)
+        self.recovery = trio.CapacityLimiter(RECOVERY_WORKERS)  # signature recovery threads (the machine's cores)
         self.head: Head | None = None
         self.last_final = 0
         self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
@@ -116,13 +117,15 @@ class Verifier:
 
     async def _verify(self, appended: Any) -> None:
         data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
-        verdict = self.replayer.verify(appended, data, timestamp)
+        verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery)
         self.metrics.batches_verified.labels(verdict.verdict).inc()
         if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
             self.alerted.add(verdict.tx_hash)
             self.metrics.invalid_batches.inc()
             alert(log, "invalid_batch", batch=verdict.index, batch_id=verdict.batch_id, block=verdict.block_number, posted=verdict.posted_root,
                   computed=verdict.computed_root, txs=verdict.tx_count, challenging=self.player is not None)
+        elif verdict.verdict == INVALID:  # the same append again (read again after a reorg): alerted once already
+            log.info("batch %d (append 0x%s) is invalid, as already reported", verdict.index, verdict.tx_hash.hex()[:16])
         elif verdict.verdict == VALID:
             log.info("batch %d verified: %d txs, root 0x%s", verdict.index, verdict.tx_count, verdict.posted_root.hex()[:16])
         else:

@@ -5,7 +5,8 @@
 - accounts_root: MerkleTree(ACCOUNT_TREE_DEPTH) over keccak(encode_account(account)) by account id;
 - slots_root: MerkleTree(SLOT_TREE_DEPTH) over keccak(encode_slot(slot)) by slot id;
 - globals: config, per-market prices and funding, the system balances and counters, then the time and
-  fee parameters (fee owner, max sample age, price and funding validity);
+  fee parameters (fee owner, max sample age, price and funding validity), then the socialized loss
+  and the total collateral;
 - the queue counters sit in the top preimage so that L1 can read them from a posted root's preimage.
 
 All encodings are fixed-width big-endian (Solidity's abi.encodePacked), signed fields in two's
@@ -27,6 +28,7 @@ SLOT_BYTES = 4 + 1 + 1 + 8 + 8 + 4 + 8
 MARKET_BYTES = 8 + 8 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 16 + 8
 SYSTEM_BYTES = 8 + 8 + 16 + 16 + 16 + 8 + 8
 TIME_CONFIG_BYTES = 20 + 8 + 8 + 8  # fee owner, max sample age, price and funding validity
+LOSS_BYTES = 16 + 16  # socialized loss, total collateral
 
 
 def _int(value: int, width: int) -> bytes:
@@ -110,6 +112,7 @@ def encode_globals(state: State) -> bytes:
         + _uint(config.price_validity, 8)
         + _uint(config.funding_validity, 8)
     )
+    parts.append(_int(state.socialized_loss, 16) + _int(state.total_collateral, 16))
     return b"".join(parts)
 
 
@@ -272,6 +275,7 @@ def decode_globals(data: bytes) -> State:
         price_validity=r.uint(8),
         funding_validity=r.uint(8),
     )
+    system.update(socialized_loss=r.int(16), total_collateral=r.int(16))
     state = State(
         config=config,
         markets=markets,

@@ -55,6 +55,10 @@ NONCE_HORIZON: Final[int] = 2**32
 # The L1 forced queue's entry is (requester, account id, amount word). A withdrawal's amount is at most
 # MAX_AMOUNT; a cancel-all request sets this top bit and carries the new nonce floor below it.
 FORCED_CANCEL_ALL: Final[int] = 2**255
+# A forced deleverage request (anyone may ask: it runs the bad-debt waterfall on a bankrupt account)
+# sets this bit and packs, below it, deleverager id (32 bits) << 72 | market (8 bits) << 64 | size (64).
+FORCED_DELEVERAGE: Final[int] = 2**254
+FORCED_DELEVERAGE_BITS: Final[int] = 104  # the packed fields; any bit between them and the flag is INVALID_AMOUNT
 
 # --- signatures ------------------------------------------------------------------------------------
 SECP256K1_N: Final[int] = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

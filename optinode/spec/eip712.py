@@ -9,7 +9,7 @@ from struct import Struct
 
 from .constants import EIP712_NAME, EIP712_VERSION
 from .crypto import keccak
-from .types import CancelAll, Order, PriceSample, Withdraw
+from .types import CancelAll, Liquidate, OraclePrice, Order, PriceSample, Trade, Transaction, Withdraw
 
 EIP712_DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 ORDER_TYPE = (
@@ -84,3 +84,21 @@ def hash_oracle_price(market: int, sample: PriceSample) -> bytes:
 def compute_order_digest(domain_separator: bytes, order: Order) -> bytes:
     """Memoised: the sequencer computes it when it verifies the order at admission."""
     return compute_typed_digest(domain_separator, hash_order(order))
+
+
+def get_signed_digests(domain_separator: bytes, tx: Transaction) -> list[tuple[bytes, bytes]]:
+    """Every (digest, signature) pair whose signer `state_transition` may recover for `tx`, in
+    transaction order: a verifier recovers them ahead of its replay, on every core, and stores them."""
+    if type(tx) is Trade:
+        orders = [tx.maker, tx.taker]
+    elif type(tx) is Liquidate:
+        orders = [tx.liquidator]
+    elif type(tx) is Withdraw:
+        return [(compute_typed_digest(domain_separator, hash_withdraw(tx)), tx.signature)]
+    elif type(tx) is CancelAll:
+        return [(compute_typed_digest(domain_separator, hash_cancel_all(tx)), tx.signature)]
+    elif type(tx) is OraclePrice:
+        return [(compute_typed_digest(domain_separator, hash_oracle_price(tx.market, s)), s.signature) for s in tx.samples]
+    else:
+        return []
+    return [(compute_order_digest(domain_separator, o), o.signature) for o in orders if type(o) is Order]

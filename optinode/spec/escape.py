@@ -10,7 +10,9 @@ state is the final word and the bridge winds down in two phases:
    claim, proven under the last finalized root, once per account:
        claim = max(0, total value) + unpaid withdrawals
    where the total value is the collateral after settling funding plus every position marked at the
-   committed price (`compute_settled_funding`, `get_total_value`: rounding against the account),
+   committed price (`compute_settled_funding`, `get_total_value`: rounding against the account), in
+   tokens: less the socialized loss's haircut ceil(value * L / T) that a withdrawal of it would pay
+   (docs/risk.md §4.4),
    and the unpaid withdrawals are `withdrawn - paid` (withdrawn is cumulative in the state, paid is
    what the bridge paid before the freeze; withdrawal claims stop at the freeze, so `paid` is fixed).
 2. **Payouts** (after the claim phase, each registered account once, by anyone):
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .margin import compute_settled_funding, get_total_value
+from .margin import compute_haircut, compute_settled_funding, get_total_value
 from .state import Account, State
 
 __all__ = [
@@ -55,7 +57,10 @@ def compute_escape_value(state: State, account: Account) -> int:
     collected from its owner). # sol: Valuation.escapeValue"""
     collateral, positions, _ = compute_settled_funding(state, account)
     value = get_total_value(state, collateral, positions)
-    return value if value > 0 else 0
+    if value <= 0:
+        return 0
+    # In tokens: less the socialized loss's haircut, as a withdrawal of it would pay (docs/risk.md §4.4).
+    return value - compute_haircut(value, state.socialized_loss, state.total_collateral)
 
 
 def compute_escape_claim(state: State, account: Account, paid: int) -> int:

@@ -152,3 +152,44 @@ def with_position(positions: dict[int, Position], market: int, size: int, fundin
     else:
         updated[market] = Position(size, funding_index)
     return updated
+
+
+# --- the socialized loss (docs/risk.md §4.4) --------------------------------------------------------
+#
+# The state holds `total_collateral` T collateral units (accounts, insurance fund, fees, funding pool)
+# and owes `socialized_loss` L of them beyond the tokens the bridge holds (T - L). Every unit is worth
+# (1 - L/T) of a token: a withdrawal of `amount` units pays amount - haircut tokens and a deposit of
+# `amount` tokens credits amount * T / (T - L) units, both rounded against the user, so that the rate
+# L/T never rises (it only falls by rounding) and every holder bears the same share of the loss.
+
+
+def compute_haircut(amount: int, loss: int, total: int) -> int:
+    """The part of a withdrawal of `amount` units that the socialized loss keeps: ceil(amount * L / T),
+    never more than L or the amount; 0 while there is no loss. (T <= L only if a sequencer let profits
+    out before it deleveraged a bankrupt account: then no unit is worth anything.)"""
+    if loss <= 0:
+        return 0
+    if total <= loss:
+        return min(amount, loss)
+    if amount >= total:
+        return loss  # ceil(amount * L / T) >= L (and the prover's int256 product stays small below it)
+    return min(loss, ceil_div(amount * loss, total))
+
+
+def compute_deposit_credit(amount: int, loss: int, total: int) -> int:
+    """The collateral units a deposit of `amount` tokens credits: floor(amount * T / (T - L)), so that
+    it withdraws as `amount` tokens again. (With T <= L no unit is worth anything: see compute_haircut;
+    the deposit is credited one for one.)"""
+    if loss <= 0 or total <= loss:
+        return amount
+    return amount * total // (total - loss)
+
+
+def compute_deleverager_floor(value_before: int, risk_before: int, risk_after: int) -> int:
+    """The least total value a deleverager ends with when it cannot pay its share: 0 for a solvent one
+    (it gives up all its value, never more); for a bankrupt one (TV < 0, so it holds positions and
+    risk_before > 0), the value that keeps its own value/risk ratio — its own bankruptcy price, so that
+    it too ends healthier and never in debt with nothing open."""
+    if value_before >= 0:
+        return 0
+    return compute_ratio_value(value_before, risk_before, risk_after)

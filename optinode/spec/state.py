@@ -83,6 +83,10 @@ class State(msgspec.Struct, forbid_unknown_fields=True):
     insurance: int = 0  # insurance fund (liquidation penalties)
     fees: int = 0  # trading fees and rounding dust
     funding_pool: int = 0  # funding paid by settled positions, not yet received by the other side
+    # The socialized loss (docs/risk.md §4.4): collateral units the state owes beyond what the bridge
+    # holds. Every unit is worth (1 - socialized_loss / total_collateral) of a token when it leaves.
+    socialized_loss: int = 0
+    total_collateral: int = 0  # get_total_collateral(state), kept so that one step can read it
     deposits_done: int = 0  # L1 deposit-queue entries consumed
     forced_done: int = 0  # L1 forced-withdrawal requests consumed
     next_account_id: int = 0
@@ -129,7 +133,8 @@ def copy_state(state: State) -> State:
 
 
 def get_total_collateral(state: State) -> int:
-    """Collateral held in the state: must equal deposits - withdrawals (conservation)."""
+    """Collateral units in the state (always equal to `state.total_collateral`); less the socialized
+    loss, it equals the tokens deposited less the tokens withdrawn (conservation)."""
     return (
         sum(a.collateral for a in state.accounts.values())
         + state.insurance

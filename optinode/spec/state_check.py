@@ -17,7 +17,7 @@ from .commitment import compute_state_root_from_parts, encode_account, encode_gl
 from .constants import ADDRESS_LEN, HASH_LEN
 from .errors import InvalidState
 from .genesis import Genesis, GenesisMarket, InvalidGenesis, check_genesis
-from .state import MarketConfig, State
+from .state import MarketConfig, State, get_total_collateral
 
 
 def _genesis_of(state: State) -> Genesis:
@@ -119,3 +119,10 @@ def check_state(state: State) -> None:
         compute_state_root_from_parts(bytes(HASH_LEN), bytes(HASH_LEN), bytes(HASH_LEN), state.deposits_done, state.forced_done)
     except OverflowError as error:
         raise InvalidState(f"deposits_done/forced_done: out of the u64 range ({error})") from None
+
+    # 10. The kept total collateral is the sum of the balances, and the socialized loss (the units
+    #     the state owes beyond the bridge's tokens) is not negative.
+    if state.total_collateral != get_total_collateral(state):
+        raise InvalidState(f"total_collateral: {state.total_collateral} is not the sum of the balances ({get_total_collateral(state)})")
+    if state.socialized_loss < 0:
+        raise InvalidState(f"socialized_loss: {state.socialized_loss} is negative")

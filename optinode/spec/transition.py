@@ -15,11 +15,16 @@ import msgspec
 
 from .constants import (
     FORCED_CANCEL_ALL,
+    FORCED_DELEVERAGE,
+    FORCED_DELEVERAGE_BITS,
     FRACTION_ONE,
     FUNDING_RATE_ONE,
     MAX_AMOUNT,
     MAX_BALANCE,
     MAX_NONCE,
+    MAX_U32,
+    MAX_U64,
+    MAX_U8,
     MAX_SLOT_ID,
     NONCE_HORIZON,
     NONCE_WINDOW,
@@ -31,6 +36,9 @@ from .errors import ErrorCode, InvalidTransaction
 from .margin import (
     ceil_div,
     compute_bad_debt_cover,
+    compute_deleverager_floor,
+    compute_deposit_credit,
+    compute_haircut,
     compute_liquidation_room,
     compute_ratio_value,
     compute_settled_funding,
@@ -313,15 +321,22 @@ def process_deposit(state: State, tx: Deposit, ctx: L1Context) -> Receipt:
         require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
         # 3. An existing account belongs to the depositor.
         require(account.owner == entry.owner, ErrorCode.OWNER_MISMATCH)
-    collateral = (account.collateral if account else 0) + entry.amount
+    # Once a loss is socialized, a deposit buys collateral units at their token value (1 - L/T), so
+    # that a new depositor bears none of a loss that happened before it came.
+    credit = compute_deposit_credit(entry.amount, state.socialized_loss, state.total_collateral)
+    collateral = (account.collateral if account else 0) + credit
     # 4. The amount is in range and the balance does not overflow.
     require(0 <= entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
     check_balance(collateral)
+    # 4a. The state's total collateral stays in range (and so does the socialized loss, below it).
+    check_balance(state.total_collateral + credit)
     if account is None:
         account = Account(owner=entry.owner, positions={})
         state.next_account_id += 1
     account.collateral = collateral
     set_account(state, tx.account_id, account)
+    state.socialized_loss += credit - entry.amount
+    state.total_collateral += credit
     state.deposits_done += 1
     return APPLIED
 
@@ -456,9 +471,14 @@ def check_withdrawal(state: State, account_id: int, account: Account, amount: in
 
 
 def write_withdrawal(state: State, party: Party, collateral: int, pool: int, amount: int) -> None:
-    party.account.withdrawn += amount
+    """`amount` collateral units leave the state; the bridge pays them less the socialized loss's
+    haircut (docs/risk.md §4.4), which also leaves the loss: the rate L/T stays the same."""
+    haircut = compute_haircut(amount, state.socialized_loss, state.total_collateral)
+    party.account.withdrawn += amount - haircut
     write_party(state, party, collateral, party.positions)
     state.funding_pool = pool
+    state.socialized_loss -= haircut
+    state.total_collateral -= amount
 
 
 def process_withdraw(state: State, tx: Withdraw, ctx: L1Context) -> Receipt:
@@ -484,35 +504,74 @@ def is_cancel_all_request(entry: ForcedEntry) -> bool:
     return entry.amount >= FORCED_CANCEL_ALL
 
 
+def is_deleverage_request(entry: ForcedEntry) -> bool:
+    return FORCED_DELEVERAGE <= entry.amount < FORCED_CANCEL_ALL
+
+
+def get_forced_deleverage(entry: ForcedEntry) -> tuple[int, int, int] | None:
+    """(deleverager id, market, size) of a forced deleverage request's amount word, or None when a bit
+    between the packed fields and the flag is set."""
+    word = entry.amount - FORCED_DELEVERAGE
+    if word >> FORCED_DELEVERAGE_BITS:
+        return None
+    return (word >> 72) & MAX_U32, (word >> 64) & MAX_U8, word & MAX_U64
+
+
+def require_forced_read_markets(state: State, entry: ForcedEntry, account: Account | None) -> set[int]:
+    """The markets whose prices a forced request reads (`require_`: reading the deleverager may raise
+    WitnessError): a withdrawal the account's; a deleverage both
+    accounts'; a cancel-all none."""
+    if is_cancel_all_request(entry) or account is None:
+        return set()
+    if not is_deleverage_request(entry):
+        return get_read_markets(None, account)
+    fields = get_forced_deleverage(entry)
+    other = require_account(state, fields[0]) if fields is not None else None
+    return get_read_markets(None, account) | (get_read_markets(None, other) if other is not None else set())
+
+
 def process_forced_withdraw(state: State, tx: ForcedWithdraw, ctx: L1Context) -> Receipt:
-    """The next L1 forced request: a withdrawal, or a cancel-all (FORCED_CANCEL_ALL in the amount word)."""
+    """The next L1 forced request: a withdrawal, a cancel-all (FORCED_CANCEL_ALL in the amount word)
+    or a deleverage of a bankrupt account (FORCED_DELEVERAGE)."""
     entry = ctx.forced.get(state.forced_done)
     # 1. An L1 forced request is waiting (otherwise the transaction is invalid).
     require(entry is not None, ErrorCode.NO_PENDING_FORCED)
     account = require_account(state, entry.account_id)
     cancel_all = is_cancel_all_request(entry)
-    # 2-3. A withdrawal reads fresh prices and funding for the account's positions (time rules 1-2).
-    #      Otherwise the transaction is invalid and the request stays queued: the sequencer must post
-    #      fresh prices before the forced deadline rather than get the request rejected on stale ones.
-    check_fresh(state, ctx, set() if cancel_all or account is None else get_read_markets(None, account))
+    deleverage = is_deleverage_request(entry)
+    # 2-3. A withdrawal or a deleverage reads fresh prices and funding for the accounts' positions
+    #      (time rules 1-2). Otherwise the transaction is invalid and the request stays queued: the
+    #      sequencer must post fresh prices before the forced deadline rather than get the request
+    #      rejected on stale ones.
+    check_fresh(state, ctx, require_forced_read_markets(state, entry, account))
     # From here on the request is consumed whatever happens; a failed rule rejects it with a reason.
     try:
         # 4. The account exists.
         require(account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
-        # 5. The requester owns it.
-        require(account.owner == entry.requester, ErrorCode.OWNER_MISMATCH)
-        if cancel_all:
-            # 6-7. The new nonce floor rises by at most NONCE_HORIZON (floor rules 1-2).
-            nonce_state = check_nonce_floor(account, entry.amount - FORCED_CANCEL_ALL)
+        if deleverage:
+            # Anyone may ask (the waterfall protects every holder): no owner check.
+            fields = get_forced_deleverage(entry)
+            # 5. The amount word packs nothing beyond (deleverager, market, size).
+            require(fields is not None, ErrorCode.INVALID_AMOUNT)
+            # 6-13. The deleverage rules 1-8 (check_deleverage).
+            fill = check_deleverage(state, ctx, entry.account_id, *fields)
         else:
-            # 6. The amount is in range.
-            require(entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
-            # 7-11. Amount positive, ranges, margin (withdrawal rules 1-5).
-            party, collateral, pool = check_withdrawal(state, entry.account_id, account, entry.amount)
+            # 5. The requester owns it.
+            require(account.owner == entry.requester, ErrorCode.OWNER_MISMATCH)
+            if cancel_all:
+                # 6-7. The new nonce floor rises by at most NONCE_HORIZON (floor rules 1-2).
+                nonce_state = check_nonce_floor(account, entry.amount - FORCED_CANCEL_ALL)
+            else:
+                # 6. The amount is in range.
+                require(entry.amount <= MAX_AMOUNT, ErrorCode.INVALID_AMOUNT)
+                # 7-11. Amount positive, ranges, margin (withdrawal rules 1-5).
+                party, collateral, pool = check_withdrawal(state, entry.account_id, account, entry.amount)
     except InvalidTransaction as rejected:
         state.forced_done += 1
         return Receipt(rejected.code, True)
-    if cancel_all:
+    if deleverage:
+        write_deleverage(state, fill)
+    elif cancel_all:
         account.nonce_base, account.nonce_bits = nonce_state
         set_account(state, entry.account_id, account)
     else:
@@ -670,33 +729,52 @@ def process_liquidate(state: State, tx: Liquidate, ctx: L1Context) -> Receipt:
     return APPLIED
 
 
-def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
+class DeleverageFill:
+    """What a valid deleverage writes (computed by check_deleverage, written by write_deleverage)."""
+
+    __slots__ = ("deleveraged", "deleverager", "deleveraged_collateral", "deleveraged_positions",
+                 "deleverager_collateral", "deleverager_positions", "insurance", "pool", "socialized")
+
+    def __init__(self, deleveraged, deleverager, deleveraged_collateral, deleveraged_positions,
+                 deleverager_collateral, deleverager_positions, insurance, pool, socialized):
+        self.deleveraged: Party = deleveraged
+        self.deleverager: Party = deleverager
+        self.deleveraged_collateral: int = deleveraged_collateral
+        self.deleveraged_positions: dict[int, Position] = deleveraged_positions
+        self.deleverager_collateral: int = deleverager_collateral
+        self.deleverager_positions: dict[int, Position] = deleverager_positions
+        self.insurance: int = insurance
+        self.pool: int = pool
+        self.socialized: int = socialized
+
+
+def check_deleverage(state: State, ctx: L1Context, deleveraged_id: int, deleverager_id: int, market: int, size: int) -> DeleverageFill:
+    """Deleverage rules 1-8 (process_deleverage; a forced deleverage request runs the same rules)."""
     # 1. The market exists.
-    require(tx.market < len(state.markets), ErrorCode.MARKET_NOT_FOUND)
-    deleveraged_account = require_account(state, tx.deleveraged_id)
-    deleverager_account = require_account(state, tx.deleverager_id)
+    require(market < len(state.markets), ErrorCode.MARKET_NOT_FOUND)
+    deleveraged_account = require_account(state, deleveraged_id)
+    deleverager_account = require_account(state, deleverager_id)
     # 2. Both accounts exist.
     require(deleveraged_account is not None and deleverager_account is not None, ErrorCode.ACCOUNT_NOT_FOUND)
     # 3. Two different accounts.
-    require(tx.deleveraged_id != tx.deleverager_id, ErrorCode.SELF_TRADE)
-    size = tx.size
+    require(deleveraged_id != deleverager_id, ErrorCode.SELF_TRADE)
     # 4. The size is a positive multiple of the market's step (what remains stays tradeable).
-    require(size > 0 and size % state.config.markets[tx.market].step_size == 0, ErrorCode.INVALID_AMOUNT)
+    require(size > 0 and size % state.config.markets[market].step_size == 0, ErrorCode.INVALID_AMOUNT)
     # 4a. The prices and funding the deleverage reads are fresh (time rules 1-2).
-    check_fresh(state, ctx, get_read_markets(tx.market, deleveraged_account, deleverager_account))
-    deleveraged = Party(state, tx.deleveraged_id, deleveraged_account)
-    deleverager = Party(state, tx.deleverager_id, deleverager_account)
+    check_fresh(state, ctx, get_read_markets(market, deleveraged_account, deleverager_account))
+    deleveraged = Party(state, deleveraged_id, deleveraged_account)
+    deleverager = Party(state, deleverager_id, deleverager_account)
     value, risk = get_value_and_risk(state, deleveraged.collateral, deleveraged.positions)
     # 5. The deleveraged account's total value is negative.
     require(value < 0, ErrorCode.NOT_DELEVERAGEABLE)
-    a = deleveraged.positions.get(tx.market)
-    b = deleverager.positions.get(tx.market)
+    a = deleveraged.positions.get(market)
+    b = deleverager.positions.get(market)
     held = a.size if a else 0
     other = b.size if b else 0
     # 6. Opposite positions, and the size closes at most each of them.
     require(held * other < 0 and size <= abs(held) and size <= abs(other), ErrorCode.NOT_REDUCING)
     signed_size = -size if held > 0 else size  # the deleveraged side's change
-    remaining = with_position(deleveraged.positions, tx.market, held + signed_size, state.markets[tx.market].funding_index)
+    remaining = with_position(deleveraged.positions, market, held + signed_size, state.markets[market].funding_index)
     # At the market's bankruptcy price: the deleveraged account keeps its value/risk ratio, so the
     # part of its deficit that moves is this position's share of its risk (all of it when nothing
     # stays open), never the deficit of its other markets. Rounded for the deleveraged (it must end
@@ -709,15 +787,28 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     deleveraged_delta = target - get_total_value(state, deleveraged.collateral, remaining)
     # What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
     # deleverager only the rest.
-    at_oracle = compute_close_at_oracle(state, tx.market, size, held > 0)
+    at_oracle = compute_close_at_oracle(state, market, size, held > 0)
     cover = max(0, min(state.insurance, deleveraged_delta - at_oracle))
     deleveraged_size, deleveraged_collateral, deleveraged_positions = compute_party_after(
-        state, deleveraged, tx.market, signed_size, deleveraged_delta
+        state, deleveraged, market, signed_size, deleveraged_delta
     )
     deleverager_size, deleverager_collateral, deleverager_positions = compute_party_after(
-        state, deleverager, tx.market, -signed_size, cover - deleveraged_delta
+        state, deleverager, market, -signed_size, cover - deleveraged_delta
     )
     insurance = state.insurance - cover
+    # The deleverager ends healthy or healthier (its share is bounded by its position in this market
+    # at this market's bankruptcy price). If it cannot, it ends at its floor — all of its value given
+    # up (0), or, bankrupt itself, at its own bankruptcy price — and what it cannot pay comes from
+    # what is left of the insurance fund, then from the socialized loss: the last resort.
+    shortfall = 0
+    if not is_margin_ok_after_fill(state, deleverager.collateral, deleverager.positions, deleverager_collateral, deleverager_positions, market):
+        value_before, risk_before = get_value_and_risk(state, deleverager.collateral, deleverager.positions)
+        floor = compute_deleverager_floor(value_before, risk_before, get_total_risk(state, deleverager_positions, initial=False))
+        shortfall = max(0, floor - get_total_value(state, deleverager_collateral, deleverager_positions))
+    fund_share = min(insurance, shortfall)
+    socialized = shortfall - fund_share
+    insurance -= fund_share
+    deleverager_collateral += shortfall
     pool = compute_funding_pool(state, deleveraged, deleverager)
     # 7. The deleveraged account's collateral stays in range (positions only shrink: no limit check).
     check_balance(deleveraged_collateral)
@@ -725,18 +816,27 @@ def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
     check_balance(deleverager_collateral)
     # 7b. The funding pool stays in range.
     check_balance(pool)
-    # 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
-    #    market at this market's bankruptcy price); or, the last resort once the insurance fund is
-    #    spent, with a non-negative value: the socialized loss never takes more than it has.
-    require(
-        is_margin_ok_after_fill(state, deleverager.collateral, deleverager.positions, deleverager_collateral, deleverager_positions, tx.market)
-        or (insurance == 0 and get_total_value(state, deleverager_collateral, deleverager_positions) >= 0),
-        ErrorCode.INSUFFICIENT_MARGIN,
+    # 8. The total collateral stays in range with the socialized part (and so does the loss, below it).
+    check_balance(state.total_collateral + socialized)
+    return DeleverageFill(
+        deleveraged, deleverager, deleveraged_collateral, deleveraged_positions,
+        deleverager_collateral, deleverager_positions, insurance, pool, socialized,
     )
-    write_party(state, deleveraged, deleveraged_collateral, deleveraged_positions)
-    write_party(state, deleverager, deleverager_collateral, deleverager_positions)
-    state.insurance = insurance
-    state.funding_pool = pool
+
+
+def write_deleverage(state: State, fill: DeleverageFill) -> None:
+    write_party(state, fill.deleveraged, fill.deleveraged_collateral, fill.deleveraged_positions)
+    write_party(state, fill.deleverager, fill.deleverager_collateral, fill.deleverager_positions)
+    state.insurance = fill.insurance
+    state.funding_pool = fill.pool
+    # The socialized part is new collateral units that no token backs: every unit's token value falls.
+    state.socialized_loss += fill.socialized
+    state.total_collateral += fill.socialized
+
+
+def process_deleverage(state: State, tx: Deleverage, ctx: L1Context) -> Receipt:
+    # 1-8. The deleverage rules (check_deleverage).
+    write_deleverage(state, check_deleverage(state, ctx, tx.deleveraged_id, tx.deleverager_id, tx.market, tx.size))
     return APPLIED
 
 

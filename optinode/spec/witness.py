@@ -30,7 +30,7 @@ from .errors import WitnessError
 from .fields import Hash32
 from .merkle import EMPTY_LEAF, compute_root_after_updates, compute_root_from_proof
 from .state import State
-from .transition import state_transition
+from .transition import get_forced_deleverage, is_deleverage_request, state_transition
 from .types import (
     CancelAll,
     CollectFees,
@@ -99,6 +99,8 @@ def get_touched_leaves(state: State, tx: Transaction, ctx: L1Context) -> tuple[l
         entry = ctx.forced.get(state.forced_done)
         if entry is not None:
             accounts.add(entry.account_id)
+            if is_deleverage_request(entry) and (fields := get_forced_deleverage(entry)) is not None:
+                accounts.add(fields[0])  # the deleverager
     # where new slots would go (none past the tree: such a trade fails TREE_FULL before writing)
     slots.update(i for i in range(state.next_slot, state.next_slot + new_orders) if i <= MAX_SLOT_ID)
     account_ids = sorted(i for i in accounts if isinstance(i, int) and 0 <= i <= state.next_account_id)

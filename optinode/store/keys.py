@@ -48,6 +48,7 @@ class Prefix(IntEnum):
     BATCH_FINAL = 0x41  # () -> the highest batch index known final on L1
     VERIFIED_BATCH = 0x60  # (u64 batch index) -> a live batch as L1 holds it (raw data, posted root) and the replay's verdict
     VERIFIER_CHECKPOINT = 0x61  # (u64 batch index) -> the honest spec state after that batch (and which append it follows)
+    VERIFIER_DECODED = 0x62  # (u64 batch index) -> the batch's transactions decoded and their recovered signers (and which append)
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -198,6 +199,10 @@ def parse_verified_batch(key: bytes) -> int:
 
 def verifier_checkpoint(index: int) -> bytes:
     return bytes([Prefix.VERIFIER_CHECKPOINT]) + _u(index, 8)
+
+
+def verifier_decoded(index: int) -> bytes:
+    return bytes([Prefix.VERIFIER_DECODED]) + _u(index, 8)
 
 
 # --- ranges --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from msgspec.structs import replace
 
-from optinode.spec.constants import FORCED_CANCEL_ALL, MAX_AMOUNT, MAX_BALANCE, MAX_NONCE, MAX_SLOT_ID, NONCE_HORIZON, PRICE_ONE
+from optinode.spec.constants import FORCED_CANCEL_ALL, FORCED_DELEVERAGE, MAX_AMOUNT, MAX_BALANCE, MAX_NONCE, MAX_SLOT_ID, NONCE_HORIZON, PRICE_ONE
 from optinode.spec.errors import ErrorCode
 from optinode.spec.types import (
     CancelAll,
@@ -647,10 +647,105 @@ def _poor_carol(value_usd: int) -> World:
     return w
 
 
-@case("deleverage/deleverager_margin")
+@case("deleverage/socialized")
 def _():
     tx = Deleverage(4, 2, ETH, ETH_UNIT)
-    return _poor_carol(100).vector(tx, expect=E.INSUFFICIENT_MARGIN, description="carol cannot take 338.4 USD with 100 USD of value")
+    return _poor_carol(100).vector(tx, expect=E.OK, description="the fund pays 81.6 USD, carol the 100 USD she has (ending at 0), the other 238.4 are socialized")
+
+
+def _socialized_world() -> World:
+    """deleverage/socialized applied: a socialized loss of 238.4 USD over ~1.2M USD of collateral."""
+    w = _poor_carol(100)
+    w.must(Deleverage(4, 2, ETH, ETH_UNIT))
+    w.root()
+    assert w.state.socialized_loss == 238_400_000
+    return w
+
+
+@case("deleverage/bankrupt_deleverager")
+def _():
+    w = _insured(2_000 * PRICE_ONE // 1000)  # erin at -420 USD, the fund at 81.6
+    w.state.accounts[2].collateral = 1_000 * USD  # carol, short 1 ETH: value -1,000 USD (crafted)
+    w.touch(2)
+    w.root()
+    tx = Deleverage(4, 2, ETH, ETH_UNIT)
+    return w.vector(tx, expect=E.OK, description="carol is bankrupt too: she closes at her own bankruptcy price; the fund, then the socialized loss, pay the gap")
+
+
+@case("deposit/total_overflow")
+def _():
+    w = base_world()
+    w.state.total_collateral = MAX_BALANCE - 1  # crafted: the state's total at the edge of its range
+    w.root()
+    w.queue_deposit("bob", 2)
+    return w.vector(Deposit(1), expect=E.BALANCE_OVERFLOW, description="rule 4a: the total collateral would exceed MAX_BALANCE")
+
+
+@case("deleverage/total_overflow")
+def _():
+    w = _poor_carol(100)
+    w.state.total_collateral = MAX_BALANCE - 1  # crafted
+    w.root()
+    return w.vector(Deleverage(4, 2, ETH, ETH_UNIT), expect=E.BALANCE_OVERFLOW, description="rule 8: the socialized part would take the total collateral out of range")
+
+
+@case("deposit/after_socialized_loss")
+def _():
+    w = _socialized_world()
+    w.queue_deposit("frank", 1_000 * USD)
+    return w.vector(Deposit(w.state.next_account_id), expect=E.OK, description="1,000 USD buy units at their token value: credited 1000 * T / (T - L)")
+
+
+@case("withdraw/haircut")
+def _():
+    w = _socialized_world()
+    return w.vector(w.withdraw("bob", 1_000 * USD), expect=E.OK, description="bob withdraws 1,000 USD of units and is paid them less ceil(1000 * L / T)")
+
+
+@case("forced/haircut")
+def _():
+    w = _socialized_world()
+    w.queue_forced("bob", 1_000 * USD, account_id=1)
+    return w.vector(ForcedWithdraw(), expect=E.OK, description="a forced withdrawal takes the same haircut")
+
+
+def _forced_deleverage_word(deleverager: int, market: int, size: int) -> int:
+    return FORCED_DELEVERAGE | deleverager << 72 | market << 64 | size
+
+
+@case("forced/deleverage_ok")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)  # erin at -20 USD
+    w.queue_forced("frank", _forced_deleverage_word(2, ETH, ETH_UNIT), account_id=4)
+    return w.vector(ForcedWithdraw(), expect=E.OK, description="anyone forces erin's deleverage against carol: the fund pays erin's 20 USD debt")
+
+
+@case("forced/deleverage_rejected_invalid_amount")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)
+    w.queue_forced("frank", _forced_deleverage_word(2, ETH, ETH_UNIT) | 1 << 200, account_id=4)
+    return w.vector(ForcedWithdraw(), expect=E.INVALID_AMOUNT, applied=True, description="consumed, not executed: a bit set between the fields and the flag")
+
+
+@case("forced/deleverage_rejected_not_deleverageable")
+def _():
+    w = _insured(2_720 * PRICE_ONE // 1000)
+    w.queue_forced("frank", _forced_deleverage_word(2, ETH, ETH_UNIT), account_id=4)
+    return w.vector(ForcedWithdraw(), expect=E.NOT_DELEVERAGEABLE, applied=True, description="consumed, not executed: erin is not bankrupt")
+
+
+@case("forced/deleverage_rejected_account_not_found")
+def _():
+    w = _insured(2_400 * PRICE_ONE // 1000)
+    w.queue_forced("frank", _forced_deleverage_word(99, ETH, ETH_UNIT), account_id=4)
+    return w.vector(ForcedWithdraw(), expect=E.ACCOUNT_NOT_FOUND, applied=True, description="consumed, not executed: no deleverager 99")
+
+
+@case("forced/deleverage_stale_price")
+def _():
+    w = _stale(_insured(2_400 * PRICE_ONE // 1000), WINDOW + 1, 0)
+    w.queue_forced("frank", _forced_deleverage_word(2, ETH, ETH_UNIT), account_id=4)
+    return w.vector(ForcedWithdraw(), expect=E.STALE_PRICE, description="invalid and not consumed: the sequencer must post a fresh price first")
 
 
 @case("deleverage/last_resort")

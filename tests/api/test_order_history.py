@@ -62,3 +62,40 @@ async def test_finished_orders_keep_status_and_fills_across_a_restart(tmp_path, 
     store.close()
     for h in hashes:
         assert after[h] == before[h], h
+
+
+async def test_a_rebuild_rewrites_the_history_of_the_orders_it_re_applied(tmp_path, world) -> None:
+    """A rebuild re-applies the log after a checkpoint (docs/sequencer.md, "Rebuilding batches"): the
+    durable history must then say what holds now (before the fix it kept the discarded fills, and
+    after a restart getOrder reported a fill that no batch holds)."""
+    from optinode.exchange.orders import Placement, Status
+    from optinode.services.engine import RebuildRequest
+
+    from tests.services.conftest import make_engine
+    from tests.services.test_rebuild import funded_engine
+
+    async with funded_engine(tmp_path, world) as (store, h, l1):
+        expiry = h.engine.head_time + 30
+        early = await h.submitter.submit_book(Placement(world.order("bob", is_buy=True, size=ETH_STEP, limit_price=ETH_PRICE - 3 * ETH_TICK)))
+        await h.cut()  # the parent checkpoint: bob's bid rests in it
+        short = await h.submitter.submit_book(Placement(world.order("alice", is_buy=True, size=2 * ETH_STEP, limit_price=ETH_PRICE, expiry=expiry)))
+        taker = await h.submitter.submit_book(Placement(world.order("bob", is_buy=False, size=ETH_STEP, limit_price=ETH_PRICE)))
+        hit = await h.submitter.submit_book(Placement(world.order("alice", is_buy=False, size=ETH_STEP, limit_price=ETH_PRICE - 3 * ETH_TICK)))
+        assert taker.result.status is Status.FILLED and hit.result.status is Status.FILLED
+        assert h.engine.history.get(early.result.order_hash).status is Status.FILLED
+        await h.cut()
+        await h.send(l1.head(10))  # alice's short-lived order has expired
+        await h.send(RebuildRequest(2, 0))
+        expected = {o.result.order_hash: h.engine.matcher.get(o.result.order_hash) for o in (early, short, taker, hit)}
+    store = open_store(tmp_path / "db", identity="test")
+    history = make_engine(store).history
+    dropped = history.get(short.result.order_hash)
+    assert dropped.status is Status.REJECTED and dropped.reason == "EXPIRED" and dropped.fills == ()
+    rests = history.get(taker.result.order_hash)  # its maker is gone: it rests, unfilled
+    assert rests.status is Status.RESTING and rests.fills == () and expected[taker.result.order_hash] is not None
+    # bob's early bid (placed before the checkpoint: its record is rewound, not deleted) is filled
+    # again by alice's re-applied sell, the best bid once alice's own expired bid is gone
+    again = history.get(early.result.order_hash)
+    assert again.status is Status.FILLED and [f.taker_hash for f in again.fills] == [hit.result.order_hash]
+    assert [f.seq for f in again.fills] == [hit.seq] and len(history.get(hit.result.order_hash).fills) == 1
+    store.close()

@@ -6,7 +6,8 @@ prices range from 1 to ~2^62 price units per base unit, steps from 1 to 10^6 and
 that aim at the risk engine: trades near the oracle (a discount or premium the margin rules may
 refuse), crashes, pumps and gaps, funding ticks at the rate bound, liquidations across the band of
 accounts below maintenance (bankrupt ones need the insurance fund), deleverages of bankrupt accounts
-against opposite holders, sizes from one step to whole positions. Every transaction is kept, applied
+against opposite holders (directly and as forced requests through the L1 queue), withdrawals and
+deposits (which meet the socialized loss), sizes from one step to whole positions. Every transaction is kept, applied
 or not, so property tests and the differential test against the Solidity prover replay them.
 """
 
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 from optinode.spec.constants import FRACTION_ONE, FUNDING_RATE_ONE, MAX_PRICE
 from optinode.spec.genesis import GenesisMarket
 from optinode.spec.margin import compute_settled_funding, get_value_and_risk
-from optinode.spec.types import Deleverage, FundingTick, Liquidate, Trade
+from optinode.spec.constants import FORCED_DELEVERAGE
+from optinode.spec.types import Deleverage, Deposit, ForcedWithdraw, FundingTick, Liquidate, Trade
 from optinode.testing.world import Recording, World, make_genesis
 
 NAMES = ("ann", "ben", "cat", "dan", "eve")
@@ -179,8 +181,52 @@ class RiskWorld:
         size = self.size_up_to(market, min(abs(held), abs(self.held(other, market))))
         self.add(Deleverage(self.w.ids[victim], self.w.ids[other], market, size), "deleverage")
 
+    def forced_deleverage(self) -> None:
+        """A censored user's forced deleverage request (Bridge.requestForcedDeleverage), consumed by a
+        ForcedWithdraw: sometimes of a solvent account or a malformed word (rejected, still consumed)."""
+        bankrupt = [n for n in self.names() if self.health(n)[0] < 0 and self.w.account(n).positions]
+        victim = self.pick(bankrupt or self.names())
+        positions = sorted(self.w.account(victim).positions)
+        market = self.pick(positions) if positions else 0
+        held = self.held(victim, market)
+        others = [n for n in self.names() if n != victim and self.held(n, market) * held < 0] or [n for n in self.names() if n != victim]
+        other = self.pick(others)
+        size = self.size_up_to(market, max(1, min(abs(held), abs(self.held(other, market)))))
+        word = FORCED_DELEVERAGE | self.w.ids[other] << 72 | market << 64 | size
+        if self.draw(st.integers(0, 9)) == 0:
+            word |= 1 << 150  # a bit between the fields and the flag: rejected INVALID_AMOUNT
+        self.w.queue_forced(victim, word, requester=self.pick(self.names()))
+        self.add(ForcedWithdraw(), "forced deleverage")
+
+    def withdraw(self) -> None:
+        """A withdrawal (signed or forced) of part or all of what an account could take out: after a
+        socialized loss it is paid less the haircut."""
+        name = self.pick(self.names())
+        value, _ = self.health(name)
+        amount = max(1, value * self.draw(st.sampled_from((1, 500, 1000))) // 1000)
+        amount = min(amount, MAX_DEPOSIT)
+        if self.draw(st.booleans()):
+            self.w.queue_forced(name, amount)
+            self.add(ForcedWithdraw(), "forced withdraw")
+        else:
+            self.add(self.w.withdraw(name, amount), "withdraw")
+
+    def deposit(self) -> None:
+        """A deposit after the fact (credited at the unit's token value once a loss is socialized)."""
+        name = self.pick(self.names())
+        self.w.queue_deposit(name, self.draw(st.integers(1, 10**12)))
+        self.add(Deposit(self.w.ids[name]), "deposit")
+
+    def ledger(self) -> None:
+        """Money in and out, and the forced path of the waterfall (one step's weight, so that the risk
+        steps keep theirs)."""
+        getattr(self, self.draw(st.sampled_from(("forced_deleverage", "withdraw", "deposit"))))()
+
     def step(self) -> None:
-        kind = self.draw(st.sampled_from(("trade", "trade", "trade", "move_price", "move_price", "funding", "liquidate", "liquidate", "deleverage", "deleverage")))
+        kind = self.draw(st.sampled_from((
+            "trade", "trade", "trade", "move_price", "move_price", "funding", "liquidate", "liquidate",
+            "deleverage", "deleverage", "ledger",
+        )))
         getattr(self, kind)()
 
 

@@ -60,3 +60,18 @@ def test_claims_floor_the_value_and_add_unpaid_withdrawals() -> None:
     assert compute_escape_claim(state, long, paid=0) == 7  # marked at the committed price
     state.accounts = {0: rich, 1: broke}
     assert get_escape_claims(state, {0: 70}) == {0: 500, 1: 40}
+
+
+def test_escape_after_a_socialized_loss_pays_every_claim_from_what_is_held() -> None:
+    """After the last resort socialized alice's debt (tests/spec/test_risk.py::stuck_world), escape
+    claims are in tokens: they never exceed the tokens held, whoever escapes first."""
+    from optinode.spec.types import Deleverage
+    from tests.spec.test_risk import stuck_world
+    from optinode.testing.world import ETH, ETH_UNIT
+
+    w = stuck_world()
+    w.must(Deleverage(w.ids["alice"], w.ids["bob"], ETH, ETH_UNIT))
+    claims = get_escape_claims(w.state, {})
+    held = w.state.total_collateral - w.state.socialized_loss
+    assert sum(claims.values()) <= held
+    assert claims[w.ids["carol"]] == 1_600 * 10**6  # carol owns everything held

@@ -30,15 +30,21 @@ def value_and_risk(w: World, name: str) -> tuple[int, int]:
     return get_total_value(w.state, collateral, positions), get_total_risk(w.state, positions, initial=False)
 
 
-def alice_long_one_eth_at_3000() -> World:
-    """Finding 1's opening: alice (300 USD) long 1 ETH at 3000 from bob; carol holds 1000 USD; the
-    oracle then moves to 2800 (alice: value 100, maintenance 140, so liquidatable)."""
+def alice_buys_one_eth_from_bob(bob_usd: int) -> World:
+    """alice (300 USD) buys 1 ETH at 3000 from bob (`bob_usd`); carol holds 1,000 USD."""
     w = World()
     w.deposit("alice", 300 * USD)
-    w.deposit("bob", 1_000 * USD)
+    w.deposit("bob", bob_usd * USD)
     w.deposit("carol", 1_000 * USD)
     bob_sells = w.order("bob", is_buy=False, size=ETH_UNIT, limit_price=eth(3000))
     assert w.apply(Trade(bob_sells, w.order("alice", size=ETH_UNIT, limit_price=eth(3000)), ETH_UNIT)).ok
+    return w
+
+
+def alice_long_one_eth_at_3000() -> World:
+    """Finding 1's opening: alice (300 USD) long 1 ETH at 3000 from bob; carol holds 1000 USD; the
+    oracle then moves to 2800 (alice: value 100, maintenance 140, so liquidatable)."""
+    w = alice_buys_one_eth_from_bob(1_000)
     w.set_price(ETH, eth(2800))
     assert value_and_risk(w, "alice") == (100 * USD, 140 * USD)
     return w
@@ -162,7 +168,7 @@ def test_finding_3_the_whole_leg_of_the_market_carrying_the_loss_settles_it():
     w.check_conservation()
 
 
-def test_finding_3_a_deleverager_that_cannot_absorb_its_share_is_refused():
+def test_finding_3_a_deleverager_that_cannot_absorb_its_share_gives_up_its_value_and_no_more():
     w = World()
     w.deposit("whale", 10_000 * USD)
     w.deposit("bear", 4_000 * USD)
@@ -174,16 +180,18 @@ def test_finding_3_a_deleverager_that_cannot_absorb_its_share_is_refused():
     lender_sells = w.order("lender", is_buy=False, size=seventy, limit_price=eth(3000))
     assert w.apply(Trade(lender_sells, w.order("bear", size=seventy, limit_price=eth(3000)), seventy)).ok
     w.set_price(ETH, eth(2790))  # the bear: value 9,300 against maintenance 10,765
-    # Taking the whale's 10,000 USD deficit would leave the bear at -700: not even the last resort
-    # makes a counterparty pay more than it has.
-    receipt = w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, BTC_UNIT))
-    assert receipt == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
-    # Half of it (5,000 of the deficit) leaves the bear at 4,300 with 10,265 of risk: worse, but with
-    # the insurance fund empty this is the socialized loss, and the bear keeps a non-negative value.
+    # Half of the whale's deficit (5,000) leaves the bear at 4,300 with 10,265 of risk: worse, but with
+    # the insurance fund empty this is the last resort, and the bear keeps a non-negative value.
     half = BTC_UNIT // 2
     assert w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, half)).ok
     bear_value, bear_risk = value_and_risk(w, "bear")
-    assert 0 <= bear_value < bear_risk
+    assert 0 <= bear_value < bear_risk and w.state.socialized_loss == 0
+    # The other half (5,000) is more than the bear has left (4,300): it gives up all of it, never
+    # more, and the 700 it cannot pay are socialized (before the socialized-loss rule: refused,
+    # INSUFFICIENT_MARGIN, and the rest of the whale's debt had no path).
+    assert w.apply(Deleverage(w.ids["whale"], w.ids["bear"], BTC, half)).ok
+    assert value_and_risk(w, "bear")[0] == 0 and value_and_risk(w, "whale") == (0, 0)
+    assert w.state.socialized_loss == 700 * USD
     w.check_conservation()
 
 
@@ -191,14 +199,22 @@ def test_the_last_resort_takes_the_fund_first_and_never_more_than_the_counterpar
     w = insured_world()  # the fund holds 280 USD; bob is short 11 ETH
     w.set_price(ETH, eth(2000))  # dave at -500 USD
     bob = w.ids["bob"]
-    w.state.accounts[bob].collateral = 22_100 * USD  # bob: value 100 USD
-    w.touch(bob)
-    # The fund pays 280 of dave's 500; bob would pay the other 220 with 100 of value: refused.
-    assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)) == Receipt(ErrorCode.INSUFFICIENT_MARGIN, False)
     w.state.accounts[bob].collateral = 22_300 * USD  # value 300: it ends at 80 USD, below maintenance
     w.touch(bob)
     assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)).ok
     assert value_and_risk(w, "bob")[0] == 80 * USD and w.state.insurance == 0
+    assert (w.collateral("dave"), w.size("dave"), w.state.socialized_loss) == (0, 0, 0)
+
+
+def test_the_socialized_loss_takes_only_what_the_fund_and_the_counterparty_cannot_pay():
+    w = insured_world()
+    w.set_price(ETH, eth(2000))  # dave at -500 USD
+    bob = w.ids["bob"]
+    w.state.accounts[bob].collateral = 22_100 * USD  # bob: value 100 USD
+    w.touch(bob)
+    # The fund pays 280 of dave's 500; bob pays the 100 he has; 120 are socialized.
+    assert w.apply(Deleverage(w.ids["dave"], bob, ETH, ETH_UNIT)).ok
+    assert (value_and_risk(w, "bob")[0], w.state.insurance, w.state.socialized_loss) == (0, 0, 120 * USD)
     assert (w.collateral("dave"), w.size("dave")) == (0, 0)
 
 
@@ -276,3 +292,61 @@ def test_deleverage_6a_must_lower_the_deleveraged_risk():
     assert w.apply(Deleverage(0, 1, 1, 1_000)) == Receipt(ErrorCode.NOT_REDUCING, False)
     assert w.apply(Deleverage(0, 1, 1, 10**9)).ok  # closing all of it: risk 1 -> 0
     assert (w.collateral("alice"), w.size("alice", 1)) == (0, 0)
+
+
+# --- bad debt nobody can absorb: the socialized loss (docs/risk.md §4.3-4.4) ------------------------
+
+
+def stuck_world() -> World:
+    """alice (300 USD) long 1 ETH at 3000 from bob (the only short); carol holds 1,000 USD and no
+    position. The price gaps to 2000: alice is at -700 USD. 1,290 USD of bob's collateral is crafted over
+    to carol, leaving bob a value of 10 USD (as if he had lost it to her in another market): the only
+    opposite holder cannot absorb alice's deficit, and the insurance fund is empty."""
+    w = alice_buys_one_eth_from_bob(300)
+    w.set_price(ETH, eth(2000))
+    bob, carol = w.ids["bob"], w.ids["carol"]
+    w.state.accounts[bob].collateral -= 1_290 * USD
+    w.state.accounts[carol].collateral += 1_290 * USD
+    w.touch(bob, carol)
+    assert value_and_risk(w, "alice")[0] == -700 * USD and value_and_risk(w, "bob")[0] == 10 * USD
+    assert w.state.insurance == 0
+    return w
+
+
+def test_a_deficit_no_opposite_holder_can_absorb_is_resolved_by_the_socialized_loss():
+    # Seen failing before the socialized-loss rule: the deleverage was refused (INSUFFICIENT_MARGIN)
+    # and alice's -700 USD stayed forever with her position open.
+    w = stuck_world()
+    alice, bob = w.ids["alice"], w.ids["bob"]
+    assert w.apply(Deleverage(alice, bob, ETH, ETH_UNIT)).ok
+    # alice ends at 0 with nothing open; bob gives up everything he had (10 USD), and the other
+    # 690 USD is socialized over every balance.
+    assert (w.collateral("alice"), w.size("alice")) == (0, 0)
+    assert value_and_risk(w, "bob")[0] == 0 and w.size("bob") == 0
+    assert w.state.socialized_loss == 690 * USD
+    for account_id in w.state.accounts:
+        collateral, positions, _ = compute_settled_funding(w.state, w.state.accounts[account_id])
+        assert get_total_value(w.state, collateral, positions) >= 0
+    # Every collateral unit is now worth (1 - L/T) of a token: carol withdraws all of her 2,290 USD
+    # of collateral and receives what the bridge holds, 1,600 USD; nothing is left unbacked.
+    assert (w.state.total_collateral, w.collateral("carol")) == (2_290 * USD, 2_290 * USD)
+    assert w.apply(w.withdraw("carol", 2_290 * USD)).ok
+    assert w.state.accounts[w.ids["carol"]].withdrawn == 1_600 * USD
+    assert (w.state.total_collateral, w.state.socialized_loss) == (0, 0)
+    w.check_conservation()
+
+
+def test_a_censored_user_forces_the_insurance_fund_to_cover_a_bankrupt_account():
+    # Seen failing before the forced deleverage request: the sequencer had to consume the request,
+    # but it was rejected (the amount word was read as a withdrawal of someone else's account).
+    from optinode.spec.types import ForcedWithdraw
+
+    w = insured_world()  # the fund holds 280 USD
+    w.set_price(ETH, eth(2450))  # dave at -50 USD; the sequencer liquidates nobody
+    dave, bob = w.ids["dave"], w.ids["bob"]
+    word = 2**254 | bob << 72 | ETH << 64 | ETH_UNIT  # frank, not dave's owner, asks on L1
+    w.queue_forced("dave", word, requester="frank")
+    assert w.apply(ForcedWithdraw()) == Receipt(ErrorCode.OK, True)
+    assert (w.collateral("dave"), w.size("dave")) == (0, 0)
+    assert w.state.insurance == 230 * USD and w.state.forced_done == 1
+    w.check_conservation()

@@ -25,8 +25,8 @@ from optinode.spec.crypto import keccak
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode
 from optinode.spec.genesis import GenesisMarket
-from optinode.spec.margin import get_total_value
-from optinode.spec.state import Position, Slot, copy_state
+from optinode.spec.margin import get_total_risk, get_total_value
+from optinode.spec.state import Position, Slot, copy_state, get_total_collateral
 from optinode.spec.types import (
     Deleverage, Deposit, DepositEntry, ForcedWithdraw, FundingTick, Liquidate, Malformed, OraclePrice, Order,
     PriceSample, SlotRef, Trade, Withdraw,
@@ -1384,15 +1384,30 @@ def test_deleverage_6_no_position_in_market():
 
 
 def test_deleverage_7_balance_overflow():
+    w = _underwater_short()
+    w.set_price(ETH, 350_000_000)  # dave: -500_000; bob, long 5e6, receives 17_000_000 closing it
+    # Crafted: one unit more than bob's collateral can hold after receiving it (taken from carol, so
+    # that the state's total stays in range).
+    extra = MAX_BALANCE - 17_000_000 + 1 - w.account("bob").collateral
+    w.account("bob").collateral += extra
+    w.account("carol").collateral -= extra
+    w.touch(w.ids["bob"], w.ids["carol"])
+    assert_invalid(w, Deleverage(w.ids["dave"], w.ids["bob"], ETH, 5 * ETH_STEP), E.BALANCE_OVERFLOW)
+
+
+def test_deleverage_8_a_bankrupt_deleverager_keeps_its_ratio_and_the_rest_is_socialized():
     w = _bankrupt_long()
-    # Crafted: carol pays 1e6 * 2.5e8 / 1e8 + 500_000 / 5 = 2_600_000; one unit more than reaches -MAX_BALANCE.
-    w.account("carol").collateral = -MAX_BALANCE + 2_599_999
-    w.touch(w.ids["carol"])
-    assert_invalid(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, ETH_STEP), E.BALANCE_OVERFLOW)
-    # In range, but carol is that deep in debt herself: rule 8 refuses to make her pay more.
+    # Crafted: carol is deep in debt herself (value about -MAX_BALANCE): she cannot pay alice's
+    # share. She ends at her own bankruptcy price (her value/risk ratio kept), and what she cannot
+    # pay is socialized. (Before the socialized-loss rule: refused, INSUFFICIENT_MARGIN.)
+    carol = w.ids["carol"]
     w.account("carol").collateral = -MAX_BALANCE + 2_600_000
-    w.touch(w.ids["carol"])
-    assert_invalid(w, Deleverage(w.ids["alice"], w.ids["carol"], ETH, ETH_STEP), E.INSUFFICIENT_MARGIN)
+    w.touch(carol)
+    value_before, risk_before = _value(w, "carol"), get_total_risk(w.state, w.account("carol").positions, initial=False)
+    assert_applied(w, Deleverage(w.ids["alice"], carol, ETH, ETH_STEP))
+    risk_after = get_total_risk(w.state, w.account("carol").positions, initial=False)
+    assert _value(w, "carol") == -((-value_before * risk_after) // risk_before)  # ceil(value * risk ratio)
+    assert w.state.socialized_loss > 0 and w.state.total_collateral == get_total_collateral(w.state)
 
 
 # ======================================================================================================

@@ -112,6 +112,8 @@ def _add_slot(plain: dict[str, Any]) -> None:
         (_set("insurance", -(2**127) - 1), "globals: a value is out of its encoded range"),
         (_set("funding_time", -1), "globals: a value is out of its encoded range"),
         (_set("deposits_done", 2**64), "deposits_done/forced_done"),
+        (_set("total_collateral", 1), "total_collateral: 1 is not the sum of the balances"),
+        (_set("socialized_loss", -1), "socialized_loss: -1 is negative"),
     ],
 )
 def test_each_rule_rejects_with_the_field_named(edit, fragment: str) -> None:

@@ -43,6 +43,9 @@ library StateCodec {
         uint64 maxSampleAge;
         uint64 priceValidity;
         uint64 fundingValidity;
+        // the socialized loss and the total collateral (docs/risk.md §4.4), committed last
+        int128 socializedLoss;
+        int128 totalCollateral;
     }
 
     struct Position {
@@ -103,9 +106,10 @@ library StateCodec {
     // --- globals -----------------------------------------------------------------------------------
 
     /// The length of a globals blob with these counts: 32 + 1 + 1 + 20 per oracle + 1 + 84 per market
-    /// + 80 (system fields) + 44 (fee owner, max sample age, price and funding validity).
+    /// + 80 (system fields) + 44 (fee owner, max sample age, price and funding validity) + 32 (socialized
+    /// loss, total collateral).
     function globalsLength(uint256 oracleCount, uint256 marketCount) internal pure returns (uint256) {
-        return 35 + 20 * oracleCount + 84 * marketCount + 124;
+        return 35 + 20 * oracleCount + 84 * marketCount + 156;
     }
 
     /// spec: decode_globals. The length is checked against the two counts first, so that every field
@@ -156,6 +160,8 @@ library StateCodec {
         g.maxSampleAge = uint64(word(data, at + 100, 8));
         g.priceValidity = uint64(word(data, at + 108, 8));
         g.fundingValidity = uint64(word(data, at + 116, 8));
+        g.socializedLoss = int128(uint128(word(data, at + 124, 16)));
+        g.totalCollateral = int128(uint128(word(data, at + 140, 16)));
     }
 
     /// spec: encode_globals
@@ -179,7 +185,8 @@ library StateCodec {
         out = bytes.concat(
             out,
             abi.encodePacked(g.time, g.fundingTime, g.insurance, g.fees, g.fundingPool, g.nextAccountId, g.nextSlot),
-            abi.encodePacked(g.feeOwner, g.maxSampleAge, g.priceValidity, g.fundingValidity)
+            abi.encodePacked(g.feeOwner, g.maxSampleAge, g.priceValidity, g.fundingValidity),
+            abi.encodePacked(g.socializedLoss, g.totalCollateral)
         );
     }
 

@@ -39,13 +39,15 @@ library Valuation {
         value = collateral + marked;
     }
 
-    /// What the escape hatch pays for the account's state: its total value, floored at zero.
+    /// What the escape hatch pays for the account's state: its total value, floored at zero, in tokens:
+    /// less the socialized loss's haircut that a withdrawal of it would pay (spec: compute_escape_value).
     function escapeValue(StateCodec.Account memory account, StateCodec.Globals memory globals)
         internal
         pure
         returns (uint256)
     {
         int256 value = totalValue(account, globals);
-        return value > 0 ? uint256(value) : 0;
+        if (value <= 0) return 0;
+        return uint256(value - OspMargin.computeHaircut(value, globals.socializedLoss, globals.totalCollateral));
     }
 }

@@ -63,14 +63,20 @@ contract OspAccounts is OspProver {
         // 4. The amount is in range and the balance does not overflow. (The spec adds the amount first;
         //    the range test comes first here because L1's amount is a uint256. Nothing fails in between.)
         OspRules.requireValid(l1.depositAmount <= OspConstants.MAX_AMOUNT, ErrorCode.INVALID_AMOUNT);
-        int256 collateral = int256(account.collateral) + int256(l1.depositAmount);
+        // Once a loss is socialized, a deposit buys collateral units at their token value (1 - L/T).
+        int256 credit = OspMargin.computeDepositCredit(int256(l1.depositAmount), s.g.socializedLoss, s.g.totalCollateral);
+        int256 collateral = int256(account.collateral) + credit;
         OspRules.checkBalance(collateral);
+        // 4a. The state's total collateral stays in range (and so does the socialized loss, below it).
+        OspRules.checkBalance(int256(s.g.totalCollateral) + credit);
         if (isNew) {
             account.owner = l1.depositOwner;
             s.g.nextAccountId += 1;
         }
         account.collateral = int128(collateral);
         OspState.setAccount(s, t.accountId, account);
+        s.g.socializedLoss = int128(s.g.socializedLoss + credit - int256(l1.depositAmount));
+        s.g.totalCollateral = int128(s.g.totalCollateral + credit);
         s.depositsDone += 1;
         return ErrorCode.OK;
     }
@@ -100,26 +106,69 @@ contract OspAccounts is OspProver {
         return ErrorCode.OK;
     }
 
-    /// spec: process_forced_withdraw — the next L1 forced request: a withdrawal, or a cancel-all
-    /// (FORCED_CANCEL_ALL in the amount word).
+    /// spec: process_forced_withdraw — the next L1 forced request: a withdrawal, a cancel-all
+    /// (FORCED_CANCEL_ALL in the amount word) or a deleverage of a bankrupt account (FORCED_DELEVERAGE).
     function processForcedWithdraw(OspState.State memory s, L1Inputs calldata l1) internal pure returns (uint8) {
         // 1. An L1 forced request is waiting (otherwise the transaction is invalid).
         OspRules.requireValid(l1.hasForced, ErrorCode.NO_PENDING_FORCED);
         (StateCodec.Account memory account, bool found) = OspState.getAccount(s, l1.forcedAccountId);
         bool cancelAll = l1.forcedAmount >= OspConstants.FORCED_CANCEL_ALL;
-        // 2-3. A withdrawal reads fresh prices and funding for the account's positions (time rules 1-2);
-        //      otherwise the transaction is invalid and the request stays queued.
+        bool deleverage = !cancelAll && l1.forcedAmount >= OspConstants.FORCED_DELEVERAGE;
+        // 2-3. A withdrawal or a deleverage reads fresh prices and funding for the accounts' positions
+        //      (time rules 1-2); otherwise the transaction is invalid and the request stays queued.
+        //      (spec: require_forced_read_markets)
         if (!cancelAll && found) {
-            OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(type(uint256).max, account, account));
+            StateCodec.Account memory other = account;
+            if (deleverage) {
+                (bool inRange, uint256 deleveragerId,,) = forcedDeleverage(l1.forcedAmount);
+                bool otherFound;
+                if (inRange) (other, otherFound) = OspState.getAccount(s, deleveragerId);
+                if (!otherFound) other = account;
+            }
+            OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(type(uint256).max, account, other));
         }
         // From here on the request is consumed whatever happens; a failed rule rejects it with a reason.
-        uint8 rejected = executeForcedRequest(s, l1, account, found, cancelAll);
+        uint8 rejected = deleverage
+            ? executeForcedDeleverage(s, l1, found)
+            : executeForcedRequest(s, l1, account, found, cancelAll);
         s.forcedDone += 1;
         return rejected;
     }
 
-    /// spec: process_forced_withdraw, rules 4-11 (the spec's inner try block): the code of the rule that
-    /// rejects the request, or OK after writing it.
+    /// spec: get_forced_deleverage — (in range, deleverager id, market, size) of the amount word.
+    function forcedDeleverage(uint256 amount)
+        private
+        pure
+        returns (bool inRange, uint256 deleveragerId, uint256 market, uint256 size)
+    {
+        uint256 word = amount - OspConstants.FORCED_DELEVERAGE;
+        inRange = word >> OspConstants.FORCED_DELEVERAGE_BITS == 0;
+        deleveragerId = (word >> 72) & OspConstants.MAX_U32;
+        market = (word >> 64) & OspConstants.MAX_U8;
+        size = word & OspConstants.MAX_U64;
+    }
+
+    /// spec: process_forced_withdraw, rules 4-13 for a deleverage request (anyone may ask: no owner check).
+    function executeForcedDeleverage(OspState.State memory s, L1Inputs calldata l1, bool found)
+        private
+        pure
+        returns (uint8)
+    {
+        // 4. The account exists.
+        if (!found) return ErrorCode.ACCOUNT_NOT_FOUND;
+        (bool inRange, uint256 deleveragerId, uint256 market, uint256 size) = forcedDeleverage(l1.forcedAmount);
+        // 5. The amount word packs nothing beyond (deleverager, market, size).
+        if (!inRange) return ErrorCode.INVALID_AMOUNT;
+        // 6-13. The deleverage rules 1-8 (check_deleverage).
+        (uint8 code, DeleverageFill memory f) =
+            checkDeleverage(s, l1.l1Timestamp, l1.forcedAccountId, deleveragerId, market, size);
+        if (code != ErrorCode.OK) return code;
+        writeDeleverage(s, f);
+        return ErrorCode.OK;
+    }
+
+    /// spec: process_forced_withdraw, rules 4-11 (the spec's inner try block) for a withdrawal or a
+    /// cancel-all: the code of the rule that rejects the request, or OK after writing it.
     function executeForcedRequest(
         OspState.State memory s,
         L1Inputs calldata l1,
@@ -151,8 +200,12 @@ contract OspAccounts is OspProver {
         return ErrorCode.OK;
     }
 
-    /// Locals of process_deleverage (a struct, to stay clear of the EVM's stack limit).
+    /// spec: DeleverageFill — what a valid deleverage writes, with the locals of check_deleverage (a
+    /// struct, to stay clear of the EVM's stack limit).
     struct DeleverageFill {
+        uint256 market;
+        OspRules.Party deleveraged;
+        OspRules.Party deleverager;
         int256 value;
         int256 risk;
         int256 held;
@@ -171,18 +224,8 @@ contract OspAccounts is OspProver {
         StateCodec.Position[] deleveragerPositions;
         int256 pool;
         int256 insurance;
-    }
-
-    /// spec: process_deleverage rule 8 (inline there).
-    function isDeleveragerMarginOk(
-        OspState.State memory s,
-        DeleverageFill memory f,
-        OspRules.Party memory deleverager,
-        uint256 market
-    ) private pure returns (bool) {
-        return OspMargin.isMarginOkAfterFill(
-            s, deleverager.collateral, deleverager.positions, f.deleveragerCollateral, f.deleveragerPositions, market
-        ) || (f.insurance == 0 && OspMargin.getTotalValue(s, f.deleveragerCollateral, f.deleveragerPositions) >= 0);
+        int256 shortfall;
+        int256 socialized;
     }
 
     /// spec: process_deleverage
@@ -191,73 +234,138 @@ contract OspAccounts is OspProver {
         pure
         returns (uint8)
     {
+        // 1-8. The deleverage rules (check_deleverage).
+        (uint8 code, DeleverageFill memory f) =
+            checkDeleverage(s, l1.l1Timestamp, t.deleveragedId, t.deleveragerId, t.market, t.size);
+        OspRules.requireValid(code == ErrorCode.OK, code);
+        writeDeleverage(s, f);
+        return ErrorCode.OK;
+    }
+
+    /// spec: check_deleverage — deleverage rules 1-8; returns the failed rule's code instead of raising,
+    /// so that a forced deleverage request can record it.
+    function checkDeleverage(
+        OspState.State memory s,
+        uint256 now_,
+        uint256 deleveragedId,
+        uint256 deleveragerId,
+        uint256 market,
+        uint256 size
+    ) internal pure returns (uint8 code, DeleverageFill memory f) {
+        f.market = market;
+        f.size = int256(size);
+        code = checkDeleverageParties(s, now_, f, deleveragedId, deleveragerId);
+        if (code == ErrorCode.OK) code = computeDeleverageFill(s, f);
+    }
+
+    /// spec: check_deleverage, rules 1-5.
+    function checkDeleverageParties(
+        OspState.State memory s,
+        uint256 now_,
+        DeleverageFill memory f,
+        uint256 deleveragedId,
+        uint256 deleveragerId
+    ) private pure returns (uint8) {
+        uint256 market = f.market;
         // 1. The market exists.
-        OspRules.requireValid(t.market < s.g.markets.length, ErrorCode.MARKET_NOT_FOUND);
-        (StateCodec.Account memory deleveragedAccount, bool found1) = OspState.getAccount(s, t.deleveragedId);
-        (StateCodec.Account memory deleveragerAccount, bool found2) = OspState.getAccount(s, t.deleveragerId);
+        if (market >= s.g.markets.length) return ErrorCode.MARKET_NOT_FOUND;
+        (StateCodec.Account memory deleveragedAccount, bool found1) = OspState.getAccount(s, deleveragedId);
+        (StateCodec.Account memory deleveragerAccount, bool found2) = OspState.getAccount(s, deleveragerId);
         // 2. Both accounts exist.
-        OspRules.requireValid(found1 && found2, ErrorCode.ACCOUNT_NOT_FOUND);
+        if (!(found1 && found2)) return ErrorCode.ACCOUNT_NOT_FOUND;
         // 3. Two different accounts.
-        OspRules.requireValid(t.deleveragedId != t.deleveragerId, ErrorCode.SELF_TRADE);
-        DeleverageFill memory f;
-        f.size = int256(uint256(t.size));
+        if (deleveragedId == deleveragerId) return ErrorCode.SELF_TRADE;
         // 4. The size is a positive multiple of the market's step (what remains stays tradeable).
-        OspRules.requireValid(
-            f.size > 0 && uint256(f.size) % s.g.configs[t.market].stepSize == 0, ErrorCode.INVALID_AMOUNT
-        );
+        if (!(f.size > 0 && uint256(f.size) % s.g.configs[market].stepSize == 0)) return ErrorCode.INVALID_AMOUNT;
         // 4a. The prices and funding the deleverage reads are fresh (time rules 1-2).
-        OspRules.checkFresh(s, l1.l1Timestamp, OspRules.readMarkets(t.market, deleveragedAccount, deleveragerAccount));
-        OspRules.Party memory deleveraged = OspRules.newParty(s, t.deleveragedId, deleveragedAccount);
-        OspRules.Party memory deleverager = OspRules.newParty(s, t.deleveragerId, deleveragerAccount);
-        (f.value, f.risk) = OspMargin.getValueAndRisk(s, deleveraged.collateral, deleveraged.positions);
+        uint8 fresh = OspRules.freshness(s, now_, OspRules.readMarkets(market, deleveragedAccount, deleveragerAccount));
+        if (fresh != ErrorCode.OK) return fresh;
+        f.deleveraged = OspRules.newParty(s, deleveragedId, deleveragedAccount);
+        f.deleverager = OspRules.newParty(s, deleveragerId, deleveragerAccount);
+        (f.value, f.risk) = OspMargin.getValueAndRisk(s, f.deleveraged.collateral, f.deleveraged.positions);
         // 5. The deleveraged account's total value is negative.
-        OspRules.requireValid(f.value < 0, ErrorCode.NOT_DELEVERAGEABLE);
-        f.held = OspMargin.positionSize(deleveraged.positions, t.market);
-        f.other = OspMargin.positionSize(deleverager.positions, t.market);
+        if (f.value >= 0) return ErrorCode.NOT_DELEVERAGEABLE;
+        return ErrorCode.OK;
+    }
+
+    /// spec: check_deleverage, rules 6-8 and the fill at the bankruptcy price.
+    function computeDeleverageFill(OspState.State memory s, DeleverageFill memory f) private pure returns (uint8) {
+        uint256 market = f.market;
+        f.held = OspMargin.positionSize(f.deleveraged.positions, market);
+        f.other = OspMargin.positionSize(f.deleverager.positions, market);
         // 6. Opposite positions, and the size closes at most each of them.
-        OspRules.requireValid(
-            f.held * f.other < 0 && f.size <= OspMargin.abs(f.held) && f.size <= OspMargin.abs(f.other),
-            ErrorCode.NOT_REDUCING
-        );
+        if (!(f.held * f.other < 0 && f.size <= OspMargin.abs(f.held) && f.size <= OspMargin.abs(f.other))) {
+            return ErrorCode.NOT_REDUCING;
+        }
         f.signedSize = f.held > 0 ? -f.size : f.size; // the deleveraged side's change
         // At the market's bankruptcy price: the deleveraged account keeps its value/risk ratio, so the part
         // of its deficit that moves is this position's share of its risk (all of it when nothing stays
         // open). Rounded for the deleveraged (it must end healthier), i.e. against the deleverager.
         StateCodec.Position[] memory remaining = OspMargin.withPosition(
-            deleveraged.positions, t.market, f.held + f.signedSize, s.g.markets[t.market].fundingIndex
+            f.deleveraged.positions, market, f.held + f.signedSize, s.g.markets[market].fundingIndex
         );
         int256 riskAfter = OspMargin.getTotalRisk(s, remaining, false);
         // 6a. The closure lowers the deleveraged account's risk (rounding can leave a tiny step's risk
         //     unchanged: then nothing would move and the account would not be healthier).
-        OspRules.requireValid(riskAfter < f.risk, ErrorCode.NOT_REDUCING);
+        if (riskAfter >= f.risk) return ErrorCode.NOT_REDUCING;
         f.target = OspMargin.computeRatioValue(f.value, f.risk, riskAfter);
-        f.deleveragedDelta = f.target - OspMargin.getTotalValue(s, deleveraged.collateral, remaining);
+        f.deleveragedDelta = f.target - OspMargin.getTotalValue(s, f.deleveraged.collateral, remaining);
         // What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
         // deleverager only the rest.
-        f.atOracle = OspRules.computeCloseAtOracle(s, t.market, uint256(f.size), f.held > 0);
+        f.atOracle = OspRules.computeCloseAtOracle(s, market, uint256(f.size), f.held > 0);
         f.cover = f.deleveragedDelta - f.atOracle;
         if (s.g.insurance < f.cover) f.cover = s.g.insurance;
         if (f.cover < 0) f.cover = 0;
         (f.deleveragedSize, f.deleveragedCollateral, f.deleveragedPositions) =
-            OspRules.computePartyAfter(s, deleveraged, t.market, f.signedSize, f.deleveragedDelta);
+            OspRules.computePartyAfter(s, f.deleveraged, market, f.signedSize, f.deleveragedDelta);
         (f.deleveragerSize, f.deleveragerCollateral, f.deleveragerPositions) =
-            OspRules.computePartyAfter(s, deleverager, t.market, -f.signedSize, f.cover - f.deleveragedDelta);
-        f.pool = OspRules.computeFundingPool(s, deleveraged, deleverager);
-        // 7. The deleveraged account's collateral stays in range (positions only shrink: no limit check).
-        OspRules.checkBalance(f.deleveragedCollateral);
-        // 7a. The deleverager's collateral stays in range.
-        OspRules.checkBalance(f.deleveragerCollateral);
-        // 7b. The funding pool stays in range.
-        OspRules.checkBalance(f.pool);
+            OspRules.computePartyAfter(s, f.deleverager, market, -f.signedSize, f.cover - f.deleveragedDelta);
         f.insurance = s.g.insurance - f.cover;
-        // 8. The deleverager ends healthy or healthier (its share is bounded by its position in this
-        //    market at this market's bankruptcy price); or, the last resort once the insurance fund is
-        //    spent, with a non-negative value: the socialized loss never takes more than it has.
-        OspRules.requireValid(isDeleveragerMarginOk(s, f, deleverager, t.market), ErrorCode.INSUFFICIENT_MARGIN);
-        OspRules.writeParty(s, deleveraged, f.deleveragedCollateral, f.deleveragedPositions);
-        OspRules.writeParty(s, deleverager, f.deleveragerCollateral, f.deleveragerPositions);
+        // The deleverager ends healthy or healthier; if it cannot, it ends at its floor, and what it
+        // cannot pay comes from what is left of the fund, then from the socialized loss.
+        computeDeleveragerShortfall(s, f, market);
+        int256 fundShare = f.insurance < f.shortfall ? f.insurance : f.shortfall;
+        f.socialized = f.shortfall - fundShare;
+        f.insurance -= fundShare;
+        f.deleveragerCollateral += f.shortfall;
+        f.pool = OspRules.computeFundingPool(s, f.deleveraged, f.deleverager);
+        // 7. The deleveraged account's collateral stays in range (positions only shrink: no limit check).
+        if (!OspRules.isBalanceInRange(f.deleveragedCollateral)) return ErrorCode.BALANCE_OVERFLOW;
+        // 7a. The deleverager's collateral stays in range.
+        if (!OspRules.isBalanceInRange(f.deleveragerCollateral)) return ErrorCode.BALANCE_OVERFLOW;
+        // 7b. The funding pool stays in range.
+        if (!OspRules.isBalanceInRange(f.pool)) return ErrorCode.BALANCE_OVERFLOW;
+        // 8. The total collateral stays in range with the socialized part (and so does the loss, below it).
+        if (!OspRules.isBalanceInRange(int256(s.g.totalCollateral) + f.socialized)) return ErrorCode.BALANCE_OVERFLOW;
+        return ErrorCode.OK;
+    }
+
+    /// spec: check_deleverage (the shortfall) — what the deleverager lacks to end at its floor when it
+    /// does not end healthy or healthier; 0 otherwise.
+    function computeDeleveragerShortfall(OspState.State memory s, DeleverageFill memory f, uint256 market)
+        private
+        pure
+    {
+        OspRules.Party memory b = f.deleverager;
+        if (OspMargin.isMarginOkAfterFill(s, b.collateral, b.positions, f.deleveragerCollateral, f.deleveragerPositions, market)) {
+            return;
+        }
+        (int256 valueBefore, int256 riskBefore) = OspMargin.getValueAndRisk(s, b.collateral, b.positions);
+        int256 floor = OspMargin.computeDeleveragerFloor(
+            valueBefore, riskBefore, OspMargin.getTotalRisk(s, f.deleveragerPositions, false)
+        );
+        int256 shortfall = floor - OspMargin.getTotalValue(s, f.deleveragerCollateral, f.deleveragerPositions);
+        if (shortfall > 0) f.shortfall = shortfall;
+    }
+
+    /// spec: write_deleverage
+    function writeDeleverage(OspState.State memory s, DeleverageFill memory f) internal pure {
+        OspRules.writeParty(s, f.deleveraged, f.deleveragedCollateral, f.deleveragedPositions);
+        OspRules.writeParty(s, f.deleverager, f.deleveragerCollateral, f.deleveragerPositions);
         s.g.insurance = int128(f.insurance);
         s.g.fundingPool = int128(f.pool);
-        return ErrorCode.OK;
+        // The socialized part is new collateral units that no token backs: every unit's token value falls.
+        s.g.socializedLoss = int128(s.g.socializedLoss + f.socialized);
+        s.g.totalCollateral = int128(s.g.totalCollateral + f.socialized);
     }
 }

@@ -187,6 +187,34 @@ library OspMargin {
         if (cover < 0) cover = 0;
     }
 
+    // --- the socialized loss (spec: margin.py, docs/risk.md §4.4) --------------------------------------
+
+    /// spec: compute_haircut — ceil(amount * L / T), never more than L or the amount; 0 with no loss.
+    function computeHaircut(int256 amount, int256 loss, int256 total) internal pure returns (int256 haircut) {
+        if (loss <= 0) return 0;
+        if (total <= loss) return amount < loss ? amount : loss;
+        if (amount >= total) return loss; // ceil(amount * L / T) >= L; and below, amount * L < 2^254
+        haircut = ceilDiv(amount * loss, total);
+        if (haircut > loss) haircut = loss;
+    }
+
+    /// spec: compute_deposit_credit — floor(amount * T / (T - L)); the amount itself with no loss.
+    function computeDepositCredit(int256 amount, int256 loss, int256 total) internal pure returns (int256) {
+        if (loss <= 0 || total <= loss) return amount;
+        return floorDiv(amount * total, total - loss);
+    }
+
+    /// spec: compute_deleverager_floor — 0 for a solvent deleverager, its ratio-keeping value for a
+    /// bankrupt one (riskBefore > 0: it holds a position).
+    function computeDeleveragerFloor(int256 valueBefore, int256 riskBefore, int256 riskAfter)
+        internal
+        pure
+        returns (int256)
+    {
+        if (valueBefore >= 0) return 0;
+        return computeRatioValue(valueBefore, riskBefore, riskAfter);
+    }
+
     /// spec: with_position — a copy of `positions` with market's size replaced (removed when zero),
     /// kept sorted by market (the spec's encode_account sorts).
     function withPosition(StateCodec.Position[] memory positions, uint256 market, int256 size, int128 fundingIndex)

@@ -388,13 +388,17 @@ library OspRules {
         return (ErrorCode.OK, party, collateral, pool);
     }
 
-    /// spec: write_withdrawal
+    /// spec: write_withdrawal — `amount` units leave the state; the bridge pays them less the socialized
+    /// loss's haircut, which also leaves the loss.
     function writeWithdrawal(OspState.State memory s, Party memory party, int256 collateral, int256 pool, uint256 amount)
         internal
         pure
     {
-        party.account.withdrawn += uint128(amount);
+        int256 haircut = OspMargin.computeHaircut(int256(amount), s.g.socializedLoss, s.g.totalCollateral);
+        party.account.withdrawn += uint128(amount - uint256(haircut));
         writeParty(s, party, collateral, party.positions);
         s.g.fundingPool = int128(pool);
+        s.g.socializedLoss = OspState.toInt128(s.g.socializedLoss - haircut);
+        s.g.totalCollateral = OspState.toInt128(s.g.totalCollateral - int256(amount));
     }
 }

@@ -186,7 +186,8 @@ library OspState {
     /// market parameters, the time and fee parameters) never changes, and decode_globals/encode_globals
     /// are exact inverses on the fixed-width layout, so the witness's blob is rewritten in place at the
     /// dynamic fields: per market price, price time, funding index and sample time; then the system
-    /// fields (the time and fee parameters after them stay as they are).
+    /// fields (the time and fee parameters after them stay as they are), then the
+    ///         socialized loss and the total collateral.
     function encodeGlobals(State memory s) internal pure returns (bytes memory out) {
         out = s.globals;
         StateCodec.Globals memory g = s.g;
@@ -206,6 +207,8 @@ library OspState {
         writeUint(out, pos + 48, 16, uint128(g.fundingPool));
         writeUint(out, pos + 64, 8, g.nextAccountId);
         writeUint(out, pos + 72, 8, g.nextSlot);
+        writeUint(out, pos + 124, 16, uint128(g.socializedLoss));
+        writeUint(out, pos + 140, 16, uint128(g.totalCollateral));
     }
 
     /// Writes the low `width` bytes of `value` big-endian at data[pos:pos+width] (in bounds by construction).

@@ -31,6 +31,8 @@ library OspConstants {
     uint256 internal constant NONCE_WINDOW = 256;
     uint256 internal constant NONCE_HORIZON = 2 ** 32;
     uint256 internal constant FORCED_CANCEL_ALL = 2 ** 255;
+    uint256 internal constant FORCED_DELEVERAGE = 2 ** 254;
+    uint256 internal constant FORCED_DELEVERAGE_BITS = 104;
 
     uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
     uint256 internal constant SECP256K1_HALF_N = SECP256K1_N / 2;

@@ -13,7 +13,9 @@ import msgspec
 from optinode.l1.osp import encode_call, estimate_one_step_gas
 from optinode.spec.record_codec import encode_transaction
 from optinode.spec.genesis import Genesis, GenesisMarket
-from optinode.spec.types import Deleverage, FundingTick, Liquidate, OraclePrice, Trade
+from optinode.spec.constants import FORCED_DELEVERAGE
+from optinode.spec.margin import compute_settled_funding, get_total_value
+from optinode.spec.types import Deleverage, ForcedWithdraw, FundingTick, Liquidate, OraclePrice, Trade
 from optinode.spec.witness import build_witness, execute_witness
 from optinode.testing.world import ETH_STEP as STEP, ETH_TICK as TICK, GENESIS_TIME, World, make_genesis
 
@@ -112,12 +114,31 @@ def test_gas_worst_cases(w3, osp) -> None:
     w.root()
     covered = Liquidate(w.order("cat", market=5, is_buy=True, size=50 * STEP, limit_price=p), dan, 50 * STEP)
     covered_gas = _estimate(w3, osp, w, covered)
+    # ben bankrupt too (crafted) and the fund empty: the deleverage's last resort values ben again for
+    # his floor and socializes the rest; the same as a forced request from the L1 queue
+    poor = w.fork()
+    poor.state.insurance = 0
+    ben = poor.account("ben")
+    collateral, positions, _ = compute_settled_funding(poor.state, ben)
+    ben.collateral -= get_total_value(poor.state, collateral, positions) + 10**6  # value -1 USD
+    poor.touch(poor.ids["ben"])
+    poor.root()
+    forced = poor.fork()
+    socialized = Deleverage(dan, poor.ids["ben"], 5, 50 * STEP)
+    socialized_gas = _estimate(w3, osp, poor, socialized)
+    forced.queue_forced("ann", FORCED_DELEVERAGE | forced.ids["ben"] << 72 | 5 << 64 | 50 * STEP, account_id=dan)
+    forced_gas = _estimate(w3, osp, forced, ForcedWithdraw())
+    for world, tx in ((poor, socialized), (forced, ForcedWithdraw())):  # (_estimate applies nothing)
+        world.must(tx)
+        assert world.state.socialized_loss > 0
     deleverage_gas = _estimate(w3, osp, w, Deleverage(dan, w.ids["ben"], 5, 50 * STEP))
     print(
         f"\nworst cases: OraclePrice with 32 samples {oracle_gas:,} gas; "
         f"Trade between two accounts with 16 positions each, all settling funding, two new orders, a new slot {trade_gas:,} gas; "
         f"with 16 positions each: a healthier (below maintenance) trade {healthier_gas:,}, "
-        f"a liquidation covered by the insurance fund {covered_gas:,}, a deleverage {deleverage_gas:,} gas"
+        f"a liquidation covered by the insurance fund {covered_gas:,}, a deleverage {deleverage_gas:,} gas, "
+        f"a deleverage against a bankrupt holder that socializes a loss {socialized_gas:,}, "
+        f"the same as a forced deleverage request {forced_gas:,} gas"
     )
     assert oracle_gas < 600_000 and trade_gas < 700_000
-    assert max(healthier_gas, covered_gas, deleverage_gas) < 700_000
+    assert max(healthier_gas, covered_gas, deleverage_gas, socialized_gas, forced_gas) < 700_000

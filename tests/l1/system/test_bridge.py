@@ -90,6 +90,35 @@ def test_forced_cancel_all_enters_the_forced_queue(system, users) -> None:
     assert w.state.accounts[0].nonce_base == 1_000
 
 
+def test_forced_deleverage_enters_the_forced_queue(system, users) -> None:
+    """A censored user makes the bad-debt waterfall run: the Bridge queues FORCED_DELEVERAGE |
+    deleverager << 72 | market << 64 | size for the bankrupt account, anyone may ask, and the spec's
+    ForcedWithdraw consuming that entry deleverages it with the insurance fund paying first."""
+    from optinode.spec.constants import FORCED_DELEVERAGE
+    from optinode.testing.vectors import _insured
+    from optinode.testing.world import ETH, ETH_UNIT
+
+    b = system.bridge.functions
+    index = b.forcedCount().call()
+    receipt = transact(system.w3, b.requestForcedDeleverage(4, 2, ETH, ETH_UNIT), users[3])
+    (ev,) = events(system.bridge.events.ForcedWithdrawalRequested, receipt)
+    word = FORCED_DELEVERAGE | 2 << 72 | ETH << 64 | ETH_UNIT
+    assert (ev.args.index, ev.args.requester, ev.args.accountId, ev.args.amount) == (index, users[3], 4, word)
+    assert b.isForcedRequest(index, users[3], 4, word).call()
+    expect_revert("InvalidAccountId", lambda: transact(system.w3, b.requestForcedDeleverage(4, 2**32, ETH, 1), users[3]))
+    expect_revert("InvalidAccountId", lambda: transact(system.w3, b.requestForcedDeleverage(2**32, 2, ETH, 1), users[3]))
+    expect_revert("InvalidAmount", lambda: transact(system.w3, b.requestForcedDeleverage(4, 2, ETH, 0), users[3]))
+    # The spec reads the entry exactly as queued: erin (account 4, at -20 USD) is closed against carol
+    # (account 2) and the fund pays her debt.
+    w = _insured(2_400 * 10**8 // 1000)
+    insurance = w.state.insurance
+    w.forced_queue[w.state.forced_done] = ForcedEntry(
+        requester=bytes.fromhex(ev.args.requester[2:]), account_id=ev.args.accountId, amount=ev.args.amount
+    )
+    w.must(ForcedWithdraw())
+    assert w.state.accounts[4].positions == {} and w.state.insurance == insurance - 20 * 10**6
+
+
 def test_queue_bad_input(system, users) -> None:
     b = system.bridge.functions
     system.token.functions.mint(users[0], 10).transact({"from": users[0]})

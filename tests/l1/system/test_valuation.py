@@ -1,5 +1,5 @@
 """Valuation.sol against spec.margin (compute_settled_funding + get_total_value) and spec.escape
-(compute_escape_value) on random accounts:
+(compute_escape_value, in tokens after the socialized loss's haircut) on random accounts:
 signed sizes and funding indices at their extremes, so every floor and ceil sees negative operands."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from optinode.l1.contracts import deploy_contract
 from optinode.spec.commitment import encode_account, encode_globals
 from optinode.spec.escape import compute_escape_value
-from optinode.spec.margin import compute_settled_funding, get_total_value
+from optinode.spec.margin import compute_haircut, compute_settled_funding, get_total_value
 from optinode.spec.state import Account, Position
 from optinode.testing.world import World
 
@@ -40,9 +40,13 @@ def test_valuation_matches_spec(harness) -> None:
         for market in state.markets:
             market.price = rng.choice([1, 10**8 - 1, rng.randrange(1, 2**64), 2**64 - 1])
             market.funding_index = rng.randrange(-MAX_INDEX, MAX_INDEX)
+        # A socialized loss (docs/risk.md §4.4) in half of the cases: escape values are in tokens.
+        state.total_collateral = rng.choice([0, rng.randrange(1, 2**126)])
+        state.socialized_loss = rng.choice([0, rng.randrange(0, state.total_collateral + 2)])
         account = _case(rng, state)
         collateral, positions, _ = compute_settled_funding(state, account)
         expected = get_total_value(state, collateral, positions)
         leaf, globals_ = encode_account(account), encode_globals(state)
         assert harness.functions.totalValue(leaf, globals_).call() == expected
-        assert harness.functions.escapeValue(leaf, globals_).call() == max(0, expected) == compute_escape_value(state, account)
+        haircut = compute_haircut(max(0, expected), state.socialized_loss, state.total_collateral)
+        assert harness.functions.escapeValue(leaf, globals_).call() == max(0, expected) - haircut == compute_escape_value(state, account)

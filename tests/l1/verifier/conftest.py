@@ -27,8 +27,9 @@ class VerifierProc:
     """One `optinode verifier run` process with JSON logs and its watchtower port; its status is the JSON
     it rewrites at every head (`status()`), or the same over HTTP (`rpc("optinode_status")`)."""
 
-    def __init__(self, chain: DevChain, data_dir: Path, key: str | None, *, fault: str | None = None) -> None:
+    def __init__(self, chain: DevChain, data_dir: Path, key: str | None, *, fault: str | None = None, config_path: Path | None = None) -> None:
         self.chain, self.data_dir, self.key = chain, data_dir, key
+        self.config_path = config_path or chain.config_path  # another node section (the chain's genesis and contracts)
         self.address = Account.from_key(key).address if key else None
         self.log_path = data_dir.with_suffix(".log")
         self.fault = fault
@@ -36,7 +37,7 @@ class VerifierProc:
         self.start()
 
     def start(self) -> None:
-        args = ["verifier", "run", "--config", str(self.chain.config_path), "--deployment", str(self.chain.deployment_path),
+        args = ["verifier", "run", "--config", str(self.config_path), "--deployment", str(self.chain.deployment_path),
                 "--data-dir", str(self.data_dir), "--rpc", self.chain.url, "--log-format", "json",
                 "--api-port", self.api_url.rsplit(":", 1)[1].rstrip("/")]
         if self.fault:
