@@ -52,6 +52,7 @@ from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
 from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending
 from optinode.services.faults import NO_FAULTS, Faults
@@ -713,9 +714,8 @@ class Engine:
         self._revise(results)
         for account_listener in self.account_listeners:
             account_listener(set(self.state.accounts))
-        log.warning("alert=batches_rebuilt from=%d reason=%s epoch=%d: %d log entries re-applied at L1 time %d into %d batch(es); "
-                    "%d acknowledged command(s) dropped %s", from_index, reason, self.mark.epoch, len(rewritten), now, len(cuts),
-                    len(dropped), [(e.seq, e.dropped) for e in rewritten if e.dropped][:20])
+        alert(log, "batches_rebuilt", from_index=from_index, reason=reason, epoch=self.mark.epoch, entries=len(rewritten), l1_time=now,
+              batches=len(cuts), dropped=len(dropped), dropped_first=[[e.seq, str(e.dropped)] for e in rewritten if e.dropped][:20])
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
         for record, _ in cuts:
@@ -795,8 +795,8 @@ class Engine:
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
                 log.warning("batches %d..%d discarded on L1: none of them is ours to rebuild", event.from_index, event.to_index - 1)
                 continue
-            log.warning("alert=batches_discarded from=%d to=%d: rolling back to the checkpoint of batch %d", event.from_index,
-                        event.to_index, event.from_index - 1)
+            alert(log, "batches_discarded", from_index=event.from_index, to_index=event.to_index, action="rolling back",
+                  checkpoint=event.from_index - 1)
             await self.rebuild(batches, event.from_index, "discarded on L1", discard=position)
         request, self._rebuild_asked = self._rebuild_asked, None
         if request is not None:

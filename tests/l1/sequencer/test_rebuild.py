@@ -49,7 +49,7 @@ def test_a_batch_older_than_the_drift_is_rebuilt_at_a_fresh_time_and_posted(chai
         dropped, kept = (again.call("optinode_adminCommand", a["seq"]) for a in acked)
         assert dropped["status"] == "dropped" and dropped["reason"] == ErrorCode.EXPIRED.name
         assert kept["status"] in ("batched", "final") and kept["batch"] == 2
-        assert "alert=batches_rebuilt from=2" in again.log_tail(200_000)
+        assert "alert=batches_rebuilt from_index=2" in again.log_tail(200_000)
         appends = chain.append_transactions()
         assert len(appends) == len(set(appends)) == 2  # batch 1, and the rebuilt batch 2: nothing posted twice
     finally:
