@@ -17,7 +17,14 @@ A cut writes the `BatchRecord` (with the preimage of its post-state root, what `
 takes) and the `Checkpoint` of the state after it in one synced write batch, so after a crash either
 both exist or neither does; entries after the last cut are the pending batch. Checkpoints of earlier
 batches are kept: a withdrawal claim proves an account under a finalized batch's root
-(`optinode.services.claims`).
+(`optinode.services.claims`). A checkpoint holds the order books too (`MatcherSnapshot`), so a
+restart is the last checkpoint plus the later log.
+
+**Rebuilds** (`rewrite`): batches from some index on are replaced in one synced write batch — their
+records and checkpoints deleted, the log entries after the parent checkpoint rewritten in place
+(same seqs; an entry that no longer executes is kept, marked ``dropped`` with its reason), the new
+batch records and checkpoints written, and the `RebuildMark` (epoch, discards handled) moved on
+(docs/sequencer.md, "Rebuilding batches").
 """
 
 from __future__ import annotations

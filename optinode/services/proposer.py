@@ -96,12 +96,13 @@ class _Tracker:
     epoch: int = 0  # the engine's rebuild epoch as the proposer last heard it: newer batches wait for `Rebuilt`
     halted: bool = False  # L1 discarded our batches: post nothing until the engine has rebuilt them
     asked: tuple[int, int] | None = None  # the (index, epoch) a rebuild was last requested for
+    reverted: set[int] = field(default_factory=set)  # append items that reverted: rebuilt once their batch is stale
 
 
 async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
     """Hand every cut batch from ``next_submit`` on to the sender, in order, stopping at a refusal."""
     while not t.halted and (batch := deps.journal.batch(t.next_submit)) is not None:
-        if batch.epoch != t.epoch:
+        if batch.epoch > t.epoch:
             return  # written by a rebuild whose `Rebuilt` has not reached us yet (it resets next_submit)
         if (deps.max_timestamp_drift is not None and deps.sender.record(append_item(batch)) is None
                 and t.head_time > batch.l1_timestamp + deps.max_timestamp_drift):
@@ -111,12 +112,7 @@ async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
             if t.asked != (batch.index, batch.epoch):
                 log.warning("batch %d: its L1 time %d is more than %d s behind the head (%d): asking the engine to rebuild it",
                             batch.index, batch.l1_timestamp, deps.max_timestamp_drift, t.head_time)
-                t.asked = (batch.index, batch.epoch)
-            if deps.engine is not None:
-                try:  # (never block on the engine's inbox: the engine may be sending to ours; retried at the next head)
-                    deps.engine.send_nowait(RebuildRequest(batch.index, batch.epoch))
-                except trio.WouldBlock:
-                    pass
+            _ask_rebuild(deps, t, batch)
             return
         deps.faults.point("proposer.before_submit")
         try:
@@ -238,8 +234,42 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
                 deps.journal.set_final(t.last_final)
     elif isinstance(message, Head):
         t.head_time = max(t.head_time, message.timestamp)
+        if t.reverted:
+            _rebuild_reverted(deps, t)
         await _submit_ready(deps, t)  # a no-op unless an append was refused before
         await _maybe_finalize(deps, t, message)
     elif isinstance(message, SendRecord):
         if message.status in ("reverted", "conflict"):
             log.error("%s: %s on L1", message.label, message.status)
+        if message.status == "reverted" and (message.item < FINALIZE_ITEM or message.item >= EPOCH_ITEM):
+            t.reverted.add(message.item)
+            _rebuild_reverted(deps, t)
+
+
+def _rebuild_reverted(deps: ProposerDeps, t: _Tracker) -> None:
+    """An append signed in time but mined (reverted) only after the drift ran out (L1 stalled or
+    unreachable meanwhile): rebuild its batch like one never signed (docs/sequencer.md), once the
+    head shows it stale (the receipt can come before the head of its block)."""
+    for item in sorted(t.reverted):
+        batch = deps.journal.batch(item % EPOCH_ITEM)
+        if batch is None or append_item(batch) != item:
+            t.reverted.discard(item)  # replaced by a rebuild meanwhile
+        elif deps.max_timestamp_drift is not None and t.head_time > batch.l1_timestamp + deps.max_timestamp_drift:
+            log.warning("batch %d: its append reverted and its L1 time %d is more than %d s behind the head: asking the engine to rebuild it",
+                        batch.index, batch.l1_timestamp, deps.max_timestamp_drift)
+            if _ask_rebuild(deps, t, batch):
+                t.reverted.discard(item)
+            return
+
+
+def _ask_rebuild(deps: ProposerDeps, t: _Tracker, batch: BatchRecord) -> bool:
+    """Ask the engine (its inbox, without blocking: the engine may be sending to ours) to rebuild
+    ``batch`` and its successors; False if the inbox is full (asked again at the next head). The
+    engine ignores a request for a batch already replaced."""
+    t.asked = (batch.index, batch.epoch)
+    if deps.engine is not None:
+        try:
+            deps.engine.send_nowait(RebuildRequest(batch.index, batch.epoch))
+        except trio.WouldBlock:
+            return False
+    return True

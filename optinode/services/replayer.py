@@ -264,6 +264,19 @@ class Replayer:
 
     # --- unwinding ----------------------------------------------------------------------------------
 
+    def prune(self, through: int) -> int:
+        """Delete what batches 1..``through`` no longer need, once they are final beyond any reorg:
+        their decoded batches (no game can target a final batch) and the checkpoints before
+        ``through`` (the one after it stays: the next batch replays from it). Returns the entries deleted."""
+        doomed = [key for key, _ in self.store.iterate(start=keys.verifier_decoded(1), stop=keys.verifier_decoded(through + 1))]
+        doomed += [key for key, _ in self.store.iterate(start=keys.verifier_checkpoint(1), stop=keys.verifier_checkpoint(through))]
+        if doomed:
+            with self.store.write_batch(sync=True) as batch:
+                for key in doomed:
+                    batch.delete(key)
+        self._replays = {k: v for k, v in self._replays.items() if k[0] > through}
+        return len(doomed)
+
     def discard_from(self, index: int) -> list[int]:
         """Forget batches ``index`` and later (discarded on L1, or removed by a reorg)."""
         gone = [b.index for b in self.batches(index)]

@@ -37,7 +37,7 @@ from optinode.l1.deploy import DEVNET_CHAIN_IDS, Deployment
 from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
-from optinode.exchange.mempool import Mempool
+from optinode.exchange.mempool import Mempool, compute_chunk
 from optinode.metrics import SequencerMetrics
 from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, market_services, proposer
 from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
@@ -144,6 +144,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
                 # never holds the GIL against them (optinode/exchange/mempool.py, docs/benchmarks.md).
                 workers = await stack.enter_async_context(trio_parallel.open_worker_context(idle_timeout=3600))
                 mempool = Mempool(the_engine.state, workers=workers)
+                for _ in range(mempool.limits.workers):  # started now, in the background, not on the first orders' time
+                    nursery.start_soon(workers.run_sync, compute_chunk, [])
                 await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, mempool, port=settings.rpc_port))
             await engine_send.aclose()
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)

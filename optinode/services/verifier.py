@@ -94,6 +94,8 @@ class Verifier:
         self.recovery = trio.CapacityLimiter(RECOVERY_WORKERS)  # signature recovery threads (the machine's cores)
         self.head: Head | None = None
         self.last_final = 0
+        self.final_at: dict[int, int] = {}  # batch index -> the block of its BatchFinalized (kept until pruned)
+        self.pruned = 0  # checkpoints and decoded batches deleted through this batch (docs/verifier.md, "Pruning")
         self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
         self.alerted: set[bytes] = set()
         self.player: dispute.Player | None = None
@@ -112,6 +114,7 @@ class Verifier:
             self.queues.note(event)
             if isinstance(event, events.BatchFinalized):
                 self.last_final = max(self.last_final, event.index)
+                self.final_at[event.index] = event.block_number
 
     # --- the replay -----------------------------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class Verifier:
             return True  # the player cancels its other games on those batches
         elif isinstance(output, events.BatchFinalized):
             self.last_final = max(self.last_final, output.index)
+            self.final_at[output.index] = output.block_number
             log.info("batch %d final on L1", output.index)
         elif isinstance(output, Reorg):
             for event in output.removed:
@@ -174,6 +178,7 @@ class Verifier:
                 self.queues.forget(event)
                 if isinstance(event, events.BatchFinalized):
                     self.last_final = min(self.last_final, event.index - 1)
+                    self.final_at.pop(event.index, None)
             self.dirty = True
             return True
         elif isinstance(output, Head):
@@ -183,6 +188,7 @@ class Verifier:
                 except (BatchUnavailable, LookupError) as error:
                     log.info("reconciling with L1 failed (%s); retrying at the next head", error)
             self.head = output
+            self._prune(output.number)
             try:
                 self.unserved = await self.queues.check(output, self.last_final)
             except (RpcError, LookupError) as error:
@@ -192,6 +198,14 @@ class Verifier:
             alert(log, "game_opened", game=output.game_id, batch=output.batch_index, role="observer", challenger=output.challenger,
                   proposer=output.proposer)
         return isinstance(output, _GAME_EVENTS)
+
+    def _prune(self, head: int) -> None:
+        settled = settled_final(self.final_at, head, self.settings.config.node.reorg_window)
+        if settled > self.pruned and not self.dirty:
+            deleted = self.replayer.prune(settled)
+            self.final_at = {i: b for i, b in self.final_at.items() if i >= settled}
+            self.pruned = settled
+            log.info("pruned %d checkpoints and decoded batches through batch %d (final beyond any reorg)", deleted, settled)
 
     # --- what the challenger plays with --------------------------------------------------------------
 
@@ -275,6 +289,12 @@ class Verifier:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.status(), indent=2))
         os.replace(tmp, path)
+
+
+def settled_final(final_at: dict[int, int], head: int, reorg_window: int) -> int:
+    """The highest batch whose BatchFinalized is deeper than ``reorg_window`` blocks below ``head`` (its
+    append is deeper still): nothing a reorg this node survives can bring it back into play. 0: none."""
+    return max((index for index, block in final_at.items() if block <= head - reorg_window), default=0)
 
 
 async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], player: trio.MemorySendChannel[Any] | None,

@@ -1,6 +1,6 @@
 """keccak256 and secp256k1 public-key recovery (pure; C-backed for speed)."""
 
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 
 from coincurve import PublicKey
 from sha3 import keccak_256  # safe-pysha3: ~7x faster than the pycryptodome backend here
@@ -47,7 +47,9 @@ class SignerMemo:
     def __init__(self, maxsize: int) -> None:
         self.__wrapped__ = compute_signer
         self.maxsize = maxsize
-        self.memo: dict[tuple[bytes, bytes], bytes | None] = {}
+        # An OrderedDict, not a dict: dropping a plain dict's first entry scans the holes earlier
+        # drops left at its front, ~25 µs per insert once a 200k-entry memo is full.
+        self.memo: OrderedDict[tuple[bytes, bytes], bytes | None] = OrderedDict()
         self.hits = self.misses = 0
 
     def __call__(self, digest: bytes, signature: bytes) -> bytes | None:
@@ -67,7 +69,10 @@ class SignerMemo:
         memo = self.memo
         memo[(digest, signature)] = signer
         if len(memo) > self.maxsize:
-            memo.pop(next(iter(memo)), None)  # (another thread may have dropped it already)
+            try:
+                memo.popitem(last=False)
+            except KeyError:  # (another thread emptied it meanwhile)
+                pass
 
     def cache_info(self) -> CacheInfo:
         return CacheInfo(self.hits, self.misses, self.maxsize, len(self.memo))

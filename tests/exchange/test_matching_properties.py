@@ -162,23 +162,54 @@ def test_every_emitted_trade_applies_and_reduce_only_never_grows(flow) -> None:
     assert msgspec.msgpack.encode(shadow) == msgspec.msgpack.encode(w.state)
 
 
+def _replay_log(world: World, matcher: Matcher, log: list) -> list:
+    """Replay a flow's log on `world` and `matcher` (commands through the log's encoding, as a restart
+    reads them); returns the spec transactions it emits, in order."""
+    replayed: list = []
+    for kind, item in log:
+        if kind == "tx":
+            assert state_transition(world.state, item, world.ctx).ok
+            replayed.append(item)
+        else:
+            item = msgspec.msgpack.decode(msgspec.msgpack.encode(item), type=Command)
+            result = matcher.apply(item, world.ctx)
+            if isinstance(item, Placement):
+                replayed.extend(result.trades)
+    return replayed
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_the_book_is_rebuilt_exactly_from_the_command_log(flow) -> None:
     w, m, log, emitted, start, _ = run_flow(flow)
     rebuilt_world = new_world()
     rebuilt = Matcher(rebuilt_world.state)
-    replayed: list = []
-    for kind, item in log:
-        if kind == "cmd":  # through the log's encoding, as a restart reads it
-            item = msgspec.msgpack.decode(msgspec.msgpack.encode(item), type=Command)
-        if kind == "tx":
-            assert state_transition(rebuilt_world.state, item, rebuilt_world.ctx).ok
-            replayed.append(item)
-        else:
-            result = rebuilt.apply(item, rebuilt_world.ctx)
-            if isinstance(item, Placement):
-                replayed.extend(result.trades)
+    replayed = _replay_log(rebuilt_world, rebuilt, log)
     assert rebuilt.snapshot() == m.snapshot()
     assert replayed == emitted
     assert msgspec.msgpack.encode(rebuilt_world.state) == msgspec.msgpack.encode(w.state)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(steps, st.floats(0, 1))
+def test_a_checkpoint_with_the_books_plus_the_later_log_equals_the_whole_log(flow, where) -> None:
+    """Issue 9 open item 2: a checkpoint anywhere in the log (state and `MatcherSnapshot`, through the
+    store's own codec), restored and followed by the rest of the log, gives the same books, Trades
+    and state as the whole log from the start."""
+    from optinode.services.journal import CHECKPOINT, Checkpoint, decode_state, encode_state
+
+    w, m, log, emitted, _, _ = run_flow(flow)
+    split = int(where * len(log))
+    first = new_world()
+    first_matcher = Matcher(first.state)
+    head = _replay_log(first, first_matcher, log[:split])
+    stored = CHECKPOINT.decode(CHECKPOINT.encode(Checkpoint(batch_index=1, next_seq=split, l1_time=0, state=encode_state(first.state),
+                                                             book=first_matcher.export())))
+    restored_world = new_world()
+    restored_world.state = decode_state(stored.state)
+    restored = Matcher.restore(restored_world.state, stored.book)
+    assert restored.snapshot() == first_matcher.snapshot()
+    tail = _replay_log(restored_world, restored, log[split:])
+    assert restored.snapshot() == m.snapshot()
+    assert head + tail == emitted
+    assert msgspec.msgpack.encode(restored_world.state) == msgspec.msgpack.encode(w.state)

@@ -9,9 +9,11 @@ import pytest
 from optinode.l1 import events
 from optinode.services.faults import FaultRefused, Faults
 from optinode.services.replayer import DESCENDS, INVALID, VALID, Replayer, live_batches
+from optinode.services.verifier import settled_final
 from optinode.spec.batch_framing import frame_records
 from optinode.spec.record_codec import encode_transaction
 from optinode.spec.types import Deposit, DepositEntry
+from optinode.store import keys
 from optinode.store.memory import open_memory
 from optinode.replay import Replay
 from optinode.testing.world import World
@@ -94,3 +96,28 @@ def test_fault_switches_are_devnet_only_and_checked() -> None:
     for bad in ("nope:1:1", "corrupt:1", "corrupt:0:1", "corrupt:x:y"):
         with pytest.raises(FaultRefused):
             Faults().with_fault(bad, chain_id=31337)
+
+
+def test_pruning_keeps_what_the_next_batch_replays_from(setup) -> None:
+    genesis, store, replayer, (b1, h1), (b2, h2) = setup
+    replayer.verify(_appended(1, h1.roots[-1], 1, b1), frame_records(b1), TS)
+    replayer.verify(_appended(2, h2.roots[-1], 2, b2), frame_records(b2), TS)
+    assert replayer.prune(1) == 1  # batch 1's decoded form; checkpoint 1 stays (batch 2 replays from it)
+    assert store.get(keys.verifier_decoded(1)) is None and replayer.checkpoint(1) is not None
+    assert replayer.replay_of(2).roots == h2.roots
+    assert replayer.prune(2) == 2 and replayer.prune(2) == 0  # decoded 2 and checkpoint 1; idempotent
+    assert replayer.checkpoint(1) is None and replayer.checkpoint(2) is not None and replayer.checkpoint(0) is not None
+    with pytest.raises(LookupError):
+        replayer.replay_of(2)  # no game can target a final batch
+    # a restarted verifier replays the next batch from the checkpoint that stayed
+    restarted = Replayer(store, genesis)
+    garbage = [b"\xff\x01garbage"]  # one malformed record: it changes nothing
+    assert restarted.verify(_appended(3, h2.roots[-1], 7, garbage), frame_records(garbage), TS).verdict == VALID
+    assert [b.index for b in restarted.batches()] == [1, 2, 3]  # verdicts stay: reconcile compares them with L1
+
+
+def test_settled_final_is_the_last_batch_finalized_beyond_the_reorg_window() -> None:
+    final_at = {1: 100, 2: 150, 3: 190}
+    assert settled_final(final_at, head=200, reorg_window=64) == 1
+    assert settled_final(final_at, head=214, reorg_window=64) == 2
+    assert settled_final(final_at, head=160, reorg_window=64) == 0
