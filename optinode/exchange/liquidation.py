@@ -19,7 +19,9 @@ that market at that market's bankruptcy price; which holders go first is the seq
 and ours is the usual ADL queue order adapted to what the state holds (positions carry no entry
 price, so no unrealised-profit ranking): the best-capitalised first — highest value-to-risk ratio,
 then the largest position, then the lowest account id — so the loss lands on the holders most able
-to absorb it and the fewest accounts are touched.
+to absorb it and the fewest accounts are touched. A deleverage that would socialize part of the
+loss (the holder cannot pay its share, docs/risk.md §4.3-4.4) is emitted only when no holder tried
+can pay without it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from optinode.exchange.what_if import what_if
+from optinode.exchange.what_if import partial_state, what_if
 from optinode.spec.constants import NONCE_WINDOW
 from optinode.spec.errors import WitnessError
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_value_and_risk
 from optinode.spec.state import Account, State
+from optinode.spec.transition import state_transition
 from optinode.spec.types import Deleverage, L1Context, Liquidate, Transaction
 from optinode.wallet import Key, sign_order
 
@@ -148,6 +151,7 @@ def plan_deleverage(state: State, account_id: int, ctx: L1Context, holders: list
     if value >= 0:
         return None
     configs = state.config.markets
+    fallback = None  # the first valid deleverage that socializes a loss (docs/risk.md §4.3-4.4)
     for market in markets_by_risk(state, account):
         held = account.positions[market].size
         for holder in rank_counterparties(state, holders[market], held, account_id)[:MAX_DELEVERAGE_CANDIDATES]:
@@ -156,9 +160,23 @@ def plan_deleverage(state: State, account_id: int, ctx: L1Context, holders: list
                 continue
             for size in candidate_sizes(min(abs(held), abs(other.size)), configs[market].step_size)[:4]:
                 tx = Deleverage(account_id, holder, market, size)
-                if is_valid(state, tx, ctx, (account_id, holder)):
-                    return tx
-    return None
+                socialized = get_socialized(state, tx, ctx, (account_id, holder))
+                if socialized == 0:
+                    return tx  # a holder that can pay its share: nothing is socialized
+                if socialized is not None and fallback is None:
+                    fallback = tx
+    # Only when no holder tried can pay its share does the last resort spread the rest over everyone.
+    return fallback
+
+
+def get_socialized(state: State, tx: Transaction, ctx: L1Context, account_ids: Iterable[int]) -> int | None:
+    """How much of a loss `tx` would socialize, or None if the spec would not apply it."""
+    try:
+        copy = partial_state(state, account_ids, ())
+        receipt = state_transition(copy, tx, ctx)
+    except WitnessError:
+        return None
+    return copy.socialized_loss - state.socialized_loss if receipt.ok else None
 
 
 def plan(state: State, account_id: int, ctx: L1Context, liquidator: LiquidatorAccount | None, holders: list[dict[int, int]],

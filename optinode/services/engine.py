@@ -461,7 +461,7 @@ class Engine:
             self.deposits.pop(event.index)
             post_by = self.policy.post_by(item.seen_time, self.deadlines.deposit)
         else:
-            entry = self._consume_forced(self.next_seq, now, ForcedCommand(event.index, event.requester, event.account_id, event.amount))
+            entry = self._consume_forced(self.next_seq, now, ForcedCommand.of(event.index, event.requester, event.account_id, event.amount))
             self.forced.pop(event.index)
             post_by = self.policy.post_by(item.seen_time, self.deadlines.forced)
         self.next_seq += 1

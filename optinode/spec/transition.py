@@ -781,8 +781,12 @@ def check_deleverage(state: State, ctx: L1Context, deleveraged_id: int, delevera
     # healthier), i.e. against the deleverager.
     risk_after = get_total_risk(state, remaining, initial=False)
     # 6a. The closure lowers the deleveraged account's risk (rounding can leave a tiny step's risk
-    #     unchanged: then nothing would move and the account would not be healthier).
-    require(risk_after < risk, ErrorCode.NOT_REDUCING)
+    #     unchanged: then nothing would move and the account would not be healthier), or it closes the
+    #     deleverager's whole opposite position: a holder too small to lower the rounded risk still
+    #     takes its part at the oracle price (the ratio, and so the value, stay the same), so that the
+    #     holders one after another can always close a position whose risk only falls when all of it
+    #     closes (and then the deficit moves).
+    require(risk_after < risk or size == abs(other), ErrorCode.NOT_REDUCING)
     target = compute_ratio_value(value, risk, risk_after)
     deleveraged_delta = target - get_total_value(state, deleveraged.collateral, remaining)
     # What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the

@@ -774,6 +774,15 @@ def _():
     return w.vector(Deleverage(0, 1, 1, 1_000), expect=E.NOT_REDUCING, description="closing one step leaves alice's rounded risk unchanged")
 
 
+@case("deleverage/risk_unchanged_whole_holder")
+def _():
+    w = _dust_market_world()
+    w.deposit("carol", 100 * USD)
+    w.must(w.trade("carol", "bob", 1_000, market=1, limit_price=1))  # bob now holds 10^9 - 1,000 short
+    w.root()
+    return w.vector(Deleverage(0, 2, 1, 1_000), expect=E.OK, description="carol's whole short is too small to lower alice's rounded risk: she still takes her part")
+
+
 @case("deleverage/cross_market_share")
 def _():
     w = leveraged_world()

@@ -140,6 +140,46 @@ async def test_forced_requests_executed_or_recorded_with_their_reason(db, world,
 
 
 @pytest.mark.trio
+async def test_a_forced_deleverage_request_from_l1_runs_the_waterfall(db, world, nursery) -> None:
+    """Bridge.requestForcedDeleverage's entry (anyone may ask) goes through the follower's event into the
+    engine like any forced request: the engine consumes it and the spec deleverages the bankrupt account."""
+    from optinode.spec.constants import FORCED_DELEVERAGE
+    from optinode.testing.world import ETH, price_of
+
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1, (("alice", 300 * USD), ("bob", 5_000 * USD)))
+    await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT))  # alice long 1 ETH at 3000
+    await h.send(l1.head())
+    await h.submitter.submit(world.prices(ETH, [(i, price_of(ETH, "2600"), l1.time) for i in range(2)]))  # alice at -100
+    word = FORCED_DELEVERAGE | 1 << 72 | ETH << 64 | ETH_UNIT
+    await h.send(l1.forced("carol", 0, word))  # carol owns neither account
+    await h.send(l1.head(CONFIRMATIONS + 1))
+    state = h.engine.state
+    assert state.forced_done == 1
+    assert not state.accounts[0].positions and state.accounts[0].collateral == 0
+    assert not state.accounts[1].positions
+    codes = [e.codes[0] for e in Journal(db).entries() if decode_transaction(e.records[0]) == ForcedWithdraw()]
+    assert codes == [ErrorCode.OK]
+
+
+@pytest.mark.trio
+async def test_a_forced_cancel_all_request_from_l1_is_logged_and_applied(db, world, nursery) -> None:
+    """The cancel-all word (FORCED_CANCEL_ALL | floor, above 2^255) is journaled as its 32 bytes: the
+    journal's msgpack integers stop at 64 bits (before: the engine failed to log the entry)."""
+    from optinode.spec.constants import FORCED_CANCEL_ALL
+
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    await h.send(l1.forced("alice", 0, FORCED_CANCEL_ALL | 500))
+    await h.send(l1.head(CONFIRMATIONS + 1))
+    assert h.engine.state.forced_done == 1 and h.engine.state.accounts[0].nonce_base == 500
+    (command,) = [e.command for e in Journal(db).entries() if decode_transaction(e.records[0]) == ForcedWithdraw()]
+    assert command.amount == FORCED_CANCEL_ALL | 500
+
+
+@pytest.mark.trio
 async def test_cut_computes_the_root_and_restart_replays_checkpoint_plus_log(tmp_path, world, nursery) -> None:
     store = open_store(tmp_path / "db", identity="test")
     async with trio.open_nursery() as inner:

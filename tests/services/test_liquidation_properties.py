@@ -134,3 +134,42 @@ def test_the_liquidator_only_emits_valid_transactions_and_the_index_misses_no_on
     for account_id in w.state.accounts:
         if account_id not in index.exclude:
             assert plan(w.state, account_id, w.ctx, liquidator, index.holders) is None
+
+
+def test_a_deleverage_that_socializes_a_loss_is_planned_only_when_no_holder_can_pay() -> None:
+    """The planner names the holders in ADL order (value/risk first), but skips one that cannot pay
+    its share (the spec would socialize the rest, docs/risk.md §4.3-4.4) when another can."""
+    from optinode.exchange.liquidation import plan_deleverage, rank_counterparties
+    from optinode.spec.margin import get_value_and_risk
+    from optinode.spec.types import Deleverage
+    from optinode.testing.world import BTC_UNIT, ETH_UNIT
+
+    w = World()
+    w.deposit("alice", 300 * USD)
+    w.deposit("poor", 300 * USD)
+    w.deposit("rich", 10_000 * USD)
+    w.deposit("lender", 1_000_000 * USD)
+    price = w.state.markets[ETH].price  # 3000 USD per ETH
+    half = ETH_UNIT // 2
+    for seller in ("poor", "rich"):
+        w.must(w.trade(seller, "alice", half, limit_price=price))
+    w.must(w.trade("lender", "rich", BTC_UNIT, market=BTC, limit_price=w.state.markets[BTC].price))
+    w.set_price(ETH, price * 2 // 3)  # alice at -700 USD: each half closes 350 USD of it
+
+    def set_value(name: str, usd: int) -> None:  # crafted: the value as if lost elsewhere
+        account = w.account(name)
+        collateral, positions, _ = compute_settled_funding(w.state, account)
+        account.collateral += usd * USD - get_value_and_risk(w.state, collateral, positions)[0]
+        w.touch(w.ids[name])
+
+    set_value("poor", 40)  # ratio 40 / 50: ranked first, cannot pay 350
+    set_value("rich", 400)  # ratio 400 / ~3,050 (its BTC long): ranked second, can pay
+    poor, rich = w.ids["poor"], w.ids["rich"]
+    holders = [{poor: -half, rich: -half}] + [{} for _ in w.state.markets[1:]]
+    assert rank_counterparties(w.state, holders[ETH], half, w.ids["alice"]) == [poor, rich]
+    assert plan_deleverage(w.state, w.ids["alice"], w.ctx, holders) == Deleverage(w.ids["alice"], rich, ETH, half)
+    # Without the rich holder, the poor one is named and the rest is socialized.
+    tx = plan_deleverage(w.state, w.ids["alice"], w.ctx, [{poor: -half}] + holders[1:])
+    assert tx is not None and tx.deleverager_id == poor
+    w.must(tx)
+    assert w.state.socialized_loss == 310 * USD

@@ -181,6 +181,11 @@ def check_party(before: State, after: State, tx: Transaction, account_id: int, m
         return
     if is_healthy_or_healthier(value_b, risk_b, value_a, risk_a):
         return
+    if type(tx) is Deleverage and account_id == tx.deleveraged_id and (value_a, risk_a) == (value_b, risk_b):
+        # Deleverage rule 6a's dust step: a holder whose whole position is too small to lower the
+        # rounded risk takes its part at the oracle price; the deleveraged account's health is unchanged.
+        event("deleverage: a dust step against a whole small holder")
+        return
     # The only exception: the deleverager under the last resort, which ends at its floor (a solvent
     # one with a value >= 0, a bankrupt one with its value/risk ratio kept).
     assert type(tx) is Deleverage and account_id == tx.deleverager_id and value_a >= compute_deleverager_floor(value_b, risk_b, risk_a), (

@@ -306,8 +306,10 @@ contract OspAccounts is OspProver {
         );
         int256 riskAfter = OspMargin.getTotalRisk(s, remaining, false);
         // 6a. The closure lowers the deleveraged account's risk (rounding can leave a tiny step's risk
-        //     unchanged: then nothing would move and the account would not be healthier).
-        if (riskAfter >= f.risk) return ErrorCode.NOT_REDUCING;
+        //     unchanged: then nothing would move and the account would not be healthier), or it closes the
+        //     deleverager's whole opposite position (a holder too small to lower the rounded risk still
+        //     takes its part; the deficit moves when the last part closes).
+        if (riskAfter >= f.risk && f.size != OspMargin.abs(f.other)) return ErrorCode.NOT_REDUCING;
         f.target = OspMargin.computeRatioValue(f.value, f.risk, riskAfter);
         f.deleveragedDelta = f.target - OspMargin.getTotalValue(s, f.deleveraged.collateral, remaining);
         // What that pays beyond the oracle price is bad debt: the insurance fund pays it first, the
