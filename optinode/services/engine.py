@@ -38,6 +38,7 @@ entries (`Engine.__init__`), byte for byte the same state.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -51,6 +52,8 @@ from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
 from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.logs import alert
+from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending
 from optinode.services.faults import NO_FAULTS, Faults
 from optinode.services.journal import (
@@ -228,8 +231,10 @@ class Engine:
         confirmations: int,
         deadlines: Deadlines,
         faults: Faults = NO_FAULTS,
+        metrics: SequencerMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or SequencerMetrics()  # this node's registry (served at /metrics)
         self.journal = Journal(store)
         self.history = History(store)  # what became of each accepted order (optinode_getOrder), written with the log
         self.policy = policy
@@ -271,6 +276,8 @@ class Engine:
         self.head: Head | None = None
         self._head_time = 0
         self.busy = False  # a group is being processed (tests wait for it to settle)
+        self.metrics.watch_l1(lambda: self.head)  # read at scrape time: nothing on the hot path
+        self.metrics.watch_book(lambda: self.matcher.books)
         # Called with the ids of the accounts changed since the last cut (a superset of what the last
         # group touched), after each group and before each cut clears the marks: the liquidator's
         # risk index re-values exactly these (docs/market-services.md). Must not block or raise.
@@ -625,7 +632,10 @@ class Engine:
         if written:
             entries = list(written)
             written.clear()
+            started = time.perf_counter()
             await trio.to_thread.run_sync(self.journal.append, entries, self.history.writes())
+            self.metrics.fsync.observe(time.perf_counter() - started)
+            self.metrics.group_entries.inc(len(entries))
             self.history.flushed()
             self.faults.point("engine.logged")
         for reply, ack in replies:
@@ -661,6 +671,8 @@ class Engine:
         checkpoint = self._checkpoint(record)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
                  record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
+        self.metrics.batches_cut.labels(reason).inc()
+        self.metrics.last_cut.set(record.index)
         self.batch_index += 1
         self.pending = Pending()
         self.batch_time = None
@@ -734,9 +746,8 @@ class Engine:
         self._revise(results)
         for account_listener in self.account_listeners:
             account_listener(set(self.state.accounts))
-        log.warning("alert=batches_rebuilt from=%d reason=%s epoch=%d: %d log entries re-applied at L1 time %d into %d batch(es); "
-                    "%d acknowledged command(s) dropped %s", from_index, reason, self.mark.epoch, len(rewritten), now, len(cuts),
-                    len(dropped), [(e.seq, e.dropped) for e in rewritten if e.dropped][:20])
+        alert(log, "batches_rebuilt", from_index=from_index, reason=reason, epoch=self.mark.epoch, entries=len(rewritten), l1_time=now,
+              batches=len(cuts), dropped=len(dropped), dropped_first=[[e.seq, str(e.dropped)] for e in rewritten if e.dropped][:20])
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
         for record, _ in cuts:
@@ -820,8 +831,8 @@ class Engine:
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
                 log.warning("batches %d..%d discarded on L1: none of them is ours to rebuild", event.from_index, event.to_index - 1)
                 continue
-            log.warning("alert=batches_discarded from=%d to=%d: rolling back to the checkpoint of batch %d", event.from_index,
-                        event.to_index, event.from_index - 1)
+            alert(log, "batches_discarded", from_index=event.from_index, to_index=event.to_index, action="rolling back",
+                  checkpoint=event.from_index - 1)
             await self.rebuild(batches, event.from_index, "discarded on L1", discard=position)
         request, self._rebuild_asked = self._rebuild_asked, None
         if request is not None:
