@@ -1,0 +1,51 @@
+"""An append names the parent it builds on (docs/contracts.md, "Appending").
+
+After a lost game discards batches n.., an append the honest proposer signed before the discard
+(pipelined, still in the mempool) is mined after it: without the parent check it lands at index n on
+top of a different pre-state, is wrong there, and its bond is lost to whoever challenges it.
+"""
+
+from __future__ import annotations
+
+from optinode.l1.contracts import Phase, increase_time
+
+from .support import expect_revert, latest_time, parts_for, post_mock_batch
+from .test_bond_attacks import RECORDS
+
+
+def _sign_append(system, account, records, parts, parent_root: bytes, nonce: int) -> bytes:
+    """A signed append transaction, as the L1 sender keeps it before broadcasting."""
+    from optinode.spec.batch_framing import frame_records
+
+    fn = system.rollup.functions.appendBatch(frame_records(records), *parts.as_tuple(), latest_time(system))
+    tx = fn.build_transaction({
+        "from": account.address, "value": system.params.proposer_bond, "nonce": nonce, "gas": 1_000_000,
+        "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": system.w3.eth.chain_id,
+    })
+    return account.sign_transaction(tx).raw_transaction
+
+
+def test_append_signed_before_a_discard_cannot_land_on_the_new_tip(system, accounts, challenger) -> None:
+    w3, account = system.w3, accounts[1]
+    proposer = account.address
+    good = post_mock_batch(system, proposer, RECORDS[:5], valid=True, tag="good")
+    bad = post_mock_batch(system, proposer, RECORDS[:20], valid=False, tag="bad")
+    on_top = system.append_batch(proposer, [b"\x04"], parts_for("top"))
+    tip_root = system.batch(on_top)["stateRoot"]
+    game = system.open_game(challenger, bad.index)
+    increase_time(w3, system.params.clock + 1)  # the proposer (this key) sends nothing meanwhile
+    # the pipelined append of batch 4, built on batch 3, signed (and broadcast) just before the discard
+    stale = _sign_append(system, account, [b"\x04", b"\x05"], parts_for("next"), tip_root, w3.eth.get_transaction_count(proposer))
+    system.timeout(challenger, game)
+    assert system.game_state(game)["phase"] == Phase.CHALLENGER_WON
+    assert system.rollup.functions.batchCount().call() == bad.index == 2
+    # ... mined only now: it names batch 3 as its parent, the tip is batch 1
+    balance = w3.eth.get_balance(proposer)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(stale))
+    assert receipt["status"] == 0, "the stale append landed at the discarded index on a different parent"
+    assert system.rollup.functions.batchCount().call() == 2
+    assert w3.eth.get_balance(proposer) == balance - receipt["gasUsed"] * receipt["effectiveGasPrice"]  # no bond posted
+    # the honest re-post on the tip appends
+    index = system.append_batch(proposer, [b"\x04"], parts_for("rebuilt"))
+    assert index == 2 and system.rollup.functions.batchCount().call() == 3
+    assert good.index == 1
