@@ -7,22 +7,23 @@ top of a different pre-state, is wrong there, and its bond is lost to whoever ch
 
 from __future__ import annotations
 
-from optinode.l1.contracts import Phase, increase_time
+from typing import Any
+
+from optinode.l1.contracts import Phase, increase_time, transact
+from optinode.spec.batch_framing import frame_records
 
 from .support import expect_revert, latest_time, parts_for, post_mock_batch
 from .test_bond_attacks import RECORDS
 
 
-def _sign_append(system, account, records, parts, parent_root: bytes, nonce: int) -> bytes:
-    """A signed append transaction, as the L1 sender keeps it before broadcasting."""
-    from optinode.spec.batch_framing import frame_records
-
-    fn = system.rollup.functions.appendBatch(frame_records(records), *parts.as_tuple(), latest_time(system))
+def _sign_append(system, account, records, parts, parent_root: bytes, nonce: int) -> tuple[Any, bytes]:
+    """The append call and its signed transaction, as the L1 sender keeps it before broadcasting."""
+    fn = system.rollup.functions.appendBatch(frame_records(records), *parts.as_tuple(), latest_time(system), parent_root)
     tx = fn.build_transaction({
         "from": account.address, "value": system.params.proposer_bond, "nonce": nonce, "gas": 1_000_000,
         "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": system.w3.eth.chain_id,
     })
-    return account.sign_transaction(tx).raw_transaction
+    return fn, account.sign_transaction(tx).raw_transaction
 
 
 def test_append_signed_before_a_discard_cannot_land_on_the_new_tip(system, accounts, challenger) -> None:
@@ -35,7 +36,7 @@ def test_append_signed_before_a_discard_cannot_land_on_the_new_tip(system, accou
     game = system.open_game(challenger, bad.index)
     increase_time(w3, system.params.clock + 1)  # the proposer (this key) sends nothing meanwhile
     # the pipelined append of batch 4, built on batch 3, signed (and broadcast) just before the discard
-    stale = _sign_append(system, account, [b"\x04", b"\x05"], parts_for("next"), tip_root, w3.eth.get_transaction_count(proposer))
+    call, stale = _sign_append(system, account, [b"\x04", b"\x05"], parts_for("next"), tip_root, w3.eth.get_transaction_count(proposer))
     system.timeout(challenger, game)
     assert system.game_state(game)["phase"] == Phase.CHALLENGER_WON
     assert system.rollup.functions.batchCount().call() == bad.index == 2
@@ -43,9 +44,24 @@ def test_append_signed_before_a_discard_cannot_land_on_the_new_tip(system, accou
     balance = w3.eth.get_balance(proposer)
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(stale))
     assert receipt["status"] == 0, "the stale append landed at the discarded index on a different parent"
+    # why, as the same call on the same state (the estimate reverts: nothing is sent)
+    replayed = expect_revert("WrongParent", lambda: transact(w3, call, proposer, value=system.params.proposer_bond))
+    assert replayed.values == (tip_root, good.posted_root)
     assert system.rollup.functions.batchCount().call() == 2
     assert w3.eth.get_balance(proposer) == balance - receipt["gasUsed"] * receipt["effectiveGasPrice"]  # no bond posted
     # the honest re-post on the tip appends
-    index = system.append_batch(proposer, [b"\x04"], parts_for("rebuilt"))
+    index = system.append_batch(proposer, [b"\x04"], parts_for("rebuilt"), parent_root=good.posted_root)
     assert index == 2 and system.rollup.functions.batchCount().call() == 3
-    assert good.index == 1
+
+
+def test_an_append_naming_another_parent_reverts(system, proposer) -> None:
+    """Rule 3: the named parent is the tip's state root, not an older batch's, not a rebuilt one's."""
+    genesis = system.batch(0)["stateRoot"]
+    first = system.append_batch(proposer, [b"\x04"], parts_for("one"), parent_root=genesis)
+    one = system.batch(first)["stateRoot"]
+    # genesis is no longer the tip; nor is a root never appended (e.g. a rebuilt batch 1's)
+    for wrong in (genesis, parts_for("one-rebuilt").root(), bytes(32)):
+        error = expect_revert("WrongParent", lambda: system.append_batch(proposer, [b"\x04"], parts_for("two"), parent_root=wrong))
+        assert error.values == (wrong, one)
+    assert system.rollup.functions.batchCount().call() == 2
+    assert system.append_batch(proposer, [b"\x04"], parts_for("two"), parent_root=one) == 2
