@@ -30,7 +30,8 @@ therefore bounded a little tighter than the spec itself requires; no realistic v
 besides the genesis: ``data_dir``, the L1 endpoint (``l1_rpc`` or ``l1_rpc_env``; the CLI's
 ``--rpc`` overrides both, `resolve_l1_rpc`), ``poll_interval``, ``confirmation_depth``,
 ``reorg_window``, ``log_block_range``, ``[node.batch]`` (batch limits: records, bytes, gas, age, and
-the queue-deadline margin), ``[node.sender]`` (fee bumps and caps) and ``[node.keys]`` (one key source
+the queue-deadline margin), ``[node.sender]`` (fee bumps and caps), ``[node.verifier]`` (the watchtower's port and alert
+thresholds), ``log_format`` (``human`` or ``json``) and ``[node.keys]`` (one key source
 per role: ``{ env = "VAR" }`` or ``{ keystore = "file.json", password_env = "VAR" }``, loaded by
 `load_key` into a `Secret` whose repr shows only its address).
 
@@ -48,7 +49,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -182,6 +183,18 @@ class SenderSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     priority_fee_gwei: Annotated[float, msgspec.Meta(ge=0, le=1_000)] = 1.0  # tip when eth_maxPriorityFeePerGas is unavailable
 
 
+LogFormat = Literal["human", "json"]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65_535)]  # 0: any free port (it is logged)
+
+
+class WatchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[node.verifier]``: the watchtower surface (docs/verifier.md): its JSON-RPC port and alert thresholds."""
+
+    api_port: Port | None = None  # serve optinode_status and GET /metrics on 127.0.0.1:PORT (`--api-port` overrides)
+    clock_warning: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] | None = None  # seconds left on our game clock; default clock / 3
+    deadline_warning: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] | None = None  # seconds before a queue deadline; default deadline / 3
+
+
 class NodeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[node]``: what a running node (sequencer or verifier) needs besides the genesis."""
 
@@ -195,6 +208,8 @@ class NodeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     batch: BatchSection = msgspec.field(default_factory=BatchSection)
     sender: SenderSection = msgspec.field(default_factory=SenderSection)
     keys: KeysSection = msgspec.field(default_factory=KeysSection)
+    verifier: WatchSection = msgspec.field(default_factory=WatchSection)
+    log_format: LogFormat = "human"  # "json": one JSON object per line (docs/verifier.md, "Logs"); `--log-format` overrides
 
 
 class L1Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

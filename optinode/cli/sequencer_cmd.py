@@ -19,6 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from optinode.cli.exits import fail, reject
+from optinode.cli.node_inputs import LOG_FORMAT_HELP
 from optinode.errors import InvalidInput
 
 
@@ -31,6 +32,7 @@ def sequencer(
     api_port: Annotated[Optional[int], typer.Option("--api-port", help="Serve the public JSON-RPC/WebSocket API (docs/api.md) on 127.0.0.1:PORT.")] = None,
     crash_at: Annotated[Optional[str], typer.Option("--crash-at", help="Devnet only: SIGKILL at a named point (NAME[:N]).")] = None,
     fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: corrupt:BATCH:TX posts a wrong root and defends it.")] = None,
+    log_format: Annotated[Optional[str], typer.Option("--log-format", help=LOG_FORMAT_HELP)] = None,
 ) -> None:
     """Run the sequencer: consume L1 queues, apply transactions, post and finalize batches."""
     import trio
@@ -44,7 +46,7 @@ def sequencer(
     from optinode.store.errors import StoreError
 
     try:
-        loaded, deployed, url = load_node_inputs(config, deployment, rpc)
+        loaded, deployed, url = load_node_inputs(config, deployment, rpc, log_format)
         key = load_key(loaded.node, "proposer", base_dir=config.parent)
         faults = Faults.parse(crash_at or os.environ.get("OPTINODE_CRASH_AT"), chain_id=deployed.chain_id)
         faults.with_fault(fault, chain_id=deployed.chain_id)

@@ -1,13 +1,14 @@
 """`optinode verifier`: run the verifier node, or print its status (docs/verifier.md).
 
     optinode verifier run --config configs/devnet.toml --deployment deployment.json --data-dir data/ver \\
-        [--rpc URL] [--watch-only] [--fault challenge:B:K]
+        [--rpc URL] [--watch-only] [--fault challenge:B:K] [--api-port 8546] [--log-format json]
     optinode verifier status --data-dir data/ver
 
 ``run`` follows L1 alone and, with the ``[node.keys] challenger`` key (unless ``--watch-only``),
 challenges the first invalid batch and plays its games. ``status`` prints the JSON the running node
 rewrites at every L1 head (`status.json`): L1 head, synced batch, pending windows, open games with both
-clocks, bonds at stake. ``--fault`` is refused unless the deployment's chain is a devnet.
+clocks, bonds at stake, unserved queue entries and their deadlines — the same `Verifier.status()` that
+``optinode_status`` serves live on the ``--api-port`` (with ``GET /metrics``). ``--fault`` is refused unless the deployment's chain is a devnet.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Annotated, Optional
 import typer
 
 from optinode.cli.exits import fail, reject
+from optinode.cli.node_inputs import LOG_FORMAT_HELP
 from optinode.errors import InvalidInput
 
 app = typer.Typer(help="The verifier: replay L1 with the spec, challenge wrong roots.", no_args_is_help=True)
@@ -32,6 +34,9 @@ def run(
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="L1 JSON-RPC URL (default: node.l1_rpc / node.l1_rpc_env).")] = None,
     watch_only: Annotated[bool, typer.Option("--watch-only", help="Verify and alert, never send a transaction.")] = False,
     fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: challenge:BATCH:TX challenges an honest batch.")] = None,
+    log_format: Annotated[Optional[str], typer.Option("--log-format", help=LOG_FORMAT_HELP)] = None,
+    api_port: Annotated[Optional[int], typer.Option("--api-port", help="Serve optinode_status and GET /metrics on 127.0.0.1:PORT "
+                                                    "(default: node.verifier.api_port; none: not served).")] = None,
 ) -> None:
     """Run the verifier: follow L1, replay every batch, challenge the first invalid one."""
     import trio
@@ -43,7 +48,7 @@ def run(
     from optinode.store.errors import StoreError
 
     try:
-        loaded, deployed, url = load_node_inputs(config, deployment, rpc)
+        loaded, deployed, url = load_node_inputs(config, deployment, rpc, log_format)
         key = None if watch_only else load_key(loaded.node, "challenger", base_dir=config.parent)
         faults = Faults().with_fault(fault, chain_id=deployed.chain_id)
     except InvalidInput as error:
@@ -51,7 +56,7 @@ def run(
     if faults.corrupt is not None:
         fail("--fault corrupt:… is a sequencer fault; a verifier takes challenge:BATCH:TX")
     settings = VerifierSettings(config=loaded, deployment=deployed, data_dir=data_dir or Path(loaded.node.data_dir), rpc_url=url,
-                                challenger_key=key, faults=faults)
+                                challenger_key=key, faults=faults, api_port=api_port)
     try:
         trio.run(run_verifier, settings)
     except StoreError as error:

@@ -188,9 +188,15 @@ def run_anvil(
     ``block_time`` None means anvil's default: one block per transaction (automine).
     ``args`` are appended to anvil's command line. Its output goes to ``<log_dir>/anvil-<port>.log``
     (a temporary directory, removed afterwards, when ``log_dir`` is None).
+
+    The states anvil persists to disk (older blocks' states, kept for reorgs and historical calls)
+    go to a temporary directory removed afterwards: by default anvil writes them under
+    ~/.foundry/anvil/tmp and leaves them there when it is killed, which filled a 252 GB disk in
+    one session of test runs (1-3 GB per anvil).
     """
     exe = binary or find_anvil()
     with contextlib.ExitStack() as stack:
+        cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="optinode-anvil-states-"))
         if log_dir is None:
             log_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="optinode-anvil-"))
         last_error = ""
@@ -205,6 +211,7 @@ def run_anvil(
                 "--accounts", str(accounts),
                 "--balance", str(balance_eth),
                 "--mnemonic", DEFAULT_MNEMONIC,
+                "--cache-path", cache_dir,
             ]
             if block_time is not None:
                 cmd += ["--block-time", str(block_time)]

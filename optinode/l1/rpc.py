@@ -28,12 +28,15 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import requests
 import trio
+
+from optinode.logs import alert
 
 __all__ = ["Block", "Log", "Receipt", "RpcClient", "RpcError", "RpcUnavailable"]
 
@@ -157,6 +160,7 @@ class RpcClient:
         self._local = threading.local()  # one Session per worker thread: Session is not thread-safe
         self._down_since: float | None = None
         self._lock = threading.Lock()
+        self.on_state: Callable[[bool], None] | None = None  # called when the endpoint goes down / comes back (metrics)
 
     # --- transport --------------------------------------------------------------------------------
 
@@ -178,17 +182,26 @@ class RpcClient:
         except ValueError:
             raise _Temporary(f"HTTP {response.status_code}, not JSON") from None
 
+    def _where(self) -> str:
+        """scheme://host:port only: a provider URL's path or query may hold its API key."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
     def _mark_up(self) -> None:
         with self._lock:
             if self._down_since is not None:
-                log.info("%s endpoint %s back after %.1f s", self.name, self.url, time.monotonic() - self._down_since)
+                alert(log, "l1_back", level=logging.INFO, endpoint=self.name, url=self._where(), down_s=round(time.monotonic() - self._down_since, 1))
                 self._down_since = None
+                if self.on_state is not None:
+                    self.on_state(True)
 
     def _mark_down(self, reason: str) -> None:
         with self._lock:
             if self._down_since is None:
                 self._down_since = time.monotonic()
-                log.warning("%s endpoint %s unreachable (%s), retrying", self.name, self.url, reason)
+                alert(log, "l1_lost", endpoint=self.name, url=self._where(), reason=reason, action="retrying")
+                if self.on_state is not None:
+                    self.on_state(False)
 
     def _post(self, payload: Any) -> Any:
         """POST with retries (blocking; run it in a thread under trio)."""

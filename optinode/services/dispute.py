@@ -18,8 +18,10 @@ twice, a reverted one is retried under the next attempt number.
 - **Defender**: in games against this key's batches it posts its roots at the split points and
   claims the challenger's timeout; an honest batch can only be upheld by the step.
 
-Alerts are structured log lines (``alert=…``): game opened, each move, won or lost, and a clock of
-ours below ``clock_warning`` seconds.
+Alerts are structured log lines (`optinode.logs.alert`, docs/verifier.md "Alerts"): ``game_opened``
+(seen on L1, live), ``game_move`` (each move sent), ``game_won`` / ``game_lost`` / ``game_cancelled``,
+and ``clock_low`` once per turn when our clock is below ``clock_warning`` seconds; each also moves a
+counter in ``deps.metrics``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from optinode.l1 import events
 from optinode.l1.follower import Head, Reorg
 from optinode.l1.rpc import RpcClient, RpcError, hexbytes
 from optinode.l1.sender import Sender, SendRejected
+from optinode.logs import alert
+from optinode.metrics import NodeMetrics
 from optinode.spec.crypto import keccak
 from optinode.spec.game import Bisect, Cancel, Choose, Game, Phase, Side, Step, Timeout, is_over, time_left, turn
 from optinode.spec.player import honest_challenger_move, honest_proposer_move
@@ -94,6 +98,7 @@ class PlayerDeps:
     arity: int
     challenger_bond: int
     clock_warning: int = 20  # seconds left on our clock before a warning
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
 
 
 async def read_game(rpc: RpcClient, game_address: bytes, game_id: int, tx_count: int, arity: int, roots: tuple[bytes, ...]) -> OnChainGame:
@@ -128,6 +133,11 @@ class Player:
     games: dict[int, _Known] = field(default_factory=dict)
     last_seen: dict[int, OnChainGame] = field(default_factory=dict)  # for the status surface
     _reported: set[int] = field(default_factory=set)
+    _clock_warned: set[tuple[int, int]] = field(default_factory=set)  # (game, moves): once per turn
+    _started: bool = False
+
+    def __post_init__(self) -> None:
+        self.deps.metrics.open_games.set_function(lambda: sum(1 for k in self.games.values() if k.resolved is None))
 
     @property
     def me(self) -> bytes:
@@ -139,11 +149,20 @@ class Player:
         self.games = {}
         for event in stored:
             self.note(event)
+        if not self._started:  # games that ended before this process started were reported by the one before
+            self._started = True
+            self._reported |= {game_id for game_id, known in self.games.items() if known.resolved is not None}
 
-    def note(self, event: Any) -> None:
+    def note(self, event: Any, *, live: bool = False) -> None:
+        """Remember a game event; ``live``: it just arrived from the follower (alerts and counters)."""
         if isinstance(event, events.GameOpened):
-            if self.me in (event.challenger, event.proposer):
-                self.games.setdefault(event.game_id, _Known(event))
+            if self.me in (event.challenger, event.proposer) and event.game_id not in self.games:
+                self.games[event.game_id] = _Known(event)
+                if live:
+                    role = "challenger" if event.challenger == self.me else "proposer"
+                    self.deps.metrics.games_opened.labels(role).inc()
+                    alert(log, "game_opened", game=event.game_id, batch=event.batch_index, role=role,
+                          challenger=event.challenger, proposer=event.proposer)
         elif isinstance(event, events.Bisected) and event.game_id in self.games:
             known = self.games[event.game_id]
             known.roots, known.moves = tuple(event.roots), known.moves + 1
@@ -185,7 +204,7 @@ class Player:
                 continue
             data = OPEN + eth_abi.encode(["uint256"], [index])
             if await self._send(OPEN_ITEM + 16 * batch_id, f"open game on batch {index}", data, self.deps.challenger_bond):
-                log.warning("alert=game_opening batch=%d batch_id=%d bond=%d", index, batch_id, self.deps.challenger_bond)
+                alert(log, "game_opening", batch=index, batch_id=batch_id, bond=self.deps.challenger_bond)
 
     async def act(self, head: Head) -> None:
         await self.open_games()
@@ -205,8 +224,9 @@ class Player:
         outcome = Phase(known.resolved) if known.resolved is not None else None
         mine = Phase.CHALLENGER_WON if known.opened.challenger == self.me else Phase.PROPOSER_WON
         verdict = "won" if outcome == mine else "cancelled" if outcome == Phase.CANCELLED else "lost"
-        (log.warning if verdict == "lost" else log.info)("alert=game_%s game=%d batch=%d outcome=%s", verdict, game_id,
-                                                         known.opened.batch_index, outcome.name if outcome else "?")
+        self.deps.metrics.games_resolved.labels(verdict).inc()
+        alert(log, f"game_{verdict}", level=logging.WARNING if verdict == "lost" else logging.INFO, game=game_id,
+              batch=known.opened.batch_index, outcome=outcome.name if outcome else "?")
 
     async def _play(self, game_id: int, known: _Known, now: int) -> None:
         opened = known.opened
@@ -221,7 +241,9 @@ class Player:
         if known.discarded:
             data = CANCEL + eth_abi.encode(["uint256"], [game_id])
             if await self._send(MOVE_ITEM + (game_id << 16) + (known.moves << 6) + (_KIND[Cancel] << 3), f"cancel game {game_id}", data):
-                log.info("alert=game_move game=%d batch=%d side=%s move=Cancel (its batch was discarded)", game_id, onchain.batch_index, side.name)
+                self.deps.metrics.game_moves.labels(side.name.lower(), "cancel").inc()
+                alert(log, "game_move", level=logging.INFO, game=game_id, batch=onchain.batch_index, side=side.name, move="Cancel",
+                      why="its batch was discarded")
             return
         true_roots = self.roots(onchain.batch_index)
         if inspect.isawaitable(true_roots):
@@ -231,8 +253,11 @@ class Player:
             return
         if turn(game) == side:
             left = time_left(game, max(now, game.turn_start))[0 if side == Side.PROPOSER else 1]
-            if left < self.deps.clock_warning:
-                log.warning("alert=clock_low game=%d side=%s left=%d", game_id, side.name, left)
+            if left < self.deps.clock_warning and (game_id, known.moves) not in self._clock_warned:
+                self._clock_warned.add((game_id, known.moves))
+                self.deps.metrics.clock_low.inc()
+                alert(log, "clock_low", game=game_id, batch=onchain.batch_index, side=side.name, left=left,
+                      threshold=self.deps.clock_warning)
         strategy = honest_challenger_move if side == Side.CHALLENGER else honest_proposer_move
         move = strategy(game, true_roots, max(now, game.turn_start))
         if move is None:
@@ -252,8 +277,9 @@ class Player:
         else:
             data = TIMEOUT + eth_abi.encode(["uint256"], [game_id])
         if await self._send(base, label, data):
-            log.info("alert=game_move game=%d batch=%d side=%s move=%s segment=[%d,%d]", game_id, onchain.batch_index, side.name,
-                     type(move).__name__, game.start, game.end)
+            self.deps.metrics.game_moves.labels(side.name.lower(), type(move).__name__.lower()).inc()
+            alert(log, "game_move", level=logging.INFO, game=game_id, batch=onchain.batch_index, side=side.name,
+                  move=type(move).__name__, segment=[game.start, game.end])
 
 
 async def run(player: Player, inbox: trio.MemoryReceiveChannel[Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -266,4 +292,4 @@ async def run(player: Player, inbox: trio.MemoryReceiveChannel[Any], *, task_sta
             elif isinstance(message, Reorg):
                 player.load(player.stored())  # the follower's store already holds the chain as it is now
             else:
-                player.note(message)
+                player.note(message, live=True)

@@ -38,6 +38,7 @@ entries (`Engine.__init__`), byte for byte the same state.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -51,6 +52,8 @@ from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
 from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.logs import alert
+from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending
 from optinode.services.faults import NO_FAULTS, Faults
 from optinode.services.journal import (
@@ -228,8 +231,10 @@ class Engine:
         confirmations: int,
         deadlines: Deadlines,
         faults: Faults = NO_FAULTS,
+        metrics: SequencerMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or SequencerMetrics()  # this node's registry (served at /metrics)
         self.journal = Journal(store)
         self.history = History(store)  # what became of each accepted order (optinode_getOrder), written with the log
         self.policy = policy
@@ -267,9 +272,12 @@ class Engine:
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
         self.deposits: dict[int, _QueueItem] = {}
         self.forced: dict[int, _QueueItem] = {}
+        self._waiting_forced: set[int] = set()  # forced requests that could not be consumed yet (logged once)
         self.head: Head | None = None
         self._head_time = 0
         self.busy = False  # a group is being processed (tests wait for it to settle)
+        self.metrics.watch_l1(lambda: self.head)  # read at scrape time: nothing on the hot path
+        self.metrics.watch_book(lambda: self.matcher.books)
         # Called with the ids of the accounts changed since the last cut (a superset of what the last
         # group touched), after each group and before each cut clears the marks: the liquidator's
         # risk index re-values exactly these (docs/market-services.md). Must not block or raise.
@@ -416,12 +424,15 @@ class Engine:
         if confirmed is not None:
             self.l1_time = max(self.l1_time, confirmed.timestamp)
 
-    def _next_queue_item(self) -> tuple[str, _QueueItem] | None:
-        """The oldest unconsumed queue entry that is deep enough, in L1 order."""
+    def _next_queue_item(self, waiting: frozenset[str] = frozenset()) -> tuple[str, _QueueItem] | None:
+        """The oldest unconsumed queue entry that is deep enough, in L1 order (none of the kinds in
+        ``waiting``: their next entry cannot be consumed yet)."""
         if self.head is None:
             return None
         candidates = []
         for kind, table, done in (("deposit", self.deposits, self.state.deposits_done), ("forced", self.forced, self.state.forced_done)):
+            if kind in waiting:
+                continue
             item = table.get(done)
             if item is not None and item.event.block_number + self.confirmations <= self.head.number:
                 candidates.append(((item.event.block_number, item.event.log_index), kind, item))
@@ -429,6 +440,15 @@ class Engine:
             return None
         _, kind, item = min(candidates, key=lambda c: c[0])
         return kind, item
+
+    def _requeue_forced(self, command: ForcedCommand, *, seen_time: int) -> None:
+        """Put a forced request a rebuild could not re-consume back in the queue. It was confirmed when
+        first consumed, so its block is taken as 0 (deep enough, and before any later queue entry);
+        the deadline counts from when it was first consumed, which is no earlier than when it was seen."""
+        event = events.ForcedWithdrawalRequested(
+            index=command.index, requester=command.requester, account_id=command.account_id, amount=command.amount,
+            acc=b"\x00" * 32, block_number=0, block_hash=b"\x00" * 32, log_index=0, tx_hash=b"\x00" * 32, address=b"\x00" * 20)
+        self.forced[command.index] = _QueueItem(event, seen_time)
 
     def _post_by(self, entry: LogEntry) -> float | None:
         command = entry.command
@@ -446,7 +466,9 @@ class Engine:
             self.batch_time = max(self.l1_time, self._head_time)
         return self.batch_time
 
-    def _queue_entry(self, kind: str, item: _QueueItem) -> LogEntry:
+    def _queue_entry(self, kind: str, item: _QueueItem) -> LogEntry | None:
+        """Consume queue entry ``item``, or None when the spec says it must wait (a forced request on a
+        stale price: it stays at the head of its queue until a fresh price or funding tick)."""
         event = item.event
         now = self._time()
         if kind == "deposit":
@@ -454,7 +476,10 @@ class Engine:
             self.deposits.pop(event.index)
             post_by = self.policy.post_by(item.seen_time, self.deadlines.deposit)
         else:
-            entry = self._consume_forced(self.next_seq, now, ForcedCommand(event.index, event.requester, event.account_id, event.amount))
+            forced = self._consume_forced(self.next_seq, now, ForcedCommand.of(event.index, event.requester, event.account_id, event.amount))
+            if forced is None:
+                return None
+            entry = forced
             self.forced.pop(event.index)
             post_by = self.policy.post_by(item.seen_time, self.deadlines.forced)
         self.next_seq += 1
@@ -478,13 +503,22 @@ class Engine:
         self.owners.setdefault(owner, account_id)
         return LogEntry(seq, now, DepositCommand(index, owner, amount, account_id), (encode_transaction(tx),), (int(receipt.code),))
 
-    def _consume_forced(self, seq: int, now: int, command: ForcedCommand) -> LogEntry:
-        """Forced request ``command.index``: executed, or recorded with the spec's reason; consumed either way."""
+    def _consume_forced(self, seq: int, now: int, command: ForcedCommand) -> LogEntry | None:
+        """Forced request ``command.index``: executed, or recorded with the spec's reason; consumed either
+        way. None when the spec does not consume it now (the prices or funding it reads are stale): it
+        waits, and its deadline keeps running, so a sequencer that lets prices lag is the one that
+        freezes the rollup; a request must never stop the engine (anyone can send one)."""
         ctx = L1Context(now, forced={command.index: ForcedEntry(command.requester, command.account_id, command.amount)})
         tx = ForcedWithdraw()
         receipt = state_transition(self.state, tx, ctx)
         if not receipt.applied:
-            raise RuntimeError(f"forced request {command.index} cannot be consumed: {receipt.code.name}")
+            if command.index not in self._waiting_forced:
+                log.warning("alert=forced_request_waiting index=%d account=%d: not consumable at L1 time %d (%s); "
+                            "it waits for a fresh price or funding tick, and its deadline keeps running",
+                            command.index, command.account_id, now, receipt.code.name)
+                self._waiting_forced.add(command.index)
+            return None
+        self._waiting_forced.discard(command.index)
         if receipt.code != ErrorCode.OK:
             log.info("forced request %d (account %d, %d) recorded as rejected: %s", command.index, command.account_id, command.amount,
                      receipt.code.name)
@@ -570,9 +604,14 @@ class Engine:
                 self._rebuild_asked = message
             elif isinstance(message, Head):
                 self._on_head(message)
-                while (item := self._next_queue_item()) is not None:
+                waiting: frozenset[str] = frozenset()
+                while (item := self._next_queue_item(waiting)) is not None:
                     await room_for((b"\x00" * 4,))
-                    written.append(self._queue_entry(*item))
+                    queued = self._queue_entry(*item)
+                    if queued is None:
+                        waiting |= {item[0]}  # (retried at the next head)
+                        continue
+                    written.append(queued)
                     self.faults.point("engine.applied")
             elif isinstance(message, Reorg):
                 self._on_reorg(message)
@@ -593,7 +632,10 @@ class Engine:
         if written:
             entries = list(written)
             written.clear()
+            started = time.perf_counter()
             await trio.to_thread.run_sync(self.journal.append, entries, self.history.writes())
+            self.metrics.fsync.observe(time.perf_counter() - started)
+            self.metrics.group_entries.inc(len(entries))
             self.history.flushed()
             self.faults.point("engine.logged")
         for reply, ack in replies:
@@ -629,6 +671,8 @@ class Engine:
         checkpoint = self._checkpoint(record)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
                  record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
+        self.metrics.batches_cut.labels(reason).inc()
+        self.metrics.last_cut.set(record.index)
         self.batch_index += 1
         self.pending = Pending()
         self.batch_time = None
@@ -702,9 +746,8 @@ class Engine:
         self._revise(results)
         for account_listener in self.account_listeners:
             account_listener(set(self.state.accounts))
-        log.warning("alert=batches_rebuilt from=%d reason=%s epoch=%d: %d log entries re-applied at L1 time %d into %d batch(es); "
-                    "%d acknowledged command(s) dropped %s", from_index, reason, self.mark.epoch, len(rewritten), now, len(cuts),
-                    len(dropped), [(e.seq, e.dropped) for e in rewritten if e.dropped][:20])
+        alert(log, "batches_rebuilt", from_index=from_index, reason=reason, epoch=self.mark.epoch, entries=len(rewritten), l1_time=now,
+              batches=len(cuts), dropped=len(dropped), dropped_first=[[e.seq, str(e.dropped)] for e in rewritten if e.dropped][:20])
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
         for record, _ in cuts:
@@ -717,10 +760,14 @@ class Engine:
         command, seq = entry.command, entry.seq
         if type(command) is DepositCommand:
             return self._consume_deposit(seq, now, command.index, command.owner, command.amount), None
-        if type(command) is ForcedCommand:
-            return self._consume_forced(seq, now, command), None
         if entry.dropped:
             return msgspec.structs.replace(entry, l1_timestamp=now), None  # (dropped by an earlier rebuild: stays dropped)
+        if type(command) is ForcedCommand:
+            consumed = self._consume_forced(seq, now, command)
+            if consumed is None:  # stale at the fresh time: back to the head of the queue, consumed live later
+                self._requeue_forced(command, seen_time=entry.l1_timestamp)
+                return LogEntry(seq, now, command, (), (), dropped="WAITING_FOR_PRICE"), None
+            return consumed, None
         if type(command) is SubmitCommand:
             receipt = state_transition(self.state, decode_transaction(command.record), L1Context(now))
             if not receipt.applied:
@@ -784,8 +831,8 @@ class Engine:
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
                 log.warning("batches %d..%d discarded on L1: none of them is ours to rebuild", event.from_index, event.to_index - 1)
                 continue
-            log.warning("alert=batches_discarded from=%d to=%d: rolling back to the checkpoint of batch %d", event.from_index,
-                        event.to_index, event.from_index - 1)
+            alert(log, "batches_discarded", from_index=event.from_index, to_index=event.to_index, action="rolling back",
+                  checkpoint=event.from_index - 1)
             await self.rebuild(batches, event.from_index, "discarded on L1", discard=position)
         request, self._rebuild_asked = self._rebuild_asked, None
         if request is not None:

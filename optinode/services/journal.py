@@ -80,7 +80,17 @@ class ForcedCommand(msgspec.Struct, frozen=True, tag=True):
     index: int
     requester: bytes
     account_id: int
-    amount: int
+    # The request's uint256 amount word, 32 bytes big-endian: a cancel-all's or a deleverage's word
+    # (FORCED_CANCEL_ALL, FORCED_DELEVERAGE) does not fit msgpack's 64-bit integers.
+    amount_word: bytes
+
+    @classmethod
+    def of(cls, index: int, requester: bytes, account_id: int, amount: int) -> "ForcedCommand":
+        return cls(index, requester, account_id, amount.to_bytes(32, "big"))
+
+    @property
+    def amount(self) -> int:
+        return int.from_bytes(self.amount_word, "big")
 
 
 # Order-book commands (optinode.exchange.orders: Placement, CancelOrder, CancelAll, ExpireOrders) are

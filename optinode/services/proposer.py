@@ -22,6 +22,7 @@ has passed, and tracks which are final.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from optinode.l1.follower import Head, Reorg
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SendRecord, SendRejected
 from optinode.services.faults import Faults
+from optinode.metrics import SequencerMetrics
 from optinode.services.engine import RebuildRequest, Rebuilt
 from optinode.services.journal import BatchRecord, Journal
 from optinode.spec.batch_framing import frame_records
@@ -83,6 +85,7 @@ class ProposerDeps:
     faults: Faults = field(default_factory=Faults)
     known_events: list[Any] = field(default_factory=list)  # the follower's stored events at start-up
     max_timestamp_drift: int | None = None  # Rollup.maxTimestampDrift: an older batch is refused on chain
+    metrics: SequencerMetrics = field(default_factory=SequencerMetrics)
     engine: Any = None  # the engine's inbox (a MemorySendChannel): stale batches are sent back to be rebuilt
 
 
@@ -93,6 +96,9 @@ class _Tracker:
     appended: dict[int, events.L1Event] = field(default_factory=dict)  # index -> its BatchAppended
     append_time: dict[int, int] = field(default_factory=dict)
     head_time: int = 0  # the newest L1 head's time
+    cut_at: dict[int, float] = field(default_factory=dict)  # index -> monotonic time its BatchRecord arrived (posting latency)
+    last_posted: int = 0
+    live: bool = True  # False while the stored events of before a restart are re-read (gauges only, no counters)
     epoch: int = 0  # the engine's rebuild epoch as the proposer last heard it: newer batches wait for `Rebuilt`
     halted: bool = False  # L1 discarded our batches: post nothing until the engine has rebuilt them
     asked: tuple[int, int] | None = None  # the (index, epoch) a rebuild was last requested for
@@ -173,19 +179,33 @@ async def _maybe_finalize(deps: ProposerDeps, t: _Tracker, head: Head) -> None:
 async def run(deps: ProposerDeps, inbox: trio.MemoryReceiveChannel[Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     last_final = deps.journal.last_final()
     t = _Tracker(next_submit=last_final + 1, last_final=last_final, epoch=deps.journal.rebuild_mark().epoch)
+    deps.metrics.last_final.set(last_final)
     await _submit_ready(deps, t)
     task_status.started()
     async with inbox:
         # What the follower read before a restart is not emitted again: start from its stored events.
+        t.live = False
         for event in deps.known_events:
             await _handle(deps, t, event)
+        t.live = True
         deps.known_events = []
         async for message in inbox:
             await _handle(deps, t, message)
 
 
+def _posted(metrics: SequencerMetrics, t: _Tracker, index: int) -> None:
+    t.last_posted = max(t.last_posted, index)
+    metrics.last_posted.set(t.last_posted)
+    cut_at = t.cut_at.pop(index, None)
+    if t.live:
+        metrics.batches_posted.inc()
+        if cut_at is not None:
+            metrics.posting_latency.observe(time.monotonic() - cut_at)
+
+
 async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
     if isinstance(message, BatchRecord):
+        t.cut_at[message.index] = time.monotonic()
         await _submit_ready(deps, t)
     elif isinstance(message, Rebuilt):
         # The engine replaced batches from_index..: post from there again (new sender items).
@@ -202,6 +222,8 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         for index in [i for i in t.appended if i >= message.from_index]:
             t.appended.pop(index)
             t.append_time.pop(index, None)
+        t.last_posted = min(t.last_posted, message.from_index - 1)
+        deps.metrics.last_posted.set(t.last_posted)
     elif isinstance(message, events.BatchAppended):
         t.appended[message.index] = message
         t.append_time.pop(message.index, None)
@@ -209,10 +231,15 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         if ours is not None and ours.state_root != message.state_root:
             log.error("batch %d on L1 has root %s, ours is %s: another proposer appended it", message.index,
                       message.state_root.hex(), ours.state_root.hex())
+        elif ours is not None:
+            _posted(deps.metrics, t, message.index)
     elif isinstance(message, events.BatchFinalized):
         if message.index > t.last_final:
             t.last_final = message.index
             deps.journal.set_final(message.index)
+            deps.metrics.last_final.set(message.index)
+            if t.live:
+                deps.metrics.batches_finalized.inc()
             log.info("batch %d is final on L1", message.index)
     elif isinstance(message, Reorg):
         for event in message.removed:

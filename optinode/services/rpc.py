@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from optinode.errors import InvalidInput
+from optinode.metrics import CONTENT_TYPE
 from optinode.exchange.cancel import SignedCancelAll, SignedCancelOrder
 from optinode.exchange.history import OrderRecord
 from optinode.exchange.mempool import IntakeRejected, Mempool
@@ -332,22 +334,43 @@ def _placement(params: list[Any]) -> Placement:
     return Placement(order, tif, reduce_only)
 
 
-def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted) -> dict[str, Any]:
-    """The engine's durable answer to a placement -> the method's result (and its notifications)."""
+def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, started: float) -> dict[str, Any]:
+    """The engine's durable answer to a placement -> the method's result (and its notifications).
+    Counted in the node's metrics: accepted by status or rejected by reason, fills, and the ack
+    latency since ``started`` (``perf_counter`` when the request was taken) of a durable answer."""
     result: PlaceResult = answer.result
     view = _remember(deps, result, answer.seq)
+    metrics = deps.engine.metrics
+    if result.status is Status.REJECTED:
+        metrics.rejected(result.reason or "REJECTED")
+    else:
+        metrics.accepted(result.status.value)
+        if result.fills:
+            metrics.fills.inc(len(result.fills))
+        if answer.seq is not None:  # a durable answer (its log entry is synced)
+            metrics.ack_latency.observe(time.perf_counter() - started)
     if answer.seq is not None:
         touched = {placement.order.account_id} | {c.account_id for c in result.cancelled}
         _after_book(deps, placement.order.market, result.fills, touched)
     return view
 
 
+def _counted(deps: RpcDeps, refusal: RpcError) -> RpcError:
+    """An order refused before the engine matched it, counted by its reason (``error.data``)."""
+    deps.engine.metrics.rejected(str(refusal.data) if refusal.data is not None else "INVALID_PARAMS")
+    return refusal
+
+
 async def send_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
-    placement = _placement(params)
+    started = time.perf_counter()
+    try:
+        placement = _placement(params)
+    except RpcError as failure:
+        raise _counted(deps, failure) from None
     [answer] = await _place(deps, [placement])
     if isinstance(answer, RpcError):
-        raise answer
-    return _placed(deps, placement, answer)
+        raise _counted(deps, answer)
+    return _placed(deps, placement, answer, started)
 
 
 class _Reply:
@@ -407,13 +430,14 @@ async def _call_orders(deps: RpcDeps, requests: list[dict[str, Any]]) -> list[di
     """A run of consecutive `optinode_sendOrder` requests of one batch, as `_call` answers each, but
     taken in by the mempool as one request: their signatures are recovered together and the engine
     acknowledges them in one group commit, instead of one durable round trip after the other."""
+    started = time.perf_counter()
     responses: list[dict[str, Any] | None] = [None] * len(requests)
     placed: list[tuple[int, Placement]] = []
     for k, request in enumerate(requests):
         try:
             placed.append((k, _placement(request["params"])))
         except RpcError as failure:
-            responses[k] = _error(request.get("id"), failure)
+            responses[k] = _error(request.get("id"), _counted(deps, failure))
         except Exception:  # noqa: BLE001 - a bug (as in _call)
             log.exception("internal error in optinode_sendOrder")
             responses[k] = _error(request.get("id"), RpcError(INTERNAL_ERROR, "internal error"))
@@ -428,7 +452,8 @@ async def _call_orders(deps: RpcDeps, requests: list[dict[str, Any]]) -> list[di
     for (k, placement), answer in zip(placed, answers):
         rid = requests[k].get("id")
         try:
-            responses[k] = _error(rid, answer) if isinstance(answer, RpcError) else {"jsonrpc": "2.0", "id": rid, "result": _placed(deps, placement, answer)}
+            responses[k] = (_error(rid, _counted(deps, answer)) if isinstance(answer, RpcError)
+                            else {"jsonrpc": "2.0", "id": rid, "result": _placed(deps, placement, answer, started)})
         except Exception:  # noqa: BLE001 - a bug: answered, logged, and the server stays up
             log.exception("internal error in optinode_sendOrder")
             responses[k] = _error(rid, RpcError(INTERNAL_ERROR, "internal error"))
@@ -658,12 +683,15 @@ def _valid_id(request: dict[str, Any]) -> bool:
     return rid is None or isinstance(rid, str) or (isinstance(rid, (int, float)) and not isinstance(rid, bool))
 
 
-async def _call(deps: RpcDeps, request: Any, subscriber: Subscriber | None) -> dict[str, Any] | None:
+Methods = dict[str, Callable[[Any, list[Any], Any], Awaitable[Any]]]
+
+
+async def _call(deps: Any, request: Any, subscriber: Subscriber | None, methods: Methods = METHODS) -> dict[str, Any] | None:
     """One request object -> its response (None for a notification, a request without an id)."""
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str) or not _valid_id(request):
         return _error(None, RpcError(INVALID_REQUEST, "invalid request: {jsonrpc: \"2.0\", method, params?, id?}"))
     rid, notification = request.get("id"), "id" not in request
-    method = METHODS.get(request["method"])
+    method = methods.get(request["method"])
     params = request.get("params", [])
     try:
         if method is None:
@@ -683,8 +711,9 @@ async def _call(deps: RpcDeps, request: Any, subscriber: Subscriber | None) -> d
     return None if notification else response
 
 
-async def dispatch(deps: RpcDeps, body: bytes, subscriber: Subscriber | None = None) -> bytes | None:
-    """A raw body (one request or a batch) -> the raw response (None: nothing to answer)."""
+async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None, methods: Methods = METHODS) -> bytes | None:
+    """A raw body (one request or a batch) -> the raw response (None: nothing to answer). ``methods``
+    (default: this API's) lets another node serve its own methods with the same envelope (`watch_rpc`)."""
     try:
         request = msgspec.json.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -698,17 +727,17 @@ async def dispatch(deps: RpcDeps, body: bytes, subscriber: Subscriber | None = N
         i = 0
         while i < len(request):  # in order: one client's orders keep their order
             j = i
-            while j < len(request) and _is_send_order(request[j]):
+            while j < len(request) and methods is METHODS and _is_send_order(request[j]):
                 j += 1
             if j > i:
                 responses += await _call_orders(deps, request[i:j])
                 i = j
             else:
-                responses.append(await _call(deps, request[i], subscriber))
+                responses.append(await _call(deps, request[i], subscriber, methods))
                 i += 1
         answered = [r for r in responses if r is not None]
         return msgspec.json.encode(answered) if answered else None
-    response = await _call(deps, request, subscriber)
+    response = await _call(deps, request, subscriber, methods)
     return None if response is None else msgspec.json.encode(response)
 
 
@@ -718,30 +747,41 @@ async def dispatch(deps: RpcDeps, body: bytes, subscriber: Subscriber | None = N
 def make_app(deps: RpcDeps) -> Callable[..., Awaitable[None]]:
     async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         if scope["type"] == "http":
-            await _http(deps, scope, receive, send)
+            await serve_http(scope, receive, send, lambda body: dispatch(deps, body), deps.engine.metrics.expose)
         elif scope["type"] == "websocket":
             await _websocket(deps, receive, send)
         elif scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
 
     return app
 
 
-async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, body: bytes) -> None:
+async def lifespan(receive: Any, send: Any) -> None:
+    """ASGI lifespan: nothing to start or stop (the node's nursery owns every resource)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, body: bytes, content_type: str = "application/json") -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _http(deps: RpcDeps, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def serve_http(scope: dict[str, Any], receive: Any, send: Any, answer: Callable[[bytes], Awaitable[bytes | None]],
+                     expose: Callable[[], bytes]) -> None:
+    """One HTTP request: ``GET /metrics`` is the Prometheus text (``expose()``), ``POST`` a JSON-RPC
+    body that ``answer`` turns into the response."""
+    if scope["method"] == "GET" and scope["path"] == "/metrics":
+        await _respond(send, 200, expose(), CONTENT_TYPE)
+        return
     if scope["method"] != "POST":
-        await _respond(send, 405, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, "POST a JSON-RPC request to /"))))
+        await _respond(send, 405, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, "POST a JSON-RPC request to / (or GET /metrics)"))))
         return
     body = b""
     while True:
@@ -754,8 +794,8 @@ async def _http(deps: RpcDeps, scope: dict[str, Any], receive: Any, send: Any) -
             return
         if not message.get("more_body", False):
             break
-    answer = await dispatch(deps, body)
-    await _respond(send, 200, answer if answer is not None else b"")
+    response = await answer(body)
+    await _respond(send, 200, response if response is not None else b"")
 
 
 async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
@@ -796,16 +836,22 @@ async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
         deps.hub.drop(subscriber)
 
 
-async def run(deps: RpcDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve until cancelled; ``task_status.started(port)``."""
+def server_config(host: str, port: int) -> HypercornConfig:
+    """hypercorn's settings for a node's JSON-RPC port (this API's, and the verifier's `watch_rpc`)."""
     config = HypercornConfig()
-    config.bind = [f"{deps.host}:{deps.port}"]
+    config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = log
     config.websocket_max_message_size = MAX_BODY
     config.h11_max_incomplete_size = 64 * 1024
     config.keep_alive_timeout = 30
     config.graceful_timeout = 1.0
+    return config
+
+
+async def run(deps: RpcDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; ``task_status.started(port)``."""
+    config = server_config(deps.host, deps.port)
     async with trio.open_nursery() as nursery:
         await nursery.start(_feed, deps)
         binds = await nursery.start(serve, make_app(deps), config)

@@ -38,6 +38,7 @@ from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
 from optinode.exchange.mempool import Mempool, compute_chunk
+from optinode.metrics import SequencerMetrics
 from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, market_services, proposer
 from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
 from optinode.services.defence import DefenceView
@@ -92,6 +93,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
     store = open_store(settings.data_dir / "db", identity=identity(deployment))
     try:
         rpc = RpcClient(settings.rpc_url)
+        metrics = SequencerMetrics()  # this node's registry, served at GET /metrics on the public API
+        rpc.on_state = metrics.on_l1_state
         c = deployment.contracts
         contracts = {parse_address(c.bridge): "Bridge", parse_address(c.rollup): "Rollup", parse_address(c.game): "DisputeGame"}
         follower = Follower(rpc, store, contracts, start_block=deployment.deployment_block, confirmation_depth=node.confirmation_depth,
@@ -100,7 +103,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         policy = BatchPolicy.from_config(node.batch, challenge_window=params.challenge_window, clock=params.clock,
                                          max_timestamp_drift=params.max_timestamp_drift)
         the_engine = Engine(store, genesis, policy=policy, confirmations=node.batch.queue_confirmations,
-                            deadlines=Deadlines(deposit=params.deposit_deadline, forced=params.forced_deadline), faults=settings.faults)
+                            deadlines=Deadlines(deposit=params.deposit_deadline, forced=params.forced_deadline), faults=settings.faults,
+                            metrics=metrics)
         for event in follower.stored_events():
             the_engine.absorb(event)
         sender = Sender(rpc, store, settings.proposer_key.account(), chain_id=deployment.chain_id, policy=SenderPolicy.from_config(node.sender))
@@ -111,7 +115,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
                                      genesis_root=bytes.fromhex(deployment.genesis_root.removeprefix("0x")),
-                                     max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(),
+                                     max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(), metrics=metrics,
                                      known_events=[e for e in follower.stored_events()
                                                    if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])
         async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
@@ -124,7 +128,8 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             # The dispute player defends our batches (same key and sender as the proposer: one nonce sequence).
             view = DefenceView(deps.journal, rpc, parse_address(c.rollup), follower.stored_events, settings.faults)
             player = dispute.Player(dispute.PlayerDeps(rpc=rpc, sender=sender, game_address=parse_address(c.game), arity=params.arity,
-                                                       challenger_bond=params.challenger_bond, clock_warning=max(1, params.clock // 3)),
+                                                       challenger_bond=params.challenger_bond, clock_warning=max(1, params.clock // 3),
+                                                       metrics=metrics),
                                     roots=view.roots, stored=follower.stored_events)
             player.load(follower.stored_events())
             player_send, player_receive = trio.open_memory_channel(PROPOSER_INBOX)

@@ -15,8 +15,12 @@ the stored verdicts with the live batches the follower's stored events describe 
 append transaction changed is re-fetched and replayed; nothing else is). Game events and heads go on
 to the dispute player, which acts once per head.
 
-Alerts are structured log lines (``alert=invalid_batch``, ``alert=game_*``, ``alert=l1_unreachable``);
-`status.json` in the data directory is rewritten at every head for `optinode verifier status`.
+Alerts are structured log lines (`optinode.logs.alert`; docs/verifier.md lists them and what to do):
+``invalid_batch``, ``batches_discarded``, the player's ``game_*`` and ``clock_low``, `QueueWatch`'s
+``forced_deadline_near`` / ``..._passed``, the L1 client's ``l1_lost`` / ``l1_back``, and
+``l1_unreachable`` when the retry budget ends. `Verifier.status` is the one watchtower view: rewritten
+as `status.json` in the data directory at every head (`optinode verifier status`), served live as
+``optinode_status`` on the verifier's own JSON-RPC port (`watch_rpc`, with ``GET /metrics``).
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ from optinode.l1.contracts import tx_proof
 from optinode.l1.deploy import Deployment
 from optinode.l1.follower import Follower, Head, Reorg
 from optinode.l1.osp import encode_witness
-from optinode.l1.rpc import RpcClient, RpcUnavailable
+from optinode.l1.rpc import RpcClient, RpcError, RpcUnavailable
 from optinode.l1.sender import Sender, SenderPolicy
-from optinode.services import dispute
+from optinode.logs import alert
+from optinode.metrics import VerifierMetrics
+from optinode.services import dispute, watch_rpc
 from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
 from optinode.services.faults import Faults
+from optinode.services.queue_watch import QueueWatch
 from optinode.services.signals import stop_on_signal
 from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, Replayer, live_batches, verify_batch
 from optinode.spec.crypto import keccak
@@ -69,6 +76,7 @@ class VerifierSettings:
     rpc_url: str
     challenger_key: Secret | None = None  # None: watch and alert only
     faults: Faults = field(default_factory=Faults)
+    api_port: int | None = None  # optinode_status + /metrics on 127.0.0.1 (None: node.verifier.api_port)
 
 
 class Verifier:
@@ -91,8 +99,19 @@ class Verifier:
         self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
         self.alerted: set[bytes] = set()
         self.player: dispute.Player | None = None
+        self.metrics = VerifierMetrics()
+        self.metrics.watch_l1(lambda: self.head)
+        self.metrics.synced_batch.set_function(self.replayer.synced)
+        self.metrics.last_final.set_function(lambda: self.last_final)
+        rpc.on_state = self.metrics.on_l1_state
+        p, watch = self.params, settings.config.node.verifier
+        self.queues = QueueWatch(rpc, self.rollup, deadlines={"forced": p.forced_deadline, "deposit": p.deposit_deadline},
+                                 warning={"forced": watch.deadline_warning or max(1, p.forced_deadline // 3),
+                                          "deposit": watch.deadline_warning or max(1, p.deposit_deadline // 3)}, metrics=self.metrics)
+        self.unserved: dict[str, list[dict[str, Any]]] = {}  # QueueWatch's last answer (status)
         for event in follower.stored_events():
             self.replayer.note_queue_event(event)
+            self.queues.note(event)
             if isinstance(event, events.BatchFinalized):
                 self.last_final = max(self.last_final, event.index)
                 self.final_at[event.index] = event.block_number
@@ -102,10 +121,12 @@ class Verifier:
     async def _verify(self, appended: Any) -> None:
         data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
         verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery)
+        self.metrics.batches_verified.labels(verdict.verdict).inc()
         if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
             self.alerted.add(verdict.tx_hash)
-            log.warning("alert=invalid_batch batch=%d batch_id=%d block=%d posted=0x%s computed=0x%s txs=%d", verdict.index,
-                        verdict.batch_id, verdict.block_number, verdict.posted_root.hex(), verdict.computed_root.hex(), verdict.tx_count)
+            self.metrics.invalid_batches.inc()
+            alert(log, "invalid_batch", batch=verdict.index, batch_id=verdict.batch_id, block=verdict.block_number, posted=verdict.posted_root,
+                  computed=verdict.computed_root, txs=verdict.tx_count, challenging=self.player is not None)
         elif verdict.verdict == INVALID:  # the same append again (read again after a reorg): alerted once already
             log.info("batch %d (append 0x%s) is invalid, as already reported", verdict.index, verdict.tx_hash.hex()[:16])
         elif verdict.verdict == VALID:
@@ -134,6 +155,7 @@ class Verifier:
         """Apply one follower output; True if the dispute player should see it."""
         if isinstance(output, (events.Deposited, events.ForcedWithdrawalRequested)):
             self.replayer.note_queue_event(output)
+            self.queues.note(output)
         elif isinstance(output, events.BatchAppended):
             if not self.dirty:
                 try:
@@ -143,8 +165,8 @@ class Verifier:
                     self.dirty = True
         elif isinstance(output, events.BatchesDiscarded):
             gone = self.replayer.discard_from(output.from_index)
-            log.warning("alert=batches_discarded from=%d to=%d challenger=0x%s (%d verdicts dropped)", output.from_index,
-                        output.to_index, output.challenger.hex(), len(gone))
+            alert(log, "batches_discarded", from_index=output.from_index, to_index=output.to_index, challenger=output.challenger,
+                  verdicts_dropped=len(gone))
             return True  # the player cancels its other games on those batches
         elif isinstance(output, events.BatchFinalized):
             self.last_final = max(self.last_final, output.index)
@@ -153,6 +175,7 @@ class Verifier:
         elif isinstance(output, Reorg):
             for event in output.removed:
                 self.replayer.forget_queue_event(event)
+                self.queues.forget(event)
                 if isinstance(event, events.BatchFinalized):
                     self.last_final = min(self.last_final, event.index - 1)
                     self.final_at.pop(event.index, None)
@@ -166,7 +189,14 @@ class Verifier:
                     log.info("reconciling with L1 failed (%s); retrying at the next head", error)
             self.head = output
             self._prune(output.number)
+            try:
+                self.unserved = await self.queues.check(output, self.last_final)
+            except (RpcError, LookupError) as error:
+                log.info("queue deadlines not checked at block %d (%s)", output.number, error)
             return True
+        elif isinstance(output, events.GameOpened) and self.player is None:  # watch-only: every game is news
+            alert(log, "game_opened", game=output.game_id, batch=output.batch_index, role="observer", challenger=output.challenger,
+                  proposer=output.proposer)
         return isinstance(output, _GAME_EVENTS)
 
     def _prune(self, head: int) -> None:
@@ -242,12 +272,16 @@ class Verifier:
                     "turn_start": view.game.turn_start if view else None,
                 })
         at_stake = sum(1 for g in games if g["resolved"] is None and g["role"] == "challenger") * self.params.challenger_bond
+        self.metrics.pending_windows.set(len(pending))
+        self.metrics.bonds_at_stake.set(at_stake)
         return {
             "l1_head": head.number if head else None, "l1_time": head.timestamp if head else None,
+            "l1_up": self.metrics.l1_reachable,
             "synced_batch": self.replayer.synced(), "last_final": self.last_final,
             "invalid_batches": [b.index for b in batches if b.verdict == INVALID],
             "pending": pending, "games": games, "bonds_at_stake_wei": at_stake,
             "challenger": ("0x" + self.player.me.hex()) if self.player else None,
+            "unserved": {kind: [{k: v for k, v in row.items() if k != "block_hash"} for row in rows] for kind, rows in self.unserved.items()},
         }
 
     def write_status(self) -> None:
@@ -294,7 +328,8 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
                                 policy=SenderPolicy.from_config(node.sender, settle_depth=node.reorg_window))
                 params = deployment.params
                 deps = dispute.PlayerDeps(rpc=rpc, sender=sender, game_address=parse_address(deployment.contracts.game), arity=params.arity,
-                                          challenger_bond=params.challenger_bond, clock_warning=max(1, params.clock // 3))
+                                          challenger_bond=params.challenger_bond, clock_warning=node.verifier.clock_warning or max(1, params.clock // 3),
+                                          metrics=verifier.metrics)
                 player = dispute.Player(deps, roots=verifier.roots, step_input=verifier.step_input, targets=verifier.targets,
                                         stored=follower.stored_events)
                 player.load(follower.stored_events())
@@ -304,11 +339,14 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
                 await nursery.start(dispute.run, player, player_receive)
             await nursery.start(_intake, verifier, outputs_receive, player_send)
             await nursery.start(partial(follower_mod.run, poll_interval=node.poll_interval), follower, outputs_send)
+            api_port = settings.api_port if settings.api_port is not None else node.verifier.api_port
+            if api_port is not None:
+                await nursery.start(watch_rpc.run, verifier, api_port)
             log.info("verifier running: batch %d verified, challenger %s", verifier.replayer.synced(),
                      settings.challenger_key.account().address if settings.challenger_key else "none (watch only)")
             task_status.started()
     except* RpcUnavailable as group:
-        log.error("alert=l1_unreachable %s", group.exceptions[0])
+        alert(log, "l1_unreachable", level=logging.ERROR, error=str(group.exceptions[0]), action="stopping")
         raise
     finally:
         store.close()

@@ -13,9 +13,9 @@ from optinode.services.journal import Journal, decode_state
 from optinode.spec.commitment import compute_state_root
 from optinode.spec.errors import ErrorCode
 from optinode.spec.record_codec import decode_transaction
-from optinode.spec.types import Deposit, ForcedWithdraw, Trade
+from optinode.spec.types import Deposit, ForcedWithdraw, FundingTick, Trade
 from optinode.store.db import open_store
-from optinode.testing.world import ETH_UNIT, USD
+from optinode.testing.world import BTC, ETH, ETH_UNIT, USD
 
 from tests.services.conftest import CONFIRMATIONS, FakeL1, make_engine
 
@@ -140,6 +140,46 @@ async def test_forced_requests_executed_or_recorded_with_their_reason(db, world,
 
 
 @pytest.mark.trio
+async def test_a_forced_deleverage_request_from_l1_runs_the_waterfall(db, world, nursery) -> None:
+    """Bridge.requestForcedDeleverage's entry (anyone may ask) goes through the follower's event into the
+    engine like any forced request: the engine consumes it and the spec deleverages the bankrupt account."""
+    from optinode.spec.constants import FORCED_DELEVERAGE
+    from optinode.testing.world import ETH, price_of
+
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1, (("alice", 300 * USD), ("bob", 5_000 * USD)))
+    await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT))  # alice long 1 ETH at 3000
+    await h.send(l1.head())
+    await h.submitter.submit(world.prices(ETH, [(i, price_of(ETH, "2600"), l1.time) for i in range(2)]))  # alice at -100
+    word = FORCED_DELEVERAGE | 1 << 72 | ETH << 64 | ETH_UNIT
+    await h.send(l1.forced("carol", 0, word))  # carol owns neither account
+    await h.send(l1.head(CONFIRMATIONS + 1))
+    state = h.engine.state
+    assert state.forced_done == 1
+    assert not state.accounts[0].positions and state.accounts[0].collateral == 0
+    assert not state.accounts[1].positions
+    codes = [e.codes[0] for e in Journal(db).entries() if decode_transaction(e.records[0]) == ForcedWithdraw()]
+    assert codes == [ErrorCode.OK]
+
+
+@pytest.mark.trio
+async def test_a_forced_cancel_all_request_from_l1_is_logged_and_applied(db, world, nursery) -> None:
+    """The cancel-all word (FORCED_CANCEL_ALL | floor, above 2^255) is journaled as its 32 bytes: the
+    journal's msgpack integers stop at 64 bits (before: the engine failed to log the entry)."""
+    from optinode.spec.constants import FORCED_CANCEL_ALL
+
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    await h.send(l1.forced("alice", 0, FORCED_CANCEL_ALL | 500))
+    await h.send(l1.head(CONFIRMATIONS + 1))
+    assert h.engine.state.forced_done == 1 and h.engine.state.accounts[0].nonce_base == 500
+    (command,) = [e.command for e in Journal(db).entries() if decode_transaction(e.records[0]) == ForcedWithdraw()]
+    assert command.amount == FORCED_CANCEL_ALL | 500
+
+
+@pytest.mark.trio
 async def test_cut_computes_the_root_and_restart_replays_checkpoint_plus_log(tmp_path, world, nursery) -> None:
     store = open_store(tmp_path / "db", identity="test")
     async with trio.open_nursery() as inner:
@@ -239,3 +279,32 @@ async def test_a_submitter_that_went_away_does_not_stop_the_engine(db, world, nu
         await h.send(engine_mod.Submission(tx, send))
     ack = await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))  # the engine still serves
     assert ack.seq == Journal(db).next_seq() - 1
+
+
+@pytest.mark.trio
+async def test_a_forced_request_that_must_wait_for_a_fresh_price_stays_queued_and_the_engine_runs_on(db, world, nursery) -> None:
+    # Found in review: a forced withdrawal of an account with a position while its market's price (or
+    # funding) is stale is not consumed by the spec (it waits for a fresh price), and the engine raised
+    # RuntimeError out of its run loop: anyone could stop the sequencer (and, after a restart, again)
+    # with one L1 request while the oracle lags.
+    h = await Harness(db, nursery).start()
+    l1 = FakeL1(db, world)
+    await funded(h, world, l1)
+    await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))
+    await h.cut()
+    state = h.engine.state
+    l1.time = state.markets[ETH].price_time + state.config.price_validity + 60  # the genesis price is now stale
+    await h.send(l1.forced("alice", 0, USD), l1.head(CONFIRMATIONS + 1))
+    assert state.forced_done == 0  # not consumed: it waits
+    assert not any(type(e.command).__name__ == "ForcedCommand" for e in Journal(db).entries())
+    with pytest.raises(Rejected) as stale:  # the engine still serves (and the spec refuses stale trades)
+        await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))
+    assert stale.value.code in (ErrorCode.STALE_PRICE, ErrorCode.STALE_FUNDING)
+    # fresh prices and funding: the next head consumes the request
+    now = l1.time + 1  # (the open batch's L1 time is the head's, l1.time)
+    for market in (ETH, BTC):
+        price = state.markets[market].price
+        await h.submitter.submit(world.prices(market, [(0, price, now - 1), (1, price, now - 1)]))
+    await h.submitter.submit(FundingTick(now - 1, tuple(m.funding_index for m in state.markets)))
+    await h.send(l1.head(1))
+    assert state.forced_done == 1 and state.accounts[0].withdrawn == USD

@@ -4,6 +4,8 @@ once the insurance fund cannot cover), their wiring from config and their clean 
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import pytest
 import trio
@@ -27,10 +29,11 @@ from tests.services.conftest import FakeL1
 from tests.services.test_engine import Harness, funded
 
 REPO_CONFIG = "configs/devnet.toml"
-# The autojump clock jumps whenever every task is blocked, including while the engine's log write runs
-# in a thread: a real-time timeout would fire in virtual time on a loaded machine. The services' own
-# timeouts are tested with a source that never answers.
-NO_TIMEOUT = 10.0**6
+# The autojump clock jumps to the next deadline whenever every task is blocked, including while the
+# engine's log write runs in a thread: any finite submit timeout can fire in virtual time while the
+# engine is merely writing (seen on a loaded machine with 10**6 s). An infinite one is never jumped
+# to. The services' own timeouts are tested with a source that never answers.
+NO_TIMEOUT = math.inf
 
 
 def signers(n: int = 3):
@@ -72,6 +75,15 @@ async def idle(h: Harness, seconds: float) -> None:
     """Let the services run for `seconds`, then wait for the engine to be idle (it applies a group
     before its log write returns: the state and the log agree only once it is idle)."""
     await trio.sleep(seconds)
+    await h.settle()
+
+
+async def until(h: Harness, condition, seconds: float = 60.0) -> None:
+    """Let the services run until `condition()` holds (at most `seconds` of the autojump clock, which
+    also jumps while the engine's log write runs in a thread), then wait for the engine to be idle."""
+    with trio.move_on_after(seconds):
+        while not condition():
+            await trio.sleep(0.1)
     await h.settle()
 
 
@@ -258,9 +270,9 @@ async def test_the_liquidator_liquidates_an_account_below_maintenance_after_a_pr
     await idle(h, 3)
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 0}  # healthy: nothing to do
     await set_price(h, world, l1, "2800")  # alice: TV 100 < TR 140
-    await idle(h, 2)
+    await until(h, lambda: deps.emitted["Liquidate"])
     liquidations = logged(h.engine, Liquidate)
-    assert deps.emitted["Liquidate"] == len(liquidations) == 1
+    assert deps.emitted["Liquidate"] == len(liquidations) == 1, deps.refused
     state = h.engine.state
     assert liquidations[0].liquidated_id == 0 and liquidations[0].size == ETH_UNIT
     assert not state.accounts[0].positions and state.accounts[0].collateral >= 0
@@ -279,7 +291,7 @@ async def test_a_bankrupt_account_the_fund_cannot_cover_is_deleveraged_against_t
     deps = liquidator.LiquidatorDeps(EngineView(h.engine), h.submitter, test_key("liquidator"), interval=1.0, submit_timeout=NO_TIMEOUT)
     await nursery.start(liquidator.run, deps)
     await set_price(h, world, l1, "2600")  # alice: TV = 300 - 400 = -100, and the fund is empty
-    await idle(h, 2)
+    await until(h, lambda: deps.emitted["Deleverage"])
     assert logged(h.engine, Liquidate) == []
     deleverages = logged(h.engine, Deleverage)
     assert deleverages == [Deleverage(0, 1, ETH, ETH_UNIT)]  # against bob, the only opposite holder
@@ -303,7 +315,7 @@ async def test_without_a_liquidator_account_only_deleverages_are_emitted_and_stu
     await idle(h, 10)
     assert deps.index.evaluations == evaluations and deps.rounds >= 10
     await set_price(h, world, l1, "2600")
-    await idle(h, 2)
+    await until(h, lambda: deps.emitted["Deleverage"])
     assert deps.emitted == {"Liquidate": 0, "Deleverage": 1}
 
 

@@ -18,11 +18,11 @@ from optinode.services.engine import RebuildRequest, Rebuilt
 from optinode.services.journal import Journal, decode_state
 from optinode.spec.commitment import compute_state_root
 from optinode.spec.errors import ErrorCode
-from optinode.spec.types import L1Context
+from optinode.spec.types import FundingTick, L1Context
 from optinode.store.db import open_store
 from optinode.testing.world import ETH_PRICE, ETH_STEP, ETH_UNIT, USD
 
-from tests.services.conftest import FakeL1, make_engine
+from tests.services.conftest import CONFIRMATIONS, FakeL1, make_engine
 from tests.services.test_engine import Harness, funded
 
 
@@ -146,3 +146,32 @@ async def test_a_rebuild_cuts_by_the_size_limits_and_each_batch_replays_to_its_r
         for record in records:  # each from its parent's (rebuilt) checkpoint, as a verifier replays it
             assert _verifier_roots(store, record, deposits)[-1] == record.state_root
         assert h.engine.batch_index == 4 and h.engine.next_seq == 5
+
+
+@pytest.mark.trio
+async def test_a_forced_request_a_rebuild_finds_stale_goes_back_to_the_queue(tmp_path, world) -> None:
+    # Found in review: a rebuild at a fresh L1 time re-consumes the forced requests of its range; one
+    # that reads a price gone stale meanwhile (a long L1 outage) raised RuntimeError in the rebuild.
+    async with funded_engine(tmp_path, world) as (store, h, l1):
+        await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))
+        assert (await h.cut()).index == 1  # alice's position is older than the rebuilt range
+        await h.send(l1.forced("alice", 0, USD), l1.head(CONFIRMATIONS + 1))
+        state = h.engine.state
+        assert state.forced_done == 1
+        assert (await h.cut()).index == 2
+        l1.time = state.markets[0].price_time + state.config.price_validity + 60  # the prices went stale
+        await h.send(l1.head(1))
+        await h.send(RebuildRequest(2, 0))
+        rebuilt, *_ = await _received(h)
+        assert isinstance(rebuilt, Rebuilt) and rebuilt.from_index == 2
+        forced = [e for e in Journal(store).entries() if type(e.command).__name__ == "ForcedCommand"]
+        assert [e.dropped for e in forced] == ["WAITING_FOR_PRICE"] and state.forced_done == 0
+        assert state.accounts[0].withdrawn == 0  # the rebuilt state paid nothing out
+        # fresh prices and funding: the request is consumed live, once
+        now = l1.time
+        for market in (0, 1):
+            price = state.markets[market].price
+            await h.submitter.submit(world.prices(market, [(0, price, now), (1, price, now)]))
+        await h.submitter.submit(FundingTick(now, tuple(m.funding_index for m in state.markets)))
+        await h.send(l1.head(1))
+        assert state.forced_done == 1 and state.accounts[0].withdrawn == USD

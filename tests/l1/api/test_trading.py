@@ -6,6 +6,9 @@ fill over its subscription, and the Trade is in a batch posted on L1 (read from 
 
 from __future__ import annotations
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.types import Trade
 from optinode.testing.world import USD
@@ -48,6 +51,20 @@ def test_two_clients_trade_over_json_rpc_and_the_trade_lands_on_l1(chain, users,
     assert posted["stateRoot"] == "0x" + batch.state_root.hex()
     account = alice.call("optinode_getAccount", a_id)
     assert account["positions"] == [{"market": 0, "size": 40 * step, "fundingIndex": account["positions"][0]["fundingIndex"], "markPrice": price}]
+
+    # GET /metrics of the real process: the order flow, and the batch posting seen on L1
+    def metrics():
+        text = httpx.get(api_node.api_url + "metrics", timeout=10).text
+        return {(x.name, tuple(sorted(x.labels.items()))): x.value for f in text_string_to_metric_families(text) for x in f.samples}
+
+    m = api_node.wait_for(lambda: (m := metrics())[("optinode_last_posted_batch", ())] >= batch.index and m, "the append in /metrics")
+    assert m[("optinode_orders_accepted_total", (("status", "resting"),))] == 1
+    assert m[("optinode_orders_accepted_total", (("status", "filled"),))] == 1
+    assert m[("optinode_fills_total", ())] == 1 and m[("optinode_ack_latency_seconds_count", ())] == 2
+    assert m[("optinode_book_size", (("market", "0"), ("side", "bid")))] == 60 * step
+    assert m[("optinode_batches_posted_total", ())] >= batch.index and m[("optinode_batch_posting_latency_seconds_count", ())] >= 1
+    assert m[("optinode_last_cut_batch", ())] >= batch.index and m[("optinode_log_fsync_seconds_count", ())] >= 2
+    assert m[("optinode_l1_head_block", ())] >= chain.w3.eth.block_number - 5 and m[("optinode_l1_up", ())] == 1
 
 
 def test_acknowledged_orders_survive_a_sigkill_with_the_same_book_and_fills(chain, users, anvil, tmp_path) -> None:

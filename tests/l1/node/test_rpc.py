@@ -12,6 +12,7 @@ import trio
 
 from optinode.l1.anvil import free_port
 from optinode.l1.rpc import RpcClient, RpcError, RpcUnavailable
+from optinode.metrics import NodeMetrics
 
 
 class Proxy:
@@ -88,6 +89,8 @@ async def test_an_error_answer_is_raised_not_retried(anvil) -> None:
 @pytest.mark.trio
 async def test_endpoint_away_and_back_is_survived_with_one_log_line_each(proxy, caplog) -> None:
     rpc = RpcClient(proxy.url, retry_for=None, backoff=(0.05, 0.2))
+    metrics = NodeMetrics()
+    rpc.on_state = metrics.on_l1_state
     caplog.set_level(logging.INFO, logger="optinode.l1.rpc")
     result = []
 
@@ -99,12 +102,14 @@ async def test_endpoint_away_and_back_is_survived_with_one_log_line_each(proxy, 
             nursery.start_soon(ask)
             await trio.sleep(1.0)  # nothing listens: the client keeps retrying
             assert result == []
+            assert b"optinode_l1_up 0.0" in metrics.expose() and b"optinode_l1_outages_total 1.0" in metrics.expose()
             proxy.start()
     assert result and result[0] >= 0
     messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "optinode.l1.rpc"]
     assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], messages
-    assert "unreachable" in messages[0][1] and "retrying" in messages[0][1]
-    assert "back after" in messages[1][1]
+    assert "alert=l1_lost" in messages[0][1] and "retrying" in messages[0][1]
+    assert "alert=l1_back" in messages[1][1] and "down_s=" in messages[1][1]
+    assert b"optinode_l1_up 1.0" in metrics.expose() and b"optinode_l1_outages_total 1.0" in metrics.expose()
 
 
 @pytest.mark.trio

@@ -43,7 +43,7 @@ def test_a_batch_older_than_the_drift_is_rebuilt_at_a_fresh_time_and_posted(chai
     # the sender (its first two are the start-up hand-over of batch 1, a no-op, and of the stale batch 2, refused)
     rebuilding = Sequencer(chain, tmp_path / "seq", crash_at="proposer.before_submit:3")
     rebuilding.wait_for(lambda: rebuilding.process.poll() is not None, "the crash after the rebuild", mine_every=1.0)
-    assert "alert=batches_rebuilt from=2" in rebuilding.log_tail(200_000) and rebuilding.stop() == -signal.SIGKILL
+    assert "alert=batches_rebuilt from_index=2" in rebuilding.log_tail(200_000) and rebuilding.stop() == -signal.SIGKILL
     assert chain.batch_count() == 2
     again = chain.start_sequencer(tmp_path / "seq")  # the rebuild is durable: this run only posts it
     try:

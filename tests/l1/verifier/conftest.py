@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from eth_account import Account
+from prometheus_client.parser import text_string_to_metric_families
 
+from optinode.l1.anvil import free_port
 from optinode.testing.seqnode import DevChain, Sequencer, optinode_command, optinode_env
 
 from ..sequencer.conftest import chain, users, world  # noqa: F401 - the same fixtures
@@ -21,23 +24,28 @@ CHALLENGER_KEYS = (5, 6)  # anvil accounts used as challengers (alice, bob are 2
 
 
 class VerifierProc:
-    """One `optinode verifier run` process; its status is the JSON it rewrites at every head."""
+    """One `optinode verifier run` process with JSON logs and its watchtower port; its status is the JSON
+    it rewrites at every head (`status()`), or the same over HTTP (`rpc("optinode_status")`)."""
 
-    def __init__(self, chain: DevChain, data_dir: Path, key: str, *, fault: str | None = None, config_path: Path | None = None) -> None:
+    def __init__(self, chain: DevChain, data_dir: Path, key: str | None, *, fault: str | None = None, config_path: Path | None = None) -> None:
         self.chain, self.data_dir, self.key = chain, data_dir, key
         self.config_path = config_path or chain.config_path  # another node section (the chain's genesis and contracts)
-        self.address = Account.from_key(key).address
+        self.address = Account.from_key(key).address if key else None
         self.log_path = data_dir.with_suffix(".log")
         self.fault = fault
+        self.api_url = f"http://127.0.0.1:{free_port()}/"
         self.start()
 
     def start(self) -> None:
         args = ["verifier", "run", "--config", str(self.config_path), "--deployment", str(self.chain.deployment_path),
-                "--data-dir", str(self.data_dir), "--rpc", self.chain.url]
+                "--data-dir", str(self.data_dir), "--rpc", self.chain.url, "--log-format", "json",
+                "--api-port", self.api_url.rsplit(":", 1)[1].rstrip("/")]
         if self.fault:
             args += ["--fault", self.fault]
+        if self.key is None:
+            args += ["--watch-only"]
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(optinode_command(*args), env={**optinode_env(), "OPTINODE_CHALLENGER_KEY": self.key},
+        self.process = subprocess.Popen(optinode_command(*args), env={**optinode_env(), "OPTINODE_CHALLENGER_KEY": self.key or ""},
                                         stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def status(self) -> dict[str, Any] | None:
@@ -53,9 +61,25 @@ class VerifierProc:
     stop = Sequencer.stop  # the same shutdown and log reading as the sequencer's process
     log_tail = Sequencer.log_tail
 
-    def alerts(self, name: str) -> list[str]:
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every line of its log, parsed: `--log-format json` writes nothing else (a line that is not
+        one JSON object fails the test here)."""
         self._log.flush()
-        return [line for line in self.log_path.read_text(errors="replace").splitlines() if f"alert={name}" in line]
+        return [json.loads(line) for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.log_lines() if line["event"] == name and line["fields"].get("alert") is True]
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        reply = requests.post(self.api_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10).json()
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply["result"]
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """GET /metrics on its watchtower port, parsed: {(sample name, sorted labels): value}."""
+        text = requests.get(self.api_url + "metrics", timeout=10).text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 

@@ -70,6 +70,14 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
     assert {o["args"]["challenger"] for o in opened} == {v.address for v in vs} and all(o["args"]["batchIndex"] == 1 for o in opened)
     detect_blocks = opened[0]["blockNumber"] - appended[0]["blockNumber"]
     assert detect_blocks <= 2, f"the challenge was mined {detect_blocks} blocks after the bad batch"
+    if disturb is None:  # the watchtower port: optinode_status over HTTP shows the game with both clocks
+        live = wait_until(lambda: (st := vs[0].rpc("optinode_status"))["games"] and st["games"][0]["proposer_time_left"] is not None and st,
+                          "the game and its clocks in optinode_status", chain=chain, procs=processes)
+        (shown,) = [g for g in live["games"] if g["batch"] == 1]
+        assert shown["role"] == "challenger" and live["invalid_batches"] == [1] and live["l1_up"] is True
+        assert 0 < shown["proposer_time_left"] <= params.clock and 0 < shown["challenger_time_left"] <= params.clock
+        assert live["bonds_at_stake_wei"] == (params.challenger_bond if shown["resolved"] is None else 0)
+        assert set(live) == set(vs[0].status())  # `optinode verifier status` prints the same function's output
     if disturb is not None:
         wait_until(lambda: _logs(chain, game.events.Bisected()), "the proposer's first bisect", chain=chain, procs=processes)
     if disturb == "kill":  # kill -9 mid-game (after the first bisect), restart on the same data directory
@@ -101,6 +109,16 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
     assert any(v.alerts("invalid_batch") for v in vs)
     assert all(len(v.alerts("invalid_batch")) <= 1 for v in vs)  # one alert per bad batch, a reorg raises no second one
     wait_until(lambda: vs[0].alerts("game_won") or vs[-1].alerts("game_won"), "a verifier to report its win", chain=chain, procs=processes)
+    if disturb is None and verifiers == 1:  # its /metrics counted what happened, once each
+        m = vs[0].metrics()
+        assert m[("optinode_verifier_invalid_batches_total", ())] == 1
+        assert m[("optinode_games_opened_total", (("role", "challenger"),))] == 1
+        assert m[("optinode_games_resolved_total", (("result", "won"),))] == 1
+        moves = {labels: v for (name, labels), v in m.items() if name == "optinode_game_moves_total"}
+        assert sum(moves.values()) >= 1 and all(dict(labels)["side"] == "challenger" for labels in moves)
+        (opened_alert,) = vs[0].alerts("game_opened")
+        assert opened_alert["fields"]["batch"] == 1 and opened_alert["fields"]["role"] == "challenger"
+        assert vs[0].alerts("game_move") and vs[0].alerts("invalid_batch")[0]["fields"]["batch"] == 1
     # issue 11 item 3: the sequencer rolls back to batch 0's checkpoint, re-posts batch 1 (now honest), and it finalizes
     wait_until(lambda: len(chain.append_transactions()) >= 2 and chain.batch_count() == 2, "the sequencer to re-post batch 1", chain=chain,
                procs=processes)
@@ -140,6 +158,7 @@ def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users,
     assert chain.rollup.functions.credits(proposer).call() - before == params.challenger_bond
     assert chain.batch_count() == 2 and not _logs(chain, chain.rollup.events.BatchesDiscarded())
     wait_until(lambda: liar.alerts("game_lost"), "the liar to report its loss", chain=chain, procs=processes)
+    assert liar.metrics()[("optinode_games_resolved_total", (("result", "lost"),))] == 1
     assert [o["args"]["challenger"] for o in _logs(chain, game.events.GameOpened())] == [liar.address]
     shown = subprocess.run(optinode_command("verifier", "status", "--data-dir", str(liar.data_dir)), env=optinode_env(),
                            capture_output=True, text=True, timeout=60)

@@ -67,7 +67,7 @@ def test_two_consecutive_bad_batches_are_discarded_and_the_sequencer_recovers_an
     # (the re-post may land before this line runs: wait for a batch 2 whose root is not the bad one)
     wait_until(lambda: chain.batch_count() >= 3 and chain.l1_batches()[1].state_root != bad_root, "the re-posted batches",
                chain=chain, procs=processes, timeout=60)
-    assert "alert=batches_rebuilt from=2" in seq.log_tail(400_000)  # rolled back to batch 1's checkpoint
+    assert "alert=batches_rebuilt from_index=2" in seq.log_tail(400_000)  # rolled back to batch 1's checkpoint
     invalid_alerts = len(verifier.alerts("invalid_batch"))
     wait_until(lambda: (s := verifier.status()) and s["synced_batch"] == chain.batch_count() - 1, "the verifier to follow the re-post",
                chain=chain, procs=processes)
