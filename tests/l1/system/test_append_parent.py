@@ -65,3 +65,22 @@ def test_an_append_naming_another_parent_reverts(system, proposer) -> None:
         assert error.values == (wrong, one)
     assert system.rollup.functions.batchCount().call() == 2
     assert system.append_batch(proposer, [b"\x04"], parts_for("two"), parent_root=one) == 2
+
+
+def test_an_append_signed_behind_a_reverted_one_cannot_take_its_index(make_system, accounts) -> None:
+    """Batch 1's append waits out the drift (L1 stalled) and reverts TimestampTooOld; batch 2's,
+    signed behind it at a fresh time, names batch 1 as its parent and reverts too instead of landing
+    at index 1 on genesis."""
+    system = make_system(max_timestamp_drift=100)
+    w3, account = system.w3, accounts[1]
+    nonce = w3.eth.get_transaction_count(account.address)
+    genesis = system.batch(0)["stateRoot"]
+    first_parts = parts_for("first")
+    _, first = _sign_append(system, account, [b"\x04"], first_parts, genesis, nonce)
+    increase_time(w3, 200)  # past the drift: batch 1's declared time is now too old
+    call, second = _sign_append(system, account, [b"\x04", b"\x05"], parts_for("second"), first_parts.root(), nonce + 1)
+    receipts = [w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw)) for raw in (first, second)]
+    assert [r["status"] for r in receipts] == [0, 0]
+    assert system.rollup.functions.batchCount().call() == 1
+    error = expect_revert("WrongParent", lambda: transact(w3, call, account.address, value=system.params.proposer_bond))
+    assert error.values == (first_parts.root(), genesis)
