@@ -145,6 +145,9 @@ contract Rollup {
     error CounterDecreased();
     error CounterBeyondQueue();
     error EmptyBatch();
+    /// The append names `expected` as its parent's state root; the tip's is `actual` (a discard or a
+    /// reverted append came between its signing and its mining).
+    error WrongParent(bytes32 expected, bytes32 actual);
     /// The declared L1 timestamp is after the append block's.
     error TimestampInFuture(uint64 l1Timestamp, uint256 blockTimestamp);
     /// The declared L1 timestamp is before the parent batch's (L1 time never runs backwards).
@@ -204,6 +207,9 @@ contract Rollup {
     ///         pre-state is the post-state of the previous batch. Send exactly `proposerBond` wei.
     ///         Send it as the transaction itself (to this contract, from the proposer's EOA).
     ///         `l1Timestamp` is the L1 time the batch was executed at (its one-step proofs use it).
+    ///         `parentRoot` is the state root of the batch it builds on: the append reverts
+    ///         (WrongParent) unless that is the tip, so an append signed before a discard or behind a
+    ///         reverted one never lands on another pre-state (docs/contracts.md, "Appending").
     function appendBatch(
         bytes calldata data,
         bytes32 accountsRoot,
@@ -211,7 +217,8 @@ contract Rollup {
         bytes32 globalsHash,
         uint64 depositsDone,
         uint64 forcedDone,
-        uint64 l1Timestamp
+        uint64 l1Timestamp,
+        bytes32 parentRoot
     ) external payable returns (uint256 index) {
         // 1. The batch bytes are the L1 transaction's input (DESIGN safety property 7): the caller is
         //    the transaction's origin, so this is the top-level call, and the origin has no code, so no
@@ -224,13 +231,21 @@ contract Rollup {
         // 2. The sender is a proposer and sends the bond.
         if (!isProposer[msg.sender]) revert NotProposer();
         if (msg.value != proposerBond) revert WrongBond();
-        (bool frozen, uint256 depositQueueLength, uint256 forcedQueueLength) = bridge.status();
-        if (frozen) revert RollupFrozen();
+        uint256 depositQueueLength;
+        uint256 forcedQueueLength;
+        {
+            bool frozen; // scoped: appendBatch's stack is full
+            (frozen, depositQueueLength, forcedQueueLength) = bridge.status();
+            if (frozen) revert RollupFrozen();
+        }
         index = batchCount;
         {
             Batch storage parent = _batches[index - 1];
+            // 3. The batch builds on the tip: the pre-state its roots were computed from is the one
+            //    a game would replay it on (registerGame's preRoot).
+            if (parentRoot != parent.stateRoot) revert WrongParent(parentRoot, parent.stateRoot);
             if (depositsDone < parent.depositsDone || forcedDone < parent.forcedDone) revert CounterDecreased();
-            // 3. The declared L1 time: not after this block, not before the parent's, and at most
+            // 4. The declared L1 time: not after this block, not before the parent's, and at most
             //    maxTimestampDrift behind this block (a proposer cannot hold the clock back for long).
             if (l1Timestamp > block.timestamp) revert TimestampInFuture(l1Timestamp, block.timestamp);
             if (l1Timestamp < parent.timestamp) revert TimestampBeforeParent(l1Timestamp, parent.timestamp);

@@ -308,16 +308,18 @@ class System:
 
     def append_batch(
         self, sender: str, records: Sequence[bytes] | bytes, parts: StateParts, *, value: int | None = None,
-        gas: int | None = None, l1_timestamp: int | None = None,
+        gas: int | None = None, l1_timestamp: int | None = None, parent_root: bytes | None = None,
     ) -> int:
         """Append framed `records` (or raw batch bytes) with the post-state preimage `parts`, declaring
         `l1_timestamp` as the batch's L1 time (default: the latest block's, which the next block's
-        cannot precede)."""
+        cannot precede) and `parent_root` as the state root it builds on (default: the tip's)."""
         data = records if isinstance(records, (bytes, bytearray)) else frame_records(list(records))
         index = self.rollup.functions.batchCount().call()
         if l1_timestamp is None:
             l1_timestamp = self.w3.eth.get_block("latest")["timestamp"]
-        fn = self.rollup.functions.appendBatch(bytes(data), *parts.as_tuple(), l1_timestamp)
+        if parent_root is None:
+            parent_root = self.batch(index - 1)["stateRoot"]
+        fn = self.rollup.functions.appendBatch(bytes(data), *parts.as_tuple(), l1_timestamp, parent_root)
         self._send("appendBatch", fn, sender, self.params.proposer_bond if value is None else value, gas)
         return index
 

@@ -296,8 +296,8 @@ class RpcClient:
         except RpcError:
             return None
 
-    async def estimate_gas(self, tx: dict[str, Any]) -> int:
-        return _int(await self.call("eth_estimateGas", [tx]))
+    async def estimate_gas(self, tx: dict[str, Any], tag: str = "latest") -> int:
+        return _int(await self.call("eth_estimateGas", [tx, tag]))
 
     async def eth_call(self, tx: dict[str, Any], tag: str = "latest") -> bytes:
         return _bytes(await self.call("eth_call", [tx, tag]))

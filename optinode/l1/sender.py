@@ -209,8 +209,10 @@ class Sender:
                 return existing  # never the same item twice
             if gas is None:
                 try:
+                    # On the pending block: the transaction runs after our own unmined ones (nonce
+                    # order), e.g. a pipelined append names as its parent a batch still in the mempool.
                     estimate = await self.rpc.estimate_gas(
-                        {"from": self.signer.address, "to": hexbytes(to), "data": hexbytes(data), "value": hexint(value)}
+                        {"from": self.signer.address, "to": hexbytes(to), "data": hexbytes(data), "value": hexint(value)}, "pending"
                     )
                 except RpcError as error:
                     raise SendRejected(label, error) from None

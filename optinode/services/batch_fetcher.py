@@ -22,7 +22,7 @@ from optinode.services.proposer import _APPEND
 
 __all__ = ["BatchUnavailable", "decode_append", "fetch_batch"]
 
-APPEND_ARGS = ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "uint64"]
+APPEND_ARGS = ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "uint64", "bytes32"]
 
 
 class BatchUnavailable(Exception):

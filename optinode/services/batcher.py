@@ -49,7 +49,7 @@ def framed_size(record: bytes) -> int:
 
 def estimate_append_gas(records: int, data_bytes: int) -> int:
     """An upper bound on the L1 gas of appending a batch of ``records`` records in ``data_bytes``."""
-    return APPEND_BASE_GAS + GAS_PER_RECORD * records + GAS_PER_BYTE * (data_bytes + 6 * 32 + 4)
+    return APPEND_BASE_GAS + GAS_PER_RECORD * records + GAS_PER_BYTE * (data_bytes + 7 * 32 + 4)
 
 
 @dataclass

@@ -46,15 +46,20 @@ log = logging.getLogger("optinode.services.proposer")
 
 FINALIZE_ITEM = 1 << 40  # sender item ids: batch i is item i, its finalize FINALIZE_ITEM + 256 i + attempt
 EPOCH_ITEM = 1 << 48  # a rebuilt batch i of epoch e >= 1 is item e * EPOCH_ITEM + i (above every finalize item)
-_APPEND = keccak(b"appendBatch(bytes,bytes32,bytes32,bytes32,uint64,uint64,uint64)")[:4]
+_APPEND = keccak(b"appendBatch(bytes,bytes32,bytes32,bytes32,uint64,uint64,uint64,bytes32)")[:4]
 _FINALIZE = keccak(b"finalize(uint256)")[:4]
 
 
-def append_calldata(records: list[bytes], batch: BatchRecord) -> bytes:
+def append_calldata(records: list[bytes], batch: BatchRecord, parent_root: bytes) -> bytes:
+    """``parent_root``: the state root of the batch this one was executed on (the journal's batch
+    index - 1, genesis for batch 1). The Rollup refuses the append (WrongParent) unless that is its
+    tip, so a transaction signed before a discard, or behind an append that reverted, cannot land
+    on another pre-state and cost its bond (docs/contracts.md, "Appending")."""
     return _APPEND + eth_abi.encode(
-        ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "uint64"],
+        ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "uint64", "bytes32"],
         [frame_records(records), batch.accounts_root, batch.slots_root, batch.globals_hash, batch.deposits_done, batch.forced_done,
-         batch.l1_timestamp],  # the time the engine executed the batch at: the Rollup bounds and records it
+         batch.l1_timestamp,  # the time the engine executed the batch at: the Rollup bounds and records it
+         parent_root],
     )
 
 
@@ -76,6 +81,7 @@ class ProposerDeps:
     rollup: bytes
     bond: int
     challenge_window: int
+    genesis_root: bytes  # the Rollup's batch 0: the parent batch 1 names
     faults: Faults = field(default_factory=Faults)
     known_events: list[Any] = field(default_factory=list)  # the follower's stored events at start-up
     max_timestamp_drift: int | None = None  # Rollup.maxTimestampDrift: an older batch is refused on chain
@@ -117,7 +123,7 @@ async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
         deps.faults.point("proposer.before_submit")
         try:
             record = await deps.sender.submit(
-                item=append_item(batch), to=deps.rollup, data=append_calldata(deps.journal.batch_records(batch), batch),
+                item=append_item(batch), to=deps.rollup, data=append_calldata(deps.journal.batch_records(batch), batch, _parent_root(deps, batch)),
                 value=deps.bond, label=f"batch {batch.index}",
             )
         except SendRejected as error:
@@ -127,6 +133,17 @@ async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
         if record.status in ("reverted", "conflict"):
             log.error("batch %d: its append is %s on L1; the operator must look (another proposer on this key?)", batch.index, record.status)
         t.next_submit = batch.index + 1
+
+
+def _parent_root(deps: ProposerDeps, batch: BatchRecord) -> bytes:
+    """The root of the batch ``batch`` was executed on: the journal's previous batch (a rebuild
+    rewrites both together), genesis for batch 1."""
+    if batch.index == 1:
+        return deps.genesis_root
+    parent = deps.journal.batch(batch.index - 1)
+    if parent is None:
+        raise RuntimeError(f"batch {batch.index} is in the journal without its parent")
+    return parent.state_root
 
 
 async def _maybe_finalize(deps: ProposerDeps, t: _Tracker, head: Head) -> None:

@@ -114,6 +114,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
         proposer_send, proposer_receive = trio.open_memory_channel(PROPOSER_INBOX)
         deps = proposer.ProposerDeps(sender=sender, rpc=rpc, journal=Journal(store), rollup=parse_address(c.rollup),
                                      bond=params.proposer_bond, challenge_window=params.challenge_window, faults=settings.faults,
+                                     genesis_root=bytes.fromhex(deployment.genesis_root.removeprefix("0x")),
                                      max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(), metrics=metrics,
                                      known_events=[e for e in follower.stored_events()
                                                    if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])

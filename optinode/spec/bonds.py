@@ -269,7 +269,7 @@ def _forfeit(ledger: Ledger, batch_id: int) -> Ledger:
 
 def process_append(ledger: Ledger, proposer: str, *, value: int, frozen: bool = False) -> tuple[Ledger, int]:
     """A proposer appends a batch with its bond; returns the batch's index. The other checks of
-    appendBatch (the sender, the queue counters, the framing) are not bond rules. # sol: Rollup.appendBatch"""
+    appendBatch (the sender, the parent, the queue counters, the framing) are not bond rules. # sol: Rollup.appendBatch"""
     # 1. The bond is exactly proposer_bond.
     require(value == ledger.params.proposer_bond, BondError.WRONG_BOND, f"{value} sent")
     # 2. The rollup is not frozen.

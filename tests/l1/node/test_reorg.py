@@ -37,7 +37,7 @@ async def test_reorg_removes_a_batch_and_a_deposit(depth, rpc, store, contracts,
     await drain(follower)
 
     parts = StateParts(keccak(b"a"), keccak(b"s"), keccak(b"g"), 0, 0)
-    calldata = system.rollup.functions.appendBatch(frame_records([b"\x01\x02", b"\x03"]), *parts.as_tuple(), w3.eth.get_block("latest")["timestamp"])._encode_transaction_data()
+    calldata = system.rollup.functions.appendBatch(frame_records([b"\x01\x02", b"\x03"]), *parts.as_tuple(), w3.eth.get_block("latest")["timestamp"], system.batch(0)["stateRoot"])._encode_transaction_data()
     posted = await sender.submit(
         item=1, to=bytes.fromhex(system.rollup.address[2:]), data=bytes.fromhex(calldata[2:]), value=system.params.proposer_bond, label="batch 1"
     )

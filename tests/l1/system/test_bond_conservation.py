@@ -172,7 +172,7 @@ class History:
         try:
             after, index = bonds.process_append(self.ledger, proposer, value=bond, frozen=self.frozen)
         except bonds.BondRuleError as exc:
-            fn = self.system.rollup.functions.appendBatch(b"\x04", *(bytes(32),) * 3, 0, 0, 0)
+            fn = self.system.rollup.functions.appendBatch(b"\x04", *(bytes(32),) * 3, 0, 0, 0, bytes(32))  # a bond rule fails first
             self.expect(fn, proposer, exc.code.value, value=bond)
             return
         mock = post_mock_batch(self.system, proposer, RECORDS[:n], valid=valid, tag=f"{self.ledger.next_id}")

@@ -42,7 +42,7 @@ def _system(w3, deployer, proposer: str):
 
 def _relay_call(relay, system, seed: bytes):
     parts = parts_for("relay")
-    return relay.functions.relay(system.rollup.address, seed, 5, 20, *parts.as_tuple())
+    return relay.functions.relay(system.rollup.address, seed, parts.as_tuple())
 
 
 def test_a_direct_append_is_rebuildable_from_its_input(system, proposer) -> None:
@@ -89,7 +89,7 @@ def test_a_7702_delegated_proposer_cannot_append(w3, deployer, accounts, snapsho
     # the reason, replayed as a call at the same state
     err = expect_revert(
         "CalldataUnavailable",
-        lambda: transact(w3, system.rollup.functions.appendBatch(b"\x01\x04", *parts_for("x").as_tuple(), _latest_time(w3)), eoa.address, value=BOND),
+        lambda: transact(w3, system.rollup.functions.appendBatch(b"\x01\x04", *parts_for("x").as_tuple(), _latest_time(w3), system.batch(0)["stateRoot"]), eoa.address, value=BOND),
     )
     assert err.values == (eoa.address, eoa.address, len(code))
     # with the delegation cleared (authorization to the zero address), the EOA appends directly again
@@ -98,7 +98,7 @@ def test_a_7702_delegated_proposer_cannot_append(w3, deployer, accounts, snapsho
     tx = {**tx, "nonce": nonce, "value": 0, "data": b"", "authorizationList": [clear]}
     w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(eoa.sign_transaction(tx).raw_transaction))
     assert w3.eth.get_code(eoa.address) == b""
-    receipt = transact(w3, system.rollup.functions.appendBatch(frame_records([b"\x04"]), *parts_for("y").as_tuple(), _latest_time(w3)), eoa.address, value=BOND)
+    receipt = transact(w3, system.rollup.functions.appendBatch(frame_records([b"\x04"]), *parts_for("y").as_tuple(), _latest_time(w3), system.batch(0)["stateRoot"]), eoa.address, value=BOND)
     (ev,) = events(system.rollup.events.BatchAppended, receipt)
     assert rebuild_from_input(system, receipt["transactionHash"]) == [b"\x04"]
     assert Web3.to_checksum_address(ev.args.proposer) == eoa.address

@@ -139,7 +139,7 @@ def test_wiring_is_checked(system, w3, deployer) -> None:
 
 
 def test_declared_timestamp_is_bounded(w3, make_system, proposer) -> None:
-    """appendBatch's rule 3: parent's timestamp <= l1Timestamp <= block.timestamp and
+    """appendBatch's rule 4: parent's timestamp <= l1Timestamp <= block.timestamp and
     block.timestamp - l1Timestamp <= maxTimestampDrift, each bound with its named error."""
     system = make_system(max_timestamp_drift=100)
     now = w3.eth.get_block("latest")["timestamp"]
