@@ -527,9 +527,8 @@ class Engine:
         receipt = state_transition(self.state, tx, ctx)
         if not receipt.applied:
             if command.index not in self._waiting_forced:
-                log.warning("alert=forced_request_waiting index=%d account=%d: not consumable at L1 time %d (%s); "
-                            "it waits for a fresh price or funding tick, and its deadline keeps running",
-                            command.index, command.account_id, now, receipt.code.name)
+                alert(log, "forced_request_waiting", index=command.index, account=command.account_id, l1_time=now,
+                      reason=receipt.code.name, action="waits for a fresh price or funding tick; its deadline keeps running")
                 self._waiting_forced.add(command.index)
             return None
         self._waiting_forced.discard(command.index)
