@@ -202,7 +202,8 @@ class Books:
         w3, rollup, ledger = self.system.w3, self.system.rollup, self.ledger
         for batch_id, bond in ledger.bonds.items():
             proposer, index, state, per_game = rollup.functions.bonds(batch_id).call()
-            assert (proposer, index, state, per_game) == (bond.proposer, bond.batch_index, int(bond.state), bond.reward_per_game)
+            chain, spec = (proposer, index, state, per_game), (bond.proposer, bond.batch_index, int(bond.state), bond.reward_per_game)
+            assert chain == spec, f"bond of batch id {batch_id}: chain (proposer, index, state, reward per game) {chain}, spec {spec}"
         for who in self.parties:
             assert rollup.functions.credits(who).call() == ledger.credits.get(who, 0), who
         assert w3.eth.get_balance(BURN_ADDRESS) - self.burned_before == ledger.burned

@@ -24,7 +24,10 @@ every credit withdrawn) and:
 Two scripted histories (`contested_history`, `frozen_history`: the same decisions on every run) reach
 every game outcome (the challenger wins, the proposer wins, a game is cancelled) and every terminal
 bond state (returned, forfeited, escaped), and the coverage is asserted on them alone; the random
-histories come on top, with the same checks, and cover what chance gives them.
+histories come on top, with the same checks, and cover what chance gives them. A third scripted
+history (`troll_history`) keeps what a random one found: a troll that steps on a truthfully posted
+segment loses, which the model got wrong when it ran the step at the append block's time instead of
+the batch's declared L1 time. After every move the contract's game phase must equal the spec's.
 
 About half the random histories head for a freeze (a forced request left to go overdue at a drawn step),
 the others run unfrozen to the end. Budget: the default profile runs `EXAMPLES` = 12 histories in
@@ -73,7 +76,8 @@ def garbage(*parts: int) -> bytes:
 class BatchInfo:
     mock: MockBatch
     batch_id: int
-    timestamp: int
+    timestamp: int  # the batch's declared L1 time: the L1 context of its one-step proofs
+    appended_at: int  # the append block's time: the challenge window runs from here
 
 
 @dataclass
@@ -178,7 +182,7 @@ class History:
         mock = post_mock_batch(self.system, proposer, RECORDS[:n], valid=valid, tag=f"{self.ledger.next_id}")
         assert mock.index == index
         batch = self.system.batch(index)
-        self.batches[batch["id"]] = BatchInfo(mock, batch["id"], batch["appendedAt"])  # the window runs from the append
+        self.batches[batch["id"]] = BatchInfo(mock, batch["id"], batch["timestamp"], batch["appendedAt"])
         self.books.ledger = after
         self.count("append")
 
@@ -195,7 +199,7 @@ class History:
         who = self.draw(st.sampled_from([self.honest, self.troll, self.puppet]), "challenger")
         self.pin()
         info = next((b for b in self.batches.values() if b.mock.index == index and self.live(b)), None)
-        window_open = info is not None and self.now < info.timestamp + WINDOW
+        window_open = info is not None and self.now < info.appended_at + WINDOW
         value = self.system.params.challenger_bond
         try:
             after, gid = bonds.process_open_game(self.ledger, index, who, value=value, window_open=window_open, frozen=self.frozen)
@@ -256,6 +260,8 @@ class History:
         if not self.expect(fn, sender, expected):
             return
         g.game = after
+        # the contract's game is where the spec's is (a divergence shows here, not later in the bonds)
+        assert self.system.game_state(g.gid)["phase"] == after.phase, (g.gid, after.phase)
         self.count(type(move).__name__)
         if spec.is_over(after):
             self.books.ledger = bonds.process_game_end(self.ledger, g.gid, after.phase)
@@ -284,7 +290,7 @@ class History:
             index = self.draw(st.sampled_from([self.ledger.finalized_count, self.ledger.finalized_count + 1, 0]), "finalize")
         self.pin()
         info = next((b for b in self.batches.values() if b.mock.index == index and self.live(b)), None)
-        window_over = info is not None and self.now >= info.timestamp + WINDOW
+        window_over = info is not None and self.now >= info.appended_at + WINDOW
         try:
             after = bonds.process_finalize(self.ledger, index, window_over=window_over, frozen=self.frozen)
             expected = None
@@ -556,6 +562,34 @@ def frozen_history(h: History) -> None:
     h.wind_down()
 
 
+def troll_history(h: History) -> None:
+    """A valid batch; the troll challenges it and picks a part the proposer posted truthfully, not the
+    last transaction's (whose result the mock was told with setResult), so the step runs the mock's
+    transition at the batch's declared L1 time. The step proves the proposer right (PROPOSER_WON: the
+    troll's bond goes to the proposer) and the batch finalizes (RETURNED). Shrunk from a random history
+    that failed: the model ran the step at the append block's time (`appendedAt`, which starts the
+    window) instead of the batch's declared L1 time, so the spec saw the challenger win and forfeited
+    a bond the contracts (rightly) kept posted."""
+    p0, _ = h.proposers
+    s: Script = h.data
+    s.then(("proposer", p0), ("size", 5), ("valid", True))
+    h.append()
+    s.then(("which batch", 1), ("batch index", 1), ("challenger", h.troll), ("proposer plays", "truth"))
+    s.then(("troll plays", "troll"), ("lie from", 3))
+    h.open_game()
+    g = h.games[-1]
+    s.then(("game", g))
+    h.move()  # the proposer's bisection: the true roots at 1, 2, 3 of 5
+    s.then(("game", g), ("part", 1))
+    h.move()  # the troll picks [1, 2], whose both ends the proposer posted truthfully
+    assert g.game.phase == spec.Phase.STEP and (g.game.start, g.game.end) == (1, 2), g.game
+    s.then(("game", g))
+    h.move()  # the step: the true transition from root 1 gives root 2, as the proposer said
+    assert g.game.phase == spec.Phase.PROPOSER_WON, g.game.phase
+    h.wind_down()
+    assert h.ledger.bonds[g.batch.batch_id].state == bonds.BondState.RETURNED
+
+
 def new_history(system: System, w3: Any, accounts: Any, data: Any) -> History:
     parties = [accounts[i].address for i in (1, 4, 2, 3, 5, 6)]
     h = History(system, data, parties[:2], *parties[2:])
@@ -581,6 +615,18 @@ def test_scripted_histories_reach_every_outcome(bond_system, w3, accounts) -> No
             assert w3.provider.make_request("evm_revert", [snap])["result"]
     assert {"end:CHALLENGER_WON", "end:PROPOSER_WON", "end:CANCELLED", "withdraw", "freeze", "forfeit"} <= totals.keys(), totals
     assert {"bond:RETURNED", "bond:FORFEITED", "bond:ESCAPED"} <= totals.keys(), totals
+
+
+def test_a_troll_loses_at_the_step_against_a_truthful_proposer(bond_system, w3, accounts) -> None:
+    """The random histories' finding, deterministic: a step on a truthfully posted segment of a valid
+    batch ends the game for the proposer, in the contracts and in the spec, and the bonds agree."""
+    current: list[History] = []
+    with pinned(w3, current):
+        h = new_history(bond_system, w3, accounts, Script())
+        current[:] = [h]
+        troll_history(h)
+        assert not h.data.decisions, f"unused decisions {h.data.decisions}"
+        assert h.counts.get("end:PROPOSER_WON") == 1 and h.counts.get("Step") == 1, h.counts
 
 
 def test_bonds_are_conserved_over_random_histories(bond_system, w3, accounts) -> None:
