@@ -455,14 +455,16 @@ class Engine:
         _, kind, item = min(candidates, key=lambda c: c[0])
         return kind, item
 
-    def _requeue_forced(self, command: ForcedCommand, *, seen_time: int) -> None:
+    def _requeue_forced(self, command: ForcedCommand) -> None:
         """Put a forced request a rebuild could not re-consume back in the queue. It was confirmed when
-        first consumed, so its block is taken as 0 (deep enough, and before any later queue entry);
-        the deadline counts from when it was first consumed, which is no earlier than when it was seen."""
+        first consumed, so its block is taken as 0 (deep enough, and before any later queue entry).
+        When it was requested is not in the log, and any later time (the first consumption's) would
+        make the batcher late for its deadline, so it counts as seen at time 0: the batch that
+        consumes it again is cut at once ("queue deadline")."""
         event = events.ForcedWithdrawalRequested(
             index=command.index, requester=command.requester, account_id=command.account_id, amount=command.amount,
             acc=b"\x00" * 32, block_number=0, block_hash=b"\x00" * 32, log_index=0, tx_hash=b"\x00" * 32, address=b"\x00" * 20)
-        self.forced[command.index] = _QueueItem(event, seen_time)
+        self.forced[command.index] = _QueueItem(event, 0)
 
     def _post_by(self, entry: LogEntry) -> float | None:
         command = entry.command
@@ -778,7 +780,7 @@ class Engine:
         if type(command) is ForcedCommand:
             consumed = self._consume_forced(seq, now, command)
             if consumed is None:  # stale at the fresh time: back to the head of the queue, consumed live later
-                self._requeue_forced(command, seen_time=entry.l1_timestamp)
+                self._requeue_forced(command)
                 return LogEntry(seq, now, command, (), (), dropped="WAITING_FOR_PRICE"), None
             return consumed, None
         if type(command) is SubmitCommand:

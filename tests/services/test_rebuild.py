@@ -175,3 +175,5 @@ async def test_a_forced_request_a_rebuild_finds_stale_goes_back_to_the_queue(tmp
         await h.submitter.submit(FundingTick(now, tuple(m.funding_index for m in state.markets)))
         await h.send(l1.head(1))
         assert state.forced_done == 1 and state.accounts[0].withdrawn == USD
+        # when it was requested is not in the log: the batch that consumes it again is due at once
+        assert h.engine.policy.due(h.engine.pending, trio.current_time(), l1.time) == "queue deadline"
