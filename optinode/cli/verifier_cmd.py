@@ -2,18 +2,21 @@
 
     optinode verifier run --config configs/devnet.toml --deployment deployment.json --data-dir data/ver \\
         [--rpc URL] [--watch-only] [--fault challenge:B:K] [--api-port 8546] [--log-format json]
-    optinode verifier status --data-dir data/ver
+    optinode verifier status [--api http://127.0.0.1:8546/] [--data-dir data/ver]
 
 ``run`` follows L1 alone and, with the ``[node.keys] challenger`` key (unless ``--watch-only``),
-challenges the first invalid batch and plays its games. ``status`` prints the JSON the running node
-rewrites at every L1 head (`status.json`): L1 head, synced batch, pending windows, open games with both
-clocks, bonds at stake, unserved queue entries and their deadlines — the same `Verifier.status()` that
-``optinode_status`` serves live on the ``--api-port`` (with ``GET /metrics``). ``--fault`` is refused unless the deployment's chain is a devnet.
+challenges the first invalid batch and plays its games. ``status`` prints `Verifier.status()`: L1 head,
+synced batch, pending windows, games with both clocks, bonds at stake, unserved queue entries and their
+deadlines. With ``--api URL`` it asks the running node (``optinode_status`` on its ``--api-port``); only
+when nothing answers there does it print ``status.json`` from ``--data-dir`` (what the node last wrote at
+an L1 head), saying so on stderr; the JSON on stdout has the same shape either way. ``--fault`` is
+refused unless the deployment's chain is a devnet.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -64,9 +67,34 @@ def run(
 
 
 @app.command("status")
-def status(data_dir: Annotated[Path, typer.Option("--data-dir", help="The running verifier's data directory.")]) -> None:
-    """Print the verifier's status (what it last wrote at an L1 head) as JSON."""
+def status(
+    api: Annotated[Optional[str], typer.Option("--api", help="The running verifier's watchtower URL (its --api-port), "
+                                               "e.g. http://127.0.0.1:8546/: the live status.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="The verifier's data directory: its status.json (without "
+                                                     "--api, or when nothing answers at --api).")] = None,
+) -> None:
+    """Print the verifier's status as JSON: live from --api, else what it last wrote in --data-dir."""
+    from optinode.services.watch_rpc import NodeDown, StatusRefused, ask_status
+
+    if api is None and data_dir is None:
+        fail("give --api URL (the running node) and/or --data-dir DIR (its status.json)")
+    down = None
+    if api is not None:
+        try:
+            typer.echo(json.dumps(ask_status(api), indent=2))
+            return
+        except StatusRefused as error:
+            fail(f"the verifier at {api} refused optinode_status: {error}")
+        except NodeDown as error:
+            down = f"the verifier at {api} does not answer ({error})"
+            if data_dir is None:
+                fail(f"{down}; give --data-dir to print the status it last wrote")
+    assert data_dir is not None
     path = data_dir / "status.json"
     if not path.exists():
-        fail(f"{path} does not exist: no verifier has run with this data directory")
-    typer.echo(json.dumps(json.loads(path.read_text()), indent=2))
+        fail(f"{down + '; ' if down else ''}{path} does not exist: no verifier has run with this data directory")
+    shown = json.loads(path.read_text())
+    if down is not None:  # stale: say how stale, on stderr (stdout stays the status, same shape as the live one)
+        age = time.time() - path.stat().st_mtime
+        typer.echo(f"note: {down}; printing {path}, written {age:.0f} s ago at L1 head {shown.get('l1_head')}", err=True)
+    typer.echo(json.dumps(shown, indent=2))

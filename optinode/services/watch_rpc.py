@@ -7,6 +7,9 @@ The same JSON-RPC envelope and HTTP handling as the sequencer's public API (`rpc
 node's methods, `rpc.serve_http`, `rpc.server_config`), so errors and limits behave alike. The
 status is `Verifier.status()`, the same function `optinode verifier status` prints (via
 `status.json`): one function, two views. HTTP only: a watchtower has nothing to push.
+
+`ask_status(url)` is the client side, for `optinode verifier status --api URL`: the live status, or
+`NodeDown` when nothing answers there (the CLI may then fall back to `status.json`, and says so).
 """
 
 from __future__ import annotations
@@ -14,14 +17,37 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import requests
 import trio
 from hypercorn.trio import serve
 
 from optinode.services import rpc
 
-__all__ = ["METHODS", "run"]
+__all__ = ["METHODS", "NodeDown", "ask_status", "run"]
 
 log = logging.getLogger("optinode.services.watch_rpc")
+
+
+class NodeDown(Exception):
+    """Nothing (or not a JSON-RPC server) answers at the watchtower URL."""
+
+
+class StatusRefused(Exception):
+    """The node answered optinode_status with a JSON-RPC error (it is up: no fallback)."""
+
+
+def ask_status(url: str, *, timeout: float = 5.0) -> dict[str, Any]:
+    """``optinode_status`` from the verifier serving ``url`` (blocking: a CLI call)."""
+    try:
+        reply = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "optinode_status", "params": []}, timeout=timeout)
+        answer = reply.json()
+    except (requests.RequestException, ValueError) as error:  # refused, timed out, or not JSON: not a running verifier
+        raise NodeDown(f"{type(error).__name__}: {error}") from None
+    if not isinstance(answer, dict) or not ("result" in answer or "error" in answer):
+        raise NodeDown(f"HTTP {reply.status_code}: not a JSON-RPC answer")
+    if answer.get("error") is not None:
+        raise StatusRefused(str(answer["error"]))
+    return answer["result"]
 
 
 async def _status(verifier: Any, params: list[Any], subscriber: Any) -> Any:

@@ -50,12 +50,16 @@ def test_a_forced_request_near_its_deadline_is_alerted_once(chain, users, tmp_pa
 
     # one function, two views: the CLI prints what the node wrote, the port serves it live
     live = v.rpc("optinode_status")
-    shown = subprocess.run(optinode_command("verifier", "status", "--data-dir", str(v.data_dir)), env=optinode_env(),
-                           capture_output=True, text=True, timeout=60)
+    shown = _status_cli("--data-dir", str(v.data_dir))
     assert shown.returncode == 0, shown.stderr
     printed = json.loads(shown.stdout)
     assert set(printed) == set(live) and printed["unserved"]["forced"][0]["index"] == live["unserved"]["forced"][0]["index"] == 0
     assert live["l1_head"] >= printed["l1_head"] and live["l1_up"] is True
+    # `--api URL` asks the running node (no data directory needed), and says nothing about a fallback
+    asked = _status_cli("--api", v.api_url)
+    assert asked.returncode == 0 and asked.stderr == "", asked.stderr
+    answered = json.loads(asked.stdout)
+    assert set(answered) == set(live) and answered["l1_head"] >= live["l1_head"] and answered["unserved"]["forced"][0]["index"] == 0
 
     # the envelope is the public API's: standard errors, and GET /metrics only
     bad = requests.post(v.api_url, json={"jsonrpc": "2.0", "id": 7, "method": "optinode_sendOrder", "params": []}, timeout=10).json()
@@ -64,3 +68,16 @@ def test_a_forced_request_near_its_deadline_is_alerted_once(chain, users, tmp_pa
     # every line the process wrote is one JSON object of the documented shape
     lines = v.log_lines()
     assert lines and all(set(line) == {"ts", "level", "logger", "event", "fields"} for line in lines)
+
+    # the node down: `--api` falls back to the data directory only when one is given, and says so on stderr
+    v.stop()
+    fallback = _status_cli("--api", v.api_url, "--data-dir", str(v.data_dir))
+    assert fallback.returncode == 0, fallback.stderr
+    assert json.loads(fallback.stdout) == json.loads((v.data_dir / "status.json").read_text())  # the same shape: what it last wrote
+    assert "does not answer" in fallback.stderr and "status.json" in fallback.stderr
+    down = _status_cli("--api", v.api_url)
+    assert down.returncode == 2 and "does not answer" in down.stderr and down.stdout == ""
+
+
+def _status_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(optinode_command("verifier", "status", *args), env=optinode_env(), capture_output=True, text=True, timeout=60)
