@@ -196,6 +196,8 @@ class WatchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     api_port: Port | None = None  # serve optinode_status and GET /metrics on 127.0.0.1:PORT (`--api-port` overrides)
     clock_warning: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] | None = None  # seconds left on our game clock; default clock / 3
     deadline_warning: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] | None = None  # seconds before a queue deadline; default deadline / 3
+    # share of an invalid batch's challenge window after which no game on it raises invalid_batch_unchallenged
+    unchallenged_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.25
 
 
 class NodeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -152,3 +152,8 @@ class VerifierMetrics(NodeMetrics):
                                         ["queue"], registry=r)
         self.queue_deadline_near = Counter("optinode_queue_deadline_near", "Queue entries that came within the warning threshold of their deadline",
                                            ["queue"], registry=r)
+        self.games_watched = Gauge("optinode_games_watched", "Other parties' dispute games this watchtower follows, not resolved yet", registry=r)
+        self.game_losing = Counter("optinode_game_losing", "game_losing alerts: the side we agree with is losing a game, by reason",
+                                   ["reason"], registry=r)
+        self.unchallenged = Counter("optinode_verifier_unchallenged", "invalid_batch_unchallenged alerts: an invalid batch with no game "
+                                    "after the configured share of its window", registry=r)

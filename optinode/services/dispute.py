@@ -45,7 +45,7 @@ from optinode.spec.crypto import keccak
 from optinode.spec.game import Bisect, Cancel, Choose, Game, Phase, Side, Step, Timeout, is_over, time_left, turn
 from optinode.spec.player import honest_challenger_move, honest_proposer_move
 
-__all__ = ["GAME_TUPLE", "Player", "PlayerDeps", "StepInput", "read_game", "run"]
+__all__ = ["GAME_TUPLE", "KnownGame", "OnChainGame", "Player", "PlayerDeps", "StepInput", "read_game", "run", "track"]
 
 log = logging.getLogger("optinode.services.dispute")
 
@@ -111,12 +111,36 @@ async def read_game(rpc: RpcClient, game_address: bytes, game_id: int, tx_count:
 
 
 @dataclass
-class _Known:
+class KnownGame:
+    """A game as the follower's events describe it (what `read_game` needs besides the contract)."""
+
     opened: Any  # GameOpened
     roots: tuple[bytes, ...] = ()  # of the last Bisected
     moves: int = 0  # Bisected + Chosen seen
     resolved: int | None = None  # GameResolved.outcome
     discarded: bool = False  # its batch was discarded (another game won): cancel it for the bond and share
+
+
+def track(games: dict[int, KnownGame], event: Any, keep: Callable[[Any], bool]) -> KnownGame | None:
+    """Apply one follower event to ``games`` (the games ``keep(GameOpened)`` selects); returns the
+    entry a GameOpened just added. The player (its own games) and the watchtower (everyone else's,
+    `game_watch`) keep their books with it."""
+    if isinstance(event, events.GameOpened):
+        if event.game_id not in games and keep(event):
+            known = games[event.game_id] = KnownGame(event)
+            return known
+    elif isinstance(event, events.Bisected) and event.game_id in games:
+        known = games[event.game_id]
+        known.roots, known.moves = tuple(event.roots), known.moves + 1
+    elif isinstance(event, events.Chosen) and event.game_id in games:
+        games[event.game_id].moves += 1
+    elif isinstance(event, events.GameResolved) and event.game_id in games:
+        games[event.game_id].resolved = event.outcome
+    elif isinstance(event, events.BatchesDiscarded):
+        for known in games.values():
+            if known.opened.batch_index >= event.from_index and known.resolved is None:
+                known.discarded = True
+    return None
 
 
 @dataclass
@@ -130,7 +154,7 @@ class Player:
     targets: Callable[[], list[tuple[int, int]]] | None = None
     # the follower's stored events (the player's memory, re-read after a reorg)
     stored: Callable[[], Iterable[Any]] = tuple
-    games: dict[int, _Known] = field(default_factory=dict)
+    games: dict[int, KnownGame] = field(default_factory=dict)
     last_seen: dict[int, OnChainGame] = field(default_factory=dict)  # for the status surface
     _reported: set[int] = field(default_factory=set)
     _clock_warned: set[tuple[int, int]] = field(default_factory=set)  # (game, moves): once per turn
@@ -155,25 +179,17 @@ class Player:
 
     def note(self, event: Any, *, live: bool = False) -> None:
         """Remember a game event; ``live``: it just arrived from the follower (alerts and counters)."""
-        if isinstance(event, events.GameOpened):
-            if self.me in (event.challenger, event.proposer) and event.game_id not in self.games:
-                self.games[event.game_id] = _Known(event)
-                if live:
-                    role = "challenger" if event.challenger == self.me else "proposer"
-                    self.deps.metrics.games_opened.labels(role).inc()
-                    alert(log, "game_opened", game=event.game_id, batch=event.batch_index, role=role,
-                          challenger=event.challenger, proposer=event.proposer)
-        elif isinstance(event, events.Bisected) and event.game_id in self.games:
-            known = self.games[event.game_id]
-            known.roots, known.moves = tuple(event.roots), known.moves + 1
-        elif isinstance(event, events.Chosen) and event.game_id in self.games:
-            self.games[event.game_id].moves += 1
-        elif isinstance(event, events.GameResolved) and event.game_id in self.games:
-            self.games[event.game_id].resolved = event.outcome
-        elif isinstance(event, events.BatchesDiscarded):
-            for known in self.games.values():
-                if known.opened.batch_index >= event.from_index and known.resolved is None:
-                    known.discarded = True
+        opened = track(self.games, event, self.plays)
+        if opened is not None and live:
+            event = opened.opened
+            role = "challenger" if event.challenger == self.me else "proposer"
+            self.deps.metrics.games_opened.labels(role).inc()
+            alert(log, "game_opened", game=event.game_id, batch=event.batch_index, role=role,
+                  challenger=event.challenger, proposer=event.proposer)
+
+    def plays(self, opened: Any) -> bool:
+        """Whether this key is a party to the game ``opened`` (a GameOpened) announces."""
+        return self.me in (opened.challenger, opened.proposer)
 
     # --- acting -------------------------------------------------------------------------------------
 
@@ -217,7 +233,7 @@ class Player:
             except (LookupError, RpcError) as error:
                 log.error("game %d: cannot play now (%s); retrying at the next head", game_id, error)
 
-    def _report_end(self, game_id: int, known: _Known) -> None:
+    def _report_end(self, game_id: int, known: KnownGame) -> None:
         if game_id in self._reported:
             return
         self._reported.add(game_id)
@@ -228,7 +244,7 @@ class Player:
         alert(log, f"game_{verdict}", level=logging.WARNING if verdict == "lost" else logging.INFO, game=game_id,
               batch=known.opened.batch_index, outcome=outcome.name if outcome else "?")
 
-    async def _play(self, game_id: int, known: _Known, now: int) -> None:
+    async def _play(self, game_id: int, known: KnownGame, now: int) -> None:
         opened = known.opened
         onchain = await read_game(self.deps.rpc, self.deps.game_address, game_id, opened.tx_count, self.deps.arity, known.roots)
         game = onchain.game

@@ -50,6 +50,7 @@ from optinode.metrics import VerifierMetrics
 from optinode.services import dispute, watch_rpc
 from optinode.services.batch_fetcher import BatchUnavailable, fetch_batch
 from optinode.services.faults import Faults
+from optinode.services.game_watch import GameWatch, game_row
 from optinode.services.queue_watch import QueueWatch
 from optinode.services.signals import stop_on_signal
 from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, Replayer, live_batches, verify_batch
@@ -109,6 +110,9 @@ class Verifier:
                                  warning={"forced": watch.deadline_warning or max(1, p.forced_deadline // 3),
                                           "deposit": watch.deadline_warning or max(1, p.deposit_deadline // 3)}, metrics=self.metrics)
         self.unserved: dict[str, list[dict[str, Any]]] = {}  # QueueWatch's last answer (status)
+        # everyone else's games (all of them, watch-only); loaded by run_verifier once it knows whether it plays
+        self.games = GameWatch(rpc, parse_address(self.deployment.contracts.game), arity=p.arity, metrics=self.metrics,
+                               clock_warning=watch.clock_warning or max(1, p.clock // 3))
         for event in follower.stored_events():
             self.replayer.note_queue_event(event)
             self.queues.note(event)
@@ -164,6 +168,7 @@ class Verifier:
                     log.info("batch %d not verified yet (%s); reconciling at the next head", output.index, error)
                     self.dirty = True
         elif isinstance(output, events.BatchesDiscarded):
+            self.games.note(output)
             gone = self.replayer.discard_from(output.from_index)
             alert(log, "batches_discarded", from_index=output.from_index, to_index=output.to_index, challenger=output.challenger,
                   verdicts_dropped=len(gone))
@@ -180,6 +185,7 @@ class Verifier:
                     self.last_final = min(self.last_final, event.index - 1)
                     self.final_at.pop(event.index, None)
             self.dirty = True
+            self.games.load(self.follower.stored_events())
             return True
         elif isinstance(output, Head):
             if self.dirty:
@@ -193,11 +199,15 @@ class Verifier:
                 self.unserved = await self.queues.check(output, self.last_final)
             except (RpcError, LookupError) as error:
                 log.info("queue deadlines not checked at block %d (%s)", output.number, error)
+            await self.games.check(output, self._verdict_of, self._honest_roots)
+            if not self.dirty:
+                self.games.unchallenged(self.replayer.batches(self.last_final + 1), output.timestamp, window=self.params.challenge_window,
+                                        share=self.settings.config.node.verifier.unchallenged_share)
             return True
-        elif isinstance(output, events.GameOpened) and self.player is None:  # watch-only: every game is news
-            alert(log, "game_opened", game=output.game_id, batch=output.batch_index, role="observer", challenger=output.challenger,
-                  proposer=output.proposer)
-        return isinstance(output, _GAME_EVENTS)
+        if isinstance(output, _GAME_EVENTS):
+            self.games.note(output, live=True)
+            return True
+        return False
 
     def _prune(self, head: int) -> None:
         settled = settled_final(self.final_at, head, self.settings.config.node.reorg_window)
@@ -206,6 +216,17 @@ class Verifier:
             self.final_at = {i: b for i, b in self.final_at.items() if i >= settled}
             self.pruned = settled
             log.info("pruned %d checkpoints and decoded batches through batch %d (final beyond any reorg)", deleted, settled)
+
+    def _verdict_of(self, index: int, batch_id: int) -> str | None:
+        """Our verdict on batch ``index`` if it is the batch ``batch_id`` (the watched games' view)."""
+        verdict = None if self.dirty else self.replayer.batch(index)
+        return verdict.verdict if verdict is not None and verdict.batch_id == batch_id else None
+
+    def _honest_roots(self, index: int) -> list[bytes] | None:
+        try:
+            return list(self.replayer.replay_of(index).roots)
+        except LookupError:
+            return None
 
     # --- what the challenger plays with --------------------------------------------------------------
 
@@ -262,15 +283,9 @@ class Verifier:
         games = []
         if self.player is not None:
             for game_id, known in sorted(self.player.games.items()):
-                view = self.player.last_seen.get(game_id)
-                games.append({
-                    "game": game_id, "batch": known.opened.batch_index, "role": "challenger" if known.opened.challenger == self.player.me else "proposer",
-                    "resolved": known.resolved, "phase": view.game.phase.name if view else None,
-                    "segment": [view.game.start, view.game.end] if view else None,
-                    "proposer_time_left": view.game.proposer_time_left if view else None,
-                    "challenger_time_left": view.game.challenger_time_left if view else None,
-                    "turn_start": view.game.turn_start if view else None,
-                })
+                role = "challenger" if known.opened.challenger == self.player.me else "proposer"
+                games.append(game_row(game_id, known, self.player.last_seen.get(game_id), role))
+        games = sorted(games + self.games.status(), key=lambda g: g["game"])
         at_stake = sum(1 for g in games if g["resolved"] is None and g["role"] == "challenger") * self.params.challenger_bond
         self.metrics.pending_windows.set(len(pending))
         self.metrics.bonds_at_stake.set(at_stake)
@@ -334,9 +349,11 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
                                         stored=follower.stored_events)
                 player.load(follower.stored_events())
                 verifier.player = player
+                verifier.games.ours = player.plays
                 await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, None)
                 player_send, player_receive = trio.open_memory_channel(PLAYER_INBOX)
                 await nursery.start(dispute.run, player, player_receive)
+            verifier.games.load(follower.stored_events())
             await nursery.start(_intake, verifier, outputs_receive, player_send)
             await nursery.start(partial(follower_mod.run, poll_interval=node.poll_interval), follower, outputs_send)
             api_port = settings.api_port if settings.api_port is not None else node.verifier.api_port
