@@ -155,5 +155,7 @@ class VerifierMetrics(NodeMetrics):
         self.games_watched = Gauge("optinode_games_watched", "Other parties' dispute games this watchtower follows, not resolved yet", registry=r)
         self.game_losing = Counter("optinode_game_losing", "game_losing alerts: the side we agree with is losing a game, by reason",
                                    ["reason"], registry=r)
+        self.batch_unavailable = Counter("optinode_verifier_batch_unavailable", "batch_unavailable alerts: an append whose batch bytes "
+                                         "the L1 endpoint does not serve as the Rollup accepted them", registry=r)
         self.unchallenged = Counter("optinode_verifier_unchallenged", "invalid_batch_unchallenged alerts: an invalid batch with no game "
                                     "after the configured share of its window", registry=r)

@@ -7,8 +7,11 @@ delegated code), so the event's transaction input *is* ``appendBatch(data, …)`
 (non-archive) node serves it with ``eth_getTransactionByHash``. The batch's L1 time is the one its
 proposer declared (the event's ``l1_timestamp``, which the Rollup bounded and stored: what the
 one-step proof uses), not the append block's. The transaction is checked against the event (same block, to the Rollup, the
-``appendBatch`` selector); anything else is `BatchUnavailable`, which is temporary while the chain
-moves (the follower's next poll sees the reorg) and never silently skipped.
+``appendBatch`` selector), and so are the bytes: their records must have the event's ``txCount`` and
+``txRoot`` (what the Rollup computed from the calldata it executed), so an endpoint serving other
+bytes for the transaction never gets a verdict, let alone a challenge, on a batch that was not
+posted. Anything else is `BatchUnavailable`: temporary while the chain moves (the follower's next
+poll sees the reorg), alerted by the verifier when it lasts (``batch_unavailable``), never skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import eth_abi
 
 from optinode.l1.rpc import RpcClient, hexbytes
 from optinode.services.proposer import _APPEND
+from optinode.spec.batch_framing import split_records
+from optinode.spec.tx_tree import compute_tx_root
 
 __all__ = ["BatchUnavailable", "decode_append", "fetch_batch"]
 
@@ -50,4 +55,14 @@ async def fetch_batch(rpc: RpcClient, rollup: bytes, appended: Any) -> tuple[byt
         raise BatchUnavailable(f"batch {appended.index}: its transaction is not in block 0x{appended.block_hash.hex()[:16]} any more")
     if (tx.get("to") or "").lower() != hexbytes(rollup).lower():
         raise BatchUnavailable(f"batch {appended.index}: transaction 0x{appended.tx_hash.hex()} is not a call to the Rollup")
-    return decode_append(bytes.fromhex(tx["input"][2:])), appended.l1_timestamp
+    try:
+        calldata = bytes.fromhex((tx.get("input") or "0x")[2:])
+    except ValueError:
+        raise BatchUnavailable(f"batch {appended.index}: transaction 0x{appended.tx_hash.hex()} input is not hex") from None
+    data = decode_append(calldata)
+    records = split_records(data)
+    if len(records) != appended.tx_count or compute_tx_root(records) != appended.tx_root:
+        raise BatchUnavailable(f"batch {appended.index}: the input served for 0x{appended.tx_hash.hex()} is not the batch the Rollup "
+                               f"accepted ({len(records)} records, txRoot 0x{compute_tx_root(records).hex()[:16]}; the event: "
+                               f"{appended.tx_count}, 0x{appended.tx_root.hex()[:16]})")
+    return data, appended.l1_timestamp

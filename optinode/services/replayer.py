@@ -264,6 +264,17 @@ class Replayer:
 
     # --- unwinding ----------------------------------------------------------------------------------
 
+    def relocate(self, index: int, *, block_number: int, appended_at: int) -> VerifiedBatch:
+        """Batch ``index``'s append, unchanged, is now in another block (a reorg re-mined it): the
+        verdict names that block and its time (the challenge window's start); nothing is replayed."""
+        verified = self.batch(index)
+        if verified is None:
+            raise LookupError(f"batch {index} is not verified")
+        moved = msgspec.structs.replace(verified, block_number=block_number, appended_at=appended_at)
+        with self.store.write_batch(sync=True) as batch:
+            batch.put(keys.verified_batch(index), BATCH.encode(moved))
+        return moved
+
     def prune(self, through: int) -> int:
         """Delete what batches 1..``through`` no longer need, once they are final beyond any reorg:
         their decoded batches (no game can target a final batch) and the checkpoints before

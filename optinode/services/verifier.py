@@ -67,6 +67,7 @@ L1_OUTPUTS = 256
 PLAYER_INBOX = 256
 _GAME_EVENTS = (events.GameOpened, events.Bisected, events.Chosen, events.Stepped, events.GameResolved)
 ZERO_ADDRESS = bytes(20)
+UNAVAILABLE_ALERT_AFTER = 3  # failed fetches of one append (one per head) before batch_unavailable
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Verifier:
         self.pruned = 0  # checkpoints and decoded batches deleted through this batch (docs/verifier.md, "Pruning")
         self.dirty = True  # reconcile with the stored events before trusting the stored verdicts
         self.alerted: set[bytes] = set()
+        self.unavailable: dict[bytes, int] = {}  # append tx -> failed fetches in a row (batch_unavailable)
         self.player: dispute.Player | None = None
         self.metrics = VerifierMetrics()
         self.metrics.watch_l1(lambda: self.head)
@@ -123,7 +125,13 @@ class Verifier:
     # --- the replay -----------------------------------------------------------------------------------
 
     async def _verify(self, appended: Any) -> None:
-        data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
+        try:
+            data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
+        except BatchUnavailable as error:
+            self._unavailable(appended, error)
+            raise
+        if self.unavailable.pop(appended.tx_hash, 0) >= UNAVAILABLE_ALERT_AFTER:
+            log.info("batch %d: append 0x%s served now", appended.index, appended.tx_hash.hex()[:16])
         verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery)
         self.metrics.batches_verified.labels(verdict.verdict).inc()
         if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
@@ -138,6 +146,17 @@ class Verifier:
         else:
             log.info("batch %d builds on an invalid batch (it falls with it)", verdict.index)
 
+    def _unavailable(self, appended: Any, error: BatchUnavailable) -> None:
+        """Count a failed fetch; ``batch_unavailable`` once per append when it keeps failing (a reorg
+        under way fails once or twice, then the follower reports it and the event is gone)."""
+        tries = self.unavailable[appended.tx_hash] = self.unavailable.get(appended.tx_hash, 0) + 1
+        if tries == UNAVAILABLE_ALERT_AFTER:
+            self.metrics.batch_unavailable.inc()
+            ends = appended.appended_at + self.params.challenge_window
+            now = self.head.timestamp if self.head else appended.appended_at
+            alert(log, "batch_unavailable", level=logging.ERROR, batch=appended.index, batch_id=appended.id, tx=appended.tx_hash,
+                  block=appended.block_number, reason=str(error), tries=tries, window_ends=ends, seconds_left=max(0, ends - now))
+
     async def reconcile(self) -> None:
         """Make the stored verdicts those of the live batches the follower's events describe."""
         live = live_batches(self.follower.stored_events())
@@ -150,6 +169,13 @@ class Verifier:
                     log.info("batch %d: its append changed on L1; replaying again", index)
                 self.replayer.discard_from(index)
                 await self._verify(event)
+            elif (stored.block_number, stored.appended_at) != (event.block_number, event.appended_at):
+                # The same append re-mined in another block (a reorg; its sender re-broadcast the signed
+                # transaction): the same bytes on the same parent, so the same verdict, but its window
+                # starts at the new block. The verdict follows it, as a fresh sync would have written it.
+                self.replayer.relocate(index, block_number=event.block_number, appended_at=event.appended_at)
+                log.info("batch %d: its append moved to block %d; its window now ends at %d", index, event.block_number,
+                         event.appended_at + self.params.challenge_window)
             previous = event.tx_hash
         beyond = max(live, default=0) + 1
         self.replayer.discard_from(beyond)

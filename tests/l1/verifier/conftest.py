@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +30,10 @@ class VerifierProc:
     """One `optinode verifier run` process with JSON logs and its watchtower port; its status is the JSON
     it rewrites at every head (`status()`), or the same over HTTP (`rpc("optinode_status")`)."""
 
-    def __init__(self, chain: DevChain, data_dir: Path, key: str | None, *, fault: str | None = None, config_path: Path | None = None) -> None:
+    def __init__(self, chain: DevChain, data_dir: Path, key: str | None, *, fault: str | None = None, config_path: Path | None = None,
+                 rpc_url: str | None = None) -> None:
         self.chain, self.data_dir, self.key = chain, data_dir, key
+        self.rpc_url = rpc_url or chain.url  # another L1 endpoint (a `HostileL1` in front of anvil)
         self.config_path = config_path or chain.config_path  # another node section (the chain's genesis and contracts)
         self.address = Account.from_key(key).address if key else None
         self.log_path = data_dir.with_suffix(".log")
@@ -38,7 +43,7 @@ class VerifierProc:
 
     def start(self) -> None:
         args = ["verifier", "run", "--config", str(self.config_path), "--deployment", str(self.chain.deployment_path),
-                "--data-dir", str(self.data_dir), "--rpc", self.chain.url, "--log-format", "json",
+                "--data-dir", str(self.data_dir), "--rpc", self.rpc_url, "--log-format", "json",
                 "--api-port", self.api_url.rsplit(":", 1)[1].rstrip("/")]
         if self.fault:
             args += ["--fault", self.fault]
@@ -82,6 +87,61 @@ class VerifierProc:
         return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
 
+
+
+class HostileL1:
+    """An L1 JSON-RPC endpoint in front of anvil that can answer with hostile data: every call (single
+    or batched) is forwarded, and ``tamper(request, answer)`` may return another answer for it."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.tamper: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+        self.tampered = 0  # answers replaced so far
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                answer = requests.post(outer.upstream, json=body, timeout=30).json()
+                if isinstance(body, list):
+                    by_id = {a.get("id"): a for a in answer}
+                    answer = [outer._answer(request, by_id[request["id"]]) for request in body]
+                else:
+                    answer = outer._answer(body, answer)
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _answer(self, request: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        tamper = self.tamper
+        if tamper is None:
+            return answer
+        changed = tamper(request, answer)
+        if changed is not answer:
+            self.tampered += 1
+        return changed
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hostile_l1(chain):
+    proxy = HostileL1(chain.url)
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture

@@ -71,10 +71,14 @@ def test_verifier_catches_a_bad_root_and_wins_with_the_real_prover(chain, users,
     detect_blocks = opened[0]["blockNumber"] - appended[0]["blockNumber"]
     assert detect_blocks <= 2, f"the challenge was mined {detect_blocks} blocks after the bad batch"
     if disturb is None:  # the watchtower port: optinode_status over HTTP shows the game with both clocks
-        live = wait_until(lambda: (st := vs[0].rpc("optinode_status"))["games"] and st["games"][0]["proposer_time_left"] is not None and st,
-                          "the game and its clocks in optinode_status", chain=chain, procs=processes)
-        (shown,) = [g for g in live["games"] if g["batch"] == 1]
-        assert shown["role"] == "challenger" and live["invalid_batches"] == [1] and live["l1_up"] is True
+        def ours(st):  # the status also lists the other verifier's game (role observer)
+            return [g for g in st["games"] if g["role"] == "challenger" and g["proposer_time_left"] is not None]
+
+        live = wait_until(lambda: ours(st := vs[0].rpc("optinode_status")) and st, "the game and its clocks in optinode_status",
+                          chain=chain, procs=processes)
+        (shown,) = ours(live)
+        assert shown["batch"] == 1 and live["invalid_batches"] == [1] and live["l1_up"] is True
+        assert [g["role"] for g in live["games"] if g["game"] != shown["game"]] in ([], ["observer"] * (verifiers - 1))
         assert 0 < shown["proposer_time_left"] <= params.clock and 0 < shown["challenger_time_left"] <= params.clock
         assert live["bonds_at_stake_wei"] == (params.challenger_bond if shown["resolved"] is None else 0)
         assert set(live) == set(vs[0].status())  # `optinode verifier status` prints the same function's output

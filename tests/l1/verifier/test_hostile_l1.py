@@ -1,0 +1,102 @@
+"""Hostile L1 data reaching a real `optinode verifier` (DESIGN safety property 6): its L1 endpoint
+(a `HostileL1` proxy in front of anvil, which holds the real chain) serves an append transaction
+without its input, or with other batch bytes than the ones the Rollup committed to, or adds a log
+from a contract it does not follow. Each gives a clear alert or warning, never a verdict on data
+that is not the batch, never a challenge of an honest batch, and nothing is lost: once the endpoint
+answers truthfully the batch is verified."""
+
+from __future__ import annotations
+
+import signal
+
+import eth_abi
+import pytest
+
+from optinode.services.batch_fetcher import APPEND_ARGS
+from optinode.services.proposer import _APPEND
+
+from .conftest import CHALLENGER_KEYS, VerifierProc, wait_until
+from .test_games_e2e import _deposit_two, _game_contract, _logs
+
+
+def _is_append(request: dict, answer: dict) -> bool:
+    tx = answer.get("result")
+    return request.get("method") == "eth_getTransactionByHash" and isinstance(tx, dict) and (tx.get("input") or "").startswith(
+        "0x" + _APPEND.hex())
+
+
+def _without_input(request: dict, answer: dict) -> dict:
+    """The node does not serve the append transaction (a pruned or lagging provider)."""
+    return {**answer, "result": None} if _is_append(request, answer) else answer
+
+
+def _other_bytes(request: dict, answer: dict) -> dict:
+    """The append's input with one byte of the batch changed: a well-formed appendBatch call, not the
+    one the Rollup accepted (its txRoot commits to other records)."""
+    if not _is_append(request, answer):
+        return answer
+    tx = answer["result"]
+    args = list(eth_abi.decode(APPEND_ARGS, bytes.fromhex(tx["input"][10:])))
+    args[0] = args[0][:-1] + bytes([args[0][-1] ^ 0x01])
+    return {**answer, "result": {**tx, "input": "0x" + (_APPEND + eth_abi.encode(APPEND_ARGS, args)).hex()}}
+
+
+@pytest.mark.parametrize("tamper", [pytest.param(_without_input, id="missing-input"), pytest.param(_other_bytes, id="other-bytes")])
+def test_an_append_served_wrong_is_alerted_never_judged_and_verified_once_served(chain, users, anvil, tmp_path, processes, hostile_l1,
+                                                                                 tamper) -> None:
+    seq = chain.start_sequencer(tmp_path / "seq")  # honest
+    hostile_l1.tamper = tamper
+    v = VerifierProc(chain, tmp_path / "ver", anvil.private_keys[CHALLENGER_KEYS[0]], rpc_url=hostile_l1.url)  # it would challenge
+    processes.extend([seq, v])
+    wait_until(lambda: v.status(), "the verifier to follow L1", chain=chain, procs=processes)
+    _deposit_two(chain, users)
+    wait_until(lambda: chain.batch_count() >= 2, "batch 1 on L1", chain=chain, procs=processes)
+    (unavailable,) = wait_until(lambda: v.alerts("batch_unavailable"), "batch_unavailable", chain=chain, procs=processes)
+    fields = unavailable["fields"]
+    (appended,) = _logs(chain, chain.rollup.events.BatchAppended())
+    assert fields["batch"] == 1 and fields["tx"] == "0x" + bytes(appended["transactionHash"]).hex() and unavailable["level"] == "error"
+    assert fields["seconds_left"] <= chain.deployment.params.challenge_window and fields["reason"]
+    assert hostile_l1.tampered >= 1
+    status = v.rpc("optinode_status")
+    assert status["synced_batch"] == 0 and status["invalid_batches"] == [] and not v.alerts("invalid_batch")
+    assert not _logs(chain, _game_contract(chain).events.GameOpened())  # an honest batch is never challenged on bytes it did not post
+    assert v.metrics()[("optinode_verifier_batch_unavailable_total", ())] == 1
+
+    hostile_l1.tamper = None  # the endpoint serves the truth again: nothing was lost
+    wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1, "batch 1 verified", chain=chain, procs=processes)
+    assert v.status()["invalid_batches"] == [] and not v.alerts("invalid_batch") and len(v.alerts("batch_unavailable")) == 1
+    assert not _logs(chain, _game_contract(chain).events.GameOpened())
+
+
+def test_an_append_reorged_into_another_block_moves_its_window(chain, users, tmp_path, processes) -> None:
+    """The append's block leaves the chain after the verifier replayed the batch; the proposer's sender
+    re-broadcasts the same signed transaction (same hash), mined later. The stored verdict must follow
+    it: the challenge window runs from the new append block (what the Rollup enforces), and the
+    verdict equals that of a verifier that only ever saw the new chain."""
+    seq = chain.start_sequencer(tmp_path / "seq")
+    v = VerifierProc(chain, tmp_path / "ver", None)
+    processes.extend([seq, v])
+    window = chain.deployment.params.challenge_window
+    wait_until(lambda: v.status(), "the verifier to follow L1", chain=chain, procs=processes)
+    _deposit_two(chain, users)
+    (first,) = wait_until(lambda: _logs(chain, chain.rollup.events.BatchAppended()), "batch 1 on L1", chain=chain, procs=processes,
+                          mine_every=1e9)
+    wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1 and s, "batch 1 verified", chain=chain, procs=processes, mine_every=1e9)
+    assert v.status()["pending"][0]["window_ends"] == chain.rollup.functions.getBatch(1).call()[-1] + window
+
+    # The verifier is paused (SIGSTOP) while the append's block leaves the chain and the same transaction
+    # is mined again: when it resumes, one poll finds the reorg and the new chain with the append in it.
+    v.process.send_signal(signal.SIGSTOP)
+    try:
+        chain.rpc("anvil_reorg", [chain.w3.eth.block_number - first["blockNumber"] + 1, []])  # the append's block is gone
+        chain.travel(5)
+        (again,) = wait_until(lambda: [e for e in _logs(chain, chain.rollup.events.BatchAppended()) if e["blockNumber"] != first["blockNumber"]],
+                              "the same append mined again", chain=chain, procs=[seq])
+    finally:
+        v.process.send_signal(signal.SIGCONT)
+    assert again["transactionHash"] == first["transactionHash"]  # the same signed transaction
+    appended_at = chain.rollup.functions.getBatch(1).call()[-1]
+    assert appended_at > first["args"]["appendedAt"]
+    wait_until(lambda: (s := v.status()) and s["pending"] and s["pending"][0]["window_ends"] == appended_at + window,
+               "the verifier to move batch 1's window to the new append", chain=chain, procs=processes)
+    assert v.status()["synced_batch"] == 1 and not v.alerts("invalid_batch")
