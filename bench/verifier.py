@@ -53,7 +53,7 @@ from bench.stf import measure_apply  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 from optinode.exchange.mempool import Limits  # noqa: E402
 from optinode.l1 import events  # noqa: E402
-from optinode.services.replayer import VALID, Replayer, verify_batch  # noqa: E402
+from optinode.services.replayer import VALID, Replayer, prepare_batch, verify_batch  # noqa: E402
 from optinode.spec.batch_framing import frame_records  # noqa: E402
 from optinode.spec.commitment import Commitment  # noqa: E402
 from optinode.spec.crypto import recover_signer  # noqa: E402
@@ -104,8 +104,12 @@ def forget_signatures() -> None:
     compute_order_digest.cache_clear()
 
 
-async def replay_all(flow: OrderFlow, batches: list[tuple[Any, bytes]], db: Path, processes: bool) -> tuple[float, float]:
-    """Replay every batch from the genesis checkpoint in a fresh LevelDB store: (wall s, CPU s)."""
+async def replay_all(flow: OrderFlow, batches: list[tuple[Any, bytes]], db: Path, mode: str) -> dict[str, float]:
+    """Replay every batch from the genesis checkpoint in a fresh LevelDB store; ``mode``: ``threads``
+    (recovery on worker threads, then the replay: what `optinode verifier` ran before pipelining),
+    ``processes`` (the same with trio-parallel worker processes) or ``pipelined`` (worker processes
+    recover batch n + 1 while this thread replays batch n: `prepare_batch` one batch ahead).
+    Returns wall seconds, this process's CPU, its main thread's CPU and the worker processes' CPU."""
     genesis = create_genesis_state(flow.world.genesis)
     store = open_store(db)
     try:
@@ -113,28 +117,62 @@ async def replay_all(flow: OrderFlow, batches: list[tuple[Any, bytes]], db: Path
         replayer = Replayer(store, genesis)  # and a node started on it reads it back
         replayer.deposits.update(flow.world.deposit_queue)  # the Bridge's Deposited events
         timestamp = flow.world.ctx.l1_timestamp
-        if processes:
-            import trio_parallel
-
-            ctx_manager = trio_parallel.open_worker_context(idle_timeout=120)
-        else:
-            ctx_manager = None
         forget_signatures()
-        if ctx_manager is None:
-            start, cpu = time.perf_counter(), time.process_time()
+        if mode == "threads":
+            start, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             for appended, data in batches:
                 assert (await verify_batch(replayer, appended, data, timestamp)).verdict == VALID
-            return time.perf_counter() - start, time.process_time() - cpu
-        async with ctx_manager as workers:
-            async with trio.open_nursery() as nursery:  # start the workers first (a node pays it once)
-                for _ in range(os.cpu_count() or 2):
-                    nursery.start_soon(workers.run_sync, int)
-            start, cpu = time.perf_counter(), time.process_time()
-            for appended, data in batches:
-                assert (await verify_batch(replayer, appended, data, timestamp, run_sync=workers.run_sync)).verdict == VALID
-            return time.perf_counter() - start, time.process_time() - cpu
+            return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "main": time.thread_time() - main, "workers": 0.0}
+        import trio_parallel
+
+        from bench.sequencer import workers_cpu
+
+        count = os.cpu_count() or 2
+        async with trio_parallel.open_worker_context(idle_timeout=120) as workers:
+            async with trio.open_nursery() as nursery:  # start them and import the recovery code (a node pays it once)
+                for _ in range(count):
+                    nursery.start_soon(partial(workers.run_sync, _warm, 0.3))
+            before = await workers_cpu(workers, count)
+            start, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
+            if mode == "processes":
+                for appended, data in batches:
+                    assert (await verify_batch(replayer, appended, data, timestamp, run_sync=workers.run_sync)).verdict == VALID
+            else:
+                await _pipelined(replayer, batches, timestamp, workers.run_sync)
+            out = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "main": time.thread_time() - main}
+            after = await workers_cpu(workers, count)
+        out["workers"] = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+        assert set(before) == set(after), "the same workers throughout"
+        return out
     finally:
         store.close()
+
+
+def _warm(pause: float) -> None:
+    """In a worker process: import what recovery runs, then wait so that each worker gets one call."""
+    import optinode.exchange.mempool  # noqa: F401
+
+    time.sleep(pause)
+
+
+async def _pipelined(replayer: Replayer, batches: list[tuple[Any, bytes]], timestamp: int, run_sync: Any) -> None:
+    prepared: list[Any] = [None] * len(batches)
+    ready = [trio.Event() for _ in batches]
+    limiter = trio.CapacityLimiter(os.cpu_count() or 2)  # one per node: batch n + 1's chunks queue behind batch n's
+
+    async def prepare(i: int) -> None:
+        appended, data = batches[i]
+        prepared[i] = await prepare_batch(replayer, appended, data, run_sync=run_sync, limiter=limiter)
+        ready[i].set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(prepare, 0)
+        for i, (appended, data) in enumerate(batches):
+            if i + 1 < len(batches):
+                nursery.start_soon(prepare, i + 1)
+            await ready[i].wait()
+            assert (await verify_batch(replayer, appended, data, timestamp, prepared=prepared[i])).verdict == VALID
+            prepared[i] = None
 
 
 def measure_detect_blocks(tmp: Path) -> int:
@@ -203,15 +241,28 @@ def main() -> None:
 
     batches = appended_batches(flow, txs, args.batch)
     replayed = len(txs)
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="optinode-bench-verifier-") as tmp:
-        wall, cpu_s = trio.run(replay_all, flow, batches, Path(tmp) / "threads", False)
-        wall_p, _ = trio.run(replay_all, flow, batches, Path(tmp) / "processes", True)
-    replay_tx_per_s, replay_processes_tx_per_s = replayed / wall, replayed / wall_p
+        for mode in ("threads", "processes", "pipelined"):
+            runs[mode] = trio.run(replay_all, flow, batches, Path(tmp) / mode, mode)
+    threads, processes, pipelined = runs["threads"], runs["processes"], runs["pipelined"]
+    replay_tx_per_s, replay_processes_tx_per_s = replayed / threads["wall"], replayed / processes["wall"]
+    cpu_s = threads["cpu"]
     replay_cpu_us = cpu_s / replayed * 1e6
     # The intake's CPU per transaction it produced: its process's and its recovery workers' CPU.
     intake_cpu_us = (outcome["cpu_us_per_order"] + outcome["workers_cpu_us_per_order"]) * args.orders / trades
+    # What each mode costs and how long it would take on two idle cores, from CPU time alone (the
+    # machine is shared): recovery on threads runs on both cores after the replay's main-thread work;
+    # pipelined, the main thread replays on one core while the workers recover on what is left.
+    us = {mode: {k: v / replayed * 1e6 for k, v in run.items()} for mode, run in runs.items()}
+    model = {
+        "threads": us["threads"]["main"] + (us["threads"]["cpu"] - us["threads"]["main"]) / 2,
+        "processes": us["processes"]["main"] + us["processes"]["workers"] / 2,
+        "pipelined": max(us["pipelined"]["main"], (us["pipelined"]["main"] + us["pipelined"]["workers"]) / 2),
+    }
     print(f"replay, {len(batches)} batches of <= {args.batch}: threads {replay_tx_per_s:,.0f} tx/s "
-          f"({cpu_s / replayed * 1e6:.1f} us CPU/tx), processes {replay_processes_tx_per_s:,.0f} tx/s", flush=True)
+          f"({cpu_s / replayed * 1e6:.1f} us CPU/tx), processes {replay_processes_tx_per_s:,.0f} tx/s, "
+          f"pipelined {replayed / pipelined['wall']:,.0f} tx/s; CPU per tx {us}; two idle cores, us/tx {model}", flush=True)
 
     workload = Workload(trades=args.trades)
     workload.preverify()
@@ -233,6 +284,10 @@ def main() -> None:
         "trades_per_s": round(args.trades / apply_s),
         "trades_per_cpu_s": round(args.trades / apply_cpu_s),
         "replay_processes_tx_per_s": round(replay_processes_tx_per_s),
+        "replay_pipelined_tx_per_s": round(replayed / pipelined["wall"]),
+        "replay_main_cpu_us_per_tx": {mode: round(u["main"], 1) for mode, u in us.items()},
+        "replay_workers_cpu_us_per_tx": {mode: round(u["workers"] if mode != "threads" else u["cpu"] - u["main"], 1) for mode, u in us.items()},
+        "replay_two_idle_cores_us_per_tx": {mode: round(v, 1) for mode, v in model.items()},
         "replay_cpu_us_per_tx": round(replay_cpu_us, 1),
         "intake_cpu_us_per_tx": round(intake_cpu_us, 1),
         "ratio_cpu": round(intake_cpu_us / replay_cpu_us, 2),

@@ -61,7 +61,7 @@ from optinode.store.codec import Codec
 from optinode.store.kv import KV
 from optinode.replay import Replay
 
-__all__ = ["VALID", "INVALID", "DESCENDS", "DecodedBatch", "Replayer", "VerifiedBatch", "recover_signers", "verify_batch"]
+__all__ = ["VALID", "INVALID", "DESCENDS", "DecodedBatch", "Replayer", "VerifiedBatch", "prepare_batch", "recover_signers", "verify_batch"]
 
 log = logging.getLogger("optinode.services.replayer")
 
@@ -121,11 +121,11 @@ def remember(pairs: Sequence[tuple[bytes, bytes]], signers: Sequence[bytes | Non
 
 
 async def recover_signers(pairs: Sequence[tuple[bytes, bytes]], *, limiter: trio.CapacityLimiter | None = None,
-                          run_sync: Callable[..., Any] = trio.to_thread.run_sync) -> list[bytes | None]:
-    """The signers of `pairs`, chunks recovered concurrently by `run_sync` (worker threads by default;
-    `trio_parallel.run_sync` for worker processes), at most `limiter`'s workers at once."""
+                          run_sync: Callable[..., Any] = trio.to_thread.run_sync, chunk: int = RECOVERY_CHUNK) -> list[bytes | None]:
+    """The signers of `pairs`, chunks of `chunk` recovered concurrently by `run_sync` (worker threads by
+    default; `trio_parallel.run_sync` for worker processes), at most `limiter`'s workers at once."""
     limiter = limiter or trio.CapacityLimiter(RECOVERY_WORKERS)
-    chunks = [pairs[i:i + RECOVERY_CHUNK] for i in range(0, len(pairs), RECOVERY_CHUNK)]
+    chunks = [pairs[i:i + chunk] for i in range(0, len(pairs), chunk)]
     results: list[list[bytes | None]] = [[] for _ in chunks]
 
     async def one(i: int) -> None:
@@ -137,11 +137,29 @@ async def recover_signers(pairs: Sequence[tuple[bytes, bytes]], *, limiter: trio
     return [signer for chunk in results for signer in chunk]
 
 
-async def verify_batch(replayer: Replayer, appended: Any, data: bytes, timestamp: int, *, limiter: trio.CapacityLimiter | None = None,
-                       run_sync: Callable[..., Any] = trio.to_thread.run_sync) -> VerifiedBatch:
-    """`Replayer.verify`, the batch's signatures recovered first by worker threads (or processes) and
-    put in the spec's memo, so that the replay itself recovers nothing."""
+async def prepare_batch(replayer: Replayer, appended: Any, data: bytes, *, limiter: trio.CapacityLimiter | None = None,
+                        run_sync: Callable[..., Any] = trio.to_thread.run_sync, workers: int = RECOVERY_WORKERS) -> DecodedBatch:
+    """Batch ``appended.index`` decoded with every signer recovered, ahead of its replay (pipelining:
+    while the batch before it replays). Writes nothing and leaves the spec's memo alone; `verify_batch`
+    takes the result. The signatures go out in one chunk per worker, so a worker, once started,
+    needs nothing from this thread (which is busy replaying) until it is done."""
     decoded = replayer.decode(appended.index, appended.tx_hash, data)
+    if decoded.signers is None:
+        pairs = signed_pairs(replayer.domain_separator, decoded.txs)
+        chunk = max(1, -(-len(pairs) // workers))
+        decoded = msgspec.structs.replace(decoded, signers=await recover_signers(pairs, limiter=limiter, run_sync=run_sync, chunk=chunk))
+    return decoded
+
+
+async def verify_batch(replayer: Replayer, appended: Any, data: bytes, timestamp: int, *, limiter: trio.CapacityLimiter | None = None,
+                       run_sync: Callable[..., Any] = trio.to_thread.run_sync, prepared: DecodedBatch | None = None) -> VerifiedBatch:
+    """`Replayer.verify`, the batch's signatures recovered first by worker threads (or processes) and
+    put in the spec's memo, so that the replay itself recovers nothing. ``prepared``: the batch as
+    `prepare_batch` decoded it with its signers (used if it is this append's)."""
+    if prepared is not None and prepared.index == appended.index and prepared.tx_hash == appended.tx_hash:
+        decoded = prepared
+    else:
+        decoded = replayer.decode(appended.index, appended.tx_hash, data)
     if replayer.replays(appended.index):
         pairs = signed_pairs(replayer.domain_separator, decoded.txs)
         if decoded.signers is None:

@@ -170,6 +170,8 @@ def test_malicious_challenger_loses_and_the_honest_batch_finalizes(chain, users,
     (liar_game,) = json.loads(shown.stdout)["games"]  # `optinode verifier status`: its game, with both clocks
     assert liar_game["role"] == "challenger" and liar_game["batch"] == 1 and liar_game["proposer_time_left"] <= params.clock
     status = honest.status()
-    assert status["synced_batch"] == 1 and status["invalid_batches"] == [] and status["games"] == [] and not honest.alerts("invalid_batch")
+    assert status["synced_batch"] == 1 and status["invalid_batches"] == [] and not honest.alerts("invalid_batch")
+    assert [(g["role"], g["batch"]) for g in status["games"]] == [("observer", 1)]  # it watches the liar's game, plays none
+    assert not honest.alerts("game_losing")  # the proposer it agrees with won
     chain.travel(params.challenge_window + 1)
     wait_until(lambda: chain.finalized_count() >= 2, "batch 1 to finalize after the game", chain=chain, procs=processes)

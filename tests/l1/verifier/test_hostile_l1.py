@@ -100,3 +100,31 @@ def test_an_append_reorged_into_another_block_moves_its_window(chain, users, tmp
     wait_until(lambda: (s := v.status()) and s["pending"] and s["pending"][0]["window_ends"] == appended_at + window,
                "the verifier to move batch 1's window to the new append", chain=chain, procs=processes)
     assert v.status()["synced_batch"] == 1 and not v.alerts("invalid_batch")
+
+
+def test_a_log_from_a_contract_it_does_not_follow_is_dropped(chain, users, tmp_path, processes, hostile_l1) -> None:
+    """The endpoint adds, to every eth_getLogs answer that holds a BatchAppended, a copy of it from
+    another address (with a wrong root): the follower drops it with a warning (it is not from a
+    followed contract), the real batch is verified once, nothing is alerted."""
+    foreign = "0x" + "ab" * 20
+
+    def add_foreign(request: dict, answer: dict) -> dict:
+        logs = answer.get("result")
+        if request.get("method") != "eth_getLogs" or not isinstance(logs, list):
+            return answer
+        rollup = chain.rollup.address.lower()
+        copies = [{**e, "address": foreign, "logIndex": hex(int(e["logIndex"], 16) + 100), "data": "0x" + "ee" * 32 + e["data"][66:]}
+                  for e in logs if e["address"].lower() == rollup]
+        return {**answer, "result": logs + copies} if copies else answer
+
+    seq = chain.start_sequencer(tmp_path / "seq")
+    hostile_l1.tamper = add_foreign
+    v = VerifierProc(chain, tmp_path / "ver", None, rpc_url=hostile_l1.url)
+    processes.extend([seq, v])
+    wait_until(lambda: v.status(), "the verifier to follow L1", chain=chain, procs=processes)
+    _deposit_two(chain, users)
+    wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1, "batch 1 verified", chain=chain, procs=processes)
+    assert hostile_l1.tampered >= 1
+    dropped = [line for line in v.log_lines() if "ignoring an L1 log" in line["event"]]
+    assert dropped and all(line["level"] == "warning" and "not from a followed contract" in line["event"] for line in dropped)
+    assert v.status()["invalid_batches"] == [] and not v.alerts("invalid_batch") and not v.alerts("batch_unavailable")
