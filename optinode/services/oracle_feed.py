@@ -178,7 +178,14 @@ def _refuse(deps: OracleDeps, reason: str) -> None:
 
 async def run(deps: OracleDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     task_status.started()
-    while True:
-        for market in range(len(deps.view.state.markets)):
-            await update_market(deps, market)
-        await trio.sleep(deps.interval)
+    try:
+        while True:
+            for market in range(len(deps.view.state.markets)):
+                await update_market(deps, market)
+            await trio.sleep(deps.interval)
+    finally:
+        # A source that holds connections (the HTTP source's client) has `aclose`; the walk holds none.
+        aclose = getattr(deps.source, "aclose", None)
+        if aclose is not None:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 2.0):  # closing never hangs the shutdown
+                await aclose()
