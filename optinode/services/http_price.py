@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
+from optinode.errors import InvalidInput
 from optinode.logs import alert
 from optinode.services.oracle_feed import is_market_oracle
 from optinode.spec.constants import MAX_PRICE, PRICE_ONE
@@ -76,8 +77,9 @@ MAX_DECIMAL_CHARS = 64  # a price longer than this is garbage, not precision
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class SourceError(Exception):
-    """A price that could not be had or verified; `reason` is a short name for counters and logs."""
+class SourceError(InvalidInput):
+    """A price API's answer that could not be had or verified (hostile input: nothing is signed);
+    `reason` is a short name for counters and logs."""
 
     def __init__(self, reason: str, detail: str = "", *, retry: bool = False) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
