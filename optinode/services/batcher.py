@@ -49,7 +49,7 @@ def framed_size(record: bytes) -> int:
     length = len(record)
     if length > MAX_RECORD_LEN:
         return len(frame_records((record,)))  # (raises the spec's EncodeError)
-    return length + (1 if length < 0x80 else 2)
+    return length + (1 if length < 0x80 else 2)  # format: the spec's one-byte prefix below 0x80
 
 
 def estimate_append_gas(records: int, data_bytes: int) -> int:
