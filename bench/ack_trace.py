@@ -34,7 +34,6 @@ import gc
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,16 +42,12 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.rpc_load import run_clients  # noqa: E402
-from bench.sequencer import OrderFlow, percentile, rpc_bodies  # noqa: E402
-from optinode.config import BatchSection  # noqa: E402
+from bench.sequencer import OrderFlow, bench_node, percentile, rpc_bodies  # noqa: E402
 from optinode.exchange.mempool import Limits, Mempool  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import journal as journal_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
-from optinode.services.batcher import BatchPolicy  # noqa: E402
-from optinode.services.sequencer import SWITCH_INTERVAL, freeze_heap  # noqa: E402
 from optinode.spec.state import copy_state  # noqa: E402
-from optinode.store.db import open_store  # noqa: E402
 
 STEPS = ["due", "sent", "arrive", "intake", "recovered", "queued", "fed", "group", "write", "synced", "answered",
          "responded", "done"]
@@ -160,42 +155,18 @@ def instrument(traces: dict[int, dict]) -> None:
     rpc._Answers.__init__, rpc._Answers.put = traced_init, traced_put
 
 
-async def serve_and_load(genesis, bodies: list[bytes], args, traces: dict, *, warm: list[bytes]) -> dict:
+async def serve_and_load(genesis, bodies: list[bytes], args, *, warm: list[bytes]) -> dict:
     import trio_parallel
 
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    async with trio_parallel.open_worker_context(idle_timeout=600) as workers:
-        with tempfile.TemporaryDirectory(prefix="optinode-trace-") as data_dir:
-            store = open_store(Path(data_dir) / "db", identity="bench")
-            policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
-            engine = engine_mod.Engine(store, genesis, policy=policy, confirmations=0, deadlines=engine_mod.Deadlines(3600, 3600))
-            inbox_send, inbox_receive = trio.open_memory_channel(1024)
-            batches_send, batches_receive = trio.open_memory_channel(64)
-            limits = Limits(max_request_items=100, recovery_chunk=args.chunk, items_per_second=1e9, burst=10**9)
-            result: dict = {}
-            try:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(engine_mod.run, engine, inbox_receive, batches_send)
-
-                    async def drain() -> None:
-                        async for _ in batches_receive:
-                            pass
-
-                    nursery.start_soon(drain)
-                    deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
-                    port = await nursery.start(rpc.run, deps)
-                    freeze_heap()  # as `optinode sequencer` does once it is up
-                    if warm:  # the workers started, the code paths warm (not traced: ids below the traced ones)
-                        await trio.to_thread.run_sync(lambda: run_clients(port, warm, processes=1, connections=2))
-                    cpu, main = time.process_time(), time.thread_time()
-                    run = await trio.to_thread.run_sync(lambda: run_clients(
-                        port, bodies, processes=args.processes, connections=args.connections, rate=args.rate / args.batch, detail=True))
-                    result = {"run": run, "server_cpu": time.process_time() - cpu, "server_main_cpu": time.thread_time() - main,
-                              "log_entries": engine.next_seq}
-                    nursery.cancel_scope.cancel()
-            finally:
-                store.close()
-    return result
+    limits = Limits(max_request_items=100, recovery_chunk=args.chunk, items_per_second=1e9, burst=10**9)
+    async with trio_parallel.open_worker_context(idle_timeout=600) as workers, bench_node(genesis, limits, workers) as (engine, port):
+        if warm:  # the workers started, the code paths warm (not traced: ids below the traced ones)
+            await trio.to_thread.run_sync(lambda: run_clients(port, warm, processes=1, connections=2))
+        cpu, main = time.process_time(), time.thread_time()
+        run = await trio.to_thread.run_sync(lambda: run_clients(
+            port, bodies, processes=args.processes, connections=args.connections, rate=args.rate / args.batch, detail=True))
+        return {"run": run, "server_cpu": time.process_time() - cpu, "server_main_cpu": time.thread_time() - main,
+                "log_entries": engine.next_seq}
 
 
 def main() -> None:
@@ -219,7 +190,7 @@ def main() -> None:
     traces: dict[int, dict] = {}
     instrument(traces)
     load = os.getloadavg()
-    result = trio.run(functools.partial(serve_and_load, warm=warm), genesis, bodies, args, traces)
+    result = trio.run(functools.partial(serve_and_load, warm=warm), genesis, bodies, args)
     run = result["run"]
     rows = []
     for body_id, (due, sent, done) in zip(first_ids, run["times"]):

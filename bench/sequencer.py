@@ -26,6 +26,7 @@ Prints, last, one JSON object (docs/benchmarks.md, "Sequencer intake", says how 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -228,86 +229,92 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def latency_figures(run: dict, prefix: str) -> dict:
-    """p50 / p99 / p99.9 / max of an open-loop run's request latencies (ms), its rate and size."""
+    """p50 / p99 / p99.9 / max (ms) of an open-loop run's request latencies, its rate and requests."""
     lat = run["latencies"]
-    return {f"{prefix}p50_ms": percentile(lat, 0.50) * 1e3, f"{prefix}p99_ms": percentile(lat, 0.99) * 1e3,
-            f"{prefix}p999_ms": percentile(lat, 0.999) * 1e3, f"{prefix}max_ms": lat[-1] * 1e3,
-            f"{prefix}orders_per_s": run["acked"] / run["elapsed"], f"{prefix}requests": len(lat)}
+    figures = {f"{prefix}_{name}_ms": round(percentile(lat, q) * 1e3, 2) for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))}
+    return {**figures, f"{prefix}_max_ms": round(lat[-1] * 1e3, 2), f"{prefix}_orders_per_s": round(run["acked"] / run["elapsed"]),
+            f"{prefix}_requests": len(lat)}
+
+
+@contextlib.asynccontextmanager
+async def bench_node(genesis: State, limits: Limits, workers):
+    """The sequencer's engine on LevelDB (fsync on: every answer after its group commit's fsync), its
+    JSON-RPC service on 127.0.0.1 and the mempool on `workers` processes, run as `optinode
+    sequencer` runs them (switch interval, heap frozen once up). Yields (engine, port)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    with tempfile.TemporaryDirectory(prefix="optinode-bench-") as data_dir:
+        store = open_store(Path(data_dir) / "db", identity="bench")
+        try:
+            policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
+            engine = engine_mod.Engine(store, genesis, policy=policy, confirmations=0, deadlines=engine_mod.Deadlines(3600, 3600))
+            inbox_send, inbox_receive = trio.open_memory_channel(1024)
+            batches_send, batches_receive = trio.open_memory_channel(64)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(engine_mod.run, engine, inbox_receive, batches_send)
+
+                async def drain() -> None:
+                    async for _ in batches_receive:
+                        pass
+
+                nursery.start_soon(drain)
+                deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
+                port = await nursery.start(rpc.run, deps)
+                freeze_heap()
+                yield engine, port
+                nursery.cancel_scope.cancel()
+        finally:
+            store.close()
 
 
 async def measure_rpc(genesis: State, flow: OrderFlow, args, *, workers) -> dict:
-    """The sequencer's engine on LevelDB (fsync on), its JSON-RPC service on 127.0.0.1 and the
-    mempool on `workers` processes; client processes post batches (docs/benchmarks.md):
+    """The node of `bench_node`; client processes post batches (docs/benchmarks.md):
 
     1. the peak: `--rpc-orders` orders in batches of `--rpc-batch`, closed loop;
     2. the headline latency: the same requests, open loop at half that peak, `--latency-seconds`;
     3. a market maker's quote refresh: batches of `--mm-batch`, closed loop (their own peak), then
        open loop at half of it, `--latency-seconds`.
     Every latency is from the request's scheduled send (no coordinated omission)."""
-    sys.setswitchinterval(SWITCH_INTERVAL)  # as `optinode sequencer` runs
-    with tempfile.TemporaryDirectory(prefix="optinode-bench-") as data_dir:
-        store = open_store(Path(data_dir) / "db", identity="bench")
-        policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
-        engine = engine_mod.Engine(store, genesis, policy=policy, confirmations=0, deadlines=engine_mod.Deadlines(3600, 3600))
-        inbox_send, inbox_receive = trio.open_memory_channel(1024)
-        batches_send, batches_receive = trio.open_memory_channel(64)
-        limits = Limits(max_request_items=max(args.rpc_batch, args.mm_batch), recovery_chunk=args.chunk)
-        result: dict = {"orders_posted": 0}
-        next_id = [1]
+    limits = Limits(max_request_items=max(args.rpc_batch, args.mm_batch), recovery_chunk=args.chunk)
+    result: dict = {"orders_posted": 0, "client_cpu": 0.0}
+    next_id = [1]
 
-        def bodies_of(count: int, batch: int) -> list[bytes]:
-            bodies = rpc_bodies(flow.orders(count), batch, first_id=next_id[0])
-            next_id[0] += count
-            result["orders_posted"] += count
-            return bodies
+    def bodies_of(count: int, batch: int) -> list[bytes]:
+        bodies = rpc_bodies(flow.orders(count), batch, first_id=next_id[0])
+        next_id[0] += count
+        result["orders_posted"] += count
+        return bodies
 
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(engine_mod.run, engine, inbox_receive, batches_send)
+    async with bench_node(genesis, limits, workers) as (engine, port):
 
-                async def drain() -> None:
-                    async for _ in batches_receive:
-                        result["batches"] = result.get("batches", 0) + 1
+        async def post(bodies: list[bytes], rate_orders: float | None, batch: int) -> dict:
+            run = await trio.to_thread.run_sync(lambda: run_clients(
+                port, bodies, processes=args.rpc_processes, connections=args.rpc_connections,
+                rate=None if rate_orders is None else rate_orders / batch))
+            assert run["acked"] == sum(len(json.loads(b)) for b in bodies), run["acked"]
+            result["client_cpu"] += run["client_cpu"]
+            return run
 
-                nursery.start_soon(drain)
-                deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
-                port = await nursery.start(rpc.run, deps)
-                freeze_heap()  # as `optinode sequencer` does once it is up
+        peak_bodies = bodies_of(args.rpc_orders, args.rpc_batch)
+        cpu, main_cpu = time.process_time(), time.thread_time()
+        peak = await post(peak_bodies, None, args.rpc_batch)
+        result["server_cpu_us_per_order"] = (time.process_time() - cpu) / peak["acked"] * 1e6
+        result["server_main_cpu_us_per_order"] = (time.thread_time() - main_cpu) / peak["acked"] * 1e6
+        result["rpc_orders_per_s"] = peak["acked"] / peak["elapsed"]
+        result["load_at_peak"] = round(os.getloadavg()[0], 2)
 
-                async def post(bodies: list[bytes], rate_orders: float | None, batch: int) -> dict:
-                    run = await trio.to_thread.run_sync(lambda: run_clients(
-                        port, bodies, processes=args.rpc_processes, connections=args.rpc_connections,
-                        rate=None if rate_orders is None else rate_orders / batch))
-                    assert run["acked"] == sum(len(json.loads(b)) for b in bodies), run["acked"]
-                    result["client_cpu"] = result.get("client_cpu", 0.0) + run["client_cpu"]
-                    return run
+        half_rate = result["rpc_orders_per_s"] / 2  # the issue's "half the measured peak", the same requests
+        half = await post(bodies_of(int(half_rate * args.latency_seconds), args.rpc_batch), half_rate, args.rpc_batch)
+        result.update(latency_figures(half, "ack"), latency_batch=args.rpc_batch, load_at_latency=round(os.getloadavg()[0], 2))
 
-                peak_bodies = bodies_of(args.rpc_orders, args.rpc_batch)
-                cpu, main_cpu = time.process_time(), time.thread_time()
-                peak = await post(peak_bodies, None, args.rpc_batch)
-                result["server_cpu_us_per_order"] = (time.process_time() - cpu) / peak["acked"] * 1e6
-                result["server_main_cpu_us_per_order"] = (time.thread_time() - main_cpu) / peak["acked"] * 1e6
-                result["rpc_orders_per_s"] = peak["acked"] / peak["elapsed"]
-                result["load_at_peak"] = os.getloadavg()[0]
-
-                half_rate = result["rpc_orders_per_s"] / 2  # the issue's "half the measured peak", same requests
-                half = await post(bodies_of(int(half_rate * args.latency_seconds), args.rpc_batch), half_rate, args.rpc_batch)
-                result.update(latency_figures(half, "ack_"))
-                result["load_at_latency"] = os.getloadavg()[0]
-
-                if args.mm_batch:
-                    mm_peak = await post(bodies_of(args.mm_orders, args.mm_batch), None, args.mm_batch)
-                    result["mm_peak_orders_per_s"] = mm_peak["acked"] / mm_peak["elapsed"]
-                    mm_rate = result["mm_peak_orders_per_s"] / 2
-                    mm = await post(bodies_of(int(mm_rate * args.latency_seconds), args.mm_batch), mm_rate, args.mm_batch)
-                    result.update(latency_figures(mm, "mm_ack_"))
-                    result["load_at_mm_latency"] = os.getloadavg()[0]
-                result["log_entries"] = engine.next_seq
-                result["client_cpu_us_per_order"] = result["client_cpu"] / result["orders_posted"] * 1e6
-                nursery.cancel_scope.cancel()
-        finally:
-            store.close()
-        return result
+        if args.mm_batch:
+            mm_peak = await post(bodies_of(args.mm_orders, args.mm_batch), None, args.mm_batch)
+            result["mm_peak_orders_per_s"] = round(mm_peak["acked"] / mm_peak["elapsed"])
+            mm_rate = result["mm_peak_orders_per_s"] / 2
+            mm = await post(bodies_of(int(mm_rate * args.latency_seconds), args.mm_batch), mm_rate, args.mm_batch)
+            result.update(latency_figures(mm, "mm_ack"), mm_batch=args.mm_batch, load_at_mm_latency=round(os.getloadavg()[0], 2))
+        result["log_entries"] = engine.next_seq
+        result["client_cpu_us_per_order"] = result["client_cpu"] / result["orders_posted"] * 1e6
+    return result
 
 
 def measure_inprocess(flow: OrderFlow, single: list[Order], args, recoveries_per_s: float, recovery_cpu_us: float) -> dict:
@@ -394,26 +401,10 @@ def main() -> None:
         figures.update({
             "rpc_orders_per_s": round(rpc_figures["rpc_orders_per_s"]),
             "rpc_vs_recovery": round(rpc_figures["rpc_orders_per_s"] / recoveries_per_s, 3) if recoveries_per_s else None,
-            # at half of rpc_orders_per_s, the same requests (batches of --rpc-batch), open loop
-            "ack_p50_ms": round(rpc_figures["ack_p50_ms"], 2),
-            "ack_p99_ms": round(rpc_figures["ack_p99_ms"], 2),
-            "ack_p999_ms": round(rpc_figures["ack_p999_ms"], 2),
-            "ack_max_ms": round(rpc_figures["ack_max_ms"], 2),
-            "latency_orders_per_s": round(rpc_figures["ack_orders_per_s"]),
-            "latency_requests": rpc_figures["ack_requests"],
-            "latency_batch": args.rpc_batch,
+            # at half of rpc_orders_per_s, the same requests (batches of --rpc-batch), open loop; then the
+            # market maker's batches of --mm-batch at half their own peak
+            **{k: v for k, v in rpc_figures.items() if k.startswith(("ack_", "mm_", "latency_", "load_at_"))},
         })
-        if args.mm_batch:
-            figures.update({  # a market maker's quote refresh: batches of --mm-batch at half of their own peak
-                "mm_batch": args.mm_batch,
-                "mm_peak_orders_per_s": round(rpc_figures["mm_peak_orders_per_s"]),
-                "mm_ack_p50_ms": round(rpc_figures["mm_ack_p50_ms"], 2),
-                "mm_ack_p99_ms": round(rpc_figures["mm_ack_p99_ms"], 2),
-                "mm_ack_p999_ms": round(rpc_figures["mm_ack_p999_ms"], 2),
-                "mm_ack_max_ms": round(rpc_figures["mm_ack_max_ms"], 2),
-                "mm_latency_orders_per_s": round(rpc_figures["mm_ack_orders_per_s"]),
-                "mm_latency_requests": rpc_figures["mm_ack_requests"],
-            })
         rpc_cpu = {
             "rpc_server_cpu_us_per_order": round(rpc_figures["server_cpu_us_per_order"], 1),
             "rpc_server_main_cpu_us_per_order": round(rpc_figures["server_main_cpu_us_per_order"], 1),
