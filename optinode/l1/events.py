@@ -143,7 +143,7 @@ class EventCodec(Codec[Any]):
     def encode(self, value: Any) -> bytes:
         wide = {name: msgspec.msgpack.Ext(_WIDE_INT, v.to_bytes(33, "big", signed=True))
                 for name in value.__struct_fields__
-                if type(v := getattr(value, name)) is int and not -(2**63) <= v < 2**64}
+                if type(v := getattr(value, name)) is int and not -(2**63) <= v < 2**64}  # format: msgpack's integers
         return super().encode(msgspec.structs.replace(value, **wide) if wide else value)
 
     def decode(self, data: bytes, *, key: bytes = b"") -> Any:
