@@ -770,8 +770,10 @@ class Engine:
         else:
             self.batch_time = None  # only record-less entries left: the next batch opens with its first record
         self.history.rewind(parent.next_seq, results)  # the order history of what the rebuild re-applied
+        self.faults.point("engine.rebuilding")
         await trio.to_thread.run_sync(self.journal.rewrite, from_index, rewritten, cuts, self.mark, self.history.writes())
         self.history.flushed()
+        self.faults.point("engine.rebuilt")
         expired = self._expire_orders()  # orders whose expiry the fresh time passed leave the book
         if expired is not None:
             await trio.to_thread.run_sync(self.journal.append, [expired], self.history.writes())
