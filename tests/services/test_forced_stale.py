@@ -26,6 +26,7 @@ from optinode.testing.world import BTC, ETH, ETH_UNIT, USD
 
 from tests.services.conftest import CONFIRMATIONS, FakeL1
 from tests.services.test_engine import Harness, db, funded  # noqa: F401 - the db fixture
+from tests.services.test_rebuild import _received, funded_engine
 
 DELEVERAGE = FORCED_DELEVERAGE | 1 << 72 | ETH << 64 | ETH_UNIT // 10  # alice's (account 0) position against bob's (1)
 
@@ -110,45 +111,31 @@ async def test_a_forced_cancel_all_reads_no_price_and_is_consumed_while_prices_a
 
 
 @pytest.mark.trio
-async def test_a_rebuild_that_finds_a_consumed_deleverage_stale_requeues_it_and_the_cancel_all_behind_it(tmp_path, world, caplog) -> None:
+async def test_a_rebuild_that_finds_a_consumed_deleverage_stale_requeues_it_and_the_cancel_all_behind_it(tmp_path, world) -> None:
     """Both were consumed in batch 2 at a fresh time; batch 2 goes stale before it is posted (a long
     L1 outage) and is rebuilt after the prices went stale: neither is consumed by the rebuilt state
     (no deleverage executed on a stale price, no cancel-all jumping the queue), both go back to the
     head of the queue, and both are consumed live once prices are fresh, each once."""
-    caplog.set_level(logging.INFO, logger="optinode.services.engine")
-    store = open_store(tmp_path / "db", identity="test")
-    try:
-        async with trio.open_nursery() as inner:
-            h = await Harness(store, inner).start()
-            l1 = FakeL1(store, world)
-            await funded(h, world, l1)
-            await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))
-            assert (await h.cut()).index == 1
-            await h.send(l1.forced("carol", 0, DELEVERAGE), l1.forced("alice", 0, FORCED_CANCEL_ALL | 500))
-            await h.send(l1.head(CONFIRMATIONS + 1))
-            state = h.engine.state
-            assert state.forced_done == 2 and state.accounts[0].nonce_base == 500
-            two = await h.cut()
-            assert two.index == 2 and two.forced_done == 2
-            l1.time = state.markets[ETH].price_time + state.config.price_validity + 60  # the outage
-            await h.send(l1.head(1), RebuildRequest(2, 0))
-            out = []
-            while True:
-                try:
-                    out.append(h.batches.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            assert isinstance(out[0], Rebuilt) and out[0].from_index == 2
-            assert state.forced_done == 0 and state.accounts[0].nonce_base == 0
-            assert [e.dropped for e in forced_entries(store)] == ["WAITING_FOR_PRICE", "WAITING_FOR_PRICE"]
-            assert all(r.forced_done == 0 for r in out[1:])  # no rebuilt batch claims them
-            await h.send(l1.head(1))
-            assert state.forced_done == 0  # still stale: they wait
-            await fresh_prices(h, world, l1.time)
-            await h.send(l1.head(1))
-            assert state.forced_done == 2 and state.accounts[0].nonce_base == 500
-            live = [e for e in forced_entries(store) if not e.dropped]
-            assert [e.command.index for e in live] == [0, 1]  # once each, in order
-            inner.cancel_scope.cancel()
-    finally:
-        store.close()
+    async with funded_engine(tmp_path, world) as (store, h, l1):
+        await h.submitter.submit(world.trade("bob", "alice", ETH_UNIT // 10))
+        assert (await h.cut()).index == 1
+        await h.send(l1.forced("carol", 0, DELEVERAGE), l1.forced("alice", 0, FORCED_CANCEL_ALL | 500))
+        await h.send(l1.head(CONFIRMATIONS + 1))
+        state = h.engine.state
+        assert state.forced_done == 2 and state.accounts[0].nonce_base == 500
+        two = await h.cut()
+        assert two.index == 2 and two.forced_done == 2
+        l1.time = state.markets[ETH].price_time + state.config.price_validity + 60  # the outage
+        await h.send(l1.head(1), RebuildRequest(2, 0))
+        out = await _received(h)
+        assert isinstance(out[0], Rebuilt) and out[0].from_index == 2
+        assert state.forced_done == 0 and state.accounts[0].nonce_base == 0
+        assert [e.dropped for e in forced_entries(store)] == ["WAITING_FOR_PRICE", "WAITING_FOR_PRICE"]
+        assert all(r.forced_done == 0 for r in out[1:])  # no rebuilt batch claims them
+        await h.send(l1.head(1))
+        assert state.forced_done == 0  # still stale: they wait
+        await fresh_prices(h, world, l1.time)
+        await h.send(l1.head(1))
+        assert state.forced_done == 2 and state.accounts[0].nonce_base == 500
+        live = [e for e in forced_entries(store) if not e.dropped]
+        assert [e.command.index for e in live] == [0, 1]  # once each, in order

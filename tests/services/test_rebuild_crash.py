@@ -28,6 +28,7 @@ from optinode.testing.world import World
 
 from tests.services.conftest import FakeL1
 from tests.services.test_engine import Harness
+from tests.services.test_rebuild import _received
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,18 +109,13 @@ def _snapshot(store) -> dict:
 async def _restart_and_follow(store, l1: FakeL1) -> tuple[Harness, list]:
     """What a restarted sequencer does: the engine from the store, the follower's stored events
     (the discard among them) absorbed, then new heads; returns what it handed the proposer."""
-    out = []
     async with trio.open_nursery() as nursery:
         h = Harness(store, nursery)
         h.engine.absorb(discard_event(l1))
         await h.start()
         await h.send(l1.head(1))
         await h.send(discard_event(l1), l1.head(1))  # read again (another restart, a re-emitted event): nothing more
-        while True:
-            try:
-                out.append(h.batches.receive_nowait())
-            except trio.WouldBlock:
-                break
+        out = await _received(h)
         nursery.cancel_scope.cancel()
     return h, out
 
