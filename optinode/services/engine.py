@@ -773,7 +773,6 @@ class Engine:
         self.faults.point("engine.rebuilding")
         await trio.to_thread.run_sync(self.journal.rewrite, from_index, rewritten, cuts, self.mark, self.history.writes())
         self.history.flushed()
-        self.faults.point("engine.rebuilt")
         expired = self._expire_orders()  # orders whose expiry the fresh time passed leave the book
         if expired is not None:
             await trio.to_thread.run_sync(self.journal.append, [expired], self.history.writes())
@@ -784,6 +783,7 @@ class Engine:
             account_listener(set(self.state.accounts))
         alert(log, "batches_rebuilt", from_index=from_index, reason=reason, epoch=self.mark.epoch, entries=len(rewritten), l1_time=now,
               batches=len(cuts), dropped=len(dropped), dropped_first=[[e.seq, str(e.dropped)] for e in rewritten if e.dropped][:20])
+        self.faults.point("engine.rebuilt")
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
         for record, _ in cuts:
