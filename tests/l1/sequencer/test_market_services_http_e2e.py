@@ -15,6 +15,8 @@ from optinode.spec.record_codec import decode_transaction
 from optinode.spec.types import OraclePrice
 from optinode.testing.world import ETH, price_of
 
+from tests.services.test_market_services_http import http_table
+
 MARKER = "# ---- market services"  # configs/devnet.toml: its [market_services] tables follow
 
 SERVICES = """
@@ -24,19 +26,8 @@ enabled = true
 [market_services.oracle]
 source = "http"
 interval = 0.5
-signers = [{{ seed = "optinode-devnet-oracle-0" }}, {{ seed = "optinode-devnet-oracle-1" }}, {{ seed = "optinode-devnet-oracle-2" }}]
+signers = [{ seed = "optinode-devnet-oracle-0" }, { seed = "optinode-devnet-oracle-1" }, { seed = "optinode-devnet-oracle-2" }]
 
-[market_services.oracle.http]
-timeout = 0.5
-retries = 1
-backoff = 0.1
-max_staleness = 3.0
-
-[[market_services.oracle.http.markets]]
-market = 0
-url = "http://127.0.0.1:{port}/v1/eth-usd?apikey=SECRET"
-price_path = "data.price"
-base_decimals = 9
 """
 
 
@@ -82,7 +73,7 @@ def eth_updates(chain) -> list[OraclePrice]:
 def test_the_sequencer_signs_verified_http_prices_and_refuses_a_jump_and_garbage(chain, tmp_path) -> None:
     with PriceApi() as api:
         api.price("3012.3")
-        chain.config_path.write_text(chain.config_path.read_text().split(MARKER)[0] + SERVICES.format(port=api.port))
+        chain.config_path.write_text(chain.config_path.read_text().split(MARKER)[0] + SERVICES + http_table(url=f"http://127.0.0.1:{api.port}/v1/eth-usd?apikey=SECRET", staleness=3.0))
         node = chain.start_sequencer(tmp_path / "seq")
 
         def log() -> str:
