@@ -42,6 +42,8 @@ NOT_INPUT = {
     "optinode.services.journal.ReplayMismatch": "the sequencer's own log does not replay to what it recorded",
     "optinode.testing.seqnode.AdminError": "test tooling: the sequencer under test answered with a JSON-RPC error",
     "optinode.services.batch_fetcher.BatchUnavailable": "the L1 endpoint does not serve the append transaction the event names (yet): retried",
+    "optinode.services.watch_rpc.NodeDown": "nothing answers at the verifier's watchtower URL (the CLI may fall back to status.json)",
+    "optinode.services.watch_rpc.StatusRefused": "the running verifier answered optinode_status with an error",
     "optinode.services.engine.EngineCritical": "an L1 reorg removed a queue entry the log consumed: the operator must act",
 }
 
