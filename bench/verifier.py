@@ -17,6 +17,9 @@ In one run, on one workload:
    process: it has recovered nothing). `replay_tx_per_s` uses worker threads (what
    `optinode verifier` runs); `replay_processes_tx_per_s` the same with trio-parallel worker
    processes (their answers remembered in the memo), so the choice is measured;
+   `replay_pipelined_tx_per_s` the pipelined replay `optinode verifier` runs in a catch-up
+   (`replayer.prepare_batch` in worker processes recovers batch n + 1 while this thread replays
+   batch n);
 3. `ratio` = replay_tx_per_s / intake_tx_per_s (target >= 1.5);
 4. `trades_per_s` — the spec's apply rate as bench/stf.py measures it (one core, signatures
    pre-verified), and `trades_per_cpu_s` over its CPU time;
@@ -28,7 +31,12 @@ CPU figures sit next to the wall-clock ones: on a shared machine they are what t
 `replay_cpu_us_per_tx` is this process's CPU (all threads) per replayed transaction;
 `intake_cpu_us_per_tx` is the intake's CPU, its process (`intake_cpu_us_per_order`) and its recovery
 worker processes (`intake_workers_cpu_us_per_order`, as bench/sequencer.py measures them), per
-transaction produced; `ratio_cpu` = the second / the first.
+transaction produced; `ratio_cpu` = the second / the first. Per replay mode (`threads`, `processes`,
+`pipelined`): `replay_main_cpu_us_per_tx` (the node's thread: decode, replay, store),
+`replay_workers_cpu_us_per_tx` (the recovery threads or worker processes), and
+`replay_two_idle_cores_us_per_tx`, the time per transaction those CPU figures give on two idle
+cores: main + workers / 2 when recovery runs before the replay, max(main, (main + workers) / 2)
+when it overlaps the replay — what pipelining is judged by on a shared machine.
 """
 
 from __future__ import annotations

@@ -28,12 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
+import trio_parallel
 
 from optinode.config import Config, Secret
 from optinode.l1 import events
@@ -53,7 +55,7 @@ from optinode.services.faults import Faults
 from optinode.services.game_watch import GameWatch, game_row
 from optinode.services.queue_watch import QueueWatch
 from optinode.services.signals import stop_on_signal
-from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, Replayer, live_batches, verify_batch
+from optinode.services.replayer import INVALID, RECOVERY_WORKERS, VALID, DecodedBatch, Replayer, live_batches, prepare_batch, verify_batch
 from optinode.spec.crypto import keccak
 from optinode.spec.genesis import create_genesis_state
 from optinode.config import parse_address
@@ -68,6 +70,15 @@ PLAYER_INBOX = 256
 _GAME_EVENTS = (events.GameOpened, events.Bisected, events.Chosen, events.Stepped, events.GameResolved)
 ZERO_ADDRESS = bytes(20)
 UNAVAILABLE_ALERT_AFTER = 3  # failed fetches of one append (one per head) before batch_unavailable
+READ_AHEAD = 16  # follower outputs the intake looks at beyond the one it applies (the next append among them is prefetched)
+
+
+@dataclass
+class _Ahead:
+    """A batch fetched and its signatures recovered ahead of its turn (`Verifier.read_ahead`)."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    fetched: tuple[bytes, int, DecodedBatch] | None = None  # data, L1 time, decoded with signers; None: failed (redone in turn)
 
 
 @dataclass
@@ -94,6 +105,12 @@ class Verifier:
         genesis = create_genesis_state(self.deployment.genesis(settings.config))
         self.replayer = Replayer(store, genesis)
         self.recovery = trio.CapacityLimiter(RECOVERY_WORKERS)  # signature recovery threads (the machine's cores)
+        # Pipelining (docs/verifier.md, "Signatures on both cores"): while batch n replays on this thread,
+        # batch n + 1's signatures are recovered in worker processes (threads would wait for the GIL the
+        # replay holds). None: no read-ahead.
+        self.workers: Any = None  # a trio_parallel WorkerContext
+        self.ahead_limiter = trio.CapacityLimiter(RECOVERY_WORKERS)
+        self.ahead: dict[tuple[int, bytes], _Ahead] = {}
         self.head: Head | None = None
         self.last_final = 0
         self.final_at: dict[int, int] = {}  # batch index -> the block of its BatchFinalized (kept until pruned)
@@ -124,15 +141,42 @@ class Verifier:
 
     # --- the replay -----------------------------------------------------------------------------------
 
-    async def _verify(self, appended: Any) -> None:
+    def read_ahead(self, nursery: trio.Nursery, appended: Any) -> None:
+        """Start fetching batch ``appended`` and recovering its signatures (worker processes) now, while
+        the outputs before it are applied: `_verify` takes the result when its turn comes. Only a head
+        start: whatever fails here is done again, and reported, in turn."""
+        key = (appended.index, appended.tx_hash)
+        if self.workers is None or self.dirty or key in self.ahead:
+            return
+        self.ahead[key] = slot = _Ahead()
+        nursery.start_soon(self._prepare, appended, slot)
+
+    async def _prepare(self, appended: Any, slot: _Ahead) -> None:
         try:
             data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
-        except BatchUnavailable as error:
-            self._unavailable(appended, error)
-            raise
+            decoded = await prepare_batch(self.replayer, appended, data, limiter=self.ahead_limiter, run_sync=self.workers.run_sync)
+            slot.fetched = (data, timestamp, decoded)
+        except Exception as error:  # noqa: BLE001 - a head start only: `_verify` fetches and recovers again, and raises there
+            log.info("batch %d not read ahead (%s); it is fetched in turn", appended.index, error)
+        finally:
+            slot.done.set()
+
+    async def _verify(self, appended: Any) -> None:
+        slot = self.ahead.pop((appended.index, appended.tx_hash), None)
+        if slot is not None:
+            await slot.done.wait()
+        if slot is not None and slot.fetched is not None:
+            data, timestamp, prepared = slot.fetched
+        else:
+            prepared = None
+            try:
+                data, timestamp = await fetch_batch(self.rpc, self.rollup, appended)
+            except BatchUnavailable as error:
+                self._unavailable(appended, error)
+                raise
         if self.unavailable.pop(appended.tx_hash, 0) >= UNAVAILABLE_ALERT_AFTER:
             log.info("batch %d: append 0x%s served now", appended.index, appended.tx_hash.hex()[:16])
-        verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery)
+        verdict = await verify_batch(self.replayer, appended, data, timestamp, limiter=self.recovery, prepared=prepared)
         self.metrics.batches_verified.labels(verdict.verdict).inc()
         if verdict.verdict == INVALID and verdict.tx_hash not in self.alerted:
             self.alerted.add(verdict.tx_hash)
@@ -142,7 +186,8 @@ class Verifier:
         elif verdict.verdict == INVALID:  # the same append again (read again after a reorg): alerted once already
             log.info("batch %d (append 0x%s) is invalid, as already reported", verdict.index, verdict.tx_hash.hex()[:16])
         elif verdict.verdict == VALID:
-            log.info("batch %d verified: %d txs, root 0x%s", verdict.index, verdict.tx_count, verdict.posted_root.hex()[:16])
+            log.info("batch %d verified: %d txs, root 0x%s%s", verdict.index, verdict.tx_count, verdict.posted_root.hex()[:16],
+                     " (read ahead: its signatures recovered while the batch before it replayed)" if prepared is not None else "")
         else:
             log.info("batch %d builds on an invalid batch (it falls with it)", verdict.index)
 
@@ -204,6 +249,7 @@ class Verifier:
             self.final_at[output.index] = output.block_number
             log.info("batch %d final on L1", output.index)
         elif isinstance(output, Reorg):
+            self.ahead.clear()  # what was read ahead may be gone; in-flight reads finish into forgotten slots
             for event in output.removed:
                 self.replayer.forget_queue_event(event)
                 self.queues.forget(event)
@@ -340,15 +386,33 @@ def settled_final(final_at: dict[int, int], head: int, reorg_window: int) -> int
 
 async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], player: trio.MemorySendChannel[Any] | None,
                   *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Apply the follower's outputs in order. It looks at up to READ_AHEAD outputs already waiting in
+    the channel (a catch-up delivers hundreds at once) and reads the next append among them ahead
+    (`Verifier.read_ahead`), so its signatures are recovered while the batch before it replays."""
     task_status.started()
-    async with outputs:
-        async for output in outputs:
+    waiting: deque[Any] = deque()
+    async with outputs, trio.open_nursery() as nursery:
+        while True:
+            if not waiting:
+                try:
+                    waiting.append(await outputs.receive())
+                except trio.EndOfChannel:
+                    break
+            while len(waiting) <= READ_AHEAD:
+                try:
+                    waiting.append(outputs.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            output = waiting.popleft()
+            following = next((o for o in waiting if isinstance(o, events.BatchAppended)), None)
+            if following is not None:
+                verifier.read_ahead(nursery, following)
             forward = await verifier.take(output)
             if isinstance(output, Head):
                 verifier.write_status()
             if forward and player is not None:
                 await player.send(output)
-
+        nursery.cancel_scope.cancel()
 
 
 async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -361,7 +425,9 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
         follower = Follower.for_deployment(rpc, store, deployment, node)
         verifier = Verifier(settings, store, rpc, follower)
         outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
-        async with trio.open_nursery() as nursery:
+        # Worker processes for the read-ahead; started on first use (a catch-up), idle at the head.
+        async with trio_parallel.open_worker_context(idle_timeout=600) as workers, trio.open_nursery() as nursery:
+            verifier.workers = workers
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             player_send = None
             if settings.challenger_key is not None:

@@ -92,6 +92,8 @@ def test_a_reorg_during_sync_raises_no_false_alarm_misses_no_fraud_and_ends_in_t
     wait_until(lambda: (s := fresh.status()) and (t := syncing.status()) and s["l1_head"] == t["l1_head"] and s["synced_batch"] == live,
                "the fresh verifier to sync", chain=chain, procs=processes, mine_every=1e9)
     assert not fresh.alerts("invalid_batch") and len(_logs(chain, game.events.GameOpened())) == 1  # the re-posts are not challenged
+    # the fresh one caught up from one eth_getLogs range: pipelined (a batch read ahead while the one before it replayed)
+    assert "(read ahead" in fresh.log_tail(200_000)
     for proc in (syncing, fresh):
         proc.stop()
     stores = [open_store(proc.data_dir / "db", create=False) for proc in (syncing, fresh)]
