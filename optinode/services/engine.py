@@ -72,10 +72,10 @@ from optinode.services.journal import (
 )
 from optinode.spec.commitment import Commitment, encode_globals
 from optinode.spec.crypto import keccak
-from optinode.spec.errors import ErrorCode
+from optinode.spec.errors import ErrorCode, InvalidTransaction
 from optinode.spec.record_codec import decode_transaction, encode_transaction
 from optinode.spec.state import State
-from optinode.spec.transition import state_transition
+from optinode.spec.transition import check_nonce_floor, state_transition
 from optinode.spec.types import (
     CancelAll,
     Deleverage,
@@ -237,6 +237,22 @@ def _book_records(command: Any, result: Any, state: State, now: int) -> tuple[by
     return records + ((encode_transaction(tx),) if state_transition(state, tx, L1Context(now)).applied else ())
 
 
+def _refused_cancel_all(state: State, command: Any) -> Rejected | None:
+    """A signed cancel-all whose floor the spec would not raise (NONCE_TOO_LOW, NONCE_TOO_HIGH) is
+    refused, not honoured off-chain alone: the book would drop orders whose signatures stay valid on
+    L1 and refuse nonces L1 allows, and the user would be told it worked (docs/matching.md)."""
+    if type(command) is not book_orders.CancelAll or not command.signature:
+        return None
+    account = state.accounts.get(command.account_id)
+    if account is None:
+        return Rejected(ErrorCode.ACCOUNT_NOT_FOUND)
+    try:
+        check_nonce_floor(account, command.nonce_below)
+    except InvalidTransaction as invalid:
+        return Rejected(invalid.code, f"nonce floor {command.nonce_below} (the account's is {account.nonce_base})")
+    return None
+
+
 class Engine:
     def __init__(
         self,
@@ -392,6 +408,9 @@ class Engine:
     def _book_submission(self, command: Any) -> tuple[LogEntry, Any] | BookAccepted | Rejected:
         if not isinstance(command, BOOK_COMMANDS):
             return Rejected(ErrorCode.MALFORMED, f"{type(command).__name__} is not a book command")
+        refused = _refused_cancel_all(self.state, command)
+        if refused is not None:
+            return refused
         opened = self.batch_time is None
         now = self._time()  # the Trades it emits run at the pending batch's L1 time
         try:
@@ -762,6 +781,7 @@ class Engine:
         else:
             self.batch_time = None  # only record-less entries left: the next batch opens with its first record
         self.history.rewind(parent.next_seq, results)  # the order history of what the rebuild re-applied
+        self.faults.point("engine.rebuilding")
         await trio.to_thread.run_sync(self.journal.rewrite, from_index, rewritten, cuts, self.mark, self.history.writes())
         self.history.flushed()
         expired = self._expire_orders()  # orders whose expiry the fresh time passed leave the book
@@ -774,6 +794,7 @@ class Engine:
             account_listener(set(self.state.accounts))
         alert(log, "batches_rebuilt", from_index=from_index, reason=reason, epoch=self.mark.epoch, entries=len(rewritten), l1_time=now,
               batches=len(cuts), dropped=len(dropped), dropped_first=[[e.seq, str(e.dropped)] for e in rewritten if e.dropped][:20])
+        self.faults.point("engine.rebuilt")
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
         for record, _ in cuts:

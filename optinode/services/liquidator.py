@@ -21,7 +21,10 @@ round:
    funding, the insurance fund, the liquidator's account or the account itself change.
 
 The liquidator account is the lowest account owned by the configured key (deposit to it first);
-while it does not exist only deleverages are emitted. It keeps what it takes over: unwinding that
+while it does not exist only deleverages are emitted. Its own account is indexed like any other:
+below maintenance it is alerted (`liquidator_below_maintenance`, once per episode), bankrupt it is
+deleveraged; the spec's margin rule, run first by `plan`, keeps it from taking over more than its
+margin carries. It keeps what it takes over: unwinding that
 inventory on the book is an operator's job (docs/market-services.md, "What is left").
 """
 

@@ -12,10 +12,12 @@ submitting it. It submits every valid sample it has, not just a quorum: the lowe
 honest samples is closer to the middle, and a sequencer that drops samples gains nothing (the
 quorum rule keeps even the worst subset's median between honest samples, docs/risk.md §5).
 
-**A real feed replaces the walk** by implementing `PriceSource.collect`: fetch each oracle's latest
-signed sample for the market (Chainlink Data Streams, Pyth, or the operator's own signers polled over
-HTTP), with the timeout it is given. The feed never signs for an oracle; the devnet walk does only
-because the devnet oracle keys are public test keys (configs/devnet.toml).
+**Sources.** `DevnetWalkSource` signs the devnet walk with the devnet's public oracle keys;
+`services.http_price.HttpPriceSource` (``source = "http"``) fetches each market's price from an HTTP
+JSON API and signs it with the oracle keys this node holds, only once it verified it. Anything else
+implementing `PriceSource.collect` (Chainlink Data Streams, Pyth, other operators' signers) fits the
+same slot; the feed checks every sample's signature whatever the source. A source that holds
+connections has `aclose()`, called when the feed stops.
 
 Timeouts: collecting is bounded by `collect_timeout` and the durable acknowledgement by
 `submit_timeout`; a slow source or a stalled engine costs one update, never the service. After an

@@ -21,8 +21,7 @@ import pytest
 import trio
 
 from optinode.config import ConfigError, HttpSourceSection, load_config, parse_config
-from optinode.services import http_price, market_services, oracle_feed
-from optinode.services.market_view import EngineView
+from optinode.services import http_price, market_services
 from optinode.spec.crypto import recover_signer
 from optinode.spec.eip712 import compute_typed_digest, hash_oracle_price
 from optinode.spec.types import OraclePrice
