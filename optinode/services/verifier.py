@@ -109,6 +109,7 @@ class Verifier:
         # batch n + 1's signatures are recovered in worker processes (threads would wait for the GIL the
         # replay holds). None: no read-ahead.
         self.workers: Any = None  # a trio_parallel WorkerContext
+        self.ahead_nursery: trio.Nursery | None = None  # where read-ahead tasks run (the intake's)
         self.ahead_limiter = trio.CapacityLimiter(RECOVERY_WORKERS)
         self.ahead: dict[tuple[int, bytes], _Ahead] = {}
         self.head: Head | None = None
@@ -141,15 +142,15 @@ class Verifier:
 
     # --- the replay -----------------------------------------------------------------------------------
 
-    def read_ahead(self, nursery: trio.Nursery, appended: Any) -> None:
+    def read_ahead(self, appended: Any) -> None:
         """Start fetching batch ``appended`` and recovering its signatures (worker processes) now, while
-        the outputs before it are applied: `_verify` takes the result when its turn comes. Only a head
+        what comes before it is applied: `_verify` takes the result when its turn comes. Only a head
         start: whatever fails here is done again, and reported, in turn."""
         key = (appended.index, appended.tx_hash)
-        if self.workers is None or self.dirty or key in self.ahead:
+        if self.workers is None or self.ahead_nursery is None or key in self.ahead:
             return
         self.ahead[key] = slot = _Ahead()
-        nursery.start_soon(self._prepare, appended, slot)
+        self.ahead_nursery.start_soon(self._prepare, appended, slot)
 
     async def _prepare(self, appended: Any, slot: _Ahead) -> None:
         try:
@@ -206,13 +207,16 @@ class Verifier:
         """Make the stored verdicts those of the live batches the follower's events describe."""
         live = live_batches(self.follower.stored_events())
         previous = bytes(32)
-        for index in sorted(live):
+        indices = sorted(live)
+        for n, index in enumerate(indices):
             event = live[index]
             stored = self.replayer.batch(index)
             if stored is None or stored.tx_hash != event.tx_hash or stored.parent_tx != previous:
                 if stored is not None:
                     log.info("batch %d: its append changed on L1; replaying again", index)
-                self.replayer.discard_from(index)
+                self.replayer.discard_from(index)  # every later verdict goes too: the next batch is verified next
+                if n + 1 < len(indices):
+                    self.read_ahead(live[indices[n + 1]])  # a catch-up or a restart: pipelined
                 await self._verify(event)
             elif (stored.block_number, stored.appended_at) != (event.block_number, event.appended_at):
                 # The same append re-mined in another block (a reorg; its sender re-broadcast the signed
@@ -224,6 +228,7 @@ class Verifier:
             previous = event.tx_hash
         beyond = max(live, default=0) + 1
         self.replayer.discard_from(beyond)
+        self.ahead = {key: slot for key, slot in self.ahead.items() if key[0] >= beyond}  # not taken: not live any more
         self.dirty = False
 
     async def take(self, output: Any) -> bool:
@@ -387,11 +392,13 @@ def settled_final(final_at: dict[int, int], head: int, reorg_window: int) -> int
 async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], player: trio.MemorySendChannel[Any] | None,
                   *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Apply the follower's outputs in order. It looks at up to READ_AHEAD outputs already waiting in
-    the channel (a catch-up delivers hundreds at once) and reads the next append among them ahead
-    (`Verifier.read_ahead`), so its signatures are recovered while the batch before it replays."""
+    the channel and reads the next append among them ahead (`Verifier.read_ahead`), so its signatures
+    are recovered while the batch before it replays; a catch-up or a restart goes through
+    `reconcile`, which reads the next live batch ahead the same way."""
     task_status.started()
     waiting: deque[Any] = deque()
     async with outputs, trio.open_nursery() as nursery:
+        verifier.ahead_nursery = nursery
         while True:
             if not waiting:
                 try:
@@ -405,8 +412,8 @@ async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], p
                     break
             output = waiting.popleft()
             following = next((o for o in waiting if isinstance(o, events.BatchAppended)), None)
-            if following is not None:
-                verifier.read_ahead(nursery, following)
+            if following is not None and not verifier.dirty:  # dirty: the next head's reconcile reads ahead itself
+                verifier.read_ahead(following)
             forward = await verifier.take(output)
             if isinstance(output, Head):
                 verifier.write_status()
