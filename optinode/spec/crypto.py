@@ -1,6 +1,7 @@
 """keccak256 and secp256k1 public-key recovery (pure; C-backed for speed)."""
 
 from collections import OrderedDict, namedtuple
+from functools import update_wrapper
 
 from coincurve import PublicKey
 from sha3 import keccak_256  # safe-pysha3: ~7x faster than the pycryptodome backend here
@@ -37,37 +38,36 @@ def compute_signer(digest: bytes, signature: bytes) -> bytes | None:
 CacheInfo = namedtuple("CacheInfo", "hits misses maxsize currsize")
 
 
-class SignerMemo:
-    """`compute_signer` memoised (an lru_cache-like object: `cache_info()`, `__wrapped__`).
+class Memo:
+    """A pure function memoised by its arguments, an lru_cache-like object (`cache_info()`,
+    `cache_clear()`, `__wrapped__`) that can also be told an answer computed elsewhere
+    (`remember_key`): a worker process's memo is not this one. When full, the oldest entry is
+    dropped first."""
 
-    The sequencer verifies each order once at admission, so applying it is a memo hit. Admission may
-    recover signatures in worker processes, whose memo is not this one: `remember` records what such
-    a worker's `compute_signer` returned. When full, the oldest entry is dropped first."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.__wrapped__ = compute_signer
+    def __init__(self, fn, maxsize: int) -> None:
+        update_wrapper(self, fn)  # its name and docstring; `__wrapped__` is `fn` itself, uncached
         self.maxsize = maxsize
         # An OrderedDict, not a dict: dropping a plain dict's first entry scans the holes earlier
         # drops left at its front, ~25 µs per insert once a 200k-entry memo is full.
-        self.memo: OrderedDict[tuple[bytes, bytes], bytes | None] = OrderedDict()
+        self.memo: OrderedDict = OrderedDict()
         self.hits = self.misses = 0
 
-    def __call__(self, digest: bytes, signature: bytes) -> bytes | None:
+    def __call__(self, *args):
         try:
-            signer = self.memo[(digest, signature)]
+            value = self.memo[args]
         except KeyError:
             self.misses += 1
-            signer = compute_signer(digest, signature)
-            self.remember(digest, signature, signer)
-            return signer
-        except TypeError:  # an unhashable argument: the recovery itself raises the right error
-            return compute_signer(digest, signature)
+            value = self.__wrapped__(*args)
+            self.remember_key(args, value)
+            return value
+        except TypeError:  # an unhashable argument: the function itself raises the right error
+            return self.__wrapped__(*args)
         self.hits += 1
-        return signer
+        return value
 
-    def remember(self, digest: bytes, signature: bytes, signer: bytes | None) -> None:
+    def remember_key(self, args: tuple, value) -> None:
         memo = self.memo
-        memo[(digest, signature)] = signer
+        memo[args] = value
         if len(memo) > self.maxsize:
             try:
                 memo.popitem(last=False)
@@ -76,6 +76,27 @@ class SignerMemo:
 
     def cache_info(self) -> CacheInfo:
         return CacheInfo(self.hits, self.misses, self.maxsize, len(self.memo))
+
+    def cache_clear(self) -> None:
+        self.memo.clear()
+        self.hits = self.misses = 0
+
+
+def memoised(maxsize: int):
+    """A decorator: the function as a `Memo` of at most `maxsize` entries."""
+    return lambda fn: Memo(fn, maxsize)
+
+
+class SignerMemo(Memo):
+    """`compute_signer` memoised. The sequencer verifies each order once at admission, so applying it
+    is a memo hit. Admission may recover signatures in worker processes: `remember` records what such
+    a worker's `compute_signer` returned."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(compute_signer, maxsize)
+
+    def remember(self, digest: bytes, signature: bytes, signer: bytes | None) -> None:
+        self.remember_key((digest, signature), signer)
 
 
 recover_signer = SignerMemo(maxsize=1 << 20)

@@ -15,3 +15,19 @@ def test_a_remembered_signer_is_a_hit_and_the_oldest_entry_goes_first() -> None:
     assert memo(digests[2], signatures[2]) == key.address
     assert memo.cache_info().currsize == 2 and (digests[0], signatures[0]) not in memo.memo  # the oldest went
     assert memo(b"\x00" * 32, b"\x00" * 65) is None  # malformed: None, remembered like any answer
+
+
+def test_the_order_digest_memo_takes_remembered_answers_and_clears() -> None:
+    from optinode.spec.crypto import Memo
+    from optinode.spec.eip712 import compute_order_digest
+    from optinode.testing.world import World
+
+    w = World()
+    order = w.order("alice", nonce=12345)
+    memo = Memo(compute_order_digest.__wrapped__, maxsize=4)
+    memo.remember_key((w.domain, order), b"\x01" * 32)  # as a worker process answered (here: a made-up one)
+    assert memo(w.domain, order) == b"\x01" * 32 and memo.cache_info().hits == 1
+    memo.cache_clear()
+    assert memo.cache_info() == (0, 0, 4, 0)
+    assert memo(w.domain, order) == compute_order_digest(w.domain, order) and memo.cache_info().misses == 1
+    assert compute_order_digest.__name__ == "compute_order_digest" and "Memoised" in compute_order_digest.__doc__
