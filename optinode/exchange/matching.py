@@ -48,6 +48,7 @@ from .orders import (
 from .probe import PROBE_CTX, is_side_ok, probe_side
 
 DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
+FIRST_SLOT = SlotRef(0)
 
 
 class UnknownOrder(InvalidInput):
@@ -111,10 +112,11 @@ class Matcher:
 
     def place(self, placement: Placement, ctx: L1Context = PROBE_CTX) -> PlaceResult:
         order = placement.order
-        # The spec's range checks of an order are those of a Trade that carries it: an order out of
-        # them could not even be hashed (the mempool refuses it first; this keeps the engine whole
-        # whatever it is handed).
-        if not is_well_formed(Trade(order, order, 0)):
+        # The spec's range checks of an order are those of a Trade that carries it (against a slot
+        # reference, always in range: the order is checked once): an order out of them could not
+        # even be hashed (the mempool refuses it first; this keeps the engine whole whatever it is
+        # handed).
+        if not is_well_formed(Trade(order, FIRST_SLOT, 0)):
             return PlaceResult(b"", Status.REJECTED, reason=ErrorCode.MALFORMED.name, logged=False)
         order_hash = self.order_hash(order)
         # Orders expire against the batch's L1 time (docs/risk.md), which is never before the system

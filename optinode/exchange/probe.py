@@ -99,10 +99,12 @@ def is_side_ok(state: State, handle: OrderOrRef, size: int, price: int, side: Or
     side's rules, in the order `process_trade` applies them.
 
     `side`, if given, is `resolve_order(state, handle, t)` already computed on the state as it is now
-    (the matcher's placement check, when nothing has filled since): it is what rule 2 resolves, since
-    the only rule that reads the time is the expiry and nothing expires at the probe's time 0."""
+    for a `handle` already found well formed (the matcher's placement check, when nothing has filled
+    since): it is what rule 2 resolves, since the only rule that reads the time is the expiry and
+    nothing expires at the probe's time 0; and the probe's Trade is then well formed whenever rules
+    6 and 11 hold (0 < size <= what the order has left, the neutral slot id within the tree)."""
     # The Trade of the probe must be well formed (its neutral slot id is the next one).
-    if not is_well_formed(Trade(SlotRef(state.next_slot), handle, size)):
+    if side is None and not is_well_formed(Trade(SlotRef(state.next_slot), handle, size)):
         return False
     try:
         # 2. The tested order resolves at the probe's time 0 (nothing expires at 0).

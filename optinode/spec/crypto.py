@@ -1,7 +1,7 @@
 """keccak256 and secp256k1 public-key recovery (pure; C-backed for speed)."""
 
 from collections import OrderedDict, namedtuple
-from functools import update_wrapper
+from functools import lru_cache, update_wrapper
 
 from coincurve import PublicKey
 from sha3 import keccak_256  # safe-pysha3: ~7x faster than the pycryptodome backend here
@@ -38,65 +38,66 @@ def compute_signer(digest: bytes, signature: bytes) -> bytes | None:
 CacheInfo = namedtuple("CacheInfo", "hits misses maxsize currsize")
 
 
-class Memo:
-    """A pure function memoised by its arguments, an lru_cache-like object (`cache_info()`,
-    `cache_clear()`, `__wrapped__`) that can also be told an answer computed elsewhere
-    (`remember_key`): a worker process's memo is not this one. When full, the oldest entry is
-    dropped first."""
-
-    def __init__(self, fn, maxsize: int) -> None:
-        update_wrapper(self, fn)  # its name and docstring; `__wrapped__` is `fn` itself, uncached
-        self.maxsize = maxsize
-        # An OrderedDict, not a dict: dropping a plain dict's first entry scans the holes earlier
-        # drops left at its front, ~25 µs per insert once a 200k-entry memo is full.
-        self.memo: OrderedDict = OrderedDict()
-        self.hits = self.misses = 0
-
-    def __call__(self, *args):
-        try:
-            value = self.memo[args]
-        except KeyError:
-            self.misses += 1
-            value = self.__wrapped__(*args)
-            self.remember_key(args, value)
-            return value
-        except TypeError:  # an unhashable argument: the function itself raises the right error
-            return self.__wrapped__(*args)
-        self.hits += 1
-        return value
-
-    def remember_key(self, args: tuple, value) -> None:
-        memo = self.memo
-        memo[args] = value
-        if len(memo) > self.maxsize:
-            try:
-                memo.popitem(last=False)
-            except KeyError:  # (another thread emptied it meanwhile)
-                pass
-
-    def cache_info(self) -> CacheInfo:
-        return CacheInfo(self.hits, self.misses, self.maxsize, len(self.memo))
-
-    def cache_clear(self) -> None:
-        self.memo.clear()
-        self.hits = self.misses = 0
-
-
 def memoised(maxsize: int):
-    """A decorator: the function as a `Memo` of at most `maxsize` entries."""
-    return lambda fn: Memo(fn, maxsize)
+    """A decorator: a pure function memoised in a `functools.lru_cache` of `maxsize` entries (a hit
+    costs no Python call: the engine asks for each order's digest and signer several times), that
+    can also be told an answer computed elsewhere, `remember_key(args, value)`: a worker process's
+    memo is not this one. A told answer waits aside (at most `maxsize` of them, oldest out first)
+    until it is asked for, then it is cached like any other; `cache_info()` counts that ask as a
+    hit, not a miss. `__wrapped__` is the function itself, uncached."""
+
+    def decorate(fn):
+        told: OrderedDict = OrderedDict()
+        answered = [0]  # asks answered from `told`
+
+        def compute(*args):
+            try:
+                value = told.pop(args)
+            except KeyError:
+                return fn(*args)
+            answered[0] += 1
+            return value
+
+        memo = lru_cache(maxsize=maxsize)(compute)
+        update_wrapper(memo, fn)  # its name and docstring, and `__wrapped__` = fn
+        lru_info, lru_clear = memo.cache_info, memo.cache_clear
+
+        def remember_key(args: tuple, value) -> None:
+            told[args] = value
+            if len(told) > maxsize:
+                try:
+                    told.popitem(last=False)
+                except KeyError:  # (another thread emptied it meanwhile)
+                    pass
+
+        def cache_info() -> CacheInfo:
+            hits, misses, _, size = lru_info()
+            return CacheInfo(hits + answered[0], misses - answered[0], maxsize, size + len(told))
+
+        def cache_clear() -> None:
+            lru_clear()
+            told.clear()
+            answered[0] = 0
+
+        memo.remember_key, memo.cache_info, memo.cache_clear = remember_key, cache_info, cache_clear
+        memo.memo = _Clearable(cache_clear)  # (`memo.clear()`: a restarted process's empty memo)
+        return memo
+
+    return decorate
 
 
-class SignerMemo(Memo):
-    """`compute_signer` memoised. The sequencer verifies each order once at admission, so applying it
-    is a memo hit. Admission may recover signatures in worker processes: `remember` records what such
-    a worker's `compute_signer` returned."""
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(compute_signer, maxsize)
-
-    def remember(self, digest: bytes, signature: bytes, signer: bytes | None) -> None:
-        self.remember_key((digest, signature), signer)
+class _Clearable:
+    def __init__(self, clear) -> None:
+        self.clear = clear
 
 
-recover_signer = SignerMemo(maxsize=1 << 20)
+def signer_memo(maxsize: int):
+    """`compute_signer` memoised (see `memoised`), with `remember(digest, signature, signer)`: the
+    sequencer verifies each order once at admission, in worker processes, so applying it is a memo
+    hit, and a verifier recovers a batch's signatures ahead of its replay the same way."""
+    memo = memoised(maxsize)(compute_signer)
+    memo.remember = lambda digest, signature, signer: memo.remember_key((digest, signature), signer)
+    return memo
+
+
+recover_signer = signer_memo(maxsize=1 << 20)
