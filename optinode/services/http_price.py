@@ -100,7 +100,10 @@ class HttpEndpoint:
     @property
     def where(self) -> str:
         """scheme://host[:port] only: the path or query may carry an API key."""
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+        except ValueError:
+            return "<unparsable url>"
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
@@ -229,6 +232,8 @@ class HttpPriceSource:
                     return await self._get(endpoint.url)
             except trio.TooSlowError:
                 error = SourceError("timeout", f"no answer within {policy.timeout} s", retry=True)
+            except httpx.InvalidURL as failure:  # config.check_http_source refuses these; an endpoint built in code may not
+                error = SourceError("bad_url", str(failure)[:80])
             except httpx.TimeoutException:
                 error = SourceError("timeout", "connect or read timed out", retry=True)
             except httpx.HTTPError as failure:  # connect refused, reset, protocol errors
