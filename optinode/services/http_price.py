@@ -197,7 +197,6 @@ class HttpPriceSource:
     signers: list[tuple[int, Key]]  # (oracle index in the genesis, key)
     policy: HttpPolicy = HttpPolicy()
     clock: Callable[[], float] = time.time  # wall clock, for the documents' own times
-    transport: httpx.AsyncBaseTransport | None = None  # tests may inject one; default: real sockets
     refused: dict[str, int] = field(default_factory=dict)
     fetched: int = 0
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
@@ -249,7 +248,7 @@ class HttpPriceSource:
 
     async def _get(self, url: str) -> bytes:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.policy.timeout, follow_redirects=False, transport=self.transport,
+            self._client = httpx.AsyncClient(timeout=self.policy.timeout, follow_redirects=False,
                                              headers={"Accept": "application/json"})
         limit = self.policy.max_body_bytes
         async with self._client.stream("GET", url) as response:
