@@ -1,10 +1,14 @@
-"""The public JSON-RPC 2.0 API over HTTP and WebSocket (docs/api.md), served by hypercorn's trio worker.
+"""The public JSON-RPC 2.0 API over HTTP and WebSocket (docs/api.md), on services/http_server.py (h11, wsproto).
 
     port = await nursery.start(rpc.run, rpc.RpcDeps(engine, submitter, mempool, port=8545))
 
-One small ASGI app: ``POST /`` takes a JSON-RPC request or a batch (an array) of them; a WebSocket
+``POST /`` takes a JSON-RPC request or a batch (an array) of them; a WebSocket
 on ``/`` takes the same requests plus ``optinode_subscribe`` / ``optinode_unsubscribe`` and pushes
 ``optinode_subscription`` notifications (``fills``, ``book``, ``account``), as ``eth_subscribe`` does.
+
+**Params** are decoded by type (services/rpc_params.py: msgspec frozen Structs for the EIP-712
+messages); a body that is only `optinode_sendOrder` requests — a market maker's batch — is decoded
+by type in one pass and skips the generic decode (docs/benchmarks.md, "JSON-RPC server cost").
 
 **Errors.** The standard codes for parse (-32700), request (-32600), method (-32601) and params
 (-32602) errors; an order, cancel or withdrawal turned away by intake or the spec is -32000 with
@@ -36,15 +40,13 @@ from typing import Any
 
 import msgspec
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
-from optinode.metrics import CONTENT_TYPE
 from optinode.exchange.cancel import SignedCancelAll, SignedCancelOrder
 from optinode.exchange.history import OrderRecord
 from optinode.exchange.mempool import IntakeRejected, Mempool
 from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResult, Reason, Status
 from optinode.services.engine import BookAccepted, BookSubmission, Engine, Rejected, Submitter
+from optinode.services.http_server import Routes, WebSocket, serve
 from optinode.services.rpc_params import (
     APPLICATION_ERROR,
     INTERNAL_ERROR,
@@ -73,11 +75,10 @@ from optinode.spec.margin import compute_settled_funding, get_total_risk, get_to
 from optinode.spec.state import require_account
 from optinode.spec.types import Order, SlotRef, Withdraw
 
-__all__ = ["RpcDeps", "RpcError", "make_app", "run"]
+__all__ = ["RpcDeps", "RpcError", "routes", "run"]
 
 log = logging.getLogger("optinode.services.rpc")
 
-MAX_BODY = 1024 * 1024  # bytes of one HTTP request
 MAX_BATCH = 100  # requests in one JSON-RPC batch
 MAX_DEPTH = 100  # price levels per side in getBook / book subscriptions
 MAX_SUBSCRIPTIONS = 64  # per WebSocket connection
@@ -719,68 +720,19 @@ async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None,
     return None if response is None else msgspec.json.encode(response)
 
 
-# --- ASGI ------------------------------------------------------------------------------------------
+# --- the server (services/http_server.py) ------------------------------------------------------------
 
 
-def make_app(deps: RpcDeps) -> Callable[..., Awaitable[None]]:
-    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        if scope["type"] == "http":
-            await serve_http(scope, receive, send, lambda body: dispatch(deps, body), deps.engine.metrics.expose)
-        elif scope["type"] == "websocket":
-            await _websocket(deps, receive, send)
-        elif scope["type"] == "lifespan":
-            await lifespan(receive, send)
+def routes(deps: RpcDeps) -> Routes:
+    async def on_websocket(ws: WebSocket) -> None:
+        await _websocket(deps, ws)
 
-    return app
+    return Routes(rpc=lambda body: dispatch(deps, body), metrics=deps.engine.metrics.expose, websocket=on_websocket)
 
 
-async def lifespan(receive: Any, send: Any) -> None:
-    """ASGI lifespan: nothing to start or stop (the node's nursery owns every resource)."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, body: bytes, content_type: str = "application/json") -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def serve_http(scope: dict[str, Any], receive: Any, send: Any, answer: Callable[[bytes], Awaitable[bytes | None]],
-                     expose: Callable[[], bytes]) -> None:
-    """One HTTP request: ``GET /metrics`` is the Prometheus text (``expose()``), ``POST`` a JSON-RPC
-    body that ``answer`` turns into the response."""
-    if scope["method"] == "GET" and scope["path"] == "/metrics":
-        await _respond(send, 200, expose(), CONTENT_TYPE)
-        return
-    if scope["method"] != "POST":
-        await _respond(send, 405, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, "POST a JSON-RPC request to / (or GET /metrics)"))))
-        return
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY:
-            await _respond(send, 413, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, f"the body is over {MAX_BODY} bytes"))))
-            return
-        if not message.get("more_body", False):
-            break
-    response = await answer(body)
-    await _respond(send, 200, response if response is not None else b"")
-
-
-async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
+async def _websocket(deps: RpcDeps, ws: WebSocket) -> None:
+    """One WebSocket connection: requests answered in order, notifications pushed between them by
+    one sender (the pump), so an answer and the notifications after it keep their order."""
     subscriber = Subscriber()
     try:
         async with trio.open_nursery() as nursery:
@@ -788,18 +740,13 @@ async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
             async def pump() -> None:
                 async with subscriber.receive:
                     async for note in subscriber.receive:
-                        await send({"type": "websocket.send", "text": note.decode()})
+                        await ws.send_text(note.decode())
                 if subscriber.overflowed:
-                    await send({"type": "websocket.close", "code": 1008, "reason": "slow consumer: notifications overflowed"})
+                    await ws.close(1008, "slow consumer: notifications overflowed")
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(pump)
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("text")
-                body = data.encode() if data is not None else (message.get("bytes") or b"")
+            while (body := await ws.receive()) is not None:
                 answer = await dispatch(deps, body, subscriber)
                 if answer is not None:
                     try:
@@ -814,25 +761,10 @@ async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
         deps.hub.drop(subscriber)
 
 
-def server_config(host: str, port: int) -> HypercornConfig:
-    """hypercorn's settings for a node's JSON-RPC port (this API's, and the verifier's `watch_rpc`)."""
-    config = HypercornConfig()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = log
-    config.websocket_max_message_size = MAX_BODY
-    config.h11_max_incomplete_size = 64 * 1024
-    config.keep_alive_timeout = 30
-    config.graceful_timeout = 1.0
-    return config
-
-
 async def run(deps: RpcDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; ``task_status.started(port)``."""
-    config = server_config(deps.host, deps.port)
     async with trio.open_nursery() as nursery:
         await nursery.start(_feed, deps)
-        binds = await nursery.start(serve, make_app(deps), config)
-        port = int(binds[0].rsplit(":", 1)[1])
+        port = await nursery.start(serve, routes(deps), deps.host, deps.port)
         log.info("JSON-RPC on http://%s:%d (WebSocket on ws://%s:%d/)", deps.host, port, deps.host, port)
         task_status.started(port)
