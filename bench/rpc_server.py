@@ -22,7 +22,6 @@ import argparse
 import cProfile
 import json
 import sys
-import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -31,15 +30,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sequencer import OrderFlow, rpc_bodies, with_workers  # noqa: E402
-from optinode.config import BatchSection  # noqa: E402
-from optinode.exchange.mempool import Limits, Mempool  # noqa: E402
-from optinode.services import engine as engine_mod  # noqa: E402
-from optinode.services import rpc  # noqa: E402
-from optinode.services.batcher import BatchPolicy  # noqa: E402
-from optinode.services.sequencer import SWITCH_INTERVAL  # noqa: E402
+from bench.sequencer import OrderFlow, bench_node, rpc_bodies, with_workers, workers_cpu  # noqa: E402
+from optinode.exchange.mempool import Limits  # noqa: E402
 from optinode.spec.state import copy_state  # noqa: E402
-from optinode.store.db import open_store  # noqa: E402
 
 
 def _answered(raw: bytes | str) -> int:
@@ -111,62 +104,38 @@ def single_bodies(bodies: list[bytes]) -> list[bytes]:
 
 
 async def measure(genesis, runs: list[tuple[str, int, list]], args, *, workers) -> list[dict]:
-    sys.setswitchinterval(SWITCH_INTERVAL)  # as `optinode sequencer` runs
     out: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="optinode-bench-") as data_dir:
-        store = open_store(Path(data_dir) / "db", identity="bench")
-        policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
-        engine = engine_mod.Engine(store, genesis, policy=policy, confirmations=0, deadlines=engine_mod.Deadlines(3600, 3600))
-        inbox_send, inbox_receive = trio.open_memory_channel(1024)
-        batches_send, batches_receive = trio.open_memory_channel(64)
-        limits = Limits(max_request_items=100, recovery_chunk=Limits().recovery_chunk, items_per_second=1e9, burst=10**9)
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(engine_mod.run, engine, inbox_receive, batches_send)
-
-                async def drain() -> None:
-                    async for _ in batches_receive:
-                        pass
-
-                nursery.start_soon(drain)
-                deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
-                port = await nursery.start(rpc.run, deps)
-                for transport, batch, orders in runs:
-                    bodies = rpc_bodies(orders, batch)
-                    if batch == 1:
-                        bodies = single_bodies(bodies)
-                    from bench.rpc_load import worker_cpu_sample  # noqa: F401 - (the sampler runs in the workers)
-                    from bench.sequencer import workers_cpu
-
-                    before = await workers_cpu(workers, 2)
-                    profiler = cProfile.Profile(time.thread_time) if args.profile else None  # (CPU, not the wall time in epoll)
-                    cpu, main_cpu = time.process_time(), time.thread_time()
-                    if profiler:
-                        profiler.enable()
-                    got = await trio.to_thread.run_sync(lambda: run_clients(transport, port, bodies, args.processes, args.connections))
-                    if profiler:
-                        profiler.disable()
-                    cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
-                    after = await workers_cpu(workers, 2)
-                    assert got["acked"] == len(orders), (got["acked"], len(orders))
-                    n, requests = len(orders), len(bodies)
-                    worker_cpu = sum(after[pid] - before[pid] for pid in before)
-                    figures = {
-                        "transport": transport, "batch": batch, "orders": n, "requests": requests,
-                        "server_cpu_us_per_order": round(cpu / n * 1e6, 1),
-                        "server_main_cpu_us_per_order": round(main_cpu / n * 1e6, 1),
-                        "server_cpu_us_per_request": round(cpu / requests * 1e6, 1),
-                        "worker_cpu_us_per_order": round(worker_cpu / n * 1e6, 1),
-                        "client_cpu_us_per_order": round(got["client_cpu"] / n * 1e6, 1),
-                        "orders_per_s": round(n / got["elapsed"]),
-                    }
-                    print(json.dumps(figures), flush=True)
-                    out.append(figures)
-                    if profiler:
-                        profiler.dump_stats(f"{args.profile}.{transport}{batch}")
-                nursery.cancel_scope.cancel()
-        finally:
-            store.close()
+    limits = Limits(max_request_items=100, items_per_second=1e9, burst=10**9)
+    async with bench_node(genesis, limits, workers) as (_, port):
+        for transport, batch, orders in runs:
+            bodies = rpc_bodies(orders, batch)
+            if batch == 1:
+                bodies = single_bodies(bodies)
+            before = await workers_cpu(workers, 2)
+            profiler = cProfile.Profile(time.thread_time) if args.profile else None  # (CPU, not the wall time in epoll)
+            cpu, main_cpu = time.process_time(), time.thread_time()
+            if profiler:
+                profiler.enable()
+            got = await trio.to_thread.run_sync(lambda: run_clients(transport, port, bodies, args.processes, args.connections))
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(f"{args.profile}.{transport}{batch}")
+            cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
+            after = await workers_cpu(workers, 2)
+            assert got["acked"] == len(orders), (got["acked"], len(orders))
+            n, requests = len(orders), len(bodies)
+            figures = {
+                "transport": transport, "batch": batch, "orders": n, "requests": requests,
+                "server_cpu_us_per_order": round(cpu / n * 1e6, 1),
+                "server_main_cpu_us_per_order": round(main_cpu / n * 1e6, 1),
+                "server_cpu_us_per_request": round(cpu / requests * 1e6, 1),
+                "server_main_cpu_us_per_request": round(main_cpu / requests * 1e6, 1),
+                "worker_cpu_us_per_order": round(sum(after[pid] - before[pid] for pid in before) / n * 1e6, 1),
+                "client_cpu_us_per_order": round(got["client_cpu"] / n * 1e6, 1),
+                "orders_per_s": round(n / got["elapsed"]),
+            }
+            print(json.dumps(figures), flush=True)
+            out.append(figures)
     return out
 
 

@@ -131,9 +131,10 @@ def _cancelled_view(c: Cancelled) -> dict[str, Any]:
 
 
 def _place_view(result: PlaceResult, seq: int | None) -> dict[str, Any]:
-    return {"hash": _hex(result.order_hash), "status": result.status.value, "reason": result.reason,
-            "fills": [_fill_view(f) for f in result.fills], "filled": sum(f.size for f in result.fills),
-            "remaining": result.remaining, "cancelled": [_cancelled_view(c) for c in result.cancelled], "seq": seq}
+    fills, cancelled = result.fills, result.cancelled  # (most answers have neither: no comprehension to run)
+    return {"hash": "0x" + result.order_hash.hex(), "status": result.status.value, "reason": result.reason,
+            "fills": [_fill_view(f) for f in fills] if fills else [], "filled": sum([f.size for f in fills]) if fills else 0,
+            "remaining": result.remaining, "cancelled": [_cancelled_view(c) for c in cancelled] if cancelled else [], "seq": seq}
 
 
 def _resting_view(view: Any) -> dict[str, Any]:
@@ -300,7 +301,7 @@ def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, started: 
             metrics.fills.inc(len(result.fills))
         if answer.seq is not None:  # a durable answer (its log entry is synced)
             metrics.ack_latency.observe(time.perf_counter() - started)
-    if answer.seq is not None:
+    if answer.seq is not None and deps.hub.topics:  # (nobody subscribed to anything: nothing to build)
         touched = {placement.order.account_id} | {c.account_id for c in result.cancelled}
         _after_book(deps, placement.order.market, result.fills, touched)
     return view
