@@ -32,6 +32,7 @@ from optinode.errors import InvalidInput
 from optinode.devnet.network import Devnet, devnet_config, open_devnet
 from optinode.devnet.nodes import NodeFailed
 from optinode.devnet.scenarios import ALL, SCENARIOS
+from optinode.devnet.scenarios.common import ensure_funded
 from optinode.devnet.story import ScenarioFailed, Story
 from optinode.devnet.trader import ORDER_LIFETIME, ApiError
 from optinode.l1.anvil import Anvil, run_anvil
@@ -110,12 +111,13 @@ async def _main(anvil: Anvil, workdir: Path, options: DevnetOptions, story: Stor
         for error in bad.exceptions:
             story.console.print(f"[red]error:[/] {error}")
         code = EXIT_BAD_INPUT
-    except* NodeFailed as failed:
+    except* (NodeFailed, ScenarioFailed) as failed:
         for error in failed.exceptions:
             story.console.print(f"[red]devnet failed:[/] {error}")
         code = EXIT_CHECK_FAILED
     if code == EXIT_INTERRUPTED:
-        story.console.print("[yellow]interrupted[/]: the nodes and anvil are stopped")
+        story.console.print("[yellow]interrupted[/] before the scenarios were done")
+    story.note("stopped: the sequencer and the verifier have exited; anvil stops next")
     return code
 
 
@@ -141,6 +143,9 @@ async def _cancel_on_signal(scope: trio.CancelScope) -> None:
 
 async def _stay_up(net: Devnet, story: Story) -> None:
     """Print the endpoints and keep the bots trading until Ctrl-C."""
+    frozen = await net.l1(net.chain.bridge.functions.frozen().call)
+    if not frozen:
+        await ensure_funded(net, [net.alice, net.bob])  # (``--scenario none``: the bots need accounts to trade)
     e, c = net.endpoints, net.chain.deployment.contracts
     lines = [
         "[bold]the devnet stays up[/] (Ctrl-C stops the nodes and anvil):",
@@ -158,23 +163,18 @@ async def _stay_up(net: Devnet, story: Story) -> None:
         f"    curl -s {e.watch}metrics | grep ^optinode_",
     ]
     for name, bot in net.traders.items():
-        lines.append(f"  {name:<6} L1 {bot.address}  L2 account {bot.account_id}  key {bot.wallet.account.key.hex()} (anvil's public dev key)")
+        lines.append(f"  {name:<6} L1 {bot.address}  L2 account {bot.account_id}  key {bot.key} (anvil's public dev key)")
     for line in lines:
         story.console.print(line, highlight=False)
+    if frozen:
+        story.note("the rollup is frozen (censorship scenario): nothing trades any more; the nodes stay up to be inspected")
+        await trio.sleep_forever()
     await _traffic(net)
 
 
 async def _traffic(net: Devnet) -> None:
-    """Alice and Bob trade one lot every few seconds (alternating sides), while the rollup is not frozen."""
-    if await net.l1(net.chain.bridge.functions.frozen().call):
-        net.story.note("the rollup is frozen (censorship scenario): no more trading; the nodes stay up to be inspected")
-        await trio.sleep_forever()
-    alice, bob = net.alice, net.bob
-    if alice.account_id is None or bob.account_id is None:
-        from optinode.devnet.scenarios.common import ensure_funded
-
-        await ensure_funded(net, [alice, bob])
-    buyer, seller = alice, bob
+    """Alice and Bob trade a few lots every few seconds (alternating sides) until Ctrl-C."""
+    buyer, seller = net.alice, net.bob
     while True:
         await trio.sleep(TRAFFIC_EVERY)
         try:
@@ -184,6 +184,6 @@ async def _traffic(net: Devnet) -> None:
             size = 10 * market["stepSize"]
             await buyer.api.send_order(buyer.account_id, market=0, is_buy=True, size=size, price=limit, expiry=expiry)
             await seller.api.send_order(seller.account_id, market=0, is_buy=False, size=size, price=limit, expiry=expiry, timeInForce="ioc")
-        except (ApiError, httpx.HTTPError, ScenarioFailed):
+        except (ApiError, httpx.HTTPError):
             pass  # a refused order (a moving price, margin) costs one round; the devnet stays up
         buyer, seller = seller, buyer

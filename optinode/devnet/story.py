@@ -50,7 +50,8 @@ class Story:
         self.checks: list[tuple[str, bool]] = []
 
     def chapter(self, name: str, summary: str) -> None:
-        self.console.rule(f"[bold]{name}[/]: {summary}")
+        self.console.rule(f"[bold]{name}")
+        self.console.print(f"  [bold]{summary}[/]")
 
     def step(self, text: str, *, block: int | None = None, tx: Any = None) -> None:
         where = f"[cyan]L1 #{block:<5}[/] " if block is not None else " " * 11

@@ -141,6 +141,7 @@ class Trader:
 
     def __init__(self, name: str, key: str, l1_url: str, deployment: Deployment, api_url: str) -> None:
         self.name = name
+        self.key = key
         self.wallet = Wallet(key, l1_url, deployment)
         self.address = self.wallet.address
         self.api = ApiClient(api_url, key, chain_id=deployment.chain_id, verifying_contract=deployment.verifying_contract)

@@ -66,7 +66,7 @@ async def run(net: Devnet) -> BadBatchOutcome:
     (game_open, *_) = await net.until(opened, f"a game against batch {bad}")
     game, batch_id = game_open["args"]["gameId"], game_open["args"]["batchId"]
     story.step(f"the verifier challenges batch {bad} with a {eth(params.challenger_bond)} bond: game {game} over "
-               f"{game_open['args']['txCount']} transactions, {game_open['blockNumber'] - receipt['blockNumber']} blocks after the append",
+               f"{game_open['args']['txCount']} transactions, {game_open['blockNumber'] - receipt['blockNumber']} block(s) after the append",
                block=game_open["blockNumber"], tx=game_open["transactionHash"])
 
     async def resolved():
