@@ -29,19 +29,23 @@ def _post(connection: http.client.HTTPConnection, body: bytes) -> int:
     return len(answers)
 
 
-def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: float | None, out) -> None:
+def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: float | None, out, detail: bool = False,
+            index: int = 0, lanes: int = 1) -> None:
     """One process: a thread per connection; `interval` None = closed loop, else seconds between
-    the sends of one connection (its schedule is offset by its index)."""
-    results: list[tuple[float, float, list[float], int]] = [None] * len(bodies)  # type: ignore[list-item]
+    the sends of one connection (the lanes of all processes evenly offset). With `detail`, each lane also
+    reports (due, sent, answered) `perf_counter` times per request (the clock is the machine's
+    monotonic one, comparable with the server's: bench/ack_trace.py)."""
+    results: list[tuple[float, float, list[float], int, list]] = [None] * len(bodies)  # type: ignore[list-item]
 
     def connection_main(k: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         connection.connect()
-        latencies, acked = [], 0
+        latencies, acked, times = [], 0, []
         while time.time() < start_at:
             time.sleep(0.0005)
         began = time.perf_counter()
-        offset = 0.0 if interval is None else interval * k / len(bodies)
+        # lane j of all the processes' lanes sends at j/lanes of the interval: evenly spread, none in phase
+        offset = 0.0 if interval is None else interval * (index * len(bodies) + k) / lanes
         for n, body in enumerate(bodies[k]):
             if interval is not None:
                 due = began + offset + n * interval
@@ -50,9 +54,13 @@ def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: flo
                     time.sleep(wait)
             else:
                 due = time.perf_counter()
+            sent = time.perf_counter()
             acked += _post(connection, body)
-            latencies.append(time.perf_counter() - due)
-        results[k] = (began, time.perf_counter(), latencies, acked)
+            answered = time.perf_counter()
+            latencies.append(answered - due)
+            if detail:
+                times.append((due, sent, answered))
+        results[k] = (began, time.perf_counter(), latencies, acked, times)
         connection.close()
 
     cpu = time.process_time()  # (after this process's start-up imports)
@@ -62,31 +70,40 @@ def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: flo
     for t in threads:
         t.join()
     offset = time.time() - time.perf_counter()
-    out.put(([(r[0] + offset, r[1] + offset, r[2], r[3]) for r in results], time.process_time() - cpu))
+    out.put(([(r[0] + offset, r[1] + offset, r[2], r[3], r[4]) for r in results], time.process_time() - cpu, index))
 
 
-def run_clients(port: int, bodies: list[bytes], *, processes: int, connections: int, rate: float | None = None) -> dict:
+def run_clients(port: int, bodies: list[bytes], *, processes: int, connections: int, rate: float | None = None,
+                detail: bool = False) -> dict:
     """Spread `bodies` over processes × connections and run them (closed loop, or `rate` requests/s
     in all). Returns elapsed seconds, orders acknowledged, the per-request latencies (seconds) and
-    the clients' CPU seconds (all their processes)."""
+    the clients' CPU seconds (all their processes); with `detail`, ``times``: per body index,
+    its (due, sent, answered) `perf_counter` times."""
     ctx = get_context("spawn")
     queue = ctx.Queue()
     lanes = processes * connections
     per_lane = [bodies[i::lanes] for i in range(lanes)]
     interval = None if rate is None else lanes / rate
     start_at = time.time() + 1.5  # after the client processes have started
-    procs = [ctx.Process(target=_client, args=(port, per_lane[p * connections:(p + 1) * connections], start_at, interval, queue))
+    procs = [ctx.Process(target=_client, args=(port, per_lane[p * connections:(p + 1) * connections], start_at, interval, queue, detail, p, lanes))
              for p in range(processes)]
     for p in procs:
         p.start()
-    reports = [queue.get() for _ in procs]
+    reports = sorted((queue.get() for _ in procs), key=lambda r: r[2])  # (in process order: lane = its index)
     for p in procs:
         p.join()
-    lanes_done = [lane for lanes_of, _ in reports for lane in lanes_of]
+    lanes_done = [lane for lanes_of, _, _ in reports for lane in lanes_of]
     began = min(lane[0] for lane in lanes_done)
     ended = max(lane[1] for lane in lanes_done)
-    return {"elapsed": ended - began, "acked": sum(lane[3] for lane in lanes_done),
-            "latencies": sorted(x for lane in lanes_done for x in lane[2]), "client_cpu": sum(cpu for _, cpu in reports)}
+    result = {"elapsed": ended - began, "acked": sum(lane[3] for lane in lanes_done),
+              "latencies": sorted(x for lane in lanes_done for x in lane[2]), "client_cpu": sum(cpu for _, cpu, _ in reports)}
+    if detail:  # lane i posted bodies i, i + lanes, ...
+        times: list = [None] * len(bodies)
+        for lane, (*_, lane_times) in enumerate(lanes_done):
+            for n, t in enumerate(lane_times):
+                times[lane + n * lanes] = t
+        result["times"] = times
+    return result
 
 
 def worker_cpu_sample(pause: float) -> tuple[int, float]:

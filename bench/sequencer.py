@@ -26,6 +26,7 @@ Prints, last, one JSON object (docs/benchmarks.md, "Sequencer intake", says how 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -47,7 +48,7 @@ from optinode.exchange.mempool import Limits, Mempool, compute_chunk, recover_ch
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
-from optinode.services.sequencer import SWITCH_INTERVAL  # noqa: E402
+from optinode.services.sequencer import SWITCH_INTERVAL, freeze_heap  # noqa: E402
 from optinode.spec.state import State, copy_state  # noqa: E402
 from optinode.store.db import open_store  # noqa: E402
 from optinode.exchange.orders import Placement, Status, TimeInForce  # noqa: E402
@@ -227,83 +228,101 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-async def measure_rpc(genesis: State, peak_orders: list[Order], latency_orders: list[Order], args, *, workers) -> dict:
-    """The sequencer's engine on LevelDB (fsync on), its JSON-RPC service on 127.0.0.1 and the
-    mempool on `workers` processes; client processes post batches (docs/benchmarks.md)."""
-    sys.setswitchinterval(SWITCH_INTERVAL)  # as `optinode sequencer` runs
+def latency_figures(run: dict, prefix: str) -> dict:
+    """p50 / p99 / p99.9 / max (ms) of an open-loop run's request latencies, its rate and requests."""
+    lat = run["latencies"]
+    figures = {f"{prefix}_{name}_ms": round(percentile(lat, q) * 1e3, 2) for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))}
+    return {**figures, f"{prefix}_max_ms": round(lat[-1] * 1e3, 2), f"{prefix}_orders_per_s": round(run["acked"] / run["elapsed"]),
+            f"{prefix}_requests": len(lat)}
+
+
+@contextlib.asynccontextmanager
+async def bench_node(genesis: State, limits: Limits, workers):
+    """The sequencer's engine on LevelDB (fsync on: every answer after its group commit's fsync), its
+    JSON-RPC service on 127.0.0.1 and the mempool on `workers` processes, run as `optinode
+    sequencer` runs them (switch interval, heap frozen once up). Yields (engine, port)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     with tempfile.TemporaryDirectory(prefix="optinode-bench-") as data_dir:
         store = open_store(Path(data_dir) / "db", identity="bench")
-        policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
-        engine = engine_mod.Engine(store, genesis, policy=policy, confirmations=0, deadlines=engine_mod.Deadlines(3600, 3600))
-        inbox_send, inbox_receive = trio.open_memory_channel(1024)
-        batches_send, batches_receive = trio.open_memory_channel(64)
-        limits = Limits(max_request_items=max(args.rpc_batch, args.latency_batch), recovery_chunk=args.chunk)
-        result: dict = {}
         try:
+            policy = BatchPolicy.from_config(BatchSection(max_age=3600.0), challenge_window=3600, clock=60)
+            engine = engine_mod.Engine(store, genesis, policy=policy, confirmations=0, deadlines=engine_mod.Deadlines(3600, 3600))
+            inbox_send, inbox_receive = trio.open_memory_channel(1024)
+            batches_send, batches_receive = trio.open_memory_channel(64)
             async with trio.open_nursery() as nursery:
                 await nursery.start(engine_mod.run, engine, inbox_receive, batches_send)
 
                 async def drain() -> None:
                     async for _ in batches_receive:
-                        result["batches"] = result.get("batches", 0) + 1
+                        pass
 
                 nursery.start_soon(drain)
                 deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
                 port = await nursery.start(rpc.run, deps)
-                bodies = rpc_bodies(peak_orders, args.rpc_batch)
-                cpu, main_cpu = time.process_time(), time.thread_time()
-                peak = await trio.to_thread.run_sync(lambda: run_clients(
-                    port, bodies, processes=args.rpc_processes, connections=args.rpc_connections))
-                result["server_cpu_us_per_order"] = (time.process_time() - cpu) / peak["acked"] * 1e6
-                result["server_main_cpu_us_per_order"] = (time.thread_time() - main_cpu) / peak["acked"] * 1e6
-                assert peak["acked"] == len(peak_orders), peak["acked"]
-                result["rpc_orders_per_s"] = peak["acked"] / peak["elapsed"]
-                rate = result["rpc_orders_per_s"] / 2 / args.latency_batch  # requests per second, at half the peak
-                half = await trio.to_thread.run_sync(lambda: run_clients(
-                    port, rpc_bodies(latency_orders, args.latency_batch, first_id=10**7), processes=args.rpc_processes,
-                    connections=args.rpc_connections, rate=rate))
-                assert half["acked"] == len(latency_orders), half["acked"]
-                result["latency_orders_per_s"] = half["acked"] / half["elapsed"]
-                result["ack_p50_ms"] = percentile(half["latencies"], 0.50) * 1e3
-                result["ack_p99_ms"] = percentile(half["latencies"], 0.99) * 1e3
-                result["log_entries"] = engine.next_seq
-                result["client_cpu_us_per_order"] = (peak["client_cpu"] + half["client_cpu"]) / (peak["acked"] + half["acked"]) * 1e6
-                result["client_cpu"] = peak["client_cpu"] + half["client_cpu"]
+                freeze_heap()
+                yield engine, port
                 nursery.cancel_scope.cancel()
         finally:
             store.close()
-        return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=20_000, help="in-process intake orders (each mode)")
-    parser.add_argument("--accounts", type=int, default=400)
-    parser.add_argument("--request", type=int, default=200, help="orders per in-process request")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent in-process submitting clients")
-    parser.add_argument("--chunk", type=int, default=Limits().recovery_chunk, help="signatures per worker call")
-    parser.add_argument("--rpc-orders", type=int, default=30_000, help="orders for the JSON-RPC peak")
-    parser.add_argument("--rpc-batch", type=int, default=50, help="orders per JSON-RPC batch at the peak")
-    parser.add_argument("--rpc-processes", type=int, default=2, help="client processes")
-    parser.add_argument("--rpc-connections", type=int, default=2, help="HTTP connections per client process")
-    parser.add_argument("--latency-seconds", type=float, default=4.0, help="length of the half-peak latency run")
-    parser.add_argument("--latency-batch", type=int, default=10, help="orders per JSON-RPC batch at half the peak")
-    parser.add_argument("--skip-rpc", action="store_true")
-    args = parser.parse_args()
+async def measure_rpc(genesis: State, flow: OrderFlow, args, *, workers) -> dict:
+    """The node of `bench_node`; client processes post batches (docs/benchmarks.md):
 
-    flow = OrderFlow(args.accounts)
-    genesis = copy_state(flow.world.state)  # the RPC node starts from the funded state
-    single = flow.orders(3_000)
+    1. the peak: `--rpc-orders` orders in batches of `--rpc-batch`, closed loop;
+    2. the headline latency: the same requests, open loop at half that peak, `--latency-seconds`;
+    3. a market maker's quote refresh: batches of `--mm-batch`, closed loop (their own peak), then
+       open loop at half of it, `--latency-seconds`.
+    Every latency is from the request's scheduled send (no coordinated omission)."""
+    limits = Limits(max_request_items=max(args.rpc_batch, args.mm_batch), recovery_chunk=args.chunk)
+    result: dict = {"orders_posted": 0, "client_cpu": 0.0}
+    next_id = [1]
+
+    def bodies_of(count: int, batch: int) -> list[bytes]:
+        bodies = rpc_bodies(flow.orders(count), batch, first_id=next_id[0])
+        next_id[0] += count
+        result["orders_posted"] += count
+        return bodies
+
+    async with bench_node(genesis, limits, workers) as (engine, port):
+
+        async def post(bodies: list[bytes], rate_orders: float | None, batch: int) -> dict:
+            run = await trio.to_thread.run_sync(lambda: run_clients(
+                port, bodies, processes=args.rpc_processes, connections=args.rpc_connections,
+                rate=None if rate_orders is None else rate_orders / batch))
+            assert run["acked"] == sum(len(json.loads(b)) for b in bodies), run["acked"]
+            result["client_cpu"] += run["client_cpu"]
+            return run
+
+        peak_bodies = bodies_of(args.rpc_orders, args.rpc_batch)
+        cpu, main_cpu = time.process_time(), time.thread_time()
+        peak = await post(peak_bodies, None, args.rpc_batch)
+        result["server_cpu_us_per_order"] = (time.process_time() - cpu) / peak["acked"] * 1e6
+        result["server_main_cpu_us_per_order"] = (time.thread_time() - main_cpu) / peak["acked"] * 1e6
+        result["rpc_orders_per_s"] = peak["acked"] / peak["elapsed"]
+        result["load_at_peak"] = round(os.getloadavg()[0], 2)
+
+        half_rate = result["rpc_orders_per_s"] / 2  # the issue's "half the measured peak", the same requests
+        half = await post(bodies_of(int(half_rate * args.latency_seconds), args.rpc_batch), half_rate, args.rpc_batch)
+        result.update(latency_figures(half, "ack"), latency_batch=args.rpc_batch, load_at_latency=round(os.getloadavg()[0], 2))
+
+        if args.mm_batch:
+            mm_peak = await post(bodies_of(args.mm_orders, args.mm_batch), None, args.mm_batch)
+            result["mm_peak_orders_per_s"] = round(mm_peak["acked"] / mm_peak["elapsed"])
+            mm_rate = result["mm_peak_orders_per_s"] / 2
+            mm = await post(bodies_of(int(mm_rate * args.latency_seconds), args.mm_batch), mm_rate, args.mm_batch)
+            result.update(latency_figures(mm, "mm_ack"), mm_batch=args.mm_batch, load_at_mm_latency=round(os.getloadavg()[0], 2))
+        result["log_entries"] = engine.next_seq
+        result["client_cpu_us_per_order"] = result["client_cpu"] / result["orders_posted"] * 1e6
+    return result
+
+
+def measure_inprocess(flow: OrderFlow, single: list[Order], args, recoveries_per_s: float, recovery_cpu_us: float) -> dict:
+    """The in-process intake (threads and processes) and the bare recovery rates."""
     for_threads = pairs_of(flow, flow.orders(8_000))
     for_processes = pairs_of(flow, flow.orders(8_000))
     intake_threads = flow.orders(args.orders)
     intake_processes = flow.orders(args.orders)
-    print(f"signed {3_000 + 16_000 + 2 * args.orders} orders", flush=True)
-
-    cpu = time.process_time()
-    recoveries_per_s = measure_recoveries(SimpleNamespace(state=flow.world.state, signed_orders=single), count=3_000)
-    recovery_cpu_us = (time.process_time() - cpu) / 3_000 * 1e6
-    print(f"secp256k1 recoveries, one core:      {recoveries_per_s:,.0f}/s ({recovery_cpu_us:.1f} µs CPU each)")
     speedup = max(measure_gil_release(pairs_of(flow, single)) for _ in range(3))
     print(f"coincurve, 2 threads over 1:         {speedup:.2f}x (best of 3)")
     threads_per_s = trio.run(measure_threads, Mempool(flow.world.state, Limits(recovery_chunk=args.chunk)), for_threads)
@@ -319,38 +338,10 @@ def main() -> None:
     # What two cores of our own would give (the machine is shared: wall clock undercounts): the
     # engine's thread is serial, and the engine process plus the workers share the two cores.
     capacity = min(1e6 / outcome["main_cpu_us_per_order"], 2e6 / (outcome["cpu_us_per_order"] + worker_us))
-    figures = {
+    return {
         "inprocess_orders_per_s": round(in_processes),
         "recoveries_per_s": round(recoveries_per_s),
         "intake_vs_recovery": round(in_processes / recoveries_per_s, 3),
-    }
-    rpc_cpu: dict = {}
-    if not args.skip_rpc:
-        peak_orders = flow.orders(args.rpc_orders)
-        latency_orders = flow.orders(int(args.latency_seconds * max(2_000, in_processes / 2)))  # enough for the run at half the peak
-        print(f"signed {len(peak_orders) + len(latency_orders)} orders for JSON-RPC", flush=True)
-        rpc_figures, rpc_worker_cpu = trio.run(with_workers, measure_rpc, genesis, peak_orders, latency_orders, args)
-        all_orders = len(peak_orders) + len(latency_orders)
-        rpc_worker_us = rpc_worker_cpu / all_orders * 1e6
-        print(f"JSON-RPC: {rpc_figures}, workers {rpc_worker_us:.1f} µs CPU/order")
-        rpc_capacity = min(1e6 / rpc_figures["server_main_cpu_us_per_order"],
-                           2e6 / (rpc_figures["server_cpu_us_per_order"] + rpc_worker_us + rpc_figures["client_cpu_us_per_order"]))
-        figures.update({
-            "rpc_orders_per_s": round(rpc_figures["rpc_orders_per_s"]),
-            "rpc_vs_recovery": round(rpc_figures["rpc_orders_per_s"] / recoveries_per_s, 3),
-            "ack_p50_ms": round(rpc_figures["ack_p50_ms"], 2),
-            "ack_p99_ms": round(rpc_figures["ack_p99_ms"], 2),
-            "latency_orders_per_s": round(rpc_figures["latency_orders_per_s"]),
-        })
-        rpc_cpu = {
-            "rpc_server_cpu_us_per_order": round(rpc_figures["server_cpu_us_per_order"], 1),
-            "rpc_server_main_cpu_us_per_order": round(rpc_figures["server_main_cpu_us_per_order"], 1),
-            "rpc_worker_cpu_us_per_order": round(rpc_worker_us, 1),
-            "rpc_client_cpu_us_per_order": round(rpc_figures["client_cpu_us_per_order"], 1),
-            "rpc_cpu_capacity_per_s": round(rpc_capacity),
-            "rpc_cpu_capacity_vs_recovery_cpu": round(rpc_capacity * recovery_cpu_us / 1e6, 3),
-        }
-    figures.update({
         # CPU figures: what two cores of our own would do (1 / recovery_cpu_us is the single-core unit)
         "intake_main_cpu_us_per_order": round(outcome["main_cpu_us_per_order"], 1),
         "intake_process_cpu_us_per_order": round(outcome["cpu_us_per_order"], 1),
@@ -358,7 +349,6 @@ def main() -> None:
         "recovery_cpu_us": round(recovery_cpu_us, 1),
         "inprocess_cpu_capacity_per_s": round(capacity),
         "inprocess_cpu_capacity_vs_recovery_cpu": round(capacity * recovery_cpu_us / 1e6, 3),
-        **rpc_cpu,
         # the threads alternative, and the recovery rates themselves
         "inprocess_threads_orders_per_s": round(in_threads),
         "intake_threads_main_cpu_us_per_order": round(threads_outcome["main_cpu_us_per_order"], 1),
@@ -368,8 +358,63 @@ def main() -> None:
         "recoveries_processes_per_s": round(processes_per_s),
         "orders": args.orders,
         "fills": outcome["fills"],
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    })
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=20_000, help="in-process intake orders (each mode)")
+    parser.add_argument("--accounts", type=int, default=400)
+    parser.add_argument("--request", type=int, default=200, help="orders per in-process request")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent in-process submitting clients")
+    parser.add_argument("--chunk", type=int, default=Limits().recovery_chunk, help="signatures per worker call")
+    parser.add_argument("--rpc-orders", type=int, default=30_000, help="orders for the JSON-RPC peak")
+    parser.add_argument("--rpc-batch", type=int, default=50, help="orders per JSON-RPC batch at the peak")
+    parser.add_argument("--rpc-processes", type=int, default=2, help="client processes")
+    parser.add_argument("--rpc-connections", type=int, default=2, help="HTTP connections per client process")
+    parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of each open-loop latency run")
+    parser.add_argument("--mm-batch", type=int, default=10, help="orders per request of the market maker's run (0: skip it)")
+    parser.add_argument("--mm-orders", type=int, default=15_000, help="orders for the market maker's request peak")
+    parser.add_argument("--skip-inprocess", action="store_true", help="only the JSON-RPC figures (and the recovery unit)")
+    parser.add_argument("--skip-rpc", action="store_true")
+    args = parser.parse_args()
+
+    flow = OrderFlow(args.accounts)
+    genesis = copy_state(flow.world.state)  # the RPC node starts from the funded state
+    single = flow.orders(3_000)
+    cpu = time.process_time()
+    recoveries_per_s = measure_recoveries(SimpleNamespace(state=flow.world.state, signed_orders=single), count=3_000)
+    recovery_cpu_us = (time.process_time() - cpu) / 3_000 * 1e6
+    print(f"secp256k1 recoveries, one core:      {recoveries_per_s:,.0f}/s ({recovery_cpu_us:.1f} µs CPU each)")
+    figures: dict = {}
+    if not args.skip_inprocess:
+        figures.update(measure_inprocess(flow, single, args, recoveries_per_s, recovery_cpu_us))
+    else:
+        figures.update({"recoveries_per_s": round(recoveries_per_s), "recovery_cpu_us": round(recovery_cpu_us, 1)})
+    rpc_cpu: dict = {}
+    if not args.skip_rpc:
+        rpc_figures, rpc_worker_cpu = trio.run(with_workers, measure_rpc, genesis, flow, args)
+        rpc_worker_us = rpc_worker_cpu / rpc_figures["orders_posted"] * 1e6
+        print(f"JSON-RPC: {rpc_figures}, workers {rpc_worker_us:.1f} µs CPU/order")
+        rpc_capacity = min(1e6 / rpc_figures["server_main_cpu_us_per_order"],
+                           2e6 / (rpc_figures["server_cpu_us_per_order"] + rpc_worker_us + rpc_figures["client_cpu_us_per_order"]))
+        figures.update({
+            "rpc_orders_per_s": round(rpc_figures["rpc_orders_per_s"]),
+            "rpc_vs_recovery": round(rpc_figures["rpc_orders_per_s"] / recoveries_per_s, 3) if recoveries_per_s else None,
+            # at half of rpc_orders_per_s, the same requests (batches of --rpc-batch), open loop; then the
+            # market maker's batches of --mm-batch at half their own peak
+            **{k: v for k, v in rpc_figures.items() if k.startswith(("ack_", "mm_", "latency_", "load_at_"))},
+        })
+        rpc_cpu = {
+            "rpc_server_cpu_us_per_order": round(rpc_figures["server_cpu_us_per_order"], 1),
+            "rpc_server_main_cpu_us_per_order": round(rpc_figures["server_main_cpu_us_per_order"], 1),
+            "rpc_worker_cpu_us_per_order": round(rpc_worker_us, 1),
+            "rpc_client_cpu_us_per_order": round(rpc_figures["client_cpu_us_per_order"], 1),
+            "rpc_cpu_capacity_per_s": round(rpc_capacity),
+            "rpc_cpu_capacity_vs_recovery_cpu": round(rpc_capacity * recovery_cpu_us / 1e6, 3),
+        }
+    figures.update(rpc_cpu)
+    figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(figures))
 
 

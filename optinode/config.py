@@ -41,6 +41,11 @@ per role: ``{ env = "VAR" }`` or ``{ keystore = "file.json", password_env = "VAR
 ``token`` (absent: a DevToken is deployed, devnet chains only), ``proposers``, ``challenge_window``,
 bonds, ``slash_reward_bps``, ``max_timestamp_drift``, the game's ``clock`` and ``arity``, the queue deadlines.
 
+``[market_services]`` (optional, off unless ``enabled``; docs/market-services.md): the oracle feed
+(``source = "walk"``, the devnet walk, or ``"http"``, the HTTP JSON price source with its
+``[market_services.oracle.http]`` table, checked against the genesis and the collect timeout by
+`check_http_source`), funding and the liquidator.
+
 New sections are added as new fields of :class:`Config`; an unknown top-level table is an error so
 that a typo never silently falls back to a default.
 """
@@ -262,10 +267,44 @@ class CrashSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     drop_ppm: Annotated[int, msgspec.Meta(ge=1, lt=FRACTION_ONE)]  # the fundamental price falls by this fraction
 
 
+JsonPath = Annotated[str, msgspec.Meta(max_length=256, pattern=r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)?$",
+                                       description="dotted keys and list indices, e.g. data.price or result.0.last")]
+
+
+class HttpMarketSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[market_services.oracle.http.markets]]``: where one market's price is fetched (services/http_price.py)."""
+
+    market: Annotated[int, msgspec.Meta(ge=0, lt=MAX_MARKETS)]
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$", max_length=2048)]
+    price_path: JsonPath = "price"  # the decimal quote-currency price per whole asset
+    time_path: JsonPath | None = None  # optional: when the price was observed
+    time_unit: Literal["s", "ms"] = "s"
+    base_decimals: Annotated[int, msgspec.Meta(ge=0, le=18)]  # must equal genesis.markets[market].base_decimals
+    oracles: list[Annotated[int, msgspec.Meta(ge=0, lt=MAX_ORACLES)]] | None = None  # signers that sign it (default: all of the market's)
+
+
+class HttpSourceSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[market_services.oracle.http]``: the HTTP JSON price source (``source = "http"``)."""
+
+    timeout: Seconds = 1.0  # one whole attempt: connect, headers and body
+    retries: Annotated[int, msgspec.Meta(ge=0, le=5)] = 2  # after the first attempt (transport errors, timeouts, 5xx, 429)
+    backoff: Seconds = 0.1  # before the first retry, doubling
+    max_staleness: Seconds = 30.0  # a document's own time may be this far from the wall clock; alert after this long without a price
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=64, le=1 << 20)] = 65_536
+    markets: Annotated[list[HttpMarketSection], msgspec.Meta(min_length=1, max_length=MAX_MARKETS)]
+
+    def worst_case(self) -> float:
+        """The longest one fetch can take: every attempt timing out, every backoff waited."""
+        return (self.retries + 1) * self.timeout + sum(self.backoff * 2**i for i in range(self.retries))
+
+
 class OracleFeedSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """``[market_services.oracle]``: the devnet price walk and the oracles that sign it."""
+    """``[market_services.oracle]``: the oracles this node signs for and where their prices come from:
+    the devnet price walk (``source = "walk"``) or an HTTP JSON source (``source = "http"``)."""
 
     signers: Annotated[list[SignerSource], msgspec.Meta(min_length=1, max_length=MAX_ORACLES)]
+    source: Literal["walk", "http"] = "walk"
+    http: HttpSourceSection | None = None
     interval: Seconds = 1.0  # between updates of each market
     collect_timeout: Seconds = 2.0  # waiting for the oracles' samples
     submit_timeout: Seconds = 10.0  # waiting for the engine's durable acknowledgement
@@ -461,8 +500,41 @@ def check_market_services_section(section: MarketServicesSection, genesis: Genes
         for i, crash in enumerate(section.oracle.crash):
             if crash.market >= len(genesis.markets):
                 raise _fail(source, f"market_services.oracle.crash[{i}].market", f"no market {crash.market} in the genesis")
+        check_http_source(section.oracle, genesis, source)
     if section.liquidator is not None:
         check_key_source(section.liquidator.key, "market_services.liquidator.key", source)
+
+
+def check_http_source(oracle: OracleFeedSection, genesis: GenesisSection, source: str) -> None:
+    """``source = "http"`` needs its table; each market once, of the genesis, in its own units and with
+    its own oracles; the worst case of one fetch (every attempt timing out) within collect_timeout."""
+    where = "market_services.oracle"
+    if oracle.source == "http" and oracle.http is None:
+        raise _fail(source, f"{where}.http", 'source = "http" needs a [market_services.oracle.http] table')
+    if oracle.source != "http" and oracle.http is not None:
+        raise _fail(source, f"{where}.source", 'an [market_services.oracle.http] table needs source = "http"')
+    if oracle.http is None:
+        return
+    http = oracle.http
+    worst = http.worst_case()
+    if worst >= oracle.collect_timeout:
+        raise _fail(source, f"{where}.http", f"(retries + 1) * timeout + backoffs = {worst:g} s must be below "
+                    f"collect_timeout {oracle.collect_timeout:g} s (the feed gives up on a collect after it)")
+    seen: set[int] = set()
+    for i, entry in enumerate(http.markets):
+        key = f"{where}.http.markets[{i}]"
+        if entry.market >= len(genesis.markets):
+            raise _fail(source, f"{key}.market", f"no market {entry.market} in the genesis")
+        if entry.market in seen:
+            raise _fail(source, f"{key}.market", f"market {entry.market} listed twice")
+        seen.add(entry.market)
+        market = genesis.markets[entry.market]
+        if entry.base_decimals != market.base_decimals:
+            raise _fail(source, f"{key}.base_decimals", f"{entry.base_decimals} differs from genesis.markets[{entry.market}]"
+                        f".base_decimals {market.base_decimals} (the JSON price is per whole asset)")
+        for k, index in enumerate(entry.oracles or ()):
+            if index not in market.oracles:
+                raise _fail(source, f"{key}.oracles[{k}]", f"{index} is not an oracle of market {entry.market}")
 
 
 def parse_config(text: str | bytes, source: str = "<config>") -> Config:

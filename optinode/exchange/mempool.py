@@ -39,7 +39,7 @@ from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import Account, State, require_account
 from optinode.spec.fields import find_field_error
-from optinode.spec.transition import check_nonce
+from optinode.spec.transition import check_nonce, check_nonce_floor
 from optinode.spec.types import Order
 
 from .cancel import SignedCancelAll, SignedCancelOrder, compute_cancel_digest, find_cancel_error
@@ -279,11 +279,17 @@ class Mempool:
         self.check_rate(message.account_id)
         digest = compute_cancel_digest(self.state.config.domain_separator, message)
         [signer] = await self.recover([(digest, message.signature)])
-        self.check_signer(message.account_id, signer)
+        account = self.check_signer(message.account_id, signer)
         if type(message) is SignedCancelOrder:
             queued = message.order_hash in self.pending and message.order_hash not in self.withdrawn
             if queued:
                 self.withdrawn.add(message.order_hash)
             return CancelOrder(message.account_id, message.order_hash), queued
+        try:
+            # The spec's floor rules: a floor the state would not raise is refused here, before this
+            # mempool drops anything below it (docs/matching.md, "Cancels and expiry").
+            check_nonce_floor(account, message.nonce_below)
+        except InvalidTransaction as invalid:
+            raise IntakeRejected(invalid.code, f"nonce floor {message.nonce_below} (the account's is {account.nonce_base})") from None
         self.floors[message.account_id] = max(self.floors.get(message.account_id, 0), message.nonce_below)
         return CancelAll(message.account_id, message.nonce_below, message.signature), False

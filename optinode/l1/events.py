@@ -26,6 +26,7 @@ from optinode.l1.artifacts import load_artifact
 from optinode.l1.rpc import Log
 from optinode.spec.crypto import keccak
 from optinode.store.codec import Codec
+from optinode.store.errors import StoreCorrupt
 
 CONTRACTS = ("Bridge", "Rollup", "DisputeGame")
 
@@ -115,7 +116,50 @@ for _contract in CONTRACTS:
             TYPES[_spec.name] = _spec.type
 
 AnyEvent = Union[tuple(TYPES.values())]  # type: ignore[valid-type]
-EVENT_CODEC: Codec[Any] = Codec(AnyEvent)  # tagged by the event name
+
+_WIDE_INT = 1  # msgpack extension code: an integer outside msgpack's 64 bits, as 33 bytes two's complement
+
+
+def _wide_int(code: int, data: memoryview) -> int:
+    if code != _WIDE_INT:
+        raise ValueError(f"unknown msgpack extension {code}")
+    return int.from_bytes(data, "big", signed=True)
+
+
+class EventCodec(Codec[Any]):
+    """The store's codec of events. A ``uint256`` field can exceed msgpack's 64-bit integers: the
+    amount word of a forced cancel-all or deleverage (FORCED_CANCEL_ALL, FORCED_DELEVERAGE, above
+    2^255), a bond or credit above 18.4 ETH. Such a value is stored as an extension and the event
+    decoded through the untyped form; every other event keeps the plain (and faster) encoding, so
+    stores written before stay readable. (Before, the follower raised OverflowError storing the
+    event of one ``Bridge.requestForcedCancelAll`` and every node following L1 stopped.)"""
+
+    __slots__ = ("_untyped",)
+
+    def __init__(self, type_: Any) -> None:
+        super().__init__(type_)
+        self._untyped = msgspec.msgpack.Decoder(ext_hook=_wide_int)
+
+    def encode(self, value: Any) -> bytes:
+        wide = {name: msgspec.msgpack.Ext(_WIDE_INT, v.to_bytes(33, "big", signed=True))
+                for name in value.__struct_fields__
+                if type(v := getattr(value, name)) is int and not -(2**63) <= v < 2**64}  # format: msgpack's integers
+        return super().encode(msgspec.structs.replace(value, **wide) if wide else value)
+
+    def decode(self, data: bytes, *, key: bytes = b"") -> Any:
+        try:
+            return self._decoder.decode(data)
+        except msgspec.ValidationError:
+            pass  # (an extension: a wide integer)
+        except msgspec.DecodeError:
+            return super().decode(data, key=key)  # reports it as corruption
+        try:
+            return msgspec.convert(self._untyped.decode(data), self.type)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
+            raise StoreCorrupt(f"stored value under key {key.hex() or '?'} is not a valid L1 event: {error}") from None
+
+
+EVENT_CODEC: Codec[Any] = EventCodec(AnyEvent)  # tagged by the event name
 
 
 def __getattr__(name: str) -> type[L1Event]:

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import trio
 
-from optinode.spec.batch_framing import frame_records
+from optinode.spec.batch_framing import MAX_RECORD_LEN, frame_records
 
 __all__ = ["APPEND_BASE_GAS", "BatchPolicy", "Pending", "estimate_append_gas", "framed_size", "run"]
 
@@ -43,8 +43,13 @@ GAS_PER_BYTE = 40  # calldata at the EIP-7623 floor price for a non-zero byte (a
 
 
 def framed_size(record: bytes) -> int:
-    """Bytes the record takes in the framed batch (its length prefix included): the spec's framing."""
-    return len(frame_records((record,)))
+    """Bytes the record takes in the framed batch (its length prefix included): the spec's framing
+    (`frame_records`: a one-byte prefix below 0x80, two bytes up to MAX_RECORD_LEN; a longer record
+    is refused there). Counted, not framed: the engine asks this for every record it logs."""
+    length = len(record)
+    if length > MAX_RECORD_LEN:
+        return len(frame_records((record,)))  # (raises the spec's EncodeError)
+    return length + (1 if length < 0x80 else 2)  # format: the spec's one-byte prefix below 0x80
 
 
 def estimate_append_gas(records: int, data_bytes: int) -> int:
@@ -90,8 +95,12 @@ class BatchPolicy:
 
     def fits(self, pending: Pending, records: tuple[bytes, ...]) -> bool:
         """Whether ``records`` can join the pending batch without crossing a hard limit."""
-        count = pending.records + len(records)
-        size = pending.data_bytes + sum(framed_size(r) for r in records)
+        return self.fits_size(pending, len(records), sum(framed_size(r) for r in records))
+
+    def fits_size(self, pending: Pending, records: int, framed_bytes: int) -> bool:
+        """Whether ``records`` more records of ``framed_bytes`` in all (prefixes included) can join."""
+        count = pending.records + records
+        size = pending.data_bytes + framed_bytes
         return count <= self.max_records and size <= self.max_bytes and estimate_append_gas(count, size) <= self.max_gas
 
     def post_by(self, entry_time: int, deadline: int) -> float:

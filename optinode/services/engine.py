@@ -54,7 +54,7 @@ from optinode.l1 import events
 from optinode.l1.follower import BLOCK, Head, Reorg
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
-from optinode.services.batcher import BatchPolicy, CutRequest, Pending
+from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
 from optinode.services.faults import NO_FAULTS, Faults
 from optinode.services.journal import (
     BatchRecord,
@@ -72,10 +72,10 @@ from optinode.services.journal import (
 )
 from optinode.spec.commitment import Commitment, encode_globals
 from optinode.spec.crypto import keccak
-from optinode.spec.errors import ErrorCode
+from optinode.spec.errors import ErrorCode, InvalidTransaction
 from optinode.spec.record_codec import decode_transaction, encode_transaction
 from optinode.spec.state import State
-from optinode.spec.transition import state_transition
+from optinode.spec.transition import check_nonce_floor, state_transition
 from optinode.spec.types import (
     CancelAll,
     Deleverage,
@@ -105,7 +105,9 @@ log = logging.getLogger("optinode.services.engine")
 SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
 GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
 _FULL_ORDER = Order(2**32 - 1, 127, True, 2**64 - 1, 2**64 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, b"\xff" * 32 + b"\x7f" + b"\xff" * 31 + b"\x1c")
-_MAX_TRADE_RECORD = encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1))  # the largest a fill can be
+_MAX_TRADE_FRAMED = framed_size(encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1)))  # the largest a fill can be, framed
+# a queue entry's one record at its largest (Deposit(id) of the largest id; ForcedWithdraw() is 1 byte)
+_QUEUE_ROOM = (1, framed_size(encode_transaction(Deposit(2**32 - 1))))
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -235,6 +237,22 @@ def _book_records(command: Any, result: Any, state: State, now: int) -> tuple[by
     return records + ((encode_transaction(tx),) if state_transition(state, tx, L1Context(now)).applied else ())
 
 
+def _refused_cancel_all(state: State, command: Any) -> Rejected | None:
+    """A signed cancel-all whose floor the spec would not raise (NONCE_TOO_LOW, NONCE_TOO_HIGH) is
+    refused, not honoured off-chain alone: the book would drop orders whose signatures stay valid on
+    L1 and refuse nonces L1 allows, and the user would be told it worked (docs/matching.md)."""
+    if type(command) is not book_orders.CancelAll or not command.signature:
+        return None
+    account = state.accounts.get(command.account_id)
+    if account is None:
+        return Rejected(ErrorCode.ACCOUNT_NOT_FOUND)
+    try:
+        check_nonce_floor(account, command.nonce_below)
+    except InvalidTransaction as invalid:
+        return Rejected(invalid.code, f"nonce floor {command.nonce_below} (the account's is {account.nonce_base})")
+    return None
+
+
 class Engine:
     def __init__(
         self,
@@ -360,18 +378,19 @@ class Engine:
         if trades != entry.records:
             raise ReplayMismatch(f"log entry {entry.seq} matches to {len(trades)} other Trades than the {len(entry.records)} logged")
 
-    def _book_room(self, command: Any) -> tuple[bytes, ...]:
-        """The most records a book command can add: one Trade per resting order it can meet."""
+    def _book_room(self, command: Any) -> tuple[int, int]:
+        """The most records a book command can add, and their framed bytes: one Trade (of the
+        largest size a Trade can encode to) per resting order it can meet."""
         if type(command) is not book_orders.Placement:
-            return ()
+            return (0, 0)
         order = command.order
         # (not the whole opposite side: with a deep book that would cut a batch before every order)
         if order.market >= len(self.matcher.books):
-            return ()
+            return (0, 0)
         # every fill is at least one step, so no more fills than steps in the order
         most = min(self.matcher.books[order.market].crossing(order.is_buy, order.limit_price),
-                   order.size // self.state.config.markets[order.market].step_size)
-        return (_MAX_TRADE_RECORD,) * min(most, self.policy.max_records)
+                   order.size // self.state.config.markets[order.market].step_size, self.policy.max_records)
+        return (most, most * _MAX_TRADE_FRAMED)
 
     def _expire_orders(self) -> LogEntry | None:
         """Once the system time has passed a resting order's signed expiry, an `ExpireOrders` book
@@ -387,6 +406,9 @@ class Engine:
     def _book_submission(self, command: Any) -> tuple[LogEntry, Any] | BookAccepted | Rejected:
         if not isinstance(command, BOOK_COMMANDS):
             return Rejected(ErrorCode.MALFORMED, f"{type(command).__name__} is not a book command")
+        refused = _refused_cancel_all(self.state, command)
+        if refused is not None:
+            return refused
         opened = self.batch_time is None
         now = self._time()  # the Trades it emits run at the pending batch's L1 time
         try:
@@ -591,8 +613,8 @@ class Engine:
         replies: list[tuple[trio.MemorySendChannel[Any], Accepted]] = []
         cut_reason: str | None = None
 
-        async def room_for(records: tuple[bytes, ...]) -> None:
-            if not self.policy.fits(self.pending, records):
+        async def room_for(records: int, framed_bytes: int) -> None:
+            if not self.policy.fits_size(self.pending, records, framed_bytes):
                 await self._flush(written, replies)
                 await self.cut(batches, "size")
 
@@ -604,7 +626,7 @@ class Engine:
                 if record is None:
                     answer(message.reply, Rejected(ErrorCode.MALFORMED, "the transaction does not encode as a batch record"))
                     continue
-                await room_for((record,))
+                await room_for(1, framed_size(record))
                 result = self._submission(message.tx)
                 if self._needs_later_time(result):
                     # An oracle sample or funding tick stamped after the open batch's L1 time but not
@@ -623,7 +645,7 @@ class Engine:
                 if expired is not None:
                     written.append(expired)
             elif isinstance(message, BookSubmission):
-                await room_for(self._book_room(message.command))
+                await room_for(*self._book_room(message.command))
                 outcome = self._book_submission(message.command)
                 if isinstance(outcome, tuple):
                     entry, result = outcome
@@ -640,7 +662,7 @@ class Engine:
                 self._on_head(message)
                 waiting: frozenset[str] = frozenset()
                 while (item := self._next_queue_item(waiting)) is not None:
-                    await room_for((b"\x00" * 4,))
+                    await room_for(*_QUEUE_ROOM)
                     queued = self._queue_entry(*item)
                     if queued is None:
                         waiting |= {item[0]}  # (retried at the next head)
@@ -755,8 +777,8 @@ class Engine:
             self.next_seq = entry.seq  # (a cut in between ends the batch before this entry)
             command = entry.command
             room = (self._book_room(command) if isinstance(command, BOOK_COMMANDS)
-                    else (command.record,) if type(command) is SubmitCommand else (b"\x00" * 4,))
-            if self.pending.records and not self.policy.fits(self.pending, room):
+                    else (1, framed_size(command.record)) if type(command) is SubmitCommand else _QUEUE_ROOM)
+            if self.pending.records and not self.policy.fits_size(self.pending, *room):
                 cuts.append(self._close("rebuild"))
                 now = self._time()
             new, result = self._reapply(entry, now)
@@ -770,6 +792,7 @@ class Engine:
         else:
             self.batch_time = None  # only record-less entries left: the next batch opens with its first record
         self.history.rewind(parent.next_seq, results)  # the order history of what the rebuild re-applied
+        self.faults.point("engine.rebuilding")
         await trio.to_thread.run_sync(self.journal.rewrite, from_index, rewritten, cuts, self.mark, self.history.writes())
         self.history.flushed()
         expired = self._expire_orders()  # orders whose expiry the fresh time passed leave the book
@@ -782,6 +805,7 @@ class Engine:
             account_listener(set(self.state.accounts))
         alert(log, "batches_rebuilt", from_index=from_index, reason=reason, epoch=self.mark.epoch, entries=len(rewritten), l1_time=now,
               batches=len(cuts), dropped=len(dropped), dropped_first=[[e.seq, str(e.dropped)] for e in rewritten if e.dropped][:20])
+        self.faults.point("engine.rebuilt")
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
         for record, _ in cuts:

@@ -10,6 +10,8 @@ The points (docs/sequencer.md lists what each interrupts):
 - ``engine.applied``   a command applied in memory, its log entry not yet written
 - ``engine.logged``    log entries durable, acknowledgements not yet sent
 - ``engine.cut``       a batch and its checkpoint durable, not yet handed to the proposer
+- ``engine.rebuilding`` a rebuild (a discard on L1, a stale batch) computed in memory, its journal rewrite not yet written
+- ``engine.rebuilt``   the rebuild's rewrite durable, the proposer not yet told
 - ``proposer.before_submit`` / ``proposer.submitted``   around handing a batch to the L1 sender
 - ``proposer.finalize_submitted``   a finalize transaction sent
 
@@ -37,6 +39,8 @@ POINTS = (
     "engine.applied",
     "engine.logged",
     "engine.cut",
+    "engine.rebuilding",
+    "engine.rebuilt",
     "proposer.before_submit",
     "proposer.submitted",
     "proposer.finalize_submitted",

@@ -14,8 +14,11 @@ that read funding older than `funding_validity` (docs/risk.md §6), so regular t
 the exchange open. The interval must therefore stay well below that window.
 
 Timeouts: the acknowledgement wait is bounded by `submit_timeout`; a refused or late tick keeps
-the samples, and the next one covers the whole elapsed time (the rate is per second, so nothing is
-lost or paid twice). After an accepted tick the liquidator is nudged.
+the samples and is tried again at the next premium sample (not a whole interval later), and the
+next one covers the whole elapsed time (the rate is per second, so nothing is lost or paid twice).
+A tick the engine refuses is never logged or posted: the engine runs the spec again, so a tick a
+price update overtook (its change computed at the old price no longer fits the bound) is only
+retried. After an accepted tick the liquidator is nudged.
 """
 
 from __future__ import annotations
@@ -119,6 +122,9 @@ async def run(deps: FundingDeps, *, task_status: trio.TaskStatus[None] = trio.TA
     while True:
         sample_premiums(deps)
         if trio.current_time() >= next_tick:
-            await tick(deps)
-            next_tick = trio.current_time() + policy.interval
+            # A tick not applied (refused: e.g. a price update overtook it between the check and the
+            # engine, so its change no longer fits the spec's bound at the new price; or late) is tried
+            # again at the next sample, not a whole interval later: funding must not go stale.
+            accepted = await tick(deps)
+            next_tick = trio.current_time() + (policy.interval if accepted else policy.sample_interval)
         await trio.sleep(min(policy.sample_interval, max(0.0, next_tick - trio.current_time())))

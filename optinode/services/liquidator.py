@@ -21,7 +21,10 @@ round:
    funding, the insurance fund, the liquidator's account or the account itself change.
 
 The liquidator account is the lowest account owned by the configured key (deposit to it first);
-while it does not exist only deleverages are emitted. It keeps what it takes over: unwinding that
+while it does not exist only deleverages are emitted. Its own account is indexed like any other:
+below maintenance it is alerted (`liquidator_below_maintenance`, once per episode), bankrupt it is
+deleveraged; the spec's margin rule, run first by `plan`, keeps it from taking over more than its
+margin carries. It keeps what it takes over: unwinding that
 inventory on the book is an operator's job (docs/market-services.md, "What is left").
 """
 
@@ -34,8 +37,10 @@ import trio
 
 from optinode.exchange.liquidation import LiquidatorAccount, is_below_maintenance, plan
 from optinode.exchange.risk_index import RiskIndex
+from optinode.logs import alert
 from optinode.services.engine import Rejected, Submitter
 from optinode.services.market_view import EngineView
+from optinode.spec.margin import compute_settled_funding, get_value_and_risk
 from optinode.spec.state import State
 from optinode.spec.types import Deleverage, L1Context, Liquidate
 from optinode.wallet import Key
@@ -58,6 +63,7 @@ class LiquidatorDeps:
     emitted: dict[str, int] = field(default_factory=lambda: {"Liquidate": 0, "Deleverage": 0})
     refused: dict[str, int] = field(default_factory=dict)
     rounds: int = 0
+    own_alerted: bool = False  # liquidator_below_maintenance sent and not yet cleared
 
 
 def _liquidator_account(deps: LiquidatorDeps) -> LiquidatorAccount | None:
@@ -66,10 +72,29 @@ def _liquidator_account(deps: LiquidatorDeps) -> LiquidatorAccount | None:
     account_id = deps.view.account_of(deps.key.address)
     if account_id is None:
         return None
-    if deps.index is not None and account_id not in deps.index.exclude:
-        deps.index.exclude.add(account_id)  # it cannot liquidate itself (SELF_TRADE)
-        deps.index.mark([account_id])
+    # Its own account is indexed like any other (it is never excluded): the positions it takes over
+    # can push it below maintenance too. It cannot liquidate itself (the spec's SELF_TRADE), but a
+    # bankrupt liquidator account is deleveraged like any bankrupt account, and the operator is alerted.
     return LiquidatorAccount(account_id, deps.key, deps.order_expiry)
+
+
+def check_own_account(deps: LiquidatorDeps, liquidator: LiquidatorAccount | None) -> None:
+    """Alert once per episode while the liquidator's own account is below maintenance: only the
+    operator (a deposit) or another liquidator can restore it, and until then it cannot take over
+    more exposure (the spec's margin rule 9 refuses it, and `plan` runs the spec first)."""
+    state = deps.view.state
+    if liquidator is None:
+        return
+    below = _is_below(state, liquidator.account_id)
+    if below and not deps.own_alerted:
+        account = state.accounts[liquidator.account_id]
+        collateral, positions, _ = compute_settled_funding(state, account)
+        value, risk = get_value_and_risk(state, collateral, positions)
+        alert(log, "liquidator_below_maintenance", account=liquidator.account_id, value=value, maintenance=risk,
+              action="deposit to the liquidator account; it is deleveraged if its value turns negative")
+    elif not below and deps.own_alerted:
+        alert(log, "liquidator_healthy", level=logging.INFO, account=liquidator.account_id)
+    deps.own_alerted = below
 
 
 def get_options_token(state: State, liquidator: LiquidatorAccount | None) -> tuple:
@@ -88,6 +113,7 @@ async def check_round(deps: LiquidatorDeps) -> int:
     liquidator = _liquidator_account(deps)
     view = deps.view
     index.unpark(get_options_token(view.state, liquidator))
+    check_own_account(deps, liquidator)
     accepted = 0
     for account_id in index.due():
         acted = False

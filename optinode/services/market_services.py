@@ -20,7 +20,7 @@ import trio
 
 from optinode.config import ConfigError, MarketServicesSection, load_signer
 from optinode.exchange.price_walk import Crash, PriceWalk, WalkParams
-from optinode.services import funding, liquidator, oracle_feed
+from optinode.services import funding, http_price, liquidator, oracle_feed
 from optinode.services.engine import Engine, Submitter
 from optinode.services.market_view import EngineView
 from optinode.spec.state import State
@@ -65,6 +65,24 @@ def make_walk(section: MarketServicesSection, state: State) -> PriceWalk:
     return PriceWalk(params, [m.price for m in state.markets], [c.tick_size for c in state.config.markets], None)
 
 
+def make_source(section: MarketServicesSection, state: State, keys: MarketKeys) -> oracle_feed.PriceSource:
+    """The configured price source: the devnet walk, or the HTTP JSON source (services/http_price.py)."""
+    o = section.oracle
+    assert o is not None
+    if o.source == "walk":
+        return oracle_feed.DevnetWalkSource(make_walk(section, state), list(keys.oracle_signers))
+    assert o.http is not None  # config.check_http_source
+    h = o.http
+    endpoints = {m.market: http_price.HttpEndpoint(m.market, m.url, http_price.parse_path(m.price_path), m.base_decimals,
+                                                   None if m.time_path is None else http_price.parse_path(m.time_path),
+                                                   1000 if m.time_unit == "ms" else 1,
+                                                   None if m.oracles is None else frozenset(m.oracles))
+                 for m in h.markets}
+    policy = http_price.HttpPolicy(timeout=h.timeout, retries=h.retries, backoff=h.backoff, max_staleness=h.max_staleness,
+                                   max_body_bytes=h.max_body_bytes)
+    return http_price.HttpPriceSource(endpoints, list(keys.oracle_signers), policy)
+
+
 async def start(nursery: trio.Nursery, engine: Engine, submitter: Submitter, section: MarketServicesSection, keys: MarketKeys) -> list[str]:
     """Start the enabled services; returns their names."""
     if not section.enabled:
@@ -81,7 +99,7 @@ async def start(nursery: trio.Nursery, engine: Engine, submitter: Submitter, sec
         started.append("liquidator")
     if section.oracle is not None:
         o = section.oracle
-        source = oracle_feed.DevnetWalkSource(make_walk(section, engine.state), list(keys.oracle_signers))
+        source = make_source(section, engine.state, keys)
         await nursery.start(oracle_feed.run, oracle_feed.OracleDeps(view, submitter, source, interval=o.interval, collect_timeout=o.collect_timeout,
                                                                     submit_timeout=o.submit_timeout, nudge=nudge_send.clone()))
         started.append("oracle_feed")

@@ -12,10 +12,12 @@ submitting it. It submits every valid sample it has, not just a quorum: the lowe
 honest samples is closer to the middle, and a sequencer that drops samples gains nothing (the
 quorum rule keeps even the worst subset's median between honest samples, docs/risk.md §5).
 
-**A real feed replaces the walk** by implementing `PriceSource.collect`: fetch each oracle's latest
-signed sample for the market (Chainlink Data Streams, Pyth, or the operator's own signers polled over
-HTTP), with the timeout it is given. The feed never signs for an oracle; the devnet walk does only
-because the devnet oracle keys are public test keys (configs/devnet.toml).
+**Sources.** `DevnetWalkSource` signs the devnet walk with the devnet's public oracle keys;
+`services.http_price.HttpPriceSource` (``source = "http"``) fetches each market's price from an HTTP
+JSON API and signs it with the oracle keys this node holds, only once it verified it. Anything else
+implementing `PriceSource.collect` (Chainlink Data Streams, Pyth, other operators' signers) fits the
+same slot; the feed checks every sample's signature whatever the source. A source that holds
+connections has `aclose()`, called when the feed stops.
 
 Timeouts: collecting is bounded by `collect_timeout` and the durable acknowledgement by
 `submit_timeout`; a slow source or a stalled engine costs one update, never the service. After an
@@ -53,24 +55,23 @@ class PriceSource(Protocol):
 
 
 def get_max_move(state: State, market: int) -> int:
-    """The spec's maximum price move per second for the market (parts per million; 0: none). Read
-    by name so that the walk follows the rule whenever the market config carries it (issue 7's
-    optional rule, per market)."""
-    return int(getattr(state.config.markets[market], "max_price_move", 0) or 0)
+    """The spec's maximum price move per second for the market (parts per million of the last price;
+    0: none)."""
+    return state.config.markets[market].max_price_move
 
 
 def get_quorum(state: State, market: int) -> int:
-    """The samples an update of the market needs: the market's own quorum when the genesis sets one
-    per market, else the global one."""
-    quorum = getattr(state.config.markets[market], "quorum", None)
-    return state.config.quorum if quorum is None else quorum
+    """The samples an update of the market needs: the market's own quorum (`MarketConfig.quorum`,
+    committed in the state). There is no global quorum to fall back to: each market's oracle rule
+    (its oracle set, f and quorum) is its own (docs/risk.md §5)."""
+    return state.config.markets[market].quorum
 
 
 def is_market_oracle(state: State, market: int, oracle_index: int) -> bool:
-    """Whether the oracle signs this market's prices (every configured oracle unless the market has
-    its own oracle set, a bitmask over the oracles)."""
-    oracle_set = getattr(state.config.markets[market], "oracle_set", None)
-    return 0 <= oracle_index < len(state.config.oracles) and (oracle_set is None or (oracle_set >> oracle_index) & 1 == 1)
+    """Whether the oracle signs this market's prices: its bit is in the market's oracle set (a
+    bitmask over the genesis oracles)."""
+    oracle_set = state.config.markets[market].oracle_set
+    return 0 <= oracle_index < len(state.config.oracles) and (oracle_set >> oracle_index) & 1 == 1
 
 
 @dataclass
@@ -179,7 +180,14 @@ def _refuse(deps: OracleDeps, reason: str) -> None:
 
 async def run(deps: OracleDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     task_status.started()
-    while True:
-        for market in range(len(deps.view.state.markets)):
-            await update_market(deps, market)
-        await trio.sleep(deps.interval)
+    try:
+        while True:
+            for market in range(len(deps.view.state.markets)):
+                await update_market(deps, market)
+            await trio.sleep(deps.interval)
+    finally:
+        # A source that holds connections (the HTTP source's client) has `aclose`; the walk holds none.
+        aclose = getattr(deps.source, "aclose", None)
+        if aclose is not None:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 2.0):  # closing never hangs the shutdown
+                await aclose()

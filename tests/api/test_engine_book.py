@@ -9,7 +9,9 @@ import trio
 
 from optinode.exchange.orders import CancelOrder, Placement, Status, TimeInForce
 from optinode.services.journal import Journal
+from optinode.services.engine import Rejected
 from optinode.spec.commitment import compute_state_root
+from optinode.spec.errors import ErrorCode
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.types import Trade
 from optinode.store.db import open_store
@@ -141,7 +143,7 @@ async def test_a_restart_replays_only_the_log_after_the_last_checkpoint_and_equa
 async def test_a_signed_cancel_all_is_logged_with_the_spec_cancel_all_and_replays(tmp_path, world) -> None:
     """The book's CancelAll with its owner's signature is applied to the spec state and logged with the
     spec CancelAll record (which the batch then carries to L1); a restart replays it to the same state.
-    Without a signature (an old log entry) it stays off-chain; a floor that does not rise is not posted."""
+    Without a signature (an old log entry) it stays off-chain; a signed floor that does not rise is refused."""
     from optinode.exchange.cancel import SignedCancelAll, compute_cancel_digest
     from optinode.exchange.orders import CancelAll as BookCancelAll
     from optinode.spec.types import CancelAll
@@ -165,8 +167,10 @@ async def test_a_signed_cancel_all_is_logged_with_the_spec_cancel_all_and_replay
         [record] = entry.records
         assert decode_transaction(record) == CancelAll(alice, floor, signed_floor(floor).signature)
         assert h.engine.state.accounts[alice].nonce_base == floor
-        again_floor = await h.submitter.submit_book(signed_floor(floor))  # does not rise: off-chain only
-        assert list(Journal(store).entries(again_floor.seq))[0].records == ()
+        logged = Journal(store).next_seq()
+        with pytest.raises(Rejected) as refused:  # does not rise: refused, nothing logged (docs/matching.md)
+            await h.submitter.submit_book(signed_floor(floor))
+        assert refused.value.code == ErrorCode.NONCE_TOO_LOW and Journal(store).next_seq() == logged
         unsigned = await h.submitter.submit_book(BookCancelAll(alice, floor + 5))
         assert list(Journal(store).entries(unsigned.seq))[0].records == ()
         assert h.engine.state.accounts[alice].nonce_base == floor

@@ -12,6 +12,8 @@ from optinode.services.batcher import BatchPolicy, Pending, estimate_append_gas,
 from optinode.services.engine import Submitter
 from optinode.services.faults import FaultRefused, Faults
 from optinode.spec import serde
+from optinode.spec.batch_framing import MAX_RECORD_LEN, frame_records
+from optinode.spec.errors import EncodeError
 from optinode.store.memory import open_memory
 from optinode.testing.world import World
 
@@ -33,6 +35,18 @@ def test_hard_limits_records_bytes_gas() -> None:
     assert framed_size(b"x" * 127) == 128 and framed_size(b"x" * 128) == 130
     big = policy(max_gas=200_000)  # the smallest gas limit the config allows
     assert not big.fits(Pending(), (b"x" * 2_000,)) and estimate_append_gas(1, 2_002) > 200_000
+
+
+def test_framed_size_is_the_spec_framing() -> None:
+    """The batcher counts a record's framed size without framing it: the same as the spec's
+    `frame_records` at every length, and refused where the spec refuses."""
+    for length in [*range(0, 300), *range(MAX_RECORD_LEN - 300, MAX_RECORD_LEN + 1)]:
+        record = b"\x01" * length
+        assert framed_size(record) == len(frame_records((record,))), length
+    with pytest.raises(EncodeError):
+        framed_size(b"\x01" * (MAX_RECORD_LEN + 1))
+    p = policy()
+    assert p.fits(Pending(), (b"x" * 200, b"y" * 5)) == p.fits_size(Pending(), 2, 203 + 6)
 
 
 def test_age_and_queue_deadline_cuts() -> None:
