@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from optinode.l1.contracts import StateParts
-from optinode.spec.commitment import Commitment, encode_globals
+from optinode.spec.commitment import Commitment, encode_account, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.record_codec import decode_transaction
 from optinode.spec.state import State, copy_state, set_account
@@ -26,6 +26,12 @@ def state_parts(state: State, commitment: Commitment) -> StateParts:
     return StateParts(
         commitment.accounts.root(), commitment.slots.root(), keccak(encode_globals(state)), state.deposits_done, state.forced_done
     )
+
+
+def account_proof(state: State, commitment: Commitment, account_id: int) -> tuple[int, bytes, list[bytes]]:
+    """(account id, leaf, siblings): what the Bridge's claimWithdrawal / registerClaim take to prove an
+    account under the state's root (the commitment up to date)."""
+    return (account_id, encode_account(state.accounts[account_id]), list(commitment.accounts.proof(account_id)))
 
 
 def mint_one(state: State) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from optinode.devnet.network import Devnet
-from optinode.devnet.scenarios.common import (appended, check_funds, ensure_funded, finalize_through, first_append, l1_roots, trade,
+from optinode.devnet.scenarios.common import (appended, batch_of, begin, check_funds, finalize_through, first_append, l1_roots, trade,
                                               verifier_agrees)
 from optinode.devnet.story import eth, short
 from optinode.l1.contracts import BURN_ADDRESS
@@ -38,9 +38,7 @@ class BadBatchOutcome:
 
 async def run(net: Devnet) -> BadBatchOutcome:
     story = net.story
-    story.chapter(NAME, SUMMARY)
-    alice, bob = net.alice, net.bob
-    await ensure_funded(net, [alice, bob])
+    alice, bob = await begin(net, NAME, SUMMARY)
     params = net.chain.deployment.params
     rollup = net.chain.rollup.functions
     credit_before = await net.l1(rollup.credits(net.challenger).call)
@@ -106,8 +104,10 @@ async def run(net: Devnet) -> BadBatchOutcome:
     again = batches[-1]
     story.step(f"the sequencer rolled back to batch {bad - 1}'s checkpoint and re-posted batch {bad}: root {short(again.state_root)}",
                block=receipt["blockNumber"], tx=again.tx_hash)
-    await verifier_agrees(net, bad)
-    await finalize_through(net, bad)
+    last = max(bad, await batch_of(net, alice, fill["seq"]))  # the rebuild re-cut the trade into batch `bad` or a later one
+    await appended(net, last)
+    await verifier_agrees(net, last)
+    await finalize_through(net, last)
     final = await check_funds(net, [alice, bob])
     kept = {bot.name: final.state.accounts[bot.account_id].positions.get(0) for bot in (alice, bob)}
     grown = {name: (p.size if p else 0) - position_before[name] for name, p in kept.items()}

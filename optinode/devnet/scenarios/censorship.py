@@ -23,7 +23,7 @@ from web3.logs import DISCARD
 
 from optinode.devnet.network import Devnet
 from optinode.devnet.proofs import rebuild_final_state
-from optinode.devnet.scenarios.common import ensure_funded, finalize_through, trade
+from optinode.devnet.scenarios.common import begin, finalize_through, trade
 from optinode.devnet.story import eth, usd
 from optinode.devnet.trader import ORDER_LIFETIME
 from optinode.l1.contracts import Reverted
@@ -46,9 +46,8 @@ class CensorshipOutcome:
 
 async def run(net: Devnet) -> CensorshipOutcome:
     story = net.story
-    story.chapter(NAME, SUMMARY)
-    alice, bob, carol = net.alice, net.bob, net.carol
-    await ensure_funded(net, [alice, bob])
+    alice, bob = await begin(net, NAME, SUMMARY)
+    carol = net.carol
     if carol.account_id is None:
         await net.fund([carol], CAROL_DEPOSIT)
     funds = await net.collateral(carol)
@@ -98,7 +97,7 @@ async def run(net: Devnet) -> CensorshipOutcome:
     owners = [bot for bot in (carol, alice, bob) if bot.account_id in final.state.accounts]
     claims: dict[str, int] = {}
     for bot in owners:
-        receipt = await net.l1(bot.wallet.register_claim, final.globals(), final.parts().as_tuple(), final.proof(bot.account_id))
+        receipt = await net.l1(bot.wallet.register_claim, final.globals, final.parts.as_tuple(), final.proof(bot.account_id))
         (event,) = net.chain.bridge.events.ClaimRegistered().process_receipt(receipt, errors=DISCARD)
         claims[bot.name] = event["args"]["value"] + event["args"]["unpaidWithdrawals"]
         paid = await net.l1(net.chain.bridge.functions.paid(bot.account_id).call)

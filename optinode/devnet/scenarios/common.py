@@ -20,6 +20,13 @@ APPEND_ARGS = ["bytes", "bytes32", "bytes32", "bytes32", "uint64", "uint64", "ui
 DEPOSIT = 10_000 * USD  # what each bot deposits the first time a scenario needs it
 
 
+async def begin(net: Devnet, name: str, summary: str) -> tuple[Trader, Trader]:
+    """A scenario's first step: its chapter heading, and alice and bob funded (returned)."""
+    net.story.chapter(name, summary)
+    await ensure_funded(net, [net.alice, net.bob])
+    return net.alice, net.bob
+
+
 async def ensure_funded(net: Devnet, bots: list[Trader], amount: int = DEPOSIT) -> None:
     """Fund the bots that have no L2 account yet (a scenario run on its own starts from nothing)."""
     missing = [bot for bot in bots if bot.account_id is None]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from optinode.devnet.network import Devnet
 from optinode.devnet.proofs import rebuild_final_state
-from optinode.devnet.scenarios.common import appended, batch_of, check_funds, ensure_funded, finalize_through, l1_roots, trade, verifier_agrees
+from optinode.devnet.scenarios.common import appended, batch_of, begin, check_funds, finalize_through, l1_roots, trade, verifier_agrees
 from optinode.devnet.story import short, usd
 from optinode.devnet.trader import ORDER_LIFETIME
 from optinode.l1.contracts import Reverted
@@ -34,9 +34,7 @@ class HonestOutcome:
 
 async def run(net: Devnet) -> HonestOutcome:
     story = net.story
-    story.chapter(NAME, SUMMARY)
-    alice, bob = net.alice, net.bob
-    await ensure_funded(net, [alice, bob])
+    alice, bob = await begin(net, NAME, SUMMARY)
     await trade(net, alice, bob, lots=1000)
 
     expiry = await net.l1_time() + ORDER_LIFETIME
@@ -53,16 +51,16 @@ async def run(net: Devnet) -> HonestOutcome:
     await finalize_through(net, index)
 
     final = await net.l1(rebuild_final_state, net.chain)
-    story.step(f"alice's wallet rebuilds final batch {final.batch_index}'s state from L1 alone: root {short(final.parts().root())} "
+    story.step(f"alice's wallet rebuilds final batch {final.batch_index}'s state from L1 alone: root {short(final.parts.root())} "
                "= the Rollup's; it proves her account under it")
     before = await net.l1(alice.wallet.token_balance)
-    claim = await net.l1(alice.wallet.claim_withdrawal, final.batch_index, final.parts().as_tuple(), final.proof(alice.account_id))
+    claim = await net.l1(alice.wallet.claim_withdrawal, final.batch_index, final.parts.as_tuple(), final.proof(alice.account_id))
     paid = await net.l1(alice.wallet.token_balance) - before
     story.step(f"alice claims her withdrawal on the Bridge: paid {usd(paid)} dUSD", block=claim["blockNumber"],
                tx=claim["transactionHash"])
     story.check(f"alice's L1 balance rose by exactly {usd(WITHDRAWAL)}", paid == WITHDRAWAL, f"it rose by {usd(paid)}")
     try:
-        await net.l1(alice.wallet.claim_withdrawal, final.batch_index, final.parts().as_tuple(), final.proof(alice.account_id))
+        await net.l1(alice.wallet.claim_withdrawal, final.batch_index, final.parts.as_tuple(), final.proof(alice.account_id))
         refused = None
     except Reverted as error:
         refused = error.name
