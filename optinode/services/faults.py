@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optinode.errors import InvalidInput
+from optinode.spec.constants import ADDRESS_LEN
 from optinode.spec.state import State
 
 POINTS = (
@@ -70,7 +71,7 @@ def _address(spec: str, text: str) -> bytes:
         raw = bytes.fromhex(text.removeprefix("0x")) if text.startswith("0x") else b""
     except ValueError:
         raw = b""
-    if len(raw) != 20:
+    if len(raw) != ADDRESS_LEN:
         raise FaultRefused(f"--fault {spec}: expected censor:0xADDRESS with a 20-byte 0x-hex address")
     return raw
 
