@@ -387,9 +387,11 @@ class Engine:
         # (not the whole opposite side: with a deep book that would cut a batch before every order)
         if order.market >= len(self.matcher.books):
             return (0, 0)
-        # every fill is at least one step, so no more fills than steps in the order
-        most = min(self.matcher.books[order.market].crossing(order.is_buy, order.limit_price),
-                   order.size // self.state.config.markets[order.market].step_size, self.policy.max_records)
+        # every fill is at least one step, so no more fills than steps in the order: when that many
+        # fit, the book need not be asked (the room is only ever compared with what fits)
+        most = min(order.size // self.state.config.markets[order.market].step_size, self.policy.max_records)
+        if not self.policy.fits_size(self.pending, most, most * _MAX_TRADE_FRAMED):
+            most = min(most, self.matcher.books[order.market].crossing(order.is_buy, order.limit_price))
         return (most, most * _MAX_TRADE_FRAMED)
 
     def _expire_orders(self) -> LogEntry | None:
@@ -619,9 +621,21 @@ class Engine:
                 await self.cut(batches, "size")
 
         for message in group:
-            if isinstance(message, (Submission, BookSubmission)) and self._censored(message):
+            if self.faults.censor and isinstance(message, (Submission, BookSubmission)) and self._censored(message):
                 continue  # devnet fault: left unanswered (its submitter waits until it gives up)
-            if isinstance(message, Submission):
+            if isinstance(message, BookSubmission):  # (the bulk of a busy group: tested first)
+                room = self._book_room(message.command)
+                if not self.policy.fits_size(self.pending, *room):
+                    await room_for(*room)
+                outcome = self._book_submission(message.command)
+                if isinstance(outcome, tuple):
+                    entry, result = outcome
+                    self.faults.point("engine.applied")
+                    written.append(entry)
+                    replies.append((message.reply, BookAccepted(entry.seq, result)))
+                else:
+                    answer(message.reply, outcome)
+            elif isinstance(message, Submission):
                 record = self._record_of(message.tx)
                 if record is None:
                     answer(message.reply, Rejected(ErrorCode.MALFORMED, "the transaction does not encode as a batch record"))
@@ -644,16 +658,6 @@ class Engine:
                 expired = self._expire_orders()  # a price or funding tick moved the system time
                 if expired is not None:
                     written.append(expired)
-            elif isinstance(message, BookSubmission):
-                await room_for(*self._book_room(message.command))
-                outcome = self._book_submission(message.command)
-                if isinstance(outcome, tuple):
-                    entry, result = outcome
-                    self.faults.point("engine.applied")
-                    written.append(entry)
-                    replies.append((message.reply, BookAccepted(entry.seq, result)))
-                else:
-                    answer(message.reply, outcome)
             elif isinstance(message, CutRequest):
                 cut_reason = message.reason
             elif isinstance(message, RebuildRequest):
@@ -700,6 +704,12 @@ class Engine:
 
     def _close(self, reason: str) -> tuple[BatchRecord, Checkpoint]:
         """Close the pending batch in memory: the root once, the batch record and the checkpoint after it."""
+        record = self._close_batch(reason)
+        return record, self._checkpoint(record)
+
+    def _close_batch(self, reason: str) -> BatchRecord:
+        """Close the pending batch in memory: the root once and its batch record (the checkpoint, of
+        the state and books as they are now, is `_checkpoint(record)`, before anything is applied)."""
         if self.mark.epoch == 0 and self.faults.tamper_after(self.batch_index) is not None:
             # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K).
             # Only before the first rebuild: the batches that replace a discarded one are honest.
@@ -724,7 +734,6 @@ class Engine:
         )
         # the checkpoint's clock covers this batch's time: the next batch never opens before it
         self.l1_time = max(self.l1_time, record.l1_timestamp)
-        checkpoint = self._checkpoint(record)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
                  record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
         self.metrics.batches_cut.labels(reason).inc()
@@ -733,16 +742,28 @@ class Engine:
         self.pending = Pending()
         self.batch_time = None
         self.pending_first_seq = self.next_seq
-        return record, checkpoint
+        return record
 
     async def cut(self, batches: trio.MemorySendChannel[Any], reason: str) -> BatchRecord:
-        """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
-        record, checkpoint = self._close(reason)
-        await trio.to_thread.run_sync(self.journal.cut, record, checkpoint)
-        await trio.to_thread.run_sync(self.history.prune, record.l1_timestamp)  # finished orders past their retention
+        """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over.
+        The root and the snapshot hold the thread for milliseconds (benchmarks.md, "Acknowledgement
+        latency"), so the other tasks get a turn before each: the responses to what the group commit
+        before this cut answered go out, new requests are parsed and their signatures sent to the
+        workers. Nothing else writes the state or the books meanwhile (the engine is the single
+        writer, and it is here), so the checkpoint is the state at the cut all the same."""
+        await trio.lowlevel.checkpoint()
+        record = self._close_batch(reason)
+        await trio.lowlevel.checkpoint()
+        checkpoint = self._checkpoint(record)
+        await trio.to_thread.run_sync(self._write_cut, record, checkpoint)
         self.faults.point("engine.cut")
         await batches.send(record)
         return record
+
+    def _write_cut(self, record: BatchRecord, checkpoint: Checkpoint) -> None:
+        """(On a worker thread, one hand-over for both: each costs the engine a GIL round trip.)"""
+        self.journal.cut(record, checkpoint)
+        self.history.prune(record.l1_timestamp)  # finished orders past their retention (unsynced: a crash only delays it)
 
     # --- rebuilding batches (docs/sequencer.md, "Rebuilding batches") --------------------------------
 

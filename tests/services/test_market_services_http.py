@@ -358,3 +358,12 @@ def test_the_http_source_config_is_checked_against_the_genesis_and_the_collect_t
         parse_config(config_with("", http_table()))
     with pytest.raises(ConfigError, match="url"):
         parse_config(config_with('source = "http"', http_table().replace("https://", "ftp://")))
+    for url, problem in (("http://[::1/x", "not a valid URL"), ("http://127.0.0.1:99999/x", "not a valid URL"), ("http://:80/x", "names no host")):
+        with pytest.raises(ConfigError, match=rf"http.markets\[0\].url: {problem}"):
+            parse_config(config_with('source = "http"', http_table(url=url)))
+
+
+@pytest.mark.trio
+async def test_an_endpoint_url_httpx_cannot_parse_is_refused_not_a_crash() -> None:
+    source = source_for("http://[::1/x")  # built in code, past the config check
+    assert await collect(source, World()) == [] and source.refused == {"bad_url": 1}
