@@ -256,11 +256,23 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         await _submit_ready(deps, t)  # a no-op unless an append was refused before
         await _maybe_finalize(deps, t, message)
     elif isinstance(message, SendRecord):
-        if message.status in ("reverted", "conflict"):
+        append = message.item < FINALIZE_ITEM or message.item >= EPOCH_ITEM
+        if message.status == "reverted" and append and _replaced(deps, message.item):
+            # Signed on a chain L1 then discarded, mined after the discard: WrongParent, as designed
+            # (docs/sequencer.md, "Attacks considered"). Its batch is already rebuilt; nothing to do.
+            log.info("%s: reverted on L1 after a rebuild replaced its batch (it named a discarded parent): only its gas is lost",
+                     message.label)
+        elif message.status in ("reverted", "conflict"):
             log.error("%s: %s on L1", message.label, message.status)
-        if message.status == "reverted" and (message.item < FINALIZE_ITEM or message.item >= EPOCH_ITEM):
+        if message.status == "reverted" and append:
             t.reverted.add(message.item)
             _rebuild_reverted(deps, t)
+
+
+def _replaced(deps: ProposerDeps, item: int) -> bool:
+    """Whether append ``item``'s batch is no longer in the journal as that item (a rebuild replaced it)."""
+    batch = deps.journal.batch(item % EPOCH_ITEM)
+    return batch is None or append_item(batch) != item
 
 
 def _rebuild_reverted(deps: ProposerDeps, t: _Tracker) -> None:
