@@ -46,7 +46,7 @@ from optinode.store import keys
 from optinode.store.codec import Codec
 from optinode.store.kv import KV
 
-__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "run"]
+__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "run", "stored_events"]
 
 log = logging.getLogger("optinode.l1.follower")
 
@@ -120,9 +120,7 @@ class Follower:
         return [BLOCK.decode(v, key=k) for k, v in self.store.iterate(prefix=prefix)]
 
     def stored_events(self, from_block: int = 0) -> Iterator[L1Event]:
-        end = keys.prefix_end(keys.prefix_of(keys.Prefix.L1_EVENT))
-        for key, value in self.store.iterate(start=keys.l1_events_from(from_block), stop=end):
-            yield EVENT_CODEC.decode(value, key=key)
+        return stored_events(self.store, from_block)
 
     # --- one step --------------------------------------------------------------------------------
 
@@ -227,6 +225,13 @@ class Follower:
             len(removed),
         )
         return Reorg(keep, tuple(reversed(removed)))
+
+
+def stored_events(store: KV, from_block: int = 0) -> Iterator[L1Event]:
+    """The events a follower stored in ``store`` (the canonical chain as it last read it), in L1 order."""
+    end = keys.prefix_end(keys.prefix_of(keys.Prefix.L1_EVENT))
+    for key, value in store.iterate(start=keys.l1_events_from(from_block), stop=end):
+        yield EVENT_CODEC.decode(value, key=key)
 
 
 async def run(

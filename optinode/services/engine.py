@@ -51,7 +51,7 @@ from optinode.exchange.history import History
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
-from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.l1.follower import BLOCK, Head, Reorg, stored_events
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
@@ -858,6 +858,21 @@ class Engine:
     def _discard_position(self, event: Any) -> tuple[int, int]:
         return (event.block_number, event.log_index)
 
+    def _discarded_root(self, event: Any) -> bytes | None:
+        """The state root of the batch ``event`` discarded, as L1 held it then: the follower's stored
+        (canonical) events before it, replayed (appends; earlier discards). None if not stored."""
+        live: dict[int, bytes] = {}
+        position = self._discard_position(event)
+        for stored in stored_events(self.store):
+            if (stored.block_number, stored.log_index) >= position:
+                break
+            if isinstance(stored, events.BatchAppended):
+                live[stored.index] = stored.state_root
+            elif isinstance(stored, events.BatchesDiscarded):
+                for index in [i for i in live if i >= stored.from_index]:
+                    del live[index]
+        return live.get(event.from_index)
+
     async def _maybe_rebuild(self, batches: trio.MemorySendChannel[Any]) -> None:
         """Discards seen on L1 and stale-batch requests, once an L1 head gives a fresh time."""
         if self.head is None:
@@ -869,6 +884,16 @@ class Engine:
                 continue
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
                 log.warning("batches %d..%d discarded on L1: none of them is ours to rebuild", event.from_index, event.to_index - 1)
+                continue
+            ours, discarded = self.journal.batch(event.from_index), self._discarded_root(event)
+            if ours is not None and discarded is not None and discarded != ours.state_root:
+                # L1 discarded a batch we no longer hold: one we already replaced. A reorg took out
+                # the discard we rolled back for and L1 did it again, at another position. Rolling
+                # back again would replace the rebuilt batches, whose appends may land meanwhile
+                # (WrongParent for ever after). The proposer resumes with what it has.
+                log.warning("batches %d..%d discarded on L1 again (root 0x%s): ours (epoch %d, 0x%s) already replace them",
+                            event.from_index, event.to_index - 1, discarded.hex()[:16], ours.epoch, ours.state_root.hex()[:16])
+                await batches.send(Rebuilt(event.from_index, self.mark.epoch, "discarded batch already replaced", ()))
                 continue
             alert(log, "batches_discarded", from_index=event.from_index, to_index=event.to_index, action="rolling back",
                   checkpoint=event.from_index - 1)

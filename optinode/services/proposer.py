@@ -130,7 +130,14 @@ async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
             log.error("batch %d: the endpoint refuses the append (%s); retrying", batch.index, error)
             return
         deps.faults.point("proposer.submitted")
-        if record.status in ("reverted", "conflict"):
+        if record.status == "reverted":
+            # Its transaction can never land now (the sender never re-signs an item): only a rebuilt
+            # batch, a new item, can take its place. (An append re-broadcast after a reorg while
+            # the batch it replaced was live again reverts WrongParent; docs/sequencer.md.)
+            log.warning("batch %d: its append reverted on L1; asking the engine to rebuild it, to post it again", batch.index)
+            _ask_rebuild(deps, t, batch)
+            return
+        if record.status == "conflict":
             log.error("batch %d: its append is %s on L1; the operator must look (another proposer on this key?)", batch.index, record.status)
         t.next_submit = batch.index + 1
 
@@ -212,8 +219,10 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         t.epoch, t.halted = message.epoch, False
         t.next_submit = min(t.next_submit, message.from_index)
         for index in [i for i in t.appended if i >= message.from_index]:
-            t.appended.pop(index)
-            t.append_time.pop(index, None)
+            ours = deps.journal.batch(index)
+            if ours is None or ours.state_root != t.appended[index].state_root:  # (one of ours may have landed already)
+                t.appended.pop(index)
+                t.append_time.pop(index, None)
         log.info("batches from %d rebuilt (epoch %d, %s): posting them again; %d acknowledged command(s) dropped",
                  message.from_index, message.epoch, message.reason, len(message.dropped))
     elif isinstance(message, events.BatchesDiscarded):
