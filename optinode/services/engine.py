@@ -228,8 +228,9 @@ def _book_records(command: Any, result: Any, state: State, now: int) -> tuple[by
     """The records a book command's log entry carries: the Trades it matched, and for a signed
     cancel-all the spec's `CancelAll`, applied to `state` here (the book's own state) so that L1
     replay and verifiers see the nonce floor rise and no later replay can fill the cancelled orders.
-    The CancelAll only when the spec applies it: a floor that does not rise (or rises too far) is
-    honoured off-chain alone."""
+    The CancelAll only when the spec applies it: a live submission of a floor it refuses is refused
+    first (`_refused_cancel_all`); a logged one that a rebuild finds refused (a forced cancel-all
+    re-consumed before it raised the floor past it) stays off-chain."""
     records = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
     if type(command) is not book_orders.CancelAll or not command.signature:
         return records
