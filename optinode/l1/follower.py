@@ -40,13 +40,13 @@ from typing import Any, Union
 import msgspec
 import trio
 
-from optinode.l1.events import EVENT_CODEC, L1Event, UnknownLog, decode_log
+from optinode.l1.events import EVENT_CODEC, TYPES, L1Event, UnknownLog, decode_log
 from optinode.l1.rpc import Block, RpcClient
 from optinode.store import keys
 from optinode.store.codec import Codec
 from optinode.store.kv import KV
 
-__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "run", "stored_events"]
+__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "batch_roots_before", "run", "stored_events"]
 
 log = logging.getLogger("optinode.l1.follower")
 
@@ -232,6 +232,25 @@ def stored_events(store: KV, from_block: int = 0) -> Iterator[L1Event]:
     end = keys.prefix_end(keys.prefix_of(keys.Prefix.L1_EVENT))
     for key, value in store.iterate(start=keys.l1_events_from(from_block), stop=end):
         yield EVENT_CODEC.decode(value, key=key)
+
+
+_APPENDED, _DISCARDED = TYPES["BatchAppended"], TYPES["BatchesDiscarded"]
+
+
+def batch_roots_before(store: KV, position: tuple[int, int]) -> dict[int, bytes]:
+    """The state roots of the Rollup's live batches just before L1 position ``(block, log index)``,
+    as the follower's stored (canonical) events tell: appends, minus what earlier discards removed.
+    What a ``BatchesDiscarded`` at that position discarded is ``[from_index]`` of it."""
+    live: dict[int, bytes] = {}
+    for event in stored_events(store):
+        if (event.block_number, event.log_index) >= position:
+            break
+        if isinstance(event, _APPENDED):
+            live[event.index] = event.state_root
+        elif isinstance(event, _DISCARDED):
+            for index in [i for i in live if i >= event.from_index]:
+                del live[index]
+    return live
 
 
 async def run(

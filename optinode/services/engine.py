@@ -51,7 +51,7 @@ from optinode.exchange.history import History
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
-from optinode.l1.follower import BLOCK, Head, Reorg, stored_events
+from optinode.l1.follower import BLOCK, Head, Reorg, batch_roots_before
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
@@ -860,19 +860,8 @@ class Engine:
         return (event.block_number, event.log_index)
 
     def _discarded_root(self, event: Any) -> bytes | None:
-        """The state root of the batch ``event`` discarded, as L1 held it then: the follower's stored
-        (canonical) events before it, replayed (appends; earlier discards). None if not stored."""
-        live: dict[int, bytes] = {}
-        position = self._discard_position(event)
-        for stored in stored_events(self.store):
-            if (stored.block_number, stored.log_index) >= position:
-                break
-            if isinstance(stored, events.BatchAppended):
-                live[stored.index] = stored.state_root
-            elif isinstance(stored, events.BatchesDiscarded):
-                for index in [i for i in live if i >= stored.from_index]:
-                    del live[index]
-        return live.get(event.from_index)
+        """The state root of the batch ``event`` discarded, as L1 held it then (None if not stored)."""
+        return batch_roots_before(self.store, self._discard_position(event)).get(event.from_index)
 
     async def _maybe_rebuild(self, batches: trio.MemorySendChannel[Any]) -> None:
         """Discards seen on L1 and stale-batch requests, once an L1 head gives a fresh time."""

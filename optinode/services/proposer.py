@@ -30,7 +30,7 @@ import eth_abi
 import trio
 
 from optinode.l1 import events
-from optinode.l1.follower import Head, Reorg
+from optinode.l1.follower import Head, Reorg, batch_roots_before
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SendRecord, SendRejected
 from optinode.services.faults import Faults
@@ -226,7 +226,8 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         log.info("batches from %d rebuilt (epoch %d, %s): posting them again; %d acknowledged command(s) dropped",
                  message.from_index, message.epoch, message.reason, len(message.dropped))
     elif isinstance(message, events.BatchesDiscarded):
-        if (message.block_number, message.log_index) not in deps.journal.rebuild_mark().discards:
+        position = (message.block_number, message.log_index)
+        if position not in deps.journal.rebuild_mark().discards and not _already_replaced(deps, message):
             t.halted = True  # until the engine's `Rebuilt`: a batch cut on the discarded chain must not land
         for index in [i for i in t.appended if i >= message.from_index]:
             t.appended.pop(index)
@@ -274,8 +275,18 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         elif message.status in ("reverted", "conflict"):
             log.error("%s: %s on L1", message.label, message.status)
         if message.status == "reverted" and append:
+            if not _replaced(deps, message.item):  # _submit_ready gets its batch rebuilt and posted again
+                t.next_submit = min(t.next_submit, message.item % EPOCH_ITEM)
             t.reverted.add(message.item)
             _rebuild_reverted(deps, t)
+
+
+def _already_replaced(deps: ProposerDeps, discard: Any) -> bool:
+    """Whether L1 discarded a batch our journal no longer holds (the engine's rule: it does not roll
+    back for it, so no `Rebuilt` may follow to lift a halt; docs/sequencer.md)."""
+    ours = deps.journal.batch(discard.from_index)
+    discarded = batch_roots_before(deps.journal.store, (discard.block_number, discard.log_index)).get(discard.from_index)
+    return ours is not None and discarded is not None and discarded != ours.state_root
 
 
 def _replaced(deps: ProposerDeps, item: int) -> bool:
