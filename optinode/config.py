@@ -57,6 +57,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -528,6 +529,13 @@ def check_http_source(oracle: OracleFeedSection, genesis: GenesisSection, source
         if entry.market in seen:
             raise _fail(source, f"{key}.market", f"market {entry.market} listed twice")
         seen.add(entry.market)
+        try:
+            parts = urlsplit(entry.url)
+            parts.port  # noqa: B018 (parsing it is the check)
+        except ValueError as error:
+            raise _fail(source, f"{key}.url", f"not a valid URL: {error}") from None
+        if not parts.hostname:
+            raise _fail(source, f"{key}.url", "names no host")
         market = genesis.markets[entry.market]
         if entry.base_decimals != market.base_decimals:
             raise _fail(source, f"{key}.base_decimals", f"{entry.base_decimals} differs from genesis.markets[{entry.market}]"

@@ -388,9 +388,11 @@ class Engine:
         # (not the whole opposite side: with a deep book that would cut a batch before every order)
         if order.market >= len(self.matcher.books):
             return (0, 0)
-        # every fill is at least one step, so no more fills than steps in the order
-        most = min(self.matcher.books[order.market].crossing(order.is_buy, order.limit_price),
-                   order.size // self.state.config.markets[order.market].step_size, self.policy.max_records)
+        # every fill is at least one step, so no more fills than steps in the order: when that many
+        # fit, the book need not be asked (the room is only ever compared with what fits)
+        most = min(order.size // self.state.config.markets[order.market].step_size, self.policy.max_records)
+        if not self.policy.fits_size(self.pending, most, most * _MAX_TRADE_FRAMED):
+            most = min(most, self.matcher.books[order.market].crossing(order.is_buy, order.limit_price))
         return (most, most * _MAX_TRADE_FRAMED)
 
     def _expire_orders(self) -> LogEntry | None:
@@ -603,7 +605,19 @@ class Engine:
                 await self.cut(batches, "size")
 
         for message in group:
-            if isinstance(message, Submission):
+            if isinstance(message, BookSubmission):  # (the bulk of a busy group: tested first)
+                room = self._book_room(message.command)
+                if not self.policy.fits_size(self.pending, *room):
+                    await room_for(*room)
+                outcome = self._book_submission(message.command)
+                if isinstance(outcome, tuple):
+                    entry, result = outcome
+                    self.faults.point("engine.applied")
+                    written.append(entry)
+                    replies.append((message.reply, BookAccepted(entry.seq, result)))
+                else:
+                    answer(message.reply, outcome)
+            elif isinstance(message, Submission):
                 record = self._record_of(message.tx)
                 if record is None:
                     answer(message.reply, Rejected(ErrorCode.MALFORMED, "the transaction does not encode as a batch record"))
@@ -626,16 +640,6 @@ class Engine:
                 expired = self._expire_orders()  # a price or funding tick moved the system time
                 if expired is not None:
                     written.append(expired)
-            elif isinstance(message, BookSubmission):
-                await room_for(*self._book_room(message.command))
-                outcome = self._book_submission(message.command)
-                if isinstance(outcome, tuple):
-                    entry, result = outcome
-                    self.faults.point("engine.applied")
-                    written.append(entry)
-                    replies.append((message.reply, BookAccepted(entry.seq, result)))
-                else:
-                    answer(message.reply, outcome)
             elif isinstance(message, CutRequest):
                 cut_reason = message.reason
             elif isinstance(message, RebuildRequest):
@@ -720,11 +724,15 @@ class Engine:
     async def cut(self, batches: trio.MemorySendChannel[Any], reason: str) -> BatchRecord:
         """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
         record, checkpoint = self._close(reason)
-        await trio.to_thread.run_sync(self.journal.cut, record, checkpoint)
-        await trio.to_thread.run_sync(self.history.prune, record.l1_timestamp)  # finished orders past their retention
+        await trio.to_thread.run_sync(self._write_cut, record, checkpoint)
         self.faults.point("engine.cut")
         await batches.send(record)
         return record
+
+    def _write_cut(self, record: BatchRecord, checkpoint: Checkpoint) -> None:
+        """(On a worker thread, one hand-over for both: each costs the engine a GIL round trip.)"""
+        self.journal.cut(record, checkpoint)
+        self.history.prune(record.l1_timestamp)  # finished orders past their retention (unsynced: a crash only delays it)
 
     # --- rebuilding batches (docs/sequencer.md, "Rebuilding batches") --------------------------------
 

@@ -320,14 +320,17 @@ async def test_the_http_source_feeds_the_engine_through_the_market_services(serv
 # --- config --------------------------------------------------------------------------------------------
 
 
-HTTP_TABLE = """
+def http_table(*, url: str = "https://prices.example.com/v1/eth-usd", decimals: int = 9, staleness: float = 30.0) -> str:
+    """A [market_services.oracle.http] table for ETH (also the anvil e2e's)."""
+    return f"""
 [market_services.oracle.http]
 timeout = 0.5
 retries = 2
 backoff = 0.1
+max_staleness = {staleness}
 [[market_services.oracle.http.markets]]
 market = 0
-url = "https://prices.example.com/v1/eth-usd"
+url = "{url}"
 price_path = "data.price"
 base_decimals = {decimals}
 """
@@ -340,18 +343,27 @@ def config_with(source_line: str, table: str) -> str:
 
 
 def test_the_http_source_config_is_checked_against_the_genesis_and_the_collect_timeout() -> None:
-    config = parse_config(config_with('source = "http"', HTTP_TABLE.format(decimals=9)))
+    config = parse_config(config_with('source = "http"', http_table()))
     assert config.market_services.oracle.source == "http" and config.market_services.oracle.http.markets[0].price_path == "data.price"
     source = market_services.make_source(msgspec.structs.replace(config.market_services, enabled=True),
                                          World().state, market_services.MarketKeys(((0, oracle_key(0)),)))
     assert isinstance(source, http_price.HttpPriceSource) and source.endpoints[ETH].price_path == ("data", "price")
     with pytest.raises(ConfigError, match=r"http.markets\[0\].base_decimals: 8 differs from genesis.markets\[0\].base_decimals 9"):
-        parse_config(config_with('source = "http"', HTTP_TABLE.format(decimals=8)))
+        parse_config(config_with('source = "http"', http_table(decimals=8)))
     with pytest.raises(ConfigError, match=r"must be below collect_timeout 2 s"):  # 3 × 0.5 + 0.1 + 0.2 = 1.8; 3 × 0.7 > 2
-        parse_config(config_with('source = "http"', HTTP_TABLE.format(decimals=9).replace("timeout = 0.5", "timeout = 0.7")))
+        parse_config(config_with('source = "http"', http_table().replace("timeout = 0.5", "timeout = 0.7")))
     with pytest.raises(ConfigError, match=r'needs a \[market_services.oracle.http\] table'):
         parse_config(config_with('source = "http"', ""))
     with pytest.raises(ConfigError, match='needs source = "http"'):
-        parse_config(config_with("", HTTP_TABLE.format(decimals=9)))
+        parse_config(config_with("", http_table()))
     with pytest.raises(ConfigError, match="url"):
-        parse_config(config_with('source = "http"', HTTP_TABLE.format(decimals=9).replace("https://", "ftp://")))
+        parse_config(config_with('source = "http"', http_table().replace("https://", "ftp://")))
+    for url, problem in (("http://[::1/x", "not a valid URL"), ("http://127.0.0.1:99999/x", "not a valid URL"), ("http://:80/x", "names no host")):
+        with pytest.raises(ConfigError, match=rf"http.markets\[0\].url: {problem}"):
+            parse_config(config_with('source = "http"', http_table(url=url)))
+
+
+@pytest.mark.trio
+async def test_an_endpoint_url_httpx_cannot_parse_is_refused_not_a_crash() -> None:
+    source = source_for("http://[::1/x")  # built in code, past the config check
+    assert await collect(source, World()) == [] and source.refused == {"bad_url": 1}
