@@ -46,7 +46,7 @@ from optinode.store import keys
 from optinode.store.codec import Codec
 from optinode.store.kv import KV
 
-__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "batch_roots_before", "run", "stored_events"]
+__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "live_batches_before", "run", "stored_events"]
 
 log = logging.getLogger("optinode.l1.follower")
 
@@ -237,16 +237,18 @@ def stored_events(store: KV, from_block: int = 0) -> Iterator[L1Event]:
 _APPENDED, _DISCARDED = TYPES["BatchAppended"], TYPES["BatchesDiscarded"]
 
 
-def batch_roots_before(store: KV, position: tuple[int, int]) -> dict[int, bytes]:
-    """The state roots of the Rollup's live batches just before L1 position ``(block, log index)``,
-    as the follower's stored (canonical) events tell: appends, minus what earlier discards removed.
-    What a ``BatchesDiscarded`` at that position discarded is ``[from_index]`` of it."""
-    live: dict[int, bytes] = {}
+def live_batches_before(store: KV, position: tuple[int, int]) -> dict[int, tuple[bytes, int]]:
+    """The Rollup's live batches just before L1 position ``(block, log index)``, as the follower's
+    stored (canonical) events tell — appends, minus what earlier discards removed: index -> (state
+    root, declared L1 time), which tells one append of a batch index from another (a rebuilt batch
+    can have its predecessor's root, never its time). What a ``BatchesDiscarded`` at that position
+    discarded is ``[from_index]`` of it."""
+    live: dict[int, tuple[bytes, int]] = {}
     for event in stored_events(store):
         if (event.block_number, event.log_index) >= position:
             break
         if isinstance(event, _APPENDED):
-            live[event.index] = event.state_root
+            live[event.index] = (event.state_root, event.l1_timestamp)
         elif isinstance(event, _DISCARDED):
             for index in [i for i in live if i >= event.from_index]:
                 del live[index]

@@ -30,7 +30,7 @@ import eth_abi
 import trio
 
 from optinode.l1 import events
-from optinode.l1.follower import Head, Reorg, batch_roots_before
+from optinode.l1.follower import Head, Reorg, live_batches_before
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SendRecord, SendRejected
 from optinode.services.faults import Faults
@@ -285,8 +285,8 @@ def _already_replaced(deps: ProposerDeps, discard: Any) -> bool:
     """Whether L1 discarded a batch our journal no longer holds (the engine's rule: it does not roll
     back for it, so no `Rebuilt` may follow to lift a halt; docs/sequencer.md)."""
     ours = deps.journal.batch(discard.from_index)
-    discarded = batch_roots_before(deps.journal.store, (discard.block_number, discard.log_index)).get(discard.from_index)
-    return ours is not None and discarded is not None and discarded != ours.state_root
+    discarded = live_batches_before(deps.journal.store, (discard.block_number, discard.log_index)).get(discard.from_index)
+    return ours is not None and discarded is not None and discarded != (ours.state_root, ours.l1_timestamp)
 
 
 def _replaced(deps: ProposerDeps, item: int) -> bool:
