@@ -26,6 +26,7 @@ The tree (each class lives next to the code that raises it)::
     ├── FaultRefused                  services.faults  a fault-injection switch on a non-devnet chain, or an unknown point
     ├── ClaimUnavailable              services.claims  a withdrawal claim for a batch or account the store does not have
     ├── AdminRpcError                 services.admin_rpc  a bad admin JSON-RPC request (mapped to its JSON-RPC code)
+    ├── RpcError                      services.rpc_params  a public JSON-RPC request refused: envelope, params (-32602 naming the field), or intake/spec (-32000)
     ├── SourceError                   services.http_price  a price API's answer that cannot be had or verified (nothing is signed)
     ├── IntakeRejected                exchange.mempool  an order turned away at intake (limits, shape, signature, nonce; spec ErrorCode or exchange Reason)
     └── UnknownOrder                  exchange.matching  a cancel naming no live order of that account

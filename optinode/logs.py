@@ -9,7 +9,7 @@ calls keep working. In JSON each line is ``{"ts", "level", "logger", "event", "f
 ``fields`` holds the keyword arguments (plus ``exc`` with the traceback of an exception). The human
 format renders an alert as ``alert=NAME key=value …``, the line operators and tests already grep for.
 
-Why stdlib logging and not structlog: every library under the node (hypercorn, web3, urllib3) logs
+Why stdlib logging and not structlog: every library under the node (web3, urllib3, httpx) logs
 through stdlib, and one formatter on the root handler puts all of it on the same JSON stream; the
 structured part the services need is just a name and a few fields, which `extra` carries.
 """

@@ -686,6 +686,12 @@ class Engine:
 
     def _close(self, reason: str) -> tuple[BatchRecord, Checkpoint]:
         """Close the pending batch in memory: the root once, the batch record and the checkpoint after it."""
+        record = self._close_batch(reason)
+        return record, self._checkpoint(record)
+
+    def _close_batch(self, reason: str) -> BatchRecord:
+        """Close the pending batch in memory: the root once and its batch record (the checkpoint, of
+        the state and books as they are now, is `_checkpoint(record)`, before anything is applied)."""
         if self.mark.epoch == 0 and self.faults.tamper_after(self.batch_index) is not None:
             # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K).
             # Only before the first rebuild: the batches that replace a discarded one are honest.
@@ -710,7 +716,6 @@ class Engine:
         )
         # the checkpoint's clock covers this batch's time: the next batch never opens before it
         self.l1_time = max(self.l1_time, record.l1_timestamp)
-        checkpoint = self._checkpoint(record)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
                  record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
         self.metrics.batches_cut.labels(reason).inc()
@@ -719,11 +724,19 @@ class Engine:
         self.pending = Pending()
         self.batch_time = None
         self.pending_first_seq = self.next_seq
-        return record, checkpoint
+        return record
 
     async def cut(self, batches: trio.MemorySendChannel[Any], reason: str) -> BatchRecord:
-        """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over."""
-        record, checkpoint = self._close(reason)
+        """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over.
+        The root and the snapshot hold the thread for milliseconds (benchmarks.md, "Acknowledgement
+        latency"), so the other tasks get a turn before each: the responses to what the group commit
+        before this cut answered go out, new requests are parsed and their signatures sent to the
+        workers. Nothing else writes the state or the books meanwhile (the engine is the single
+        writer, and it is here), so the checkpoint is the state at the cut all the same."""
+        await trio.lowlevel.checkpoint()
+        record = self._close_batch(reason)
+        await trio.lowlevel.checkpoint()
+        checkpoint = self._checkpoint(record)
         await trio.to_thread.run_sync(self._write_cut, record, checkpoint)
         self.faults.point("engine.cut")
         await batches.send(record)

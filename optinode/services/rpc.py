@@ -1,10 +1,14 @@
-"""The public JSON-RPC 2.0 API over HTTP and WebSocket (docs/api.md), served by hypercorn's trio worker.
+"""The public JSON-RPC 2.0 API over HTTP and WebSocket (docs/api.md), on services/http_server.py (h11, wsproto).
 
     port = await nursery.start(rpc.run, rpc.RpcDeps(engine, submitter, mempool, port=8545))
 
-One small ASGI app: ``POST /`` takes a JSON-RPC request or a batch (an array) of them; a WebSocket
+``POST /`` takes a JSON-RPC request or a batch (an array) of them; a WebSocket
 on ``/`` takes the same requests plus ``optinode_subscribe`` / ``optinode_unsubscribe`` and pushes
 ``optinode_subscription`` notifications (``fills``, ``book``, ``account``), as ``eth_subscribe`` does.
+
+**Params** are decoded by type (services/rpc_params.py: msgspec frozen Structs for the EIP-712
+messages); a body that is only `optinode_sendOrder` requests — a market maker's batch — is decoded
+by type in one pass and skips the generic decode (docs/benchmarks.md, "JSON-RPC server cost").
 
 **Errors.** The standard codes for parse (-32700), request (-32600), method (-32601) and params
 (-32602) errors; an order, cancel or withdrawal turned away by intake or the spec is -32000 with
@@ -36,47 +40,52 @@ from typing import Any
 
 import msgspec
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
-from optinode.errors import InvalidInput
-from optinode.metrics import CONTENT_TYPE
 from optinode.exchange.cancel import SignedCancelAll, SignedCancelOrder
 from optinode.exchange.history import OrderRecord
 from optinode.exchange.mempool import IntakeRejected, Mempool
-from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResult, Reason, Status, TimeInForce
+from optinode.exchange.orders import CancelAll, Cancelled, Placement, PlaceResult, Reason, Status
 from optinode.services.engine import BookAccepted, BookSubmission, Engine, Rejected, Submitter
+from optinode.services.http_server import Routes, WebSocket, serve
+from optinode.services.rpc_params import (
+    APPLICATION_ERROR,
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    ORDER_REQUESTS,
+    PARSE_ERROR,
+    U8_BOUND,
+    U32_BOUND,
+    CancelAllMessage,
+    CancelOrderMessage,
+    RpcError,
+    SendOrderParams,
+    SendOrderRequest,
+    SendWithdrawParams,
+    decode_params,
+    params_error,
+    to_bytes,
+    to_order,
+    to_signature,
+    to_uint,
+    uints,
+)
 from optinode.spec.errors import ErrorCode
 from optinode.spec.margin import compute_settled_funding, get_total_risk, get_total_value
 from optinode.spec.state import require_account
 from optinode.spec.types import Order, SlotRef, Withdraw
 
-__all__ = ["RpcDeps", "make_app", "run"]
+__all__ = ["RpcDeps", "RpcError", "routes", "run"]
 
 log = logging.getLogger("optinode.services.rpc")
 
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR, APPLICATION_ERROR = -32700, -32600, -32601, -32602, -32603, -32000
-MAX_BODY = 1024 * 1024  # bytes of one HTTP request
 MAX_BATCH = 100  # requests in one JSON-RPC batch
 MAX_DEPTH = 100  # price levels per side in getBook / book subscriptions
 MAX_SUBSCRIPTIONS = 64  # per WebSocket connection
 OUTBOX = 1024  # notifications queued per WebSocket connection; a consumer this far behind is closed
 FEED_BATCH = 256  # orders taken from the mempool's fair queue at a time
 ORDER_MEMORY = 100_000  # unlogged answers (refused, withdrawn while queued) remembered for optinode_getOrder
-U64 = 2**64
-_DIGITS = len(str(U64))  # a decimal string longer than any uint64 is refused before int() parses it
-
-
-class RpcError(InvalidInput):
-    """An expected refusal, answered as a JSON-RPC error (bugs are anything else)."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.data = code, message, data
-
-
-def _params_error(message: str) -> RpcError:
-    return RpcError(INVALID_PARAMS, message)
+SEND_ORDER_USAGE = "optinode_sendOrder(order, signature [, options])"
 
 
 @dataclass
@@ -92,68 +101,12 @@ class RpcDeps:
     waiting: dict[bytes, tuple[Any, Order]] = field(default_factory=dict)  # (a reply: `send_nowait(answer)`)
 
 
-# --- params ----------------------------------------------------------------------------------------
-
-
-def _uint(value: Any, name: str, bound: int = U64) -> int:
-    """A JSON integer or a decimal string (wallet JSON writes uint64 as strings)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _DIGITS:
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < bound:
-        raise _params_error(f"{name} must be an integer in [0, {bound}) (a number or a decimal string)")
-    return value
-
-
-def _bytes(value: Any, name: str, length: int) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 2 + 2 * length:
-        raise _params_error(f"{name} must be 0x-hex of {length} bytes")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise _params_error(f"{name} must be 0x-hex of {length} bytes") from None
-
-
-def _message(value: Any, name: str, fields: dict[str, Callable[[Any, str], Any]]) -> dict[str, Any]:
-    """An EIP-712 message object with exactly these camelCase fields."""
-    if not isinstance(value, dict):
-        raise _params_error(f"{name} must be an object with {', '.join(fields)}")
-    unknown = set(value) - set(fields)
-    missing = set(fields) - set(value)
-    if unknown or missing:
-        raise _params_error(f"{name}: missing {sorted(missing)}, unknown {sorted(map(str, unknown))}")
-    return {key: parse(value[key], f"{name}.{key}") for key, parse in fields.items()}
-
-
-def _bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise _params_error(f"{name} must be true or false")
-    return value
-
-
-ORDER_FIELDS: dict[str, Callable[[Any, str], Any]] = {
-    "accountId": lambda v, n: _uint(v, n, 2**32), "market": lambda v, n: _uint(v, n, 2**8), "isBuy": _bool,
-    "size": _uint, "limitPrice": _uint, "feeRate": lambda v, n: _uint(v, n, 2**32), "expiry": _uint, "nonce": _uint,
-}
-WITHDRAW_FIELDS: dict[str, Callable[[Any, str], Any]] = {
-    "accountId": lambda v, n: _uint(v, n, 2**32), "amount": _uint, "expiry": _uint, "nonce": _uint,
-}
+# --- params (typed: rpc_params) --------------------------------------------------------------------
 
 
 def _arity(params: list[Any], low: int, high: int, usage: str) -> None:
     if not low <= len(params) <= high:
-        raise _params_error(f"usage: {usage}")
-
-
-def _options(value: Any) -> tuple[TimeInForce, bool]:
-    if value is None:
-        return TimeInForce.GTC, False
-    if not isinstance(value, dict) or set(value) - {"timeInForce", "reduceOnly"}:
-        raise _params_error('options must be {"timeInForce": "gtc"|"ioc"|"post_only", "reduceOnly": bool}')
-    try:
-        tif = TimeInForce(value.get("timeInForce", "gtc"))
-    except ValueError:
-        raise _params_error('options.timeInForce must be "gtc", "ioc" or "post_only"') from None
-    return tif, _bool(value.get("reduceOnly", False), "options.reduceOnly")
+        raise params_error(f"usage: {usage}")
 
 
 def _refused(reason: str, message: str) -> RpcError:
@@ -178,9 +131,10 @@ def _cancelled_view(c: Cancelled) -> dict[str, Any]:
 
 
 def _place_view(result: PlaceResult, seq: int | None) -> dict[str, Any]:
-    return {"hash": _hex(result.order_hash), "status": result.status.value, "reason": result.reason,
-            "fills": [_fill_view(f) for f in result.fills], "filled": sum(f.size for f in result.fills),
-            "remaining": result.remaining, "cancelled": [_cancelled_view(c) for c in result.cancelled], "seq": seq}
+    fills, cancelled = result.fills, result.cancelled  # (most answers have neither: no comprehension to run)
+    return {"hash": "0x" + result.order_hash.hex(), "status": result.status.value, "reason": result.reason,
+            "fills": [_fill_view(f) for f in fills] if fills else [], "filled": sum([f.size for f in fills]) if fills else 0,
+            "remaining": result.remaining, "cancelled": [_cancelled_view(c) for c in cancelled] if cancelled else [], "seq": seq}
 
 
 def _resting_view(view: Any) -> dict[str, Any]:
@@ -324,14 +278,12 @@ def order_view(record: OrderRecord) -> dict[str, Any]:
 # --- methods ---------------------------------------------------------------------------------------
 
 
-def _placement(params: list[Any]) -> Placement:
-    _arity(params, 2, 3, "optinode_sendOrder(order, signature [, options])")
-    fields = _message(params[0], "order", ORDER_FIELDS)
-    signature = _bytes(params[1], "signature", 65)
-    tif, reduce_only = _options(params[2] if len(params) == 3 else None)
-    order = Order(fields["accountId"], fields["market"], fields["isBuy"], fields["size"], fields["limitPrice"],
-                  fields["feeRate"], fields["expiry"], fields["nonce"], signature)
-    return Placement(order, tif, reduce_only)
+def _placement(params: Any) -> Placement:
+    """optinode_sendOrder's params (decoded JSON, or already typed by the batch fast path) -> the book command."""
+    if type(params) is not SendOrderParams:
+        params = decode_params(params, SendOrderParams, SEND_ORDER_USAGE)
+    order, options = to_order(params.order, to_signature(params.signature)), params.options
+    return Placement(order) if options is None else Placement(order, options.time_in_force, options.reduce_only)
 
 
 def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, started: float) -> dict[str, Any]:
@@ -349,7 +301,7 @@ def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, started: 
             metrics.fills.inc(len(result.fills))
         if answer.seq is not None:  # a durable answer (its log entry is synced)
             metrics.ack_latency.observe(time.perf_counter() - started)
-    if answer.seq is not None:
+    if answer.seq is not None and deps.hub.topics:  # (nobody subscribed to anything: nothing to build)
         touched = {placement.order.account_id} | {c.account_id for c in result.cancelled}
         _after_book(deps, placement.order.market, result.fills, touched)
     return view
@@ -426,21 +378,24 @@ def _is_send_order(request: Any) -> bool:
             and isinstance(request.get("params"), list) and _valid_id(request))
 
 
-async def _call_orders(deps: RpcDeps, requests: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+Call = tuple[Any, bool, Any]  # one optinode_sendOrder request: (its id, whether it is answered (not a notification), its params)
+
+
+async def _call_orders(deps: RpcDeps, calls: list[Call]) -> list[dict[str, Any] | None]:
     """A run of consecutive `optinode_sendOrder` requests of one batch, as `_call` answers each, but
     taken in by the mempool as one request: their signatures are recovered together and the engine
     acknowledges them in one group commit, instead of one durable round trip after the other."""
     started = time.perf_counter()
-    responses: list[dict[str, Any] | None] = [None] * len(requests)
+    responses: list[dict[str, Any] | None] = [None] * len(calls)
     placed: list[tuple[int, Placement]] = []
-    for k, request in enumerate(requests):
+    for k, (rid, _, params) in enumerate(calls):
         try:
-            placed.append((k, _placement(request["params"])))
+            placed.append((k, _placement(params)))
         except RpcError as failure:
-            responses[k] = _error(request.get("id"), _counted(deps, failure))
+            responses[k] = _error(rid, _counted(deps, failure))
         except Exception:  # noqa: BLE001 - a bug (as in _call)
             log.exception("internal error in optinode_sendOrder")
-            responses[k] = _error(request.get("id"), RpcError(INTERNAL_ERROR, "internal error"))
+            responses[k] = _error(rid, RpcError(INTERNAL_ERROR, "internal error"))
     answers: list[BookAccepted | RpcError]
     try:
         answers = await _place(deps, [p for _, p in placed]) if placed else []
@@ -450,14 +405,14 @@ async def _call_orders(deps: RpcDeps, requests: list[dict[str, Any]]) -> list[di
         log.exception("internal error in optinode_sendOrder")
         answers = [RpcError(INTERNAL_ERROR, "internal error")] * len(placed)
     for (k, placement), answer in zip(placed, answers):
-        rid = requests[k].get("id")
+        rid = calls[k][0]
         try:
             responses[k] = (_error(rid, _counted(deps, answer)) if isinstance(answer, RpcError)
                             else {"jsonrpc": "2.0", "id": rid, "result": _placed(deps, placement, answer, started)})
         except Exception:  # noqa: BLE001 - a bug: answered, logged, and the server stays up
             log.exception("internal error in optinode_sendOrder")
             responses[k] = _error(rid, RpcError(INTERNAL_ERROR, "internal error"))
-    return [None if "id" not in request else response for request, response in zip(requests, responses)]
+    return [response if answered else None for (_, answered, _), response in zip(calls, responses)]
 
 
 def _withdrawn(deps: RpcDeps, order_hash: bytes, reason: str) -> Cancelled:
@@ -490,16 +445,19 @@ async def _book(deps: RpcDeps, command: Any) -> Any:
         raise _refused(rejected.code.name, str(rejected)) from None
 
 
+CANCEL_USAGE = "optinode_cancelOrder(cancel, signature): cancel = {accountId, orderHash} or {accountId, nonceFloor}"
+
+
 async def cancel_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
-    _arity(params, 2, 2, "optinode_cancelOrder(cancel, signature): cancel = {accountId, orderHash} or {accountId, nonceFloor}")
-    raw, signature = params[0], _bytes(params[1], "signature", 65)
+    _arity(params, 2, 2, CANCEL_USAGE)
+    raw, signature = params[0], to_signature(params[1])
+    message: Any
     if isinstance(raw, dict) and "orderHash" in raw:
-        fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "orderHash": lambda v, n: _bytes(v, n, 32)})
-        message: Any = SignedCancelOrder(fields["accountId"], fields["orderHash"], signature)
-    else:
-        # the keys are the EIP-712 type's field names (docs/eip712.md): the signature covers them
-        fields = _message(raw, "cancel", {"accountId": lambda v, n: _uint(v, n, 2**32), "nonceFloor": _uint})
-        message = SignedCancelAll(fields["accountId"], fields["nonceFloor"], signature)
+        one = decode_params(raw, CancelOrderMessage, CANCEL_USAGE, "cancel")
+        message = SignedCancelOrder(to_uint(one.account_id, "cancel.accountId", U32_BOUND), to_bytes(one.order_hash, "cancel.orderHash", 32), signature)
+    else:  # (the keys are the EIP-712 type's field names, docs/eip712.md: the signature covers them)
+        every = uints(decode_params(raw, CancelAllMessage, CANCEL_USAGE, "cancel"), "cancel")
+        message = SignedCancelAll(every["account_id"], every["nonce_floor"], signature)
     try:
         command, queued = await deps.mempool.check_cancel(message)
     except IntakeRejected as rejected:
@@ -514,16 +472,16 @@ async def cancel_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber 
         raise _refused("UNKNOWN_ORDER", f"no live order 0x{command.order_hash.hex()} of account {command.account_id}")
     answer = await _book(deps, command)
     cancelled = early + (answer.result if isinstance(answer.result, list) else [answer.result])
-    _after_book(deps, None, (), {fields["accountId"]})
+    _after_book(deps, None, (), {message.account_id})
     for market in range(len(deps.engine.matcher.books)):  # (a cancel-all can touch every market)
         _after_book(deps, market, (), set())
     return {"cancelled": [_cancelled_view(c) for c in cancelled], "seq": answer.seq}
 
 
 async def send_withdraw(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
-    _arity(params, 2, 2, "optinode_sendWithdraw(withdraw, signature)")
-    fields = _message(params[0], "withdraw", WITHDRAW_FIELDS)
-    tx = Withdraw(fields["accountId"], fields["amount"], fields["expiry"], fields["nonce"], _bytes(params[1], "signature", 65))
+    decoded = decode_params(params, SendWithdrawParams, "optinode_sendWithdraw(withdraw, signature)")
+    fields = uints(decoded.withdraw, "withdraw")
+    tx = Withdraw(fields["account_id"], fields["amount"], fields["expiry"], fields["nonce"], to_signature(decoded.signature))
     try:
         deps.mempool.check_rate(tx.account_id)
         ack = await deps.submitter.submit(tx)
@@ -537,12 +495,12 @@ async def send_withdraw(deps: RpcDeps, params: list[Any], subscriber: Subscriber
 
 def _account_id(deps: RpcDeps, value: Any) -> int:
     if isinstance(value, str) and value.startswith("0x"):
-        owner = _bytes(value, "address", 20)
+        owner = to_bytes(value, "address", 20)
         account_id = deps.engine.owners.get(owner)
         if account_id is None:
             raise _refused(ErrorCode.ACCOUNT_NOT_FOUND.name, f"no account owned by {value}")
         return account_id
-    return _uint(value, "account", 2**32)
+    return to_uint(value, "account", U32_BOUND)
 
 
 async def get_account_method(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
@@ -556,7 +514,7 @@ async def get_account_method(deps: RpcDeps, params: list[Any], subscriber: Subsc
 
 async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
     _arity(params, 1, 1, "optinode_getOrder(hash)")
-    order_hash = _bytes(params[0], "hash", 32)
+    order_hash = to_bytes(params[0], "hash", 32)
     record = deps.engine.history.get(order_hash)
     revised = deps.engine.revisions.get(order_hash)
     live = deps.engine.matcher.get(order_hash)
@@ -578,7 +536,7 @@ async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | N
 
 
 def _market(deps: RpcDeps, value: Any) -> int:
-    market = _uint(value, "market", 2**8)
+    market = to_uint(value, "market", U8_BOUND)
     if market >= len(deps.engine.matcher.books):
         raise _refused(ErrorCode.MARKET_NOT_FOUND.name, f"no market {market}")
     return market
@@ -586,14 +544,14 @@ def _market(deps: RpcDeps, value: Any) -> int:
 
 async def get_book(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
     _arity(params, 1, 2, "optinode_getBook(market [, depth])")
-    depth = _uint(params[1], "depth", MAX_DEPTH + 1) if len(params) == 2 else 20
+    depth = to_uint(params[1], "depth", MAX_DEPTH + 1) if len(params) == 2 else 20
     return book_view(deps.engine, _market(deps, params[0]), depth)
 
 
 async def get_batch(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
     _arity(params, 1, 1, "optinode_getBatch(n)")
     journal = deps.engine.journal
-    batch = journal.batch(_uint(params[0], "n"))
+    batch = journal.batch(to_uint(params[0], "n"))
     if batch is None:
         raise _refused("UNKNOWN_BATCH", f"batch {params[0]} is not cut yet")
     return {"index": batch.index, "firstSeq": batch.first_seq, "endSeq": batch.end_seq, "recordCount": batch.record_count,
@@ -622,19 +580,19 @@ async def subscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber | N
     _arity(params, 1, 2, 'optinode_subscribe("fills" [, {"account": id}]) | ("book", {"market": m [, "depth": d]}) | ("account", {"account": id})')
     kind, options = params[0], params[1] if len(params) == 2 else {}
     if not isinstance(options, dict):
-        raise _params_error("subscription options must be an object")
+        raise params_error("subscription options must be an object")
     if kind == "fills" and set(options) <= {"account"}:
         key = _account_id(deps, options["account"]) if "account" in options else None
         return deps.hub.add(subscriber, "fills", key)
     if kind == "book" and "market" in options and set(options) <= {"market", "depth"}:
         market = _market(deps, options["market"])
-        depth = _uint(options.get("depth", 20), "depth", MAX_DEPTH + 1)
+        depth = to_uint(options.get("depth", 20), "depth", MAX_DEPTH + 1)
         sid = deps.hub.add(subscriber, "book", market, depth)
         subscriber.after_reply.append((sid, book_view(deps.engine, market, depth)))  # the current book, right after the id
         return sid
     if kind == "account" and set(options) == {"account"}:
         return deps.hub.add(subscriber, "account", _account_id(deps, options["account"]))
-    raise _params_error('subscribe to "fills" [{account}], "book" {market, depth} or "account" {account}')
+    raise params_error('subscribe to "fills" [{account}], "book" {market, depth} or "account" {account}')
 
 
 async def unsubscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
@@ -642,13 +600,13 @@ async def unsubscribe(deps: RpcDeps, params: list[Any], subscriber: Subscriber |
         raise RpcError(METHOD_NOT_FOUND, "optinode_unsubscribe needs a WebSocket connection")
     _arity(params, 1, 1, "optinode_unsubscribe(subscription id)")
     if not isinstance(params[0], str):
-        raise _params_error("the subscription id is a string")
+        raise params_error("the subscription id is a string")
     return deps.hub.remove(subscriber, params[0])
 
 
 async def get_command(deps: RpcDeps, params: list[Any], subscriber: Subscriber | None) -> Any:
     _arity(params, 1, 1, "optinode_getCommand(seq)")
-    status = deps.engine.command_status(_uint(params[0], "seq"))
+    status = deps.engine.command_status(to_uint(params[0], "seq"))
     if status is None:
         raise _refused("UNKNOWN_COMMAND", f"no command {params[0]} in the log")
     return status
@@ -698,9 +656,9 @@ async def _call(deps: Any, request: Any, subscriber: Subscriber | None, methods:
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, f"method {request['method'][:64]!r} not found")
         if isinstance(params, dict):
-            raise _params_error("params must be an array (positional)")
+            raise params_error("params must be an array (positional)")
         if not isinstance(params, list):
-            raise _params_error("params must be an array")
+            raise params_error("params must be an array")
         result = await method(deps, params, subscriber)
     except RpcError as failure:
         response = _error(rid, failure)
@@ -712,9 +670,31 @@ async def _call(deps: Any, request: Any, subscriber: Subscriber | None, methods:
     return None if notification else response
 
 
+def _typed_orders(body: bytes) -> list[SendOrderRequest] | SendOrderRequest | None:
+    """The body as `optinode_sendOrder` requests only, decoded by type in one pass (the hot path:
+    a market maker's batch of orders), or None: anything else takes the general path."""
+    try:
+        typed = ORDER_REQUESTS.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):  # (not only orders, not JSON, ...: decoded again, answered there)
+        return None
+    return typed if not isinstance(typed, list) or 0 < len(typed) <= MAX_BATCH else None
+
+
+def _encode(responses: list[dict[str, Any] | None]) -> bytes | None:
+    answered = [r for r in responses if r is not None]
+    return msgspec.json.encode(answered) if answered else None
+
+
 async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None, methods: Methods = METHODS) -> bytes | None:
     """A raw body (one request or a batch) -> the raw response (None: nothing to answer). ``methods``
     (default: this API's) lets another node serve its own methods with the same envelope (`watch_rpc`)."""
+    if methods is METHODS:
+        typed = _typed_orders(body)
+        if isinstance(typed, list):
+            return _encode(await _call_orders(deps, [(r.id, r.id is not msgspec.UNSET, r.params) for r in typed]))
+        if typed is not None:
+            [response] = await _call_orders(deps, [(typed.id, typed.id is not msgspec.UNSET, typed.params)])
+            return None if response is None else msgspec.json.encode(response)
     try:
         request = msgspec.json.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -731,79 +711,29 @@ async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None,
             while j < len(request) and methods is METHODS and _is_send_order(request[j]):
                 j += 1
             if j > i:
-                responses += await _call_orders(deps, request[i:j])
+                responses += await _call_orders(deps, [(r.get("id"), "id" in r, r["params"]) for r in request[i:j]])
                 i = j
             else:
                 responses.append(await _call(deps, request[i], subscriber, methods))
                 i += 1
-        answered = [r for r in responses if r is not None]
-        return msgspec.json.encode(answered) if answered else None
+        return _encode(responses)
     response = await _call(deps, request, subscriber, methods)
     return None if response is None else msgspec.json.encode(response)
 
 
-# --- ASGI ------------------------------------------------------------------------------------------
+# --- the server (services/http_server.py) ------------------------------------------------------------
 
 
-def make_app(deps: RpcDeps) -> Callable[..., Awaitable[None]]:
-    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        if scope["type"] == "http":
-            await serve_http(scope, receive, send, lambda body: dispatch(deps, body), deps.engine.metrics.expose)
-        elif scope["type"] == "websocket":
-            await _websocket(deps, receive, send)
-        elif scope["type"] == "lifespan":
-            await lifespan(receive, send)
+def routes(deps: RpcDeps) -> Routes:
+    async def on_websocket(ws: WebSocket) -> None:
+        await _websocket(deps, ws)
 
-    return app
+    return Routes(rpc=lambda body: dispatch(deps, body), metrics=deps.engine.metrics.expose, websocket=on_websocket)
 
 
-async def lifespan(receive: Any, send: Any) -> None:
-    """ASGI lifespan: nothing to start or stop (the node's nursery owns every resource)."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], status: int, body: bytes, content_type: str = "application/json") -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def serve_http(scope: dict[str, Any], receive: Any, send: Any, answer: Callable[[bytes], Awaitable[bytes | None]],
-                     expose: Callable[[], bytes]) -> None:
-    """One HTTP request: ``GET /metrics`` is the Prometheus text (``expose()``), ``POST`` a JSON-RPC
-    body that ``answer`` turns into the response."""
-    if scope["method"] == "GET" and scope["path"] == "/metrics":
-        await _respond(send, 200, expose(), CONTENT_TYPE)
-        return
-    if scope["method"] != "POST":
-        await _respond(send, 405, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, "POST a JSON-RPC request to / (or GET /metrics)"))))
-        return
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY:
-            await _respond(send, 413, msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, f"the body is over {MAX_BODY} bytes"))))
-            return
-        if not message.get("more_body", False):
-            break
-    response = await answer(body)
-    await _respond(send, 200, response if response is not None else b"")
-
-
-async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
+async def _websocket(deps: RpcDeps, ws: WebSocket) -> None:
+    """One WebSocket connection: requests answered in order, notifications pushed between them by
+    one sender (the pump), so an answer and the notifications after it keep their order."""
     subscriber = Subscriber()
     try:
         async with trio.open_nursery() as nursery:
@@ -811,18 +741,13 @@ async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
             async def pump() -> None:
                 async with subscriber.receive:
                     async for note in subscriber.receive:
-                        await send({"type": "websocket.send", "text": note.decode()})
+                        await ws.send_text(note.decode())
                 if subscriber.overflowed:
-                    await send({"type": "websocket.close", "code": 1008, "reason": "slow consumer: notifications overflowed"})
+                    await ws.close(1008, "slow consumer: notifications overflowed")
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(pump)
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("text")
-                body = data.encode() if data is not None else (message.get("bytes") or b"")
+            while (body := await ws.receive()) is not None:
                 answer = await dispatch(deps, body, subscriber)
                 if answer is not None:
                     try:
@@ -837,25 +762,10 @@ async def _websocket(deps: RpcDeps, receive: Any, send: Any) -> None:
         deps.hub.drop(subscriber)
 
 
-def server_config(host: str, port: int) -> HypercornConfig:
-    """hypercorn's settings for a node's JSON-RPC port (this API's, and the verifier's `watch_rpc`)."""
-    config = HypercornConfig()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = log
-    config.websocket_max_message_size = MAX_BODY
-    config.h11_max_incomplete_size = 64 * 1024
-    config.keep_alive_timeout = 30
-    config.graceful_timeout = 1.0
-    return config
-
-
 async def run(deps: RpcDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; ``task_status.started(port)``."""
-    config = server_config(deps.host, deps.port)
     async with trio.open_nursery() as nursery:
         await nursery.start(_feed, deps)
-        binds = await nursery.start(serve, make_app(deps), config)
-        port = int(binds[0].rsplit(":", 1)[1])
+        port = await nursery.start(serve, routes(deps), deps.host, deps.port)
         log.info("JSON-RPC on http://%s:%d (WebSocket on ws://%s:%d/)", deps.host, port, deps.host, port)
         task_status.started(port)

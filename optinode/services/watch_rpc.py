@@ -3,8 +3,8 @@
 
     await nursery.start(watch_rpc.run, verifier, port)    # task_status.started(bound port)
 
-The same JSON-RPC envelope and HTTP handling as the sequencer's public API (`rpc.dispatch` with this
-node's methods, `rpc.serve_http`, `rpc.server_config`), so errors and limits behave alike. The
+The same JSON-RPC envelope and HTTP server as the sequencer's public API (`rpc.dispatch` with this
+node's methods, `services/http_server.py`), so errors and limits behave alike. The
 status is `Verifier.status()`, the same function `optinode verifier status` prints (via
 `status.json`): one function, two views. HTTP only: a watchtower has nothing to push.
 """
@@ -15,9 +15,8 @@ import logging
 from typing import Any
 
 import trio
-from hypercorn.trio import serve
-
 from optinode.services import rpc
+from optinode.services.http_server import Routes, serve
 
 __all__ = ["METHODS", "run"]
 
@@ -32,23 +31,10 @@ async def _status(verifier: Any, params: list[Any], subscriber: Any) -> Any:
 METHODS: rpc.Methods = {"optinode_status": _status}
 
 
-def make_app(verifier: Any) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            await rpc.serve_http(scope, receive, send, lambda body: rpc.dispatch(verifier, body, None, METHODS), verifier.metrics.expose)
-        elif scope["type"] == "websocket":
-            await receive()  # websocket.connect: refused (HTTP 403)
-            await send({"type": "websocket.close", "code": 1003})
-        elif scope["type"] == "lifespan":
-            await rpc.lifespan(receive, send)
-
-    return app
-
-
 async def run(verifier: Any, port: int, *, host: str = "127.0.0.1", task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; ``task_status.started(port)``."""
+    routes = Routes(rpc=lambda body: rpc.dispatch(verifier, body, None, METHODS), metrics=verifier.metrics.expose)  # (no websocket: upgrades are refused, 403)
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(serve, make_app(verifier), rpc.server_config(host, port))
-        bound = int(binds[0].rsplit(":", 1)[1])
+        bound = await nursery.start(serve, routes, host, port)
         log.info("watchtower JSON-RPC on http://%s:%d (optinode_status, GET /metrics)", host, bound)
         task_status.started(bound)

@@ -1,5 +1,5 @@
-"""The public JSON-RPC API in process: an engine on LevelDB, the rpc service on 127.0.0.1 (hypercorn,
-trio worker), and clients from tests/api/client.py (eth-account + httpx + websockets, no optinode
+"""The public JSON-RPC API in process: an engine on LevelDB, the rpc service on 127.0.0.1 (services/http_server.py:
+h11, wsproto), and clients from tests/api/client.py (eth-account + httpx + websockets, no optinode
 imports) driven from worker threads, as separate programs would be."""
 
 from __future__ import annotations

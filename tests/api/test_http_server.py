@@ -1,0 +1,127 @@
+"""The HTTP/1.1 + WebSocket server (services/http_server.py) over real sockets: keep-alive and
+pipelining, its limits (413, 400, 405, idle close), Expect: 100-continue, chunked bodies, and the
+WebSocket side (messages, pings, the message limit, refused upgrades)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+import trio
+from websockets.sync.client import connect
+
+from optinode.services import http_server
+from optinode.services.http_server import MAX_BODY, Routes, WebSocket, serve
+
+
+class Server:
+    """An echo server (the JSON-RPC answer is the body, reversed) on a trio loop of its own thread."""
+
+    def __init__(self, websocket: bool = True) -> None:
+        self.ready, self.bodies = threading.Event(), []
+        self.websocket = websocket
+        self.thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30)
+
+    async def _main(self) -> None:
+        async def rpc(body: bytes) -> bytes | None:
+            self.bodies.append(body)
+            return None if body == b"notify" else body[::-1]
+
+        async def on_websocket(ws: WebSocket) -> None:
+            while (message := await ws.receive()) is not None:
+                await ws.send_text(message[::-1].decode())
+
+        routes = Routes(rpc=rpc, metrics=lambda: b"metric 1\n", websocket=on_websocket if self.websocket else None)
+        async with trio.open_nursery() as nursery:
+            self.scope, self.token = nursery.cancel_scope, trio.lowlevel.current_trio_token()
+            self.port = await nursery.start(serve, routes, "127.0.0.1", 0)
+            self.ready.set()
+
+    def raw(self, data: bytes, *, read_until_close: bool = True) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(data)
+            if not read_until_close:
+                return s.recv(65536)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            return out
+
+    def stop(self) -> None:
+        trio.from_thread.run_sync(self.scope.cancel, trio_token=self.token)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+def post(body: bytes, *, close: bool = False) -> bytes:
+    extra = b"connection: close\r\n" if close else b""
+    return b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" + extra + b"content-length: %d\r\n\r\n" % len(body) + body
+
+
+def test_keep_alive_and_pipelined_requests_are_answered_in_order(server) -> None:
+    out = server.raw(post(b"abc") + post(b"notify") + post(b"xyz", close=True))
+    assert out.count(b"HTTP/1.1 200") == 3
+    assert out.index(b"cba") < out.index(b"zyx") and b"content-length: 0\r\n" in out  # (a notification: an empty answer)
+    assert server.bodies == [b"abc", b"notify", b"xyz"]
+
+
+def test_chunked_bodies_and_expect_100_continue(server) -> None:
+    chunked = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    assert server.raw(chunked).endswith(b"edcba")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 2\r\nconnection: close\r\n\r\n")
+        assert s.recv(1024).startswith(b"HTTP/1.1 100 ")  # (curl waits for this before a body over 1 KiB)
+        s.sendall(b"ok")
+        assert s.recv(1024).endswith(b"ko")
+
+
+def test_limits_refuse_and_close(server) -> None:
+    big = server.raw(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % (MAX_BODY + 1) + b"x" * (MAX_BODY + 1))
+    assert big.startswith(b"HTTP/1.1 413 ") and b"connection: close" in big and b"-32600" in big
+    assert server.raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert server.raw(b"POST / HTTP/1.1\r\nhost: x\r\nx: " + b"y" * (http_server.MAX_HEAD + 10) + b"\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert server.raw(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    metrics = server.raw(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    assert metrics.startswith(b"HTTP/1.1 200 ") and b"text/plain; version=0.0.4" in metrics and metrics.endswith(b"metric 1\n")
+    assert server.bodies == []  # nothing over a limit reached the handler
+
+
+def test_an_idle_connection_is_closed(server, monkeypatch) -> None:
+    monkeypatch.setattr(http_server, "KEEP_ALIVE", 0.2)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(post(b"a"))
+        assert s.recv(1024).endswith(b"a")
+        assert s.recv(1024) == b""  # closed by the server after 0.2 s of nothing
+
+
+def test_websocket_messages_pings_and_the_message_limit(server) -> None:
+    with connect(f"ws://127.0.0.1:{server.port}/", max_size=4 * MAX_BODY) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "olleh"
+        ws.ping().wait(10)  # answered by the server
+        ws.send(b"bytes")
+        assert ws.recv(timeout=10) == "setyb"
+        ws.send("x" * (MAX_BODY + 1))
+        with pytest.raises(Exception) as closed:
+            ws.recv(timeout=10)
+        assert "1009" in str(closed.value)
+
+
+def test_an_upgrade_is_refused_where_no_websocket_is_served() -> None:
+    s = Server(websocket=False)
+    try:
+        with pytest.raises(Exception) as refused:
+            connect(f"ws://127.0.0.1:{s.port}/", open_timeout=10)
+        assert "403" in str(refused.value)
+        assert s.raw(post(b"still", close=True)).endswith(b"llits")  # and HTTP is served
+    finally:
+        s.stop()
