@@ -219,8 +219,8 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         t.epoch, t.halted = message.epoch, False
         t.next_submit = min(t.next_submit, message.from_index)
         for index in [i for i in t.appended if i >= message.from_index]:
-            ours = deps.journal.batch(index)
-            if ours is None or ours.state_root != t.appended[index].state_root:  # (one of ours may have landed already)
+            ours, landed = deps.journal.batch(index), t.appended[index]
+            if ours is None or (ours.state_root, ours.l1_timestamp) != (landed.state_root, landed.l1_timestamp):  # (ours may have landed already)
                 t.appended.pop(index)
                 t.append_time.pop(index, None)
         log.info("batches from %d rebuilt (epoch %d, %s): posting them again; %d acknowledged command(s) dropped",
