@@ -304,14 +304,16 @@ async def measure_rpc(genesis: State, flow: OrderFlow, args, *, workers) -> dict
 
         half_rate = result["rpc_orders_per_s"] / 2  # the "half the measured peak", the same requests
         half = await post(bodies_of(int(half_rate * args.latency_seconds), args.rpc_batch), half_rate, args.rpc_batch)
-        result.update(latency_figures(half, "ack"), latency_batch=args.rpc_batch, load_at_latency=round(os.getloadavg()[0], 2))
+        result.update(latency_figures(half, "ack"), ack_scheduled_orders_per_s=round(half_rate), latency_batch=args.rpc_batch,
+                      load_at_latency=round(os.getloadavg()[0], 2))
 
         if args.mm_batch:
             mm_peak = await post(bodies_of(args.mm_orders, args.mm_batch), None, args.mm_batch)
             result["mm_peak_orders_per_s"] = round(mm_peak["acked"] / mm_peak["elapsed"])
             mm_rate = result["mm_peak_orders_per_s"] / 2
             mm = await post(bodies_of(int(mm_rate * args.latency_seconds), args.mm_batch), mm_rate, args.mm_batch)
-            result.update(latency_figures(mm, "mm_ack"), mm_batch=args.mm_batch, load_at_mm_latency=round(os.getloadavg()[0], 2))
+            result.update(latency_figures(mm, "mm_ack"), mm_ack_scheduled_orders_per_s=round(mm_rate), mm_batch=args.mm_batch,
+                          load_at_mm_latency=round(os.getloadavg()[0], 2))
         result["log_entries"] = engine.next_seq
         result["client_cpu_us_per_order"] = result["client_cpu"] / result["orders_posted"] * 1e6
     return result

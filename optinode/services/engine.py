@@ -51,7 +51,7 @@ from optinode.exchange.history import History
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
-from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.l1.follower import BLOCK, Head, Reorg, live_batches_before
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
@@ -228,8 +228,9 @@ def _book_records(command: Any, result: Any, state: State, now: int) -> tuple[by
     """The records a book command's log entry carries: the Trades it matched, and for a signed
     cancel-all the spec's `CancelAll`, applied to `state` here (the book's own state) so that L1
     replay and verifiers see the nonce floor rise and no later replay can fill the cancelled orders.
-    The CancelAll only when the spec applies it: a floor that does not rise (or rises too far) is
-    honoured off-chain alone."""
+    The CancelAll only when the spec applies it: a live submission of a floor it refuses is refused
+    first (`_refused_cancel_all`); a logged one that a rebuild finds refused (a forced cancel-all
+    re-consumed before it raised the floor past it) stays off-chain."""
     records = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
     if type(command) is not book_orders.CancelAll or not command.signature:
         return records
@@ -898,6 +899,10 @@ class Engine:
     def _discard_position(self, event: Any) -> tuple[int, int]:
         return (event.block_number, event.log_index)
 
+    def _discarded(self, event: Any) -> tuple[bytes, int] | None:
+        """The batch ``event`` discarded as L1 held it then: (state root, declared time), None if not stored."""
+        return live_batches_before(self.store, self._discard_position(event)).get(event.from_index)
+
     async def _maybe_rebuild(self, batches: trio.MemorySendChannel[Any]) -> None:
         """Discards seen on L1 and stale-batch requests, once an L1 head gives a fresh time."""
         if self.head is None:
@@ -909,6 +914,17 @@ class Engine:
                 continue
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
                 log.warning("batches %d..%d discarded on L1: none of them is ours to rebuild", event.from_index, event.to_index - 1)
+                continue
+            ours, discarded = self.journal.batch(event.from_index), self._discarded(event)
+            if ours is not None and discarded is not None and discarded != (ours.state_root, ours.l1_timestamp):
+                # L1 discarded a batch we no longer hold: one we already replaced. A reorg took out
+                # the discard we rolled back for and L1 did it again, at another position. Rolling
+                # back again would replace the rebuilt batches, whose appends may land meanwhile
+                # (WrongParent for ever after). The proposer resumes with what it has.
+                log.warning("batches %d..%d discarded on L1 again (root 0x%s, time %d): ours (epoch %d, 0x%s, time %d) already replace them",
+                            event.from_index, event.to_index - 1, discarded[0].hex()[:16], discarded[1], ours.epoch, ours.state_root.hex()[:16],
+                            ours.l1_timestamp)
+                await batches.send(Rebuilt(event.from_index, self.mark.epoch, "discarded batch already replaced", ()))
                 continue
             alert(log, "batches_discarded", from_index=event.from_index, to_index=event.to_index, action="rolling back",
                   checkpoint=event.from_index - 1)
