@@ -473,12 +473,29 @@ class Engine:
             if kind in waiting:
                 continue
             item = table.get(done)
+            if kind == "forced" and item is not None and self._censors_forced(item.event):
+                continue  # devnet fault: the forced queue stalls behind a censored request
             if item is not None and item.event.block_number + self.confirmations <= self.head.number:
                 candidates.append(((item.event.block_number, item.event.log_index), kind, item))
         if not candidates:
             return None
         _, kind, item = min(candidates, key=lambda c: c[0])
         return kind, item
+
+    def _censors_forced(self, event: Any) -> bool:
+        if not self.faults.censor or not self.faults.censors_forced(self.state, event.requester, event.account_id):
+            return False
+        if event.index not in self._waiting_forced:
+            log.warning("devnet fault censor: forced request %d (account %d) is not consumed", event.index, event.account_id)
+            self._waiting_forced.add(event.index)
+        return True
+
+    def _censored(self, message: Submission | BookSubmission) -> bool:
+        command = message.tx if isinstance(message, Submission) else message.command
+        if not self.faults.ignores(self.state, command):
+            return False
+        log.warning("devnet fault censor: %s of a censored account left unanswered", type(command).__name__)
+        return True
 
     def _requeue_forced(self, command: ForcedCommand) -> None:
         """Put a forced request a rebuild could not re-consume back in the queue. It was confirmed when
@@ -605,6 +622,8 @@ class Engine:
                 await self.cut(batches, "size")
 
         for message in group:
+            if self.faults.censor and isinstance(message, (Submission, BookSubmission)) and self._censored(message):
+                continue  # devnet fault: left unanswered (its submitter waits until it gives up)
             if isinstance(message, BookSubmission):  # (the bulk of a busy group: tested first)
                 room = self._book_room(message.command)
                 if not self.policy.fits_size(self.pending, *room):
