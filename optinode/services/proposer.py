@@ -33,6 +33,7 @@ from optinode.l1 import events
 from optinode.l1.follower import Head, Reorg, live_batches_before
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SendRecord, SendRejected
+from optinode.logs import alert
 from optinode.services.faults import Faults
 from optinode.metrics import SequencerMetrics
 from optinode.services.engine import RebuildRequest, Rebuilt
@@ -244,7 +245,15 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         elif ours is not None:
             _posted(deps.metrics, t, message.index)
     elif isinstance(message, events.BatchFinalized):
-        if message.index > t.last_final:
+        ours = deps.journal.batch(message.index)
+        if ours is not None and ours.state_root != message.state_root:
+            # L1 finalized a batch we replaced: a reorg undid the discard we rolled back for and nobody
+            # made the resolving move again. Marking ours final would let claims prove a root L1
+            # never finalized; nothing we post can land on it (docs/sequencer.md).
+            alert(log, "l1_diverged", level=logging.ERROR, batch=message.index, l1_root=message.state_root, ours=ours.state_root,
+                  action="L1 finalized a batch this node replaced: posting stops, the operator must look")
+            t.halted = True
+        elif message.index > t.last_final:
             t.last_final = message.index
             deps.journal.set_final(message.index)
             deps.metrics.last_final.set(message.index)
