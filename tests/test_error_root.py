@@ -45,6 +45,10 @@ NOT_INPUT = {
     "optinode.services.watch_rpc.NodeDown": "nothing answers at the verifier's watchtower URL (the CLI may fall back to status.json)",
     "optinode.services.watch_rpc.StatusRefused": "the running verifier answered optinode_status with an error",
     "optinode.services.engine.EngineCritical": "an L1 reorg removed a queue entry the log consumed: the operator must act",
+    "optinode.devnet.nodes.NodeFailed": "a devnet node exited or never became ready (its log says why): a bug or the environment",
+    "optinode.devnet.proofs.ProofMismatch": "the state replayed from L1 does not give the root the Rollup finalized: a bug",
+    "optinode.devnet.story.ScenarioFailed": "a devnet scenario's outcome broke a promise of the protocol (exit status 1)",
+    "optinode.devnet.trader.ApiError": "devnet tooling: the sequencer answered a bot's request with a JSON-RPC error",
 }
 
 # The expected rejections the issue names, wherever they live (a rename must keep them under the root).

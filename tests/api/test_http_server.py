@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 import trio
@@ -125,3 +126,31 @@ def test_an_upgrade_is_refused_where_no_websocket_is_served() -> None:
         assert s.raw(post(b"still", close=True)).endswith(b"llits")  # and HTTP is served
     finally:
         s.stop()
+
+
+def test_a_head_dripped_byte_by_byte_is_cut_off(server, monkeypatch) -> None:
+    monkeypatch.setattr(http_server, "KEEP_ALIVE", 0.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        try:
+            for byte in b"POST / HTTP/1.1\r\nhost: x\r\nx-slow: " + b"y" * 30:  # ~3 s, a byte every 50 ms: never idle 0.5 s
+                s.send(bytes([byte]))
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # cut off while dripping
+        s.settimeout(2)
+        assert s.recv(1024) == b""  # closed by the server (a connection still open times out here)
+
+
+def test_a_connection_flood_is_bounded(server, monkeypatch) -> None:
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 2)
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+    try:
+        for s in held:  # (each is being served: a request answered)
+            s.sendall(post(b"k"))
+            assert s.recv(1024).endswith(b"k")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:  # (answered at once, before any request)
+            assert extra.recv(1024).startswith(b"HTTP/1.1 503 ") and extra.recv(1024) == b""
+        assert server.bodies == [b"k", b"k"]
+    finally:
+        for s in held:
+            s.close()
