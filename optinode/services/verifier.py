@@ -411,9 +411,11 @@ async def _intake(verifier: Verifier, outputs: trio.MemoryReceiveChannel[Any], p
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             output = waiting.popleft()
+            # Only append after append (a catch-up): a lone append at the head, or one after a discard,
+            # is verified at once on threads, never kept waiting for worker processes to start.
             following = next((o for o in waiting if isinstance(o, events.BatchAppended)), None)
-            if following is not None and not verifier.dirty:  # dirty: the next head's reconcile reads ahead itself
-                verifier.read_ahead(following)
+            if isinstance(output, events.BatchAppended) and following is not None and not verifier.dirty:
+                verifier.read_ahead(following)  # (dirty: the next head's reconcile reads ahead itself)
             forward = await verifier.take(output)
             if isinstance(output, Head):
                 verifier.write_status()
@@ -433,7 +435,7 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
         verifier = Verifier(settings, store, rpc, follower)
         outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
         # Worker processes for the read-ahead; started on first use (a catch-up), idle at the head.
-        async with trio_parallel.open_worker_context(idle_timeout=600) as workers, trio.open_nursery() as nursery:
+        async with trio_parallel.open_worker_context(idle_timeout=3600) as workers, trio.open_nursery() as nursery:
             verifier.workers = workers
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             player_send = None
