@@ -84,16 +84,21 @@ def test_an_append_reorged_into_another_block_moves_its_window(chain, users, tmp
     wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1 and s, "batch 1 verified", chain=chain, procs=processes, mine_every=1e9)
     assert v.status()["pending"][0]["window_ends"] == chain.rollup.functions.getBatch(1).call()[-1] + window
 
-    # The verifier is paused (SIGSTOP) while the append's block leaves the chain and the same transaction
-    # is mined again: when it resumes, one poll finds the reorg and the new chain with the append in it.
-    v.process.send_signal(signal.SIGSTOP)
+    # The verifier and the sequencer are paused (SIGSTOP) while the append's block leaves the chain and
+    # the same signed transaction is mined again (re-broadcast here, as the proposer's sender does; the
+    # sequencer itself might re-sign with higher fees, another hash); when the verifier resumes, one
+    # poll finds the reorg and the new chain with the append in it.
+    raw = chain.rpc("eth_getRawTransactionByHash", ["0x" + bytes(first["transactionHash"]).hex()])
+    for proc in (v, seq):
+        proc.process.send_signal(signal.SIGSTOP)
     try:
         chain.rpc("anvil_reorg", [chain.w3.eth.block_number - first["blockNumber"] + 1, []])  # the append's block is gone
         chain.travel(5)
-        (again,) = wait_until(lambda: [e for e in _logs(chain, chain.rollup.events.BatchAppended()) if e["blockNumber"] != first["blockNumber"]],
-                              "the same append mined again", chain=chain, procs=[seq])
+        chain.rpc("eth_sendRawTransaction", [raw])
+        (again,) = [e for e in _logs(chain, chain.rollup.events.BatchAppended()) if e["blockNumber"] != first["blockNumber"]]
     finally:
-        v.process.send_signal(signal.SIGCONT)
+        for proc in (v, seq):
+            proc.process.send_signal(signal.SIGCONT)
     assert again["transactionHash"] == first["transactionHash"]  # the same signed transaction
     appended_at = chain.rollup.functions.getBatch(1).call()[-1]
     assert appended_at > first["args"]["appendedAt"]
