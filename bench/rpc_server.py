@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import sys
+import threading
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -98,6 +100,21 @@ def run_clients(transport: str, port: int, bodies: list[bytes], processes: int, 
     return {"acked": sum(r[0] for r in reports), "client_cpu": sum(r[1] for r in reports), "elapsed": max(r[2] for r in reports)}
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process so far, by thread id and name (Linux /proc)."""
+    ticks, out = os.sysconf("SC_CLK_TCK"), {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        out[f"{tid} {name}"] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def single_bodies(bodies: list[bytes]) -> list[bytes]:
     """Batches of one as single request objects."""
     return [json.dumps(json.loads(b)[0]).encode() for b in bodies]
@@ -111,7 +128,7 @@ async def measure(genesis, runs: list[tuple[str, int, list]], args, *, workers) 
             bodies = rpc_bodies(orders, batch)
             if batch == 1:
                 bodies = single_bodies(bodies)
-            before = await workers_cpu(workers, 2)
+            before, threads = await workers_cpu(workers, 2), thread_cpu()
             profiler = cProfile.Profile(time.thread_time) if args.profile else None  # (CPU, not the wall time in epoll)
             cpu, main_cpu = time.process_time(), time.thread_time()
             if profiler:
@@ -121,7 +138,12 @@ async def measure(genesis, runs: list[tuple[str, int, list]], args, *, workers) 
                 profiler.disable()
                 profiler.dump_stats(f"{args.profile}.{transport}{batch}")
             cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
-            after = await workers_cpu(workers, 2)
+            after, threads_after = await workers_cpu(workers, 2), thread_cpu()
+            others: dict[str, float] = {}  # the other threads of the node process, by name
+            for key, spent in threads_after.items():
+                tid, name = key.split(" ", 1)
+                if int(tid) != threading.get_native_id():
+                    others[name] = others.get(name, 0.0) + spent - threads.get(key, 0.0)
             assert got["acked"] == len(orders), (got["acked"], len(orders))
             n, requests = len(orders), len(bodies)
             figures = {
@@ -133,6 +155,7 @@ async def measure(genesis, runs: list[tuple[str, int, list]], args, *, workers) 
                 "worker_cpu_us_per_order": round(sum(after[pid] - before[pid] for pid in before) / n * 1e6, 1),
                 "client_cpu_us_per_order": round(got["client_cpu"] / n * 1e6, 1),
                 "orders_per_s": round(n / got["elapsed"]),
+                "other_threads_cpu_us_per_order": {name: round(spent / n * 1e6, 1) for name, spent in sorted(others.items()) if spent > 0},
             }
             print(json.dumps(figures), flush=True)
             out.append(figures)

@@ -26,7 +26,7 @@ from sortedcontainers import SortedList
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
 from optinode.spec.state import State, require_account
-from optinode.spec.transition import is_well_formed, resolve_order, state_transition
+from optinode.spec.transition import OrderSide, is_well_formed, resolve_order, state_transition
 from optinode.spec.types import L1Context, Order, OrderOrRef, SlotRef, Trade
 
 from .book import MarketBook, RestingOrder
@@ -48,6 +48,7 @@ from .orders import (
 from .probe import PROBE_CTX, is_side_ok, probe_side
 
 DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
+FIRST_SLOT = SlotRef(0)
 
 
 class UnknownOrder(InvalidInput):
@@ -111,18 +112,19 @@ class Matcher:
 
     def place(self, placement: Placement, ctx: L1Context = PROBE_CTX) -> PlaceResult:
         order = placement.order
-        # The spec's range checks of an order are those of a Trade that carries it: an order out of
-        # them could not even be hashed (the mempool refuses it first; this keeps the engine whole
-        # whatever it is handed).
-        if not is_well_formed(Trade(order, order, 0)):
+        # The spec's range checks of an order are those of a Trade that carries it (against a slot
+        # reference, always in range: the order is checked once): an order out of them could not
+        # even be hashed (the mempool refuses it first; this keeps the engine whole whatever it is
+        # handed).
+        if not is_well_formed(Trade(order, FIRST_SLOT, 0)):
             return PlaceResult(b"", Status.REJECTED, reason=ErrorCode.MALFORMED.name, logged=False)
         order_hash = self.order_hash(order)
         # Orders expire against the batch's L1 time (docs/risk.md), which is never before the system
         # time (every oracle and funding timestamp is at most its batch's L1 time).
         now = max(ctx.l1_timestamp, self.state.time)
-        rejection = self._check_placement(placement, order_hash, now)
-        if rejection is not None:
-            return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(rejection), logged=False)
+        side = self._check_placement(placement, order_hash, now)
+        if type(side) is not OrderSide:
+            return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(side), logged=False)
         account = require_account(self.state, order.account_id)
         assert account is not None  # resolve_order in _check_placement found it
         self.seq += 1
@@ -135,7 +137,8 @@ class Matcher:
         self._remember(order_hash, order.expiry)
         fills, cancelled, stop = self._match(taker, ctx)
         if stop is None and taker.remaining > 0:
-            stop = Reason.IOC_UNFILLED if placement.tif is TimeInForce.IOC else self._check_rest(taker)
+            # With no fill the state is the one the placement check resolved the order on.
+            stop = Reason.IOC_UNFILLED if placement.tif is TimeInForce.IOC else self._check_rest(taker, None if fills else side)
             if stop is None:
                 self._rest(taker)
                 status = Status.PARTIALLY_FILLED if fills else Status.RESTING
@@ -232,8 +235,9 @@ class Matcher:
 
     # --- matching --------------------------------------------------------------------------------
 
-    def _check_placement(self, placement: Placement, order_hash: bytes, now: int) -> Reason | ErrorCode | None:
-        """Why the order cannot be accepted at all, or None. Changes nothing."""
+    def _check_placement(self, placement: Placement, order_hash: bytes, now: int) -> Reason | ErrorCode | OrderSide:
+        """Why the order cannot be accepted at all, or (it can) its side as the spec resolves it now.
+        Changes nothing."""
         order = placement.order
         if order_hash in self.seen:
             return Reason.DUPLICATE_ORDER
@@ -245,7 +249,7 @@ class Matcher:
         try:
             # The spec's rules of the order itself: market, step and tick, fee rate, account,
             # signature (memoised at intake), expiry, nonce window. Nothing is written.
-            resolve_order(state, order, now)
+            side = resolve_order(state, order, now)
         except InvalidTransaction as invalid:
             return invalid.code
         if placement.reduce_only and self._reducible(order.account_id, order.market, order.is_buy) == 0:
@@ -257,13 +261,17 @@ class Matcher:
             if best is not None and self._crosses(order.is_buy, order.limit_price, best.price):
                 return Reason.POST_ONLY_WOULD_CROSS
             # It will rest in full: its margin now, as for any order that rests (_check_rest).
-            return self._side_code(order, self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only), order.limit_price)
-        return None
+            size = self._resting_size(order.account_id, order.market, order.is_buy, order.size, placement.reduce_only)
+            code = self._side_code(order, size, order.limit_price, side)
+            if code is not None:
+                return code
+        return side
 
-    def _side_code(self, handle: OrderOrRef, size: int, price: int) -> ErrorCode | None:
+    def _side_code(self, handle: OrderOrRef, size: int, price: int, side: OrderSide | None = None) -> ErrorCode | None:
         """The spec's code for `handle` filling `size` at `price` (None: it would apply). The fast
-        pre-check answers the common yes; a no is asked of the full probe for its code."""
-        if is_side_ok(self.state, handle, size, price):
+        pre-check answers the common yes; a no is asked of the full probe for its code. `side`: the
+        handle already resolved on the current state (see `is_side_ok`)."""
+        if is_side_ok(self.state, handle, size, price, side):
             return None
         receipt = probe_side(self.state, handle, size, price)
         return None if receipt.ok else receipt.code
@@ -271,14 +279,14 @@ class Matcher:
     def _resting_size(self, account_id: int, market: int, is_buy: bool, remaining: int, reduce_only: bool) -> int:
         return min(remaining, self._reducible(account_id, market, is_buy)) if reduce_only else remaining
 
-    def _check_rest(self, order: RestingOrder) -> Reason | ErrorCode | None:
+    def _check_rest(self, order: RestingOrder, side: OrderSide | None) -> Reason | ErrorCode | None:
         """Why what is left of an order may not rest, or None. A resting order executes at its own
         limit price, so the spec is asked about exactly that fill: all of the rest, at that price
-        (for reduce-only, what it can still reduce)."""
+        (for reduce-only, what it can still reduce). `side`: see `_side_code`."""
         size = self._resting_size(order.account_id, order.market, order.is_buy, order.remaining, order.reduce_only)
         if size == 0:
             return Reason.REDUCE_ONLY
-        return self._side_code(order.handle, size, order.price)
+        return self._side_code(order.handle, size, order.price, side)
 
     @staticmethod
     def _crosses(taker_buys: bool, taker_price: int, maker_price: int) -> bool:

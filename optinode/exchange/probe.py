@@ -29,6 +29,7 @@ from optinode.spec.errors import InvalidTransaction
 from optinode.spec.margin import ceil_div, is_margin_ok_after_fill
 from optinode.spec.state import Account, Position, Slot, State, require_account, require_slot
 from optinode.spec.transition import (
+    OrderSide,
     Party,
     check_balance,
     check_party_after,
@@ -91,17 +92,24 @@ def probe_side(state: State, handle: OrderOrRef, size: int, price: int, ctx: L1C
     return state_transition(probe, Trade(SlotRef(neutral_slot), handle, size), ctx)
 
 
-def is_side_ok(state: State, handle: OrderOrRef, size: int, price: int) -> bool:
+def is_side_ok(state: State, handle: OrderOrRef, size: int, price: int, side: OrderSide | None = None) -> bool:
     """`probe_side(state, handle, size, price).ok`, computed on the real state without copying it
     (nothing is written). The neutral maker of the probe passes each of its own checks by
     construction (it is flat or shrinking, rich, fee-free and fresh), so what is left are the tested
-    side's rules, in the order `process_trade` applies them."""
+    side's rules, in the order `process_trade` applies them.
+
+    `side`, if given, is `resolve_order(state, handle, t)` already computed on the state as it is now
+    for a `handle` already found well formed (the matcher's placement check, when nothing has filled
+    since): it is what rule 2 resolves, since the only rule that reads the time is the expiry and
+    nothing expires at the probe's time 0; and the probe's Trade is then well formed whenever rules
+    6 and 11 hold (0 < size <= what the order has left, the neutral slot id within the tree)."""
     # The Trade of the probe must be well formed (its neutral slot id is the next one).
-    if not is_well_formed(Trade(SlotRef(state.next_slot), handle, size)):
+    if side is None and not is_well_formed(Trade(SlotRef(state.next_slot), handle, size)):
         return False
     try:
         # 2. The tested order resolves at the probe's time 0 (nothing expires at 0).
-        side = resolve_order(state, handle, PROBE_CTX.l1_timestamp)
+        if side is None:
+            side = resolve_order(state, handle, PROBE_CTX.l1_timestamp)
         market = side.market
         # 6. A valid fill size for both (the neutral slot holds exactly `size`).
         if not (size > 0 and size % state.config.markets[market].step_size == 0 and size <= side.remaining):

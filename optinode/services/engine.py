@@ -51,7 +51,7 @@ from optinode.exchange.history import History
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
-from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.l1.follower import BLOCK, Head, Reorg, live_batches_before
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
@@ -233,8 +233,9 @@ def _book_records(command: Any, result: Any, state: State, now: int) -> tuple[by
     """The records a book command's log entry carries: the Trades it matched, and for a signed
     cancel-all the spec's `CancelAll`, applied to `state` here (the book's own state) so that L1
     replay and verifiers see the nonce floor rise and no later replay can fill the cancelled orders.
-    The CancelAll only when the spec applies it: a floor that does not rise (or rises too far) is
-    honoured off-chain alone."""
+    The CancelAll only when the spec applies it: a live submission of a floor it refuses is refused
+    first (`_refused_cancel_all`); a logged one that a rebuild finds refused (a forced cancel-all
+    re-consumed before it raised the floor past it) stays off-chain."""
     records = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
     if type(command) is not book_orders.CancelAll or not command.signature:
         return records
@@ -492,12 +493,29 @@ class Engine:
             if kind in waiting:
                 continue
             item = table.get(done)
+            if kind == "forced" and item is not None and self._censors_forced(item.event):
+                continue  # devnet fault: the forced queue stalls behind a censored request
             if item is not None and item.event.block_number + self.confirmations <= self.head.number:
                 candidates.append(((item.event.block_number, item.event.log_index), kind, item))
         if not candidates:
             return None
         _, kind, item = min(candidates, key=lambda c: c[0])
         return kind, item
+
+    def _censors_forced(self, event: Any) -> bool:
+        if not self.faults.censor or not self.faults.censors_forced(self.state, event.requester, event.account_id):
+            return False
+        if event.index not in self._waiting_forced:
+            log.warning("devnet fault censor: forced request %d (account %d) is not consumed", event.index, event.account_id)
+            self._waiting_forced.add(event.index)
+        return True
+
+    def _censored(self, message: Submission | BookSubmission) -> bool:
+        command = message.tx if isinstance(message, Submission) else message.command
+        if not self.faults.ignores(self.state, command):
+            return False
+        log.warning("devnet fault censor: %s of a censored account left unanswered", type(command).__name__)
+        return True
 
     def _requeue_forced(self, command: ForcedCommand) -> None:
         """Put a forced request a rebuild could not re-consume back in the queue. It was confirmed when
@@ -624,6 +642,8 @@ class Engine:
                 await self.cut(batches, "size")
 
         for message in group:
+            if self.faults.censor and isinstance(message, (Submission, BookSubmission)) and self._censored(message):
+                continue  # devnet fault: left unanswered (its submitter waits until it gives up)
             if isinstance(message, BookSubmission):  # (the bulk of a busy group: tested first)
                 room = self._book_room(message.command)
                 if not self.policy.fits_size(self.pending, *room):
@@ -895,6 +915,10 @@ class Engine:
     def _discard_position(self, event: Any) -> tuple[int, int]:
         return (event.block_number, event.log_index)
 
+    def _discarded(self, event: Any) -> tuple[bytes, int] | None:
+        """The batch ``event`` discarded as L1 held it then: (state root, declared time), None if not stored."""
+        return live_batches_before(self.store, self._discard_position(event)).get(event.from_index)
+
     async def _maybe_rebuild(self, batches: trio.MemorySendChannel[Any]) -> None:
         """Discards seen on L1 and stale-batch requests, once an L1 head gives a fresh time."""
         if self.head is None:
@@ -906,6 +930,17 @@ class Engine:
                 continue
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
                 log.warning("batches %d..%d discarded on L1: none of them is ours to rebuild", event.from_index, event.to_index - 1)
+                continue
+            ours, discarded = self.journal.batch(event.from_index), self._discarded(event)
+            if ours is not None and discarded is not None and discarded != (ours.state_root, ours.l1_timestamp):
+                # L1 discarded a batch we no longer hold: one we already replaced. A reorg took out
+                # the discard we rolled back for and L1 did it again, at another position. Rolling
+                # back again would replace the rebuilt batches, whose appends may land meanwhile
+                # (WrongParent for ever after). The proposer resumes with what it has.
+                log.warning("batches %d..%d discarded on L1 again (root 0x%s, time %d): ours (epoch %d, 0x%s, time %d) already replace them",
+                            event.from_index, event.to_index - 1, discarded[0].hex()[:16], discarded[1], ours.epoch, ours.state_root.hex()[:16],
+                            ours.l1_timestamp)
+                await batches.send(Rebuilt(event.from_index, self.mark.epoch, "discarded batch already replaced", ()))
                 continue
             alert(log, "batches_discarded", from_index=event.from_index, to_index=event.to_index, action="rolling back",
                   checkpoint=event.from_index - 1)

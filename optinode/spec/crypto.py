@@ -1,6 +1,7 @@
 """keccak256 and secp256k1 public-key recovery (pure; C-backed for speed)."""
 
 from collections import OrderedDict, namedtuple
+from functools import lru_cache, update_wrapper
 
 from coincurve import PublicKey
 from sha3 import keccak_256  # safe-pysha3: ~7x faster than the pycryptodome backend here
@@ -37,45 +38,66 @@ def compute_signer(digest: bytes, signature: bytes) -> bytes | None:
 CacheInfo = namedtuple("CacheInfo", "hits misses maxsize currsize")
 
 
-class SignerMemo:
-    """`compute_signer` memoised (an lru_cache-like object: `cache_info()`, `__wrapped__`).
+def memoised(maxsize: int):
+    """A decorator: a pure function memoised in a `functools.lru_cache` of `maxsize` entries (a hit
+    costs no Python call: the engine asks for each order's digest and signer several times), that
+    can also be told an answer computed elsewhere, `remember_key(args, value)`: a worker process's
+    memo is not this one. A told answer waits aside (at most `maxsize` of them, oldest out first)
+    until it is asked for, then it is cached like any other; `cache_info()` counts that ask as a
+    hit, not a miss. `__wrapped__` is the function itself, uncached."""
 
-    The sequencer verifies each order once at admission, so applying it is a memo hit. Admission may
-    recover signatures in worker processes, whose memo is not this one: `remember` records what such
-    a worker's `compute_signer` returned. When full, the oldest entry is dropped first."""
+    def decorate(fn):
+        told: OrderedDict = OrderedDict()
+        answered = [0]  # asks answered from `told`
 
-    def __init__(self, maxsize: int) -> None:
-        self.__wrapped__ = compute_signer
-        self.maxsize = maxsize
-        # An OrderedDict, not a dict: dropping a plain dict's first entry scans the holes earlier
-        # drops left at its front, ~25 µs per insert once a 200k-entry memo is full.
-        self.memo: OrderedDict[tuple[bytes, bytes], bytes | None] = OrderedDict()
-        self.hits = self.misses = 0
-
-    def __call__(self, digest: bytes, signature: bytes) -> bytes | None:
-        try:
-            signer = self.memo[(digest, signature)]
-        except KeyError:
-            self.misses += 1
-            signer = compute_signer(digest, signature)
-            self.remember(digest, signature, signer)
-            return signer
-        except TypeError:  # an unhashable argument: the recovery itself raises the right error
-            return compute_signer(digest, signature)
-        self.hits += 1
-        return signer
-
-    def remember(self, digest: bytes, signature: bytes, signer: bytes | None) -> None:
-        memo = self.memo
-        memo[(digest, signature)] = signer
-        if len(memo) > self.maxsize:
+        def compute(*args):
             try:
-                memo.popitem(last=False)
-            except KeyError:  # (another thread emptied it meanwhile)
-                pass
+                value = told.pop(args)
+            except KeyError:
+                return fn(*args)
+            answered[0] += 1
+            return value
 
-    def cache_info(self) -> CacheInfo:
-        return CacheInfo(self.hits, self.misses, self.maxsize, len(self.memo))
+        memo = lru_cache(maxsize=maxsize)(compute)
+        update_wrapper(memo, fn)  # its name and docstring, and `__wrapped__` = fn
+        lru_info, lru_clear = memo.cache_info, memo.cache_clear
+
+        def remember_key(args: tuple, value) -> None:
+            told[args] = value
+            if len(told) > maxsize:
+                try:
+                    told.popitem(last=False)
+                except KeyError:  # (another thread emptied it meanwhile)
+                    pass
+
+        def cache_info() -> CacheInfo:
+            hits, misses, _, size = lru_info()
+            return CacheInfo(hits + answered[0], misses - answered[0], maxsize, size + len(told))
+
+        def cache_clear() -> None:
+            lru_clear()
+            told.clear()
+            answered[0] = 0
+
+        memo.remember_key, memo.cache_info, memo.cache_clear = remember_key, cache_info, cache_clear
+        memo.memo = _Clearable(cache_clear)  # (`memo.clear()`: a restarted process's empty memo)
+        return memo
+
+    return decorate
 
 
-recover_signer = SignerMemo(maxsize=1 << 20)
+class _Clearable:
+    def __init__(self, clear) -> None:
+        self.clear = clear
+
+
+def signer_memo(maxsize: int):
+    """`compute_signer` memoised (see `memoised`), with `remember(digest, signature, signer)`: the
+    sequencer verifies each order once at admission, in worker processes, so applying it is a memo
+    hit, and a verifier recovers a batch's signatures ahead of its replay the same way."""
+    memo = memoised(maxsize)(compute_signer)
+    memo.remember = lambda digest, signature, signer: memo.remember_key((digest, signature), signer)
+    return memo
+
+
+recover_signer = signer_memo(maxsize=1 << 20)

@@ -4,11 +4,10 @@ The struct hashes follow EIP-712 exactly, so any wallet's `eth_signTypedData_v4`
 domain and types produces a signature the spec accepts.
 """
 
-from functools import lru_cache
 from struct import Struct
 
 from .constants import EIP712_NAME, EIP712_VERSION
-from .crypto import keccak
+from .crypto import keccak, memoised
 from .types import CancelAll, Liquidate, OraclePrice, Order, PriceSample, Trade, Transaction, Withdraw
 
 EIP712_DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -80,9 +79,10 @@ def hash_oracle_price(market: int, sample: PriceSample) -> bytes:
     return keccak(ORACLE_PRICE_TYPEHASH + _word(market) + _word(sample.price) + _word(sample.timestamp))
 
 
-@lru_cache(maxsize=1 << 20)
+@memoised(maxsize=1 << 20)
 def compute_order_digest(domain_separator: bytes, order: Order) -> bytes:
-    """Memoised: the sequencer computes it when it verifies the order at admission."""
+    """Memoised: the sequencer computes it when it verifies the order at admission (in a worker
+    process, which tells this memo its answer: `remember_key((domain_separator, order), digest)`)."""
     return compute_typed_digest(domain_separator, hash_order(order))
 
 

@@ -174,3 +174,15 @@ async def test_signed_cancels_are_checked_and_drop_what_is_still_queued() -> Non
     ):
         with pytest.raises(IntakeRejected, match=reason):
             await pool.check_cancel(bad)
+
+
+def test_requests_are_cut_into_even_parts() -> None:
+    from optinode.exchange.mempool import split_evenly
+
+    assert [len(p) for p in split_evenly(200, 128)] == [100, 100]
+    assert [len(p) for p in split_evenly(129, 128)] == [65, 64]
+    assert [len(p) for p in split_evenly(5, 128)] == [5] and split_evenly(0, 128) == []
+    for count in range(0, 300, 7):
+        for most in (1, 3, 16, 128):
+            parts = split_evenly(count, most)
+            assert [i for p in parts for i in p] == list(range(count)) and all(0 < len(p) <= most for p in parts)

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from optinode.exchange.probe import is_side_ok, probe_side
 from optinode.spec.constants import MAX_BALANCE, MAX_SLOT_ID
+from optinode.spec.errors import InvalidTransaction
 from optinode.spec.state import Position, Slot
+from optinode.spec.transition import resolve_order
 from optinode.spec.types import SlotRef
 from optinode.testing.world import BTC, ETH, World
 
@@ -93,6 +95,14 @@ def test_is_side_ok_is_probe_side_ok(accounts, moves, which_edge, spec, how) -> 
     receipt = probe_side(w.state, handle, size, price)
     event(f"ok={fast} code={receipt.code.name}")
     assert fast == receipt.ok
+    # Given the side already resolved (the matcher's placement check, at the batch's L1 time), the
+    # same answer: the time only decides whether the order resolves at all.
+    try:
+        side = resolve_order(w.state, handle, 0 if spec[0] == "slot" else spec[7] % 2)
+    except InvalidTransaction:
+        return
+    assert is_side_ok(w.state, handle, size, price, side) == fast
+    assert _STATE.encode(w.state) == before
 
 
 def test_an_unknown_slot_and_an_unknown_account_are_not_ok() -> None:
