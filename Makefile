@@ -7,10 +7,11 @@ SHELL := bash
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo test test-fast contracts clean
+.PHONY: help bootstrap demo spec-demo test test-fast contracts clean
 
 help:
-	@echo "make demo        bootstrap, then run the spec demo (optinode spec demo)"
+	@echo "make demo        bootstrap, then run the devnet demo (optinode devnet --scenario all, about a minute)"
+	@echo "make spec-demo   bootstrap, then run the executable spec's narrated demo (optinode spec demo)"
 	@echo "make test        bootstrap, then run the whole test suite"
 	@echo "make test-fast   bootstrap, then run the tests that need no anvil (-m 'not l1')"
 	@echo "make contracts   (re)build contracts/artifacts if contracts/src changed"
@@ -21,6 +22,9 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
+	$(VENV)/bin/optinode devnet --scenario all
+
+spec-demo: bootstrap
 	$(VENV)/bin/optinode spec demo
 
 test: bootstrap

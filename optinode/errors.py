@@ -18,6 +18,7 @@ The tree (each class lives next to the code that raises it)::
     ├── InvalidMove                   spec.game        a dispute-game move the contract would revert
     ├── BondRuleError                 spec.bonds       a bond call (append, open, finalize, forfeit, withdraw) the contracts would revert
     ├── ConfigError                   optinode.config  a TOML config that cannot be read or validated
+    │   └── BadPlan                   devnet.runner    an unknown devnet scenario, or an order that cannot run
     ├── InputError                    cli.spec_apply   a file or stdin given to `optinode spec apply`
     ├── DemoConfigError               cli.demo         a config the demo cannot narrate
     ├── UnknownLog                    l1.events        an L1 log of a followed contract that matches no ABI event

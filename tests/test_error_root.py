@@ -43,6 +43,10 @@ NOT_INPUT = {
     "optinode.testing.seqnode.AdminError": "test tooling: the sequencer under test answered with a JSON-RPC error",
     "optinode.services.batch_fetcher.BatchUnavailable": "the L1 endpoint does not serve the append transaction the event names (yet): retried",
     "optinode.services.engine.EngineCritical": "an L1 reorg removed a queue entry the log consumed: the operator must act",
+    "optinode.devnet.nodes.NodeFailed": "a devnet node exited or never became ready (its log says why): a bug or the environment",
+    "optinode.devnet.proofs.ProofMismatch": "the state replayed from L1 does not give the root the Rollup finalized: a bug",
+    "optinode.devnet.story.ScenarioFailed": "a devnet scenario's outcome broke a promise of the protocol (exit status 1)",
+    "optinode.devnet.trader.ApiError": "devnet tooling: the sequencer answered a bot's request with a JSON-RPC error",
 }
 
 # The expected rejections the issue names, wherever they live (a rename must keep them under the root).

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import typer
 
 from optinode import __version__
-from optinode.cli import l1_cmd, sequencer_cmd, spec_cmd, verifier_cmd
+from optinode.cli import devnet_cmd, l1_cmd, sequencer_cmd, spec_cmd, verifier_cmd
 from optinode.cli.exits import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
 from optinode.errors import InvalidInput
 
@@ -43,6 +43,7 @@ app.add_typer(spec_cmd.app, name="spec")
 app.add_typer(l1_cmd.app, name="l1")
 app.command("sequencer")(sequencer_cmd.sequencer)
 app.add_typer(verifier_cmd.app, name="verifier")
+app.command("devnet")(devnet_cmd.devnet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,8 @@ def sequencer(
     admin_port: Annotated[Optional[int], typer.Option("--admin-port", help="Devnet only: serve the admin JSON-RPC on 127.0.0.1:PORT.")] = None,
     api_port: Annotated[Optional[int], typer.Option("--api-port", help="Serve the public JSON-RPC/WebSocket API (docs/api.md) on 127.0.0.1:PORT.")] = None,
     crash_at: Annotated[Optional[str], typer.Option("--crash-at", help="Devnet only: SIGKILL at a named point (NAME[:N]).")] = None,
-    fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: corrupt:BATCH:TX posts a wrong root and defends it.")] = None,
+    fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: corrupt:BATCH:TX posts a wrong root and defends it; "
+                                                                 "censor:0xADDRESS ignores that address (its submissions, its forced requests).")] = None,
     log_format: Annotated[Optional[str], typer.Option("--log-format", help=LOG_FORMAT_HELP)] = None,
 ) -> None:
     """Run the sequencer: consume L1 queues, apply transactions, post and finalize batches."""

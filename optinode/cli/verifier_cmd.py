@@ -53,8 +53,8 @@ def run(
         faults = Faults().with_fault(fault, chain_id=deployed.chain_id)
     except InvalidInput as error:
         reject(error)
-    if faults.corrupt is not None:
-        fail("--fault corrupt:… is a sequencer fault; a verifier takes challenge:BATCH:TX")
+    if faults.corrupt is not None or faults.censor:
+        fail("--fault corrupt:…/censor:… are sequencer faults; a verifier takes challenge:BATCH:TX")
     settings = VerifierSettings(config=loaded, deployment=deployed, data_dir=data_dir or Path(loaded.node.data_dir), rpc_url=url,
                                 challenger_key=key, faults=faults, api_port=api_port)
     try:

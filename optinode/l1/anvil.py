@@ -181,6 +181,7 @@ def run_anvil(
     host: str = "127.0.0.1",
     startup_timeout: float = 30.0,
     log_dir: str | os.PathLike[str] | None = None,
+    new_session: bool = False,
 ) -> Iterator[Anvil]:
     """Start anvil on a free port of ``host``, wait until it answers ``eth_chainId``, yield it,
     and always stop it (terminate, then kill after 10 s) when the block exits.
@@ -188,6 +189,9 @@ def run_anvil(
     ``block_time`` None means anvil's default: one block per transaction (automine).
     ``args`` are appended to anvil's command line. Its output goes to ``<log_dir>/anvil-<port>.log``
     (a temporary directory, removed afterwards, when ``log_dir`` is None).
+
+    ``new_session`` starts anvil in a session of its own, so that a Ctrl-C at the terminal reaches only
+    its owner, which then stops the nodes before anvil (`optinode devnet`).
 
     The states anvil persists to disk (older blocks' states, kept for reorgs and historical calls)
     go to a temporary directory removed afterwards: by default anvil writes them under
@@ -217,7 +221,7 @@ def run_anvil(
                 cmd += ["--block-time", str(block_time)]
             cmd += list(args)
             with open(log_path, "wb") as log:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session)
             url = f"http://{host}:{port}"
             try:
                 started = _wait_ready(proc, url, chain_id, startup_timeout, log_path)

@@ -40,13 +40,13 @@ from typing import Any, Union
 import msgspec
 import trio
 
-from optinode.l1.events import EVENT_CODEC, L1Event, UnknownLog, decode_log
+from optinode.l1.events import EVENT_CODEC, TYPES, L1Event, UnknownLog, decode_log
 from optinode.l1.rpc import Block, RpcClient
 from optinode.store import keys
 from optinode.store.codec import Codec
 from optinode.store.kv import KV
 
-__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "run"]
+__all__ = ["Follower", "FollowerCritical", "Head", "Reorg", "live_batches_before", "run", "stored_events"]
 
 log = logging.getLogger("optinode.l1.follower")
 
@@ -120,9 +120,7 @@ class Follower:
         return [BLOCK.decode(v, key=k) for k, v in self.store.iterate(prefix=prefix)]
 
     def stored_events(self, from_block: int = 0) -> Iterator[L1Event]:
-        end = keys.prefix_end(keys.prefix_of(keys.Prefix.L1_EVENT))
-        for key, value in self.store.iterate(start=keys.l1_events_from(from_block), stop=end):
-            yield EVENT_CODEC.decode(value, key=key)
+        return stored_events(self.store, from_block)
 
     # --- one step --------------------------------------------------------------------------------
 
@@ -227,6 +225,34 @@ class Follower:
             len(removed),
         )
         return Reorg(keep, tuple(reversed(removed)))
+
+
+def stored_events(store: KV, from_block: int = 0) -> Iterator[L1Event]:
+    """The events a follower stored in ``store`` (the canonical chain as it last read it), in L1 order."""
+    end = keys.prefix_end(keys.prefix_of(keys.Prefix.L1_EVENT))
+    for key, value in store.iterate(start=keys.l1_events_from(from_block), stop=end):
+        yield EVENT_CODEC.decode(value, key=key)
+
+
+_APPENDED, _DISCARDED = TYPES["BatchAppended"], TYPES["BatchesDiscarded"]
+
+
+def live_batches_before(store: KV, position: tuple[int, int]) -> dict[int, tuple[bytes, int]]:
+    """The Rollup's live batches just before L1 position ``(block, log index)``, as the follower's
+    stored (canonical) events tell — appends, minus what earlier discards removed: index -> (state
+    root, declared L1 time), which tells one append of a batch index from another (a rebuilt batch
+    can have its predecessor's root, never its time). What a ``BatchesDiscarded`` at that position
+    discarded is ``[from_index]`` of it."""
+    live: dict[int, tuple[bytes, int]] = {}
+    for event in stored_events(store):
+        if (event.block_number, event.log_index) >= position:
+            break
+        if isinstance(event, _APPENDED):
+            live[event.index] = (event.state_root, event.l1_timestamp)
+        elif isinstance(event, _DISCARDED):
+            for index in [i for i in live if i >= event.from_index]:
+                del live[index]
+    return live
 
 
 async def run(

@@ -51,7 +51,7 @@ from optinode.exchange.history import History
 from optinode.exchange.matching import Matcher, UnknownOrder
 from optinode.exchange.orders import Fill, PlaceResult
 from optinode.l1 import events
-from optinode.l1.follower import BLOCK, Head, Reorg
+from optinode.l1.follower import BLOCK, Head, Reorg, live_batches_before
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
@@ -104,6 +104,11 @@ log = logging.getLogger("optinode.services.engine")
 # What a user may submit; deposits and forced withdrawals come from the L1 queues only.
 SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
 GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
+# A batch cut's checkpoint holds the order books every BOOK_EVERY-th batch; the others name the last
+# one that does. Snapshotting the books (`Matcher.export` and its encoding) was the largest part of
+# a cut, which holds the engine's thread while acknowledgements wait (docs/benchmarks.md,
+# "Acknowledgement latency"); a restart or rebuild then replays at most BOOK_EVERY - 1 batches more.
+BOOK_EVERY = 4
 _FULL_ORDER = Order(2**32 - 1, 127, True, 2**64 - 1, 2**64 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, b"\xff" * 32 + b"\x7f" + b"\xff" * 31 + b"\x1c")
 _MAX_TRADE_FRAMED = framed_size(encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1)))  # the largest a fill can be, framed
 # a queue entry's one record at its largest (Deposit(id) of the largest id; ForcedWithdraw() is 1 byte)
@@ -228,8 +233,9 @@ def _book_records(command: Any, result: Any, state: State, now: int) -> tuple[by
     """The records a book command's log entry carries: the Trades it matched, and for a signed
     cancel-all the spec's `CancelAll`, applied to `state` here (the book's own state) so that L1
     replay and verifiers see the nonce floor rise and no later replay can fill the cancelled orders.
-    The CancelAll only when the spec applies it: a floor that does not rise (or rises too far) is
-    honoured off-chain alone."""
+    The CancelAll only when the spec applies it: a live submission of a floor it refuses is refused
+    first (`_refused_cancel_all`); a logged one that a rebuild finds refused (a forced cancel-all
+    re-consumed before it raised the floor past it) stays off-chain."""
     records = tuple(encode_transaction(t) for t in getattr(result, "trades", ()))
     if type(command) is not book_orders.CancelAll or not command.signature:
         return records
@@ -297,7 +303,7 @@ class Engine:
                 self.batch_time = entry.l1_timestamp  # the pending batch's time, as its entries ran
             self.next_seq = entry.seq + 1
             self.l1_time = max(self.l1_time, entry.l1_timestamp)
-        self.replayed_seqs = range(checkpoint.next_seq, self.next_seq)  # what the restart replayed (tests assert it)
+        self.replayed_seqs = range(self._restored_from, self.next_seq)  # what the restart replayed (tests assert it)
         self.commitment = Commitment.from_state(self.state)
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
@@ -326,16 +332,25 @@ class Engine:
     # --- restoring a checkpoint --------------------------------------------------------------------
 
     def _restore(self, checkpoint: Checkpoint) -> tuple[State, Matcher]:
-        """Fresh state and books as of ``checkpoint``: both stored in it, or (a checkpoint written
-        before books were checkpointed) the genesis replayed through the log up to it."""
+        """Fresh state and books as of ``checkpoint``: both stored in it, or the state and books of
+        the checkpoint that last held the books (``book_at``: at most `BOOK_EVERY` - 1 batches
+        earlier) replayed through the log up to it — for a checkpoint written before books were
+        checkpointed, the genesis. Sets where that replay began (`_restored_from`) and which
+        checkpoint holds the books now (`_book_at`)."""
         if checkpoint.book is not None:
-            state = decode_state(checkpoint.state)
-            return state, Matcher.restore(state, checkpoint.book)
-        assert self.genesis_checkpoint is not None
-        state = decode_state(self.genesis_checkpoint.state)
-        matcher = Matcher(state)  # (the genesis books are empty)
-        for entry in self.journal.entries(0, checkpoint.next_seq):
+            source = checkpoint
+        elif checkpoint.book_at is not None:
+            source = self.journal.checkpoint(checkpoint.book_at)  # (synced before this one was written)
+            if source is None or source.book is None:
+                raise EngineCritical(f"checkpoint {checkpoint.batch_index} names checkpoint {checkpoint.book_at} for its books: not there")
+        else:
+            assert self.genesis_checkpoint is not None
+            source = self.genesis_checkpoint
+        state = decode_state(source.state)
+        matcher = Matcher.restore(state, source.book) if source.book is not None else Matcher(state)  # (genesis: empty books)
+        for entry in self.journal.entries(source.next_seq, checkpoint.next_seq):
             self._replay(entry, state, matcher)
+        self._restored_from, self._book_at = source.next_seq, source.batch_index
         return state, matcher
 
     def _replay(self, entry: LogEntry, state: State, matcher: Matcher) -> None:
@@ -356,9 +371,15 @@ class Engine:
         matcher.state = self.state
         self.matcher = matcher
 
-    def _checkpoint(self, record: BatchRecord) -> Checkpoint:
-        return Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, state=encode_state(self.state),
-                          book=self.matcher.export())
+    def _checkpoint(self, record: BatchRecord, with_book: bool = True) -> Checkpoint:
+        """The checkpoint after batch ``record``: the state, and the books (``with_book``) or the
+        index of the checkpoint that last held them."""
+        book = self.matcher.export() if with_book else None
+        checkpoint = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, state=encode_state(self.state),
+                                book=book, book_at=None if with_book else self._book_at)
+        if with_book:
+            self._book_at = record.index
+        return checkpoint
 
     # --- the order book ---------------------------------------------------------------------------
 
@@ -472,12 +493,29 @@ class Engine:
             if kind in waiting:
                 continue
             item = table.get(done)
+            if kind == "forced" and item is not None and self._censors_forced(item.event):
+                continue  # devnet fault: the forced queue stalls behind a censored request
             if item is not None and item.event.block_number + self.confirmations <= self.head.number:
                 candidates.append(((item.event.block_number, item.event.log_index), kind, item))
         if not candidates:
             return None
         _, kind, item = min(candidates, key=lambda c: c[0])
         return kind, item
+
+    def _censors_forced(self, event: Any) -> bool:
+        if not self.faults.censor or not self.faults.censors_forced(self.state, event.requester, event.account_id):
+            return False
+        if event.index not in self._waiting_forced:
+            log.warning("devnet fault censor: forced request %d (account %d) is not consumed", event.index, event.account_id)
+            self._waiting_forced.add(event.index)
+        return True
+
+    def _censored(self, message: Submission | BookSubmission) -> bool:
+        command = message.tx if isinstance(message, Submission) else message.command
+        if not self.faults.ignores(self.state, command):
+            return False
+        log.warning("devnet fault censor: %s of a censored account left unanswered", type(command).__name__)
+        return True
 
     def _requeue_forced(self, command: ForcedCommand) -> None:
         """Put a forced request a rebuild could not re-consume back in the queue. It was confirmed when
@@ -604,6 +642,8 @@ class Engine:
                 await self.cut(batches, "size")
 
         for message in group:
+            if self.faults.censor and isinstance(message, (Submission, BookSubmission)) and self._censored(message):
+                continue  # devnet fault: left unanswered (its submitter waits until it gives up)
             if isinstance(message, BookSubmission):  # (the bulk of a busy group: tested first)
                 room = self._book_room(message.command)
                 if not self.policy.fits_size(self.pending, *room):
@@ -727,15 +767,11 @@ class Engine:
 
     async def cut(self, batches: trio.MemorySendChannel[Any], reason: str) -> BatchRecord:
         """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over.
-        The root and the snapshot hold the thread for milliseconds (benchmarks.md, "Acknowledgement
-        latency"), so the other tasks get a turn before each: the responses to what the group commit
-        before this cut answered go out, new requests are parsed and their signatures sent to the
-        workers. Nothing else writes the state or the books meanwhile (the engine is the single
-        writer, and it is here), so the checkpoint is the state at the cut all the same."""
-        await trio.lowlevel.checkpoint()
+        (No yield to other tasks inside the cut: tried, unmeasurable in the latency under the shared
+        machine's noise, and it let the liquidator run a round between the cut's account notices,
+        re-valuing more accounts than tests/services/test_market_services_attacks.py bounds.)"""
         record = self._close_batch(reason)
-        await trio.lowlevel.checkpoint()
-        checkpoint = self._checkpoint(record)
+        checkpoint = self._checkpoint(record, with_book=record.index - self._book_at >= BOOK_EVERY)
         await trio.to_thread.run_sync(self._write_cut, record, checkpoint)
         self.faults.point("engine.cut")
         await batches.send(record)
@@ -879,6 +915,10 @@ class Engine:
     def _discard_position(self, event: Any) -> tuple[int, int]:
         return (event.block_number, event.log_index)
 
+    def _discarded(self, event: Any) -> tuple[bytes, int] | None:
+        """The batch ``event`` discarded as L1 held it then: (state root, declared time), None if not stored."""
+        return live_batches_before(self.store, self._discard_position(event)).get(event.from_index)
+
     async def _maybe_rebuild(self, batches: trio.MemorySendChannel[Any]) -> None:
         """Discards seen on L1 and stale-batch requests, once an L1 head gives a fresh time."""
         if self.head is None:
@@ -890,6 +930,17 @@ class Engine:
                 continue
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
                 log.warning("batches %d..%d discarded on L1: none of them is ours to rebuild", event.from_index, event.to_index - 1)
+                continue
+            ours, discarded = self.journal.batch(event.from_index), self._discarded(event)
+            if ours is not None and discarded is not None and discarded != (ours.state_root, ours.l1_timestamp):
+                # L1 discarded a batch we no longer hold: one we already replaced. A reorg took out
+                # the discard we rolled back for and L1 did it again, at another position. Rolling
+                # back again would replace the rebuilt batches, whose appends may land meanwhile
+                # (WrongParent for ever after). The proposer resumes with what it has.
+                log.warning("batches %d..%d discarded on L1 again (root 0x%s, time %d): ours (epoch %d, 0x%s, time %d) already replace them",
+                            event.from_index, event.to_index - 1, discarded[0].hex()[:16], discarded[1], ours.epoch, ours.state_root.hex()[:16],
+                            ours.l1_timestamp)
+                await batches.send(Rebuilt(event.from_index, self.mark.epoch, "discarded batch already replaced", ()))
                 continue
             alert(log, "batches_discarded", from_index=event.from_index, to_index=event.to_index, action="rolling back",
                   checkpoint=event.from_index - 1)

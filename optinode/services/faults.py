@@ -16,6 +16,12 @@ The points (docs/sequencer.md lists what each interrupts):
 - ``proposer.finalize_submitted``   a finalize transaction sent
 
 SIGKILL, not an exception: nothing gets to clean up, as in a power cut or the OOM killer.
+
+The behaviour faults, ``--fault KIND:…`` (devnet only as well): ``corrupt:B:K`` (the sequencer posts a
+wrong root and defends it), ``challenge:B:K`` (the verifier challenges an honest batch) and
+``censor:0xADDRESS`` (the sequencer ignores an L1 address: no answer to its submissions, and its forced
+requests are never consumed, so the forced queue stalls behind them until the Bridge can be frozen;
+docs/devnet.md, the ``censorship`` scenario).
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from optinode.errors import InvalidInput
+from optinode.spec.constants import ADDRESS_LEN
+from optinode.spec.state import State
 
 POINTS = (
     "engine.applied",
@@ -44,7 +53,7 @@ class FaultRefused(InvalidInput):
     """A fault switch on a chain that is not a devnet, or an unknown point."""
 
 
-FAULT_KINDS = ("corrupt", "challenge")
+FAULT_KINDS = ("corrupt", "challenge", "censor")
 
 
 def _devnet_switch(option: str, what: str, spec: str, names: tuple[str, ...], chain_id: int) -> tuple[str, str]:
@@ -55,6 +64,16 @@ def _devnet_switch(option: str, what: str, spec: str, names: tuple[str, ...], ch
     if name not in names:
         raise FaultRefused(f"{option}: unknown {what} {name!r}; {what}s: {', '.join(names)}")
     return name, rest
+
+
+def _address(spec: str, text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x")) if text.startswith("0x") else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != ADDRESS_LEN:
+        raise FaultRefused(f"--fault {spec}: expected censor:0xADDRESS with a 20-byte 0x-hex address")
+    return raw
 
 
 @dataclass
@@ -69,6 +88,8 @@ class Faults:
     corrupt: dict[int, int] | None = None
     # ``challenge:B:K`` (verifier): challenge batch B whatever its verdict, with roots wrong from K + 1 on.
     challenge: tuple[int, int] | None = None
+    # ``censor:0xADDRESS`` (sequencer): the addresses it censors (20 bytes each; several: ``censor:0x…,censor:0x…``).
+    censor: frozenset[bytes] = frozenset()
 
     def with_fault(self, spec: str | None, *, chain_id: int) -> Faults:
         """Add a ``--fault KIND:B:K[,KIND:B:K…]`` switch (devnet only)."""
@@ -79,6 +100,9 @@ class Faults:
                 self.with_fault(one, chain_id=chain_id)
             return self
         kind, rest = _devnet_switch("--fault", "kind", spec, FAULT_KINDS, chain_id)
+        if kind == "censor":
+            self.censor = self.censor | {_address(spec, rest)}
+            return self
         try:
             batch, tx = (int(v) for v in rest.split(":"))
         except ValueError:
@@ -90,6 +114,22 @@ class Faults:
         else:
             self.challenge = (batch, tx)
         return self
+
+    def ignores(self, state: State, command: Any) -> bool:
+        """True when ``command`` (a submitted transaction or order-book command) acts for an account a
+        censored address owns: the censoring sequencer leaves it unanswered."""
+        if not self.censor:
+            return False
+        order = getattr(command, "order", None)  # a Placement
+        account_id = getattr(order if order is not None else command, "account_id", None)  # Withdraw, cancels
+        account = state.accounts.get(account_id) if isinstance(account_id, int) else None
+        return account is not None and account.owner in self.censor
+
+    def censors_forced(self, state: State, requester: bytes, account_id: int) -> bool:
+        """True when the forced request of ``requester`` on ``account_id`` is one the censoring
+        sequencer never consumes (it stalls the forced queue: entries are consumed in order)."""
+        account = state.accounts.get(account_id)
+        return requester in self.censor or (account is not None and account.owner in self.censor)
 
     def tamper_after(self, batch_index: int) -> int | None:
         """The transaction after which batch ``batch_index``'s state is corrupted (None: not this one)."""

@@ -14,8 +14,12 @@ and frames); this module is only the loop around them and the limits:
 - ``POST`` (any path) is a JSON-RPC body for ``routes.rpc`` (at most `MAX_BODY`, else 413 and the
   connection is closed); ``GET /metrics`` is ``routes.metrics()``; a WebSocket upgrade goes to
   ``routes.websocket`` (403 when None); anything else is 405. Answers are ``application/json``.
-- Keep-alive: a connection idle for `KEEP_ALIVE` seconds is closed; the request head is at most
-  `MAX_HEAD` bytes; a malformed request is answered 400 and the connection closed.
+- Keep-alive: the next request's head must have arrived `KEEP_ALIVE` seconds after the last answer
+  (an idle connection, or one dripping its head a byte at a time, is closed), its body
+  `BODY_TIMEOUT` seconds after its head; the head is at most `MAX_HEAD` bytes; a malformed request is
+  answered 400 and the connection closed. At most `MAX_CONNECTIONS` connections are open at once
+  (WebSockets included): one more is answered 503 and closed, so a connection flood costs a bounded
+  amount of memory and never a task per socket beyond that.
 - A WebSocket message is at most `MAX_BODY` bytes (else close 1009); pings are answered.
 """
 
@@ -36,13 +40,15 @@ from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
 from optinode.metrics import CONTENT_TYPE
 
-__all__ = ["KEEP_ALIVE", "MAX_BODY", "MAX_HEAD", "Routes", "WebSocket", "serve"]
+__all__ = ["BODY_TIMEOUT", "KEEP_ALIVE", "MAX_BODY", "MAX_CONNECTIONS", "MAX_HEAD", "Routes", "WebSocket", "serve"]
 
 log = logging.getLogger("optinode.services.http_server")
 
 MAX_BODY = 1024 * 1024  # bytes of one HTTP request body or one WebSocket message
 MAX_HEAD = 64 * 1024  # bytes of a request line and headers
-KEEP_ALIVE = 30.0  # seconds an idle connection stays open
+KEEP_ALIVE = 30.0  # seconds from an answer (or the connect) until the next request's head must be in
+BODY_TIMEOUT = 30.0  # seconds from a request's head until its body must be in
+MAX_CONNECTIONS = 1024  # open at once
 RECEIVE = 65536  # bytes read at a time
 JSON = b"application/json"
 PROMETHEUS = CONTENT_TYPE.encode()
@@ -59,16 +65,23 @@ class WebSocket:
     def __init__(self, stream: trio.SocketStream, connection: WsConnection) -> None:
         self.stream, self.connection, self.lock = stream, connection, trio.Lock()
         self.closed = False
+        self.broken = False  # a send was cancelled part way: no frame can follow on this socket
 
     async def _send(self, event: object) -> None:
+        if self.broken:
+            raise trio.ClosedResourceError("a send was cancelled part way")
         async with self.lock:  # (the reader answers pings while another task sends messages)
-            await self.stream.send_all(self.connection.send(event))
+            try:
+                await self.stream.send_all(self.connection.send(event))
+            except trio.Cancelled:
+                self.broken = True
+                raise
 
     async def send_text(self, text: str) -> None:
         await self._send(TextMessage(data=text))
 
     async def close(self, code: int, reason: str = "") -> None:
-        if not self.closed:
+        if not self.closed and not self.broken:
             self.closed = True
             try:
                 await self._send(CloseConnection(code=code, reason=reason))
@@ -124,16 +137,21 @@ def _response(connection: h11.Connection, status: int, body: bytes, content_type
         connection.send(h11.EndOfMessage()) or b"")
 
 
-async def _next_event(stream: trio.SocketStream, connection: h11.Connection) -> object:
+async def _next_event(stream: trio.SocketStream, connection: h11.Connection, deadline: float) -> object:
     while True:
         event = connection.next_event()
         if event is not h11.NEED_DATA:
             return event
-        with trio.move_on_after(KEEP_ALIVE) as idle:
+        with trio.move_on_at(deadline) as late:
             data = await stream.receive_some(RECEIVE)
-        if idle.cancelled_caught:
-            return h11.ConnectionClosed()  # (idle for KEEP_ALIVE: closed as if the peer had)
+        if late.cancelled_caught:
+            return h11.ConnectionClosed()  # (too slow, or idle: closed as if the peer had)
         connection.receive_data(data)
+
+
+_BUSY_BODY = error_body(-32603, f"too many connections (at most {MAX_CONNECTIONS})")
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+         % len(_BUSY_BODY)) + _BUSY_BODY
 
 
 def _is_upgrade(request: h11.Request) -> bool:
@@ -166,7 +184,7 @@ async def _http(stream: trio.SocketStream, routes: Routes) -> None:
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     while True:
         try:
-            request = await _next_event(stream, connection)
+            request = await _next_event(stream, connection, trio.current_time() + KEEP_ALIVE)
             if not isinstance(request, h11.Request):
                 return  # (ConnectionClosed, or the peer half-closed between requests)
             if len(request.target) + sum(len(n) + len(v) for n, v in request.headers) > MAX_HEAD:
@@ -174,11 +192,11 @@ async def _http(stream: trio.SocketStream, routes: Routes) -> None:
             if _is_upgrade(request):
                 await _upgrade(stream, connection, request, routes)
                 return
-            body, too_big = bytearray(), False
+            body, too_big, deadline = bytearray(), False, trio.current_time() + BODY_TIMEOUT
             if connection.they_are_waiting_for_100_continue:
                 await stream.send_all(connection.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
             while True:
-                event = await _next_event(stream, connection)
+                event = await _next_event(stream, connection, deadline)
                 if isinstance(event, h11.Data):
                     body += event.data
                     if len(body) > MAX_BODY:
@@ -214,10 +232,20 @@ async def _http(stream: trio.SocketStream, routes: Routes) -> None:
 async def serve(routes: Routes, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; ``task_status.started(bound port)``."""
 
+    open_connections = 0
+
     async def handle(stream: trio.SocketStream) -> None:
+        nonlocal open_connections
         try:
             async with stream:
-                await _http(stream, routes)
+                if open_connections >= MAX_CONNECTIONS:
+                    await stream.send_all(_BUSY)  # (before reading a request: h11 answers only one it has read)
+                    return
+                open_connections += 1
+                try:
+                    await _http(stream, routes)
+                finally:
+                    open_connections -= 1
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass  # the client went away, or idled out
         except Exception:  # noqa: BLE001 - a bug in one connection: logged, the server stays up

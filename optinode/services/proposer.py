@@ -30,9 +30,10 @@ import eth_abi
 import trio
 
 from optinode.l1 import events
-from optinode.l1.follower import Head, Reorg
+from optinode.l1.follower import Head, Reorg, live_batches_before
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SendRecord, SendRejected
+from optinode.logs import alert
 from optinode.services.faults import Faults
 from optinode.metrics import SequencerMetrics
 from optinode.services.engine import RebuildRequest, Rebuilt
@@ -130,7 +131,14 @@ async def _submit_ready(deps: ProposerDeps, t: _Tracker) -> None:
             log.error("batch %d: the endpoint refuses the append (%s); retrying", batch.index, error)
             return
         deps.faults.point("proposer.submitted")
-        if record.status in ("reverted", "conflict"):
+        if record.status == "reverted":
+            # Its transaction can never land now (the sender never re-signs an item): only a rebuilt
+            # batch, a new item, can take its place. (An append re-broadcast after a reorg while
+            # the batch it replaced was live again reverts WrongParent; docs/sequencer.md.)
+            log.warning("batch %d: its append reverted on L1; asking the engine to rebuild it, to post it again", batch.index)
+            _ask_rebuild(deps, t, batch)
+            return
+        if record.status == "conflict":
             log.error("batch %d: its append is %s on L1; the operator must look (another proposer on this key?)", batch.index, record.status)
         t.next_submit = batch.index + 1
 
@@ -212,12 +220,15 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         t.epoch, t.halted = message.epoch, False
         t.next_submit = min(t.next_submit, message.from_index)
         for index in [i for i in t.appended if i >= message.from_index]:
-            t.appended.pop(index)
-            t.append_time.pop(index, None)
+            ours, landed = deps.journal.batch(index), t.appended[index]
+            if ours is None or (ours.state_root, ours.l1_timestamp) != (landed.state_root, landed.l1_timestamp):  # (ours may have landed already)
+                t.appended.pop(index)
+                t.append_time.pop(index, None)
         log.info("batches from %d rebuilt (epoch %d, %s): posting them again; %d acknowledged command(s) dropped",
                  message.from_index, message.epoch, message.reason, len(message.dropped))
     elif isinstance(message, events.BatchesDiscarded):
-        if (message.block_number, message.log_index) not in deps.journal.rebuild_mark().discards:
+        position = (message.block_number, message.log_index)
+        if position not in deps.journal.rebuild_mark().discards and not _already_replaced(deps, message):
             t.halted = True  # until the engine's `Rebuilt`: a batch cut on the discarded chain must not land
         for index in [i for i in t.appended if i >= message.from_index]:
             t.appended.pop(index)
@@ -234,7 +245,15 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         elif ours is not None:
             _posted(deps.metrics, t, message.index)
     elif isinstance(message, events.BatchFinalized):
-        if message.index > t.last_final:
+        ours = deps.journal.batch(message.index)
+        if ours is not None and ours.state_root != message.state_root:
+            # L1 finalized a batch we replaced: a reorg undid the discard we rolled back for and nobody
+            # made the resolving move again. Marking ours final would let claims prove a root L1
+            # never finalized; nothing we post can land on it (docs/sequencer.md).
+            alert(log, "l1_diverged", level=logging.ERROR, batch=message.index, l1_root=message.state_root, ours=ours.state_root,
+                  action="L1 finalized a batch this node replaced: posting stops, the operator must look")
+            t.halted = True
+        elif message.index > t.last_final:
             t.last_final = message.index
             deps.journal.set_final(message.index)
             deps.metrics.last_final.set(message.index)
@@ -256,11 +275,33 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         await _submit_ready(deps, t)  # a no-op unless an append was refused before
         await _maybe_finalize(deps, t, message)
     elif isinstance(message, SendRecord):
-        if message.status in ("reverted", "conflict"):
+        append = message.item < FINALIZE_ITEM or message.item >= EPOCH_ITEM
+        if message.status == "reverted" and append and _replaced(deps, message.item):
+            # Signed on a chain L1 then discarded, mined after the discard: WrongParent, as designed
+            # (docs/sequencer.md, "Attacks considered"). Its batch is already rebuilt; nothing to do.
+            log.info("%s: reverted on L1 after a rebuild replaced its batch (it named a discarded parent): only its gas is lost",
+                     message.label)
+        elif message.status in ("reverted", "conflict"):
             log.error("%s: %s on L1", message.label, message.status)
-        if message.status == "reverted" and (message.item < FINALIZE_ITEM or message.item >= EPOCH_ITEM):
+        if message.status == "reverted" and append:
+            if not _replaced(deps, message.item):  # _submit_ready gets its batch rebuilt and posted again
+                t.next_submit = min(t.next_submit, message.item % EPOCH_ITEM)
             t.reverted.add(message.item)
             _rebuild_reverted(deps, t)
+
+
+def _already_replaced(deps: ProposerDeps, discard: Any) -> bool:
+    """Whether L1 discarded a batch our journal no longer holds (the engine's rule: it does not roll
+    back for it, so no `Rebuilt` may follow to lift a halt; docs/sequencer.md)."""
+    ours = deps.journal.batch(discard.from_index)
+    discarded = live_batches_before(deps.journal.store, (discard.block_number, discard.log_index)).get(discard.from_index)
+    return ours is not None and discarded is not None and discarded != (ours.state_root, ours.l1_timestamp)
+
+
+def _replaced(deps: ProposerDeps, item: int) -> bool:
+    """Whether append ``item``'s batch is no longer in the journal as that item (a rebuild replaced it)."""
+    batch = deps.journal.batch(item % EPOCH_ITEM)
+    return batch is None or append_item(batch) != item
 
 
 def _rebuild_reverted(deps: ProposerDeps, t: _Tracker) -> None:

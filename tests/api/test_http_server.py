@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 import trio
@@ -125,3 +126,65 @@ def test_an_upgrade_is_refused_where_no_websocket_is_served() -> None:
         assert s.raw(post(b"still", close=True)).endswith(b"llits")  # and HTTP is served
     finally:
         s.stop()
+
+
+def test_a_head_dripped_byte_by_byte_is_cut_off(server, monkeypatch) -> None:
+    monkeypatch.setattr(http_server, "KEEP_ALIVE", 0.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        try:
+            for byte in b"POST / HTTP/1.1\r\nhost: x\r\nx-slow: " + b"y" * 30:  # ~3 s, a byte every 50 ms: never idle 0.5 s
+                s.send(bytes([byte]))
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # cut off while dripping
+        s.settimeout(2)
+        assert s.recv(1024) == b""  # closed by the server (a connection still open times out here)
+
+
+def test_a_connection_flood_is_bounded(server, monkeypatch) -> None:
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 2)
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+    try:
+        for s in held:  # (each is being served: a request answered)
+            s.sendall(post(b"k"))
+            assert s.recv(1024).endswith(b"k")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:  # (answered at once, before any request)
+            assert extra.recv(1024).startswith(b"HTTP/1.1 503 ") and extra.recv(1024) == b""
+        assert server.bodies == [b"k", b"k"]
+    finally:
+        for s in held:
+            s.close()
+
+
+@pytest.mark.trio
+async def test_a_websocket_consumer_that_stops_reading_is_disconnected() -> None:
+    """A subscriber whose socket takes nothing more (its send blocks) and whose outbox overflows is
+    dropped: its connection ends and its subscriptions leave the hub, whatever it sends or not."""
+    from types import SimpleNamespace
+
+    from optinode.services import rpc
+
+    class StuckSocket:  # the peer stopped reading: its TCP window is full, a send never returns
+        requests = [b'{"jsonrpc":"2.0","id":1,"method":"optinode_subscribe","params":["fills"]}']
+
+        async def send_text(self, text: str) -> None:
+            await trio.sleep_forever()
+
+        async def close(self, code: int, reason: str = "") -> None:
+            await trio.sleep_forever()
+
+        async def receive(self) -> bytes | None:
+            if self.requests:
+                return self.requests.pop()
+            await trio.sleep_forever()
+
+    deps = SimpleNamespace(hub=rpc.Hub())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rpc._websocket, deps, StuckSocket())
+            while not deps.hub.topics:
+                await trio.sleep(0.01)
+            for n in range(rpc.OUTBOX + 10):
+                deps.hub.publish("fills", None, {"n": n})
+            while deps.hub.topics:  # (before the fix: the connection lived on, its pump stuck in a send)
+                await trio.sleep(0.01)

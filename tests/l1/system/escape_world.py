@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from web3 import Web3
 
 from optinode.l1.contracts import StateParts, System, increase_time, transact
-from optinode.spec.commitment import Commitment, encode_account, encode_globals
+from optinode.spec.commitment import Commitment, encode_globals
 from optinode.spec.crypto import keccak
 from optinode.spec.escape import compute_bond_share, compute_escape_payout, get_escape_claims
 from optinode.spec.state import Account, MarketState, Position, State, get_total_collateral
-from optinode.replay import state_parts
+from optinode.replay import account_proof, state_parts
 from optinode.testing.world import World
 
 from .support import events, parts_for
@@ -64,7 +64,7 @@ class EscapeWorld:
         return encode_globals(self.state)
 
     def proof(self, account_id: int) -> tuple[int, bytes, list[bytes]]:
-        return (account_id, encode_account(self.state.accounts[account_id]), list(self.commitment.accounts.proof(account_id)))
+        return account_proof(self.state, self.commitment, account_id)
 
     def payout(self, account_id: int) -> int:
         """The rule amount (spec.escape) for the pool this world leaves the accounts."""
