@@ -7,7 +7,7 @@ runs them, with every request's path timestamped on the machine's monotonic cloc
     sent       the client began writing the request (late when its connection was still busy)
     arrive     the server's JSON-RPC dispatch got the whole body (HTTP parsing done)
     intake     `Mempool.submit` entered (JSON decoded, params parsed)
-    recovered  the signatures came back from the worker processes
+    recovered  the orders came back from the worker processes (signatures recovered)
     queued     in the mempool's fair queue
     fed        `_feed` took the request's last order from the queue into the engine's inbox
     group      the engine began the group commit holding the request's last order
@@ -59,7 +59,10 @@ PAUSES: list[tuple[str, float, float]] = []  # batch cuts and garbage collection
 def instrument(traces: dict[int, dict]) -> None:
     """Wrap the node's functions to stamp each request's trace (keyed by its first JSON-RPC id)."""
     by_hash: dict[bytes, dict] = {}
-    dispatch, submit, recover, next_batch = rpc.dispatch, Mempool.submit, Mempool.recover, Mempool.next_batch
+    # (the workers' round trip for a request's orders: `check_orders` — fields, digest and signature in
+    # the worker — where the mempool has it, else `recover`)
+    worker_call = "check_orders" if hasattr(Mempool, "check_orders") else "recover"
+    dispatch, submit, recover, next_batch = rpc.dispatch, Mempool.submit, getattr(Mempool, worker_call), Mempool.next_batch
     process, append, put = engine_mod.Engine.process, journal_mod.Journal.append, rpc._Answers.put
     answers_init = rpc._Answers.__init__
 
@@ -150,7 +153,8 @@ def instrument(traces: dict[int, dict]) -> None:
 
     gc.callbacks.append(on_gc)
     rpc.dispatch = traced_dispatch
-    Mempool.submit, Mempool.recover, Mempool.next_batch = traced_submit, traced_recover, traced_next_batch
+    Mempool.submit, Mempool.next_batch = traced_submit, traced_next_batch
+    setattr(Mempool, worker_call, traced_recover)
     engine_mod.Engine.process, journal_mod.Journal.append = traced_process, traced_append
     rpc._Answers.__init__, rpc._Answers.put = traced_init, traced_put
 

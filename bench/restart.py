@@ -5,7 +5,7 @@ random flow of bench/sequencer.py: about half cross, the rest rest on the book),
 batch, plus `--tail` placements after the last cut. Then the store is reopened and timed:
 
 - restart_s / replayed_entries — `Engine(...)` on it: the last checkpoint's state and books, then
-  the log after it (only the tail);
+  the log after it (the tail, and up to 3 batches more: the books are in every 4th checkpoint);
 - full_replay_s / log_entries — the previous restart, for comparison: the genesis state, and the
   whole log from the first entry replayed through the matcher;
 - equal — both give the same books and state root (checked; the script fails otherwise).

@@ -104,6 +104,11 @@ log = logging.getLogger("optinode.services.engine")
 # What a user may submit; deposits and forced withdrawals come from the L1 queues only.
 SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
 GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
+# A batch cut's checkpoint holds the order books every BOOK_EVERY-th batch; the others name the last
+# one that does. Snapshotting the books (`Matcher.export` and its encoding) was the largest part of
+# a cut, which holds the engine's thread while acknowledgements wait (docs/benchmarks.md,
+# "Acknowledgement latency"); a restart or rebuild then replays at most BOOK_EVERY - 1 batches more.
+BOOK_EVERY = 4
 _FULL_ORDER = Order(2**32 - 1, 127, True, 2**64 - 1, 2**64 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, b"\xff" * 32 + b"\x7f" + b"\xff" * 31 + b"\x1c")
 _MAX_TRADE_FRAMED = framed_size(encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1)))  # the largest a fill can be, framed
 # a queue entry's one record at its largest (Deposit(id) of the largest id; ForcedWithdraw() is 1 byte)
@@ -298,7 +303,7 @@ class Engine:
                 self.batch_time = entry.l1_timestamp  # the pending batch's time, as its entries ran
             self.next_seq = entry.seq + 1
             self.l1_time = max(self.l1_time, entry.l1_timestamp)
-        self.replayed_seqs = range(checkpoint.next_seq, self.next_seq)  # what the restart replayed (tests assert it)
+        self.replayed_seqs = range(self._restored_from, self.next_seq)  # what the restart replayed (tests assert it)
         self.commitment = Commitment.from_state(self.state)
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
@@ -327,16 +332,25 @@ class Engine:
     # --- restoring a checkpoint --------------------------------------------------------------------
 
     def _restore(self, checkpoint: Checkpoint) -> tuple[State, Matcher]:
-        """Fresh state and books as of ``checkpoint``: both stored in it, or (a checkpoint written
-        before books were checkpointed) the genesis replayed through the log up to it."""
+        """Fresh state and books as of ``checkpoint``: both stored in it, or the state and books of
+        the checkpoint that last held the books (``book_at``: at most `BOOK_EVERY` - 1 batches
+        earlier) replayed through the log up to it — for a checkpoint written before books were
+        checkpointed, the genesis. Sets where that replay began (`_restored_from`) and which
+        checkpoint holds the books now (`_book_at`)."""
         if checkpoint.book is not None:
-            state = decode_state(checkpoint.state)
-            return state, Matcher.restore(state, checkpoint.book)
-        assert self.genesis_checkpoint is not None
-        state = decode_state(self.genesis_checkpoint.state)
-        matcher = Matcher(state)  # (the genesis books are empty)
-        for entry in self.journal.entries(0, checkpoint.next_seq):
+            source = checkpoint
+        elif checkpoint.book_at is not None:
+            source = self.journal.checkpoint(checkpoint.book_at)  # (synced before this one was written)
+            if source is None or source.book is None:
+                raise EngineCritical(f"checkpoint {checkpoint.batch_index} names checkpoint {checkpoint.book_at} for its books: not there")
+        else:
+            assert self.genesis_checkpoint is not None
+            source = self.genesis_checkpoint
+        state = decode_state(source.state)
+        matcher = Matcher.restore(state, source.book) if source.book is not None else Matcher(state)  # (genesis: empty books)
+        for entry in self.journal.entries(source.next_seq, checkpoint.next_seq):
             self._replay(entry, state, matcher)
+        self._restored_from, self._book_at = source.next_seq, source.batch_index
         return state, matcher
 
     def _replay(self, entry: LogEntry, state: State, matcher: Matcher) -> None:
@@ -357,9 +371,15 @@ class Engine:
         matcher.state = self.state
         self.matcher = matcher
 
-    def _checkpoint(self, record: BatchRecord) -> Checkpoint:
-        return Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, state=encode_state(self.state),
-                          book=self.matcher.export())
+    def _checkpoint(self, record: BatchRecord, with_book: bool = True) -> Checkpoint:
+        """The checkpoint after batch ``record``: the state, and the books (``with_book``) or the
+        index of the checkpoint that last held them."""
+        book = self.matcher.export() if with_book else None
+        checkpoint = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, state=encode_state(self.state),
+                                book=book, book_at=None if with_book else self._book_at)
+        if with_book:
+            self._book_at = record.index
+        return checkpoint
 
     # --- the order book ---------------------------------------------------------------------------
 
@@ -747,15 +767,11 @@ class Engine:
 
     async def cut(self, batches: trio.MemorySendChannel[Any], reason: str) -> BatchRecord:
         """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over.
-        The root and the snapshot hold the thread for milliseconds (benchmarks.md, "Acknowledgement
-        latency"), so the other tasks get a turn before each: the responses to what the group commit
-        before this cut answered go out, new requests are parsed and their signatures sent to the
-        workers. Nothing else writes the state or the books meanwhile (the engine is the single
-        writer, and it is here), so the checkpoint is the state at the cut all the same."""
-        await trio.lowlevel.checkpoint()
+        (No yield to other tasks inside the cut: tried, unmeasurable in the latency under the shared
+        machine's noise, and it let the liquidator run a round between the cut's account notices,
+        re-valuing more accounts than tests/services/test_market_services_attacks.py bounds.)"""
         record = self._close_batch(reason)
-        await trio.lowlevel.checkpoint()
-        checkpoint = self._checkpoint(record)
+        checkpoint = self._checkpoint(record, with_book=record.index - self._book_at >= BOOK_EVERY)
         await trio.to_thread.run_sync(self._write_cut, record, checkpoint)
         self.faults.point("engine.cut")
         await batches.send(record)

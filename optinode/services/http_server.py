@@ -65,16 +65,23 @@ class WebSocket:
     def __init__(self, stream: trio.SocketStream, connection: WsConnection) -> None:
         self.stream, self.connection, self.lock = stream, connection, trio.Lock()
         self.closed = False
+        self.broken = False  # a send was cancelled part way: no frame can follow on this socket
 
     async def _send(self, event: object) -> None:
+        if self.broken:
+            raise trio.ClosedResourceError("a send was cancelled part way")
         async with self.lock:  # (the reader answers pings while another task sends messages)
-            await self.stream.send_all(self.connection.send(event))
+            try:
+                await self.stream.send_all(self.connection.send(event))
+            except trio.Cancelled:
+                self.broken = True
+                raise
 
     async def send_text(self, text: str) -> None:
         await self._send(TextMessage(data=text))
 
     async def close(self, code: int, reason: str = "") -> None:
-        if not self.closed:
+        if not self.closed and not self.broken:
             self.closed = True
             try:
                 await self._send(CloseConnection(code=code, reason=reason))

@@ -136,9 +136,12 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     next_seq: int  # the first log entry after this batch
     l1_time: int  # the L1 time of its last entry (the engine's clock never runs backwards)
     state: bytes  # JSON of the spec State (see encode_state)
-    # the order books and matcher memory at the same point (None: written before books were
-    # checkpointed; the engine then rebuilds them from genesis)
+    # the order books and matcher memory at the same point; None: not in this checkpoint (the engine
+    # snapshots them every few batches): ``book_at`` is then the batch index of the checkpoint that
+    # last held them, whose state and books the engine replays through the log to this one (both
+    # None: written before books were checkpointed; the engine then replays from genesis)
     book: MatcherSnapshot | None = None
+    book_at: int | None = None
 
 
 class RebuildMark(msgspec.Struct, frozen=True, kw_only=True):

@@ -179,6 +179,7 @@ class Subscriber:
         self.send, self.receive = trio.open_memory_channel[bytes](OUTBOX)
         self.subscriptions: dict[str, tuple[str, Any, int]] = {}  # id -> (kind, key, book depth)
         self.overflowed = False
+        self.on_overflow: Callable[[], None] = lambda: None  # (the connection's: end it)
         self.after_reply: list[tuple[str, Any]] = []  # notifications that follow the current answer
 
     def push(self, subscription: str, result: Any) -> None:
@@ -188,6 +189,7 @@ class Subscriber:
         except trio.WouldBlock:
             self.overflowed = True
             self.send.close()
+            self.on_overflow()  # (its socket may take nothing more: waiting for the outbox to drain could be forever)
         except trio.ClosedResourceError:
             pass
 
@@ -737,13 +739,12 @@ async def _websocket(deps: RpcDeps, ws: WebSocket) -> None:
     subscriber = Subscriber()
     try:
         async with trio.open_nursery() as nursery:
+            subscriber.on_overflow = nursery.cancel_scope.cancel
 
             async def pump() -> None:
                 async with subscriber.receive:
                     async for note in subscriber.receive:
                         await ws.send_text(note.decode())
-                if subscriber.overflowed:
-                    await ws.close(1008, "slow consumer: notifications overflowed")
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(pump)
@@ -760,6 +761,9 @@ async def _websocket(deps: RpcDeps, ws: WebSocket) -> None:
             nursery.cancel_scope.cancel()
     finally:
         deps.hub.drop(subscriber)
+    if subscriber.overflowed:  # (a close frame if the socket still takes one, else the connection just ends)
+        with trio.move_on_after(1.0):
+            await ws.close(1008, "slow consumer: notifications overflowed")
 
 
 async def run(deps: RpcDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:

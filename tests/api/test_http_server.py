@@ -154,3 +154,37 @@ def test_a_connection_flood_is_bounded(server, monkeypatch) -> None:
     finally:
         for s in held:
             s.close()
+
+
+@pytest.mark.trio
+async def test_a_websocket_consumer_that_stops_reading_is_disconnected() -> None:
+    """A subscriber whose socket takes nothing more (its send blocks) and whose outbox overflows is
+    dropped: its connection ends and its subscriptions leave the hub, whatever it sends or not."""
+    from types import SimpleNamespace
+
+    from optinode.services import rpc
+
+    class StuckSocket:  # the peer stopped reading: its TCP window is full, a send never returns
+        requests = [b'{"jsonrpc":"2.0","id":1,"method":"optinode_subscribe","params":["fills"]}']
+
+        async def send_text(self, text: str) -> None:
+            await trio.sleep_forever()
+
+        async def close(self, code: int, reason: str = "") -> None:
+            await trio.sleep_forever()
+
+        async def receive(self) -> bytes | None:
+            if self.requests:
+                return self.requests.pop()
+            await trio.sleep_forever()
+
+    deps = SimpleNamespace(hub=rpc.Hub())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rpc._websocket, deps, StuckSocket())
+            while not deps.hub.topics:
+                await trio.sleep(0.01)
+            for n in range(rpc.OUTBOX + 10):
+                deps.hub.publish("fills", None, {"n": n})
+            while deps.hub.topics:  # (before the fix: the connection lived on, its pump stuck in a send)
+                await trio.sleep(0.01)
