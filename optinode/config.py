@@ -204,6 +204,7 @@ class WatchSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     deadline_warning: Annotated[int, msgspec.Meta(ge=1, le=365 * 86_400)] | None = None  # seconds before a queue deadline; default deadline / 3
     # share of an invalid batch's challenge window after which no game on it raises invalid_batch_unchallenged
     unchallenged_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.25
+    read_ahead: bool = True  # pipelined catch-up: recover batch n + 1's signatures in worker processes while batch n replays
 
 
 class NodeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -436,7 +436,7 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
         outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
         # Worker processes for the read-ahead; started on first use (a catch-up), idle at the head.
         async with trio_parallel.open_worker_context(idle_timeout=3600) as workers, trio.open_nursery() as nursery:
-            verifier.workers = workers
+            verifier.workers = workers if node.verifier.read_ahead else None  # None: no read-ahead (docs/verifier.md, "Pipelining")
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             player_send = None
             if settings.challenger_key is not None:
