@@ -155,7 +155,10 @@ HOSTILE = {
     "/negative": (lambda stream, n: respond(stream, 200, b'{"data": {"price": -2950}}'), "not_positive"),
     "/tiny": (lambda stream, n: respond(stream, 200, b'{"data": {"price": "0.0000000001"}}'), "out_of_range"),
     "/exponent": (lambda stream, n: respond(stream, 200, b'{"data": {"price": 1e999999}}'), "garbage_price"),
-    "/nested": (lambda stream, n: respond(stream, 200, b"[" * 2000 + b"]" * 2000), "no_price"),  # deep nesting: parsed, no price in it
+    "/nested": (lambda stream, n: respond(stream, 200, b"[" * 200 + b"]" * 200), "no_price"),  # nesting: parsed, no price in it
+    # a nesting bomb: refused either way, by the decoder's recursion limit (Python 3.12's C limit) or
+    # as a document without a price (3.11 under pytest, whose limit is higher)
+    "/nested-bomb": (lambda stream, n: respond(stream, 200, b"[" * 2000 + b"]" * 2000), ("not_json", "no_price")),
     "/big": (lambda stream, n: respond(stream, 200, b"[" + b"1," * 3000 + b"1]"), "too_large"),  # over 4 KiB
     "/404": (lambda stream, n: respond(stream, 404, b"{}"), "http_404"),
 }
@@ -167,7 +170,7 @@ async def test_a_garbage_answer_is_never_signed(server, path) -> None:
     answer, reason = HOSTILE[path]
     source = source_for(server.raw(path, answer))
     assert await collect(source, World()) == []
-    assert source.refused == {reason: 1}
+    assert source.refused in ([{r: 1} for r in reason] if isinstance(reason, tuple) else [{reason: 1}])
     assert server.hits[path] == 1  # a bad document or a 4xx is not retried: it would say the same
     await source.aclose()
 
