@@ -179,7 +179,7 @@ class RpcClient:
             raise _Temporary(f"HTTP {response.status_code}")
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # (RecursionError: a nesting bomb from a hostile endpoint)
             raise _Temporary(f"HTTP {response.status_code}, not JSON") from None
 
     def _where(self) -> str:

@@ -122,7 +122,7 @@ METHODS: dict[str, Callable[[AdminDeps, list[Any]], Awaitable[Any]]] = {
 async def _dispatch(deps: AdminDeps, body: bytes) -> bytes:
     try:
         request = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # (a nesting bomb is not JSON we can read)
         return _error(None, AdminRpcError(PARSE_ERROR, "parse error"))
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
         return _error(None, AdminRpcError(INVALID_REQUEST, "invalid request"))

@@ -677,7 +677,7 @@ def _typed_orders(body: bytes) -> list[SendOrderRequest] | SendOrderRequest | No
     a market maker's batch of orders), or None: anything else takes the general path."""
     try:
         typed = ORDER_REQUESTS.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):  # (not only orders, not JSON, ...: decoded again, answered there)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # (not only orders, not JSON, a nesting bomb: decoded again, answered there)
         return None
     return typed if not isinstance(typed, list) or 0 < len(typed) <= MAX_BATCH else None
 
@@ -699,7 +699,7 @@ async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None,
             return None if response is None else msgspec.json.encode(response)
     try:
         request = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # (RecursionError: nested deeper than the decoder goes)
         return msgspec.json.encode(_error(None, RpcError(PARSE_ERROR, "parse error: the body is not JSON")))
     if isinstance(request, list):
         if not request:

@@ -129,3 +129,12 @@ def test_the_server_is_up_and_the_root_unchanged_after_fuzzing(server) -> None:
         httpx.post(server.url, content=junk, timeout=30)
     assert httpx.get(server.url, timeout=30).status_code == 405
     assert call()["l2"]["stateRoot"] == root
+
+
+def test_a_nesting_bomb_is_a_parse_error_not_a_dropped_connection(server) -> None:
+    # deeper than any interpreter's recursion limit (3.12's C limit, 3.11's sys limit under pytest):
+    # the decoder raises RecursionError, which used to escape the handler and drop the connection
+    # unanswered on Python 3.12 (seen in the fresh-clone CI)
+    for bomb in (b"[" * 200_000, b'{"a":' * 150_000):
+        response = httpx.post(server.url, content=bomb, headers={"content-type": "application/json"}, timeout=30)
+        assert response.status_code == 200 and response.json()["error"]["code"] == -32700

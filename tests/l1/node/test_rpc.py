@@ -17,13 +17,14 @@ from optinode.metrics import NodeMetrics
 
 class Proxy:
     """An HTTP proxy to anvil on a fixed port, started and stopped at will; ``fail_next`` answers
-    that many requests with HTTP 503 first."""
+    that many requests with HTTP 503 first, ``bomb_next`` that many with a JSON nesting bomb."""
 
     def __init__(self, target: str) -> None:
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.fail_next = 0
+        self.bomb_next = 0
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -36,6 +37,15 @@ class Proxy:
                     proxy.fail_next -= 1
                     self.send_response(503)
                     self.end_headers()
+                    return
+                if proxy.bomb_next > 0:
+                    proxy.bomb_next -= 1
+                    bomb = b"[" * 300_000
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(bomb)))
+                    self.end_headers()
+                    self.wfile.write(bomb)
                     return
                 request = urllib.request.Request(proxy.target, body, {"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=10) as answer:
@@ -120,6 +130,18 @@ async def test_http_503_is_temporary(proxy) -> None:
     with trio.fail_after(10):
         assert await rpc.block_number() >= 0
     assert proxy.fail_next == 0
+
+
+@pytest.mark.trio
+async def test_a_nesting_bomb_answer_is_temporary_not_a_crash(proxy) -> None:
+    # a hostile endpoint's 300,000-deep JSON: with the recursion limit py_ecc sets on import, the
+    # decoder overflowed the C stack and killed the node on Python 3.11 (optinode/__init__.py)
+    proxy.start()
+    proxy.bomb_next = 2
+    rpc = RpcClient(proxy.url, retry_for=10, backoff=(0.01, 0.05))
+    with trio.fail_after(10):
+        assert await rpc.block_number() >= 0
+    assert proxy.bomb_next == 0
 
 
 @pytest.mark.trio
