@@ -102,10 +102,13 @@ async def l1_roots(net: Devnet, batches: list[L1Batch]) -> tuple[list[bytes], li
 
 
 async def verifier_agrees(net: Devnet, upto: int) -> dict[str, Any]:
-    """Wait until the verifier has replayed batch ``upto``; check it found nothing to challenge."""
+    """Wait until the verifier has replayed batch ``upto`` with no game of its own still open; check it
+    found nothing to challenge. (A status written while a game was open predates the discard: its
+    ``synced_batch`` can be the discarded batch's, and its verdict the bad one.)"""
     async def synced() -> dict[str, Any] | None:
         status = await net.verifier_status()
-        return status if status["synced_batch"] is not None and status["synced_batch"] >= upto else None
+        settled = not any(g["resolved"] is None for g in status["games"])
+        return status if settled and status["synced_batch"] is not None and status["synced_batch"] >= upto else None
 
     status = await net.until(synced, f"the verifier to replay batch {upto}")
     net.story.step(f"the verifier replayed every batch up to {status['synced_batch']} from L1 alone: invalid batches "
