@@ -4,8 +4,10 @@
 2. stateless checks, in the same worker call as the recovery (`check_orders`): the spec's field
    table (`fields.find_field_error`: types, bounds, lengths) and the order's EIP-712 digest; then,
    here, a known market and not expired against the spec's system time;
-3. signature recovery across both cores, in trio-parallel worker processes (`workers=`, what the
-   sequencer runs) or in worker threads (the default). Both call the spec's `compute_signer`; the
+3. signature recovery across both cores, in the intake's worker processes (`workers=` a
+   `worker_pool.WorkerPool`, what the sequencer runs: several chunks queued in each worker, so that
+   none waits for the engine's event loop between chunks; a trio-parallel context also works) or in
+   worker threads (the default). All call the spec's `compute_signer`; the
    answers (digest and signer) are remembered in this process's memos of the spec
    (`compute_order_digest.remember_key`, `recover_signer.remember`), so the engine's
    `state_transition` finds each order hashed and its signature checked. Processes win under load:
