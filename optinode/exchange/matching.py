@@ -75,6 +75,21 @@ class MatcherSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
+class BookChanges(msgspec.Struct, frozen=True):
+    """The matcher's changes since the last cut (`Matcher.take_changes`): the rows an incremental
+    checkpoint rewrites. None: the resting order left the book / the hash left `seen`."""
+
+    resting: list[tuple[bytes, RestingSnapshot | None]]
+    seen: list[tuple[bytes, int | None]]
+    floors: list[tuple[int, int]]
+    seq: int
+
+
+def _snapshot(o: RestingOrder) -> RestingSnapshot:
+    return RestingSnapshot(o.order_hash, o.account_id, o.market, o.is_buy, o.price, o.remaining, o.seq, o.handle, o.reduce_only,
+                           o.expiry, o.nonce, o.filled)
+
+
 class Matcher:
     def __init__(self, state: State, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS) -> None:
         self.state = state
@@ -90,20 +105,42 @@ class Matcher:
         self.seen: dict[bytes, int] = {}
         self.seen_by_expiry: list[tuple[int, bytes]] = []  # a heap of (expiry, hash)
         self.seq = 0
+        # What changed since the last `take_changes` (the next checkpoint's rows): order hashes whose
+        # resting order was added, changed or removed; hashes that entered or left `seen`; accounts
+        # whose cancel-all floor rose.
+        self._changed: set[bytes] = set()
+        self._seen_changed: set[bytes] = set()
+        self._floors_changed: set[int] = set()
 
     # --- commands --------------------------------------------------------------------------------
 
     def apply(self, command: Command, ctx: L1Context = PROBE_CTX) -> object:
         """Apply one logged command (the engine's replay entry point)."""
+        # Every change to the books goes through here, so this is where the incremental checkpoint
+        # learns what changed (`take_changes`): the orders a result names, never a scan of the book.
         kind = type(command)
         if kind is Placement:
-            return self.place(command, ctx)
+            placed = self.place(command, ctx)
+            if placed.logged:  # (a result that is not logged changed nothing)
+                changed = self._changed
+                changed.add(placed.order_hash)
+                changed.update([fill.maker_hash for fill in placed.fills])
+                changed.update([gone.order_hash for gone in placed.cancelled])
+                self._seen_changed.add(placed.order_hash)
+            return placed
         if kind is CancelOrder:
-            return self.cancel(command.account_id, command.order_hash)
+            cancelled = self.cancel(command.account_id, command.order_hash)
+            self._changed.add(cancelled.order_hash)
+            return cancelled
         if kind is CancelAll:
-            return self.cancel_all(command.account_id, command.nonce_below)
+            removed = self.cancel_all(command.account_id, command.nonce_below)
+            self._changed.update([gone.order_hash for gone in removed])
+            self._floors_changed.add(command.account_id)
+            return removed
         if kind is ExpireOrders:
-            return self.expire()
+            expired = self.expire()
+            self._changed.update([gone.order_hash for gone in expired])
+            return expired
         raise TypeError(f"not a book command: {command!r}")
 
     def order_hash(self, order: Order) -> bytes:
@@ -176,6 +213,7 @@ class Matcher:
             expiry, order_hash = heapq.heappop(self.seen_by_expiry)
             if self.seen.get(order_hash) == expiry:  # (else forgotten already)
                 del self.seen[order_hash]
+                self._seen_changed.add(order_hash)
         return removed
 
     # --- views -----------------------------------------------------------------------------------
@@ -203,24 +241,36 @@ class Matcher:
         )
 
     def export(self) -> MatcherSnapshot:
-        """The checkpoint form of the matcher (see `MatcherSnapshot`); `restore` inverts it."""
+        """The whole matcher in checkpoint form (see `MatcherSnapshot`), O(book); `restore` inverts
+        it. The engine's cuts write `take_changes` instead (docs/sequencer.md, "Checkpoints")."""
         resting = sorted((o for book in self.books for o in book), key=lambda o: o.seq)
         return MatcherSnapshot(
-            resting=tuple(
-                RestingSnapshot(o.order_hash, o.account_id, o.market, o.is_buy, o.price, o.remaining, o.seq, o.handle,
-                                o.reduce_only, o.expiry, o.nonce, o.filled)
-                for o in resting
-            ),
+            resting=tuple(_snapshot(o) for o in resting),
             nonce_floor=tuple(sorted(self.nonce_floor.items())),
             seen=tuple(sorted(self.seen.items())),
             seq=self.seq,
         )
 
+    def take_changes(self) -> BookChanges:
+        """What changed since the last call (or since `restore`), as the rows of the next incremental
+        checkpoint, and forget it: O(what changed), never O(book). A resting order that is gone, or a
+        hash no longer in `seen`, comes as None (its row is deleted)."""
+        orders, seen, floors = self.orders, self.seen, self.nonce_floor
+        changes = BookChanges(
+            resting=[(h, _snapshot(orders[h]) if h in orders else None) for h in self._changed],
+            seen=[(h, seen.get(h)) for h in self._seen_changed],
+            floors=[(a, floors[a]) for a in self._floors_changed],
+            seq=self.seq,
+        )
+        self._changed, self._seen_changed, self._floors_changed = set(), set(), set()
+        return changes
+
     @classmethod
     def restore(cls, state: State, snapshot: MatcherSnapshot, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS) -> Matcher:
-        """A matcher over `state` (the state of the same checkpoint) in the exported condition."""
+        """A matcher over `state` (the state of the same checkpoint) in the exported condition (the
+        resting orders in any order: they are placed back in seq order)."""
         matcher = cls(state, max_open_orders=max_open_orders)
-        for r in snapshot.resting:
+        for r in sorted(snapshot.resting, key=lambda r: r.seq):
             owner = require_account(state, r.account_id).owner  # (an order rests only on an existing account)
             order = RestingOrder(r.order_hash, r.account_id, owner, r.market, r.is_buy, r.price, r.remaining, r.seq, r.handle,
                                  r.reduce_only, r.expiry, r.nonce)

@@ -59,6 +59,7 @@ from optinode.services.faults import NO_FAULTS, Faults
 from optinode.services.journal import (
     BatchRecord,
     Checkpoint,
+    CheckpointDelta,
     DepositCommand,
     ForcedCommand,
     Journal,
@@ -66,8 +67,7 @@ from optinode.services.journal import (
     RebuildMark,
     ReplayMismatch,
     SubmitCommand,
-    decode_state,
-    encode_state,
+    encode_globals_row,
     replay_entry,
 )
 from optinode.spec.commitment import Commitment, encode_globals
@@ -104,11 +104,6 @@ log = logging.getLogger("optinode.services.engine")
 # What a user may submit; deposits and forced withdrawals come from the L1 queues only.
 SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
 GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
-# A batch cut's checkpoint holds the order books every BOOK_EVERY-th batch; the others name the last
-# one that does. Snapshotting the books (`Matcher.export` and its encoding) was the largest part of
-# a cut, which holds the engine's thread while acknowledgements wait (docs/benchmarks.md,
-# "Acknowledgement latency"); a restart or rebuild then replays at most BOOK_EVERY - 1 batches more.
-BOOK_EVERY = 4
 _FULL_ORDER = Order(2**32 - 1, 127, True, 2**64 - 1, 2**64 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, b"\xff" * 32 + b"\x7f" + b"\xff" * 31 + b"\x1c")
 _MAX_TRADE_FRAMED = framed_size(encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1)))  # the largest a fill can be, framed
 # a queue entry's one record at its largest (Deposit(id) of the largest id; ForcedWithdraw() is 1 byte)
@@ -280,9 +275,8 @@ class Engine:
         self.deadlines = deadlines
         self.faults = faults
         self.journal.write_genesis(genesis, Matcher(genesis).export())
-        self.genesis_checkpoint = self.journal.checkpoint(0)
         checkpoint = self.journal.last_checkpoint()
-        assert checkpoint is not None and self.genesis_checkpoint is not None
+        assert checkpoint is not None
         self.mark = self.journal.rebuild_mark()
         self._discards: list[events.L1Event] = []  # BatchesDiscarded not rolled back for yet
         self._rebuild_asked: RebuildRequest | None = None
@@ -304,7 +298,12 @@ class Engine:
             self.next_seq = entry.seq + 1
             self.l1_time = max(self.l1_time, entry.l1_timestamp)
         self.replayed_seqs = range(self._restored_from, self.next_seq)  # what the restart replayed (tests assert it)
+        # (the trees over every leaf; the replayed entries' dirty marks stay: the next cut's checkpoint writes those rows)
+        replayed = set(self.state.dirty_accounts), set(self.state.dirty_slots)
         self.commitment = Commitment.from_state(self.state)
+        self.state.dirty_accounts.update(replayed[0])
+        self.state.dirty_slots.update(replayed[1])
+        self._cut_dirty: tuple[set[int], set[int]] = (set(), set())  # the leaves the batch being cut changed
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
@@ -332,26 +331,15 @@ class Engine:
     # --- restoring a checkpoint --------------------------------------------------------------------
 
     def _restore(self, checkpoint: Checkpoint) -> tuple[State, Matcher]:
-        """Fresh state and books as of ``checkpoint``: both stored in it, or the state and books of
-        the checkpoint that last held the books (``book_at``: at most `BOOK_EVERY` - 1 batches
-        earlier) replayed through the log up to it — for a checkpoint written before books were
-        checkpointed, the genesis. Sets where that replay began (`_restored_from`) and which
-        checkpoint holds the books now (`_book_at`)."""
-        if checkpoint.book is not None:
-            source = checkpoint
-        elif checkpoint.book_at is not None:
-            source = self.journal.checkpoint(checkpoint.book_at)  # (synced before this one was written)
-            if source is None or source.book is None:
-                raise EngineCritical(f"checkpoint {checkpoint.batch_index} names checkpoint {checkpoint.book_at} for its books: not there")
-        else:
-            assert self.genesis_checkpoint is not None
-            source = self.genesis_checkpoint
-        state = decode_state(source.state)
-        matcher = Matcher.restore(state, source.book) if source.book is not None else Matcher(state)  # (genesis: empty books)
-        for entry in self.journal.entries(source.next_seq, checkpoint.next_seq):
-            self._replay(entry, state, matcher)
-        self._restored_from, self._book_at = source.next_seq, source.batch_index
-        return state, matcher
+        """Fresh state and books as of ``checkpoint`` (its rows, rolled back through the later
+        batches' undo records if it is not the last: docs/sequencer.md, "Checkpoints"). Sets where
+        the replay of the log after it begins (`_restored_from`)."""
+        point = self.journal.restore_point(checkpoint.batch_index)
+        if point is None:
+            raise EngineCritical(f"checkpoint {checkpoint.batch_index} cannot be read back: its undo records are pruned (final)")
+        _, state, book = point
+        self._restored_from = checkpoint.next_seq
+        return state, Matcher.restore(state, book)
 
     def _replay(self, entry: LogEntry, state: State, matcher: Matcher) -> None:
         """Re-run a logged entry exactly as it ran (restart): it must reproduce what it logged."""
@@ -371,15 +359,17 @@ class Engine:
         matcher.state = self.state
         self.matcher = matcher
 
-    def _checkpoint(self, record: BatchRecord, with_book: bool = True) -> Checkpoint:
-        """The checkpoint after batch ``record``: the state, and the books (``with_book``) or the
-        index of the checkpoint that last held them."""
-        book = self.matcher.export() if with_book else None
-        checkpoint = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, state=encode_state(self.state),
-                                book=book, book_at=None if with_book else self._book_at)
-        if with_book:
-            self._book_at = record.index
-        return checkpoint
+    def _checkpoint(self, record: BatchRecord) -> tuple[Checkpoint, CheckpointDelta]:
+        """The checkpoint after batch ``record``: its header (the state's globals, constant size) and
+        what changed since the last cut — the leaves the batch dirtied (`_cut_dirty`, taken before the
+        commitment cleared the marks) and the matcher's `take_changes` — as copies and references,
+        encoded on the write thread. O(what changed), never O(state + book)."""
+        accounts, slots = self._cut_dirty
+        self._cut_dirty = (set(), set())
+        delta = CheckpointDelta(self.state, accounts, slots, self.matcher.take_changes())
+        header = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, globals=encode_globals_row(self.state),
+                            book_seq=self.matcher.seq)
+        return header, delta
 
     # --- the order book ---------------------------------------------------------------------------
 
@@ -723,10 +713,10 @@ class Engine:
             answer(reply, ack)
         replies.clear()
 
-    def _close(self, reason: str) -> tuple[BatchRecord, Checkpoint]:
+    def _close(self, reason: str) -> tuple[BatchRecord, Checkpoint, CheckpointDelta]:
         """Close the pending batch in memory: the root once, the batch record and the checkpoint after it."""
         record = self._close_batch(reason)
-        return record, self._checkpoint(record)
+        return (record, *self._checkpoint(record))
 
     def _close_batch(self, reason: str) -> BatchRecord:
         """Close the pending batch in memory: the root once and its batch record (the checkpoint, of
@@ -735,7 +725,8 @@ class Engine:
             # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K).
             # Only before the first rebuild: the batches that replace a discarded one are honest.
             mint_one(self.state)
-        self._notify_accounts()  # (the commitment clears the marks)
+        self._notify_accounts()  # (the commitment clears the marks: the checkpoint's rows are these)
+        self._cut_dirty = (set(self.state.dirty_accounts), set(self.state.dirty_slots))
         root = self.commitment.update(self.state)
         state = self.state
         record = BatchRecord(
@@ -771,15 +762,15 @@ class Engine:
         machine's noise, and it let the liquidator run a round between the cut's account notices,
         re-valuing more accounts than tests/services/test_market_services_attacks.py bounds.)"""
         record = self._close_batch(reason)
-        checkpoint = self._checkpoint(record, with_book=record.index - self._book_at >= BOOK_EVERY)
-        await trio.to_thread.run_sync(self._write_cut, record, checkpoint)
+        checkpoint, delta = self._checkpoint(record)
+        await trio.to_thread.run_sync(self._write_cut, record, checkpoint, delta)
         self.faults.point("engine.cut")
         await batches.send(record)
         return record
 
-    def _write_cut(self, record: BatchRecord, checkpoint: Checkpoint) -> None:
+    def _write_cut(self, record: BatchRecord, checkpoint: Checkpoint, delta: CheckpointDelta) -> None:
         """(On a worker thread, one hand-over for both: each costs the engine a GIL round trip.)"""
-        self.journal.cut(record, checkpoint)
+        self.journal.cut(record, checkpoint, delta)
         self.history.prune(record.l1_timestamp)  # finished orders past their retention (unsynced: a crash only delays it)
 
     # --- rebuilding batches (docs/sequencer.md, "Rebuilding batches") --------------------------------
@@ -798,6 +789,7 @@ class Engine:
         old = list(self.journal.entries(parent.next_seq))
         self._restore_in_place(parent)
         self.commitment = Commitment.from_state(self.state)
+        self._cut_dirty = (set(), set())  # (the restored rows are the parent's: the re-applied entries mark what changes)
         self.owners = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
@@ -807,7 +799,7 @@ class Engine:
         self.pending_first_seq = parent.next_seq
         self.batch_time = None
         now = self._time()  # the newest head's time (never before the parent's: l1_time covers it)
-        cuts: list[tuple[BatchRecord, Checkpoint]] = []
+        cuts: list[tuple[BatchRecord, Checkpoint, CheckpointDelta]] = []
         rewritten: list[LogEntry] = []
         results: list[tuple[LogEntry, Any]] = []
         end_seq = self.next_seq
@@ -846,7 +838,7 @@ class Engine:
         self.faults.point("engine.rebuilt")
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
-        for record, _ in cuts:
+        for record, *_ in cuts:
             await batches.send(record)
         return done
 
