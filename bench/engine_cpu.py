@@ -4,11 +4,12 @@ front's feed hands them over, with the signatures already recovered (the mempool
 in the node). No HTTP, no mempool: what is left is the engine's thread — matching, the spec's
 trades, log records, the order history, the group commit, batch cuts.
 
-Prints the engine thread's CPU per order, each batch cut's wall / CPU time and its parts (state
-root, `encode_state`, `Matcher.export`, the checkpoint write), the garbage collector's pauses, then
-one JSON object.
+Prints the engine thread's CPU per order, each batch cut's wall / engine-thread CPU time and its
+parts (the state root, capturing the checkpoint's changed rows, the checkpoint write on its thread),
+the longest engine-thread stalls (a group's `process` call: what every request in flight waits
+out), the garbage collector's pauses, then one JSON object (docs/benchmarks.md, "The batch cut").
 
-    PYTHONPATH=$PWD .venv/bin/python bench/engine_cpu.py --orders 20000 --group 10 [--profile]
+    PYTHONPATH=$PWD .venv/bin/python bench/engine_cpu.py --orders 100000 --group 10 [--profile]
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sequencer import OrderFlow  # noqa: E402
 from optinode.config import BatchSection  # noqa: E402
-from optinode.exchange.matching import Matcher  # noqa: E402
 from optinode.exchange.orders import Placement, TimeInForce  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
@@ -70,8 +70,7 @@ async def run(args) -> dict:
         recover_signer(compute_order_digest(domain, order), order.signature)
     parts: dict[str, list[float]] = {}
     timed(Commitment, "update", parts, "state root")
-    timed(engine_mod, "encode_state", parts, "encode_state")
-    timed(Matcher, "export", parts, "Matcher.export")
+    timed(engine_mod.Engine, "_checkpoint", parts, "checkpoint rows captured")
     timed(Journal, "cut", parts, "checkpoint write (thread)")
     cuts: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="optinode-engine-") as data_dir:
@@ -118,8 +117,11 @@ async def run(args) -> dict:
                 cpu, wall = time.thread_time(), time.perf_counter()
                 if profile:
                     profile.enable()
+                stalls: list[tuple[float, float]] = []  # per group: wall, engine-thread CPU
                 for i in range(0, len(timed_part), args.group):
+                    group_wall, group_cpu = time.perf_counter(), time.thread_time()
                     await engine.process(timed_part[i:i + args.group], batches_send)
+                    stalls.append((time.perf_counter() - group_wall, time.thread_time() - group_cpu))
                 if profile:
                     profile.disable()
                 cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
@@ -135,6 +137,12 @@ async def run(args) -> dict:
         print(out.getvalue())
     n = len(timed_part)
     cut_cpu = sum(c for _, c in cuts)
+
+    def tail(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else 0.0  # noqa: E731
+        return {"p50": round(pick(0.5), 2), "p99": round(pick(0.99), 2), "max": round(pick(1.0), 2)}
+
     return {
         "engine_cpu_us_per_order": round(cpu / n * 1e6, 1),
         "engine_cpu_us_per_order_without_cuts": round((cpu - cut_cpu) / n * 1e6, 1),
@@ -142,8 +150,13 @@ async def run(args) -> dict:
         "orders": n, "group": args.group, "cuts": len(cuts),
         "cut_wall_ms": [round(w * 1e3, 1) for w, _ in cuts], "cut_cpu_ms": [round(c * 1e3, 1) for _, c in cuts],
         "cut_parts_ms": {k: [round(x * 1e3, 1) for x in v] for k, v in parts.items()},
+        "cut_engine_cpu_ms": tail([c for _, c in cuts]), "cut_wall_ms_tail": tail([w for w, _ in cuts]),
+        "cut_parts_tail_ms": {k: tail(v) for k, v in parts.items()},
+        # a group's process() call, cut or not: the engine takes no other message meanwhile
+        "group_wall_ms": tail([w for w, _ in stalls]), "group_engine_cpu_ms": tail([c for _, c in stalls]),
         "gc_pauses_ms": {f"gen{g}": {"count": sum(1 for gen, _ in pauses if gen == g),
                                      "max": round(max((p for gen, p in pauses if gen == g), default=0.0) * 1e3, 2)} for g in range(3)},
+        "gc_tracked_objects_at_end": len(gc.get_objects()),
         "resting_orders_at_end": resting, "seen_orders_at_end": seen,
     }
 

@@ -55,6 +55,8 @@ from optinode.l1.follower import BLOCK, Head, Reorg, live_batches_before
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
+from optinode.services import checkpointer
+from optinode.services.checkpointer import CheckpointLane
 from optinode.services.faults import NO_FAULTS, Faults
 from optinode.services.journal import (
     BatchRecord,
@@ -281,8 +283,13 @@ class Engine:
         self._discards: list[events.L1Event] = []  # BatchesDiscarded not rolled back for yet
         self._rebuild_asked: RebuildRequest | None = None
         self.revisions: dict[bytes, OrderRevision] = {}  # orders the last rebuilds changed (since start)
-        # Restart: the last checkpoint's state and books, then the later log entries (the pending batch).
+        # Restart: the last checkpoint's state and books, then the later log entries: the batches cut
+        # after it (their checkpoints were not written yet: the checkpoint lane runs behind the cuts),
+        # re-cut at their recorded boundaries, each root checked and its checkpoint written; then the
+        # pending batch.
         self.state, self.matcher = self._restore(checkpoint)
+        self.commitment = Commitment.from_state(self.state)
+        self._cut_dirty: tuple[set[int], set[int]] = (set(), set())  # the leaves the batch being cut changed
         self.batch_index = checkpoint.batch_index + 1  # the next batch to cut
         self.pending = Pending()
         self.pending_first_seq = checkpoint.next_seq
@@ -290,20 +297,20 @@ class Engine:
         self.l1_time = max(genesis.time, checkpoint.l1_time)
         # The pending batch's L1 time: fixed by its first entry, None while it is empty.
         self.batch_time: int | None = None
+        uncheckpointed = list(self.journal.batches(self.batch_index))
         for entry in self.journal.entries(checkpoint.next_seq):
+            while uncheckpointed and entry.seq >= uncheckpointed[0].end_seq:
+                self._recut(uncheckpointed.pop(0))
             self._replay(entry, self.state, self.matcher)
             self._pend(entry, 0.0, self._post_by(entry))  # run() restarts the age clock
             if entry.records and self.batch_time is None:
                 self.batch_time = entry.l1_timestamp  # the pending batch's time, as its entries ran
             self.next_seq = entry.seq + 1
             self.l1_time = max(self.l1_time, entry.l1_timestamp)
+        for record in uncheckpointed:
+            self._recut(record)
         self.replayed_seqs = range(self._restored_from, self.next_seq)  # what the restart replayed (tests assert it)
-        # (the trees over every leaf; the replayed entries' dirty marks stay: the next cut's checkpoint writes those rows)
-        replayed = set(self.state.dirty_accounts), set(self.state.dirty_slots)
-        self.commitment = Commitment.from_state(self.state)
-        self.state.dirty_accounts.update(replayed[0])
-        self.state.dirty_slots.update(replayed[1])
-        self._cut_dirty: tuple[set[int], set[int]] = (set(), set())  # the leaves the batch being cut changed
+        self.checkpoints = CheckpointLane(self.journal, self.history)  # run() starts its writer
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
@@ -340,6 +347,25 @@ class Engine:
         _, state, book = point
         self._restored_from = checkpoint.next_seq
         return state, Matcher.restore(state, book)
+
+    def _recut(self, record: BatchRecord) -> None:
+        """Restart: close the replayed batch ``record`` as it was cut (the same log range, the same
+        devnet fault), check that it gives the root recorded, and write its checkpoint."""
+        if self.next_seq != record.end_seq or self.batch_index != record.index:
+            raise EngineCritical(f"batch {record.index} (log {record.first_seq}..{record.end_seq - 1}) does not follow the log replayed "
+                                 f"(batch {self.batch_index} next, log entry {self.next_seq} next)")
+        if record.epoch == 0 and self.faults.tamper_after(record.index) is not None:
+            mint_one(self.state)  # (as `_close_batch` did)
+        self._cut_dirty = (set(self.state.dirty_accounts), set(self.state.dirty_slots))
+        root = self.commitment.update(self.state)
+        if root != record.state_root:
+            raise ReplayMismatch(f"batch {record.index} replays to root 0x{root.hex()} instead of 0x{record.state_root.hex()}")
+        self.l1_time = max(self.l1_time, record.l1_timestamp)
+        self.journal.write_checkpoint(record, *self._checkpoint(record))
+        self.batch_index = record.index + 1
+        self.pending = Pending()
+        self.pending_first_seq = record.end_seq
+        self.batch_time = None
 
     def _replay(self, entry: LogEntry, state: State, matcher: Matcher) -> None:
         """Re-run a logged entry exactly as it ran (restart): it must reproduce what it logged."""
@@ -763,15 +789,11 @@ class Engine:
         re-valuing more accounts than tests/services/test_market_services_attacks.py bounds.)"""
         record = self._close_batch(reason)
         checkpoint, delta = self._checkpoint(record)
-        await trio.to_thread.run_sync(self._write_cut, record, checkpoint, delta)
+        await trio.to_thread.run_sync(self.journal.append_batch, record)
         self.faults.point("engine.cut")
+        await self.checkpoints.submit(record, checkpoint, delta)  # written behind the engine (services/checkpointer.py)
         await batches.send(record)
         return record
-
-    def _write_cut(self, record: BatchRecord, checkpoint: Checkpoint, delta: CheckpointDelta) -> None:
-        """(On a worker thread, one hand-over for both: each costs the engine a GIL round trip.)"""
-        self.journal.cut(record, checkpoint, delta)
-        self.history.prune(record.l1_timestamp)  # finished orders past their retention (unsynced: a crash only delays it)
 
     # --- rebuilding batches (docs/sequencer.md, "Rebuilding batches") --------------------------------
 
@@ -783,6 +805,7 @@ class Engine:
         in one synced write batch. An entry that no longer executes is kept in the log as dropped
         (its reason recorded; the client sees it through optinode_getCommand / optinode_getOrder).
         L1 queue entries are re-consumed from the same counters, once each, in the same order."""
+        await self.checkpoints.flushed()  # (the parent's and every later checkpoint written: the rewrite replaces them)
         parent = self.journal.checkpoint(from_index - 1)
         if parent is None or from_index > self.batch_index:
             raise EngineCritical(f"cannot rebuild from batch {from_index}: no checkpoint of batch {from_index - 1}")
@@ -954,8 +977,9 @@ async def run(
     """The engine as a service: take every waiting message, process them as one group commit."""
     if engine.pending.entries:
         engine.pending.started_at = trio.current_time()
-    task_status.started()
-    async with inbox, batches:
+    async with trio.open_nursery() as nursery, inbox, batches:
+        await nursery.start(checkpointer.run, engine.checkpoints)
+        task_status.started()
         while True:
             group: list[Message] = [await inbox.receive()]
             while len(group) < GROUP_LIMIT:

@@ -291,21 +291,34 @@ class Journal:
 
     # --- batches and checkpoints -------------------------------------------------------------------
 
-    def cut(self, record: BatchRecord, checkpoint: Checkpoint, delta: CheckpointDelta) -> None:
-        """Record a batch and the checkpoint after it, atomically and durably: its header, the rows
-        that changed, and (read back first) what those rows were before, as the batch's undo record.
-        O(what changed). Undo records of final batches go (nothing rolls back past the last final
-        batch: a rebuild or a game is about a pending batch, a claim is under a final one)."""
+    def append_batch(self, record: BatchRecord) -> None:
+        """Record a cut batch, durably (synced; the proposer posts it once this returns). Its
+        checkpoint follows (`write_checkpoint`), possibly later: a restart re-derives a missing one."""
+        with self.store.write_batch(sync=True) as batch:
+            batch.put(keys.batch(record.index), BATCH.encode(record))
+
+    def write_checkpoint(self, record: BatchRecord, checkpoint: Checkpoint, delta: CheckpointDelta) -> None:
+        """The checkpoint after batch ``record`` (whose batch record is durable), in one atomic write
+        batch: its header, the rows that changed, and (read back first) what those rows were before,
+        as the batch's undo record. O(what changed). Checkpoints are written in batch order, each on
+        the previous one's rows. Not synced: nothing waits for it, and a checkpoint lost in a crash
+        is re-derived from the log (the next synced log write carries it to disk anyway). Undo
+        records of final batches go (nothing rolls back past the last final batch: a rebuild or a
+        game is about a pending batch, a claim is under a final one)."""
         rows = delta.rows()
         get = self.store.get
         undo = CheckpointUndo(tuple((key, get(key)) for key, _ in rows))
-        with self.store.write_batch(sync=True) as batch:
+        with self.store.write_batch(sync=False) as batch:
             _write_views(batch, rows)
             batch.put(keys.checkpoint_undo(record.index), UNDO.encode(undo))
-            batch.put(keys.batch(record.index), BATCH.encode(record))
             batch.put(keys.checkpoint(record.index), CHECKPOINT.encode(checkpoint))
             for key, _ in self.store.iterate(start=keys.checkpoint_undo(0), stop=keys.checkpoint_undo(self.last_final() + 1)):
                 batch.delete(key)
+
+    def cut(self, record: BatchRecord, checkpoint: Checkpoint, delta: CheckpointDelta) -> None:
+        """A batch record and its checkpoint at once (tests and tools)."""
+        self.append_batch(record)
+        self.write_checkpoint(record, checkpoint, delta)
 
     def rewrite(self, from_index: int, entries: list[LogEntry], cuts: list[tuple[BatchRecord, Checkpoint, CheckpointDelta]],
                 mark: RebuildMark, views: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
@@ -418,6 +431,10 @@ class Journal:
 
     def checkpoint(self, batch_index: int) -> Checkpoint | None:
         return self.store.get_value(keys.checkpoint(batch_index), CHECKPOINT)
+
+    def last_batch(self) -> BatchRecord | None:
+        last = self.store.last(keys.prefix_of(keys.Prefix.BATCH))
+        return None if last is None else BATCH.decode(last[1], key=last[0])
 
     def last_checkpoint(self) -> Checkpoint | None:
         last = self.store.last(keys.prefix_of(keys.Prefix.CHECKPOINT))

@@ -194,3 +194,52 @@ async def test_a_signed_cancel_all_is_logged_with_the_spec_cancel_all_and_replay
     assert compute_state_root(again.state) == root and again.pending.records == pending
     assert again.state.accounts[world.ids["alice"]].nonce_base == floor
     store.close()
+
+
+@pytest.mark.trio
+async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_them(tmp_path, world, monkeypatch) -> None:
+    """The checkpoint lane writes behind the cuts (services/checkpointer.py): a crash can leave batch
+    records whose checkpoints never landed. The restart replays the log from the last checkpoint
+    written, re-cuts at the recorded boundaries (each root checked against its record), writes the
+    missing checkpoints, and ends with the same books and state; every checkpoint then reads back."""
+    from optinode.exchange.matching import Matcher
+    from optinode.services.checkpointer import CheckpointLane
+
+    store = open_store(tmp_path / "db", identity="test")
+    written = CheckpointLane.write
+    lost: list[int] = []
+
+    def write(lane, record, header, delta):  # the batches after the second: as if the process died before they landed
+        if record.index > 2:
+            lost.append(record.index)
+            return
+        written(lane, record, header, delta)
+
+    monkeypatch.setattr(CheckpointLane, "write", write)
+    at_cut: dict[int, tuple] = {}
+    async with trio.open_nursery() as inner:
+        h = await Harness(store, inner).start()
+        await funded(h, world, FakeL1(store, world))
+        for n in range(5):
+            await h.submitter.submit_book(Placement(order(world, "alice", buy=True, lots=3, ticks=-(n % 3))))
+            await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
+            batch = await h.cut()
+            at_cut[batch.index] = (h.engine.matcher.snapshot(), compute_state_root(h.engine.state))
+        await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-4)))
+        snapshot, root = h.engine.matcher.snapshot(), compute_state_root(h.engine.state)
+        last = h.engine.batch_index - 1
+        inner.cancel_scope.cancel()
+    store.close()
+    monkeypatch.setattr(CheckpointLane, "write", written)
+    assert lost and last in lost
+    store = open_store(tmp_path / "db", identity="test")
+    journal = Journal(store)
+    assert journal.last_checkpoint().batch_index == 2 and journal.last_batch().index == last
+    again = make_engine(store)
+    assert again.batch_index == last + 1 and again.replayed_seqs.start == journal.checkpoint(2).next_seq
+    assert again.matcher.snapshot() == snapshot and compute_state_root(again.state) == root
+    assert journal.last_checkpoint().batch_index == last  # the missing checkpoints written
+    for index, (books, state_root) in at_cut.items():
+        header, state, book = journal.restore_point(index)
+        assert Matcher.restore(state, book).snapshot() == books and compute_state_root(state) == state_root, index
+    store.close()
