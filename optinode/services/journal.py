@@ -29,6 +29,7 @@ batch records and checkpoints written, and the `RebuildMark` (epoch, discards ha
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, Sequence
 from typing import Any, Union
 
@@ -173,7 +174,7 @@ class CheckpointDelta:
         rows += [(row(keys.Row.SLOT, i), None if slot is None else json(slot)) for i, slot in self.slots]
         book = self.book
         rows += [(row(keys.Row.RESTING, h), None if r is None else RESTING.encode(r)) for h, r in book.resting]
-        rows += [(row(keys.Row.SEEN, h), None if e is None else e.to_bytes(8, "big")) for h, e in book.seen]
+        rows += [(row(keys.Row.SEEN, h), None if e is None else _SEEN.pack(*e)) for h, e in book.seen]
         rows += [(row(keys.Row.FLOOR, a), json(f)) for a, f in book.floors]
         return rows
 
@@ -184,7 +185,8 @@ def _copy_account(account: Account) -> Account:
 
 def full_delta(state: State, book: MatcherSnapshot) -> CheckpointDelta:
     """Every row of a state and books (the genesis checkpoint)."""
-    changes = BookChanges([(r.order_hash, r) for r in book.resting], [(h, e) for h, e in book.seen], list(book.nonce_floor), book.seq)
+    changes = BookChanges([(r.order_hash, r) for r in book.resting], [(h, (e, a, n)) for h, e, a, n in book.seen], list(book.nonce_floor),
+                          book.seq)
     return CheckpointDelta(state, set(state.accounts), set(state.slots), changes)
 
 
@@ -219,6 +221,7 @@ _STATE_DECODER = msgspec.json.Decoder(State)
 _ACCOUNT_DECODER = msgspec.json.Decoder(Account)
 _SLOT_DECODER = msgspec.json.Decoder(Slot)
 _INT_DECODER = msgspec.json.Decoder(int)
+_SEEN = struct.Struct(">QIQ")  # a seen row: expiry, account, nonce
 
 
 class CheckpointPruned(Exception):
@@ -405,7 +408,7 @@ class Journal:
         book = MatcherSnapshot(
             resting=tuple(sorted((RESTING.decode(v) for v in tables[keys.Row.RESTING].values()), key=lambda r: r.seq)),
             nonce_floor=tuple(sorted((a, _INT_DECODER.decode(v)) for a, v in tables[keys.Row.FLOOR].items())),
-            seen=tuple(sorted((h, int.from_bytes(v, "big")) for h, v in tables[keys.Row.SEEN].items())),
+            seen=tuple(sorted((h, *_SEEN.unpack(v)) for h, v in tables[keys.Row.SEEN].items())),
             seq=header.book_seq,
         )
         return header, state, book

@@ -243,3 +243,34 @@ async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_th
         header, state, book = journal.restore_point(index)
         assert Matcher.restore(state, book).snapshot() == books and compute_state_root(state) == state_root, index
     store.close()
+
+
+@pytest.mark.trio
+async def test_a_cancelled_or_filled_order_is_refused_again_after_a_restart_from_a_checkpoint(tmp_path, world) -> None:
+    """Replay protection survives a restart: the seen hashes are checkpoint rows (and the log after)."""
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = await Harness(store, inner).start()
+        await funded(h, world, FakeL1(store, world))
+        resting = order(world, "bob", buy=False, lots=1, ticks=9)
+        maker, taker = order(world, "alice", buy=True, lots=1, ticks=-1), order(world, "bob", buy=False, lots=1, ticks=-1)
+        late = order(world, "bob", buy=False, lots=1, ticks=12)
+        placed = await h.submitter.submit_book(Placement(resting))
+        await h.submitter.submit_book(CancelOrder(world.ids["bob"], placed.result.order_hash))
+        await h.submitter.submit_book(Placement(maker))
+        assert (await h.submitter.submit_book(Placement(taker))).result.status is Status.FILLED
+        await h.cut()
+        placed = await h.submitter.submit_book(Placement(late))  # after the checkpoint: in the log only
+        assert placed.result.status is Status.RESTING, placed.result
+        await h.submitter.submit_book(CancelOrder(world.ids["bob"], placed.result.order_hash))
+        inner.cancel_scope.cancel()
+    store.close()
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = Harness(store, inner)
+        await h.start()
+        for o in (resting, maker, taker, late):
+            again = await h.submitter.submit_book(Placement(o))
+            assert again.result.status is Status.REJECTED and again.result.reason == "DUPLICATE_ORDER" and again.seq is None
+        inner.cancel_scope.cancel()
+    store.close()
