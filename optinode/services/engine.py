@@ -256,6 +256,30 @@ def _refused_cancel_all(state: State, command: Any) -> Rejected | None:
     return None
 
 
+class CheckpointedCommitment(Commitment):
+    """The engine's commitment: it also remembers the leaves its updates rehashed since the last
+    `take_changed` — exactly the rows the next incremental checkpoint rewrites. (The state's dirty
+    marks alone would not do: anything that asks for the root between cuts — optinode_status —
+    clears them.)"""
+
+    __slots__ = ("changed_accounts", "changed_slots")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed_accounts: set[int] = set()
+        self.changed_slots: set[int] = set()
+
+    def update(self, state: State) -> bytes:
+        self.changed_accounts |= state.dirty_accounts
+        self.changed_slots |= state.dirty_slots
+        return super().update(state)
+
+    def take_changed(self) -> tuple[set[int], set[int]]:
+        changed = self.changed_accounts, self.changed_slots
+        self.changed_accounts, self.changed_slots = set(), set()
+        return changed
+
+
 class Engine:
     def __init__(
         self,
@@ -288,7 +312,8 @@ class Engine:
         # re-cut at their recorded boundaries, each root checked and its checkpoint written; then the
         # pending batch.
         self.state, self.matcher = self._restore(checkpoint)
-        self.commitment = Commitment.from_state(self.state)
+        self.commitment = CheckpointedCommitment.from_state(self.state)
+        self.commitment.take_changed()  # (every leaf: the checkpoint's rows already hold them)
         self._cut_dirty: tuple[set[int], set[int]] = (set(), set())  # the leaves the batch being cut changed
         self.batch_index = checkpoint.batch_index + 1  # the next batch to cut
         self.pending = Pending()
@@ -356,8 +381,8 @@ class Engine:
                                  f"(batch {self.batch_index} next, log entry {self.next_seq} next)")
         if record.epoch == 0 and self.faults.tamper_after(record.index) is not None:
             mint_one(self.state)  # (as `_close_batch` did)
-        self._cut_dirty = (set(self.state.dirty_accounts), set(self.state.dirty_slots))
         root = self.commitment.update(self.state)
+        self._cut_dirty = self.commitment.take_changed()
         if root != record.state_root:
             raise ReplayMismatch(f"batch {record.index} replays to root 0x{root.hex()} instead of 0x{record.state_root.hex()}")
         self.l1_time = max(self.l1_time, record.l1_timestamp)
@@ -391,7 +416,7 @@ class Engine:
         commitment cleared the marks) and the matcher's `take_changes` — as copies and references,
         encoded on the write thread. O(what changed), never O(state + book)."""
         accounts, slots = self._cut_dirty
-        self._cut_dirty = (set(), set())
+        self._cut_dirty = (set(), set())  # (taken: a rebuild's next close sets it again)
         delta = CheckpointDelta(self.state, accounts, slots, self.matcher.take_changes())
         header = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, globals=encode_globals_row(self.state),
                             book_seq=self.matcher.seq)
@@ -751,9 +776,9 @@ class Engine:
             # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K).
             # Only before the first rebuild: the batches that replace a discarded one are honest.
             mint_one(self.state)
-        self._notify_accounts()  # (the commitment clears the marks: the checkpoint's rows are these)
-        self._cut_dirty = (set(self.state.dirty_accounts), set(self.state.dirty_slots))
+        self._notify_accounts()  # (the commitment clears the marks)
         root = self.commitment.update(self.state)
+        self._cut_dirty = self.commitment.take_changed()  # the leaves changed since the last checkpoint: its rows
         state = self.state
         record = BatchRecord(
             index=self.batch_index,
@@ -811,8 +836,8 @@ class Engine:
             raise EngineCritical(f"cannot rebuild from batch {from_index}: no checkpoint of batch {from_index - 1}")
         old = list(self.journal.entries(parent.next_seq))
         self._restore_in_place(parent)
-        self.commitment = Commitment.from_state(self.state)
-        self._cut_dirty = (set(), set())  # (the restored rows are the parent's: the re-applied entries mark what changes)
+        self.commitment = CheckpointedCommitment.from_state(self.state)
+        self.commitment.take_changed()  # (the rows are rolled back to the parent's: the re-applied entries mark what changes)
         self.owners = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
