@@ -1,10 +1,11 @@
 """The sequencer's durable record in the store: the command log, batches and state checkpoints.
 
     journal = Journal(store)
-    journal.append([entry, ...])                 # one synced write batch (group commit)
-    journal.entries(from_seq)                    # replay
-    journal.cut(batch, state)                    # batch record + checkpoint, one synced write batch
-    journal.last_checkpoint()                    # (batch index, next seq, state) to restart from
+    journal.append([entry, ...])                        # one synced write batch (group commit)
+    journal.entries(from_seq)                           # replay
+    journal.append_batch(record)                        # a cut batch, synced
+    journal.write_checkpoint(record, header, delta)     # its checkpoint: the rows that changed + undo
+    journal.restore_point(batch_index)                  # (header, state, books) of any pending batch's checkpoint
 
 **The log is the truth.** Each `LogEntry` is one accepted command (a submitted spec transaction, or
 an L1 queue entry the engine consumed) with the L1 time it was applied at, the records of the spec
@@ -14,11 +15,15 @@ bug, never silently accepted.
 
 **Batches** are ranges of the log: batch i holds the records of entries ``[first_seq, end_seq)``.
 A cut writes the `BatchRecord` (with the preimage of its post-state root, what ``appendBatch``
-takes) and the `Checkpoint` of the state after it in one synced write batch, so after a crash either
-both exist or neither does; entries after the last cut are the pending batch. Checkpoints of earlier
-batches are kept: a withdrawal claim proves an account under a finalized batch's root
-(`optinode.services.claims`). A checkpoint holds the order books too (`MatcherSnapshot`), so a
-restart is the last checkpoint plus the later log.
+takes), synced; entries after the last cut are the pending batch.
+
+**Checkpoints are incremental** (docs/sequencer.md, "Checkpoints"): one row per account, slot,
+resting order, seen order hash and book floor (`keys.Row`), rewritten only when it changed, with a
+per-batch undo record of what it overwrote and a small header (`Checkpoint`: next seq, L1 time, the
+state's globals). A checkpoint costs O(what changed); the last one is the rows as they are, an
+earlier one the rows rolled back through the later undo records. Undo records of final batches are
+pruned. The checkpoint after a batch may land after the batch record (the engine writes it behind
+the cut); a restart re-derives a missing one from the log.
 
 **Rebuilds** (`rewrite`): batches from some index on are replaced in one synced write batch — their
 records and checkpoints deleted, the log entries after the parent checkpoint rewritten in place
