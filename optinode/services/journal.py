@@ -229,10 +229,6 @@ _INT_DECODER = msgspec.json.Decoder(int)
 _SEEN = struct.Struct(">QIQ")  # a seen row: expiry, account, nonce
 
 
-class CheckpointPruned(Exception):
-    """The checkpoint asked for is older than the undo records kept (its batch is final)."""
-
-
 class ReplayMismatch(Exception):
     """A logged entry does not replay to the receipts it recorded: the log or the code is wrong."""
 
@@ -336,6 +332,8 @@ class Journal:
         moves on. A crash leaves the old or the new, never a mix."""
         with self.store.write_batch(sync=True) as batch:
             rows = self._rolled_back(self.store, from_index - 1)  # the rows as the write batch leaves them
+            if rows is None:
+                raise ValueError(f"batch {from_index - 1}'s checkpoint is pruned (final): batches after a final one are never rebuilt")
             for record in list(self.batches(from_index)):
                 batch.delete(keys.batch(record.index))
                 batch.delete(keys.checkpoint(record.index))
@@ -366,11 +364,11 @@ class Journal:
     # --- reading a checkpoint ----------------------------------------------------------------------
 
     @staticmethod
-    def _rolled_back(reader: Reader, batch_index: int) -> dict[bytes, bytes | None]:
+    def _rolled_back(reader: Reader, batch_index: int) -> dict[bytes, bytes | None] | None:
         """The rows that differ between now (the last checkpoint) and the checkpoint of
         ``batch_index``, as they were then (None: absent then): the undo records of every later
-        batch, newest first, so that the oldest one's value wins. Raises `CheckpointPruned` when one
-        of them is gone (the batches up to it are final)."""
+        batch, newest first, so that the oldest one's value wins. None when one of them is gone (the
+        batches up to it are final: their undo records are pruned)."""
         last = reader.last(keys.prefix_of(keys.Prefix.CHECKPOINT))
         newest = batch_index if last is None else keys.parse_checkpoint(last[0])
         rows: dict[bytes, bytes | None] = {}
@@ -382,9 +380,7 @@ class Journal:
                 break
             rows.update(UNDO.decode(value, key=key).rows)
             expected -= 1
-        if expected != batch_index:
-            raise CheckpointPruned(f"checkpoint {batch_index}: the undo record of batch {expected} is gone (it is final)")
-        return rows
+        return rows if expected == batch_index else None
 
     def restore_point(self, batch_index: int) -> tuple[Checkpoint, State, MatcherSnapshot] | None:
         """The checkpoint of batch ``batch_index``: its header, the spec state and the books then, read
@@ -394,9 +390,8 @@ class Journal:
             header = snap.get_value(keys.checkpoint(batch_index), CHECKPOINT)
             if header is None:
                 return None
-            try:
-                old = self._rolled_back(snap, batch_index)
-            except CheckpointPruned:
+            old = self._rolled_back(snap, batch_index)
+            if old is None:
                 return None
             tables: dict[keys.Row, dict[Any, bytes]] = {table: {} for table in keys.Row}
             for key, value in snap.iterate(prefix=keys.prefix_of(keys.Prefix.CHECKPOINT_ROW)):
