@@ -158,24 +158,30 @@ def to_bytes(value: Any, name: str, length: int) -> bytes:
 
 
 def to_signature(value: str) -> bytes:
+    if len(value) == 132 and value.startswith("0x"):  # (the usual case, inline: to_bytes says what is wrong with any other)
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            pass
     return to_bytes(value, "signature", 65)
+
+
+def _digits(value: Any) -> Any:
+    """A decimal string (what wallets write a uint64 as) as its int; anything else as it is."""
+    return int(value) if type(value) is str and value.isdigit() and value.isascii() and len(value) <= _DIGITS else value
 
 
 def to_order(m: OrderMessage, signature: bytes) -> Order:
     """The spec `Order` of a decoded message. (Inline checks: the usual field is an int in range, or a
     digit string; to_uint says what is wrong with any other.)"""
-    a, mk, s, p, f, e, n = m.account_id, m.market, m.size, m.limit_price, m.fee_rate, m.expiry, m.nonce
-    return Order(
-        a if type(a) is int else to_uint(a, "order.accountId", U32_BOUND),
-        mk if type(mk) is int else to_uint(mk, "order.market", U8_BOUND),
-        m.is_buy,
-        s if type(s) is int and s < U64_BOUND else to_uint(s, "order.size"),
-        p if type(p) is int and p < U64_BOUND else to_uint(p, "order.limitPrice"),
-        f if type(f) is int else to_uint(f, "order.feeRate", U32_BOUND),
-        e if type(e) is int and e < U64_BOUND else to_uint(e, "order.expiry"),
-        n if type(n) is int and n < U64_BOUND else to_uint(n, "order.nonce"),
-        signature,
-    )
+    a, mk, f = m.account_id, m.market, m.fee_rate  # (msgspec bounded these when they are ints)
+    s, p, e, n = _digits(m.size), _digits(m.limit_price), _digits(m.expiry), _digits(m.nonce)
+    if (type(a) is not int or type(mk) is not int or type(f) is not int or type(s) is not int or type(p) is not int or type(e) is not int
+            or type(n) is not int or s >= U64_BOUND or p >= U64_BOUND or e >= U64_BOUND or n >= U64_BOUND):
+        a, mk = to_uint(a, "order.accountId", U32_BOUND), to_uint(mk, "order.market", U8_BOUND)  # (the first wrong field, in order)
+        s, p = to_uint(s, "order.size"), to_uint(p, "order.limitPrice")
+        f, e, n = to_uint(f, "order.feeRate", U32_BOUND), to_uint(e, "order.expiry"), to_uint(n, "order.nonce")
+    return Order(a, mk, m.is_buy, s, p, f, e, n, signature)
 
 
 def uints(message: _Message, name: str) -> dict[str, int]:
