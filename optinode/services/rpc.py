@@ -328,7 +328,7 @@ class _Tally:
     __slots__ = ("accepted", "durable", "fills", "rejected")
 
     def __init__(self) -> None:
-        self.accepted: dict[str, int] = {}
+        self.accepted: dict[Status, int] = {}
         self.rejected: dict[str, int] = {}
         self.fills = self.durable = 0
 
@@ -337,7 +337,7 @@ class _Tally:
 
     def add(self, metrics: Any, started: float) -> None:
         for status, count in self.accepted.items():
-            metrics.accepted(status, count)
+            metrics.accepted(status.value, count)
         for reason, count in self.rejected.items():
             metrics.rejected(reason, count)
         if self.fills:
@@ -357,7 +357,7 @@ def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, tally: _T
         tally.refused(result.reason or "REJECTED")
     else:
         accepted = tally.accepted
-        accepted[status.value] = accepted.get(status.value, 0) + 1
+        accepted[status] = accepted.get(status, 0) + 1
         if result.fills:
             tally.fills += len(result.fills)
     if answer.seq is None:

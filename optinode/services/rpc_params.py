@@ -166,16 +166,19 @@ def to_signature(value: str) -> bytes:
     return to_bytes(value, "signature", 65)
 
 
-def _digits(value: Any) -> Any:
-    """A decimal string (what wallets write a uint64 as) as its int; anything else as it is."""
-    return int(value) if type(value) is str and value.isdigit() and value.isascii() and len(value) <= _DIGITS else value
-
-
 def to_order(m: OrderMessage, signature: bytes) -> Order:
-    """The spec `Order` of a decoded message. (Inline checks: the usual field is an int in range, or a
-    digit string; to_uint says what is wrong with any other.)"""
-    a, mk, f = m.account_id, m.market, m.fee_rate  # (msgspec bounded these when they are ints)
-    s, p, e, n = _digits(m.size), _digits(m.limit_price), _digits(m.expiry), _digits(m.nonce)
+    """The spec `Order` of a decoded message. (Inline checks, ~1 µs an order: the usual field is an
+    int msgspec bounded, or a decimal string — what wallets write a uint64 as; to_uint says what is
+    wrong with anything else.)"""
+    a, mk, f, s, p, e, n = m.account_id, m.market, m.fee_rate, m.size, m.limit_price, m.expiry, m.nonce
+    if type(s) is str and s.isdigit() and s.isascii() and len(s) <= _DIGITS:
+        s = int(s)
+    if type(p) is str and p.isdigit() and p.isascii() and len(p) <= _DIGITS:
+        p = int(p)
+    if type(e) is str and e.isdigit() and e.isascii() and len(e) <= _DIGITS:
+        e = int(e)
+    if type(n) is str and n.isdigit() and n.isascii() and len(n) <= _DIGITS:
+        n = int(n)
     if (type(a) is not int or type(mk) is not int or type(f) is not int or type(s) is not int or type(p) is not int or type(e) is not int
             or type(n) is not int or s >= U64_BOUND or p >= U64_BOUND or e >= U64_BOUND or n >= U64_BOUND):
         a, mk = to_uint(a, "order.accountId", U32_BOUND), to_uint(mk, "order.market", U8_BOUND)  # (the first wrong field, in order)
