@@ -392,17 +392,20 @@ async def send_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | 
     return view
 
 
-class _Reply:
+class _Reply(msgspec.Struct, gc=False):
     """Where the engine's answer to one order of a request goes: it takes the place of a reply
-    channel (`send_nowait`), without a channel and a task per order."""
+    channel (`send_nowait`), without a channel and a task per order (a Struct: ~10x cheaper to make
+    than a class with an ``__init__``, one per order)."""
 
-    __slots__ = ("answers", "index")
-
-    def __init__(self, answers: _Answers, index: int) -> None:
-        self.answers, self.index = answers, index
+    answers: _Answers
+    index: int
 
     def send_nowait(self, answer: Any) -> None:
-        self.answers.put(self.index, answer)
+        answers = self.answers
+        answers.values[self.index] = _refused(answer.code.name, str(answer)) if isinstance(answer, Rejected) else answer
+        answers.waiting -= 1
+        if answers.waiting == 0:
+            answers.done.set()
 
 
 class _Answers:
@@ -412,12 +415,6 @@ class _Answers:
 
     def __init__(self, answers: list[Any]) -> None:
         self.values, self.waiting, self.done = answers, 0, trio.Event()
-
-    def put(self, index: int, answer: Any) -> None:
-        self.values[index] = _refused(answer.code.name, str(answer)) if isinstance(answer, Rejected) else answer
-        self.waiting -= 1
-        if self.waiting == 0:
-            self.done.set()
 
 
 async def _place(deps: RpcDeps, placements: list[Placement]) -> list[BookAccepted | RpcError]:
