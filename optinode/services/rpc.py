@@ -161,6 +161,11 @@ def _fill_view(fill: Any) -> FillView:
                     fill.maker_account, fill.taker_account)
 
 
+def _fill_dicts(fills: Any) -> list[dict[str, Any]]:
+    """Fills as plain JSON objects, for the views that stay dicts (optinode_getOrder: not the hot path)."""
+    return msgspec.to_builtins([_fill_view(f) for f in fills])
+
+
 def _cancelled_view(c: Cancelled) -> dict[str, Any]:
     return {"hash": _hex(c.order_hash), "accountId": c.account_id, "reason": c.reason}
 
@@ -303,7 +308,7 @@ def order_view(record: OrderRecord) -> dict[str, Any]:
     live = record.status in (Status.RESTING, Status.PARTIALLY_FILLED)
     return {"hash": _hex(record.order_hash), "status": record.status.value, "reason": record.reason, "accountId": record.account_id,
             "market": record.market, "isBuy": record.is_buy, "price": record.price, "size": record.size, "filled": filled,
-            "remaining": record.size - filled if live else 0, "fills": [_fill_view(f) for f in record.fills],
+            "remaining": record.size - filled if live else 0, "fills": _fill_dicts(record.fills),
             "timeInForce": record.tif, "reduceOnly": record.reduce_only, "expiry": record.expiry, "seq": record.placed_seq,
             "finishedSeq": record.finished_seq}
 
@@ -600,7 +605,7 @@ async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | N
             raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} was accepted (within the retention) or answered since the node started")
         return known
     if revised is not None:  # a rebuild re-applied it (docs/sequencer.md, "Rebuilding batches"): what holds now
-        view.update({"status": revised.status, "reason": revised.reason, "fills": [_fill_view(f) for f in revised.fills],
+        view.update({"status": revised.status, "reason": revised.reason, "fills": _fill_dicts(revised.fills),
                      "filled": sum(f.size for f in revised.fills), "seq": revised.seq, "revised": True})
     if live is not None:  # the book's own figures for what rests
         view.update(status=_resting_view(live)["status"], remaining=live.remaining)
