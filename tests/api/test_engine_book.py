@@ -89,6 +89,21 @@ async def test_a_price_tick_past_an_orders_expiry_takes_it_off_the_book_and_repl
     store.close()
 
 
+def _assert_checkpoints_read_back(journal, at_cut: dict) -> None:
+    """Every checkpoint reads back (`Journal.restore_point`) to the books and root taken at its cut."""
+    from optinode.exchange.matching import Matcher
+
+    for index, (books, state_root) in at_cut.items():
+        _, state, book = journal.restore_point(index)
+        assert Matcher.restore(state, book).snapshot() == books and compute_state_root(state) == state_root, index
+
+
+async def _funded_engine(store, nursery, world) -> Harness:
+    h = await Harness(store, nursery).start()
+    await funded(h, world, FakeL1(store, world))
+    return h
+
+
 def _full_replay(store, genesis):
     """The books and state the whole log gives from genesis, through the matcher (the old restart)."""
     from optinode.exchange.matching import Matcher
@@ -114,15 +129,13 @@ async def test_a_restart_replays_only_the_log_after_the_last_checkpoint_and_equa
     a restart reads the last checkpoint's rows and replays only the pending tail; every earlier
     checkpoint reads back (rolled back through the later undo records) to exactly the state and
     books of its cut."""
-    from optinode.exchange.matching import Matcher
     from optinode.spec.genesis import create_genesis_state
     from optinode.testing.world import GENESIS
 
     store = open_store(tmp_path / "db", identity="test")
     at_cut: dict[int, tuple] = {}
     async with trio.open_nursery() as inner:
-        h = await Harness(store, inner).start()
-        await funded(h, world, FakeL1(store, world))
+        h = await _funded_engine(store, inner, world)
         for n in range(6):  # batches each leaving orders resting (and partly filled) across the cut
             await h.submitter.submit_book(Placement(order(world, "alice", buy=True, lots=3, ticks=-(n % 3))))
             await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
@@ -141,9 +154,7 @@ async def test_a_restart_replays_only_the_log_after_the_last_checkpoint_and_equa
     store.close()
     store = open_store(tmp_path / "db", identity="test")
     journal = Journal(store)
-    for index, (books, state_root) in at_cut.items():
-        header, state, book = journal.restore_point(index)
-        assert Matcher.restore(state, book).snapshot() == books and compute_state_root(state) == state_root, index
+    _assert_checkpoints_read_back(journal, at_cut)
     again = make_engine(store)
     assert again.replayed_seqs == range(cut_at, cut_at + 3) and tail.seq == cut_at  # the pending tail only
     assert again.matcher.snapshot() == snapshot and compute_state_root(again.state) == root
@@ -203,7 +214,6 @@ async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_th
     records whose checkpoints never landed. The restart replays the log from the last checkpoint
     written, re-cuts at the recorded boundaries (each root checked against its record), writes the
     missing checkpoints, and ends with the same books and state; every checkpoint then reads back."""
-    from optinode.exchange.matching import Matcher
     from optinode.services.checkpointer import CheckpointLane
 
     store = open_store(tmp_path / "db", identity="test")
@@ -219,8 +229,7 @@ async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_th
     monkeypatch.setattr(CheckpointLane, "write", write)
     at_cut: dict[int, tuple] = {}
     async with trio.open_nursery() as inner:
-        h = await Harness(store, inner).start()
-        await funded(h, world, FakeL1(store, world))
+        h = await _funded_engine(store, inner, world)
         for n in range(5):
             await h.submitter.submit_book(Placement(order(world, "alice", buy=True, lots=3, ticks=-(n % 3))))
             await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
@@ -240,9 +249,7 @@ async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_th
     assert again.batch_index == last + 1 and again.replayed_seqs.start == journal.checkpoint(2).next_seq
     assert again.matcher.snapshot() == snapshot and compute_state_root(again.state) == root
     assert journal.last_checkpoint().batch_index == last  # the missing checkpoints written
-    for index, (books, state_root) in at_cut.items():
-        header, state, book = journal.restore_point(index)
-        assert Matcher.restore(state, book).snapshot() == books and compute_state_root(state) == state_root, index
+    _assert_checkpoints_read_back(journal, at_cut)
     store.close()
 
 
@@ -251,8 +258,7 @@ async def test_a_cancelled_or_filled_order_is_refused_again_after_a_restart_from
     """Replay protection survives a restart: the seen hashes are checkpoint rows (and the log after)."""
     store = open_store(tmp_path / "db", identity="test")
     async with trio.open_nursery() as inner:
-        h = await Harness(store, inner).start()
-        await funded(h, world, FakeL1(store, world))
+        h = await _funded_engine(store, inner, world)
         resting = order(world, "bob", buy=False, lots=1, ticks=9)
         maker, taker = order(world, "alice", buy=True, lots=1, ticks=-1), order(world, "bob", buy=False, lots=1, ticks=-1)
         late = order(world, "bob", buy=False, lots=1, ticks=12)
