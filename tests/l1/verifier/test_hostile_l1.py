@@ -107,10 +107,11 @@ def test_an_append_reorged_into_another_block_moves_its_window(chain, users, tmp
     assert v.status()["synced_batch"] == 1 and not v.alerts("invalid_batch")
 
 
-def test_a_log_from_a_contract_it_does_not_follow_is_dropped(chain, users, tmp_path, processes, hostile_l1) -> None:
+def test_a_log_from_a_contract_it_does_not_follow_is_a_bad_endpoint(chain, users, tmp_path, processes, hostile_l1) -> None:
     """The endpoint adds, to every eth_getLogs answer that holds a BatchAppended, a copy of it from
-    another address (with a wrong root): the follower drops it with a warning (it is not from a
-    followed contract), the real batch is verified once, nothing is alerted."""
+    another address (with a wrong root). The follower asked for the followed contracts' logs only:
+    the answer is not the chain's. ``alert=l1_bad_logs`` (once), nothing of those answers stored, no
+    verdict; once the endpoint answers truthfully the real batch is verified, nothing else alerted."""
     foreign = "0x" + "ab" * 20
 
     def add_foreign(request: dict, answer: dict) -> dict:
@@ -123,13 +124,48 @@ def test_a_log_from_a_contract_it_does_not_follow_is_dropped(chain, users, tmp_p
         return {**answer, "result": logs + copies} if copies else answer
 
     seq = chain.start_sequencer(tmp_path / "seq")
-    hostile_l1.tamper = add_foreign
     v = VerifierProc(chain, tmp_path / "ver", None, rpc_url=hostile_l1.url)
     processes.extend([seq, v])
     wait_until(lambda: v.status(), "the verifier to follow L1", chain=chain, procs=processes)
+    hostile_l1.tamper = add_foreign
     _deposit_two(chain, users)
+    wait_until(lambda: chain.batch_count() >= 2, "batch 1 on L1", chain=chain, procs=processes)
+    (bad,) = wait_until(lambda: v.alerts("l1_bad_logs"), "l1_bad_logs", chain=chain, procs=processes)
+    assert bad["level"] == "error" and bad["fields"]["reason"] == "unfollowed_address" and foreign[2:] in bad["fields"]["detail"]
+    wait_until(lambda: hostile_l1.tampered >= 3, "the follower to ask again", chain=chain, procs=processes)
+    assert v.rpc("optinode_status")["synced_batch"] == 0  # nothing of the forged answers acted on
+
+    hostile_l1.tamper = None
     wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1, "batch 1 verified", chain=chain, procs=processes)
-    assert hostile_l1.tampered >= 1
-    dropped = [line for line in v.log_lines() if "ignoring an L1 log" in line["event"]]
-    assert dropped and all(line["level"] == "warning" and "not from a followed contract" in line["event"] for line in dropped)
     assert v.status()["invalid_batches"] == [] and not v.alerts("invalid_batch") and not v.alerts("batch_unavailable")
+    assert len(v.alerts("l1_bad_logs")) == 1 and len(v.alerts("l1_logs_ok")) == 1
+
+
+def test_an_append_log_hidden_by_the_endpoint_is_caught_by_the_check_endpoint(chain, users, tmp_path, processes, hostile_l1) -> None:
+    """The endpoint leaves the Rollup's BatchAppended out of every eth_getLogs answer: alone, the
+    verifier would never see batch 1 (nothing in one answer shows a missing log). With
+    ``--check-rpc`` (anvil itself) the follower finds the log sets differ: ``l1_endpoints_disagree``,
+    nothing stored; once the endpoint serves the log, batch 1 is verified."""
+
+    def hide_appends(request: dict, answer: dict) -> dict:
+        logs = answer.get("result")
+        if request.get("method") != "eth_getLogs" or not isinstance(logs, list):
+            return answer
+        rollup = chain.rollup.address.lower()
+        kept = [e for e in logs if e["address"].lower() != rollup]
+        return {**answer, "result": kept} if len(kept) != len(logs) else answer
+
+    seq = chain.start_sequencer(tmp_path / "seq")
+    v = VerifierProc(chain, tmp_path / "ver", None, rpc_url=hostile_l1.url, check_rpc_url=chain.url)
+    processes.extend([seq, v])
+    wait_until(lambda: v.status(), "the verifier to follow L1", chain=chain, procs=processes)
+    hostile_l1.tamper = hide_appends
+    _deposit_two(chain, users)
+    wait_until(lambda: chain.batch_count() >= 2, "batch 1 on L1", chain=chain, procs=processes)
+    (disagree,) = wait_until(lambda: v.alerts("l1_endpoints_disagree"), "l1_endpoints_disagree", chain=chain, procs=processes)
+    assert disagree["level"] == "error" and "only on the check" in disagree["fields"]["detail"]
+    assert v.rpc("optinode_status")["synced_batch"] == 0
+
+    hostile_l1.tamper = None
+    wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1, "batch 1 verified", chain=chain, procs=processes)
+    assert v.status()["invalid_batches"] == [] and len(v.alerts("l1_endpoints_agree")) == 1
