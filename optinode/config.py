@@ -594,31 +594,30 @@ def load_genesis(path: str | Path) -> Genesis:
 
 def resolve_l1_rpc(node: NodeSection, override: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The L1 JSON-RPC URL: ``override`` (the CLI's ``--rpc``), else ``l1_rpc``, else ``$l1_rpc_env``."""
-    environ = os.environ if environ is None else environ
-    if override:
-        return override
-    if node.l1_rpc:
-        return node.l1_rpc
-    if node.l1_rpc_env:
-        url = environ.get(node.l1_rpc_env, "")
-        if not url:
-            raise ConfigError(f"node.l1_rpc_env: environment variable {node.l1_rpc_env} is not set (it should hold the L1 RPC URL)")
-        return url
-    raise ConfigError("node: no L1 RPC URL: pass --rpc, or set node.l1_rpc or node.l1_rpc_env")
+    url = _resolve_url("l1_rpc", override, node.l1_rpc, node.l1_rpc_env, environ, "the L1 RPC URL")
+    if url is None:
+        raise ConfigError("node: no L1 RPC URL: pass --rpc, or set node.l1_rpc or node.l1_rpc_env")
+    return url
 
 
 def resolve_l1_check_rpc(node: NodeSection, override: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
     """The second L1 endpoint (None: none): ``override`` (the CLI's ``--check-rpc``), else
     ``l1_check_rpc``, else ``$l1_check_rpc_env``."""
+    return _resolve_url("l1_check_rpc", override, node.l1_check_rpc, node.l1_check_rpc_env, environ, "the check endpoint's URL")
+
+
+def _resolve_url(key: str, override: str | None, literal: str | None, env: str | None, environ: Mapping[str, str] | None,
+                 what: str) -> str | None:
+    """A URL given on the command line, as ``node.KEY``, or in the variable ``node.KEY_env`` names."""
     environ = os.environ if environ is None else environ
     if override:
         return override
-    if node.l1_check_rpc:
-        return node.l1_check_rpc
-    if node.l1_check_rpc_env:
-        url = environ.get(node.l1_check_rpc_env, "")
+    if literal:
+        return literal
+    if env:
+        url = environ.get(env, "")
         if not url:
-            raise ConfigError(f"node.l1_check_rpc_env: environment variable {node.l1_check_rpc_env} is not set (it should hold the check endpoint's URL)")
+            raise ConfigError(f"node.{key}_env: environment variable {env} is not set (it should hold {what})")
         return url
     return None
 

@@ -21,16 +21,23 @@ from tests.services.test_discard_again import _appended, _discard
 from tests.services.test_rebuild import _received, funded_engine
 
 
+async def _discarded_at_the_head(store, h, l1, world):
+    """Batch 1 (deposits) and 2 (a withdrawal) appended, then L1's discard of batch 2 in the head block:
+    the engine does not roll back yet. Returns batch 2, both appends and the discard."""
+    one = await h.cut()
+    await h.submitter.submit(world.withdraw("alice", 10 * USD))
+    two = await h.cut()
+    first, second = _appended(store, l1.number - 1, one), _appended(store, l1.number, two)
+    discard = _discard(store, l1.number + 1, 2)
+    await h.send(discard, l1.head(1))  # the discard's block is the head: not deep yet
+    assert await _received(h) == [] and h.engine.mark.epoch == 0
+    return two, first, second, discard
+
+
 @pytest.mark.trio
 async def test_a_discard_removed_before_it_is_deep_is_never_rolled_back_for(tmp_path, world) -> None:
     async with funded_engine(tmp_path, world) as (store, h, l1):
-        one = await h.cut()
-        await h.submitter.submit(world.withdraw("alice", 10 * USD))
-        two = await h.cut()
-        first, second = _appended(store, l1.number - 1, one), _appended(store, l1.number, two)
-        discard = _discard(store, l1.number + 1, 2)
-        await h.send(discard, l1.head(1))  # the discard's block is the head: not deep yet
-        assert await _received(h) == [] and h.engine.mark.epoch == 0
+        two, first, second, discard = await _discarded_at_the_head(store, h, l1, world)
 
         journal = Journal(store)
         deps = proposer.ProposerDeps(sender=None, rpc=None, journal=journal, rollup=b"\x00" * 20, bond=0, challenge_window=30,
@@ -52,13 +59,7 @@ async def test_a_discard_removed_before_it_is_deep_is_never_rolled_back_for(tmp_
 @pytest.mark.trio
 async def test_a_discard_that_stays_is_rolled_back_for_once_deep(tmp_path, world) -> None:
     async with funded_engine(tmp_path, world) as (store, h, l1):
-        one = await h.cut()
-        await h.submitter.submit(world.withdraw("alice", 10 * USD))
-        two = await h.cut()
-        _appended(store, l1.number - 1, one), _appended(store, l1.number, two)
-        discard = _discard(store, l1.number + 1, 2)
-        await h.send(discard, l1.head(1))
-        assert await _received(h) == []
+        await _discarded_at_the_head(store, h, l1, world)
         await h.send(l1.head(CONFIRMATIONS - 1))
         assert await _received(h) == []  # one block short
         await h.send(l1.head(1))

@@ -24,6 +24,7 @@ from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 
 from ..verifier.conftest import HostileL1
+from .test_follower import drain
 
 
 def addr(text: str) -> bytes:
@@ -84,16 +85,6 @@ async def _polls(follower: Follower, n: int) -> list[Any]:
     return out
 
 
-async def _drain(follower: Follower, limit: int = 50) -> list[Any]:
-    out: list[Any] = []
-    for _ in range(limit):
-        outputs, caught_up = await follower.poll()
-        out.extend(outputs)
-        if caught_up:
-            return out
-    raise AssertionError("follower never caught up")
-
-
 def _alerts(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
     return [r.fields for r in caplog.records if getattr(r, "event", None) == name and getattr(r, "fields", {}).get("alert")]
 
@@ -129,7 +120,7 @@ async def test_a_forged_log_is_a_bad_endpoint_nothing_is_stored(system, accounts
     assert [r.levelname for r in caplog.records if getattr(r, "event", None) == "l1_bad_logs"] == ["ERROR"]
 
     hostile.tamper = None  # the endpoint serves the truth: the deposit is read, once, as L1 holds it
-    out = await _drain(follower)
+    out = await drain(follower)
     assert _deposits(out) == [(0, 5)] and _deposits(follower.stored_events()) == [(0, 5)]
     assert len(_alerts(caplog, "l1_logs_ok")) == 1
 
@@ -176,7 +167,7 @@ async def test_a_second_endpoint_catches_what_one_answer_cannot_show(system, acc
     assert not _alerts(caplog, "l1_bad_logs")  # each answer alone is well formed
 
     hostile.tamper = None
-    out = await _drain(follower)
+    out = await drain(follower)
     assert _deposits(out) == [(0, 5)] and _deposits(follower.stored_events()) == [(0, 5)]
     assert len(_alerts(caplog, "l1_endpoints_agree")) == 1
 
@@ -204,7 +195,7 @@ async def test_a_check_endpoint_on_another_chain_disagrees_on_the_head(system, a
     (disagree,) = _alerts(caplog, "l1_endpoints_disagree")
     assert disagree["detail"].startswith("block ")
     hostile.tamper = None
-    await _drain(follower)
+    await drain(follower)
     assert follower.position is not None and follower.position.hash == bytes(anvil_block_hash(anvil, follower.position.number))
 
 
