@@ -29,10 +29,12 @@ it lands. The batcher cuts a batch before the head runs ``drift - drift_margin``
 (docs/sequencer.md, "Batch time").
 
 **Batches.** Before a record that would cross a hard limit (records, bytes, gas) the pending batch is
-cut; the batcher asks for age and deadline cuts. A cut computes the state root once (the commitment
-rehashes the leaves that changed), writes the batch record and the state checkpoint in one synced
-batch, and hands the batch to the proposer. Restart = last checkpoint + replay of the later log
-entries (`Engine.__init__`), byte for byte the same state.
+cut; the batcher asks for age and deadline cuts. A cut captures what changed (O(what changed))
+and syncs the batch's boundary; the root (once per batch, over the leaves that changed) is computed
+behind the engine in slices, then the complete record and the incremental checkpoint are written by
+the checkpoint lane and the batch goes to the proposer (docs/sequencer.md, "Checkpoints"). Restart
+= last checkpoint + replay of the later log entries, re-cutting the batches whose checkpoints never
+landed (`Engine.__init__`), byte for byte the same state.
 """
 
 from __future__ import annotations
@@ -409,7 +411,8 @@ class Engine:
         self._waiting_forced: set[int] = set()  # forced requests that could not be consumed yet (logged once)
         self.head: Head | None = None
         self._head_time = 0
-        self.busy = False  # a group is being processed (tests wait for it to settle)
+        self.processing = False  # a group is being processed (see `busy`)
+        self._handing_over = False
         self.metrics.watch_l1(lambda: self.head)  # read at scrape time: nothing on the hot path
         self.metrics.watch_book(lambda: self.matcher.books)
         # Called with the ids of the accounts changed since the last cut (a superset of what the last
@@ -419,6 +422,13 @@ class Engine:
         self.account_listeners: list[Callable[[set[int]], None]] = []
         log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, len(self.replayed_seqs),
                  checkpoint.batch_index)
+
+    @property
+    def busy(self) -> bool:
+        """A group is being processed, or a cut's root, record or checkpoint is still on its way to
+        the proposer (tests wait for the engine to settle)."""
+        return (self.processing or self._handing_over or bool(self.commitment.jobs or self.commitment.done)
+                or self.checkpoints.queued > 0)
 
     @property
     def head_time(self) -> int:
@@ -912,6 +922,13 @@ class Engine:
     async def _hand_over(self, batches: trio.MemorySendChannel[Any]) -> None:
         """The batches whose root is computed, in cut order: record and checkpoint to the lane, the
         batch to the proposer."""
+        self._handing_over = True
+        try:
+            await self._hand_over_done(batches)
+        finally:
+            self._handing_over = False
+
+    async def _hand_over_done(self, batches: trio.MemorySendChannel[Any]) -> None:
         while self.commitment.done:
             job = self.commitment.done.pop(0)
             log.info("batch %d root %s", job.record.index, job.record.state_root.hex()[:16])
@@ -1133,9 +1150,9 @@ async def run(
                     group.append(inbox.receive_nowait())
                 except trio.WouldBlock:
                     break
-            engine.busy = True
+            engine.processing = True
             try:
                 await engine.process(group, batches)
             finally:
-                engine.busy = False
+                engine.processing = False
 
