@@ -413,6 +413,7 @@ class Engine:
         self._head_time = 0
         self.processing = False  # a group is being processed (see `busy`)
         self._handing_over = False
+        self._hand_over_lock = trio.Lock()
         self.metrics.watch_l1(lambda: self.head)  # read at scrape time: nothing on the hot path
         self.metrics.watch_book(lambda: self.matcher.books)
         # Called with the ids of the accounts changed since the last cut (a superset of what the last
@@ -922,11 +923,12 @@ class Engine:
     async def _hand_over(self, batches: trio.MemorySendChannel[Any]) -> None:
         """The batches whose root is computed, in cut order: record and checkpoint to the lane, the
         batch to the proposer."""
-        self._handing_over = True
-        try:
-            await self._hand_over_done(batches)
-        finally:
-            self._handing_over = False
+        async with self._hand_over_lock:  # (a rebuild hands over too: one at a time keeps the cut order)
+            self._handing_over = True
+            try:
+                await self._hand_over_done(batches)
+            finally:
+                self._handing_over = False
 
     async def _hand_over_done(self, batches: trio.MemorySendChannel[Any]) -> None:
         while self.commitment.done:
