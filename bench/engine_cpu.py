@@ -36,7 +36,7 @@ from optinode.exchange.orders import Placement, TimeInForce  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
 from optinode.services.journal import Journal  # noqa: E402
-from optinode.services.sequencer import SWITCH_INTERVAL, freeze_heap  # noqa: E402
+from optinode.runtime import freeze_heap, tune_interpreter  # noqa: E402
 from optinode.spec.commitment import Commitment  # noqa: E402
 from optinode.spec.crypto import recover_signer  # noqa: E402
 from optinode.spec.eip712 import compute_order_digest  # noqa: E402
@@ -63,7 +63,7 @@ def timed(owner: object, name: str, parts: dict[str, list[float]], label: str) -
 
 
 async def run(args) -> dict:
-    sys.setswitchinterval(SWITCH_INTERVAL)  # as `optinode sequencer` runs (the checkpoint lane's thread shares the GIL)
+    tune_interpreter()  # as `optinode sequencer` runs (the checkpoint lane's thread shares the GIL)
     flow = OrderFlow(args.accounts)
     genesis = copy_state(flow.world.state)
     orders = flow.orders(args.warm + args.orders)
