@@ -96,7 +96,7 @@ class RpcDeps:
     host: str = "127.0.0.1"
     port: int = 0
     hub: Hub = field(default_factory=lambda: Hub())
-    orders: OrderedDict[bytes, dict[str, Any]] = field(default_factory=OrderedDict)
+    orders: OrderedDict[bytes, PlaceView] = field(default_factory=OrderedDict)  # unlogged answers (optinode_getOrder)
     # Orders in the mempool's fair queue, by hash: where the engine's answer goes, and the order.
     waiting: dict[bytes, tuple[Any, Order]] = field(default_factory=dict)  # (a reply: `send_nowait(answer)`)
 
@@ -120,21 +120,60 @@ def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
 
-def _fill_view(fill: Any) -> dict[str, Any]:
-    return {"market": fill.market, "price": fill.price, "size": fill.size, "takerIsBuy": fill.taker_is_buy,
-            "maker": _hex(fill.maker_hash), "taker": _hex(fill.taker_hash),
-            "makerAccount": fill.maker_account, "takerAccount": fill.taker_account}
+class FillView(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    """A fill as the API shows it (answers, getOrder, ``fills`` notifications)."""
+
+    market: int
+    price: int
+    size: int
+    taker_is_buy: bool
+    maker: str
+    taker: str
+    maker_account: int
+    taker_account: int
+
+
+class PlaceView(msgspec.Struct, frozen=True, gc=False):
+    """optinode_sendOrder's result (docs/api.md). A Struct, not a dict: built and encoded in C
+    (~0.3 µs against ~0.9 for the dict and its encode), and frozen, so the copy `_remember` keeps
+    for optinode_getOrder cannot be changed through the answer."""
+
+    hash: str
+    status: Status  # (encoded as its value)
+    reason: str | None
+    fills: tuple[FillView, ...]
+    filled: int
+    remaining: int
+    cancelled: tuple[dict[str, Any], ...]  # (rare: self-trade prevention, expiry)
+    seq: int | None
+
+
+class Reply(msgspec.Struct, frozen=True, gc=False):
+    """A JSON-RPC success response (errors are `_error`'s dicts: rare, and of many shapes)."""
+
+    jsonrpc: str
+    id: Any
+    result: Any
+
+
+def _fill_view(fill: Any) -> FillView:
+    return FillView(fill.market, fill.price, fill.size, fill.taker_is_buy, "0x" + fill.maker_hash.hex(), "0x" + fill.taker_hash.hex(),
+                    fill.maker_account, fill.taker_account)
+
+
+def _fill_dicts(fills: Any) -> list[dict[str, Any]]:
+    """Fills as plain JSON objects, for the views that stay dicts (optinode_getOrder: not the hot path)."""
+    return msgspec.to_builtins([_fill_view(f) for f in fills])
 
 
 def _cancelled_view(c: Cancelled) -> dict[str, Any]:
     return {"hash": _hex(c.order_hash), "accountId": c.account_id, "reason": c.reason}
 
 
-def _place_view(result: PlaceResult, seq: int | None) -> dict[str, Any]:
-    fills, cancelled = result.fills, result.cancelled  # (most answers have neither: no comprehension to run)
-    return {"hash": "0x" + result.order_hash.hex(), "status": result.status.value, "reason": result.reason,
-            "fills": [_fill_view(f) for f in fills] if fills else [], "filled": sum([f.size for f in fills]) if fills else 0,
-            "remaining": result.remaining, "cancelled": [_cancelled_view(c) for c in cancelled] if cancelled else [], "seq": seq}
+def _place_view(result: PlaceResult, seq: int | None) -> PlaceView:
+    fills, cancelled = result.fills, result.cancelled  # (most answers have neither: nothing to map)
+    return PlaceView("0x" + result.order_hash.hex(), result.status, result.reason, tuple(map(_fill_view, fills)) if fills else (),
+                     sum([f.size for f in fills]) if fills else 0, result.remaining, tuple(map(_cancelled_view, cancelled)) if cancelled else (), seq)
 
 
 def _resting_view(view: Any) -> dict[str, Any]:
@@ -253,17 +292,14 @@ def _after_book(deps: RpcDeps, market: int | None, fills: tuple[Any, ...], accou
         hub.publish("account", account, lambda a=account: account_view(engine, a))
 
 
-def _remember(deps: RpcDeps, result: PlaceResult, seq: int | None) -> dict[str, Any]:
-    """The answer to a placement. A logged one is in the engine's durable order history; one that
-    changed nothing (refused before matching, or cancelled while queued) is remembered in memory."""
-    view = _place_view(result, seq)
-    if seq is None:
-        # (a copy: the answer is this moment's, and answers are not aliased with what getOrder keeps)
-        deps.orders[result.order_hash] = {**view, "fills": list(view["fills"])}
-        deps.orders.move_to_end(result.order_hash)
-        while len(deps.orders) > ORDER_MEMORY:
-            deps.orders.popitem(last=False)
-    return view
+def _remember(deps: RpcDeps, order_hash: bytes, view: PlaceView) -> None:
+    """An answer that changed nothing (refused before matching, or cancelled while queued), kept in
+    memory for optinode_getOrder: a logged one is in the engine's durable order history."""
+    orders = deps.orders
+    orders[order_hash] = view  # (frozen: what getOrder returns is this moment's answer)
+    orders.move_to_end(order_hash)
+    while len(orders) > ORDER_MEMORY:
+        orders.popitem(last=False)
 
 
 def order_view(record: OrderRecord) -> dict[str, Any]:
@@ -272,7 +308,7 @@ def order_view(record: OrderRecord) -> dict[str, Any]:
     live = record.status in (Status.RESTING, Status.PARTIALLY_FILLED)
     return {"hash": _hex(record.order_hash), "status": record.status.value, "reason": record.reason, "accountId": record.account_id,
             "market": record.market, "isBuy": record.is_buy, "price": record.price, "size": record.size, "filled": filled,
-            "remaining": record.size - filled if live else 0, "fills": [_fill_view(f) for f in record.fills],
+            "remaining": record.size - filled if live else 0, "fills": _fill_dicts(record.fills),
             "timeInForce": record.tif, "reduceOnly": record.reduce_only, "expiry": record.expiry, "seq": record.placed_seq,
             "finishedSeq": record.finished_seq}
 
@@ -288,24 +324,55 @@ def _placement(params: Any) -> Placement:
     return Placement(order) if options is None else Placement(order, options.time_in_force, options.reduce_only)
 
 
-def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, started: float) -> dict[str, Any]:
-    """The engine's durable answer to a placement -> the method's result (and its notifications).
-    Counted in the node's metrics: accepted by status or rejected by reason, fills, and the ack
-    latency since ``started`` (``perf_counter`` when the request was taken) of a durable answer."""
+class _Tally:
+    """One request's order metrics, added to the node's once it is answered: a prometheus Counter's
+    ``inc`` and a Histogram's ``observe`` take a lock each, ~1.3 µs per order when done order by
+    order. Accepted by status, rejected by reason, fills, and the ack latency of the durable answers
+    (all of a request's answers are sent at the same moment, so one latency stands for each)."""
+
+    __slots__ = ("accepted", "durable", "fills", "rejected")
+
+    def __init__(self) -> None:
+        self.accepted: dict[Status, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.fills = self.durable = 0
+
+    def refused(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def add(self, metrics: Any, started: float) -> None:
+        for status, count in self.accepted.items():
+            metrics.accepted(status.value, count)
+        for reason, count in self.rejected.items():
+            metrics.rejected(reason, count)
+        if self.fills:
+            metrics.fills.inc(self.fills)
+        if self.durable:
+            metrics.acked(time.perf_counter() - started, self.durable)
+
+
+def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, tally: _Tally) -> PlaceView:
+    """The engine's answer to a placement -> the method's result (and its notifications), counted
+    in ``tally``. A durable answer (``seq``: its log entry is synced) is in the order history; one
+    that changed nothing is remembered here."""
     result: PlaceResult = answer.result
-    view = _remember(deps, result, answer.seq)
-    metrics = deps.engine.metrics
-    if result.status is Status.REJECTED:
-        metrics.rejected(result.reason or "REJECTED")
+    view = _place_view(result, answer.seq)
+    status = result.status
+    if status is Status.REJECTED:
+        tally.refused(result.reason or "REJECTED")
     else:
-        metrics.accepted(result.status.value)
+        accepted = tally.accepted
+        accepted[status] = accepted.get(status, 0) + 1
         if result.fills:
-            metrics.fills.inc(len(result.fills))
-        if answer.seq is not None:  # a durable answer (its log entry is synced)
-            metrics.ack_latency.observe(time.perf_counter() - started)
-    if answer.seq is not None and deps.hub.topics:  # (nobody subscribed to anything: nothing to build)
-        touched = {placement.order.account_id} | {c.account_id for c in result.cancelled}
-        _after_book(deps, placement.order.market, result.fills, touched)
+            tally.fills += len(result.fills)
+    if answer.seq is None:
+        _remember(deps, result.order_hash, view)
+    else:
+        if status is not Status.REJECTED:
+            tally.durable += 1
+        if deps.hub.topics:  # (nobody subscribed to anything: nothing to build)
+            touched = {placement.order.account_id} | {c.account_id for c in result.cancelled}
+            _after_book(deps, placement.order.market, result.fills, touched)
     return view
 
 
@@ -324,54 +391,58 @@ async def send_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | 
     [answer] = await _place(deps, [placement])
     if isinstance(answer, RpcError):
         raise _counted(deps, answer)
-    return _placed(deps, placement, answer, started)
+    tally = _Tally()
+    view = _placed(deps, placement, answer, tally)
+    tally.add(deps.engine.metrics, started)
+    return view
 
 
-class _Reply:
+class _Reply(msgspec.Struct, gc=False):
     """Where the engine's answer to one order of a request goes: it takes the place of a reply
-    channel (`send_nowait`), without a channel and a task per order."""
+    channel (`send_nowait`), without a channel and a task per order (a Struct: ~10x cheaper to make
+    than a class with an ``__init__``, one per order)."""
 
-    __slots__ = ("answers", "index")
-
-    def __init__(self, answers: _Answers, index: int) -> None:
-        self.answers, self.index = answers, index
+    answers: _Answers
+    index: int
 
     def send_nowait(self, answer: Any) -> None:
-        self.answers.put(self.index, answer)
+        answers = self.answers
+        answers.values[self.index] = _refused(answer.code.name, str(answer)) if isinstance(answer, Rejected) else answer
+        answers.waiting -= 1
+        if answers.waiting == 0:
+            answers.done.set()
 
 
 class _Answers:
     """The answers to one request's orders, complete when each queued order has its answer."""
 
-    def __init__(self, answers: list[Any], waiting: int) -> None:
-        self.values, self.waiting, self.done = answers, waiting, trio.Event()
-        if waiting == 0:
-            self.done.set()
+    __slots__ = ("done", "values", "waiting")
 
-    def put(self, index: int, answer: Any) -> None:
-        self.values[index] = _refused(answer.code.name, str(answer)) if isinstance(answer, Rejected) else answer
-        self.waiting -= 1
-        if self.waiting == 0:
-            self.done.set()
+    def __init__(self, answers: list[Any]) -> None:
+        self.values, self.waiting, self.done = answers, 0, trio.Event()
 
 
 async def _place(deps: RpcDeps, placements: list[Placement]) -> list[BookAccepted | RpcError]:
     """Mempool intake of a request's orders together (checks, signatures recovered in one go, the
     fair per-account queue in their order), then the engine's answers, which `_feed` routes back here."""
     outcomes: list[Any] = await deps.mempool.submit(placements)
+    waiting = deps.waiting
+    answers: list[Any] = [None] * len(outcomes)
+    collected = _Answers(answers)
     for i, outcome in enumerate(outcomes):
-        if not isinstance(outcome, IntakeRejected) and outcome in deps.waiting:
+        if type(outcome) is bytes and outcome in waiting:
             # The same signed order is already on its way: the mempool forgets a hash once the feed
             # has taken it, so it queued this copy again. Drop the copy (the mempool skips a withdrawn
             # hash when it is served) and refuse it; the first request keeps its place and its answer.
             deps.mempool.withdrawn.add(outcome)
-            outcomes[i] = IntakeRejected(Reason.DUPLICATE_ORDER, "the same signed order is already waiting for the engine")
-    answers: list[Any] = [_refused(o.reason, str(o)) if isinstance(o, IntakeRejected) else None for o in outcomes]
-    collected = _Answers(answers, sum(1 for o in outcomes if not isinstance(o, IntakeRejected)))
-    for i, (placement, outcome) in enumerate(zip(placements, outcomes)):
-        if not isinstance(outcome, IntakeRejected):
-            deps.waiting[outcome] = (_Reply(collected, i), placement.order)  # (no checkpoint since submit: _feed has not run)
-    await collected.done.wait()
+            outcome = IntakeRejected(Reason.DUPLICATE_ORDER, "the same signed order is already waiting for the engine")
+        if type(outcome) is bytes:
+            waiting[outcome] = (_Reply(collected, i), placements[i].order)  # (no checkpoint since submit: _feed has not run)
+            collected.waiting += 1
+        else:
+            answers[i] = _refused(outcome.reason, str(outcome))
+    if collected.waiting:
+        await collected.done.wait()
     return answers
 
 
@@ -383,12 +454,12 @@ def _is_send_order(request: Any) -> bool:
 Call = tuple[Any, bool, Any]  # one optinode_sendOrder request: (its id, whether it is answered (not a notification), its params)
 
 
-async def _call_orders(deps: RpcDeps, calls: list[Call]) -> list[dict[str, Any] | None]:
+async def _call_orders(deps: RpcDeps, calls: list[Call]) -> list[Reply | dict[str, Any] | None]:
     """A run of consecutive `optinode_sendOrder` requests of one batch, as `_call` answers each, but
     taken in by the mempool as one request: their signatures are recovered together and the engine
     acknowledges them in one group commit, instead of one durable round trip after the other."""
     started = time.perf_counter()
-    responses: list[dict[str, Any] | None] = [None] * len(calls)
+    responses: list[Reply | dict[str, Any] | None] = [None] * len(calls)
     placed: list[tuple[int, Placement]] = []
     for k, (rid, _, params) in enumerate(calls):
         try:
@@ -406,14 +477,18 @@ async def _call_orders(deps: RpcDeps, calls: list[Call]) -> list[dict[str, Any] 
     except Exception:  # noqa: BLE001
         log.exception("internal error in optinode_sendOrder")
         answers = [RpcError(INTERNAL_ERROR, "internal error")] * len(placed)
+    tally = _Tally()
     for (k, placement), answer in zip(placed, answers):
         rid = calls[k][0]
         try:
-            responses[k] = (_error(rid, _counted(deps, answer)) if isinstance(answer, RpcError)
-                            else {"jsonrpc": "2.0", "id": rid, "result": _placed(deps, placement, answer, started)})
+            if isinstance(answer, RpcError):
+                responses[k] = _error(rid, _counted(deps, answer))
+            else:
+                responses[k] = Reply("2.0", rid, _placed(deps, placement, answer, tally))
         except Exception:  # noqa: BLE001 - a bug: answered, logged, and the server stays up
             log.exception("internal error in optinode_sendOrder")
             responses[k] = _error(rid, RpcError(INTERNAL_ERROR, "internal error"))
+    tally.add(deps.engine.metrics, started)
     return [response if answered else None for (_, answered, _), response in zip(calls, responses)]
 
 
@@ -530,7 +605,7 @@ async def get_order(deps: RpcDeps, params: list[Any], subscriber: Subscriber | N
             raise _refused("UNKNOWN_ORDER", f"no order 0x{order_hash.hex()} was accepted (within the retention) or answered since the node started")
         return known
     if revised is not None:  # a rebuild re-applied it (docs/sequencer.md, "Rebuilding batches"): what holds now
-        view.update({"status": revised.status, "reason": revised.reason, "fills": [_fill_view(f) for f in revised.fills],
+        view.update({"status": revised.status, "reason": revised.reason, "fills": _fill_dicts(revised.fills),
                      "filled": sum(f.size for f in revised.fills), "seq": revised.seq, "revised": True})
     if live is not None:  # the book's own figures for what rests
         view.update(status=_resting_view(live)["status"], remaining=live.remaining)
@@ -682,9 +757,13 @@ def _typed_orders(body: bytes) -> list[SendOrderRequest] | SendOrderRequest | No
     return typed if not isinstance(typed, list) or 0 < len(typed) <= MAX_BATCH else None
 
 
-def _encode(responses: list[dict[str, Any] | None]) -> bytes | None:
+_ENCODER = msgspec.json.Encoder()  # (one, reused: its buffer too)
+_encode_one = _ENCODER.encode
+
+
+def _encode(responses: list[Any]) -> bytes | None:
     answered = [r for r in responses if r is not None]
-    return msgspec.json.encode(answered) if answered else None
+    return _encode_one(answered) if answered else None
 
 
 async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None, methods: Methods = METHODS) -> bytes | None:
@@ -696,16 +775,16 @@ async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None,
             return _encode(await _call_orders(deps, [(r.id, r.id is not msgspec.UNSET, r.params) for r in typed]))
         if typed is not None:
             [response] = await _call_orders(deps, [(typed.id, typed.id is not msgspec.UNSET, typed.params)])
-            return None if response is None else msgspec.json.encode(response)
+            return None if response is None else _encode_one(response)
     try:
         request = msgspec.json.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # (RecursionError: nested deeper than the decoder goes)
-        return msgspec.json.encode(_error(None, RpcError(PARSE_ERROR, "parse error: the body is not JSON")))
+        return _encode_one(_error(None, RpcError(PARSE_ERROR, "parse error: the body is not JSON")))
     if isinstance(request, list):
         if not request:
-            return msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, "an empty batch")))
+            return _encode_one(_error(None, RpcError(INVALID_REQUEST, "an empty batch")))
         if len(request) > MAX_BATCH:
-            return msgspec.json.encode(_error(None, RpcError(INVALID_REQUEST, f"a batch holds at most {MAX_BATCH} requests")))
+            return _encode_one(_error(None, RpcError(INVALID_REQUEST, f"a batch holds at most {MAX_BATCH} requests")))
         responses: list[dict[str, Any] | None] = []
         i = 0
         while i < len(request):  # in order: one client's orders keep their order
@@ -720,7 +799,7 @@ async def dispatch(deps: Any, body: bytes, subscriber: Subscriber | None = None,
                 i += 1
         return _encode(responses)
     response = await _call(deps, request, subscriber, methods)
-    return None if response is None else msgspec.json.encode(response)
+    return None if response is None else _encode_one(response)
 
 
 # --- the server (services/http_server.py) ------------------------------------------------------------

@@ -158,24 +158,33 @@ def to_bytes(value: Any, name: str, length: int) -> bytes:
 
 
 def to_signature(value: str) -> bytes:
+    if len(value) == 132 and value.startswith("0x"):  # (the usual case, inline: to_bytes says what is wrong with any other)
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            pass
     return to_bytes(value, "signature", 65)
 
 
 def to_order(m: OrderMessage, signature: bytes) -> Order:
-    """The spec `Order` of a decoded message. (Inline checks: the usual field is an int in range, or a
-    digit string; to_uint says what is wrong with any other.)"""
-    a, mk, s, p, f, e, n = m.account_id, m.market, m.size, m.limit_price, m.fee_rate, m.expiry, m.nonce
-    return Order(
-        a if type(a) is int else to_uint(a, "order.accountId", U32_BOUND),
-        mk if type(mk) is int else to_uint(mk, "order.market", U8_BOUND),
-        m.is_buy,
-        s if type(s) is int and s < U64_BOUND else to_uint(s, "order.size"),
-        p if type(p) is int and p < U64_BOUND else to_uint(p, "order.limitPrice"),
-        f if type(f) is int else to_uint(f, "order.feeRate", U32_BOUND),
-        e if type(e) is int and e < U64_BOUND else to_uint(e, "order.expiry"),
-        n if type(n) is int and n < U64_BOUND else to_uint(n, "order.nonce"),
-        signature,
-    )
+    """The spec `Order` of a decoded message. (Inline checks, ~1 µs an order: the usual field is an
+    int msgspec bounded, or a decimal string — what wallets write a uint64 as; to_uint says what is
+    wrong with anything else.)"""
+    a, mk, f, s, p, e, n = m.account_id, m.market, m.fee_rate, m.size, m.limit_price, m.expiry, m.nonce
+    if type(s) is str and s.isdigit() and s.isascii() and len(s) <= _DIGITS:
+        s = int(s)
+    if type(p) is str and p.isdigit() and p.isascii() and len(p) <= _DIGITS:
+        p = int(p)
+    if type(e) is str and e.isdigit() and e.isascii() and len(e) <= _DIGITS:
+        e = int(e)
+    if type(n) is str and n.isdigit() and n.isascii() and len(n) <= _DIGITS:
+        n = int(n)
+    if (type(a) is not int or type(mk) is not int or type(f) is not int or type(s) is not int or type(p) is not int or type(e) is not int
+            or type(n) is not int or s >= U64_BOUND or p >= U64_BOUND or e >= U64_BOUND or n >= U64_BOUND):
+        a, mk = to_uint(a, "order.accountId", U32_BOUND), to_uint(mk, "order.market", U8_BOUND)  # (the first wrong field, in order)
+        s, p = to_uint(s, "order.size"), to_uint(p, "order.limitPrice")
+        f, e, n = to_uint(f, "order.feeRate", U32_BOUND), to_uint(e, "order.expiry"), to_uint(n, "order.nonce")
+    return Order(a, mk, m.is_buy, s, p, f, e, n, signature)
 
 
 def uints(message: _Message, name: str) -> dict[str, int]:

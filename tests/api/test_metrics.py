@@ -89,3 +89,23 @@ def test_each_node_has_its_own_registry() -> None:
     assert b'optinode_orders_accepted_total{status="resting"} 1.0' in one.expose()
     assert b"optinode_fills_total 3.0" in one.expose() and b"optinode_fills_total 0.0" in two.expose()
     assert b"orders_accepted_total{" not in two.expose()
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.001, 0.0031, 0.25, 7.0, 1e6])
+def test_acked_counts_a_request_of_answers_as_that_many_observes(seconds: float) -> None:
+    """`SequencerMetrics.acked(seconds, n)` (one update per request: it writes prometheus_client's
+    histogram internals) exposes what n calls of ``ack_latency.observe(seconds)`` do, on bucket
+    bounds too: the same buckets and count, the same sum but for float rounding."""
+    one_by_one, at_once = SequencerMetrics(), SequencerMetrics()
+    for _ in range(7):
+        one_by_one.ack_latency.observe(seconds)
+    at_once.acked(seconds, 7)
+
+    def samples(metrics: SequencerMetrics) -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(metrics.expose().decode())
+                for s in family.samples if s.name.startswith("optinode_ack_latency")}
+
+    expected, got = samples(one_by_one), samples(at_once)
+    key = ("optinode_ack_latency_seconds_sum", ())
+    assert got.pop(key) == pytest.approx(expected.pop(key), rel=1e-12)
+    assert got == expected and expected[("optinode_ack_latency_seconds_count", ())] == 7

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import msgspec
 import pytest
 import trio
 
@@ -116,7 +117,7 @@ async def test_a_cancel_answers_an_order_still_waiting_in_the_mempool(tmp_path, 
     answers = []
 
     async def place() -> None:
-        answers.append(await rpc.send_order(deps, [order, alice.sign("Order", order)], None))
+        answers.append(msgspec.to_builtins(await rpc.send_order(deps, [order, alice.sign("Order", order)], None)))  # (as encoded)
 
     nursery.start_soon(place)
     while not deps.waiting:
