@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 
 import msgspec
+from sortedcontainers import SortedList
 
 from optinode.spec.eip712 import compute_order_digest
 from optinode.spec.errors import ErrorCode, InvalidInput, InvalidTransaction
