@@ -427,7 +427,7 @@ def _put_order(out: bytearray, order: Order) -> None:
     _put_varint(out, account_id)
     out.append(market << 1 | order.is_buy)  # the market shares a byte with the side
     for value in (size, limit_price, fee_rate, expiry, nonce):
-        while value >= 0x80:  # _put_varint, inline: five in a row
+        while value >= 0x80:  # format: more than 7 bits left (_put_varint inline: five in a row)
             out.append((value & 0x7F) | 0x80)
             value >>= 7
         out.append(value)
