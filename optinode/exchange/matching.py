@@ -171,18 +171,16 @@ class Matcher:
         # handed).
         if not is_well_formed(Trade(order, FIRST_SLOT, 0)):
             return PlaceResult(b"", Status.REJECTED, reason=ErrorCode.MALFORMED.name, logged=False)
-        order_hash = self.order_hash(order)
+        order_hash = compute_order_digest(self.state.config.domain_separator, order)  # (self.order_hash)
         # Orders expire against the batch's L1 time (docs/risk.md), which is never before the system
         # time (every oracle and funding timestamp is at most its batch's L1 time).
         now = max(ctx.l1_timestamp, self.state.time)
         side = self._check_placement(placement, order_hash, now)
         if type(side) is not OrderSide:
             return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(side), logged=False)
-        account = require_account(self.state, order.account_id)
-        assert account is not None  # resolve_order in _check_placement found it
         self.seq += 1
         taker = RestingOrder(
-            order_hash, order.account_id, account.owner, order.market, order.is_buy, order.limit_price,
+            order_hash, order.account_id, side.account.owner, order.market, order.is_buy, order.limit_price,
             order.size, self.seq, order, placement.reduce_only, order.expiry, order.nonce,
         )
         # Remembered whatever the outcome (a result that changed nothing is not logged and leaves
@@ -361,9 +359,11 @@ class Matcher:
         """Why what is left of an order may not rest, or None. A resting order executes at its own
         limit price, so the spec is asked about exactly that fill: all of the rest, at that price
         (for reduce-only, what it can still reduce). `side`: see `_side_code`."""
-        size = self._resting_size(order.account_id, order.market, order.is_buy, order.remaining, order.reduce_only)
-        if size == 0:
-            return Reason.REDUCE_ONLY
+        size = order.remaining  # (> 0)
+        if order.reduce_only:
+            size = self._resting_size(order.account_id, order.market, order.is_buy, size, True)
+            if size == 0:
+                return Reason.REDUCE_ONLY
         return self._side_code(order.handle, size, order.price, side)
 
     @staticmethod
@@ -389,10 +389,11 @@ class Matcher:
         fills: list[Fill] = []
         cancelled: list[Cancelled] = []
         state = self.state
-        book = self.books[taker.market]
+        taker_buys, limit = taker.is_buy, taker.price
+        opposite = self.books[taker.market].side(not taker_buys)
         while taker.remaining > 0:
-            maker = book.best(not taker.is_buy)
-            if maker is None or not self._crosses(taker.is_buy, taker.price, maker.price):
+            maker = opposite.best()
+            if maker is None or not (maker.price <= limit if taker_buys else maker.price >= limit):  # (_crosses)
                 return fills, cancelled, None
             if maker.expiry < state.time:
                 cancelled.append(self._remove(maker, ErrorCode.EXPIRED))
