@@ -199,15 +199,15 @@ class OrderSide(msgspec.Struct, gc=False):
     C, twice per Trade; `gc=False`: it refers to nothing that refers back to it.)"""
 
     account_id: int
-    account: Account
+    account: Account  # as it is now (the fill writes into it)
     market: int
     is_buy: bool
     limit_price: int
-    remaining: int
+    remaining: int  # what the order has left before this fill
     fee_rate: int
     expiry: int
-    slot_id: int | None
-    nonce_state: tuple[int, int] | None
+    slot_id: int | None  # its slot, None for a new signed order
+    nonce_state: tuple[int, int] | None  # a new order's nonce window after its nonce is used
 
 
 def resolve_order(state: State, order: OrderOrRef, now: int) -> OrderSide:

@@ -22,23 +22,17 @@ from __future__ import annotations
 import random
 
 import msgspec
-import pytest
-import trio
 
 from optinode.exchange.matching import Matcher, UnknownOrder
-from optinode.exchange.orders import CancelAll, CancelOrder, ExpireOrders, Placement, PlaceResult, TimeInForce
+from optinode.exchange.orders import CancelAll, CancelOrder, ExpireOrders, PlaceResult, TimeInForce
 from optinode.spec.crypto import keccak
 from optinode.spec.record_codec import encode_transaction
-from optinode.spec.state import copy_state
 from optinode.spec.transition import state_transition
-from optinode.testing.world import BTC, BTC_PRICE, BTC_STEP, BTC_TICK, ETH, ETH_PRICE, ETH_STEP, ETH_TICK, World
+from optinode.testing.world import BTC, ETH, World
+from tests.exchange.test_matching_properties import MARKETS, placement_of
 
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "alice-2")
 FUNDS = 1_000 * 10**6
-MARKETS = {
-    ETH: (ETH_STEP, ETH_PRICE, ETH_TICK, 10**5),
-    BTC: (50 * BTC_STEP, BTC_PRICE, BTC_TICK, 2 * 10**7),
-}
 STEPS = 900
 
 PINNED_MATCHER = {
@@ -94,11 +88,8 @@ def run_matcher_flow() -> tuple[World, Matcher, list, bytes]:
     for step in flow_steps():
         kind = step[0]
         if kind == "place":
-            _, name, market, buy, lots, ticks, tif, reduce_only, expiry = step
-            lot, genesis_price, tick, _ = MARKETS[market]
-            fields = {} if expiry is None else {"expiry": w.state.time + expiry}
-            order = w.order(name, market=market, is_buy=buy, size=lots * lot, limit_price=genesis_price + ticks * tick, **fields)
-            command = Placement(order, tif, reduce_only)
+            command = placement_of(w, step)
+            order = command.order
             result = m.apply(command, w.ctx)
             out += describe(result)
             if result.logged:
