@@ -514,6 +514,10 @@ class Engine:
                 if event.index < self.state.forced_done:
                     raise EngineCritical(f"an L1 reorg removed forced request {event.index}, which the log consumed")
                 self.forced.pop(event.index, None)
+        # A discard not yet rolled back for that the reorg removed: nothing to roll back (its batches are
+        # live again on the canonical chain, and still ours; docs/sequencer.md, "A discard that a reorg removes").
+        gone = {self._discard_position(e) for e in reorg.removed if isinstance(e, events.BatchesDiscarded)}
+        self._discards = [d for d in self._discards if self._discard_position(d) not in gone]
         if self.head is not None and self.head.number > reorg.common_ancestor:
             self.head = Head(reorg.common_ancestor, b"", self.head.timestamp)
 
@@ -964,8 +968,14 @@ class Engine:
         if self.head is None:
             return
         while self._discards:
-            event = self._discards.pop(0)
+            event = self._discards[0]
             position = self._discard_position(event)
+            if position not in self.mark.discards and event.block_number + self.confirmations > self.head.number:
+                # Rolled back for only once as deep as a consumed queue entry must be: a reorg shallower
+                # than that may still remove the discard, and then there is nothing to undo (the journal
+                # keeps the batches L1 holds again; a rewrite could not be undone). Later discards wait too.
+                break
+            self._discards.pop(0)
             if position in self.mark.discards:
                 continue
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
