@@ -539,8 +539,8 @@ class Engine:
         """Once the system time has passed a resting order's signed expiry, an `ExpireOrders` book
         command (logged, so replay removes the same orders at the same point) takes them off the
         book: a book must not show orders that can no longer fill."""
-        by_expiry = self.matcher.by_expiry
-        if not by_expiry or by_expiry[0][0] >= self.state.time:
+        expiry = self.matcher.next_expiry()
+        if expiry is None or expiry >= self.state.time:
             return None
         outcome = self._book_submission(book_orders.ExpireOrders())
         assert isinstance(outcome, tuple)
@@ -593,6 +593,10 @@ class Engine:
                 if event.index < self.state.forced_done:
                     raise EngineCritical(f"an L1 reorg removed forced request {event.index}, which the log consumed")
                 self.forced.pop(event.index, None)
+        # A discard not yet rolled back for that the reorg removed: nothing to roll back (its batches are
+        # live again on the canonical chain, and still ours; docs/sequencer.md, "A discard that a reorg removes").
+        gone = {self._discard_position(e) for e in reorg.removed if isinstance(e, events.BatchesDiscarded)}
+        self._discards = [d for d in self._discards if self._discard_position(d) not in gone]
         if self.head is not None and self.head.number > reorg.common_ancestor:
             self.head = Head(reorg.common_ancestor, b"", self.head.timestamp)
 
@@ -1104,8 +1108,14 @@ class Engine:
         if self.head is None:
             return
         while self._discards:
-            event = self._discards.pop(0)
+            event = self._discards[0]
             position = self._discard_position(event)
+            if position not in self.mark.discards and event.block_number + self.confirmations > self.head.number:
+                # Rolled back for only once as deep as a consumed queue entry must be: a reorg shallower
+                # than that may still remove the discard, and then there is nothing to undo (the journal
+                # keeps the batches L1 holds again; a rewrite could not be undone). Later discards wait too.
+                break
+            self._discards.pop(0)
             if position in self.mark.discards:
                 continue
             if event.from_index >= self.batch_index or self.journal.batch(event.from_index) is None:
