@@ -903,7 +903,8 @@ class Engine:
         return record
 
     async def cut(self, batches: trio.MemorySendChannel[Any], reason: str) -> BatchRecord:
-        """Close the pending batch (its entries are durable). On the engine's path: the capture of
+        """Close the pending batch (its entries are durable) and return its record (with the
+        background task running: still the boundary, roots empty). On the engine's path: the capture of
         what changed (copies) and the batch boundary — its record without the roots — synced, so
         the log after it can never be replayed into this batch. The root is computed in slices
         behind the engine (`RootJob`, `background`), then the complete record and the checkpoint go
@@ -914,7 +915,8 @@ class Engine:
         re-valuing more accounts than tests/services/test_market_services_attacks.py bounds.)"""
         boundary = self._close_batch(reason, deferred=True)
         checkpoint, delta = self._checkpoint(boundary)
-        self.commitment.defer(RootJob(boundary, checkpoint, delta))
+        job = RootJob(boundary, checkpoint, delta)
+        self.commitment.defer(job)
         await trio.to_thread.run_sync(self.journal.append_batch, boundary)
         self.faults.point("engine.cut")
         if self._roots_wake is None:
@@ -922,7 +924,7 @@ class Engine:
             await self._hand_over(batches)
         else:
             self._roots_wake.set()
-        return boundary
+        return job.record  # (complete once its root is computed: here, without the background task)
 
     async def _hand_over(self, batches: trio.MemorySendChannel[Any]) -> None:
         """The batches whose root is computed, in cut order: record and checkpoint to the lane, the
