@@ -168,3 +168,26 @@ async def test_in_flight_work_is_bounded() -> None:
                 assert all(len(w.jobs) <= 2 for w in pool.workers)
                 await trio.sleep(0.01)
         assert most == 4 and sorted(r[0][1] for r in done) == list(range(12))
+
+
+async def test_frames_larger_than_a_pipe_cross_in_pieces() -> None:
+    """A job or an answer bigger than the pipe's buffer (64 KiB) is written in pieces (the flusher
+    task) and read back across several reads, among other jobs' frames."""
+    async with open_worker_pool(2, max_jobs=4) as pool:
+        big = b"\x01" * 3_000_000
+        lengths, blob, small = await pool.run_sync(len, big), await pool.run_sync(bytes, 2_000_000), None
+
+        async def many() -> list:
+            return await pool.map(sum, [[i, 1] for i in range(20)])
+
+        async with trio.open_nursery() as nursery:
+            results: list = []
+
+            async def keep(fn, *args) -> None:
+                results.append(await fn(*args))
+
+            nursery.start_soon(keep, pool.map, len, [big, big[:70_000], b"", big[:1]])
+            nursery.start_soon(keep, many)
+        small = next(r for r in results if len(r) == 20)
+    assert lengths == 3_000_000 and blob == bytes(2_000_000)
+    assert [3_000_000, 70_000, 0, 1] in results and small == [i + 1 for i in range(20)]
