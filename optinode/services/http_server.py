@@ -9,7 +9,10 @@ empty echo app (a task, 7 cancel scopes and 3 socket sends per request), this ~9
 frames; one send per response): 7 µs per order in a batch of 50, 34 in a batch of 10
 (docs/benchmarks.md, "JSON-RPC server cost"). The protocol work stays in the well-kept libraries
 (h11: request framing, header validation, keep-alive, pipelining; wsproto: the WebSocket handshake
-and frames); this module is only the loop around them and the limits:
+and frames); this module is the loop around them, the limits, and one fast path in front of h11 for
+the request every bot sends, a plain keep-alive POST (`plain_post`: what it takes is a subset of what
+h11 takes, read the same way; ~1/5 of h11's instructions a request; docs/benchmarks.md, "The
+JSON-RPC front, session 5"):
 
 - ``POST`` (any path) is a JSON-RPC body for ``routes.rpc`` (at most `MAX_BODY`, else 413 and the
   connection is closed); ``GET /metrics`` is ``routes.metrics()``; a WebSocket upgrade goes to
