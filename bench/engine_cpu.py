@@ -4,11 +4,12 @@ front's feed hands them over, with the signatures already recovered (the mempool
 in the node). No HTTP, no mempool: what is left is the engine's thread — matching, the spec's
 trades, log records, the order history, the group commit, batch cuts.
 
-Prints the engine thread's CPU per order, each batch cut's wall / CPU time and its parts (state
-root, `encode_state`, `Matcher.export`, the checkpoint write), the garbage collector's pauses, then
-one JSON object.
+Prints the engine thread's CPU per order, each batch cut's wall / engine-thread CPU time and its
+parts (the state root, capturing the checkpoint's changed rows, the checkpoint write on its thread),
+the longest engine-thread stalls (a group's `process` call: what every request in flight waits
+out), the garbage collector's pauses, then one JSON object (docs/benchmarks.md, "The batch cut").
 
-    PYTHONPATH=$PWD .venv/bin/python bench/engine_cpu.py --orders 20000 --group 10 [--profile]
+    PYTHONPATH=$PWD .venv/bin/python bench/engine_cpu.py --orders 100000 --group 10 [--profile]
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sequencer import OrderFlow  # noqa: E402
 from optinode.config import BatchSection  # noqa: E402
-from optinode.exchange.matching import Matcher  # noqa: E402
 from optinode.exchange.orders import Placement, TimeInForce  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
+from optinode.services import checkpointer  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
 from optinode.services.journal import Journal  # noqa: E402
-from optinode.services.sequencer import freeze_heap  # noqa: E402
+from optinode.services.sequencer import SWITCH_INTERVAL, freeze_heap  # noqa: E402
 from optinode.spec.commitment import Commitment  # noqa: E402
 from optinode.spec.crypto import recover_signer  # noqa: E402
 from optinode.spec.eip712 import compute_order_digest  # noqa: E402
@@ -62,6 +63,7 @@ def timed(owner: object, name: str, parts: dict[str, list[float]], label: str) -
 
 
 async def run(args) -> dict:
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as `optinode sequencer` runs (the checkpoint lane's thread shares the GIL)
     flow = OrderFlow(args.accounts)
     genesis = copy_state(flow.world.state)
     orders = flow.orders(args.warm + args.orders)
@@ -70,9 +72,9 @@ async def run(args) -> dict:
         recover_signer(compute_order_digest(domain, order), order.signature)
     parts: dict[str, list[float]] = {}
     timed(Commitment, "update", parts, "state root")
-    timed(engine_mod, "encode_state", parts, "encode_state")
-    timed(Matcher, "export", parts, "Matcher.export")
-    timed(Journal, "cut", parts, "checkpoint write (thread)")
+    timed(engine_mod.Engine, "_checkpoint", parts, "checkpoint rows captured")
+    timed(Journal, "append_batch", parts, "batch record write (thread, synced)")
+    timed(Journal, "write_checkpoint", parts, "checkpoint write (lane, behind the engine)")
     cuts: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="optinode-engine-") as data_dir:
         store = open_store(Path(data_dir) / "db", identity="bench")
@@ -98,28 +100,32 @@ async def run(args) -> dict:
                         pass
 
                 nursery.start_soon(drain)
+                await nursery.start(checkpointer.run, engine.checkpoints)  # as engine.run does
                 for i in range(0, len(warm), args.group):
                     await engine.process(warm[i:i + args.group], batches_send)
                 freeze_heap()  # as `optinode sequencer` does once it is up
                 cuts.clear()
                 for values in parts.values():
                     values.clear()
-                pauses: list[tuple[int, float]] = []
-                gc_start = [0.0]
+                pauses: list[tuple[int, float, float]] = []  # generation, wall, CPU of the collecting thread
+                gc_start = [0.0, 0.0]
 
                 def on_gc(phase: str, info: dict) -> None:
                     if phase == "start":
-                        gc_start[0] = time.perf_counter()
+                        gc_start[:] = time.perf_counter(), time.thread_time()
                     else:
-                        pauses.append((info["generation"], time.perf_counter() - gc_start[0]))
+                        pauses.append((info["generation"], time.perf_counter() - gc_start[0], time.thread_time() - gc_start[1]))
 
                 gc.callbacks.append(on_gc)
                 profile = cProfile.Profile() if args.profile else None
                 cpu, wall = time.thread_time(), time.perf_counter()
                 if profile:
                     profile.enable()
+                stalls: list[tuple[float, float]] = []  # per group: wall, engine-thread CPU
                 for i in range(0, len(timed_part), args.group):
+                    group_wall, group_cpu = time.perf_counter(), time.thread_time()
                     await engine.process(timed_part[i:i + args.group], batches_send)
+                    stalls.append((time.perf_counter() - group_wall, time.thread_time() - group_cpu))
                 if profile:
                     profile.disable()
                 cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
@@ -135,6 +141,12 @@ async def run(args) -> dict:
         print(out.getvalue())
     n = len(timed_part)
     cut_cpu = sum(c for _, c in cuts)
+
+    def tail(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else 0.0  # noqa: E731
+        return {"p50": round(pick(0.5), 2), "p99": round(pick(0.99), 2), "max": round(pick(1.0), 2)}
+
     return {
         "engine_cpu_us_per_order": round(cpu / n * 1e6, 1),
         "engine_cpu_us_per_order_without_cuts": round((cpu - cut_cpu) / n * 1e6, 1),
@@ -142,8 +154,15 @@ async def run(args) -> dict:
         "orders": n, "group": args.group, "cuts": len(cuts),
         "cut_wall_ms": [round(w * 1e3, 1) for w, _ in cuts], "cut_cpu_ms": [round(c * 1e3, 1) for _, c in cuts],
         "cut_parts_ms": {k: [round(x * 1e3, 1) for x in v] for k, v in parts.items()},
-        "gc_pauses_ms": {f"gen{g}": {"count": sum(1 for gen, _ in pauses if gen == g),
-                                     "max": round(max((p for gen, p in pauses if gen == g), default=0.0) * 1e3, 2)} for g in range(3)},
+        "cut_engine_cpu_ms": tail([c for _, c in cuts]), "cut_wall_ms_tail": tail([w for w, _ in cuts]),
+        "cut_parts_tail_ms": {k: tail(v) for k, v in parts.items()},
+        # a group's process() call, cut or not: the engine takes no other message meanwhile
+        "group_wall_ms": tail([w for w, _ in stalls]), "group_engine_cpu_ms": tail([c for _, c in stalls]),
+        # wall (on a shared machine: includes the thread being descheduled) and CPU of each collection
+        "gc_pauses_ms": {f"gen{g}": {"count": sum(1 for gen, _, _ in pauses if gen == g),
+                                     "max": round(max((p for gen, p, _ in pauses if gen == g), default=0.0) * 1e3, 2),
+                                     "cpu_max": round(max((c for gen, _, c in pauses if gen == g), default=0.0) * 1e3, 2)} for g in range(3)},
+        "gc_tracked_objects_at_end": len(gc.get_objects()),
         "resting_orders_at_end": resting, "seen_orders_at_end": seen,
     }
 

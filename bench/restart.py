@@ -1,11 +1,11 @@
-"""Sequencer restart benchmark: what a restart replays now that each checkpoint holds the order books.
+"""Sequencer restart benchmark: what a restart reads and replays (incremental checkpoints of the state and books).
 
 An engine on LevelDB takes `--batches` batches of `--per-batch` signed order placements each (the
 random flow of bench/sequencer.py: about half cross, the rest rest on the book), cut after each
 batch, plus `--tail` placements after the last cut. Then the store is reopened and timed:
 
-- restart_s / replayed_entries — `Engine(...)` on it: the last checkpoint's state and books, then
-  the log after it (the tail, and up to 3 batches more: the books are in every 4th checkpoint);
+- restart_s / replayed_entries — `Engine(...)` on it: the last checkpoint's rows (state and books),
+  then the log after it (the tail);
 - full_replay_s / log_entries — the previous restart, for comparison: the genesis state, and the
   whole log from the first entry replayed through the matcher;
 - equal — both give the same books and state root (checked; the script fails otherwise).

@@ -163,7 +163,7 @@ class Devnet:
         return next_batch
 
     def _next_batch(self) -> int:
-        """The next batch the stopped sequencer cuts: one after its last checkpoint (read from its own
+        """The next batch the stopped sequencer cuts: one after its last cut batch (read from its own
         store; the node is stopped, so the store is free, and no cut can race the restart)."""
         from optinode.services.journal import Journal
         from optinode.services.sequencer import identity
@@ -171,9 +171,8 @@ class Devnet:
 
         store = open_store(self.workdir / "sequencer" / "db", identity=identity(self.chain.deployment), create=False)
         try:
-            checkpoint = Journal(store).last_checkpoint()
-            assert checkpoint is not None
-            return checkpoint.batch_index + 1
+            last = Journal(store).last_batch()  # (its checkpoint may not be written yet: the engine's restart re-derives it)
+            return 1 if last is None else last.index + 1
         finally:
             store.close()
 

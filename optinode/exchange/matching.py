@@ -48,6 +48,10 @@ from .orders import (
 from .probe import PROBE_CTX, is_side_ok, probe_side
 
 DEFAULT_MAX_OPEN_ORDERS = 1_000  # per account, all markets
+# Per account: accepted orders not yet expired that `seen` remembers (replay protection) before the
+# account's book nonce floor rises past the oldest of them (docs/matching.md, "Replay protection"):
+# `seen` then holds at most this many entries per account, whatever the order rate and expiries.
+DEFAULT_MAX_REMEMBERED = 4_096
 FIRST_SLOT = SlotRef(0)
 
 
@@ -71,14 +75,31 @@ class MatcherSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 
     resting: tuple[RestingSnapshot, ...]  # in seq order (seq is unique: placement order)
     nonce_floor: tuple[tuple[int, int], ...]  # sorted (account, floor)
-    seen: tuple[tuple[bytes, int], ...]  # sorted (order hash, expiry): accepted orders not yet expired
+    seen: tuple[tuple[bytes, int, int, int], ...]  # sorted (order hash, expiry, account, nonce): accepted orders not yet expired
     seq: int
 
 
+class BookChanges(msgspec.Struct, frozen=True):
+    """The matcher's changes since the last cut (`Matcher.take_changes`): the rows an incremental
+    checkpoint rewrites. None: the resting order left the book / the hash left `seen`."""
+
+    resting: list[tuple[bytes, RestingSnapshot | None]]
+    seen: list[tuple[bytes, tuple[int, int, int] | None]]  # (expiry, account, nonce)
+    floors: list[tuple[int, int]]
+    seq: int
+
+
+def _snapshot(o: RestingOrder) -> RestingSnapshot:
+    return RestingSnapshot(o.order_hash, o.account_id, o.market, o.is_buy, o.price, o.remaining, o.seq, o.handle, o.reduce_only,
+                           o.expiry, o.nonce, o.filled)
+
+
 class Matcher:
-    def __init__(self, state: State, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS) -> None:
+    def __init__(self, state: State, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS,
+                 max_remembered: int = DEFAULT_MAX_REMEMBERED) -> None:
         self.state = state
         self.max_open_orders = max_open_orders
+        self.max_remembered = max_remembered
         self.books = [MarketBook() for _ in state.config.markets]
         self.orders: dict[bytes, RestingOrder] = {}  # live orders by hash
         self.by_account: dict[int, dict[bytes, RestingOrder]] = {}
@@ -87,23 +108,50 @@ class Matcher:
         self.nonce_floor: dict[int, int] = {}  # cancel-all: nonces below it are refused
         # Every order accepted (live or not) until its signed expiry has passed: a cancelled order
         # that never filled has an unused nonce, so without this its signature could be replayed.
-        self.seen: dict[bytes, int] = {}
+        # Bounded per account (`max_remembered`): past it the oldest nonce goes and the account's
+        # book floor rises above it, which refuses that signature just as well.
+        self.seen: dict[bytes, tuple[int, int, int]] = {}  # hash -> (expiry, account, nonce)
         self.seen_by_expiry: list[tuple[int, bytes]] = []  # a heap of (expiry, hash)
+        self.seen_by_account: dict[int, SortedList] = {}  # account -> its seen (nonce, hash), lowest first
         self.seq = 0
+        # What changed since the last `take_changes` (the next checkpoint's rows): order hashes whose
+        # resting order was added, changed or removed; hashes that entered or left `seen`; accounts
+        # whose cancel-all floor rose.
+        self._changed: set[bytes] = set()
+        self._seen_changed: set[bytes] = set()
+        self._floors_changed: set[int] = set()
 
     # --- commands --------------------------------------------------------------------------------
 
     def apply(self, command: Command, ctx: L1Context = PROBE_CTX) -> object:
         """Apply one logged command (the engine's replay entry point)."""
+        # Every change to the books goes through here, so this is where the incremental checkpoint
+        # learns what changed (`take_changes`): the orders a result names, never a scan of the book.
         kind = type(command)
         if kind is Placement:
-            return self.place(command, ctx)
+            placed = self.place(command, ctx)
+            if placed.logged:  # (a result that is not logged changed nothing)
+                changed = self._changed
+                changed.add(placed.order_hash)
+                changed.update([fill.maker_hash for fill in placed.fills])
+                changed.update([gone.order_hash for gone in placed.cancelled])
+                self._seen_changed.add(placed.order_hash)
+                self._bound_seen(command.order.account_id)
+            return placed
         if kind is CancelOrder:
-            return self.cancel(command.account_id, command.order_hash)
+            cancelled = self.cancel(command.account_id, command.order_hash)
+            self._changed.add(cancelled.order_hash)
+            return cancelled
         if kind is CancelAll:
-            return self.cancel_all(command.account_id, command.nonce_below)
+            removed = self.cancel_all(command.account_id, command.nonce_below)
+            self._changed.update([gone.order_hash for gone in removed])
+            self._floors_changed.add(command.account_id)
+            self._bound_seen(command.account_id)
+            return removed
         if kind is ExpireOrders:
-            return self.expire()
+            expired = self.expire()
+            self._changed.update([gone.order_hash for gone in expired])
+            return expired
         raise TypeError(f"not a book command: {command!r}")
 
     def order_hash(self, order: Order) -> bytes:
@@ -134,7 +182,7 @@ class Matcher:
         )
         # Remembered whatever the outcome (a result that changed nothing is not logged and leaves
         # no trace, so it is forgotten again below).
-        self._remember(order_hash, order.expiry)
+        self._remember(order_hash, order)
         fills, cancelled, stop = self._match(taker, ctx)
         if stop is None and taker.remaining > 0:
             # With no fill the state is the one the placement check resolved the order on.
@@ -174,8 +222,9 @@ class Matcher:
             removed.append(self._remove(self.orders[self.by_expiry[0][2]], ErrorCode.EXPIRED))
         while self.seen_by_expiry and self.seen_by_expiry[0][0] < now:
             expiry, order_hash = heapq.heappop(self.seen_by_expiry)
-            if self.seen.get(order_hash) == expiry:  # (else forgotten already)
-                del self.seen[order_hash]
+            entry = self.seen.get(order_hash)
+            if entry is not None and entry[0] == expiry:  # (else forgotten already)
+                self._drop_seen(order_hash)
         return removed
 
     # --- views -----------------------------------------------------------------------------------
@@ -203,33 +252,48 @@ class Matcher:
         )
 
     def export(self) -> MatcherSnapshot:
-        """The checkpoint form of the matcher (see `MatcherSnapshot`); `restore` inverts it."""
+        """The whole matcher in checkpoint form (see `MatcherSnapshot`), O(book); `restore` inverts
+        it. The engine's cuts write `take_changes` instead (docs/sequencer.md, "Checkpoints")."""
         resting = sorted((o for book in self.books for o in book), key=lambda o: o.seq)
         return MatcherSnapshot(
-            resting=tuple(
-                RestingSnapshot(o.order_hash, o.account_id, o.market, o.is_buy, o.price, o.remaining, o.seq, o.handle,
-                                o.reduce_only, o.expiry, o.nonce, o.filled)
-                for o in resting
-            ),
+            resting=tuple(_snapshot(o) for o in resting),
             nonce_floor=tuple(sorted(self.nonce_floor.items())),
-            seen=tuple(sorted(self.seen.items())),
+            seen=tuple(sorted((h, *entry) for h, entry in self.seen.items())),
             seq=self.seq,
         )
 
+    def take_changes(self) -> BookChanges:
+        """What changed since the last call (or since `restore`), as the rows of the next incremental
+        checkpoint, and forget it: O(what changed), never O(book). A resting order that is gone, or a
+        hash no longer in `seen`, comes as None (its row is deleted)."""
+        orders, seen, floors = self.orders, self.seen, self.nonce_floor
+        changes = BookChanges(
+            resting=[(h, _snapshot(orders[h]) if h in orders else None) for h in self._changed],
+            seen=[(h, seen.get(h)) for h in self._seen_changed],
+            floors=[(a, floors[a]) for a in self._floors_changed],
+            seq=self.seq,
+        )
+        self._changed, self._seen_changed, self._floors_changed = set(), set(), set()
+        return changes
+
     @classmethod
-    def restore(cls, state: State, snapshot: MatcherSnapshot, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS) -> Matcher:
-        """A matcher over `state` (the state of the same checkpoint) in the exported condition."""
-        matcher = cls(state, max_open_orders=max_open_orders)
-        for r in snapshot.resting:
+    def restore(cls, state: State, snapshot: MatcherSnapshot, *, max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS,
+                max_remembered: int = DEFAULT_MAX_REMEMBERED) -> Matcher:
+        """A matcher over `state` (the state of the same checkpoint) in the exported condition (the
+        resting orders in any order: they are placed back in seq order)."""
+        matcher = cls(state, max_open_orders=max_open_orders, max_remembered=max_remembered)
+        for r in sorted(snapshot.resting, key=lambda r: r.seq):
             owner = require_account(state, r.account_id).owner  # (an order rests only on an existing account)
             order = RestingOrder(r.order_hash, r.account_id, owner, r.market, r.is_buy, r.price, r.remaining, r.seq, r.handle,
                                  r.reduce_only, r.expiry, r.nonce)
             order.filled = r.filled
             matcher._rest(order)
         matcher.nonce_floor = dict(snapshot.nonce_floor)
-        matcher.seen = dict(snapshot.seen)
-        matcher.seen_by_expiry = [(expiry, order_hash) for order_hash, expiry in snapshot.seen]
+        matcher.seen = {h: (expiry, account, nonce) for h, expiry, account, nonce in snapshot.seen}
+        matcher.seen_by_expiry = [(expiry, h) for h, expiry, _, _ in snapshot.seen]
         heapq.heapify(matcher.seen_by_expiry)
+        for h, _, account, nonce in snapshot.seen:
+            matcher.seen_by_account.setdefault(account, SortedList()).add((nonce, h))
         matcher.seq = snapshot.seq
         return matcher
 
@@ -376,12 +440,47 @@ class Matcher:
 
     # --- book-keeping ----------------------------------------------------------------------------
 
-    def _remember(self, order_hash: bytes, expiry: int) -> None:
-        self.seen[order_hash] = expiry
-        heapq.heappush(self.seen_by_expiry, (expiry, order_hash))
+    def _remember(self, order_hash: bytes, order: Order) -> None:
+        self.seen[order_hash] = (order.expiry, order.account_id, order.nonce)
+        heapq.heappush(self.seen_by_expiry, (order.expiry, order_hash))
+        mine = self.seen_by_account.get(order.account_id)
+        if mine is None:
+            mine = self.seen_by_account[order.account_id] = SortedList()
+        mine.add((order.nonce, order_hash))
 
     def _forget(self, order_hash: bytes, expiry: int) -> None:
-        del self.seen[order_hash]  # its heap entry is skipped when it comes up
+        _, account, nonce = self.seen.pop(order_hash)  # its heap entry is skipped when it comes up
+        self._unlist_seen(account, nonce, order_hash)
+
+    def _drop_seen(self, order_hash: bytes) -> None:
+        _, account, nonce = self.seen.pop(order_hash)
+        self._unlist_seen(account, nonce, order_hash)
+        self._seen_changed.add(order_hash)
+
+    def _unlist_seen(self, account: int, nonce: int, order_hash: bytes) -> None:
+        mine = self.seen_by_account[account]
+        mine.remove((nonce, order_hash))
+        if not mine:
+            del self.seen_by_account[account]
+
+    def _bound_seen(self, account: int) -> None:
+        """Keep `seen` bounded per account (docs/matching.md, "Replay protection"): past
+        `max_remembered` entries, the lowest nonce's go and the account's book floor rises above it
+        (`_check_placement` refuses a nonce below the floor: NONCE_CANCELLED), so a forgotten hash
+        still cannot be replayed. Entries below the floor (a cancel-all's too) are redundant and go.
+        Deterministic in the command sequence, so a replay forgets the same ones."""
+        mine = self.seen_by_account.get(account)
+        if mine is None:
+            return
+        floor = self.nonce_floor.get(account, 0)
+        if len(mine) > self.max_remembered:
+            raised = mine[len(mine) - self.max_remembered - 1][0] + 1  # the nonce floor that leaves at most max_remembered
+            if raised > floor:
+                floor = self.nonce_floor[account] = raised
+                self._floors_changed.add(account)
+        while mine and mine[0][0] < floor:
+            self._drop_seen(mine[0][1])
+            mine = self.seen_by_account.get(account)
 
     def _rest(self, order: RestingOrder) -> None:
         self.books[order.market].add(order)

@@ -5,8 +5,8 @@
 
 A signed `Withdraw` applied on L2 raises the account's cumulative ``withdrawn``; once a batch at or
 after it is final, the Bridge pays ``withdrawn - paid`` to the account's owner against the account
-leaf proven under that batch's root. The store keeps the state checkpoint of every batch, so the
-proof is the account leaf and its siblings in the accounts tree of that checkpoint, plus the root's
+leaf proven under that batch's root. The store can read back the state checkpoint of the last final
+batch and every later one (docs/sequencer.md, "Checkpoints"), so the proof is the account leaf and its siblings in the accounts tree of that checkpoint, plus the root's
 preimage (`StateParts`), checked here against the batch's recorded root before it is handed out.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from optinode.errors import InvalidInput
-from optinode.services.journal import Journal, decode_state
+from optinode.services.journal import Journal
 from optinode.spec.commitment import Commitment, encode_account, encode_globals
 from optinode.spec.commitment import compute_state_root_from_parts
 from optinode.spec.crypto import keccak
@@ -51,10 +51,9 @@ class WithdrawalClaim(msgspec.Struct, frozen=True, kw_only=True):
 def build_withdrawal_claim(store: Reader, account_id: int, batch_index: int | None = None) -> WithdrawalClaim:
     journal = Journal(store)  # type: ignore[arg-type]  # reads only
     index = journal.last_final() if batch_index is None else batch_index
-    checkpoint = journal.checkpoint(index)
-    if checkpoint is None:
-        raise ClaimUnavailable(f"no state checkpoint for batch {index}")
-    state = decode_state(checkpoint.state)
+    state = journal.state_at(index)
+    if state is None:
+        raise ClaimUnavailable(f"no state checkpoint for batch {index} (a claim is under the last final batch or a later one)")
     account = state.accounts.get(account_id)
     if account is None:
         raise ClaimUnavailable(f"account {account_id} does not exist in batch {index}")

@@ -21,8 +21,9 @@ import eth_abi
 from optinode.l1 import events
 from optinode.l1.rpc import RpcClient, hexbytes
 from optinode.services.faults import Faults
-from optinode.services.journal import Journal, decode_state
+from optinode.services.journal import Journal
 from optinode.spec.crypto import keccak
+from optinode.spec.state import copy_state
 from optinode.spec.types import DepositEntry, ForcedEntry, L1Context
 from optinode.replay import Replay
 
@@ -50,7 +51,7 @@ class DefenceView:
 
     async def roots(self, index: int) -> list[bytes] | None:
         record = self.journal.batch(index)
-        before = self.journal.checkpoint(index - 1)
+        before = self.journal.state_at(index - 1)
         if record is None or before is None:
             return None
         posted_root, timestamp = await self._on_chain(index)
@@ -68,9 +69,9 @@ class DefenceView:
             ctx = L1Context(timestamp, deposits=deposits, forced=forced)
             records = self.journal.batch_records(record)
             tamper = self.faults.tamper_after(index) if record.epoch == 0 else None  # (a rebuilt batch is honest)
-            replay = Replay(decode_state(before.state), records, ctx, tamper_after=tamper)
+            replay = Replay(copy_state(before), records, ctx, tamper_after=tamper)
             if replay.roots[-1] != posted_root and tamper is not None:
-                replay = Replay(decode_state(before.state), records, ctx, tamper_after=len(records) - 1)
+                replay = Replay(copy_state(before), records, ctx, tamper_after=len(records) - 1)
             if replay.roots[-1] != posted_root:
                 log.error("batch %d: our replay gives root 0x%s, we posted 0x%s: cannot defend it", index, replay.roots[-1].hex()[:16],
                           posted_root.hex()[:16])

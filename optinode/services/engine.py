@@ -55,10 +55,13 @@ from optinode.l1.follower import BLOCK, Head, Reorg, live_batches_before
 from optinode.logs import alert
 from optinode.metrics import SequencerMetrics
 from optinode.services.batcher import BatchPolicy, CutRequest, Pending, framed_size
+from optinode.services import checkpointer
+from optinode.services.checkpointer import CheckpointLane
 from optinode.services.faults import NO_FAULTS, Faults
 from optinode.services.journal import (
     BatchRecord,
     Checkpoint,
+    CheckpointDelta,
     DepositCommand,
     ForcedCommand,
     Journal,
@@ -66,8 +69,7 @@ from optinode.services.journal import (
     RebuildMark,
     ReplayMismatch,
     SubmitCommand,
-    decode_state,
-    encode_state,
+    encode_globals_row,
     replay_entry,
 )
 from optinode.spec.commitment import Commitment, encode_globals
@@ -104,11 +106,6 @@ log = logging.getLogger("optinode.services.engine")
 # What a user may submit; deposits and forced withdrawals come from the L1 queues only.
 SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
 GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
-# A batch cut's checkpoint holds the order books every BOOK_EVERY-th batch; the others name the last
-# one that does. Snapshotting the books (`Matcher.export` and its encoding) was the largest part of
-# a cut, which holds the engine's thread while acknowledgements wait (docs/benchmarks.md,
-# "Acknowledgement latency"); a restart or rebuild then replays at most BOOK_EVERY - 1 batches more.
-BOOK_EVERY = 4
 _FULL_ORDER = Order(2**32 - 1, 127, True, 2**64 - 1, 2**64 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, b"\xff" * 32 + b"\x7f" + b"\xff" * 31 + b"\x1c")
 _MAX_TRADE_FRAMED = framed_size(encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1)))  # the largest a fill can be, framed
 # a queue entry's one record at its largest (Deposit(id) of the largest id; ForcedWithdraw() is 1 byte)
@@ -259,6 +256,30 @@ def _refused_cancel_all(state: State, command: Any) -> Rejected | None:
     return None
 
 
+class CheckpointedCommitment(Commitment):
+    """The engine's commitment: it also remembers the leaves its updates rehashed since the last
+    `take_changed` — exactly the rows the next incremental checkpoint rewrites. (The state's dirty
+    marks alone would not do: anything that asks for the root between cuts — optinode_status —
+    clears them.)"""
+
+    __slots__ = ("changed_accounts", "changed_slots")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed_accounts: set[int] = set()
+        self.changed_slots: set[int] = set()
+
+    def update(self, state: State) -> bytes:
+        self.changed_accounts |= state.dirty_accounts
+        self.changed_slots |= state.dirty_slots
+        return super().update(state)
+
+    def take_changed(self) -> tuple[set[int], set[int]]:
+        changed = self.changed_accounts, self.changed_slots
+        self.changed_accounts, self.changed_slots = set(), set()
+        return changed
+
+
 class Engine:
     def __init__(
         self,
@@ -280,15 +301,20 @@ class Engine:
         self.deadlines = deadlines
         self.faults = faults
         self.journal.write_genesis(genesis, Matcher(genesis).export())
-        self.genesis_checkpoint = self.journal.checkpoint(0)
         checkpoint = self.journal.last_checkpoint()
-        assert checkpoint is not None and self.genesis_checkpoint is not None
+        assert checkpoint is not None
         self.mark = self.journal.rebuild_mark()
         self._discards: list[events.L1Event] = []  # BatchesDiscarded not rolled back for yet
         self._rebuild_asked: RebuildRequest | None = None
         self.revisions: dict[bytes, OrderRevision] = {}  # orders the last rebuilds changed (since start)
-        # Restart: the last checkpoint's state and books, then the later log entries (the pending batch).
+        # Restart: the last checkpoint's state and books, then the later log entries: the batches cut
+        # after it (their checkpoints were not written yet: the checkpoint lane runs behind the cuts),
+        # re-cut at their recorded boundaries, each root checked and its checkpoint written; then the
+        # pending batch.
         self.state, self.matcher = self._restore(checkpoint)
+        self.commitment = CheckpointedCommitment.from_state(self.state)
+        self.commitment.take_changed()  # (every leaf: the checkpoint's rows already hold them)
+        self._cut_dirty: tuple[set[int], set[int]] = (set(), set())  # the leaves the batch being cut changed
         self.batch_index = checkpoint.batch_index + 1  # the next batch to cut
         self.pending = Pending()
         self.pending_first_seq = checkpoint.next_seq
@@ -296,15 +322,20 @@ class Engine:
         self.l1_time = max(genesis.time, checkpoint.l1_time)
         # The pending batch's L1 time: fixed by its first entry, None while it is empty.
         self.batch_time: int | None = None
+        uncheckpointed = list(self.journal.batches(self.batch_index))
         for entry in self.journal.entries(checkpoint.next_seq):
+            while uncheckpointed and entry.seq >= uncheckpointed[0].end_seq:
+                self._recut(uncheckpointed.pop(0))
             self._replay(entry, self.state, self.matcher)
             self._pend(entry, 0.0, self._post_by(entry))  # run() restarts the age clock
             if entry.records and self.batch_time is None:
                 self.batch_time = entry.l1_timestamp  # the pending batch's time, as its entries ran
             self.next_seq = entry.seq + 1
             self.l1_time = max(self.l1_time, entry.l1_timestamp)
+        for record in uncheckpointed:
+            self._recut(record)
         self.replayed_seqs = range(self._restored_from, self.next_seq)  # what the restart replayed (tests assert it)
-        self.commitment = Commitment.from_state(self.state)
+        self.checkpoints = CheckpointLane(self.journal, self.history)  # run() starts its writer
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
@@ -332,26 +363,34 @@ class Engine:
     # --- restoring a checkpoint --------------------------------------------------------------------
 
     def _restore(self, checkpoint: Checkpoint) -> tuple[State, Matcher]:
-        """Fresh state and books as of ``checkpoint``: both stored in it, or the state and books of
-        the checkpoint that last held the books (``book_at``: at most `BOOK_EVERY` - 1 batches
-        earlier) replayed through the log up to it — for a checkpoint written before books were
-        checkpointed, the genesis. Sets where that replay began (`_restored_from`) and which
-        checkpoint holds the books now (`_book_at`)."""
-        if checkpoint.book is not None:
-            source = checkpoint
-        elif checkpoint.book_at is not None:
-            source = self.journal.checkpoint(checkpoint.book_at)  # (synced before this one was written)
-            if source is None or source.book is None:
-                raise EngineCritical(f"checkpoint {checkpoint.batch_index} names checkpoint {checkpoint.book_at} for its books: not there")
-        else:
-            assert self.genesis_checkpoint is not None
-            source = self.genesis_checkpoint
-        state = decode_state(source.state)
-        matcher = Matcher.restore(state, source.book) if source.book is not None else Matcher(state)  # (genesis: empty books)
-        for entry in self.journal.entries(source.next_seq, checkpoint.next_seq):
-            self._replay(entry, state, matcher)
-        self._restored_from, self._book_at = source.next_seq, source.batch_index
-        return state, matcher
+        """Fresh state and books as of ``checkpoint`` (its rows, rolled back through the later
+        batches' undo records if it is not the last: docs/sequencer.md, "Checkpoints"). Sets where
+        the replay of the log after it begins (`_restored_from`)."""
+        point = self.journal.restore_point(checkpoint.batch_index)
+        if point is None:
+            raise EngineCritical(f"checkpoint {checkpoint.batch_index} cannot be read back: its undo records are pruned (final)")
+        _, state, book = point
+        self._restored_from = checkpoint.next_seq
+        return state, Matcher.restore(state, book)
+
+    def _recut(self, record: BatchRecord) -> None:
+        """Restart: close the replayed batch ``record`` as it was cut (the same log range, the same
+        devnet fault), check that it gives the root recorded, and write its checkpoint."""
+        if self.next_seq != record.end_seq or self.batch_index != record.index:
+            raise EngineCritical(f"batch {record.index} (log {record.first_seq}..{record.end_seq - 1}) does not follow the log replayed "
+                                 f"(batch {self.batch_index} next, log entry {self.next_seq} next)")
+        if record.epoch == 0 and self.faults.tamper_after(record.index) is not None:
+            mint_one(self.state)  # (as `_close_batch` did)
+        root = self.commitment.update(self.state)
+        self._cut_dirty = self.commitment.take_changed()
+        if root != record.state_root:
+            raise ReplayMismatch(f"batch {record.index} replays to root 0x{root.hex()} instead of 0x{record.state_root.hex()}")
+        self.l1_time = max(self.l1_time, record.l1_timestamp)
+        self.journal.write_checkpoint(record, *self._checkpoint(record))
+        self.batch_index = record.index + 1
+        self.pending = Pending()
+        self.pending_first_seq = record.end_seq
+        self.batch_time = None
 
     def _replay(self, entry: LogEntry, state: State, matcher: Matcher) -> None:
         """Re-run a logged entry exactly as it ran (restart): it must reproduce what it logged."""
@@ -371,15 +410,17 @@ class Engine:
         matcher.state = self.state
         self.matcher = matcher
 
-    def _checkpoint(self, record: BatchRecord, with_book: bool = True) -> Checkpoint:
-        """The checkpoint after batch ``record``: the state, and the books (``with_book``) or the
-        index of the checkpoint that last held them."""
-        book = self.matcher.export() if with_book else None
-        checkpoint = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, state=encode_state(self.state),
-                                book=book, book_at=None if with_book else self._book_at)
-        if with_book:
-            self._book_at = record.index
-        return checkpoint
+    def _checkpoint(self, record: BatchRecord) -> tuple[Checkpoint, CheckpointDelta]:
+        """The checkpoint after batch ``record``: its header (the state's globals, constant size) and
+        what changed since the last cut — the leaves the batch dirtied (`_cut_dirty`, taken before the
+        commitment cleared the marks) and the matcher's `take_changes` — as copies and references,
+        encoded on the write thread. O(what changed), never O(state + book)."""
+        accounts, slots = self._cut_dirty
+        self._cut_dirty = (set(), set())  # (taken: a rebuild's next close sets it again)
+        delta = CheckpointDelta(self.state, accounts, slots, self.matcher.take_changes())
+        header = Checkpoint(batch_index=record.index, next_seq=record.end_seq, l1_time=self.l1_time, globals=encode_globals_row(self.state),
+                            book_seq=self.matcher.seq)
+        return header, delta
 
     # --- the order book ---------------------------------------------------------------------------
 
@@ -723,10 +764,10 @@ class Engine:
             answer(reply, ack)
         replies.clear()
 
-    def _close(self, reason: str) -> tuple[BatchRecord, Checkpoint]:
+    def _close(self, reason: str) -> tuple[BatchRecord, Checkpoint, CheckpointDelta]:
         """Close the pending batch in memory: the root once, the batch record and the checkpoint after it."""
         record = self._close_batch(reason)
-        return record, self._checkpoint(record)
+        return (record, *self._checkpoint(record))
 
     def _close_batch(self, reason: str) -> BatchRecord:
         """Close the pending batch in memory: the root once and its batch record (the checkpoint, of
@@ -737,6 +778,7 @@ class Engine:
             mint_one(self.state)
         self._notify_accounts()  # (the commitment clears the marks)
         root = self.commitment.update(self.state)
+        self._cut_dirty = self.commitment.take_changed()  # the leaves changed since the last checkpoint: its rows
         state = self.state
         record = BatchRecord(
             index=self.batch_index,
@@ -771,16 +813,12 @@ class Engine:
         machine's noise, and it let the liquidator run a round between the cut's account notices,
         re-valuing more accounts than tests/services/test_market_services_attacks.py bounds.)"""
         record = self._close_batch(reason)
-        checkpoint = self._checkpoint(record, with_book=record.index - self._book_at >= BOOK_EVERY)
-        await trio.to_thread.run_sync(self._write_cut, record, checkpoint)
+        checkpoint, delta = self._checkpoint(record)
+        await trio.to_thread.run_sync(self.journal.append_batch, record)
         self.faults.point("engine.cut")
+        await self.checkpoints.submit(record, checkpoint, delta)  # written behind the engine (services/checkpointer.py)
         await batches.send(record)
         return record
-
-    def _write_cut(self, record: BatchRecord, checkpoint: Checkpoint) -> None:
-        """(On a worker thread, one hand-over for both: each costs the engine a GIL round trip.)"""
-        self.journal.cut(record, checkpoint)
-        self.history.prune(record.l1_timestamp)  # finished orders past their retention (unsynced: a crash only delays it)
 
     # --- rebuilding batches (docs/sequencer.md, "Rebuilding batches") --------------------------------
 
@@ -792,12 +830,14 @@ class Engine:
         in one synced write batch. An entry that no longer executes is kept in the log as dropped
         (its reason recorded; the client sees it through optinode_getCommand / optinode_getOrder).
         L1 queue entries are re-consumed from the same counters, once each, in the same order."""
+        await self.checkpoints.flushed()  # (the parent's and every later checkpoint written: the rewrite replaces them)
         parent = self.journal.checkpoint(from_index - 1)
         if parent is None or from_index > self.batch_index:
             raise EngineCritical(f"cannot rebuild from batch {from_index}: no checkpoint of batch {from_index - 1}")
         old = list(self.journal.entries(parent.next_seq))
         self._restore_in_place(parent)
-        self.commitment = Commitment.from_state(self.state)
+        self.commitment = CheckpointedCommitment.from_state(self.state)
+        self.commitment.take_changed()  # (the rows are rolled back to the parent's: the re-applied entries mark what changes)
         self.owners = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
@@ -807,7 +847,7 @@ class Engine:
         self.pending_first_seq = parent.next_seq
         self.batch_time = None
         now = self._time()  # the newest head's time (never before the parent's: l1_time covers it)
-        cuts: list[tuple[BatchRecord, Checkpoint]] = []
+        cuts: list[tuple[BatchRecord, Checkpoint, CheckpointDelta]] = []
         rewritten: list[LogEntry] = []
         results: list[tuple[LogEntry, Any]] = []
         end_seq = self.next_seq
@@ -846,7 +886,7 @@ class Engine:
         self.faults.point("engine.rebuilt")
         done = Rebuilt(from_index, self.mark.epoch, reason, dropped)
         await batches.send(done)
-        for record, _ in cuts:
+        for record, *_ in cuts:
             await batches.send(record)
         return done
 
@@ -962,8 +1002,9 @@ async def run(
     """The engine as a service: take every waiting message, process them as one group commit."""
     if engine.pending.entries:
         engine.pending.started_at = trio.current_time()
-    task_status.started()
-    async with inbox, batches:
+    async with trio.open_nursery() as nursery, inbox, batches:
+        await nursery.start(checkpointer.run, engine.checkpoints)
+        task_status.started()
         while True:
             group: list[Message] = [await inbox.receive()]
             while len(group) < GROUP_LIMIT:

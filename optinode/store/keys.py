@@ -40,8 +40,10 @@ class Prefix(IntEnum):
     SENDER_ITEM = 0x11  # (address, u64 item id) -> the send record of one logical item
     SENDER_BY_NONCE = 0x12  # (address, u64 nonce) -> item id using that nonce
     LOG_ENTRY = 0x20  # (u64 seq) -> one accepted command with its transactions (the sequencer's log)
-    CHECKPOINT = 0x21  # (u64 batch index) -> the spec state and order books after that batch, and the next log seq
+    CHECKPOINT = 0x21  # (u64 batch index) -> the checkpoint header after that batch: next log seq, L1 time, the state's globals
     REBUILD = 0x22  # () -> the sequencer's rebuild epoch and the L1 discards it rolled back for
+    CHECKPOINT_ROW = 0x23  # (u8 table, id) -> one account / slot / resting order / seen order / floor after the last cut
+    CHECKPOINT_UNDO = 0x24  # (u64 batch index) -> the rows that batch's cut overwrote, as they were before it
     ORDER = 0x28  # (32-byte order hash) -> an accepted order's history: status, reason, fills (exchange/history.py)
     ORDER_PRUNE = 0x29  # (u64 L1 time, 32-byte order hash) -> b"": a finished order's record may be deleted after that time
     BATCH = 0x40  # (u64 batch index) -> a cut batch: its log range and post-state preimage
@@ -148,6 +150,46 @@ def parse_log_entry(key: bytes) -> int:
 
 def checkpoint(batch_index: int) -> bytes:
     return bytes([Prefix.CHECKPOINT]) + _u(batch_index, 8)
+
+
+def parse_checkpoint(key: bytes) -> int:
+    return int.from_bytes(key[1:9], "big")
+
+
+class Row(IntEnum):
+    """The tables of the incremental checkpoint (`CHECKPOINT_ROW`): one row per leaf of the state and
+    per entry of the matcher's memory, rewritten only when it changed (docs/sequencer.md, "Checkpoints")."""
+
+    ACCOUNT = 1  # (u32 account id) -> the spec Account
+    SLOT = 2  # (u64 slot id) -> the spec Slot
+    RESTING = 3  # (32-byte order hash) -> a resting order (RestingSnapshot)
+    SEEN = 4  # (32-byte order hash) -> u64 expiry: an accepted order not yet expired (replay protection)
+    FLOOR = 5  # (u32 account id) -> the account's cancel-all nonce floor in the book
+
+
+def checkpoint_row(table: Row, ident: int | bytes) -> bytes:
+    """A row key: table byte, then the id (fixed-width big-endian, or a 32-byte hash)."""
+    width = {Row.ACCOUNT: 4, Row.SLOT: 8, Row.FLOOR: 4}.get(table)
+    part = _hash32(ident) if width is None else _u(ident, width)  # type: ignore[arg-type]
+    return bytes([Prefix.CHECKPOINT_ROW, table]) + part
+
+
+def checkpoint_rows(table: Row) -> bytes:
+    """The prefix of one row table."""
+    return bytes([Prefix.CHECKPOINT_ROW, table])
+
+
+def parse_checkpoint_row(key: bytes) -> tuple[Row, int | bytes]:
+    table = Row(key[1])
+    return table, key[2:] if table in (Row.RESTING, Row.SEEN) else int.from_bytes(key[2:], "big")
+
+
+def checkpoint_undo(batch_index: int) -> bytes:
+    return bytes([Prefix.CHECKPOINT_UNDO]) + _u(batch_index, 8)
+
+
+def parse_checkpoint_undo(key: bytes) -> int:
+    return int.from_bytes(key[1:9], "big")
 
 
 ORDER_HASH_LEN = 32

@@ -89,6 +89,21 @@ async def test_a_price_tick_past_an_orders_expiry_takes_it_off_the_book_and_repl
     store.close()
 
 
+def _assert_checkpoints_read_back(journal, at_cut: dict) -> None:
+    """Every checkpoint reads back (`Journal.restore_point`) to the books and root taken at its cut."""
+    from optinode.exchange.matching import Matcher
+
+    for index, (books, state_root) in at_cut.items():
+        _, state, book = journal.restore_point(index)
+        assert Matcher.restore(state, book).snapshot() == books and compute_state_root(state) == state_root, index
+
+
+async def _funded_engine(store, nursery, world) -> Harness:
+    h = await Harness(store, nursery).start()
+    await funded(h, world, FakeL1(store, world))
+    return h
+
+
 def _full_replay(store, genesis):
     """The books and state the whole log gives from genesis, through the matcher (the old restart)."""
     from optinode.exchange.matching import Matcher
@@ -109,43 +124,42 @@ def _full_replay(store, genesis):
 
 @pytest.mark.trio
 async def test_a_restart_replays_only_the_log_after_the_last_checkpoint_and_equals_a_full_replay(tmp_path, world) -> None:
-    """Issue 9 open item 2: the books are checkpointed (every BOOK_EVERY-th batch: snapshotting them
-    at every cut held the engine's thread too long), so a restart restores the last checkpoint that
-    holds them and replays only the later log entries (not the whole log from genesis): at most
-    BOOK_EVERY - 1 batches and the pending tail."""
-    from optinode.services.engine import BOOK_EVERY
+    """Issue 9 open item 2, issue 10 (the cut's cost): each cut writes only the rows that changed
+    (accounts, slots, resting orders, seen hashes, floors) with the undo record of what they were, so
+    a restart reads the last checkpoint's rows and replays only the pending tail; every earlier
+    checkpoint reads back (rolled back through the later undo records) to exactly the state and
+    books of its cut."""
     from optinode.spec.genesis import create_genesis_state
     from optinode.testing.world import GENESIS
 
     store = open_store(tmp_path / "db", identity="test")
+    at_cut: dict[int, tuple] = {}
     async with trio.open_nursery() as inner:
-        h = await Harness(store, inner).start()
-        await funded(h, world, FakeL1(store, world))
-        for n in range(BOOK_EVERY + 2):  # batches each leaving orders resting (and partly filled) across the cut
+        h = await _funded_engine(store, inner, world)
+        for n in range(6):  # batches each leaving orders resting (and partly filled) across the cut
             await h.submitter.submit_book(Placement(order(world, "alice", buy=True, lots=3, ticks=-(n % 3))))
             await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
-            await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=2, ticks=9)))
-            await h.cut()
+            h.engine.commitment.update(h.engine.state)  # a root asked for between cuts (optinode_status): it clears the dirty marks
+            placed = await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=2, ticks=9)))
+            if n % 2:
+                await h.submitter.submit_book(CancelOrder(world.ids["bob"], placed.result.order_hash))
+            batch = await h.cut()
+            at_cut[batch.index] = (h.engine.matcher.snapshot(), compute_state_root(h.engine.state))
         cut_at = h.engine.next_seq
         tail = await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
         later = await h.submitter.submit_book(Placement(order(world, "alice", buy=False, lots=1, ticks=20)))
         await h.submitter.submit_book(CancelOrder(world.ids["alice"], later.result.order_hash))
         snapshot, root, depth = h.engine.matcher.snapshot(), compute_state_root(h.engine.state), h.engine.matcher.depth(0, 5)
-        last = h.engine.batch_index - 1
         inner.cancel_scope.cancel()
     store.close()
     store = open_store(tmp_path / "db", identity="test")
     journal = Journal(store)
-    with_books = [i for i in range(1, last + 1) if journal.checkpoint(i).book is not None]
-    assert with_books and all(i % BOOK_EVERY == 0 for i in with_books)  # every BOOK_EVERY-th
-    assert journal.checkpoint(last).book is None and journal.checkpoint(last).book_at == with_books[-1]
+    _assert_checkpoints_read_back(journal, at_cut)
     again = make_engine(store)
-    books_from = journal.checkpoint(with_books[-1]).next_seq
-    assert again.replayed_seqs == range(books_from, cut_at + 3) and tail.seq == cut_at  # after the books' checkpoint only
-    assert journal.checkpoint(last).batch_index - with_books[-1] <= BOOK_EVERY - 1
+    assert again.replayed_seqs == range(cut_at, cut_at + 3) and tail.seq == cut_at  # the pending tail only
     assert again.matcher.snapshot() == snapshot and compute_state_root(again.state) == root
     assert _full_replay(store, create_genesis_state(GENESIS)) == (snapshot, root)
-    assert again.matcher.depth(0, 5) == depth and len(depth["bids"]) == 2 and depth["asks"][0][2] == 6
+    assert again.matcher.depth(0, 5) == depth and len(depth["bids"]) == 2 and depth["asks"][0][2] == 3
     store.close()
 
 
@@ -191,4 +205,79 @@ async def test_a_signed_cancel_all_is_logged_with_the_spec_cancel_all_and_replay
     again = make_engine(store)
     assert compute_state_root(again.state) == root and again.pending.records == pending
     assert again.state.accounts[world.ids["alice"]].nonce_base == floor
+    store.close()
+
+
+@pytest.mark.trio
+async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_them(tmp_path, world, monkeypatch) -> None:
+    """The checkpoint lane writes behind the cuts (services/checkpointer.py): a crash can leave batch
+    records whose checkpoints never landed. The restart replays the log from the last checkpoint
+    written, re-cuts at the recorded boundaries (each root checked against its record), writes the
+    missing checkpoints, and ends with the same books and state; every checkpoint then reads back."""
+    from optinode.services.checkpointer import CheckpointLane
+
+    store = open_store(tmp_path / "db", identity="test")
+    written = CheckpointLane.write
+    lost: list[int] = []
+
+    def write(lane, record, header, delta):  # the batches after the second: as if the process died before they landed
+        if record.index > 2:
+            lost.append(record.index)
+            return
+        written(lane, record, header, delta)
+
+    monkeypatch.setattr(CheckpointLane, "write", write)
+    at_cut: dict[int, tuple] = {}
+    async with trio.open_nursery() as inner:
+        h = await _funded_engine(store, inner, world)
+        for n in range(5):
+            await h.submitter.submit_book(Placement(order(world, "alice", buy=True, lots=3, ticks=-(n % 3))))
+            await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
+            batch = await h.cut()
+            at_cut[batch.index] = (h.engine.matcher.snapshot(), compute_state_root(h.engine.state))
+        await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-4)))
+        snapshot, root = h.engine.matcher.snapshot(), compute_state_root(h.engine.state)
+        last = h.engine.batch_index - 1
+        inner.cancel_scope.cancel()
+    store.close()
+    monkeypatch.setattr(CheckpointLane, "write", written)
+    assert lost and last in lost
+    store = open_store(tmp_path / "db", identity="test")
+    journal = Journal(store)
+    assert journal.last_checkpoint().batch_index == 2 and journal.last_batch().index == last
+    again = make_engine(store)
+    assert again.batch_index == last + 1 and again.replayed_seqs.start == journal.checkpoint(2).next_seq
+    assert again.matcher.snapshot() == snapshot and compute_state_root(again.state) == root
+    assert journal.last_checkpoint().batch_index == last  # the missing checkpoints written
+    _assert_checkpoints_read_back(journal, at_cut)
+    store.close()
+
+
+@pytest.mark.trio
+async def test_a_cancelled_or_filled_order_is_refused_again_after_a_restart_from_a_checkpoint(tmp_path, world) -> None:
+    """Replay protection survives a restart: the seen hashes are checkpoint rows (and the log after)."""
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = await _funded_engine(store, inner, world)
+        resting = order(world, "bob", buy=False, lots=1, ticks=9)
+        maker, taker = order(world, "alice", buy=True, lots=1, ticks=-1), order(world, "bob", buy=False, lots=1, ticks=-1)
+        late = order(world, "bob", buy=False, lots=1, ticks=12)
+        placed = await h.submitter.submit_book(Placement(resting))
+        await h.submitter.submit_book(CancelOrder(world.ids["bob"], placed.result.order_hash))
+        await h.submitter.submit_book(Placement(maker))
+        assert (await h.submitter.submit_book(Placement(taker))).result.status is Status.FILLED
+        await h.cut()
+        placed = await h.submitter.submit_book(Placement(late))  # after the checkpoint: in the log only
+        assert placed.result.status is Status.RESTING, placed.result
+        await h.submitter.submit_book(CancelOrder(world.ids["bob"], placed.result.order_hash))
+        inner.cancel_scope.cancel()
+    store.close()
+    store = open_store(tmp_path / "db", identity="test")
+    async with trio.open_nursery() as inner:
+        h = Harness(store, inner)
+        await h.start()
+        for o in (resting, maker, taker, late):
+            again = await h.submitter.submit_book(Placement(o))
+            assert again.result.status is Status.REJECTED and again.result.reason == "DUPLICATE_ORDER" and again.seq is None
+        inner.cancel_scope.cancel()
     store.close()

@@ -193,23 +193,78 @@ def test_the_book_is_rebuilt_exactly_from_the_command_log(flow) -> None:
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(steps, st.floats(0, 1))
 def test_a_checkpoint_with_the_books_plus_the_later_log_equals_the_whole_log(flow, where) -> None:
-    """Issue 9 open item 2: a checkpoint anywhere in the log (state and `MatcherSnapshot`, through the
-    store's own codec), restored and followed by the rest of the log, gives the same books, Trades
+    """Issue 9 open item 2: a full snapshot anywhere in the log (state and `MatcherSnapshot`, through the
+    store's own codecs; the genesis checkpoint's form), restored and followed by the rest of the log, gives the same books, Trades
     and state as the whole log from the start."""
-    from optinode.services.journal import CHECKPOINT, Checkpoint, decode_state, encode_state
+    from optinode.exchange.matching import MatcherSnapshot
+    from optinode.services.journal import decode_state, encode_state
+    from optinode.store.codec import Codec
 
     w, m, log, emitted, _, _ = run_flow(flow)
     split = int(where * len(log))
     first = new_world()
     first_matcher = Matcher(first.state)
     head = _replay_log(first, first_matcher, log[:split])
-    stored = CHECKPOINT.decode(CHECKPOINT.encode(Checkpoint(batch_index=1, next_seq=split, l1_time=0, state=encode_state(first.state),
-                                                             book=first_matcher.export())))
+    books = Codec(MatcherSnapshot)
     restored_world = new_world()
-    restored_world.state = decode_state(stored.state)
-    restored = Matcher.restore(restored_world.state, stored.book)
+    restored_world.state = decode_state(encode_state(first.state))
+    restored = Matcher.restore(restored_world.state, books.decode(books.encode(first_matcher.export())))
     assert restored.snapshot() == first_matcher.snapshot()
     tail = _replay_log(restored_world, restored, log[split:])
     assert restored.snapshot() == m.snapshot()
     assert head + tail == emitted
     assert msgspec.msgpack.encode(restored_world.state) == msgspec.msgpack.encode(w.state)
+
+
+# Flows that trade (the flows above mostly refuse or rest): small GTC orders either side of the price
+# on both markets, with cancels and price moves, so that resting orders fill, partly fill and leave
+# the book across the checkpoints.
+trading = st.lists(st.one_of(*[st.tuples(st.just("place"), st.sampled_from(NAMES), st.sampled_from([ETH, ETH, BTC]), st.booleans(),
+                                         st.integers(1, 5), st.integers(-3, 3), st.just(TimeInForce.GTC), st.just(False),
+                                         st.just(None))] * 6, cancel, cancel_all, price),
+                   min_size=8, max_size=40)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(steps, trading), st.lists(st.floats(0, 1), min_size=1, max_size=4))
+def test_incremental_checkpoints_read_back_exactly_and_the_later_log_equals_the_whole_log(flow, wheres) -> None:
+    """Issue 10 (the cut's cost): checkpoints written as the rows that changed since the previous one
+    (the state's dirty leaves, `Matcher.take_changes`) with an undo record each, through the real
+    `Journal` on a store: every checkpoint reads back (`restore_point`, the later ones rolled back
+    through their undo records) to exactly the state and books at its point, and the last one
+    followed by the rest of the log gives the same books, Trades and state as the whole log."""
+    from optinode.services.journal import BatchRecord, Checkpoint, CheckpointDelta, Journal, encode_globals_row
+    from optinode.store.memory import open_memory
+
+    w, m, log, emitted, _, _ = run_flow(flow)
+    splits = sorted({int(where * len(log)) for where in wheres} | {len(log)})  # (the last: every change is in a checkpoint)
+    live = new_world()
+    live_matcher = Matcher(live.state)
+    journal = Journal(open_memory())
+    journal.write_genesis(live.state, live_matcher.export())
+    live.state.dirty_accounts.clear()
+    live.state.dirty_slots.clear()
+    done, head, at = 0, [], {}
+    for index, split in enumerate(splits, start=1):
+        head += _replay_log(live, live_matcher, log[done:split])
+        done = split
+        state = live.state
+        delta = CheckpointDelta(state, set(state.dirty_accounts), set(state.dirty_slots), live_matcher.take_changes())
+        state.dirty_accounts.clear()
+        state.dirty_slots.clear()
+        record = BatchRecord(index=index, first_seq=0, end_seq=split, record_count=0, data_bytes=0, accounts_root=b"", slots_root=b"",
+                             globals_hash=b"", deposits_done=0, forced_done=0, state_root=b"")
+        journal.cut(record, Checkpoint(batch_index=index, next_seq=split, l1_time=0, globals=encode_globals_row(state),
+                                       book_seq=live_matcher.seq), delta)
+        at[index] = (live_matcher.snapshot(), msgspec.msgpack.encode(state))
+    unmarked = lambda state: msgspec.msgpack.encode(msgspec.structs.replace(state, dirty_accounts=set(), dirty_slots=set()))  # noqa: E731
+    for index, split in enumerate(splits, start=1):
+        _, state, book = journal.restore_point(index)
+        restored = Matcher.restore(state, book)
+        assert (restored.snapshot(), msgspec.msgpack.encode(state)) == at[index]
+        restored_world = new_world()
+        restored_world.state = state
+        tail = _replay_log(restored_world, restored, log[split:])
+        assert restored.snapshot() == m.snapshot()
+        assert emitted[:len(emitted) - len(tail)] + tail == emitted
+        assert unmarked(restored_world.state) == unmarked(w.state)

@@ -15,7 +15,7 @@ from optinode.l1 import events
 from optinode.replay import Replay
 from optinode.services.batcher import CutRequest
 from optinode.services.engine import RebuildRequest, Rebuilt
-from optinode.services.journal import Journal, decode_state
+from optinode.services.journal import Journal
 from optinode.spec.commitment import compute_state_root
 from optinode.spec.errors import ErrorCode
 from optinode.spec.types import FundingTick, L1Context
@@ -54,7 +54,7 @@ async def _received(h: Harness) -> list:
 def _verifier_roots(store, record, deposits):
     """What a verifier replays from L1 alone: the parent root's state, the batch's records, its declared time."""
     journal = Journal(store)
-    before = decode_state(journal.checkpoint(record.index - 1).state)
+    before = journal.state_at(record.index - 1)
     return Replay(before, journal.batch_records(record), L1Context(record.l1_timestamp, deposits=deposits)).roots
 
 
