@@ -19,24 +19,22 @@ import sys
 import time
 import timeit
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sortedcontainers import SortedDict  # noqa: E402
-
 from bench.stf import measure_recoveries  # noqa: E402
 from bench.workload import Workload  # noqa: E402
+from optinode.exchange.book import MarketBook, RestingOrder  # noqa: E402
 from optinode.metrics import SequencerMetrics  # noqa: E402
 
 
-class _Book:
-    def __init__(self, orders: int) -> None:
-        self.bids = SortedDict({(-i, i): SimpleNamespace(price=10**8 - i, remaining=10**6) for i in range(orders // 2)})
-        self.asks = SortedDict({(i, i): SimpleNamespace(price=10**8 + i, remaining=10**6) for i in range(orders // 2)})
-
-    def side(self, is_buy: bool) -> SortedDict:
-        return self.bids if is_buy else self.asks
+def _book(orders: int) -> MarketBook:
+    """A book of `orders` resting orders, one per price, half a side each."""
+    book = MarketBook()
+    for i in range(orders):
+        is_buy = i % 2 == 0
+        book.add(RestingOrder(bytes(32), 0, bytes(20), 0, is_buy, 10**8 - i if is_buy else 10**8 + i, 10**6, i, None, False, 0, i))  # type: ignore[arg-type]
+    return book
 
 
 def best(fn, n: int) -> float:
@@ -48,7 +46,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000)
     args = parser.parse_args()
     m = SequencerMetrics()
-    book = _Book(1_000)
+    book = _book(1_000)
     m.watch_book(lambda: [book])
 
     def per_order() -> None:

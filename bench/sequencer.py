@@ -33,6 +33,7 @@ import random
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -44,11 +45,12 @@ from bench.rpc_load import run_clients, worker_cpu_sample  # noqa: E402
 from bench.stf import measure_recoveries  # noqa: E402
 from optinode.config import BatchSection  # noqa: E402
 from optinode.exchange.matching import Matcher  # noqa: E402
-from optinode.exchange.mempool import Limits, Mempool, compute_chunk, recover_chunk  # noqa: E402
+from optinode.exchange.mempool import Limits, Mempool, open_intake_pool, recover_chunk  # noqa: E402
+from optinode.exchange.worker_pool import WorkerPool  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
-from optinode.services.sequencer import SWITCH_INTERVAL, freeze_heap  # noqa: E402
+from optinode.runtime import SWITCH_INTERVAL, freeze_heap, tune_interpreter  # noqa: E402
 from optinode.spec.state import State, copy_state  # noqa: E402
 from optinode.store.db import open_store  # noqa: E402
 from optinode.exchange.orders import Placement, Status, TimeInForce  # noqa: E402
@@ -178,12 +180,17 @@ async def measure_intake(state: State, ctx, orders: list[Order], request: int, c
             nursery.start_soon(client, requests[c::clients])
     elapsed, cpu, main_cpu = time.perf_counter() - start, time.process_time() - cpu, time.thread_time() - main_cpu
     assert rejected_at_intake == 0 and statuses.get(Status.REJECTED.value, 0) == 0, (rejected_at_intake, statuses)
-    return len(orders) / elapsed, {"fills": fills, "cpu_us_per_order": cpu / len(orders) * 1e6,
-                                   "main_cpu_us_per_order": main_cpu / len(orders) * 1e6, **statuses}
+    n = max(1, len(orders))  # (none: intake_profile.py's baseline of the pipeline, its start-up alone)
+    return len(orders) / elapsed, {"fills": fills, "cpu_us_per_order": cpu / n * 1e6, "main_cpu_us_per_order": main_cpu / n * 1e6, **statuses}
 
 
 async def workers_cpu(ctx, count: int) -> dict[int, float]:
-    """CPU seconds so far of each of the `count` worker processes, by pid."""
+    """CPU seconds so far of each of the `count` worker processes, by pid (a `WorkerPool` reports its
+    own, measured in each worker; a trio-parallel context is sampled with a job per worker)."""
+    if isinstance(ctx, WorkerPool):
+        stats = await ctx.stats()
+        assert len(stats) == count, "every worker sampled once"
+        return {s.pid: s.cpu for s in stats}
     samples: dict[int, float] = {}
 
     async def one() -> None:
@@ -197,17 +204,28 @@ async def workers_cpu(ctx, count: int) -> dict[int, float]:
     return samples
 
 
-async def with_workers(fn, *args, count: int = 2):
-    """`fn(*args, workers=ctx)` with `count` trio-parallel worker processes already started.
-    Returns (its result, the CPU seconds the workers spent on it)."""
-    import trio_parallel
+async def with_pool(fn, *args, limits: Limits = Limits()):
+    """`fn(*args, workers=pool)` on the intake's worker pool as the sequencer opens it
+    (`mempool.open_intake_pool`), already started. Returns (its result, the workers' usage: CPU
+    seconds of all of them, and each one's busy fraction — time inside jobs over the wall time —
+    measured in the worker)."""
+    async with open_intake_pool(limits) as pool:
+        before = {s.pid: s for s in await pool.stats()}
+        start = time.perf_counter()
+        result = await fn(*args, workers=pool)
+        wall = time.perf_counter() - start
+        after = {s.pid: s for s in await pool.stats()}
+    assert set(before) == set(after) and len(after) == limits.workers, "the same workers throughout"
+    return result, {"cpu": sum(after[pid].cpu - before[pid].cpu for pid in after),
+                    "busy": [round((after[pid].busy - before[pid].busy) / wall, 3) for pid in sorted(after)],
+                    "jobs": sum(after[pid].jobs - before[pid].jobs for pid in after)}
 
-    async with trio_parallel.open_worker_context(idle_timeout=600) as ctx:
-        before = await workers_cpu(ctx, count)
-        result = await fn(*args, workers=ctx)
-        after = await workers_cpu(ctx, count)
-    assert set(before) == set(after), "the same workers throughout"
-    return result, sum(after[pid] - before[pid] for pid in before)
+
+async def with_workers(fn, *args, count: int = 2):
+    """`fn(*args, workers=pool)` with `count` intake workers already started (`with_pool`).
+    Returns (its result, the CPU seconds the workers spent on it)."""
+    result, usage = await with_pool(fn, *args, limits=Limits(workers=count))
+    return result, usage["cpu"]
 
 
 def rpc_bodies(orders: list[Order], per_request: int, first_id: int = 1) -> list[bytes]:
@@ -332,11 +350,17 @@ def measure_inprocess(flow: OrderFlow, single: list[Order], args, recoveries_per
     processes_per_s = trio.run(measure_processes, for_processes, args.chunk, 2)
     print(f"recoveries, 2 trio-parallel workers: {processes_per_s:,.0f}/s")
     state, ctx = flow.world.state, flow.world.ctx
+    tune_interpreter()  # as `optinode sequencer` sets itself up: switch interval, collector thresholds,
+    freeze_heap()  # and the heap frozen once it is up (here: the funded state and the pre-signed orders)
     in_threads, threads_outcome = trio.run(measure_intake, state, ctx, intake_threads, args.request, args.clients, args.chunk)
     print(f"in-process intake, threads:          {in_threads:,.0f} orders/s ({threads_outcome})")
-    (in_processes, outcome), worker_cpu = trio.run(with_workers, measure_intake, state, ctx, intake_processes, args.request, args.clients, args.chunk)
-    worker_us = worker_cpu / args.orders * 1e6
-    print(f"in-process intake, processes:        {in_processes:,.0f} orders/s ({outcome}, workers {worker_us:.1f} µs CPU/order)")
+    freeze_heap()  # what the threads' run left (its book) is not the processes' run's
+    pool_limits = Limits(workers=args.workers, jobs_per_worker=args.jobs_per_worker)
+    (in_processes, outcome), usage = trio.run(partial(with_pool, limits=pool_limits), measure_intake, state, ctx, intake_processes,
+                                              args.request, args.clients, args.chunk)
+    worker_us = usage["cpu"] / args.orders * 1e6
+    print(f"in-process intake, processes:        {in_processes:,.0f} orders/s ({outcome}, workers {worker_us:.1f} µs CPU/order,"
+          f" busy {usage['busy']}, {usage['jobs']} jobs)")
     # What two cores of our own would give (the machine is shared: wall clock undercounts): the
     # engine's thread is serial, and the engine process plus the workers share the two cores.
     capacity = min(1e6 / outcome["main_cpu_us_per_order"], 2e6 / (outcome["cpu_us_per_order"] + worker_us))
@@ -348,6 +372,10 @@ def measure_inprocess(flow: OrderFlow, single: list[Order], args, recoveries_per
         "intake_main_cpu_us_per_order": round(outcome["main_cpu_us_per_order"], 1),
         "intake_process_cpu_us_per_order": round(outcome["cpu_us_per_order"], 1),
         "intake_worker_cpu_us_per_order": round(worker_us, 1),
+        "intake_worker_busy": usage["busy"],  # per worker: time inside jobs / the run's wall time
+        "intake_workers": args.workers,
+        "intake_jobs_per_worker": args.jobs_per_worker,
+        "intake_chunk": args.chunk,
         "recovery_cpu_us": round(recovery_cpu_us, 1),
         "inprocess_cpu_capacity_per_s": round(capacity),
         "inprocess_cpu_capacity_vs_recovery_cpu": round(capacity * recovery_cpu_us / 1e6, 3),
@@ -370,6 +398,8 @@ def main() -> None:
     parser.add_argument("--request", type=int, default=200, help="orders per in-process request")
     parser.add_argument("--clients", type=int, default=4, help="concurrent in-process submitting clients")
     parser.add_argument("--chunk", type=int, default=Limits().recovery_chunk, help="signatures per worker call")
+    parser.add_argument("--workers", type=int, default=Limits().workers, help="intake worker processes (in process)")
+    parser.add_argument("--jobs-per-worker", type=int, default=Limits().jobs_per_worker, help="chunks queued in each worker")
     parser.add_argument("--rpc-orders", type=int, default=30_000, help="orders for the JSON-RPC peak")
     parser.add_argument("--rpc-batch", type=int, default=50, help="orders per JSON-RPC batch at the peak")
     parser.add_argument("--rpc-processes", type=int, default=2, help="client processes")

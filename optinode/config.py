@@ -30,7 +30,8 @@ therefore bounded a little tighter than the spec itself requires; no realistic v
 
 ``[node]`` (optional; every key has a default, see :class:`NodeSection`): what a running node needs
 besides the genesis: ``data_dir``, the L1 endpoint (``l1_rpc`` or ``l1_rpc_env``; the CLI's
-``--rpc`` overrides both, `resolve_l1_rpc`), ``poll_interval``, ``confirmation_depth``,
+``--rpc`` overrides both, `resolve_l1_rpc`), a second endpoint to cross-check the first on
+(``l1_check_rpc`` or ``l1_check_rpc_env``; ``--check-rpc``; `resolve_l1_check_rpc`), ``poll_interval``, ``confirmation_depth``,
 ``reorg_window``, ``log_block_range``, ``[node.batch]`` (batch limits: records, bytes, gas, age, and
 the queue-deadline margin), ``[node.sender]`` (fee bumps and caps), ``[node.verifier]`` (the watchtower's port and alert
 thresholds), ``log_format`` (``human`` or ``json``) and ``[node.keys]`` (one key source
@@ -213,6 +214,10 @@ class NodeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     data_dir: Annotated[str, msgspec.Meta(min_length=1)] = "data"  # relative paths: against the working directory
     l1_rpc: Annotated[str, msgspec.Meta(pattern=r"^https?://")] | None = None  # `--rpc` overrides it
     l1_rpc_env: EnvName | None = None  # or read the URL from this variable (it may embed an API key)
+    # a second L1 endpoint (another provider) the follower cross-checks the head and the followed logs on:
+    # what a watchtower should set (docs/verifier.md, "A hostile L1 endpoint"); `--check-rpc` overrides it
+    l1_check_rpc: Annotated[str, msgspec.Meta(pattern=r"^https?://")] | None = None
+    l1_check_rpc_env: EnvName | None = None  # or read that URL from this variable
     poll_interval: Seconds = 1.0  # how often the follower asks for new L1 blocks
     confirmation_depth: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0  # blocks behind the head to act at
     reorg_window: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 256  # recent block hashes kept for reorg checks
@@ -589,17 +594,32 @@ def load_genesis(path: str | Path) -> Genesis:
 
 def resolve_l1_rpc(node: NodeSection, override: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The L1 JSON-RPC URL: ``override`` (the CLI's ``--rpc``), else ``l1_rpc``, else ``$l1_rpc_env``."""
+    url = _resolve_url("l1_rpc", override, node.l1_rpc, node.l1_rpc_env, environ, "the L1 RPC URL")
+    if url is None:
+        raise ConfigError("node: no L1 RPC URL: pass --rpc, or set node.l1_rpc or node.l1_rpc_env")
+    return url
+
+
+def resolve_l1_check_rpc(node: NodeSection, override: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The second L1 endpoint (None: none): ``override`` (the CLI's ``--check-rpc``), else
+    ``l1_check_rpc``, else ``$l1_check_rpc_env``."""
+    return _resolve_url("l1_check_rpc", override, node.l1_check_rpc, node.l1_check_rpc_env, environ, "the check endpoint's URL")
+
+
+def _resolve_url(key: str, override: str | None, literal: str | None, env: str | None, environ: Mapping[str, str] | None,
+                 what: str) -> str | None:
+    """A URL given on the command line, as ``node.KEY``, or in the variable ``node.KEY_env`` names."""
     environ = os.environ if environ is None else environ
     if override:
         return override
-    if node.l1_rpc:
-        return node.l1_rpc
-    if node.l1_rpc_env:
-        url = environ.get(node.l1_rpc_env, "")
+    if literal:
+        return literal
+    if env:
+        url = environ.get(env, "")
         if not url:
-            raise ConfigError(f"node.l1_rpc_env: environment variable {node.l1_rpc_env} is not set (it should hold the L1 RPC URL)")
+            raise ConfigError(f"node.{key}_env: environment variable {env} is not set (it should hold {what})")
         return url
-    raise ConfigError("node: no L1 RPC URL: pass --rpc, or set node.l1_rpc or node.l1_rpc_env")
+    return None
 
 
 class Secret:

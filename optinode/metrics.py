@@ -87,7 +87,7 @@ class BookCollector(Collector):
                 orders.add_metric(labels, len(resting))
                 size.add_metric(labels, sum(o.remaining for o in resting.values()))
                 if resting:
-                    best.add_metric(labels, resting.peekitem(0)[1].price)
+                    best.add_metric(labels, resting.best().price)
         yield orders
         yield size
         yield best

@@ -17,6 +17,7 @@ from optinode.config import (
     load_config,
     load_key,
     parse_config,
+    resolve_l1_check_rpc,
     resolve_l1_rpc,
 )
 
@@ -191,3 +192,17 @@ def test_l1_rpc_resolution() -> None:
         resolve_l1_rpc(from_env, environ={})
     with pytest.raises(ConfigError, match="no L1 RPC URL"):
         resolve_l1_rpc(NodeSection(), environ={})
+
+
+def test_l1_check_rpc_resolution() -> None:
+    """The second endpoint a watchtower cross-checks on (docs/verifier.md): optional."""
+    literal = parse_config(with_node("[node]\nl1_check_rpc = 'https://other:8545'\n")).node
+    from_env = parse_config(with_node("[node]\nl1_check_rpc_env = 'CHECK'\n")).node
+    assert resolve_l1_check_rpc(NodeSection(), environ={}) is None
+    assert resolve_l1_check_rpc(literal) == "https://other:8545"
+    assert resolve_l1_check_rpc(NodeSection(), "http://cli:2") == "http://cli:2"
+    assert resolve_l1_check_rpc(from_env, environ={"CHECK": "https://y/key"}) == "https://y/key"
+    with pytest.raises(ConfigError, match="CHECK is not set"):
+        resolve_l1_check_rpc(from_env, environ={})
+    with pytest.raises(ConfigError, match="l1_check_rpc"):
+        parse_config(with_node("[node]\nl1_check_rpc = 'ftp://x'\n"))

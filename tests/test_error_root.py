@@ -49,6 +49,10 @@ NOT_INPUT = {
     "optinode.devnet.proofs.ProofMismatch": "the state replayed from L1 does not give the root the Rollup finalized: a bug",
     "optinode.devnet.story.ScenarioFailed": "a devnet scenario's outcome broke a promise of the protocol (exit status 1)",
     "optinode.devnet.trader.ApiError": "devnet tooling: the sequencer answered a bot's request with a JSON-RPC error",
+    # The intake's worker processes: our own code and our own processes, not anyone's input.
+    "optinode.exchange.worker_pool.WorkerLost": "a worker process died holding the job (killed, out of memory): the caller re-runs it",
+    "optinode.exchange.worker_pool.WorkerError": "our function raised in a worker and its exception did not pickle back: a bug",
+    "optinode.exchange.worker_pool.WorkerPoolBroken": "replacement workers keep dying at start-up: the environment, the node stops",
 }
 
 # The expected rejections the issue names, wherever they live (a rename must keep them under the root).

@@ -1,7 +1,7 @@
 """`optinode verifier`: run the verifier node, or print its status (docs/verifier.md).
 
     optinode verifier run --config configs/devnet.toml --deployment deployment.json --data-dir data/ver \\
-        [--rpc URL] [--watch-only] [--fault challenge:B:K] [--api-port 8546] [--log-format json]
+        [--rpc URL] [--check-rpc URL] [--watch-only] [--fault challenge:B:K] [--api-port 8546] [--log-format json]
     optinode verifier status [--api http://127.0.0.1:8546/] [--data-dir data/ver]
 
 ``run`` follows L1 alone and, with the ``[node.keys] challenger`` key (unless ``--watch-only``),
@@ -35,6 +35,8 @@ def run(
     deployment: Annotated[Path, typer.Option("--deployment", help="The deployment file `optinode l1 deploy` wrote.")],
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Store directory (default: node.data_dir).")] = None,
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="L1 JSON-RPC URL (default: node.l1_rpc / node.l1_rpc_env).")] = None,
+    check_rpc: Annotated[Optional[str], typer.Option("--check-rpc", help="A second L1 endpoint (another provider) to cross-check the "
+                                                     "head and the followed logs on (default: node.l1_check_rpc / node.l1_check_rpc_env).")] = None,
     watch_only: Annotated[bool, typer.Option("--watch-only", help="Verify and alert, never send a transaction.")] = False,
     fault: Annotated[Optional[str], typer.Option("--fault", help="Devnet only: challenge:BATCH:TX challenges an honest batch.")] = None,
     log_format: Annotated[Optional[str], typer.Option("--log-format", help=LOG_FORMAT_HELP)] = None,
@@ -45,13 +47,14 @@ def run(
     import trio
 
     from optinode.cli.node_inputs import load_node_inputs
-    from optinode.config import load_key
+    from optinode.config import load_key, resolve_l1_check_rpc
     from optinode.services.faults import Faults
     from optinode.services.verifier import VerifierSettings, run_verifier
     from optinode.store.errors import StoreError
 
     try:
         loaded, deployed, url = load_node_inputs(config, deployment, rpc, log_format)
+        check_url = resolve_l1_check_rpc(loaded.node, check_rpc)
         key = None if watch_only else load_key(loaded.node, "challenger", base_dir=config.parent)
         faults = Faults().with_fault(fault, chain_id=deployed.chain_id)
     except InvalidInput as error:
@@ -59,7 +62,7 @@ def run(
     if faults.corrupt is not None or faults.censor:
         fail("--fault corrupt:…/censor:… are sequencer faults; a verifier takes challenge:BATCH:TX")
     settings = VerifierSettings(config=loaded, deployment=deployed, data_dir=data_dir or Path(loaded.node.data_dir), rpc_url=url,
-                                challenger_key=key, faults=faults, api_port=api_port)
+                                check_rpc_url=check_url, challenger_key=key, faults=faults, api_port=api_port)
     try:
         trio.run(run_verifier, settings)
     except StoreError as error:

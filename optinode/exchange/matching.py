@@ -103,7 +103,12 @@ class Matcher:
         self.books = [MarketBook() for _ in state.config.markets]
         self.orders: dict[bytes, RestingOrder] = {}  # live orders by hash
         self.by_account: dict[int, dict[bytes, RestingOrder]] = {}
-        self.by_expiry: SortedList = SortedList()  # (expiry, seq, hash) of live orders
+        # Live orders by signed expiry: expiry -> {seq: hash}, and a heap of the expiries that have
+        # (or had) a bucket; a bucket that empties is dropped and its heap entry skipped when it
+        # comes up. (A SortedList of (expiry, seq, hash) cost ~1.7 µs per resting order; this ~0.3.)
+        self.by_expiry: dict[int, dict[int, bytes]] = {}
+        self.expiry_heap: list[int] = []
+        self.in_expiry_heap: set[int] = set()
         self.reserved: dict[tuple[int, int], bytes] = {}  # (account, nonce) of live orders not yet filled
         self.nonce_floor: dict[int, int] = {}  # cancel-all: nonces below it are refused
         # Every order accepted (live or not) until its signed expiry has passed: a cancelled order
@@ -166,18 +171,16 @@ class Matcher:
         # handed).
         if not is_well_formed(Trade(order, FIRST_SLOT, 0)):
             return PlaceResult(b"", Status.REJECTED, reason=ErrorCode.MALFORMED.name, logged=False)
-        order_hash = self.order_hash(order)
+        order_hash = compute_order_digest(self.state.config.domain_separator, order)  # (self.order_hash)
         # Orders expire against the batch's L1 time (docs/risk.md), which is never before the system
         # time (every oracle and funding timestamp is at most its batch's L1 time).
         now = max(ctx.l1_timestamp, self.state.time)
         side = self._check_placement(placement, order_hash, now)
         if type(side) is not OrderSide:
             return PlaceResult(order_hash, Status.REJECTED, reason=reason_name(side), logged=False)
-        account = require_account(self.state, order.account_id)
-        assert account is not None  # resolve_order in _check_placement found it
         self.seq += 1
         taker = RestingOrder(
-            order_hash, order.account_id, account.owner, order.market, order.is_buy, order.limit_price,
+            order_hash, order.account_id, side.account.owner, order.market, order.is_buy, order.limit_price,
             order.size, self.seq, order, placement.reduce_only, order.expiry, order.nonce,
         )
         # Remembered whatever the outcome (a result that changed nothing is not logged and leaves
@@ -218,14 +221,23 @@ class Matcher:
         and forget expired orders' hashes (their signatures can no longer fill)."""
         now = self.state.time
         removed = []
-        while self.by_expiry and self.by_expiry[0][0] < now:
-            removed.append(self._remove(self.orders[self.by_expiry[0][2]], ErrorCode.EXPIRED))
+        while (expiry := self.next_expiry()) is not None and expiry < now:
+            bucket = self.by_expiry[expiry]
+            for seq in sorted(bucket):  # (expiry, seq) order
+                removed.append(self._remove(self.orders[bucket[seq]], ErrorCode.EXPIRED))
         while self.seen_by_expiry and self.seen_by_expiry[0][0] < now:
             expiry, order_hash = heapq.heappop(self.seen_by_expiry)
             entry = self.seen.get(order_hash)
             if entry is not None and entry[0] == expiry:  # (else forgotten already)
                 self._drop_seen(order_hash)
         return removed
+
+    def next_expiry(self) -> int | None:
+        """The earliest signed expiry of a live order (None: no order rests)."""
+        heap = self.expiry_heap
+        while heap and heap[0] not in self.by_expiry:
+            self.in_expiry_heap.discard(heapq.heappop(heap))
+        return heap[0] if heap else None
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -347,9 +359,11 @@ class Matcher:
         """Why what is left of an order may not rest, or None. A resting order executes at its own
         limit price, so the spec is asked about exactly that fill: all of the rest, at that price
         (for reduce-only, what it can still reduce). `side`: see `_side_code`."""
-        size = self._resting_size(order.account_id, order.market, order.is_buy, order.remaining, order.reduce_only)
-        if size == 0:
-            return Reason.REDUCE_ONLY
+        size = order.remaining  # (> 0)
+        if order.reduce_only:
+            size = self._resting_size(order.account_id, order.market, order.is_buy, size, True)
+            if size == 0:
+                return Reason.REDUCE_ONLY
         return self._side_code(order.handle, size, order.price, side)
 
     @staticmethod
@@ -375,10 +389,11 @@ class Matcher:
         fills: list[Fill] = []
         cancelled: list[Cancelled] = []
         state = self.state
-        book = self.books[taker.market]
+        taker_buys, limit = taker.is_buy, taker.price
+        opposite = self.books[taker.market].side(not taker_buys)
         while taker.remaining > 0:
-            maker = book.best(not taker.is_buy)
-            if maker is None or not self._crosses(taker.is_buy, taker.price, maker.price):
+            maker = opposite.best()
+            if maker is None or not (maker.price <= limit if taker_buys else maker.price >= limit):  # (_crosses)
                 return fills, cancelled, None
             if maker.expiry < state.time:
                 cancelled.append(self._remove(maker, ErrorCode.EXPIRED))
@@ -486,7 +501,13 @@ class Matcher:
         self.books[order.market].add(order)
         self.orders[order.order_hash] = order
         self.by_account.setdefault(order.account_id, {})[order.order_hash] = order
-        self.by_expiry.add((order.expiry, order.seq, order.order_hash))
+        bucket = self.by_expiry.get(order.expiry)
+        if bucket is None:
+            bucket = self.by_expiry[order.expiry] = {}
+            if order.expiry not in self.in_expiry_heap:
+                self.in_expiry_heap.add(order.expiry)
+                heapq.heappush(self.expiry_heap, order.expiry)
+        bucket[order.seq] = order.order_hash
         if type(order.handle) is Order:
             self.reserved[(order.account_id, order.nonce)] = order.order_hash
 
@@ -497,7 +518,10 @@ class Matcher:
         del mine[order.order_hash]
         if not mine:
             del self.by_account[order.account_id]
-        self.by_expiry.remove((order.expiry, order.seq, order.order_hash))
+        bucket = self.by_expiry[order.expiry]
+        del bucket[order.seq]
+        if not bucket:
+            del self.by_expiry[order.expiry]
         if type(order.handle) is Order:
             self.reserved.pop((order.account_id, order.nonce), None)
 

@@ -4,8 +4,10 @@
 2. stateless checks, in the same worker call as the recovery (`check_orders`): the spec's field
    table (`fields.find_field_error`: types, bounds, lengths) and the order's EIP-712 digest; then,
    here, a known market and not expired against the spec's system time;
-3. signature recovery across both cores, in trio-parallel worker processes (`workers=`, what the
-   sequencer runs) or in worker threads (the default). Both call the spec's `compute_signer`; the
+3. signature recovery across both cores, in the intake's worker processes (`workers=` a
+   `worker_pool.WorkerPool`, what the sequencer runs: several chunks queued in each worker, so that
+   none waits for the engine's event loop between chunks; a trio-parallel context also works) or in
+   worker threads (the default). All call the spec's `compute_signer`; the
    answers (digest and signer) are remembered in this process's memos of the spec
    (`compute_order_digest.remember_key`, `recover_signer.remember`), so the engine's
    `state_transition` finds each order hashed and its signature checked. Processes win under load:
@@ -49,6 +51,7 @@ from optinode.spec.types import Order
 
 from .cancel import SignedCancelAll, SignedCancelOrder, compute_cancel_digest, find_cancel_error
 from .orders import CancelAll, CancelOrder, Placement, Reason, reason_name
+from .worker_pool import WorkerLost, WorkerPool, open_worker_pool
 
 
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -58,6 +61,26 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_pending_per_account: int = 2_000  # queued for the engine, per account
     recovery_chunk: int = 128  # signatures per worker call (fewer hand-overs to a busy engine: docs/benchmarks.md)
     workers: int = 2  # threads or processes recovering signatures at once (the machine's cores)
+    jobs_per_worker: int = 4  # chunks queued in each worker process at once (`open_intake_pool`)
+    worker_nice: int = 0  # the workers' scheduling niceness: above 0, the engine's thread comes first on a busy core
+
+
+# What an intake worker imports before it says it is ready (the checks' code, not the first orders' time).
+WORKER_PRELOAD = ("optinode.exchange.mempool",)
+
+
+def open_intake_pool(limits: Limits = Limits()):
+    """The worker processes of the intake, as the sequencer runs them (and bench/sequencer.py measures
+    them): `limits.workers` processes, `limits.jobs_per_worker` chunks queued in each."""
+    return open_worker_pool(limits.workers, max_jobs=limits.jobs_per_worker, preload=WORKER_PRELOAD, nice=limits.worker_nice)
+
+
+async def run_intake_pool(limits: Limits = Limits(), *, task_status: trio.TaskStatus[WorkerPool] = trio.TASK_STATUS_IGNORED) -> None:
+    """`open_intake_pool` as a service (`pool = await nursery.start(run_intake_pool, limits)`): the
+    pool, once every worker is ready; closed, every worker reaped, when the nursery is cancelled."""
+    async with open_intake_pool(limits) as pool:
+        task_status.started(pool)
+        await trio.sleep_forever()
 
 
 class IntakeRejected(InvalidInput):
@@ -172,7 +195,8 @@ class Mempool:
 
     def __init__(self, state: State, limits: Limits = Limits(), *, clock: Callable[[], float] = time.monotonic,
                  workers: Any = None) -> None:
-        """`workers`: a `trio_parallel.WorkerContext` to recover signatures in (None: worker threads)."""
+        """`workers`: a `WorkerPool` (what the sequencer runs) or a `trio_parallel.WorkerContext` to
+        check and recover in (None: worker threads)."""
         self.workers = workers
         self.state = state  # the engine's state, read between awaits (the engine writes it on this thread)
         self.limits = limits
@@ -245,6 +269,9 @@ class Mempool:
         """`fn(*args, part)` over `items` cut into parts of at most `recovery_chunk`, on the
         workers side by side; the answers in order."""
         parts = split_evenly(len(items), self.limits.recovery_chunk)
+        if type(self.workers) is WorkerPool:  # every part queued at once; one wake-up when all are answered
+            answers = await self.workers.map(fn, [items[part.start:part.stop] for part in parts], *args)
+            return [answer for part in answers for answer in part]
         if len(parts) <= 1:
             return await self._in_workers(fn, *args, items) if parts else []
         results: list[list] = [[] for _ in parts]
@@ -261,7 +288,10 @@ class Mempool:
         """Signers of many (digest, signature) pairs, on worker threads or processes in chunks."""
         if self.workers is None:
             return await self._fan_out(recover_chunk, pairs)
-        signers = await self._fan_out(compute_chunk, pairs)
+        try:
+            signers = await self._fan_out(compute_chunk, pairs)
+        except WorkerLost:  # the worker died with it (killed, out of memory): the same answers here
+            signers = compute_chunk(pairs)
         remember = recover_signer.remember
         for (digest, signature), signer in zip(pairs, signers, strict=True):
             remember(digest, signature, signer)

@@ -30,7 +30,7 @@ import eth_abi
 import trio
 
 from optinode.l1 import events
-from optinode.l1.follower import Head, Reorg, live_batches_before
+from optinode.l1.follower import Head, Reorg, live_batches_before, stored_events
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SendRecord, SendRejected
 from optinode.logs import alert
@@ -102,6 +102,8 @@ class _Tracker:
     live: bool = True  # False while the stored events of before a restart are re-read (gauges only, no counters)
     epoch: int = 0  # the engine's rebuild epoch as the proposer last heard it: newer batches wait for `Rebuilt`
     halted: bool = False  # L1 discarded our batches: post nothing until the engine has rebuilt them
+    waiting: set[tuple[int, int]] = field(default_factory=set)  # L1 positions of the discards halted for, until `Rebuilt`
+    diverged: bool = False  # l1_diverged was raised: only the operator lifts that halt (a restart)
     asked: tuple[int, int] | None = None  # the (index, epoch) a rebuild was last requested for
     reverted: set[int] = field(default_factory=set)  # append items that reverted: rebuilt once their batch is stale
 
@@ -218,6 +220,7 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
     elif isinstance(message, Rebuilt):
         # The engine replaced batches from_index..: post from there again (new sender items).
         t.epoch, t.halted = message.epoch, False
+        t.waiting.clear()
         t.next_submit = min(t.next_submit, message.from_index)
         for index in [i for i in t.appended if i >= message.from_index]:
             ours, landed = deps.journal.batch(index), t.appended[index]
@@ -230,6 +233,7 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
         position = (message.block_number, message.log_index)
         if position not in deps.journal.rebuild_mark().discards and not _already_replaced(deps, message):
             t.halted = True  # until the engine's `Rebuilt`: a batch cut on the discarded chain must not land
+            t.waiting.add(position)  # (or a reorg that removes the discard before the engine rolls back)
         for index in [i for i in t.appended if i >= message.from_index]:
             t.appended.pop(index)
             t.append_time.pop(index, None)
@@ -252,7 +256,7 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
             # never finalized; nothing we post can land on it (docs/sequencer.md).
             alert(log, "l1_diverged", level=logging.ERROR, batch=message.index, l1_root=message.state_root, ours=ours.state_root,
                   action="L1 finalized a batch this node replaced: posting stops, the operator must look")
-            t.halted = True
+            t.halted = t.diverged = True
         elif message.index > t.last_final:
             t.last_final = message.index
             deps.journal.set_final(message.index)
@@ -268,6 +272,7 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
             elif isinstance(event, events.BatchFinalized) and event.index <= t.last_final:
                 t.last_final = event.index - 1
                 deps.journal.set_final(t.last_final)
+        _undiscarded(deps, t, message)
     elif isinstance(message, Head):
         t.head_time = max(t.head_time, message.timestamp)
         if t.reverted:
@@ -288,6 +293,37 @@ async def _handle(deps: ProposerDeps, t: _Tracker, message: Any) -> None:
                 t.next_submit = min(t.next_submit, message.item % EPOCH_ITEM)
             t.reverted.add(message.item)
             _rebuild_reverted(deps, t)
+
+
+def _undiscarded(deps: ProposerDeps, t: _Tracker, reorg: Reorg) -> None:
+    """A reorg removed discards we halted for before the engine rolled back for them (it waits until a
+    discard is as deep as a consumed queue entry): the batches are live again on the canonical chain
+    and still the journal's, so posting goes on from where it was, and the appends the discard had
+    taken from our view come back (read from the follower's store, which holds the chain as it now is;
+    the follower does not emit them again when they lie before the common ancestor)."""
+    gone = {(e.block_number, e.log_index) for e in reorg.removed if isinstance(e, events.BatchesDiscarded)} & t.waiting
+    if not gone:
+        return
+    t.waiting -= gone
+    live: dict[int, events.L1Event] = {}
+    for event in stored_events(deps.journal.store):
+        if isinstance(event, events.BatchAppended):
+            live[event.index] = event
+        elif isinstance(event, events.BatchesDiscarded):
+            for index in [i for i in live if i >= event.from_index]:
+                del live[index]
+    for index, appended in live.items():
+        if t.appended.get(index) != appended:
+            t.appended[index] = appended
+            t.append_time.pop(index, None)
+            ours = deps.journal.batch(index)
+            if ours is not None and ours.state_root == appended.state_root:
+                t.last_posted = max(t.last_posted, index)
+    deps.metrics.last_posted.set(t.last_posted)
+    if not t.waiting and not t.diverged:
+        t.halted = False
+        log.warning("an L1 reorg removed the discard of batch(es) from %d before the engine rolled back for it: they are live on L1 "
+                    "again and still ours; posting goes on", min(e.from_index for e in reorg.removed if isinstance(e, events.BatchesDiscarded)))
 
 
 def _already_replaced(deps: ProposerDeps, discard: Any) -> bool:

@@ -19,16 +19,12 @@ on the shutdown.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import trio
-import trio_parallel
 
 from optinode.config import Config, Secret, parse_address
 from optinode.l1 import events
@@ -38,7 +34,7 @@ from optinode.l1.deploy import DEVNET_CHAIN_IDS, Deployment
 from optinode.l1.follower import Follower
 from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
-from optinode.exchange.mempool import Mempool, compute_chunk
+from optinode.exchange.mempool import Limits, Mempool, run_intake_pool
 from optinode.metrics import SequencerMetrics
 from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, market_services, proposer
 from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
@@ -46,32 +42,15 @@ from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
 from optinode.services.engine import Deadlines, Engine, Submitter
 from optinode.services.faults import Faults
+from optinode.runtime import SWITCH_INTERVAL, freeze_heap, tune_interpreter
 from optinode.services.signals import stop_on_signal
 from optinode.services.journal import Journal
 from optinode.spec.genesis import create_genesis_state
 from optinode.store.db import open_store
 
-__all__ = ["SequencerSettings", "run_sequencer"]
+__all__ = ["SWITCH_INTERVAL", "SequencerSettings", "freeze_heap", "run_sequencer"]  # SWITCH_INTERVAL, freeze_heap: optinode.runtime's
 
 log = logging.getLogger("optinode.sequencer")
-
-# The engine and the HTTP server run Python almost all the time; the journal's fsync thread needs the
-# GIL back after its write, and a thread waiting for the GIL gets it only at the interpreter's switch
-# interval (5 ms by default), which alone would spend the 5 ms acknowledgement budget (issue 10;
-# docs/benchmarks.md, "Sequencer intake").
-SWITCH_INTERVAL = 0.0005
-
-
-def freeze_heap() -> None:
-    """Take everything alive now (the imported code, the restored state and books) out of the garbage
-    collector's passes for good. A full collection walks every tracked object while the engine's
-    thread waits: measured 55 ms on the bench's 140k-object start-up heap, 60–180 ms pauses in the
-    latency run, against ~8 ms with it frozen (docs/benchmarks.md, "Sequencer intake"). What is
-    frozen is still freed by reference counting; only a reference cycle among start-up objects that
-    dies later would stay (Instagram's `gc.freeze` at fork, for the same reason)."""
-    gc.collect()
-    gc.freeze()
-
 
 INBOX = 1024  # engine inbox: submissions, L1 outputs, cut requests
 L1_OUTPUTS = 256
@@ -102,7 +81,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
     if settings.admin_port is not None and deployment.chain_id not in DEVNET_CHAIN_IDS:
         raise ValueError("the admin endpoint is for devnets only")
     assert deployment.params is not None
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    tune_interpreter()
     genesis = create_genesis_state(deployment.genesis(config))
     store = open_store(settings.data_dir / "db", identity=identity(deployment))
     try:
@@ -132,7 +111,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
                                      max_timestamp_drift=params.max_timestamp_drift, engine=engine_send.clone(), metrics=metrics,
                                      known_events=[e for e in follower.stored_events()
                                                    if isinstance(e, (events.BatchAppended, events.BatchFinalized, events.BatchesDiscarded))])
-        async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             await nursery.start(partial(sender_mod.run, poll_interval=node.poll_interval), sender, proposer_send.clone())
             await nursery.start(proposer.run, deps, proposer_receive)
@@ -156,11 +135,13 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
             await market_services.start(nursery, the_engine, submitter, config.market_services, settings.market_keys)
             if settings.rpc_port is not None:
                 # Signatures are recovered in worker processes, not threads, so that a busy engine
-                # never holds the GIL against them (optinode/exchange/mempool.py, docs/benchmarks.md).
-                workers = await stack.enter_async_context(trio_parallel.open_worker_context(idle_timeout=3600))
-                mempool = Mempool(the_engine.state, workers=workers)
-                for _ in range(mempool.limits.workers):  # started now, in the background, not on the first orders' time
-                    nursery.start_soon(workers.run_sync, compute_chunk, [])
+                # never holds the GIL against them; in our own pool, which keeps several chunks
+                # queued in each worker (optinode/exchange/worker_pool.py, docs/sequencer.md). It is
+                # started (every worker imported and ready) before the API serves; closed, every
+                # worker reaped, when the node's nursery is cancelled.
+                limits = Limits()
+                workers = await nursery.start(run_intake_pool, limits)
+                mempool = Mempool(the_engine.state, limits, workers=workers)
                 await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, mempool, port=settings.rpc_port))
             await engine_send.aclose()
             freeze_heap()

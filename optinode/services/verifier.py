@@ -70,6 +70,7 @@ PLAYER_INBOX = 256
 _GAME_EVENTS = (events.GameOpened, events.Bisected, events.Chosen, events.Stepped, events.GameResolved)
 ZERO_ADDRESS = bytes(20)
 UNAVAILABLE_ALERT_AFTER = 3  # failed fetches of one append (one per head) before batch_unavailable
+CHECK_RETRY_FOR = 5.0  # seconds the check endpoint's client retries one call before the follower goes on without it
 READ_AHEAD = 16  # follower outputs the intake looks at beyond the one it applies (the next append among them is prefetched)
 
 
@@ -87,6 +88,7 @@ class VerifierSettings:
     deployment: Deployment
     data_dir: Path
     rpc_url: str
+    check_rpc_url: str | None = None  # a second endpoint the follower cross-checks the head and the logs on (docs/verifier.md)
     challenger_key: Secret | None = None  # None: watch and alert only
     faults: Faults = field(default_factory=Faults)
     api_port: int | None = None  # optinode_status + /metrics on 127.0.0.1 (None: node.verifier.api_port)
@@ -431,7 +433,10 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
     store = open_store(settings.data_dir / "db", identity=deployment.store_identity("verifier"))
     try:
         rpc = RpcClient(settings.rpc_url)
-        follower = Follower.for_deployment(rpc, store, deployment, node)
+        # The check endpoint's calls give up after a while: unreachable, the follower goes on on the
+        # primary alone (alerted l1_lost) rather than stop watching.
+        check = None if settings.check_rpc_url is None else RpcClient(settings.check_rpc_url, name="L1 check", retry_for=CHECK_RETRY_FOR)
+        follower = Follower.for_deployment(rpc, store, deployment, node, check=check)
         verifier = Verifier(settings, store, rpc, follower)
         outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
         # Worker processes for the read-ahead; started on first use (a catch-up), idle at the head.

@@ -392,17 +392,45 @@ def _put_signature(out: bytearray, signature: object, name: str) -> None:
         out += signature[_R_LEN + 1 : COMPACT_SIGNATURE_LEN]
 
 
-def _put_order(out: bytearray, order: Order) -> None:
-    _put_varint(out, _check_int(order.account_id, _ORDER["account_id"], "order.account_id"))
-    market = _check_int(order.market, _ORDER["market"], "order.market")  # shares a byte with the side
+def _check_order(order: Order) -> None:
+    """Raise the EncodeError naming the first field of `order` the record cannot carry."""
+    _check_int(order.account_id, _ORDER["account_id"], "order.account_id")
+    _check_int(order.market, _ORDER["market"], "order.market")
     if type(order.is_buy) is not bool:
         raise EncodeError(f"order.is_buy must be a bool, got {order.is_buy!r}")
-    out.append(market << 1 | order.is_buy)
-    _put_varint(out, _check_int(order.size, _ORDER["size"], "order.size"))
-    _put_varint(out, _check_int(order.limit_price, _ORDER["limit_price"], "order.limit_price"))
-    _put_varint(out, _check_int(order.fee_rate, _ORDER["fee_rate"], "order.fee_rate"))
-    _put_varint(out, _check_int(order.expiry, _ORDER["expiry"], "order.expiry"))
-    _put_varint(out, _check_int(order.nonce, _ORDER["nonce"], "order.nonce"))
+    for name in _ORDER_VARINTS:
+        _check_int(getattr(order, name), _ORDER[name], f"order.{name}")
+
+
+_ORDER_VARINTS = ("size", "limit_price", "fee_rate", "expiry", "nonce")  # after the market byte, in record order
+_MAX_ACCOUNT_ID, _MAX_ORDER_MARKET, _MAX_SIZE, _MAX_PRICE, _MAX_FEE_RATE, _MAX_EXPIRY, _MAX_NONCE = (
+    _ORDER[name][0] for name in ("account_id", "market", *_ORDER_VARINTS)
+)
+
+
+def _put_order(out: bytearray, order: Order) -> None:
+    # One test of every field (a Trade's new orders are encoded at every first fill, on the engine's
+    # thread); only an order that fails it is checked field by field, for the error's name.
+    account_id, market, size, limit_price = order.account_id, order.market, order.size, order.limit_price
+    fee_rate, expiry, nonce = order.fee_rate, order.expiry, order.nonce
+    if not (
+        type(account_id) is int and 0 <= account_id <= _MAX_ACCOUNT_ID
+        and type(market) is int and 0 <= market <= _MAX_ORDER_MARKET
+        and type(order.is_buy) is bool
+        and type(size) is int and 0 <= size <= _MAX_SIZE
+        and type(limit_price) is int and 0 <= limit_price <= _MAX_PRICE
+        and type(fee_rate) is int and 0 <= fee_rate <= _MAX_FEE_RATE
+        and type(expiry) is int and 0 <= expiry <= _MAX_EXPIRY
+        and type(nonce) is int and 0 <= nonce <= _MAX_NONCE
+    ):
+        _check_order(order)
+    _put_varint(out, account_id)
+    out.append(market << 1 | order.is_buy)  # the market shares a byte with the side
+    for value in (size, limit_price, fee_rate, expiry, nonce):
+        while value >= 0x80:  # format: more than 7 bits left (_put_varint inline: five in a row)
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
     _put_signature(out, order.signature, "order")
 
 

@@ -194,22 +194,20 @@ def get_read_markets(market: int | None, *accounts: Account) -> set[int]:
     return markets
 
 
-class OrderSide:
-    """One side of a fill, resolved from a new signed order or a slot reference."""
+class OrderSide(msgspec.Struct, gc=False):
+    """One side of a fill, resolved from a new signed order or a slot reference. (A Struct: built in
+    C, twice per Trade; `gc=False`: it refers to nothing that refers back to it.)"""
 
-    __slots__ = ("account_id", "account", "market", "is_buy", "limit_price", "remaining", "fee_rate", "expiry", "slot_id", "nonce_state")
-
-    def __init__(self, account_id, account, market, is_buy, limit_price, remaining, fee_rate, expiry, slot_id, nonce_state):
-        self.account_id: int = account_id
-        self.account: Account = account
-        self.market: int = market
-        self.is_buy: bool = is_buy
-        self.limit_price: int = limit_price
-        self.remaining: int = remaining
-        self.fee_rate: int = fee_rate
-        self.expiry: int = expiry
-        self.slot_id: int | None = slot_id
-        self.nonce_state: tuple[int, int] | None = nonce_state
+    account_id: int
+    account: Account  # as it is now (the fill writes into it)
+    market: int
+    is_buy: bool
+    limit_price: int
+    remaining: int  # what the order has left before this fill
+    fee_rate: int
+    expiry: int
+    slot_id: int | None  # its slot, None for a new signed order
+    nonce_state: tuple[int, int] | None  # a new order's nonce window after its nonce is used
 
 
 def resolve_order(state: State, order: OrderOrRef, now: int) -> OrderSide:

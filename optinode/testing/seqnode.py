@@ -109,6 +109,8 @@ class Sequencer:
                 raise RuntimeError(f"the sequencer exited ({self.process.returncode}):\n{self.log_tail()}")
             try:
                 self.call("optinode_adminStatus", timeout=2)
+                if self.api_url is not None:  # the public API starts after the admin one (its worker pool first)
+                    requests.post(self.api_url, json={"jsonrpc": "2.0", "id": 1, "method": "optinode_status"}, timeout=2)
                 return
             except requests.RequestException:
                 time.sleep(0.1)

@@ -62,6 +62,15 @@ def new_world() -> World:
     return w
 
 
+def placement_of(w: World, step: tuple) -> Placement:
+    """The signed placement of a flow's ("place", ...) step, on the world as it is now."""
+    _, name, market, buy, lots, ticks, tif, reduce_only, expiry = step
+    lot, genesis_price, tick, _ = MARKETS[market]
+    fields = {} if expiry is None else {"expiry": w.state.time + expiry}
+    order = w.order(name, market=market, is_buy=buy, size=lots * lot, limit_price=genesis_price + ticks * tick, **fields)
+    return Placement(order, tif, reduce_only)
+
+
 def run_flow(flow):
     """Apply a flow to a fresh world + matcher. Returns (world, matcher, log, emitted, start, reduce-only fills)."""
     w = new_world()
@@ -76,11 +85,8 @@ def run_flow(flow):
     for step in flow:
         kind = step[0]
         if kind == "place":
-            _, name, market, buy, lots, ticks, tif, reduce_only, expiry = step
-            lot, genesis_price, tick, _ = MARKETS[market]
-            fields = {} if expiry is None else {"expiry": w.state.time + expiry}
-            order = w.order(name, market=market, is_buy=buy, size=lots * lot, limit_price=genesis_price + ticks * tick, **fields)
-            command = Placement(order, tif, reduce_only)
+            command = placement_of(w, step)
+            order, reduce_only = command.order, command.reduce_only
             before = msgspec.msgpack.encode(w.state)
             result = m.apply(command, w.ctx)
             if result.logged:  # what the engine logs; the rebuild below proves nothing else is needed

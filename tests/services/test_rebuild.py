@@ -116,7 +116,7 @@ async def test_a_discard_on_l1_rolls_back_to_the_last_valid_checkpoint_once(tmp_
         before = compute_state_root(h.engine.state)
         discard = events.BatchesDiscarded(from_index=2, to_index=4, challenger=b"\x01" * 20, block_number=l1.number, block_hash=b"\x00" * 32,
                                           log_index=7, tx_hash=b"\x00" * 32, address=b"\x00" * 20)
-        await h.send(discard, l1.head(1))
+        await h.send(discard, l1.head(CONFIRMATIONS))  # (rolled back for once as deep as a queue entry must be)
         rebuilt, *records = await _received(h)
         assert rebuilt.from_index == 2 and rebuilt.dropped == () and [r.index for r in records] == [2]
         # the three later commands (withdraw, trade, pending withdraw) are in the one rebuilt batch

@@ -78,8 +78,9 @@ CHILD = textwrap.dedent('''
 
 
 def discard_event(l1: FakeL1):
-    """Rollup.BatchesDiscarded(2, 4): one event, at one L1 position, whichever run reads it."""
-    return events.BatchesDiscarded(from_index=2, to_index=4, challenger=b"\x01" * 20, block_number=150, block_hash=b"\x00" * 32,
+    """Rollup.BatchesDiscarded(2, 4): one event, at one L1 position, whichever run reads it (deep enough
+    by the time the engine sees it: rolled back for at once)."""
+    return events.BatchesDiscarded(from_index=2, to_index=4, challenger=b"\x01" * 20, block_number=100, block_hash=b"\x00" * 32,
                                    log_index=7, tx_hash=b"\x00" * 32, address=b"\x00" * 20)
 
 

@@ -31,9 +31,10 @@ class VerifierProc:
     it rewrites at every head (`status()`), or the same over HTTP (`rpc("optinode_status")`)."""
 
     def __init__(self, chain: DevChain, data_dir: Path, key: str | None, *, fault: str | None = None, config_path: Path | None = None,
-                 rpc_url: str | None = None) -> None:
+                 rpc_url: str | None = None, check_rpc_url: str | None = None) -> None:
         self.chain, self.data_dir, self.key = chain, data_dir, key
         self.rpc_url = rpc_url or chain.url  # another L1 endpoint (a `HostileL1` in front of anvil)
+        self.check_rpc_url = check_rpc_url  # a second endpoint to cross-check on (--check-rpc)
         self.config_path = config_path or chain.config_path  # another node section (the chain's genesis and contracts)
         self.address = Account.from_key(key).address if key else None
         self.log_path = data_dir.with_suffix(".log")
@@ -47,6 +48,8 @@ class VerifierProc:
                 "--api-port", self.api_url.rsplit(":", 1)[1].rstrip("/")]
         if self.fault:
             args += ["--fault", self.fault]
+        if self.check_rpc_url:
+            args += ["--check-rpc", self.check_rpc_url]
         if self.key is None:
             args += ["--watch-only"]
         self._log = open(self.log_path, "ab")

@@ -92,8 +92,12 @@ def test_an_append_reorged_into_another_block_moves_its_window(chain, users, tmp
     for proc in (v, seq):
         proc.process.send_signal(signal.SIGSTOP)
     try:
+        head_time = chain.w3.eth.get_block("latest")["timestamp"]
         chain.rpc("anvil_reorg", [chain.w3.eth.block_number - first["blockNumber"] + 1, []])  # the append's block is gone
-        chain.travel(5)
+        # anvil's new blocks restart at the ancestor's time; a real chain's keep their slot times: the
+        # append, mined again, must not land before the time it declares (TimestampInFuture, seen under load)
+        chain.rpc("evm_setNextBlockTimestamp", [head_time + 5])
+        chain.mine(1)
         chain.rpc("eth_sendRawTransaction", [raw])
         (again,) = [e for e in _logs(chain, chain.rollup.events.BatchAppended()) if e["blockNumber"] != first["blockNumber"]]
     finally:
@@ -107,29 +111,70 @@ def test_an_append_reorged_into_another_block_moves_its_window(chain, users, tmp
     assert v.status()["synced_batch"] == 1 and not v.alerts("invalid_batch")
 
 
-def test_a_log_from_a_contract_it_does_not_follow_is_dropped(chain, users, tmp_path, processes, hostile_l1) -> None:
-    """The endpoint adds, to every eth_getLogs answer that holds a BatchAppended, a copy of it from
-    another address (with a wrong root): the follower drops it with a warning (it is not from a
-    followed contract), the real batch is verified once, nothing is alerted."""
-    foreign = "0x" + "ab" * 20
+def _on_logs(change):
+    """A tamper that serves ``change(logs)`` for every eth_getLogs answer (the answer itself when unchanged)."""
 
-    def add_foreign(request: dict, answer: dict) -> dict:
+    def tamper(request: dict, answer: dict) -> dict:
         logs = answer.get("result")
         if request.get("method") != "eth_getLogs" or not isinstance(logs, list):
             return answer
-        rollup = chain.rollup.address.lower()
-        copies = [{**e, "address": foreign, "logIndex": hex(int(e["logIndex"], 16) + 100), "data": "0x" + "ee" * 32 + e["data"][66:]}
-                  for e in logs if e["address"].lower() == rollup]
-        return {**answer, "result": logs + copies} if copies else answer
+        changed = change(logs)
+        return answer if changed == logs else {**answer, "result": changed}
 
+    return tamper
+
+
+FOREIGN = "0x" + "ab" * 20
+
+
+def _foreign_copies(chain):
+    """A copy of every Rollup log from another address (with a wrong root): the follower asked for the
+    followed contracts' logs only, so the answer is not the chain's."""
+
+    @_on_logs
+    def tamper(logs: list) -> list:
+        rollup = chain.rollup.address.lower()
+        return logs + [{**e, "address": FOREIGN, "logIndex": hex(int(e["logIndex"], 16) + 100), "data": "0x" + "ee" * 32 + e["data"][66:]}
+                       for e in logs if e["address"].lower() == rollup]
+
+    return tamper
+
+
+def _hidden_appends(chain):
+    """The Rollup's logs left out: nothing in one answer shows a missing log."""
+
+    @_on_logs
+    def tamper(logs: list) -> list:
+        return [e for e in logs if e["address"].lower() != chain.rollup.address.lower()]
+
+    return tamper
+
+
+@pytest.mark.parametrize(("tamper", "check", "name", "back", "reason", "detail"), [
+    pytest.param(_foreign_copies, False, "l1_bad_logs", "l1_logs_ok", "unfollowed_address", FOREIGN[2:], id="foreign-log"),
+    pytest.param(_hidden_appends, True, "l1_endpoints_disagree", "l1_endpoints_agree", "disagree", "only on the check", id="hidden-log-check"),
+])
+def test_forged_or_hidden_logs_are_alerted_and_nothing_acted_on_until_served_truthfully(chain, users, tmp_path, processes, hostile_l1, tamper,
+                                                                                       check, name, back, reason, detail) -> None:
+    """``foreign-log``: the endpoint adds to every eth_getLogs answer a copy of each Rollup log from
+    another address: ``l1_bad_logs`` once, nothing of those answers stored, no verdict (the old
+    follower dropped the copy with a warning and went on). ``hidden-log-check``: it leaves the
+    Rollup's logs out (alone, the verifier would never see batch 1); with ``--check-rpc`` (anvil
+    itself) the log sets differ: ``l1_endpoints_disagree``, nothing stored. Either way, once the
+    endpoint answers truthfully, batch 1 is verified and nothing else is alerted."""
     seq = chain.start_sequencer(tmp_path / "seq")
-    hostile_l1.tamper = add_foreign
-    v = VerifierProc(chain, tmp_path / "ver", None, rpc_url=hostile_l1.url)
+    v = VerifierProc(chain, tmp_path / "ver", None, rpc_url=hostile_l1.url, check_rpc_url=chain.url if check else None)
     processes.extend([seq, v])
     wait_until(lambda: v.status(), "the verifier to follow L1", chain=chain, procs=processes)
+    hostile_l1.tamper = tamper(chain)
     _deposit_two(chain, users)
+    wait_until(lambda: chain.batch_count() >= 2, "batch 1 on L1", chain=chain, procs=processes)
+    (alerted,) = wait_until(lambda: v.alerts(name), name, chain=chain, procs=processes)
+    assert alerted["level"] == "error" and alerted["fields"]["reason"] == reason and detail in alerted["fields"]["detail"]
+    wait_until(lambda: hostile_l1.tampered >= 3, "the follower to ask again", chain=chain, procs=processes)
+    assert v.rpc("optinode_status")["synced_batch"] == 0  # nothing of those answers acted on
+
+    hostile_l1.tamper = None
     wait_until(lambda: (s := v.status()) and s["synced_batch"] == 1, "batch 1 verified", chain=chain, procs=processes)
-    assert hostile_l1.tampered >= 1
-    dropped = [line for line in v.log_lines() if "ignoring an L1 log" in line["event"]]
-    assert dropped and all(line["level"] == "warning" and "not from a followed contract" in line["event"] for line in dropped)
     assert v.status()["invalid_batches"] == [] and not v.alerts("invalid_batch") and not v.alerts("batch_unavailable")
+    assert len(v.alerts(name)) == 1 and len(v.alerts(back)) == 1
