@@ -5,7 +5,8 @@ in the node). No HTTP, no mempool: what is left is the engine's thread — match
 trades, log records, the order history, the group commit, batch cuts.
 
 Prints the engine thread's CPU per order, each batch cut's wall / engine-thread CPU time and its
-parts (the state root, capturing the checkpoint's changed rows, the checkpoint write on its thread),
+parts (capturing the checkpoint's changed rows, the batch boundary's synced write, the root's slices
+computed between groups, the checkpoint write on the lane's thread),
 the longest engine-thread stalls (a group's `process` call: what every request in flight waits
 out), the garbage collector's pauses, then one JSON object (docs/benchmarks.md, "The batch cut").
 
@@ -33,10 +34,9 @@ from bench.sequencer import OrderFlow  # noqa: E402
 from optinode.config import BatchSection  # noqa: E402
 from optinode.exchange.orders import Placement, TimeInForce  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
-from optinode.services import checkpointer  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
 from optinode.services.journal import Journal  # noqa: E402
-from optinode.services.sequencer import SWITCH_INTERVAL, freeze_heap  # noqa: E402
+from optinode.runtime import freeze_heap, tune_interpreter  # noqa: E402
 from optinode.spec.commitment import Commitment  # noqa: E402
 from optinode.spec.crypto import recover_signer  # noqa: E402
 from optinode.spec.eip712 import compute_order_digest  # noqa: E402
@@ -63,7 +63,7 @@ def timed(owner: object, name: str, parts: dict[str, list[float]], label: str) -
 
 
 async def run(args) -> dict:
-    sys.setswitchinterval(SWITCH_INTERVAL)  # as `optinode sequencer` runs (the checkpoint lane's thread shares the GIL)
+    tune_interpreter()  # as `optinode sequencer` runs (the checkpoint lane's thread shares the GIL)
     flow = OrderFlow(args.accounts)
     genesis = copy_state(flow.world.state)
     orders = flow.orders(args.warm + args.orders)
@@ -71,7 +71,8 @@ async def run(args) -> dict:
     for order in orders:  # the workers' answers, remembered in the engine's process (SignerMemo)
         recover_signer(compute_order_digest(domain, order), order.signature)
     parts: dict[str, list[float]] = {}
-    timed(Commitment, "update", parts, "state root")
+    timed(Commitment, "update", parts, "state root (synchronous: restart, rebuild, optinode_status)")
+    timed(engine_mod.CheckpointedCommitment, "step", parts, "root slice (behind the engine, between groups)")
     timed(engine_mod.Engine, "_checkpoint", parts, "checkpoint rows captured")
     timed(Journal, "append_batch", parts, "batch record write (thread, synced)")
     timed(Journal, "write_checkpoint", parts, "checkpoint write (lane, behind the engine)")
@@ -100,7 +101,7 @@ async def run(args) -> dict:
                         pass
 
                 nursery.start_soon(drain)
-                await nursery.start(checkpointer.run, engine.checkpoints)  # as engine.run does
+                await nursery.start(engine.background, batches_send)  # the checkpoint lane and the roots' slices, as engine.run does
                 for i in range(0, len(warm), args.group):
                     await engine.process(warm[i:i + args.group], batches_send)
                 freeze_heap()  # as `optinode sequencer` does once it is up

@@ -79,6 +79,10 @@ Output = Union[L1Event, Head, Reorg]
 BLOCK = Codec(Block)  # recorded blocks: the headers as read
 DISAGREE_ALERT_AFTER = 3  # polls in a row the check endpoint disagrees before l1_endpoints_disagree
 CHECK_PAUSE = 60  # seconds the follower goes on without a check endpoint that stopped answering
+CHECK_MAX_LAG = 16  # blocks the check endpoint's head may lag the primary's before the follower goes on without it
+
+
+_BACK = {"l1_bad_logs": "l1_logs_ok", "l1_endpoints_disagree": "l1_endpoints_agree", "l1_check_behind": "l1_check_caught_up"}
 
 
 def _log_set(logs: list[Log]) -> set[tuple[Any, ...]]:
@@ -153,7 +157,7 @@ class Follower:
                 return [await self._reset()], False
         head = await self.rpc.block_number()
         if self.check is not None:
-            head = min(head, await self._check_call(self.check.block_number, default=head))  # what both endpoints have
+            head = await self._checked_head(head)
         target = head - self.depth
         first = self.start_block if position is None else position.number + 1
         if first > target:
@@ -263,6 +267,24 @@ class Follower:
             self._check_skip_until = trio.current_time() + CHECK_PAUSE
             return default
 
+    async def _checked_head(self, head: int) -> int:
+        """The head both endpoints have, so that a range is read only once both can answer for it; a
+        check endpoint more than ``CHECK_MAX_LAG`` blocks behind is one that does not follow the chain
+        (syncing, stuck): ``alert=l1_check_behind`` (once per episode) and the primary's head, rather
+        than a watchtower that silently stops watching."""
+        check_head = await self._check_call(self.check.block_number, default=None)  # type: ignore[union-attr]
+        if check_head is None:  # (skipped for now, or it did not answer)
+            return head
+        if head - check_head <= CHECK_MAX_LAG:
+            self._endpoint_ok("l1_check_behind")
+            return min(head, check_head)
+        if "l1_check_behind" not in self._bad:
+            alert(log, "l1_check_behind", endpoint=self.rpc.name, check=self.check._where(), head=head, check_head=check_head,  # type: ignore[union-attr]
+                  action="following the primary endpoint alone until the check endpoint catches up")
+            self._bad["l1_check_behind"] = "behind"
+        self._check_skip_until = trio.current_time() + CHECK_PAUSE
+        return head
+
     async def _cross_check_head(self, tip: Block) -> bool:
         """Whether the check endpoint has the same block at ``tip``'s height (it commits to every
         recorded block: each names its parent's hash)."""
@@ -309,7 +331,7 @@ class Follower:
 
     def _endpoint_ok(self, name: str) -> None:
         if self._bad.pop(name, None) is not None:
-            alert(log, name.replace("l1_bad_logs", "l1_logs_ok").replace("l1_endpoints_disagree", "l1_endpoints_agree"), level=logging.INFO,
+            alert(log, _BACK[name], level=logging.INFO,
                   endpoint=self.rpc.name)
 
     async def _reset(self) -> Reorg:

@@ -5,11 +5,12 @@
     await lane.submit(record, header, delta)      # after the batch record is durable; returns at once
     await lane.flushed()                          # every submitted checkpoint written (a rebuild waits)
 
-A cut makes two writes. The **batch record** (small, synced, in log order) is the engine's: once it
-is durable the batch exists and goes to the proposer. The **checkpoint** (the header, the rows that
-changed, their undo record: O(what changed) but thousands of rows for a full batch) comes here and
-is written in cut order by one task on a worker thread, while the engine goes on matching and
-acknowledging. Nothing depends on a checkpoint being durable: a restart reads the last one written
+A cut makes two writes. The **batch boundary** (its record without roots: small, synced, in log
+order) is the engine's: once it is durable the batch's log range is fixed. Once the root is computed
+(behind the engine, `Engine.background`), the **complete record and the checkpoint** (the header,
+the rows that changed, their undo record: O(what changed) but thousands of rows for a full batch)
+come here and are written in cut order by one task on a worker thread, while the engine goes on
+matching and acknowledging; then the batch goes to the proposer. Nothing depends on a checkpoint being durable: a restart reads the last one written
 and replays the log after it, re-cutting at the recorded batch boundaries and writing the missing
 checkpoints (`Engine.__init__`); so these writes are not synced (the next synced log write carries
 them to disk), only atomic. On cancellation (shutdown) the lane writes what is queued, shielded.

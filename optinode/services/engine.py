@@ -29,10 +29,12 @@ it lands. The batcher cuts a batch before the head runs ``drift - drift_margin``
 (docs/sequencer.md, "Batch time").
 
 **Batches.** Before a record that would cross a hard limit (records, bytes, gas) the pending batch is
-cut; the batcher asks for age and deadline cuts. A cut computes the state root once (the commitment
-rehashes the leaves that changed), writes the batch record and the state checkpoint in one synced
-batch, and hands the batch to the proposer. Restart = last checkpoint + replay of the later log
-entries (`Engine.__init__`), byte for byte the same state.
+cut; the batcher asks for age and deadline cuts. A cut captures what changed (O(what changed))
+and syncs the batch's boundary; the root (once per batch, over the leaves that changed) is computed
+behind the engine in slices, then the complete record and the incremental checkpoint are written by
+the checkpoint lane and the batch goes to the proposer (docs/sequencer.md, "Checkpoints"). Restart
+= last checkpoint + replay of the later log entries, re-cutting the batches whose checkpoints never
+landed (`Engine.__init__`), byte for byte the same state.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from optinode.services.journal import (
     encode_globals_row,
     replay_entry,
 )
-from optinode.spec.commitment import Commitment, encode_globals
+from optinode.spec.commitment import Commitment, compute_state_root_from_parts, encode_globals, hash_account, hash_slot
 from optinode.spec.crypto import keccak
 from optinode.spec.errors import ErrorCode, InvalidTransaction
 from optinode.spec.record_codec import decode_transaction, encode_transaction
@@ -106,6 +108,7 @@ log = logging.getLogger("optinode.services.engine")
 # What a user may submit; deposits and forced withdrawals come from the L1 queues only.
 SUBMITTABLE = (Trade, Withdraw, OraclePrice, FundingTick, Liquidate, Deleverage)
 GROUP_LIMIT = 4096  # messages taken from the inbox per group commit
+ROOT_SLICE = 0.0005  # seconds of a live cut's root work between yields (docs/sequencer.md, "Checkpoints")
 _FULL_ORDER = Order(2**32 - 1, 127, True, 2**64 - 1, 2**64 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, b"\xff" * 32 + b"\x7f" + b"\xff" * 31 + b"\x1c")
 _MAX_TRADE_FRAMED = framed_size(encode_transaction(Trade(_FULL_ORDER, _FULL_ORDER, 2**64 - 1)))  # the largest a fill can be, framed
 # a queue entry's one record at its largest (Deposit(id) of the largest id; ForcedWithdraw() is 1 byte)
@@ -257,19 +260,24 @@ def _refused_cancel_all(state: State, command: Any) -> Rejected | None:
 
 
 class CheckpointedCommitment(Commitment):
-    """The engine's commitment: it also remembers the leaves its updates rehashed since the last
-    `take_changed` — exactly the rows the next incremental checkpoint rewrites. (The state's dirty
+    """The engine's commitment. It remembers the leaves its updates rehashed since the last
+    `take_changed` — exactly the rows the next incremental checkpoint rewrites (the state's dirty
     marks alone would not do: anything that asks for the root between cuts — optinode_status —
-    clears them.)"""
+    clears them). And it computes a live cut's root **in slices** (`defer`, `step`): the leaves
+    are hashed from the cut's immutable copies, so the engine goes on with the next batch
+    meanwhile; whatever needs the trees first (`update`, the next cut) finishes the pending work."""
 
-    __slots__ = ("changed_accounts", "changed_slots")
+    __slots__ = ("changed_accounts", "changed_slots", "jobs", "done")
 
     def __init__(self) -> None:
         super().__init__()
         self.changed_accounts: set[int] = set()
         self.changed_slots: set[int] = set()
+        self.jobs: list[RootJob] = []  # cut, root not computed yet (in cut order)
+        self.done: list[RootJob] = []  # root computed, not yet handed on (in cut order)
 
     def update(self, state: State) -> bytes:
+        self.finish()
         self.changed_accounts |= state.dirty_accounts
         self.changed_slots |= state.dirty_slots
         return super().update(state)
@@ -278,6 +286,64 @@ class CheckpointedCommitment(Commitment):
         changed = self.changed_accounts, self.changed_slots
         self.changed_accounts, self.changed_slots = set(), set()
         return changed
+
+    def defer(self, job: "RootJob") -> None:
+        self.jobs.append(job)
+
+    def step(self, budget: float) -> None:
+        """About ``budget`` seconds of root work (at least one unit), oldest job first."""
+        deadline = time.perf_counter() + budget
+        while self.jobs and time.perf_counter() < deadline:
+            if self.jobs[0].advance(self, deadline):
+                self.done.append(self.jobs.pop(0))
+
+    def finish(self) -> None:
+        while self.jobs:
+            self.step(3600.0)
+
+
+class RootJob:
+    """One live cut's root: leaf hashes of the copied accounts and slots, then the trees in chunks,
+    then the root; `record` is then the complete `BatchRecord`."""
+
+    CHUNK = 64  # leaves per unit of work (one hash pass, or one tree update)
+
+    def __init__(self, record: BatchRecord, header: Checkpoint, delta: CheckpointDelta) -> None:
+        self.record, self.header, self.delta = record, header, delta
+        self.leaves: list[tuple[int, Any]] = list(delta.accounts)
+        self.slot_leaves: list[tuple[int, Any]] = list(delta.slots)
+        self.hashed: dict[int, bytes] = {}
+        self.slot_hashed: dict[int, bytes] = {}
+        self.at = 0
+        self.phase = 0
+
+    def advance(self, commitment: Commitment, deadline: float) -> bool:
+        """Do units of work until ``deadline`` (at least one); True once the root is there."""
+        chunk = self.CHUNK
+        while True:
+            if self.phase == 0:  # leaf hashes
+                for i, account in self.leaves[self.at:self.at + chunk]:
+                    self.hashed[i] = hash_account(account)
+                for i, slot in self.slot_leaves[self.at:self.at + chunk]:
+                    self.slot_hashed[i] = hash_slot(slot)
+                self.at += chunk
+                if self.at >= max(len(self.leaves), len(self.slot_leaves)):
+                    self.phase, self.at = 1, 0
+                    self.hashed_items, self.slot_items = list(self.hashed.items()), list(self.slot_hashed.items())
+            elif self.phase == 1:  # the trees
+                commitment.accounts.update(dict(self.hashed_items[self.at:self.at + chunk]))
+                commitment.slots.update(dict(self.slot_items[self.at:self.at + chunk]))
+                self.at += chunk
+                if self.at >= max(len(self.hashed_items), len(self.slot_items)):
+                    self.phase = 2
+            else:
+                r = self.record
+                accounts_root, slots_root = commitment.accounts.root(), commitment.slots.root()
+                root = compute_state_root_from_parts(accounts_root, slots_root, r.globals_hash, r.deposits_done, r.forced_done)
+                self.record = msgspec.structs.replace(r, accounts_root=accounts_root, slots_root=slots_root, state_root=root)
+                return True
+            if time.perf_counter() >= deadline:
+                return False
 
 
 class Engine:
@@ -336,6 +402,7 @@ class Engine:
             self._recut(record)
         self.replayed_seqs = range(self._restored_from, self.next_seq)  # what the restart replayed (tests assert it)
         self.checkpoints = CheckpointLane(self.journal, self.history)  # run() starts its writer
+        self._roots_wake: trio.Event | None = None  # set while `background` runs: a live cut's root job is waiting
         self.owners: dict[bytes, int] = {}
         for account_id in sorted(self.state.accounts):
             self.owners.setdefault(self.state.accounts[account_id].owner, account_id)
@@ -344,7 +411,9 @@ class Engine:
         self._waiting_forced: set[int] = set()  # forced requests that could not be consumed yet (logged once)
         self.head: Head | None = None
         self._head_time = 0
-        self.busy = False  # a group is being processed (tests wait for it to settle)
+        self.processing = False  # a group is being processed (see `busy`)
+        self._handing_over = False
+        self._hand_over_lock = trio.Lock()
         self.metrics.watch_l1(lambda: self.head)  # read at scrape time: nothing on the hot path
         self.metrics.watch_book(lambda: self.matcher.books)
         # Called with the ids of the accounts changed since the last cut (a superset of what the last
@@ -354,6 +423,13 @@ class Engine:
         self.account_listeners: list[Callable[[set[int]], None]] = []
         log.info("engine: batch %d next, %d log entries replayed after checkpoint %d", self.batch_index, len(self.replayed_seqs),
                  checkpoint.batch_index)
+
+    @property
+    def busy(self) -> bool:
+        """A group is being processed, or a cut's root, record or checkpoint is still on its way to
+        the proposer (tests wait for the engine to settle)."""
+        return (self.processing or self._handing_over or bool(self.commitment.jobs or self.commitment.done)
+                or self.checkpoints.queued > 0)
 
     @property
     def head_time(self) -> int:
@@ -383,7 +459,10 @@ class Engine:
             mint_one(self.state)  # (as `_close_batch` did)
         root = self.commitment.update(self.state)
         self._cut_dirty = self.commitment.take_changed()
-        if root != record.state_root:
+        if not record.state_root:  # a boundary: the process died before the root was computed
+            record = msgspec.structs.replace(record, accounts_root=self.commitment.accounts.root(), slots_root=self.commitment.slots.root(),
+                                             state_root=root)
+        elif root != record.state_root:
             raise ReplayMismatch(f"batch {record.index} replays to root 0x{root.hex()} instead of 0x{record.state_root.hex()}")
         self.l1_time = max(self.l1_time, record.l1_timestamp)
         self.journal.write_checkpoint(record, *self._checkpoint(record))
@@ -773,25 +852,36 @@ class Engine:
         record = self._close_batch(reason)
         return (record, *self._checkpoint(record))
 
-    def _close_batch(self, reason: str) -> BatchRecord:
+    def _close_batch(self, reason: str, *, deferred: bool = False) -> BatchRecord:
         """Close the pending batch in memory: the root once and its batch record (the checkpoint, of
-        the state and books as they are now, is `_checkpoint(record)`, before anything is applied)."""
+        the state and books as they are now, is `_checkpoint(record)`, before anything is applied).
+        ``deferred`` (a live cut): the record's roots are left empty — the batch boundary — and the
+        leaves it changed are taken from the marks for the root job (`cut`)."""
         if self.mark.epoch == 0 and self.faults.tamper_after(self.batch_index) is not None:
             # devnet fault `corrupt:B:K`: this batch's root is wrong (the defender replays it from tx K).
             # Only before the first rebuild: the batches that replace a discarded one are honest.
             mint_one(self.state)
         self._notify_accounts()  # (the commitment clears the marks)
-        root = self.commitment.update(self.state)
-        self._cut_dirty = self.commitment.take_changed()  # the leaves changed since the last checkpoint: its rows
         state = self.state
+        if deferred:
+            self.commitment.finish()  # (the trees take the batches in order: the previous cut's root first)
+            accounts, slots = self.commitment.take_changed()
+            self._cut_dirty = (accounts | state.dirty_accounts, slots | state.dirty_slots)  # the job hashes these, from copies
+            state.dirty_accounts.clear()
+            state.dirty_slots.clear()
+            accounts_root = slots_root = root = b""
+        else:
+            root = self.commitment.update(state)
+            self._cut_dirty = self.commitment.take_changed()  # the leaves changed since the last checkpoint: its rows
+            accounts_root, slots_root = self.commitment.accounts.root(), self.commitment.slots.root()
         record = BatchRecord(
             index=self.batch_index,
             first_seq=self.pending_first_seq,
             end_seq=self.next_seq,
             record_count=self.pending.records,
             data_bytes=self.pending.data_bytes,
-            accounts_root=self.commitment.accounts.root(),
-            slots_root=self.commitment.slots.root(),
+            accounts_root=accounts_root,
+            slots_root=slots_root,
             globals_hash=keccak(encode_globals(state)),
             deposits_done=state.deposits_done,
             forced_done=state.forced_done,
@@ -802,7 +892,8 @@ class Engine:
         # the checkpoint's clock covers this batch's time: the next batch never opens before it
         self.l1_time = max(self.l1_time, record.l1_timestamp)
         log.info("batch %d cut (%s): log %d..%d, %d records, %d bytes, root %s",
-                 record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes, root.hex()[:16])
+                 record.index, reason, record.first_seq, record.end_seq - 1, record.record_count, record.data_bytes,
+                 root.hex()[:16] or "(computed behind the engine)")
         self.metrics.batches_cut.labels(reason).inc()
         self.metrics.last_cut.set(record.index)
         self.batch_index += 1
@@ -812,17 +903,66 @@ class Engine:
         return record
 
     async def cut(self, batches: trio.MemorySendChannel[Any], reason: str) -> BatchRecord:
-        """Close the pending batch (its entries are durable): root once, record + checkpoint, hand over.
+        """Close the pending batch (its entries are durable) and return its record (with the
+        background task running: still the boundary, roots empty). On the engine's path: the capture of
+        what changed (copies) and the batch boundary — its record without the roots — synced, so
+        the log after it can never be replayed into this batch. The root is computed in slices
+        behind the engine (`RootJob`, `background`), then the complete record and the checkpoint go
+        to the checkpoint lane and the batch to the proposer (`_hand_over`). Without the background
+        task (an engine driven directly) all of it happens here.
         (No yield to other tasks inside the cut: tried, unmeasurable in the latency under the shared
         machine's noise, and it let the liquidator run a round between the cut's account notices,
         re-valuing more accounts than tests/services/test_market_services_attacks.py bounds.)"""
-        record = self._close_batch(reason)
-        checkpoint, delta = self._checkpoint(record)
-        await trio.to_thread.run_sync(self.journal.append_batch, record)
+        boundary = self._close_batch(reason, deferred=True)
+        checkpoint, delta = self._checkpoint(boundary)
+        job = RootJob(boundary, checkpoint, delta)
+        self.commitment.defer(job)
+        await trio.to_thread.run_sync(self.journal.append_batch, boundary)
         self.faults.point("engine.cut")
-        await self.checkpoints.submit(record, checkpoint, delta)  # written behind the engine (services/checkpointer.py)
-        await batches.send(record)
-        return record
+        if self._roots_wake is None:
+            self.commitment.finish()
+            await self._hand_over(batches)
+        else:
+            self._roots_wake.set()
+        return job.record  # (complete once its root is computed: here, without the background task)
+
+    async def _hand_over(self, batches: trio.MemorySendChannel[Any]) -> None:
+        """The batches whose root is computed, in cut order: record and checkpoint to the lane, the
+        batch to the proposer."""
+        async with self._hand_over_lock:  # (a rebuild hands over too: one at a time keeps the cut order)
+            self._handing_over = True
+            try:
+                await self._hand_over_done(batches)
+            finally:
+                self._handing_over = False
+
+    async def _hand_over_done(self, batches: trio.MemorySendChannel[Any]) -> None:
+        while self.commitment.done:
+            job = self.commitment.done.pop(0)
+            log.info("batch %d root %s", job.record.index, job.record.state_root.hex()[:16])
+            self.journal.complete(job.record)
+            await self.checkpoints.submit(job.record, job.header, job.delta)  # written behind the engine (services/checkpointer.py)
+            await self.checkpoints.flushed()  # (the proposer reads the record back from the store before it posts)
+            await batches.send(job.record)
+
+    async def background(self, batches: trio.MemorySendChannel[Any], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """What runs behind the engine: the checkpoint lane, and the live cuts' roots in slices of
+        `ROOT_SLICE` seconds of the engine's thread, each followed by a yield, so no request waits
+        for a whole root."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(checkpointer.run, self.checkpoints)
+            self._roots_wake = trio.Event()
+            task_status.started()
+            try:
+                while True:
+                    await self._roots_wake.wait()
+                    self._roots_wake = trio.Event()
+                    while self.commitment.jobs:
+                        self.commitment.step(ROOT_SLICE)
+                        await trio.sleep(0)
+                    await self._hand_over(batches)
+            finally:
+                self._roots_wake = None
 
     # --- rebuilding batches (docs/sequencer.md, "Rebuilding batches") --------------------------------
 
@@ -834,6 +974,8 @@ class Engine:
         in one synced write batch. An entry that no longer executes is kept in the log as dropped
         (its reason recorded; the client sees it through optinode_getCommand / optinode_getOrder).
         L1 queue entries are re-consumed from the same counters, once each, in the same order."""
+        self.commitment.finish()
+        await self._hand_over(batches)  # (the live cuts' roots, records and checkpoints first)
         await self.checkpoints.flushed()  # (the parent's and every later checkpoint written: the rewrite replaces them)
         parent = self.journal.checkpoint(from_index - 1)
         if parent is None or from_index > self.batch_index:
@@ -1013,7 +1155,7 @@ async def run(
     if engine.pending.entries:
         engine.pending.started_at = trio.current_time()
     async with trio.open_nursery() as nursery, inbox, batches:
-        await nursery.start(checkpointer.run, engine.checkpoints)
+        await nursery.start(engine.background, batches)
         task_status.started()
         while True:
             group: list[Message] = [await inbox.receive()]
@@ -1022,9 +1164,9 @@ async def run(
                     group.append(inbox.receive_nowait())
                 except trio.WouldBlock:
                     break
-            engine.busy = True
+            engine.processing = True
             try:
                 await engine.process(group, batches)
             finally:
-                engine.busy = False
+                engine.processing = False
 

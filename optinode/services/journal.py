@@ -272,6 +272,7 @@ def _write_views(batch: Any, views: Sequence[tuple[bytes, bytes | None]]) -> Non
 class Journal:
     def __init__(self, store: KV) -> None:
         self.store = store
+        self._complete: dict[int, BatchRecord] = {}  # complete records not yet written over their boundaries
 
     # --- the log -----------------------------------------------------------------------------------
 
@@ -296,10 +297,15 @@ class Journal:
     # --- batches and checkpoints -------------------------------------------------------------------
 
     def append_batch(self, record: BatchRecord) -> None:
-        """Record a cut batch, durably (synced; the proposer posts it once this returns). Its
-        checkpoint follows (`write_checkpoint`), possibly later: a restart re-derives a missing one."""
+        """Record a cut batch, durably (synced). A live cut writes it as the batch's boundary (its
+        log range, no roots yet: ``state_root`` empty); the complete record follows with its
+        checkpoint (`write_checkpoint`), possibly later: a restart re-derives a missing one."""
         with self.store.write_batch(sync=True) as batch:
             batch.put(keys.batch(record.index), BATCH.encode(record))
+
+    def complete(self, record: BatchRecord) -> None:
+        """A batch's complete record, before `write_checkpoint` stores it: `batch` answers it meanwhile."""
+        self._complete[record.index] = record
 
     def write_checkpoint(self, record: BatchRecord, checkpoint: Checkpoint, delta: CheckpointDelta) -> None:
         """The checkpoint after batch ``record`` (whose batch record is durable), in one atomic write
@@ -316,8 +322,11 @@ class Journal:
             _write_views(batch, rows)
             batch.put(keys.checkpoint_undo(record.index), UNDO.encode(undo))
             batch.put(keys.checkpoint(record.index), CHECKPOINT.encode(checkpoint))
+            if record.state_root:
+                batch.put(keys.batch(record.index), BATCH.encode(record))  # (the complete record, over its boundary)
             for key, _ in self.store.iterate(start=keys.checkpoint_undo(0), stop=keys.checkpoint_undo(self.last_final() + 1)):
                 batch.delete(key)
+        self._complete.pop(record.index, None)
 
     def cut(self, record: BatchRecord, checkpoint: Checkpoint, delta: CheckpointDelta) -> None:
         """A batch record and its checkpoint at once (tests and tools)."""
@@ -330,6 +339,8 @@ class Journal:
         go (the rows rolled back through their undo records), the re-applied log entries replace
         theirs (same seqs), the rebuilt batches and their checkpoints come in, and the rebuild mark
         moves on. A crash leaves the old or the new, never a mix."""
+        for index in [i for i in self._complete if i >= from_index]:
+            del self._complete[index]
         with self.store.write_batch(sync=True) as batch:
             rows = self._rolled_back(self.store, from_index - 1)  # the rows as the write batch leaves them
             if rows is None:
@@ -422,7 +433,13 @@ class Journal:
         return self.store.get_value(keys.log_entry(seq), ENTRY)
 
     def batch(self, index: int) -> BatchRecord | None:
-        return self.store.get_value(keys.batch(index), BATCH)
+        """The complete batch record; None while it is only a boundary (a live cut's, whose root is
+        still being computed: nothing may post or prove it yet). `batches` yields boundaries too."""
+        complete = self._complete.get(index)
+        if complete is not None:
+            return complete
+        record = self.store.get_value(keys.batch(index), BATCH)
+        return record if record is not None and record.state_root else None
 
     def batches(self, from_index: int = 1) -> Iterator[BatchRecord]:
         stop = keys.prefix_end(keys.prefix_of(keys.Prefix.BATCH))

@@ -228,6 +228,7 @@ async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_th
 
     monkeypatch.setattr(CheckpointLane, "write", write)
     at_cut: dict[int, tuple] = {}
+    roots: dict[int, bytes] = {}
     async with trio.open_nursery() as inner:
         h = await _funded_engine(store, inner, world)
         for n in range(5):
@@ -235,6 +236,8 @@ async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_th
             await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-5)))
             batch = await h.cut()
             at_cut[batch.index] = (h.engine.matcher.snapshot(), compute_state_root(h.engine.state))
+            roots[batch.index] = batch.state_root  # (computed behind the engine, in slices)
+            assert batch.state_root == at_cut[batch.index][1]
         await h.submitter.submit_book(Placement(order(world, "bob", buy=False, lots=1, ticks=-4)))
         snapshot, root = h.engine.matcher.snapshot(), compute_state_root(h.engine.state)
         last = h.engine.batch_index - 1
@@ -245,7 +248,9 @@ async def test_a_restart_after_cuts_whose_checkpoints_were_not_written_recuts_th
     store = open_store(tmp_path / "db", identity="test")
     journal = Journal(store)
     assert journal.last_checkpoint().batch_index == 2 and journal.last_batch().index == last
+    assert journal.batch(last) is None and journal.last_batch().state_root == b""  # only its boundary: the rest never landed
     again = make_engine(store)
+    assert {i: journal.batch(i).state_root for i in roots} == roots  # the boundaries completed with the same roots
     assert again.batch_index == last + 1 and again.replayed_seqs.start == journal.checkpoint(2).next_seq
     assert again.matcher.snapshot() == snapshot and compute_state_root(again.state) == root
     assert journal.last_checkpoint().batch_index == last  # the missing checkpoints written

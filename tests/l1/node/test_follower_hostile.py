@@ -8,7 +8,8 @@ the next poll asks again; once the endpoint serves the truth the real deposit is
 
 With a second endpoint (``check``), an endpoint that *leaves out* a log, or forges one the first
 checks cannot see (a log moved to another block of the range with that block's hash), shows as a
-disagreement (``alert=l1_endpoints_disagree``, after it lasts): nothing stored until they agree."""
+disagreement (``alert=l1_endpoints_disagree``, after it lasts): nothing stored until they agree; a
+check endpoint far behind is alerted (``l1_check_behind``) and the primary followed alone."""
 
 from __future__ import annotations
 
@@ -201,3 +202,36 @@ async def test_a_check_endpoint_on_another_chain_disagrees_on_the_head(system, a
 
 def anvil_block_hash(anvil: Any, number: int) -> bytes:
     return bytes.fromhex(anvil.rpc("eth_getBlockByNumber", [hex(number), False])["hash"][2:])
+
+
+@pytest.mark.trio
+async def test_a_check_endpoint_far_behind_is_alerted_and_the_primary_followed(system, accounts, anvil, store, contracts, deployment_block,
+                                                                              hostile, caplog) -> None:
+    """A check endpoint that does not follow the chain (syncing, stuck: here its head 50 blocks back)
+    must not stop a watchtower silently: ``alert=l1_check_behind`` once, the follower goes on on the
+    primary alone, and says so when the check endpoint has caught up."""
+    caplog.set_level(logging.INFO)
+    user = accounts[4].address
+    system.deposit(user, user, 5)  # (no blocks mined for the lag: mined blocks move anvil's clock ahead for later tests)
+
+    def behind(request: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        if request.get("method") == "eth_blockNumber":
+            return {**answer, "result": hex(int(answer["result"], 16) - 50)}
+        return answer
+
+    hostile.tamper = behind
+    follower = Follower(RpcClient(anvil.url, retry_for=20.0), store, contracts, start_block=deployment_block - 3, window=16, max_range=200,
+                        check=RpcClient(hostile.url, retry_for=20.0, name="L1 check"))
+    out = await drain(follower)
+    assert _deposits(out) == [(0, 5)] and follower.position.number == anvil_block_number(anvil)
+    (behind_alert,) = _alerts(caplog, "l1_check_behind")
+    assert behind_alert["head"] - behind_alert["check_head"] == 50
+    hostile.tamper = None
+    follower._check_skip_until = float("-inf")  # (the pause it takes from a lagging check endpoint, over)
+    anvil.rpc("anvil_mine", ["0x1"])
+    await drain(follower)
+    assert len(_alerts(caplog, "l1_check_caught_up")) == 1
+
+
+def anvil_block_number(anvil: Any) -> int:
+    return int(anvil.rpc("eth_blockNumber"), 16)

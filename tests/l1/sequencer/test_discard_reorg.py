@@ -54,11 +54,11 @@ def test_a_reorg_that_removes_the_discard_after_the_rollback_is_followed(chain, 
         depth = chain.w3.eth.block_number - discard_block + 1
         head_time = chain.w3.eth.get_block("latest")["timestamp"]
         chain.rpc("anvil_reorg", [depth, []])  # the discard and everything after it leave the chain
+        assert not lost.discards() and chain.l1_batches()[1].state_root == bad_root  # the bad batch is live again
         # anvil's new blocks restart at the ancestor's time; a real chain's keep their slot times, so the
         # next block is not earlier than the removed head (the rebuilt batch, cut once the discard was
         # queue_confirmations deep, declares a time the new chain must have reached: TimestampInFuture)
         chain.rpc("evm_setNextBlockTimestamp", [head_time + 1])
-        assert not lost.discards() and chain.l1_batches()[1].state_root == bad_root  # the bad batch is live again
         if first == "verifier":
             lost.wait(lambda: lost.discards(), "the challenger's step re-broadcast and batch 2 discarded again")
         else:

@@ -92,8 +92,12 @@ def test_an_append_reorged_into_another_block_moves_its_window(chain, users, tmp
     for proc in (v, seq):
         proc.process.send_signal(signal.SIGSTOP)
     try:
+        head_time = chain.w3.eth.get_block("latest")["timestamp"]
         chain.rpc("anvil_reorg", [chain.w3.eth.block_number - first["blockNumber"] + 1, []])  # the append's block is gone
-        chain.travel(5)
+        # anvil's new blocks restart at the ancestor's time; a real chain's keep their slot times: the
+        # append, mined again, must not land before the time it declares (TimestampInFuture, seen under load)
+        chain.rpc("evm_setNextBlockTimestamp", [head_time + 5])
+        chain.mine(1)
         chain.rpc("eth_sendRawTransaction", [raw])
         (again,) = [e for e in _logs(chain, chain.rollup.events.BatchAppended()) if e["blockNumber"] != first["blockNumber"]]
     finally:
