@@ -98,14 +98,17 @@ def child(path: str, stage: str, loop: bool) -> None:
     trio.run(run)
 
 
+def collected(arguments: list[str]) -> int:
+    """The instructions callgrind counts in a run of this script with `arguments` (the whole process)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}  # (dict and set layouts fixed)
+    run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__, *arguments],
+                         capture_output=True, text=True, check=True, env=env, cwd=ROOT)
+    return int(next(line for line in run.stderr.splitlines() if "Collected" in line).split()[-1])
+
+
 def count(path: str, stage: str, orders: int) -> float:
-    def collected(loop: bool) -> int:
-        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-                   "--child", path, "--stage", stage] + (["--loop"] if loop else [])
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
-        out = subprocess.run(command, capture_output=True, text=True, check=True, env=env, cwd=ROOT).stderr
-        return int(next(line for line in out.splitlines() if "Collected" in line).split()[-1])
-    return (collected(True) - collected(False)) / orders
+    arguments = ["--child", path, "--stage", stage]
+    return (collected(arguments + ["--loop"]) - collected(arguments)) / orders
 
 
 def main() -> None:
