@@ -63,8 +63,9 @@ def instrument(traces: dict[int, dict]) -> None:
     # the worker — where the mempool has it, else `recover`)
     worker_call = "check_orders" if hasattr(Mempool, "check_orders") else "recover"
     dispatch, submit, recover, next_batch = rpc.dispatch, Mempool.submit, getattr(Mempool, worker_call), Mempool.next_batch
-    process, append, put = engine_mod.Engine.process, journal_mod.Journal.append, rpc._Answers.put
+    process, append, send_nowait = engine_mod.Engine.process, journal_mod.Journal.append, rpc._Reply.send_nowait
     answers_init = rpc._Answers.__init__
+    answer_traces: dict[int, dict] = {}  # id(an _Answers, which has __slots__) -> its request's trace
 
     async def traced_dispatch(deps, body, subscriber=None, methods=rpc.METHODS):
         trace = {"arrive": now()}
@@ -112,7 +113,7 @@ def instrument(traces: dict[int, dict]) -> None:
         current[0] = times = {"group": now()}
         for m in group:
             if isinstance(m, engine_mod.BookSubmission) and isinstance(m.reply, rpc._Reply):
-                trace = getattr(m.reply.answers, "trace", None)
+                trace = answer_traces.get(id(m.reply.answers))
                 if trace is not None:
                     trace["_group"] = times  # (a request split over two groups keeps the later one)
         await process(self, group, batches)
@@ -122,17 +123,21 @@ def instrument(traces: dict[int, dict]) -> None:
         append(self, entries, views)
         current[0]["synced"] = now()
 
-    def traced_init(self, answers, waiting):
-        answers_init(self, answers, waiting)
-        self.trace = CURRENT.get()
+    def traced_init(self, answers):
+        answers_init(self, answers)
+        trace = CURRENT.get()
+        if trace is not None:
+            answer_traces[id(self)] = trace
 
-    def traced_put(self, index, answer):
-        put(self, index, answer)
-        if self.waiting == 0 and getattr(self, "trace", None) is not None:
-            self.trace["answered"] = now()
-            group = self.trace.get("_group")
-            if group is not None:
-                self.trace.update(group)
+    def traced_send_nowait(self, answer):
+        send_nowait(self, answer)
+        if self.answers.waiting == 0:
+            trace = answer_traces.pop(id(self.answers), None)
+            if trace is not None:
+                trace["answered"] = now()
+                group = trace.get("_group")
+                if group is not None:
+                    trace.update(group)
 
     cut = engine_mod.Engine.cut
 
@@ -156,7 +161,7 @@ def instrument(traces: dict[int, dict]) -> None:
     Mempool.submit, Mempool.next_batch = traced_submit, traced_next_batch
     setattr(Mempool, worker_call, traced_recover)
     engine_mod.Engine.process, journal_mod.Journal.append = traced_process, traced_append
-    rpc._Answers.__init__, rpc._Answers.put = traced_init, traced_put
+    rpc._Answers.__init__, rpc._Reply.send_nowait = traced_init, traced_send_nowait
 
 
 async def serve_and_load(genesis, bodies: list[bytes], args, *, warm: list[bytes]) -> dict:
