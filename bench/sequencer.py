@@ -52,6 +52,7 @@ from optinode.exchange.mempool import Limits, Mempool, compute_chunk, open_intak
 from optinode.exchange.worker_pool import WorkerPool  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
+from optinode.services import heap_freezer  # noqa: E402
 from optinode.services.batcher import BatchPolicy  # noqa: E402
 from optinode.runtime import SWITCH_INTERVAL, freeze_heap, tune_interpreter  # noqa: E402
 from optinode.spec.state import State, copy_state  # noqa: E402
@@ -268,6 +269,7 @@ async def bench_node(genesis: State, limits: Limits, workers):
                 deps = rpc.RpcDeps(engine, engine_mod.Submitter(inbox_send), Mempool(engine.state, limits, workers=workers))
                 port = await nursery.start(rpc.run, deps)
                 freeze_heap()
+                await nursery.start(heap_freezer.run)
                 yield engine, port
                 nursery.cancel_scope.cancel()
         finally:

@@ -36,7 +36,7 @@ from optinode.l1.rpc import RpcClient
 from optinode.l1.sender import Sender, SenderPolicy
 from optinode.exchange.mempool import Limits, Mempool, run_intake_pool
 from optinode.metrics import SequencerMetrics
-from optinode.services import admin_rpc, batcher, dispute, engine, l1_router, market_services, proposer
+from optinode.services import admin_rpc, batcher, dispute, engine, heap_freezer, l1_router, market_services, proposer
 from optinode.services import rpc as public_rpc  # (`rpc` below is the L1 client)
 from optinode.services.defence import DefenceView
 from optinode.services.batcher import BatcherDeps, BatchPolicy
@@ -145,6 +145,7 @@ async def run_sequencer(settings: SequencerSettings, *, task_status: trio.TaskSt
                 await nursery.start(public_rpc.run, public_rpc.RpcDeps(the_engine, submitter, mempool, port=settings.rpc_port))
             await engine_send.aclose()
             freeze_heap()
+            await nursery.start(heap_freezer.run)  # (and what survives later, every second)
             log.info("sequencer running: batch %d next, %d entries pending", the_engine.batch_index, the_engine.pending.entries)
             task_status.started(port)
     finally:
