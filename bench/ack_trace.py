@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.rpc_load import run_clients  # noqa: E402
 from bench.sequencer import OrderFlow, bench_node, percentile, rpc_bodies  # noqa: E402
-from optinode.exchange.mempool import Limits, Mempool  # noqa: E402
+from optinode.exchange.mempool import Limits, Mempool, open_intake_pool  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import journal as journal_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
@@ -165,10 +165,8 @@ def instrument(traces: dict[int, dict]) -> None:
 
 
 async def serve_and_load(genesis, bodies: list[bytes], args, *, warm: list[bytes]) -> dict:
-    import trio_parallel
-
     limits = Limits(max_request_items=100, recovery_chunk=args.chunk, items_per_second=1e9, burst=10**9)
-    async with trio_parallel.open_worker_context(idle_timeout=600) as workers, bench_node(genesis, limits, workers) as (engine, port):
+    async with open_intake_pool(limits) as workers, bench_node(genesis, limits, workers) as (engine, port):  # the node's pool
         if warm:  # the workers started, the code paths warm (not traced: ids below the traced ones)
             await trio.to_thread.run_sync(lambda: run_clients(port, warm, processes=1, connections=2))
         cpu, main = time.process_time(), time.thread_time()
