@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.rpc_load import run_clients  # noqa: E402
 from bench.sequencer import OrderFlow, bench_node, percentile, rpc_bodies  # noqa: E402
-from optinode.exchange.mempool import Limits, Mempool  # noqa: E402
+from optinode.exchange.mempool import Limits, Mempool, open_intake_pool  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import journal as journal_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
@@ -63,8 +63,9 @@ def instrument(traces: dict[int, dict]) -> None:
     # the worker — where the mempool has it, else `recover`)
     worker_call = "check_orders" if hasattr(Mempool, "check_orders") else "recover"
     dispatch, submit, recover, next_batch = rpc.dispatch, Mempool.submit, getattr(Mempool, worker_call), Mempool.next_batch
-    process, append, put = engine_mod.Engine.process, journal_mod.Journal.append, rpc._Answers.put
+    process, append, send_nowait = engine_mod.Engine.process, journal_mod.Journal.append, rpc._Reply.send_nowait
     answers_init = rpc._Answers.__init__
+    answer_traces: dict[int, dict] = {}  # id(an _Answers, which has __slots__) -> its request's trace
 
     async def traced_dispatch(deps, body, subscriber=None, methods=rpc.METHODS):
         trace = {"arrive": now()}
@@ -112,7 +113,7 @@ def instrument(traces: dict[int, dict]) -> None:
         current[0] = times = {"group": now()}
         for m in group:
             if isinstance(m, engine_mod.BookSubmission) and isinstance(m.reply, rpc._Reply):
-                trace = getattr(m.reply.answers, "trace", None)
+                trace = answer_traces.get(id(m.reply.answers))
                 if trace is not None:
                     trace["_group"] = times  # (a request split over two groups keeps the later one)
         await process(self, group, batches)
@@ -122,17 +123,21 @@ def instrument(traces: dict[int, dict]) -> None:
         append(self, entries, views)
         current[0]["synced"] = now()
 
-    def traced_init(self, answers, waiting):
-        answers_init(self, answers, waiting)
-        self.trace = CURRENT.get()
+    def traced_init(self, answers):
+        answers_init(self, answers)
+        trace = CURRENT.get()
+        if trace is not None:
+            answer_traces[id(self)] = trace
 
-    def traced_put(self, index, answer):
-        put(self, index, answer)
-        if self.waiting == 0 and getattr(self, "trace", None) is not None:
-            self.trace["answered"] = now()
-            group = self.trace.get("_group")
-            if group is not None:
-                self.trace.update(group)
+    def traced_send_nowait(self, answer):
+        send_nowait(self, answer)
+        if self.answers.waiting == 0:
+            trace = answer_traces.pop(id(self.answers), None)
+            if trace is not None:
+                trace["answered"] = now()
+                group = trace.get("_group")
+                if group is not None:
+                    trace.update(group)
 
     cut = engine_mod.Engine.cut
 
@@ -156,14 +161,12 @@ def instrument(traces: dict[int, dict]) -> None:
     Mempool.submit, Mempool.next_batch = traced_submit, traced_next_batch
     setattr(Mempool, worker_call, traced_recover)
     engine_mod.Engine.process, journal_mod.Journal.append = traced_process, traced_append
-    rpc._Answers.__init__, rpc._Answers.put = traced_init, traced_put
+    rpc._Answers.__init__, rpc._Reply.send_nowait = traced_init, traced_send_nowait
 
 
 async def serve_and_load(genesis, bodies: list[bytes], args, *, warm: list[bytes]) -> dict:
-    import trio_parallel
-
     limits = Limits(max_request_items=100, recovery_chunk=args.chunk, items_per_second=1e9, burst=10**9)
-    async with trio_parallel.open_worker_context(idle_timeout=600) as workers, bench_node(genesis, limits, workers) as (engine, port):
+    async with open_intake_pool(limits) as workers, bench_node(genesis, limits, workers) as (engine, port):  # the node's pool
         if warm:  # the workers started, the code paths warm (not traced: ids below the traced ones)
             await trio.to_thread.run_sync(lambda: run_clients(port, warm, processes=1, connections=2))
         cpu, main = time.process_time(), time.thread_time()

@@ -19,14 +19,18 @@ import time
 from multiprocessing import get_context
 
 
-def _post(connection: http.client.HTTPConnection, body: bytes) -> int:
-    """Post one batch; the number of orders acknowledged (asserts every one was)."""
+def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, float]:
+    """Post one batch: the number of orders acknowledged (asserts every one was) and the
+    `perf_counter` time its answer was read, before the client parses it (the node's latency, not
+    the client's JSON decode: ~0.2 ms for 50 answers in CPython)."""
     connection.request("POST", "/", body=body, headers={"content-type": "application/json"})
     response = connection.getresponse()
-    answers = json.loads(response.read())
+    raw = response.read()
+    answered = time.perf_counter()
+    answers = json.loads(raw)
     errors = [a["error"] for a in answers if "error" in a]
     assert response.status == 200 and not errors, errors[:3]
-    return len(answers)
+    return len(answers), answered
 
 
 def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: float | None, out, detail: bool = False,
@@ -43,7 +47,9 @@ def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: flo
         latencies, acked, times = [], 0, []
         while time.time() < start_at:
             time.sleep(0.0005)
-        began = time.perf_counter()
+        # every lane's schedule from the same origin (start_at on this clock), not from when its own
+        # thread woke: the lanes stay evenly offset whatever each wake-up's delay
+        began = start_at - time.time() + time.perf_counter() if interval is not None else time.perf_counter()
         # lane j of all the processes' lanes sends at j/lanes of the interval: evenly spread, none in phase
         offset = 0.0 if interval is None else interval * (index * len(bodies) + k) / lanes
         for n, body in enumerate(bodies[k]):
@@ -55,8 +61,8 @@ def _client(port: int, bodies: list[list[bytes]], start_at: float, interval: flo
             else:
                 due = time.perf_counter()
             sent = time.perf_counter()
-            acked += _post(connection, body)
-            answered = time.perf_counter()
+            got, answered = _post(connection, body)
+            acked += got
             latencies.append(answered - due)
             if detail:
                 times.append((due, sent, answered))

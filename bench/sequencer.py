@@ -5,10 +5,13 @@ Prints, last, one JSON object (docs/benchmarks.md, "Sequencer intake", says how 
   in this run: the unit the targets are stated in;
 - inprocess_orders_per_s — fresh signed orders from many accounts submitted in requests of
   `--request` orders by several concurrent clients to `Mempool.submit` (stateless checks,
-  recovery in 2 trio-parallel worker processes as the sequencer runs it, replay checks, fair
-  queue), taken by an engine loop (`Mempool.next_batch`) and placed on the `Matcher` (spec margin
-  pre-check, matching, every fill applied by the spec); intake_vs_recovery = it / recoveries_per_s
-  (target >= 1.0); inprocess_threads_orders_per_s — the same with recovery on 2 worker threads;
+  recovery in the intake's 2 worker processes as the sequencer opens them,
+  `mempool.open_intake_pool`; replay checks, fair queue), taken by an engine loop
+  (`Mempool.next_batch`) and placed on the `Matcher` (spec margin pre-check, matching, every fill
+  applied by the spec), the interpreter set up and the heap frozen as the node does
+  (`optinode.runtime`); intake_vs_recovery = it / recoveries_per_s (target >= 1.0);
+  intake_worker_busy — each worker's time inside jobs over the run's wall time, measured in the
+  worker; inprocess_threads_orders_per_s — the same with recovery on 2 worker threads;
 - rpc_orders_per_s — the engine on LevelDB (every acknowledgement after its synced group commit),
   its JSON-RPC service on 127.0.0.1 and client processes (`bench/rpc_load.py`, `--rpc-processes`
   × `--rpc-connections` keep-alive connections) posting batches of `--rpc-batch` sendOrder
@@ -45,7 +48,7 @@ from bench.rpc_load import run_clients, worker_cpu_sample  # noqa: E402
 from bench.stf import measure_recoveries  # noqa: E402
 from optinode.config import BatchSection  # noqa: E402
 from optinode.exchange.matching import Matcher  # noqa: E402
-from optinode.exchange.mempool import Limits, Mempool, open_intake_pool, recover_chunk  # noqa: E402
+from optinode.exchange.mempool import Limits, Mempool, compute_chunk, open_intake_pool  # noqa: E402
 from optinode.exchange.worker_pool import WorkerPool  # noqa: E402
 from optinode.services import engine as engine_mod  # noqa: E402
 from optinode.services import rpc  # noqa: E402
@@ -117,24 +120,11 @@ async def measure_threads(pool: Mempool, pairs: list[tuple[bytes, bytes]]) -> fl
 
 
 async def measure_processes(pairs: list[tuple[bytes, bytes]], chunk: int, workers: int) -> float:
-    import trio_parallel
-
-    # Start the workers first (their start-up is a one-off cost a node pays once).
-    async with trio_parallel.open_worker_context(idle_timeout=60) as ctx:
-        async with trio.open_nursery() as nursery:
-            for _ in range(workers):
-                nursery.start_soon(ctx.run_sync, recover_chunk, pairs[:1])
-        limiter = trio.CapacityLimiter(workers)
-        results: list = []
-
-        async def one(part: list) -> None:
-            async with limiter:
-                results.append(await ctx.run_sync(recover_chunk, part))
-
+    """Bare recoveries (`compute_chunk`) on the intake's worker pool, started first (a one-off cost a
+    node pays before it serves), every chunk queued at once (the pool bounds what is in flight)."""
+    async with open_intake_pool(Limits(workers=workers)) as pool:
         start = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for i in range(0, len(pairs), chunk):
-                nursery.start_soon(one, pairs[i:i + chunk])
+        results = await pool.map(compute_chunk, [pairs[i:i + chunk] for i in range(0, len(pairs), chunk)])
         elapsed = time.perf_counter() - start
     assert sum(len(r) for r in results) == len(pairs) and all(None not in r for r in results)
     return len(pairs) / elapsed
@@ -348,7 +338,7 @@ def measure_inprocess(flow: OrderFlow, single: list[Order], args, recoveries_per
     threads_per_s = trio.run(measure_threads, Mempool(flow.world.state, Limits(recovery_chunk=args.chunk)), for_threads)
     print(f"recoveries, 2 worker threads:        {threads_per_s:,.0f}/s")
     processes_per_s = trio.run(measure_processes, for_processes, args.chunk, 2)
-    print(f"recoveries, 2 trio-parallel workers: {processes_per_s:,.0f}/s")
+    print(f"recoveries, 2 worker processes:      {processes_per_s:,.0f}/s")
     state, ctx = flow.world.state, flow.world.ctx
     tune_interpreter()  # as `optinode sequencer` sets itself up: switch interval, collector thresholds,
     freeze_heap()  # and the heap frozen once it is up (here: the funded state and the pre-signed orders)

@@ -59,7 +59,7 @@ class UnknownOrder(InvalidInput):
     """A cancel named an order that is not live for that account (an expected client error)."""
 
 
-class RestingSnapshot(RestingView, frozen=True, array_like=True):
+class RestingSnapshot(RestingView, frozen=True, array_like=True, gc=False):
     """One resting order in a checkpoint: its view plus what the matcher tracks besides (the owner is
     the account's)."""
 

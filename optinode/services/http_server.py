@@ -9,7 +9,10 @@ empty echo app (a task, 7 cancel scopes and 3 socket sends per request), this ~9
 frames; one send per response): 7 µs per order in a batch of 50, 34 in a batch of 10
 (docs/benchmarks.md, "JSON-RPC server cost"). The protocol work stays in the well-kept libraries
 (h11: request framing, header validation, keep-alive, pipelining; wsproto: the WebSocket handshake
-and frames); this module is only the loop around them and the limits:
+and frames); this module is the loop around them, the limits, and one fast path in front of h11 for
+the request every bot sends, a plain keep-alive POST (`plain_post`: what it takes is a subset of what
+h11 takes, read the same way; ~1/5 of h11's instructions a request; docs/benchmarks.md, "The
+JSON-RPC front, session 5"):
 
 - ``POST`` (any path) is a JSON-RPC body for ``routes.rpc`` (at most `MAX_BODY`, else 413 and the
   connection is closed); ``GET /metrics`` is ``routes.metrics()``; a WebSocket upgrade goes to
@@ -26,6 +29,7 @@ and frames); this module is only the loop around them and the limits:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -179,12 +183,92 @@ async def _upgrade(stream: trio.SocketStream, connection: h11.Connection, reques
     await routes.websocket(WebSocket(stream, ws))
 
 
+# --- the plain POST: a fast path in front of h11 ---------------------------------------------------
+# A bot's requests are all alike: `POST <path> HTTP/1.1`, a Host, a Content-Length, a few ordinary
+# headers, keep-alive. h11 spends ~520k instructions on each such request/response cycle of a
+# batch of 50 orders (its event objects, header validation, state machine); this ~110k. Anything
+# else — another method, HTTP/1.0, chunked, Expect, Upgrade, a Connection header, a header or
+# target with a byte outside visible ASCII, duplicates of Host or Content-Length, a body over
+# MAX_BODY, a head over MAX_HEAD — is handed, with every byte not yet consumed, to h11, which
+# serves the rest of that connection as before. So what the fast path accepts is a subset of what
+# h11 accepts, read the same way (tests/api/test_http_server.py checks it against h11 itself).
+
+_REQUEST_LINE = re.compile(rb"POST [!-~]+ HTTP/1\.1")
+_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[!-~]+(?:[ \t]+[!-~]+)*)?)[ \t]*")  # name: value, OWS around
+_DIGITS = re.compile(rb"[0-9]{1,8}")  # (MAX_BODY has 7 digits: a longer length is refused by h11's 413)
+_DECLINE = frozenset((b"transfer-encoding", b"expect", b"upgrade", b"connection"))
+_OK_HEAD = b"HTTP/1.1 200 \r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"  # (h11's bytes, exactly)
+
+
+def plain_post(head: bytes) -> int | None:
+    """The body length of a plain keep-alive POST with this head (the bytes before its blank
+    line), or None: h11 takes it."""
+    lines = head.split(b"\r\n")
+    if not _REQUEST_LINE.fullmatch(lines[0]):
+        return None
+    length, hosts = None, 0
+    for line in lines[1:]:
+        match = _HEADER.fullmatch(line)
+        if match is None:
+            return None
+        name = match[1].lower()
+        if name == b"content-length":
+            if length is not None or not _DIGITS.fullmatch(match[2]):
+                return None
+            length = int(match[2])
+        elif name == b"host":
+            hosts += 1
+        elif name in _DECLINE:
+            return None
+    return length if length is not None and length <= MAX_BODY and hosts == 1 else None
+
+
 async def _http(stream: trio.SocketStream, routes: Routes) -> None:
-    """One connection: requests one after the other (keep-alive) until it closes or upgrades."""
+    """One connection: plain POSTs on the fast path while they come, then h11 (`_http_h11`)."""
+    buffer = bytearray()
+    deadline = trio.current_time() + KEEP_ALIVE
+    searched = 0  # (the head's end is looked for in new bytes only: a head dripped a byte at a time is not rescanned)
+    while True:
+        end = buffer.find(b"\r\n\r\n", max(0, searched - 3), MAX_HEAD + 4)
+        if end < 0:
+            if len(buffer) > MAX_HEAD:
+                break  # (h11 answers it: 400)
+            searched = len(buffer)
+            with trio.move_on_at(deadline) as late:
+                data = await stream.receive_some(RECEIVE)
+            if late.cancelled_caught or not data:
+                return  # idle, too slow, or closed by the peer
+            buffer += data
+            continue
+        searched = 0
+        length = plain_post(bytes(buffer[:end]))
+        if length is None:
+            break
+        start = end + 4
+        body_deadline = trio.current_time() + BODY_TIMEOUT
+        while len(buffer) < start + length:
+            with trio.move_on_at(body_deadline) as late:
+                data = await stream.receive_some(RECEIVE)
+            if late.cancelled_caught or not data:
+                return
+            buffer += data
+        body = bytes(buffer[start:start + length])
+        del buffer[:start + length]
+        answer = await routes.rpc(body)
+        if answer is None:
+            answer = b""
+        await stream.send_all(_OK_HEAD % len(answer) + answer)
+        deadline = trio.current_time() + KEEP_ALIVE
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    connection.receive_data(bytes(buffer))
+    await _http_h11(stream, routes, connection, deadline)
+
+
+async def _http_h11(stream: trio.SocketStream, routes: Routes, connection: h11.Connection, deadline: float) -> None:
+    """Requests one after the other (keep-alive) on h11 until the connection closes or upgrades."""
     while True:
         try:
-            request = await _next_event(stream, connection, trio.current_time() + KEEP_ALIVE)
+            request = await _next_event(stream, connection, deadline)
             if not isinstance(request, h11.Request):
                 return  # (ConnectionClosed, or the peer half-closed between requests)
             if len(request.target) + sum(len(n) + len(v) for n, v in request.headers) > MAX_HEAD:
@@ -227,6 +311,7 @@ async def _http(stream: trio.SocketStream, routes: Routes) -> None:
             connection.start_next_cycle()
         except h11.LocalProtocolError:  # (the peer's request was not read to its end)
             return
+        deadline = trio.current_time() + KEEP_ALIVE
 
 
 async def serve(routes: Routes, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:

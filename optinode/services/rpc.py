@@ -333,7 +333,7 @@ class _Tally:
     __slots__ = ("accepted", "durable", "fills", "rejected")
 
     def __init__(self) -> None:
-        self.accepted: dict[Status, int] = {}
+        self.accepted: dict[str, int] = {}  # by status value
         self.rejected: dict[str, int] = {}
         self.fills = self.durable = 0
 
@@ -342,7 +342,7 @@ class _Tally:
 
     def add(self, metrics: Any, started: float) -> None:
         for status, count in self.accepted.items():
-            metrics.accepted(status.value, count)
+            metrics.accepted(status, count)
         for reason, count in self.rejected.items():
             metrics.rejected(reason, count)
         if self.fills:
@@ -361,8 +361,8 @@ def _placed(deps: RpcDeps, placement: Placement, answer: BookAccepted, tally: _T
     if status is Status.REJECTED:
         tally.refused(result.reason or "REJECTED")
     else:
-        accepted = tally.accepted
-        accepted[status] = accepted.get(status, 0) + 1
+        accepted, name = tally.accepted, status._value_  # (`_value_`: a plain attribute; `.value` and an Enum's hash are Python calls)
+        accepted[name] = accepted.get(name, 0) + 1
         if result.fills:
             tally.fills += len(result.fills)
     if answer.seq is None:

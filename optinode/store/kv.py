@@ -31,7 +31,9 @@ from optinode.store.errors import StoreCorrupt, StoreForeign
 T = TypeVar("T")
 
 FORMAT_MAGIC = "optinode-store"
-FORMAT_VERSION = 1
+# 2: the sequencer's checkpoints became incremental rows (docs/sequencer.md, "Checkpoints"); a version-1
+# directory's checkpoints do not decode, so it is refused with this message rather than StoreCorrupt.
+FORMAT_VERSION = 2
 
 
 class StoreFormat(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -8,8 +8,11 @@ import socket
 import threading
 import time
 
+import h11
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from optinode.services import http_server
@@ -188,3 +191,91 @@ async def test_a_websocket_consumer_that_stops_reading_is_disconnected() -> None
                 deps.hub.publish("fills", None, {"n": n})
             while deps.hub.topics:  # (before the fix: the connection lived on, its pump stuck in a send)
                 await trio.sleep(0.01)
+
+
+# --- the plain-POST fast path against h11 --------------------------------------------------------------
+
+_LINES = [b"POST / HTTP/1.1", b"POST /rpc?x=1 HTTP/1.1", b"post / HTTP/1.1", b"POST / HTTP/1.0", b"GET / HTTP/1.1", b"POST  / HTTP/1.1",
+          b"POST / HTTP/1.1 ", b"POST /\xff HTTP/1.1", b"POST / http/1.1", b"POST /a\tb HTTP/1.1"]
+_NAMES = [b"Host", b"host", b"HOST", b"Content-Length", b"content-length", b"Content-Type", b"Transfer-Encoding", b"Connection", b"Expect",
+          b"Upgrade", b"X-A", b"x a", b"", b" host", b"Host ", b"x\xff", b"a:b"]
+_VALUES = [b"x", b"", b" x ", b"\tx\t", b"5", b"05", b" 5", b"5 ", b"-1", b"1e3", b"99999999", b"chunked", b"close", b"keep-alive",
+           b"100-continue", b"websocket", b"a b", b"a\x00b", b"\xff", b"a\rb", b"a\nb", b"x\r\n y"]
+
+
+_HEADERS = st.one_of(  # (mostly well-formed: a head with one bad line is declined whatever the rest is)
+    st.tuples(st.sampled_from(_NAMES[:10]), st.sampled_from(_VALUES[:16])),
+    st.tuples(st.sampled_from(_NAMES), st.sampled_from(_VALUES)),
+)
+
+
+def check_against_h11(head: bytes, tail: bytes) -> int | None:
+    """`plain_post` either declines a head (h11 then serves it) or h11, given the same bytes,
+    reads a keep-alive HTTP/1.1 POST whose body is exactly the `plain_post` length's first bytes."""
+    length = http_server.plain_post(head)
+    if length is None:
+        return None
+    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=http_server.MAX_HEAD)
+    pipelined = b"POST" if len(tail) >= length else b""  # (then the start of a next request, once the body is whole)
+    connection.receive_data(head + b"\r\n\r\n" + tail + pipelined)
+    request = connection.next_event()
+    assert isinstance(request, h11.Request) and request.method == b"POST" and request.http_version == b"1.1"
+    body = b""
+    while isinstance(event := connection.next_event(), h11.Data):
+        body += event.data
+    if len(tail) < length:  # (the fast path waits for the rest of the body too)
+        assert event is h11.NEED_DATA
+        return length
+    assert isinstance(event, h11.EndOfMessage) and body == tail[:length]
+    assert connection.their_state is h11.DONE  # keep-alive (not MUST_CLOSE)
+    return length
+
+
+def _head(line: bytes, *headers: bytes) -> bytes:
+    return b"\r\n".join([line, *headers])
+
+
+@pytest.mark.parametrize(("head", "taken"), [
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Content-Length: 3"), True),
+    (_head(b"POST /a?b=1 HTTP/1.1", b"host:x", b"content-type: application/json", b"content-length:\t3 ", b"X-A: a b"), True),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Connection: close", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Connection: keep-alive", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.0", b"Host: x", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Host: y", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.1", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Content-Length: 3", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Content-Length: 3", b"Transfer-Encoding: chunked"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Expect: 100-continue", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Content-Length: 3", b" folded"), False),
+    (_head(b"POST / HTTP/1.1", b"Host : x", b"Content-Length: 3"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Content-Length: +3"), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x", b"Content-Length: %d" % (MAX_BODY + 1)), False),
+    (_head(b"POST / HTTP/1.1", b"Host: x\xff", b"Content-Length: 3"), False),
+    (_head(b"POST /\xff HTTP/1.1", b"Host: x", b"Content-Length: 3"), False),
+    (_head(b"GET / HTTP/1.1", b"Host: x", b"Content-Length: 3"), False),
+])
+def test_the_fast_path_takes_plain_posts_and_leaves_the_rest_to_h11(head: bytes, taken: bool) -> None:
+    assert (check_against_h11(head, b"abc") is not None) == taken
+
+
+_HEADERS = st.one_of(  # (mostly well-formed: a head with one bad line is declined whatever the rest is)
+    st.tuples(st.sampled_from(_NAMES[:10]), st.sampled_from(_VALUES[:16])),
+    st.tuples(st.sampled_from(_NAMES), st.sampled_from(_VALUES)),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(_LINES[:4]) | st.sampled_from(_LINES), st.lists(_HEADERS, max_size=5), st.binary(max_size=12), st.booleans())
+def test_the_fast_path_takes_only_what_h11_reads_the_same(line, headers, tail, with_host_and_length) -> None:
+    if with_host_and_length:
+        headers = [(b"Host", b"x"), *headers, (b"Content-Length", b"%d" % len(tail))]
+    check_against_h11(b"\r\n".join([line, *(name + b":" + value for name, value in headers)]), tail)
+
+
+def test_a_plain_post_is_answered_with_the_bytes_h11_writes(server) -> None:
+    out = server.raw(post(b"abc", close=False) + b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(post(b"abc"))
+    connection.next_event(), connection.next_event(), connection.next_event()
+    expected = http_server._response(connection, 200, b"cba")
+    assert out.startswith(expected) and out[len(expected):].startswith(b"HTTP/1.1 405 ")  # (then h11 serves the rest)

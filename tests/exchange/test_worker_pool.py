@@ -191,3 +191,10 @@ async def test_frames_larger_than_a_pipe_cross_in_pieces() -> None:
         small = next(r for r in results if len(r) == 20)
     assert lengths == 3_000_000 and blob == bytes(2_000_000)
     assert [3_000_000, 70_000, 0, 1] in results and small == [i + 1 for i in range(20)]
+
+
+async def test_workers_can_yield_the_core_to_the_engine() -> None:
+    """`nice`: the workers' scheduling niceness (`Limits.worker_nice`), above the engine's own."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    async with open_intake_pool(Limits(workers=1, worker_nice=5)) as pool:
+        assert os.getpriority(os.PRIO_PROCESS, pool.pids[0]) == min(19, mine + 5)
