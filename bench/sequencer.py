@@ -347,7 +347,7 @@ def measure_inprocess(flow: OrderFlow, single: list[Order], args, recoveries_per
     in_threads, threads_outcome = trio.run(measure_intake, state, ctx, intake_threads, args.request, args.clients, args.chunk)
     print(f"in-process intake, threads:          {in_threads:,.0f} orders/s ({threads_outcome})")
     freeze_heap()  # what the threads' run left (its book) is not the processes' run's
-    pool_limits = Limits(workers=args.workers, jobs_per_worker=args.jobs_per_worker)
+    pool_limits = Limits(workers=args.workers, jobs_per_worker=args.jobs_per_worker, worker_nice=args.worker_nice)
     (in_processes, outcome), usage = trio.run(partial(with_pool, limits=pool_limits), measure_intake, state, ctx, intake_processes,
                                               args.request, args.clients, args.chunk)
     worker_us = usage["cpu"] / args.orders * 1e6
@@ -367,6 +367,7 @@ def measure_inprocess(flow: OrderFlow, single: list[Order], args, recoveries_per
         "intake_worker_busy": usage["busy"],  # per worker: time inside jobs / the run's wall time
         "intake_workers": args.workers,
         "intake_jobs_per_worker": args.jobs_per_worker,
+        "intake_worker_nice": args.worker_nice,
         "intake_chunk": args.chunk,
         "recovery_cpu_us": round(recovery_cpu_us, 1),
         "inprocess_cpu_capacity_per_s": round(capacity),
@@ -391,6 +392,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent in-process submitting clients")
     parser.add_argument("--chunk", type=int, default=Limits().recovery_chunk, help="signatures per worker call")
     parser.add_argument("--workers", type=int, default=Limits().workers, help="intake worker processes (in process)")
+    parser.add_argument("--worker-nice", type=int, default=Limits().worker_nice, help="the intake workers' niceness (in process)")
     parser.add_argument("--jobs-per-worker", type=int, default=Limits().jobs_per_worker, help="chunks queued in each worker")
     parser.add_argument("--rpc-orders", type=int, default=30_000, help="orders for the JSON-RPC peak")
     parser.add_argument("--rpc-batch", type=int, default=50, help="orders per JSON-RPC batch at the peak")
