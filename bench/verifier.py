@@ -15,7 +15,7 @@ In one run, on one workload:
    written to a real LevelDB store in one synced write batch per batch) from the genesis checkpoint
    in LevelDB, with the spec's signer and digest memos emptied first (the verifier is another
    process: it has recovered nothing). `replay_tx_per_s` uses worker threads (what
-   `optinode verifier` runs); `replay_processes_tx_per_s` the same with trio-parallel worker
+   `optinode verifier` runs); `replay_processes_tx_per_s` the same with the read-ahead pool's worker
    processes (their answers remembered in the memo), so the choice is measured;
    `replay_pipelined_tx_per_s` the pipelined replay `optinode verifier` runs in a catch-up
    (`replayer.prepare_batch` in worker processes recovers batch n + 1 while this thread replays
@@ -61,8 +61,10 @@ from bench.sequencer import OrderFlow, measure_intake, with_workers  # noqa: E40
 from bench.stf import measure_apply  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 from optinode.exchange.mempool import Limits  # noqa: E402
+from optinode.exchange.worker_pool import open_worker_pool  # noqa: E402
 from optinode.l1 import events  # noqa: E402
 from optinode.services.replayer import VALID, Replayer, prepare_batch, verify_batch  # noqa: E402
+from optinode.services.verifier import READ_AHEAD_JOBS, READ_AHEAD_PRELOAD  # noqa: E402
 from optinode.spec.batch_framing import frame_records  # noqa: E402
 from optinode.spec.commitment import Commitment  # noqa: E402
 from optinode.spec.crypto import recover_signer  # noqa: E402
@@ -132,16 +134,10 @@ async def replay_all(flow: OrderFlow, batches: list[tuple[Any, bytes]], db: Path
             for appended, data in batches:
                 assert (await verify_batch(replayer, appended, data, timestamp)).verdict == VALID
             return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "main": time.thread_time() - main, "workers": 0.0}
-        import trio_parallel
-
-        from bench.sequencer import workers_cpu
-
         count = os.cpu_count() or 2
-        async with trio_parallel.open_worker_context(idle_timeout=120) as workers:
-            async with trio.open_nursery() as nursery:  # start them and import the recovery code (a node pays it once)
-                for _ in range(count):
-                    nursery.start_soon(partial(workers.run_sync, _warm, 0.3))
-            before = await workers_cpu(workers, count)
+        # The verifier's read-ahead pool, opened as `optinode verifier run` opens it.
+        async with open_worker_pool(count, max_jobs=READ_AHEAD_JOBS, preload=READ_AHEAD_PRELOAD) as workers:
+            before = {stats.pid: stats.cpu for stats in await workers.stats()}
             start, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             if mode == "processes":
                 for appended, data in batches:
@@ -149,19 +145,12 @@ async def replay_all(flow: OrderFlow, batches: list[tuple[Any, bytes]], db: Path
             else:
                 await _pipelined(replayer, batches, timestamp, workers.run_sync)
             out = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "main": time.thread_time() - main}
-            after = await workers_cpu(workers, count)
-        out["workers"] = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+            after = {stats.pid: stats.cpu for stats in await workers.stats()}
         assert set(before) == set(after), "the same workers throughout"
+        out["workers"] = sum(after[pid] - before[pid] for pid in after)
         return out
     finally:
         store.close()
-
-
-def _warm(pause: float) -> None:
-    """In a worker process: import what recovery runs, then wait so that each worker gets one call."""
-    import optinode.exchange.mempool  # noqa: F401
-
-    time.sleep(pause)
 
 
 async def _pipelined(replayer: Replayer, batches: list[tuple[Any, bytes]], timestamp: int, run_sync: Any) -> None:

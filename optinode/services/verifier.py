@@ -29,15 +29,16 @@ import json
 import logging
 import os
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
-import trio_parallel
 
 from optinode.config import Config, Secret
+from optinode.exchange.worker_pool import open_worker_pool
 from optinode.l1 import events
 from optinode.l1 import follower as follower_mod
 from optinode.l1 import sender as sender_mod
@@ -60,6 +61,9 @@ from optinode.spec.crypto import keccak
 from optinode.spec.genesis import create_genesis_state
 from optinode.config import parse_address
 from optinode.store.db import open_store
+
+READ_AHEAD_JOBS = 4  # chunks queued in each read-ahead worker (the intake's measured default)
+READ_AHEAD_PRELOAD = ("optinode.services.replayer",)  # what a worker imports before it is ready
 
 __all__ = ["Verifier", "VerifierSettings", "run_verifier"]
 
@@ -110,7 +114,7 @@ class Verifier:
         # Pipelining (docs/verifier.md, "Signatures on both cores"): while batch n replays on this thread,
         # batch n + 1's signatures are recovered in worker processes (threads would wait for the GIL the
         # replay holds). None: no read-ahead.
-        self.workers: Any = None  # a trio_parallel WorkerContext
+        self.workers: Any = None  # the read-ahead's WorkerPool
         self.ahead_nursery: trio.Nursery | None = None  # where read-ahead tasks run (the intake's)
         self.ahead_limiter = trio.CapacityLimiter(RECOVERY_WORKERS)
         self.ahead: dict[tuple[int, bytes], _Ahead] = {}
@@ -439,9 +443,12 @@ async def run_verifier(settings: VerifierSettings, *, task_status: trio.TaskStat
         follower = Follower.for_deployment(rpc, store, deployment, node, check=check)
         verifier = Verifier(settings, store, rpc, follower)
         outputs_send, outputs_receive = trio.open_memory_channel(L1_OUTPUTS)
-        # Worker processes for the read-ahead; started on first use (a catch-up), idle at the head.
-        async with trio_parallel.open_worker_context(idle_timeout=3600) as workers, trio.open_nursery() as nursery:
-            verifier.workers = workers if node.verifier.read_ahead else None  # None: no read-ahead (docs/verifier.md, "Pipelining")
+        # Worker processes for the read-ahead (the intake's pool: several chunks queued in each, so a
+        # worker never waits for this thread's replay between chunks; docs/verifier.md, "Pipelining").
+        read_ahead = node.verifier.read_ahead
+        pool = open_worker_pool(RECOVERY_WORKERS, max_jobs=READ_AHEAD_JOBS, preload=READ_AHEAD_PRELOAD) if read_ahead else nullcontext()
+        async with pool as workers, trio.open_nursery() as nursery:
+            verifier.workers = workers  # None: no read-ahead
             await nursery.start(stop_on_signal, nursery.cancel_scope)
             player_send = None
             if settings.challenger_key is not None:
