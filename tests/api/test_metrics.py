@@ -91,6 +91,14 @@ def test_each_node_has_its_own_registry() -> None:
     assert b"orders_accepted_total{" not in two.expose()
 
 
+def test_the_process_memory_is_exported() -> None:
+    """The resident memory is where a leak would show (the sequencer freezes its collector's
+    survivors: services/heap_freezer.py), so /metrics carries it, with a plausible value."""
+    families = {f.name: f for f in text_string_to_metric_families(SequencerMetrics().expose().decode())}
+    (sample,) = families["process_resident_memory_bytes"].samples
+    assert 10_000_000 < sample.value < 10_000_000_000
+
+
 @pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.001, 0.0031, 0.25, 7.0, 1e6])
 def test_acked_counts_a_request_of_answers_as_that_many_observes(seconds: float) -> None:
     """`SequencerMetrics.acked(seconds, n)` (one update per request: it writes prometheus_client's
